@@ -1,0 +1,312 @@
+use std::fmt;
+use std::str::FromStr;
+
+use crate::measure::Measure;
+
+/// The unit a metric's value is expressed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unit {
+    /// A plain count.
+    Count,
+    /// Money, in the currency the records use.
+    Currency,
+    /// A percentage (already multiplied by 100).
+    Percent,
+    /// A plain ratio.
+    Ratio,
+    /// Days (86 400 s each).
+    Days,
+    /// Hours.
+    Hours,
+    /// Months.
+    Months,
+    /// A score on the metric's own scale.
+    Score,
+}
+
+impl Unit {
+    /// The lowercase name used in docs and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "count",
+            Unit::Currency => "currency",
+            Unit::Percent => "percent",
+            Unit::Ratio => "ratio",
+            Unit::Days => "days",
+            Unit::Hours => "hours",
+            Unit::Months => "months",
+            Unit::Score => "score",
+        }
+    }
+}
+
+/// Whether a higher or a lower value is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Higher values are better (win rate, MRR).
+    HigherIsBetter,
+    /// Lower values are better (CAC, churn).
+    LowerIsBetter,
+}
+
+impl Direction {
+    /// `higher` or `lower`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::HigherIsBetter => "higher",
+            Direction::LowerIsBetter => "lower",
+        }
+    }
+}
+
+/// A dimension rows can be grouped by or filtered on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dimension {
+    /// The deal's or quota's owner (a sales rep); a customer's owner.
+    Owner,
+    /// The customer's or lead's source (marketing, sales, referral, partner, other).
+    Source,
+    /// The campaign id of a deal, lead, customer, spend or campaign.
+    Campaign,
+    /// The channel of a spend or campaign (email, paid, social, event, other).
+    Channel,
+    /// The customer's segment.
+    Segment,
+    /// A deal stage.
+    Stage,
+    /// The support agent of a ticket.
+    Agent,
+}
+
+impl Dimension {
+    /// Every dimension, in declaration order.
+    pub const ALL: [Dimension; 7] = [
+        Dimension::Owner,
+        Dimension::Source,
+        Dimension::Campaign,
+        Dimension::Channel,
+        Dimension::Segment,
+        Dimension::Stage,
+        Dimension::Agent,
+    ];
+
+    /// The lowercase name used in requests (`owner`, `source`…).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Owner => "owner",
+            Dimension::Source => "source",
+            Dimension::Campaign => "campaign",
+            Dimension::Channel => "channel",
+            Dimension::Segment => "segment",
+            Dimension::Stage => "stage",
+            Dimension::Agent => "agent",
+        }
+    }
+}
+
+impl fmt::Display for Dimension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Dimension {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Dimension::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown dimension `{s}`; expected one of owner, source, campaign, channel, segment, stage, agent")
+            })
+    }
+}
+
+/// What values an input accepts; checked before the formula runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// A whole number ≥ 0.
+    Count,
+    /// Any decimal ≥ 0 (amounts, durations, totals).
+    NonNegative,
+    /// Any decimal > 0 (a window's years or months).
+    Positive,
+    /// Any decimal (a value that may be negative, like a derived metric's answer).
+    Any,
+}
+
+impl InputKind {
+    /// Checks `value`, returning the reason it is not acceptable.
+    pub fn check(self, value: rust_decimal::Decimal) -> Result<(), &'static str> {
+        match self {
+            InputKind::Count if value.is_sign_negative() && !value.is_zero() => {
+                Err("must not be negative")
+            }
+            InputKind::Count if !value.fract().is_zero() => Err("must be a whole number"),
+            InputKind::NonNegative if value.is_sign_negative() && !value.is_zero() => {
+                Err("must not be negative")
+            }
+            InputKind::Positive if value <= rust_decimal::Decimal::ZERO => {
+                Err("must be greater than zero")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Where an input's value comes from when the caller does not give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputSource {
+    /// A measure over stored records, for the scope being computed.
+    Stored(Measure),
+    /// Another metric's (unrounded) value for the same scope: a derived metric.
+    Metric(&'static str),
+    /// The metric's own [`crate::Metric::gather`] computes it.
+    Custom,
+}
+
+/// One named input of a metric's formula.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputSpec {
+    /// The name callers use in calculator mode and answers report it under.
+    pub name: &'static str,
+    /// What it is, in a few words.
+    pub description: &'static str,
+    /// The values it accepts.
+    pub kind: InputKind,
+    /// Where it comes from when not given.
+    pub source: InputSource,
+}
+
+impl InputSpec {
+    /// An input read from a stored measure.
+    pub const fn stored(
+        name: &'static str,
+        description: &'static str,
+        kind: InputKind,
+        measure: Measure,
+    ) -> Self {
+        Self {
+            name,
+            description,
+            kind,
+            source: InputSource::Stored(measure),
+        }
+    }
+
+    /// An input that is another metric's value.
+    pub const fn metric(
+        name: &'static str,
+        description: &'static str,
+        metric_id: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            description,
+            kind: InputKind::Any,
+            source: InputSource::Metric(metric_id),
+        }
+    }
+
+    /// An input the metric's own `gather` computes.
+    pub const fn custom(name: &'static str, description: &'static str, kind: InputKind) -> Self {
+        Self {
+            name,
+            description,
+            kind,
+            source: InputSource::Custom,
+        }
+    }
+}
+
+/// What values a parameter accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// A decimal in `[min, max]` (as decimal strings; empty means unbounded).
+    Decimal {
+        /// Smallest accepted value, or "".
+        min: &'static str,
+        /// Largest accepted value, or "".
+        max: &'static str,
+    },
+    /// A whole number in `[min, max]`.
+    Integer {
+        /// Smallest accepted value.
+        min: i64,
+        /// Largest accepted value.
+        max: i64,
+    },
+    /// One of the listed words.
+    Choice(&'static [&'static str]),
+    /// A comma-separated subset of the listed words, or `all`.
+    Set(&'static [&'static str]),
+}
+
+/// One parameter of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParamSpec {
+    /// Its name in `params`.
+    pub name: &'static str,
+    /// What it changes.
+    pub description: &'static str,
+    /// The value used when the caller gives none; empty means "not set" (the metric then
+    /// uses what the stored records say, as `lifespan_years` does).
+    pub default: &'static str,
+    /// The values it accepts.
+    pub kind: ParamKind,
+}
+
+/// The `precision` parameter every metric accepts: decimal places of the answer.
+pub const PRECISION_PARAM: ParamSpec = ParamSpec {
+    name: "precision",
+    description: "decimal places the answer is rounded to (half away from zero)",
+    default: "2",
+    kind: ParamKind::Integer { min: 0, max: 28 },
+};
+
+/// Everything a caller can know about a metric: its documentation and its contract.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDescriptor {
+    /// Namespaced id, `family.name` (`sales.win_rate`).
+    pub id: &'static str,
+    /// Display name (`Win rate`).
+    pub name: &'static str,
+    /// The family, the part of the id before the dot.
+    pub family: &'static str,
+    /// What it measures and how it reads stored records.
+    pub description: &'static str,
+    /// The formula in words over the input names (`won / (won + lost) × 100`).
+    pub formula: &'static str,
+    /// The unit of the value.
+    pub unit: Unit,
+    /// Whether higher or lower is better.
+    pub direction: Direction,
+    /// The formula's inputs.
+    pub inputs: &'static [InputSpec],
+    /// The metric's own parameters (`precision` is implied for every metric).
+    pub params: &'static [ParamSpec],
+    /// Dimensions it can be grouped by and filtered on.
+    pub dimensions: &'static [Dimension],
+    /// Dimensions it is grouped by when the request names none.
+    pub default_group_by: &'static [Dimension],
+}
+
+impl MetricDescriptor {
+    /// The input named `name`.
+    pub fn input(&self, name: &str) -> Option<&'static InputSpec> {
+        self.inputs.iter().find(|i| i.name == name)
+    }
+
+    /// The parameter named `name`, including the implied `precision`.
+    pub fn param(&self, name: &str) -> Option<&'static ParamSpec> {
+        if name == PRECISION_PARAM.name {
+            return Some(&PRECISION_PARAM);
+        }
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    /// Every parameter including the implied `precision`, in declaration order.
+    pub fn all_params(&self) -> impl Iterator<Item = &'static ParamSpec> {
+        self.params.iter().chain(std::iter::once(&PRECISION_PARAM))
+    }
+}

@@ -1,0 +1,573 @@
+//! The compute engine: validates a [`ComputeSpec`] against the metric's descriptor, splits
+//! the window into buckets and groups, reads inputs (explicit ones from the request, the rest
+//! from a [`DataSource`] or from other metrics), evaluates the formula and rounds.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+
+use crate::descriptor::{Dimension, InputSource, MetricDescriptor};
+use crate::error::{ComputeError, FieldViolation, MetricError};
+use crate::inputs::Inputs;
+use crate::measure::{DataSource, Measure, Scope};
+use crate::params::Params;
+use crate::registry::Registry;
+use crate::value::Value;
+use crate::window::{months_in, years_in, Granularity, Window};
+use crate::Metric;
+
+/// One compute request in domain terms (the server converts the proto into this).
+#[derive(Debug, Clone)]
+pub struct ComputeSpec {
+    /// The metric's id.
+    pub metric_id: String,
+    /// The window; `None` in pure calculator mode (every input given).
+    pub window: Option<Window>,
+    /// One row per calendar bucket when set.
+    pub granularity: Option<Granularity>,
+    /// The zone buckets and months are cut in.
+    pub time_zone: TimeZone,
+    /// One row per combination of these dimensions' values (the descriptor's default when
+    /// empty and the answer comes from stored records).
+    pub group_by: Vec<Dimension>,
+    /// Dimension = value restrictions.
+    pub filters: BTreeMap<Dimension, String>,
+    /// Raw parameters, validated against the descriptor.
+    pub params: BTreeMap<String, String>,
+    /// Raw explicit inputs (decimal strings), replacing stored values.
+    pub inputs: BTreeMap<String, String>,
+    /// Most rows the answer may have (`None` = unlimited).
+    pub max_rows: Option<usize>,
+    /// Set when the caller gave up (deadline passed); the engine stops between rows.
+    pub cancelled: Option<Arc<AtomicBool>>,
+}
+
+impl ComputeSpec {
+    /// A calculator-mode request for `metric_id` with the given inputs.
+    pub fn calculator<'a>(
+        metric_id: &str,
+        inputs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        Self {
+            inputs: inputs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            ..Self::new(metric_id, None)
+        }
+    }
+
+    /// A request for `metric_id` over `window`, no buckets, groups, params or inputs.
+    pub fn new(metric_id: &str, window: Option<Window>) -> Self {
+        Self {
+            metric_id: metric_id.to_owned(),
+            window,
+            granularity: None,
+            time_zone: TimeZone::UTC,
+            group_by: Vec::new(),
+            filters: BTreeMap::new(),
+            params: BTreeMap::new(),
+            inputs: BTreeMap::new(),
+            max_rows: None,
+            cancelled: None,
+        }
+    }
+}
+
+/// One answered row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The bucket's first instant, when the request had a granularity.
+    pub bucket_start: Option<Timestamp>,
+    /// The group's dimension values, when the request had groups.
+    pub group: BTreeMap<Dimension, String>,
+    /// The rounded value, or undefined with a reason.
+    pub value: Value,
+    /// The unrounded inputs the value was computed from.
+    pub inputs: Inputs,
+}
+
+/// Memoizes measures for the life of one request or batch, so metrics sharing an input
+/// read it once.
+struct MemoSource<'a> {
+    inner: &'a dyn DataSource,
+    memo: Mutex<HashMap<(Measure, Scope), Decimal>>,
+}
+
+impl DataSource for MemoSource<'_> {
+    fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
+        let key = (measure, scope.clone());
+        if let Some(v) = self.memo.lock().expect("memo lock").get(&key) {
+            return Ok(*v);
+        }
+        let v = self.inner.measure(measure, scope)?;
+        self.memo.lock().expect("memo lock").insert(key, v);
+        Ok(v)
+    }
+
+    fn group_values(
+        &self,
+        dimension: Dimension,
+        scope: &Scope,
+    ) -> Result<Vec<String>, MetricError> {
+        self.inner.group_values(dimension, scope)
+    }
+}
+
+/// What a metric's [`Metric::gather`] reads its inputs through: measures for the current
+/// scope, the window's months and years, params, and other metrics' values.
+pub struct Gather<'a> {
+    registry: &'a Registry,
+    source: &'a dyn DataSource,
+    scope: &'a Scope,
+    time_zone: &'a TimeZone,
+    params: &'a Params,
+    raw_params: &'a BTreeMap<String, String>,
+    explicit: &'a Inputs,
+    depth: u8,
+}
+
+impl<'a> Gather<'a> {
+    /// The value of `measure` over the current scope.
+    pub fn measure(&self, measure: Measure) -> Result<Decimal, MetricError> {
+        self.source.measure(measure, self.scope)
+    }
+
+    /// The scope being computed (window, filters and group).
+    pub fn scope(&self) -> &Scope {
+        self.scope
+    }
+
+    /// The validated params of the metric being computed.
+    pub fn params(&self) -> &Params {
+        self.params
+    }
+
+    /// months(W) of the scope's window.
+    pub fn months(&self) -> Decimal {
+        months_in(&self.scope.window, self.time_zone)
+    }
+
+    /// years(W) of the scope's window.
+    pub fn years(&self) -> Decimal {
+        years_in(&self.scope.window, self.time_zone)
+    }
+
+    /// Another metric's unrounded value for the same scope. Explicit inputs of the request
+    /// and params the other metric also accepts are passed on. An undefined value becomes
+    /// [`MetricError::UndefinedInput`] for `input`.
+    pub fn metric(&self, input: &str, metric_id: &str) -> Result<Decimal, MetricError> {
+        if self.depth > 8 {
+            return Err(MetricError::InvalidParam {
+                param: "metric".into(),
+                reason: format!("derived metrics nest too deeply at {metric_id}"),
+            });
+        }
+        let metric = self
+            .registry
+            .get(metric_id)
+            .ok_or_else(|| MetricError::Store(format!("metric {metric_id} is not linked")))?;
+        let d = metric.descriptor();
+        let raw: BTreeMap<String, String> = self
+            .raw_params
+            .iter()
+            .filter(|(k, _)| d.param(k).is_some())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let params = Params::parse(d, &raw).map_err(|v| MetricError::InvalidParam {
+            param: v[0].field.clone(),
+            reason: v[0].description.clone(),
+        })?;
+        let explicit: Inputs = self
+            .explicit
+            .iter()
+            .filter(|(k, _)| d.input(k).is_some())
+            .collect();
+        let sub = Gather {
+            params: &params,
+            raw_params: &raw,
+            explicit: &explicit,
+            depth: self.depth + 1,
+            ..*self
+        };
+        match evaluate_in_scope(metric, &sub)?.0 {
+            Value::Defined(v) => Ok(v),
+            Value::Undefined(reason) => Err(MetricError::UndefinedInput {
+                input: input.to_owned(),
+                reason,
+            }),
+        }
+    }
+
+    /// Reads every input of `descriptor` that the request did not give, from its
+    /// [`InputSource`]. [`InputSource::Custom`] inputs must be read by the metric's own
+    /// `gather`, which may call this for the rest first.
+    pub fn gather_declared(&self, descriptor: &MetricDescriptor) -> Result<Inputs, MetricError> {
+        let mut inputs = Inputs::new();
+        for spec in descriptor.inputs {
+            if self.explicit.contains(spec.name) {
+                continue;
+            }
+            let value = match spec.source {
+                InputSource::Stored(m) => self.measure(m)?,
+                InputSource::Metric(id) => self.metric(spec.name, id)?,
+                InputSource::Custom => continue,
+            };
+            inputs.set(spec.name, value);
+        }
+        Ok(inputs)
+    }
+
+    /// Whether the request gave input `name` explicitly (its stored value is not needed).
+    pub fn is_explicit(&self, name: &str) -> bool {
+        self.explicit.contains(name)
+    }
+}
+
+/// Gathers (unless every input is explicit), overlays explicit inputs, evaluates.
+fn evaluate_in_scope(
+    metric: &dyn Metric,
+    ctx: &Gather<'_>,
+) -> Result<(Value, Inputs), MetricError> {
+    let d = metric.descriptor();
+    let all_explicit = d.inputs.iter().all(|i| ctx.explicit.contains(i.name));
+    let mut inputs = if all_explicit {
+        Inputs::new()
+    } else {
+        match metric.gather(ctx) {
+            Ok(inputs) => inputs,
+            Err(MetricError::UndefinedInput { input, reason }) => {
+                return Ok((
+                    Value::Undefined(format!("{input} is undefined: {reason}")),
+                    ctx.explicit.clone(),
+                ))
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    for (name, value) in ctx.explicit.iter() {
+        inputs.set(name, value);
+    }
+    check_kinds(d, &inputs)?;
+    let value = metric.evaluate(&inputs, ctx.params)?;
+    Ok((value, inputs))
+}
+
+fn check_kinds(d: &MetricDescriptor, inputs: &Inputs) -> Result<(), MetricError> {
+    for spec in d.inputs {
+        if let Some(v) = inputs.try_get(spec.name) {
+            spec.kind
+                .check(v)
+                .map_err(|reason| MetricError::InvalidInput {
+                    input: spec.name.to_owned(),
+                    reason: format!("{reason} (got {v})"),
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates a metric in calculator mode: every input given, no store. Used by tests and by
+/// callers that hold the inputs already.
+pub fn evaluate(
+    metric: &dyn Metric,
+    inputs: &Inputs,
+    params: &Params,
+) -> Result<Value, MetricError> {
+    check_kinds(metric.descriptor(), inputs)?;
+    Ok(metric.evaluate(inputs, params)?.rounded(params.precision()))
+}
+
+struct Validated<'r> {
+    metric: &'static dyn Metric,
+    params: Params,
+    explicit: Inputs,
+    group_by: Vec<Dimension>,
+    registry: &'r Registry,
+}
+
+fn validate<'r>(
+    registry: &'r Registry,
+    spec: &ComputeSpec,
+    stored: bool,
+) -> Result<Validated<'r>, ComputeError> {
+    let metric = registry
+        .get(&spec.metric_id)
+        .ok_or_else(|| ComputeError::UnknownMetric(spec.metric_id.clone()))?;
+    let d = metric.descriptor();
+    let mut violations: Vec<FieldViolation> = Vec::new();
+    let params = match Params::parse(d, &spec.params) {
+        Ok(p) => Some(p),
+        Err(v) => {
+            violations.extend(v);
+            None
+        }
+    };
+    let mut explicit = Inputs::new();
+    for (name, text) in &spec.inputs {
+        let field = format!("inputs[{name}]");
+        let Some(input) = d.input(name) else {
+            let known: Vec<_> = d.inputs.iter().map(|i| i.name).collect();
+            violations.push(FieldViolation::new(
+                field,
+                format!("unknown input for {}; it takes: {}", d.id, known.join(", ")),
+            ));
+            continue;
+        };
+        match parse_decimal(text) {
+            Ok(v) => match input.kind.check(v) {
+                Ok(()) => explicit.set(name.as_str(), v),
+                Err(reason) => {
+                    violations.push(FieldViolation::new(field, format!("{reason} (got {v})")))
+                }
+            },
+            Err(reason) => violations.push(FieldViolation::new(field, reason)),
+        }
+    }
+    for (i, dim) in spec.group_by.iter().enumerate() {
+        if !d.dimensions.contains(dim) {
+            violations.push(FieldViolation::new(
+                format!("group_by[{i}]"),
+                unsupported_dimension(d, *dim),
+            ));
+        }
+    }
+    for dim in spec.filters.keys() {
+        if !d.dimensions.contains(dim) {
+            violations.push(FieldViolation::new(
+                format!("filters[{dim}]"),
+                unsupported_dimension(d, *dim),
+            ));
+        }
+    }
+    if spec.window.is_none() {
+        if spec.granularity.is_some() {
+            violations.push(FieldViolation::new(
+                "granularity",
+                "a time series needs a window: give start and end",
+            ));
+        }
+        if !spec.group_by.is_empty() {
+            violations.push(FieldViolation::new(
+                "group_by",
+                "groups need a window: give start and end",
+            ));
+        }
+        for input in d.inputs {
+            if !explicit.contains(input.name) && !spec.inputs.contains_key(input.name) {
+                violations.push(FieldViolation::new(
+                    format!("inputs[{}]", input.name),
+                    "missing: give every input, or a window (start and end) to read inputs from stored records",
+                ));
+            }
+        }
+    } else if !stored {
+        violations.push(FieldViolation::new(
+            "start",
+            "this server has no record store; give every input instead of a window",
+        ));
+    }
+    if !violations.is_empty() {
+        return Err(ComputeError::InvalidArgument(violations));
+    }
+    let group_by = if spec.group_by.is_empty() && spec.window.is_some() {
+        d.default_group_by.to_vec()
+    } else {
+        spec.group_by.clone()
+    };
+    Ok(Validated {
+        metric,
+        params: params.expect("params parsed when no violations"),
+        explicit,
+        group_by,
+        registry,
+    })
+}
+
+fn unsupported_dimension(d: &MetricDescriptor, dim: Dimension) -> String {
+    let supported: Vec<_> = d.dimensions.iter().map(|x| x.as_str()).collect();
+    if supported.is_empty() {
+        format!(
+            "{} cannot be grouped or filtered by {dim}; it supports no dimension",
+            d.id
+        )
+    } else {
+        format!(
+            "{} cannot be grouped or filtered by {dim}; it supports: {}",
+            d.id,
+            supported.join(", ")
+        )
+    }
+}
+
+/// Parses a decimal string as kpid accepts it: plain decimal notation (`-12.50`), at most
+/// 28 fractional digits, no exponent, NaN or infinity.
+pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty: expected a decimal number such as 1250.50".into());
+    }
+    let body = t.strip_prefix(['-', '+']).unwrap_or(t);
+    let well_formed = !body.is_empty()
+        && body.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && body.bytes().filter(|b| *b == b'.').count() <= 1
+        && body.bytes().any(|b| b.is_ascii_digit());
+    if !well_formed {
+        return Err(format!(
+            "`{}` is not a decimal number (expected digits with an optional sign and point, e.g. -1250.50)",
+            truncate(t)
+        ));
+    }
+    Decimal::from_str_exact(t).map_err(|_| {
+        format!(
+            "`{}` does not fit an exact decimal (at most 28 significant digits, |x| < 7.9e28)",
+            truncate(t)
+        )
+    })
+}
+
+fn truncate(s: &str) -> String {
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    } else {
+        s.to_owned()
+    }
+}
+
+impl Registry {
+    /// Answers one compute request. `source` is the tenant's stored records (`None` when
+    /// the server runs without a store: calculator mode only).
+    pub fn compute(
+        &self,
+        spec: &ComputeSpec,
+        source: Option<&dyn DataSource>,
+    ) -> Result<Vec<Row>, ComputeError> {
+        let memo = source.map(|inner| MemoSource {
+            inner,
+            memo: Mutex::new(HashMap::new()),
+        });
+        self.compute_with(spec, memo.as_ref().map(|m| m as &dyn DataSource))
+    }
+
+    /// Answers several requests, sharing stored reads between them (a dashboard). Each
+    /// request gets its own result.
+    pub fn compute_batch(
+        &self,
+        specs: &[ComputeSpec],
+        source: Option<&dyn DataSource>,
+    ) -> Vec<Result<Vec<Row>, ComputeError>> {
+        let memo = source.map(|inner| MemoSource {
+            inner,
+            memo: Mutex::new(HashMap::new()),
+        });
+        let shared = memo.as_ref().map(|m| m as &dyn DataSource);
+        specs.iter().map(|s| self.compute_with(s, shared)).collect()
+    }
+
+    fn compute_with(
+        &self,
+        spec: &ComputeSpec,
+        source: Option<&dyn DataSource>,
+    ) -> Result<Vec<Row>, ComputeError> {
+        let v = validate(self, spec, source.is_some())?;
+        let precision = v.params.precision();
+        let Some(window) = spec.window else {
+            let value =
+                evaluate(v.metric, &v.explicit, &v.params).map_err(ComputeError::from_metric)?;
+            return Ok(vec![Row {
+                bucket_start: None,
+                group: BTreeMap::new(),
+                value,
+                inputs: v.explicit,
+            }]);
+        };
+        let source = source.expect("validated: a window needs a source");
+        let windows = match spec.granularity {
+            Some(g) => window.buckets(g, &spec.time_zone)?,
+            None => vec![window],
+        };
+        let mut base = Scope::new(window);
+        base.filters = spec.filters.clone();
+        let groups = self.groups(&v.group_by, source, &base)?;
+        let rows = windows.len().saturating_mul(groups.len().max(1));
+        if let Some(limit) = spec.max_rows {
+            if rows > limit {
+                return Err(ComputeError::TooManyRows { rows, limit });
+            }
+        }
+        let mut out = Vec::with_capacity(rows);
+        for w in &windows {
+            for group in &groups {
+                if spec
+                    .cancelled
+                    .as_ref()
+                    .is_some_and(|c| c.load(Ordering::Relaxed))
+                {
+                    return Err(ComputeError::Cancelled);
+                }
+                let mut scope = Scope::new(*w);
+                scope.filters = spec.filters.clone();
+                scope
+                    .filters
+                    .extend(group.iter().map(|(d, s)| (*d, s.clone())));
+                let ctx = Gather {
+                    registry: v.registry,
+                    source,
+                    scope: &scope,
+                    time_zone: &spec.time_zone,
+                    params: &v.params,
+                    raw_params: &spec.params,
+                    explicit: &v.explicit,
+                    depth: 0,
+                };
+                let (value, inputs) =
+                    evaluate_in_scope(v.metric, &ctx).map_err(ComputeError::from_metric)?;
+                if !group.is_empty() && inputs.iter().all(|(_, x)| x.is_zero()) {
+                    continue;
+                }
+                out.push(Row {
+                    bucket_start: spec.granularity.map(|_| w.start),
+                    group: group.clone(),
+                    value: value.rounded(precision),
+                    inputs,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn groups(
+        &self,
+        group_by: &[Dimension],
+        source: &dyn DataSource,
+        base: &Scope,
+    ) -> Result<Vec<BTreeMap<Dimension, String>>, ComputeError> {
+        let mut groups = vec![BTreeMap::new()];
+        for dim in group_by {
+            let values = source
+                .group_values(*dim, base)
+                .map_err(ComputeError::from_metric)?;
+            groups = groups
+                .into_iter()
+                .flat_map(|g| {
+                    values.iter().map(move |val| {
+                        let mut g = g.clone();
+                        g.insert(*dim, val.clone());
+                        g
+                    })
+                })
+                .collect();
+        }
+        Ok(groups)
+    }
+}
+
+/// Parses a dimension name from a request field.
+pub fn parse_dimension(field: &str, text: &str) -> Result<Dimension, FieldViolation> {
+    Dimension::from_str(text).map_err(|e| FieldViolation::new(field, e))
+}

@@ -1,0 +1,145 @@
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use thiserror::Error;
+
+use crate::descriptor::InputSource;
+use crate::Metric;
+
+/// One metric's entry in the link-time registry; create it with
+/// [`register_metric!`](crate::register_metric).
+pub struct Registration(pub &'static dyn Metric);
+
+inventory::collect!(Registration);
+
+/// Why the registry could not be built: a programming error in a linked metric crate,
+/// reported once at startup.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RegistryError {
+    /// Two linked metrics have the same id.
+    #[error("metric id `{0}` is registered twice; every metric id must be unique")]
+    DuplicateId(&'static str),
+    /// An id is not `family.name`, or its prefix is not its family.
+    #[error("metric id `{id}` must be `{family}.<name>` (lowercase letters, digits, `_`)")]
+    BadId {
+        /// The offending id.
+        id: &'static str,
+        /// Its declared family.
+        family: &'static str,
+    },
+    /// A metric names the same input twice.
+    #[error("metric `{id}` declares input `{input}` twice")]
+    DuplicateInput {
+        /// The metric.
+        id: &'static str,
+        /// The repeated input.
+        input: &'static str,
+    },
+    /// A derived metric uses a metric that is not registered.
+    #[error("metric `{id}` uses metric `{uses}`, which is not registered")]
+    MissingDependency {
+        /// The derived metric.
+        id: &'static str,
+        /// The missing metric.
+        uses: &'static str,
+    },
+}
+
+/// Every linked metric, sorted by id, looked up by id.
+pub struct Registry {
+    metrics: Vec<&'static dyn Metric>,
+    by_id: HashMap<&'static str, usize>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.metrics.iter().map(|m| m.descriptor().id))
+            .finish()
+    }
+}
+
+fn valid_id(id: &str, family: &str) -> bool {
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    match id.split_once('.') {
+        Some((fam, name)) => fam == family && part_ok(fam) && part_ok(name),
+        None => false,
+    }
+}
+
+impl Registry {
+    /// Builds a registry from metrics, refusing duplicate ids, malformed ids, repeated input
+    /// names and derived metrics whose dependency is missing.
+    pub fn from_metrics(
+        metrics: impl IntoIterator<Item = &'static dyn Metric>,
+    ) -> Result<Self, RegistryError> {
+        let mut metrics: Vec<&'static dyn Metric> = metrics.into_iter().collect();
+        metrics.sort_by_key(|m| m.descriptor().id);
+        let mut by_id = HashMap::with_capacity(metrics.len());
+        for (i, m) in metrics.iter().enumerate() {
+            let d = m.descriptor();
+            if !valid_id(d.id, d.family) {
+                return Err(RegistryError::BadId {
+                    id: d.id,
+                    family: d.family,
+                });
+            }
+            if by_id.insert(d.id, i).is_some() {
+                return Err(RegistryError::DuplicateId(d.id));
+            }
+            for (j, input) in d.inputs.iter().enumerate() {
+                if d.inputs[..j].iter().any(|x| x.name == input.name) {
+                    return Err(RegistryError::DuplicateInput {
+                        id: d.id,
+                        input: input.name,
+                    });
+                }
+            }
+        }
+        for m in &metrics {
+            let d = m.descriptor();
+            for input in d.inputs {
+                if let InputSource::Metric(uses) = input.source {
+                    if !by_id.contains_key(uses) {
+                        return Err(RegistryError::MissingDependency { id: d.id, uses });
+                    }
+                }
+            }
+        }
+        Ok(Self { metrics, by_id })
+    }
+
+    /// The metric with this id.
+    pub fn get(&self, id: &str) -> Option<&'static dyn Metric> {
+        self.by_id.get(id).map(|&i| self.metrics[i])
+    }
+
+    /// Every metric, sorted by id.
+    pub fn metrics(&self) -> impl Iterator<Item = &'static dyn Metric> + '_ {
+        self.metrics.iter().copied()
+    }
+
+    /// Number of metrics.
+    pub fn len(&self) -> usize {
+        self.metrics.len()
+    }
+
+    /// Whether no metric is linked.
+    pub fn is_empty(&self) -> bool {
+        self.metrics.is_empty()
+    }
+}
+
+/// The registry of every metric linked into this binary, built once. A duplicate id is an
+/// error the binary reports at startup.
+pub fn registry() -> Result<&'static Registry, RegistryError> {
+    static REGISTRY: OnceLock<Result<Registry, RegistryError>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(|| Registry::from_metrics(inventory::iter::<Registration>().map(|r| r.0)))
+        .as_ref()
+        .map_err(Clone::clone)
+}

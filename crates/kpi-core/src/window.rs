@@ -1,0 +1,238 @@
+use std::str::FromStr;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+use rust_decimal::Decimal;
+
+use crate::error::ComputeError;
+
+/// A half-open time window `[start, end)`: an instant `t` is in it when `start ≤ t < end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Window {
+    /// First instant in the window.
+    pub start: Timestamp,
+    /// First instant after the window.
+    pub end: Timestamp,
+}
+
+impl Window {
+    /// A window; `end` must not be before `start`.
+    pub fn new(start: Timestamp, end: Timestamp) -> Result<Self, ComputeError> {
+        if end < start {
+            return Err(ComputeError::invalid(
+                "end",
+                format!("end {end} is before start {start}"),
+            ));
+        }
+        Ok(Self { start, end })
+    }
+
+    /// Whether `t` is in the window.
+    pub fn contains(&self, t: Timestamp) -> bool {
+        self.start <= t && t < self.end
+    }
+
+    /// Elapsed days (86 400 s each), exact.
+    pub fn days(&self) -> Decimal {
+        let d = self.end.duration_since(self.start);
+        let nanos = Decimal::from_i128_with_scale(d.as_nanos(), 0);
+        nanos / Decimal::from(86_400_000_000_000i64)
+    }
+
+    /// Splits the window into calendar buckets cut in `tz`; the first and last bucket are
+    /// clipped to the window. A week starts on Monday.
+    pub fn buckets(
+        &self,
+        granularity: Granularity,
+        tz: &TimeZone,
+    ) -> Result<Vec<Window>, ComputeError> {
+        let mut out = Vec::new();
+        if self.start >= self.end {
+            return Ok(out);
+        }
+        let mut date = granularity.floor(self.start.to_zoned(tz.clone()).date());
+        let mut cut = self.start;
+        loop {
+            let next_date = granularity.next(date).map_err(|e| {
+                ComputeError::invalid("end", format!("window too long for calendar buckets: {e}"))
+            })?;
+            let next = next_date
+                .to_zoned(tz.clone())
+                .map_err(|e| ComputeError::invalid("time_zone", e.to_string()))?
+                .timestamp();
+            let bucket_end = next.min(self.end);
+            if bucket_end > cut {
+                out.push(Window {
+                    start: cut,
+                    end: bucket_end,
+                });
+            }
+            if next >= self.end {
+                return Ok(out);
+            }
+            cut = next;
+            date = next_date;
+        }
+    }
+}
+
+/// Calendar bucket sizes for time series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Granularity {
+    /// One calendar day.
+    Day,
+    /// Monday to Sunday.
+    Week,
+    /// One calendar month.
+    Month,
+    /// January–March, April–June, July–September, October–December.
+    Quarter,
+    /// One calendar year.
+    Year,
+}
+
+impl Granularity {
+    fn floor(self, date: Date) -> Date {
+        match self {
+            Granularity::Day => date,
+            Granularity::Week => {
+                let back = i64::from(date.weekday().to_monday_zero_offset());
+                date.checked_sub(back.days()).unwrap_or(date)
+            }
+            Granularity::Month => date.first_of_month(),
+            Granularity::Quarter => {
+                let month = (date.month() - 1) / 3 * 3 + 1;
+                Date::new(date.year(), month, 1).unwrap_or(date)
+            }
+            Granularity::Year => date.first_of_year(),
+        }
+    }
+
+    fn next(self, date: Date) -> Result<Date, jiff::Error> {
+        match self {
+            Granularity::Day => date.checked_add(1.day()),
+            Granularity::Week => date.checked_add(1.week()),
+            Granularity::Month => date.checked_add(1.month()),
+            Granularity::Quarter => date.checked_add(3.months()),
+            Granularity::Year => date.checked_add(1.year()),
+        }
+    }
+}
+
+impl FromStr for Granularity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "day" => Ok(Granularity::Day),
+            "week" => Ok(Granularity::Week),
+            "month" => Ok(Granularity::Month),
+            "quarter" => Ok(Granularity::Quarter),
+            "year" => Ok(Granularity::Year),
+            _ => Err(format!(
+                "unknown granularity `{s}`; expected day, week, month, quarter or year"
+            )),
+        }
+    }
+}
+
+/// Parses an IANA time zone name (`Europe/Paris`); empty means UTC.
+pub fn parse_time_zone(name: &str) -> Result<TimeZone, ComputeError> {
+    if name.is_empty() || name == "UTC" {
+        return Ok(TimeZone::UTC);
+    }
+    TimeZone::get(name).map_err(|_| {
+        ComputeError::invalid(
+            "time_zone",
+            format!("`{name}` is not an IANA time zone name (e.g. Europe/Paris)"),
+        )
+    })
+}
+
+/// months(W) of METRICS.md: the number of calendar months when W starts and ends on the
+/// first of a month at midnight in `tz`, otherwise days(W) × 12 / 365.
+pub fn months_in(window: &Window, tz: &TimeZone) -> Decimal {
+    let start = window.start.to_zoned(tz.clone());
+    let end = window.end.to_zoned(tz.clone());
+    let on_first = |z: &jiff::Zoned| z.day() == 1 && z.time() == jiff::civil::Time::midnight();
+    if on_first(&start) && on_first(&end) {
+        let months = (i64::from(end.year()) * 12 + i64::from(end.month()))
+            - (i64::from(start.year()) * 12 + i64::from(start.month()));
+        return Decimal::from(months);
+    }
+    window.days() * Decimal::from(12) / Decimal::from(365)
+}
+
+/// years(W) = months(W) / 12.
+pub fn years_in(window: &Window, tz: &TimeZone) -> Decimal {
+    months_in(window, tz) / Decimal::from(12)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn calendar_months_and_fractional_months() {
+        let w = Window::new(ts("2024-01-01T00:00:00Z"), ts("2024-04-01T00:00:00Z")).unwrap();
+        assert_eq!(months_in(&w, &TimeZone::UTC), Decimal::from(3));
+        assert_eq!(
+            years_in(&w, &TimeZone::UTC),
+            Decimal::from(3) / Decimal::from(12)
+        );
+        let w = Window::new(ts("2024-01-01T00:00:00Z"), ts("2024-01-31T00:00:00Z")).unwrap();
+        // 30 days × 12 / 365
+        assert_eq!(
+            months_in(&w, &TimeZone::UTC),
+            Decimal::from(360) / Decimal::from(365)
+        );
+    }
+
+    #[test]
+    fn month_buckets_clip_to_window() {
+        let w = Window::new(ts("2024-01-15T00:00:00Z"), ts("2024-03-10T00:00:00Z")).unwrap();
+        let b = w.buckets(Granularity::Month, &TimeZone::UTC).unwrap();
+        assert_eq!(b.len(), 3);
+        assert_eq!(b[0].start, ts("2024-01-15T00:00:00Z"));
+        assert_eq!(b[1].start, ts("2024-02-01T00:00:00Z"));
+        assert_eq!(b[2].start, ts("2024-03-01T00:00:00Z"));
+        assert_eq!(b[2].end, ts("2024-03-10T00:00:00Z"));
+    }
+
+    #[test]
+    fn weeks_start_on_monday_and_dst_days_are_23_hours() {
+        let paris = TimeZone::get("Europe/Paris").unwrap();
+        // 2024-03-31 is a Sunday and the day Paris moves to summer time.
+        let w = Window::new(ts("2024-03-29T23:00:00Z"), ts("2024-04-01T22:00:00Z")).unwrap();
+        let days = w.buckets(Granularity::Day, &paris).unwrap();
+        assert_eq!(days.len(), 3);
+        assert_eq!(days[1].start, ts("2024-03-30T23:00:00Z"));
+        assert_eq!(days[1].end, ts("2024-03-31T22:00:00Z"), "23-hour day");
+        let weeks = w.buckets(Granularity::Week, &paris).unwrap();
+        assert_eq!(weeks.len(), 2);
+        assert_eq!(
+            weeks[1].start,
+            ts("2024-03-31T22:00:00Z"),
+            "Monday 1 April, local midnight"
+        );
+    }
+
+    #[test]
+    fn quarters_and_years() {
+        let w = Window::new(ts("2024-02-01T00:00:00Z"), ts("2025-02-01T00:00:00Z")).unwrap();
+        let q = w.buckets(Granularity::Quarter, &TimeZone::UTC).unwrap();
+        assert_eq!(q.len(), 5);
+        assert_eq!(q[1].start, ts("2024-04-01T00:00:00Z"));
+        let y = w.buckets(Granularity::Year, &TimeZone::UTC).unwrap();
+        assert_eq!(y.len(), 2);
+    }
+
+    #[test]
+    fn end_before_start_is_rejected() {
+        assert!(Window::new(ts("2024-02-01T00:00:00Z"), ts("2024-01-01T00:00:00Z")).is_err());
+    }
+}
