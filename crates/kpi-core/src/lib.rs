@@ -43,6 +43,7 @@
 //! ```
 
 mod descriptor;
+pub mod docs;
 pub mod engine;
 mod error;
 mod inputs;
