@@ -2,6 +2,333 @@
 //! leads and upsell. Each metric lives in its own module with its descriptor, formula and
 //! worked-example tests, and registers itself with `kpi_core::register_metric!`.
 
+use kpi_core::{Decimal, MetricError};
+
+mod average_deal_size;
+mod lead_conversion_rate;
+mod leads_created;
+mod quota_attainment;
+mod revenue;
+mod revenue_per_rep;
+mod sales_cycle_days;
+mod stage_duration_days;
+mod upsell_rate;
 mod win_rate;
 
+pub use average_deal_size::AverageDealSize;
+pub use lead_conversion_rate::LeadConversionRate;
+pub use leads_created::LeadsCreated;
+pub use quota_attainment::QuotaAttainment;
+pub use revenue::Revenue;
+pub use revenue_per_rep::RevenuePerRep;
+pub use sales_cycle_days::SalesCycleDays;
+pub use stage_duration_days::StageDurationDays;
+pub use upsell_rate::UpsellRate;
 pub use win_rate::WinRate;
+
+/// Dimensions every deal carries: its owner, its customer's source and segment, its campaign
+/// and that campaign's channel.
+const DEAL_DIMENSIONS: &[kpi_core::Dimension] = &[
+    kpi_core::Dimension::Owner,
+    kpi_core::Dimension::Source,
+    kpi_core::Dimension::Campaign,
+    kpi_core::Dimension::Channel,
+    kpi_core::Dimension::Segment,
+];
+
+/// Dimensions every lead carries: its source, its campaign and that campaign's channel.
+const LEAD_DIMENSIONS: &[kpi_core::Dimension] = &[
+    kpi_core::Dimension::Source,
+    kpi_core::Dimension::Campaign,
+    kpi_core::Dimension::Channel,
+];
+
+/// A total over records (an amount, a number of days) cannot be non-zero when the count of
+/// records it sums over is zero: `total` with `count = 0` is an impossible pair of inputs.
+fn total_needs_records(
+    total_name: &str,
+    total: Decimal,
+    count_name: &str,
+    count: Decimal,
+) -> Result<(), MetricError> {
+    if count.is_zero() && !total.is_zero() {
+        return Err(MetricError::InvalidInput {
+            input: total_name.to_owned(),
+            reason: format!(
+                "{total_name} is {total} but {count_name} is 0: a total cannot come from no records"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `part` counts a subset of what `whole` counts, so it cannot exceed it.
+fn part_of_whole(
+    part_name: &str,
+    part: Decimal,
+    whole_name: &str,
+    whole: Decimal,
+) -> Result<(), MetricError> {
+    if part > whole {
+        return Err(MetricError::InvalidInput {
+            input: part_name.to_owned(),
+            reason: format!(
+                "{part_name} ({part}) cannot exceed {whole_name} ({whole}): it counts some of them"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The ids of METRICS.md's sales family, in catalogue order.
+#[cfg(test)]
+const CATALOGUE_IDS: [&str; 10] = [
+    "sales.win_rate",
+    "sales.average_deal_size",
+    "sales.sales_cycle_days",
+    "sales.stage_duration_days",
+    "sales.quota_attainment",
+    "sales.revenue",
+    "sales.revenue_per_rep",
+    "sales.leads_created",
+    "sales.lead_conversion_rate",
+    "sales.upsell_rate",
+];
+
+#[cfg(test)]
+mod test_support {
+    //! A fake record store and helpers for tests that go through the registry and engine.
+
+    use std::collections::{BTreeMap, HashMap};
+    use std::str::FromStr;
+
+    use kpi_core::{DataSource, Decimal, Dimension, Measure, MetricError, Scope, Window};
+
+    /// An exact decimal from its text (`d("12.5")`).
+    pub(crate) fn d(text: &str) -> Decimal {
+        Decimal::from_str(text).expect("decimal literal")
+    }
+
+    /// The first quarter of 2024 in UTC: `[2024-01-01, 2024-04-01)`.
+    pub(crate) fn q1_2024() -> Window {
+        Window::new(
+            "2024-01-01T00:00:00Z".parse().expect("timestamp"),
+            "2024-04-01T00:00:00Z".parse().expect("timestamp"),
+        )
+        .expect("window")
+    }
+
+    /// A data source answering measures from a map. A measure missing from the map is a
+    /// store error, so a metric that reads a measure it should not fails its test. It has no
+    /// groups unless given some with [`FakeSource::with_group`].
+    pub(crate) struct FakeSource {
+        measures: HashMap<Measure, Decimal>,
+        groups: BTreeMap<Dimension, Vec<String>>,
+        in_group: HashMap<(Measure, Dimension, String), Decimal>,
+    }
+
+    impl FakeSource {
+        /// A source holding these measure values (for any scope).
+        pub(crate) fn new(measures: HashMap<Measure, Decimal>) -> Self {
+            Self {
+                measures,
+                groups: BTreeMap::new(),
+                in_group: HashMap::new(),
+            }
+        }
+
+        /// Adds a group `dimension = value` whose scope answers `measures` (measures not
+        /// given there fall back to the source-wide values).
+        pub(crate) fn with_group(
+            mut self,
+            dimension: Dimension,
+            value: &str,
+            measures: impl IntoIterator<Item = (Measure, Decimal)>,
+        ) -> Self {
+            let values = self.groups.entry(dimension).or_default();
+            values.push(value.to_owned());
+            values.sort();
+            for (m, v) in measures {
+                self.in_group.insert((m, dimension, value.to_owned()), v);
+            }
+            self
+        }
+    }
+
+    impl DataSource for FakeSource {
+        fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
+            for (dimension, value) in &scope.filters {
+                if let Some(v) = self.in_group.get(&(measure, *dimension, value.clone())) {
+                    return Ok(*v);
+                }
+            }
+            self.measures
+                .get(&measure)
+                .copied()
+                .ok_or_else(|| MetricError::Store(format!("the fake source holds no {measure:?}")))
+        }
+
+        fn group_values(
+            &self,
+            dimension: Dimension,
+            _scope: &Scope,
+        ) -> Result<Vec<String>, MetricError> {
+            Ok(self.groups.get(&dimension).cloned().unwrap_or_default())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use kpi_core::{
+        ComputeError, ComputeSpec, Dimension, Inputs, Measure, Metric, Registry, Value,
+    };
+
+    use super::test_support::{d, q1_2024, FakeSource};
+    use super::*;
+
+    fn sales_metrics() -> Vec<&'static dyn Metric> {
+        kpi_core::registry()
+            .expect("the registry builds")
+            .metrics()
+            .filter(|m| m.descriptor().family == "sales")
+            .collect()
+    }
+
+    #[test]
+    fn registry_lists_every_catalogue_id_exactly_once() {
+        let ids: Vec<&str> = sales_metrics().iter().map(|m| m.descriptor().id).collect();
+        for id in CATALOGUE_IDS {
+            assert_eq!(
+                ids.iter().filter(|x| **x == id).count(),
+                1,
+                "{id} must be registered exactly once; registered: {ids:?}"
+            );
+        }
+        assert_eq!(
+            ids.len(),
+            CATALOGUE_IDS.len(),
+            "unexpected sales ids: {ids:?}"
+        );
+    }
+
+    #[test]
+    fn descriptors_are_self_consistent() {
+        for m in sales_metrics() {
+            let d = m.descriptor();
+            assert!(d.id.starts_with("sales."), "{}", d.id);
+            assert!(!d.name.is_empty() && !d.description.is_empty(), "{}", d.id);
+            for input in d.inputs {
+                assert!(
+                    d.formula.contains(input.name),
+                    "{}: input {} is not in the formula {}",
+                    d.id,
+                    input.name,
+                    d.formula
+                );
+                assert!(
+                    d.description.contains(input.name),
+                    "{}: the description does not say how {} is read",
+                    d.id,
+                    input.name
+                );
+            }
+            for g in d.default_group_by {
+                assert!(d.dimensions.contains(g), "{}: default group {g}", d.id);
+            }
+        }
+    }
+
+    #[test]
+    fn the_fake_source_refuses_measures_it_does_not_hold() {
+        // What makes the per-metric registry tests meaningful: reading an unexpected measure
+        // is an error, not a silent zero.
+        let fake = FakeSource::new(HashMap::from([(Measure::DealsWon, d("3"))]));
+        let registry = Registry::from_metrics([&AverageDealSize as &'static dyn Metric]).unwrap();
+        let spec = ComputeSpec::new("sales.average_deal_size", Some(q1_2024()));
+        assert!(matches!(
+            registry.compute(&spec, Some(&fake)),
+            Err(ComputeError::Store(_))
+        ));
+    }
+
+    #[test]
+    fn explicit_inputs_override_stored_ones() {
+        // won from the request replaces DealsWon (which the fake does not even hold);
+        // won_amount still comes from the store.
+        let fake = FakeSource::new(HashMap::from([(Measure::WonAmount, d("900"))]));
+        let registry = Registry::from_metrics([&AverageDealSize as &'static dyn Metric]).unwrap();
+        let mut spec = ComputeSpec::new("sales.average_deal_size", Some(q1_2024()));
+        spec.inputs = BTreeMap::from([("won".to_owned(), "4".to_owned())]);
+        let rows = registry.compute(&spec, Some(&fake)).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            rows[0].inputs,
+            Inputs::new()
+                .with("won_amount", d("900"))
+                .with("won", d("4"))
+        );
+        assert_eq!(rows[0].value, Value::Defined(d("225")));
+    }
+
+    #[test]
+    fn explicit_input_overrides_a_stored_value_that_exists() {
+        // Both measures are stored; the request's leads (120) wins over the stored 100.
+        let fake = FakeSource::new(HashMap::from([
+            (Measure::LeadsCreated, d("100")),
+            (Measure::LeadsConverted, d("30")),
+        ]));
+        let registry =
+            Registry::from_metrics([&LeadConversionRate as &'static dyn Metric]).unwrap();
+        let mut spec = ComputeSpec::new("sales.lead_conversion_rate", Some(q1_2024()));
+        spec.inputs = BTreeMap::from([("leads".to_owned(), "120".to_owned())]);
+        let rows = registry.compute(&spec, Some(&fake)).unwrap();
+        assert_eq!(rows[0].inputs.try_get("leads"), Some(d("120")));
+        assert_eq!(rows[0].inputs.try_get("converted"), Some(d("30")));
+        assert_eq!(rows[0].value, Value::Defined(d("25")));
+    }
+
+    #[test]
+    fn impossible_stored_inputs_are_reported_against_the_input() {
+        let fake = FakeSource::new(HashMap::from([
+            (Measure::LeadsCreated, d("10")),
+            (Measure::LeadsConverted, d("11")),
+        ]));
+        let registry =
+            Registry::from_metrics([&LeadConversionRate as &'static dyn Metric]).unwrap();
+        let spec = ComputeSpec::new("sales.lead_conversion_rate", Some(q1_2024()));
+        match registry.compute(&spec, Some(&fake)) {
+            Err(ComputeError::InvalidArgument(v)) => assert_eq!(v[0].field, "inputs[converted]"),
+            other => panic!("expected an invalid argument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unsupported_dimension_is_refused() {
+        let fake = FakeSource::new(HashMap::new());
+        let registry = Registry::from_metrics([&QuotaAttainment as &'static dyn Metric]).unwrap();
+        let mut spec = ComputeSpec::new("sales.quota_attainment", Some(q1_2024()));
+        spec.group_by = vec![Dimension::Campaign];
+        assert!(matches!(
+            registry.compute(&spec, Some(&fake)),
+            Err(ComputeError::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn helper_checks() {
+        assert!(total_needs_records("won_amount", d("0"), "won", d("0")).is_ok());
+        assert!(total_needs_records("won_amount", d("1"), "won", d("1")).is_ok());
+        assert!(matches!(
+            total_needs_records("won_amount", d("0.01"), "won", d("0")),
+            Err(MetricError::InvalidInput { input, .. }) if input == "won_amount"
+        ));
+        assert!(part_of_whole("converted", d("30"), "leads", d("30")).is_ok());
+        assert!(matches!(
+            part_of_whole("converted", d("31"), "leads", d("30")),
+            Err(MetricError::InvalidInput { input, .. }) if input == "converted"
+        ));
+    }
+}

@@ -1,5 +1,5 @@
 use kpi_core::{
-    percent, Dimension, Direction, InputKind, InputSpec, Inputs, Measure, Metric, MetricDescriptor,
+    percent, Direction, InputKind, InputSpec, Inputs, Measure, Metric, MetricDescriptor,
     MetricError, Params, Unit, Value,
 };
 
@@ -10,7 +10,9 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
     id: "sales.win_rate",
     name: "Win rate",
     family: "sales",
-    description: "Share of deals closed in the window that were won.",
+    description: "Share of the deals closed in the window that were won. won counts deals with \
+                  status won whose closed_at is in the window; lost counts deals with status lost \
+                  whose closed_at is in the window; open deals are in neither.",
     formula: "won / (won + lost) × 100",
     unit: Unit::Percent,
     direction: Direction::HigherIsBetter,
@@ -29,12 +31,7 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         ),
     ],
     params: &[],
-    dimensions: &[
-        Dimension::Owner,
-        Dimension::Campaign,
-        Dimension::Source,
-        Dimension::Segment,
-    ],
+    dimensions: crate::DEAL_DIMENSIONS,
     default_group_by: &[],
 };
 
@@ -57,9 +54,12 @@ kpi_core::register_metric!(WinRate);
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
     use super::*;
+    use crate::test_support::{d, q1_2024, FakeSource};
     use kpi_core::engine::evaluate;
-    use kpi_core::Decimal;
+    use kpi_core::{ComputeSpec, Decimal, Registry};
 
     fn win_rate(won: i64, lost: i64) -> Value {
         let inputs = Inputs::new()
@@ -82,6 +82,44 @@ mod tests {
     #[test]
     fn no_closed_deals_is_undefined() {
         assert!(matches!(win_rate(0, 0), Value::Undefined(_)));
+    }
+
+    #[test]
+    fn precision_param_sets_the_places() {
+        let params = Params::parse(
+            &DESCRIPTOR,
+            &BTreeMap::from([("precision".to_owned(), "0".to_owned())]),
+        )
+        .unwrap();
+        let inputs = Inputs::new()
+            .with("won", Decimal::from(2))
+            .with("lost", Decimal::from(1));
+        // 2 / 3 × 100 = 66.666… → 67
+        assert_eq!(
+            evaluate(&WinRate, &inputs, &params).unwrap(),
+            Value::Defined(Decimal::from(67))
+        );
+    }
+
+    #[test]
+    fn stored_deals_feed_won_and_lost() {
+        let fake = FakeSource::new(HashMap::from([
+            (Measure::DealsWon, d("30")),
+            (Measure::DealsLost, d("70")),
+        ]));
+        let registry = Registry::from_metrics([&WinRate as &'static dyn Metric]).unwrap();
+        let rows = registry
+            .compute(
+                &ComputeSpec::new("sales.win_rate", Some(q1_2024())),
+                Some(&fake),
+            )
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            rows[0].inputs,
+            Inputs::new().with("won", d("30")).with("lost", d("70"))
+        );
+        assert_eq!(rows[0].value, Value::Defined(d("30")));
     }
 
     #[test]
