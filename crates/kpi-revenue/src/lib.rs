@@ -1,1 +1,292 @@
-//! placeholder
+//! Revenue KPIs: MRR, ARPA, the MRR movements (new, expansion, contraction, churned, net
+//! new), the MRR churn rate, total monthly revenue and new-customer revenue. Each metric
+//! lives in its own module with its descriptor, formula and worked-example tests, and
+//! registers itself with `kpi_core::register_metric!`.
+//!
+//! MRR movements come from each subscription's list of `(at, mrr)` changes; a change to 0
+//! or `ended_at` ends the subscription.
+
+mod arpa;
+mod churned_mrr;
+mod contraction_mrr;
+mod expansion_mrr;
+mod mrr;
+mod mrr_churn_rate;
+mod net_new_mrr;
+mod new_customer_revenue;
+mod new_mrr;
+mod total_monthly_revenue;
+
+pub use arpa::Arpa;
+pub use churned_mrr::ChurnedMrr;
+pub use contraction_mrr::ContractionMrr;
+pub use expansion_mrr::ExpansionMrr;
+pub use mrr::Mrr;
+pub use mrr_churn_rate::MrrChurnRate;
+pub use net_new_mrr::NetNewMrr;
+pub use new_customer_revenue::NewCustomerRevenue;
+pub use new_mrr::NewMrr;
+pub use total_monthly_revenue::TotalMonthlyRevenue;
+
+use kpi_core::Dimension;
+
+/// The dimensions every revenue metric can be grouped by and filtered on: owner, source and
+/// segment, which subscriptions and purchases carry through their customer (and won deals
+/// carry too). Campaign and channel are not among them: a subscription or purchase has none.
+const REVENUE_DIMENSIONS: &[Dimension] = &[Dimension::Owner, Dimension::Source, Dimension::Segment];
+
+#[cfg(test)]
+mod test_support {
+    //! Shared test helpers: a [`FakeSource`] answering measures from a map, decimals,
+    //! windows, params, and a one-call compute through a registry.
+
+    use std::collections::{BTreeMap, HashMap};
+    use std::str::FromStr;
+
+    use kpi_core::{
+        ComputeSpec, DataSource, Decimal, Dimension, Measure, Metric, MetricDescriptor,
+        MetricError, Params, Registry, Row, Scope, Window,
+    };
+
+    /// A data source answering each measure from a fixed map, for every scope. A measure
+    /// that is not in the map is a store error, so a test fails when a metric reads a
+    /// measure it should not.
+    pub(crate) struct FakeSource(pub(crate) HashMap<Measure, Decimal>);
+
+    impl FakeSource {
+        /// A source with these measures.
+        pub(crate) fn new<const N: usize>(measures: [(Measure, &str); N]) -> Self {
+            Self(measures.into_iter().map(|(m, v)| (m, d(v))).collect())
+        }
+    }
+
+    impl DataSource for FakeSource {
+        fn measure(&self, measure: Measure, _scope: &Scope) -> Result<Decimal, MetricError> {
+            self.0
+                .get(&measure)
+                .copied()
+                .ok_or_else(|| MetricError::Store(format!("fake source has no {measure:?}")))
+        }
+
+        fn group_values(
+            &self,
+            _dimension: Dimension,
+            _scope: &Scope,
+        ) -> Result<Vec<String>, MetricError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// A decimal from its text.
+    pub(crate) fn d(text: &str) -> Decimal {
+        Decimal::from_str(text).expect("test decimal")
+    }
+
+    /// The window `[start, end)` from RFC 3339 instants.
+    pub(crate) fn window(start: &str, end: &str) -> Window {
+        Window::new(
+            start.parse().expect("test start"),
+            end.parse().expect("test end"),
+        )
+        .expect("test window")
+    }
+
+    /// The first quarter of 2024: months(W) = 3.
+    pub(crate) fn q1_2024() -> Window {
+        window("2024-01-01T00:00:00Z", "2024-04-01T00:00:00Z")
+    }
+
+    /// Validated params of `descriptor` from name/value pairs (defaults filled in).
+    pub(crate) fn params(descriptor: &MetricDescriptor, raw: &[(&str, &str)]) -> Params {
+        let raw: BTreeMap<String, String> = raw
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Params::parse(descriptor, &raw).expect("test params")
+    }
+
+    /// Computes `spec` through a registry of `metrics` over `source`.
+    pub(crate) fn compute<const N: usize>(
+        metrics: [&'static dyn Metric; N],
+        spec: &ComputeSpec,
+        source: &FakeSource,
+    ) -> Vec<Row> {
+        Registry::from_metrics(metrics)
+            .expect("test registry")
+            .compute(spec, Some(source))
+            .expect("compute")
+    }
+
+    /// The (name, value) pairs of a row's inputs.
+    pub(crate) fn inputs_of(row: &Row) -> Vec<(String, Decimal)> {
+        row.inputs.iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
+    /// Owned (name, value) pairs from text, in name order as `Inputs` iterates.
+    pub(crate) fn pairs(expected: &[(&str, &str)]) -> Vec<(String, Decimal)> {
+        let mut out: Vec<(String, Decimal)> = expected
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), d(v)))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{compute, d, inputs_of, pairs, q1_2024, FakeSource};
+    use super::*;
+    use kpi_core::{ComputeError, ComputeSpec, Dimension, InputSource, Measure, Metric, Value};
+
+    /// Every `revenue.*` id of METRICS.md.
+    const CATALOGUE_IDS: [&str; 10] = [
+        "revenue.mrr",
+        "revenue.arpa",
+        "revenue.new_mrr",
+        "revenue.expansion_mrr",
+        "revenue.contraction_mrr",
+        "revenue.churned_mrr",
+        "revenue.net_new_mrr",
+        "revenue.mrr_churn_rate",
+        "revenue.total_monthly_revenue",
+        "revenue.new_customer_revenue",
+    ];
+
+    const ALL: [&'static dyn Metric; 10] = [
+        &Mrr,
+        &Arpa,
+        &NewMrr,
+        &ExpansionMrr,
+        &ContractionMrr,
+        &ChurnedMrr,
+        &NetNewMrr,
+        &MrrChurnRate,
+        &TotalMonthlyRevenue,
+        &NewCustomerRevenue,
+    ];
+
+    #[test]
+    fn registry_lists_every_catalogue_id_exactly_once() {
+        let registry = kpi_core::registry().expect("registry builds");
+        let listed: Vec<&str> = registry
+            .metrics()
+            .map(|m| m.descriptor().id)
+            .filter(|id| id.starts_with("revenue."))
+            .collect();
+        for id in CATALOGUE_IDS {
+            assert_eq!(
+                listed.iter().filter(|l| **l == id).count(),
+                1,
+                "{id} must be registered exactly once"
+            );
+        }
+        assert_eq!(
+            listed.len(),
+            CATALOGUE_IDS.len(),
+            "no revenue metric outside the catalogue: {listed:?}"
+        );
+    }
+
+    #[test]
+    fn descriptors_are_consistent() {
+        for metric in ALL {
+            let desc = metric.descriptor();
+            assert_eq!(desc.family, "revenue", "{}", desc.id);
+            assert!(!desc.description.is_empty(), "{}", desc.id);
+            for input in desc.inputs {
+                assert!(
+                    desc.formula.contains(input.name),
+                    "{}: formula `{}` names input {}",
+                    desc.id,
+                    desc.formula,
+                    input.name
+                );
+                assert!(!input.description.is_empty(), "{}", desc.id);
+            }
+            assert_eq!(
+                desc.dimensions,
+                &[Dimension::Owner, Dimension::Source, Dimension::Segment],
+                "{}",
+                desc.id
+            );
+            assert!(desc.default_group_by.is_empty(), "{}", desc.id);
+            assert!(desc.params.is_empty(), "{}", desc.id);
+        }
+    }
+
+    #[test]
+    fn every_stored_input_reads_a_subscription_purchase_or_deal_measure() {
+        let mut stored = 0;
+        for metric in ALL {
+            for input in metric.descriptor().inputs {
+                if let InputSource::Stored(m) = input.source {
+                    stored += 1;
+                    assert!(
+                        matches!(
+                            m,
+                            Measure::MrrAtEnd
+                                | Measure::MrrAtStart
+                                | Measure::PayingCustomersAtEnd
+                                | Measure::NewMrr
+                                | Measure::ExpansionMrr
+                                | Measure::ContractionMrr
+                                | Measure::ChurnedMrr
+                                | Measure::PurchaseRevenue
+                                | Measure::NewCustomerRevenue
+                        ),
+                        "{}: {m:?}",
+                        metric.descriptor().id
+                    );
+                }
+            }
+        }
+        assert_eq!(stored, 17, "every input but months is stored");
+    }
+
+    #[test]
+    fn explicit_input_overrides_the_stored_one() {
+        let source = FakeSource::new([
+            (Measure::MrrAtEnd, "10000"),
+            (Measure::PayingCustomersAtEnd, "50"),
+        ]);
+        let mut spec = ComputeSpec::new("revenue.arpa", Some(q1_2024()));
+        spec.inputs.insert("paying_customers".into(), "40".into());
+        let rows = compute([&Arpa], &spec, &source);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].value, Value::Defined(d("250")));
+        assert_eq!(
+            inputs_of(&rows[0]),
+            pairs(&[("mrr", "10000"), ("paying_customers", "40")])
+        );
+
+        let mut spec = ComputeSpec::new("revenue.mrr", Some(q1_2024()));
+        spec.inputs.insert("mrr".into(), "5000".into());
+        let rows = compute([&Mrr], &spec, &source);
+        assert_eq!(rows[0].value, Value::Defined(d("5000")));
+        assert_eq!(inputs_of(&rows[0]), pairs(&[("mrr", "5000")]));
+    }
+
+    #[test]
+    fn calculator_mode_needs_no_store() {
+        let registry = kpi_core::Registry::from_metrics(ALL).unwrap();
+        let spec = ComputeSpec::calculator(
+            "revenue.total_monthly_revenue",
+            [("mrr", "10000"), ("non_recurring", "6000"), ("months", "3")],
+        );
+        let rows = registry.compute(&spec, None).unwrap();
+        assert_eq!(rows[0].value, Value::Defined(d("12000")));
+    }
+
+    #[test]
+    fn unsupported_dimension_is_refused() {
+        let source = FakeSource::new([(Measure::MrrAtEnd, "10000")]);
+        let mut spec = ComputeSpec::new("revenue.mrr", Some(q1_2024()));
+        spec.group_by.push(Dimension::Campaign);
+        let err = kpi_core::Registry::from_metrics([&Mrr as &'static dyn Metric])
+            .unwrap()
+            .compute(&spec, Some(&source))
+            .unwrap_err();
+        assert!(matches!(err, ComputeError::InvalidArgument(_)), "{err:?}");
+    }
+}

@@ -1,0 +1,187 @@
+use kpi_core::{
+    Direction, InputKind, InputSpec, Inputs, Measure, Metric, MetricDescriptor, MetricError,
+    Params, Unit, Value,
+};
+
+/// `revenue.net_new_mrr`: new_mrr + expansion_mrr − contraction_mrr − churned_mrr.
+pub struct NetNewMrr;
+
+static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
+    id: "revenue.net_new_mrr",
+    name: "Net new MRR",
+    family: "revenue",
+    description: "How much MRR grew (or, when negative, shrank) through the window's \
+        movements. new_mrr is the first MRR of subscriptions started in the window by \
+        customers with none active; expansion_mrr the MRR increases in the window of existing \
+        customers; contraction_mrr the decreases in the window that leave a subscription \
+        running; churned_mrr the MRR in effect just before each subscription that ended in \
+        the window (ended_at, or a change to 0) ended.",
+    formula: "new_mrr + expansion_mrr − contraction_mrr − churned_mrr",
+    unit: Unit::Currency,
+    direction: Direction::HigherIsBetter,
+    inputs: &[
+        InputSpec::stored(
+            "new_mrr",
+            "first MRR of subscriptions started in the window by customers with none active",
+            InputKind::NonNegative,
+            Measure::NewMrr,
+        ),
+        InputSpec::stored(
+            "expansion_mrr",
+            "sum of MRR increases in the window of existing customers' subscriptions",
+            InputKind::NonNegative,
+            Measure::ExpansionMrr,
+        ),
+        InputSpec::stored(
+            "contraction_mrr",
+            "sum of MRR decreases in the window that leave the subscription running",
+            InputKind::NonNegative,
+            Measure::ContractionMrr,
+        ),
+        InputSpec::stored(
+            "churned_mrr",
+            "MRR in effect just before each subscription that ended in the window ended",
+            InputKind::NonNegative,
+            Measure::ChurnedMrr,
+        ),
+    ],
+    params: &[],
+    dimensions: crate::REVENUE_DIMENSIONS,
+    default_group_by: &[],
+};
+
+impl Metric for NetNewMrr {
+    fn descriptor(&self) -> &'static MetricDescriptor {
+        &DESCRIPTOR
+    }
+
+    fn evaluate(&self, inputs: &Inputs, _params: &Params) -> Result<Value, MetricError> {
+        let new_mrr = inputs.get("new_mrr")?;
+        let expansion_mrr = inputs.get("expansion_mrr")?;
+        let contraction_mrr = inputs.get("contraction_mrr")?;
+        let churned_mrr = inputs.get("churned_mrr")?;
+        let gained = new_mrr
+            .checked_add(expansion_mrr)
+            .ok_or_else(|| MetricError::Overflow("new_mrr + expansion_mrr".into()))?;
+        let lost = contraction_mrr
+            .checked_add(churned_mrr)
+            .ok_or_else(|| MetricError::Overflow("contraction_mrr + churned_mrr".into()))?;
+        gained.checked_sub(lost).map(Value::Defined).ok_or_else(|| {
+            MetricError::Overflow("new_mrr + expansion_mrr − contraction_mrr − churned_mrr".into())
+        })
+    }
+}
+
+kpi_core::register_metric!(NetNewMrr);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{compute, d, inputs_of, pairs, params, q1_2024, FakeSource};
+    use kpi_core::engine::evaluate;
+    use kpi_core::{ComputeSpec, Decimal};
+
+    fn net_new(
+        new_mrr: &str,
+        expansion_mrr: &str,
+        contraction_mrr: &str,
+        churned_mrr: &str,
+        raw_params: &[(&str, &str)],
+    ) -> Result<Value, MetricError> {
+        let inputs = Inputs::new()
+            .with("new_mrr", d(new_mrr))
+            .with("expansion_mrr", d(expansion_mrr))
+            .with("contraction_mrr", d(contraction_mrr))
+            .with("churned_mrr", d(churned_mrr));
+        evaluate(&NetNewMrr, &inputs, &params(&DESCRIPTOR, raw_params))
+    }
+
+    #[test]
+    fn growth_is_new_plus_expansion_minus_contraction_and_churn() {
+        // 5 000 + 2 000 − 500 − 1 500 = 5 000.
+        assert_eq!(
+            net_new("5000", "2000", "500", "1500", &[]).unwrap(),
+            Value::Defined(d("5000"))
+        );
+    }
+
+    #[test]
+    fn may_be_negative() {
+        // 1 000 + 0 − 1 000 − 2 000 = −2 000.
+        assert_eq!(
+            net_new("1000", "0", "1000", "2000", &[]).unwrap(),
+            Value::Defined(d("-2000"))
+        );
+    }
+
+    #[test]
+    fn no_movement_is_zero_not_undefined() {
+        assert_eq!(
+            net_new("0", "0", "0", "0", &[]).unwrap(),
+            Value::Defined(Decimal::ZERO)
+        );
+    }
+
+    #[test]
+    fn rounds_half_away_from_zero_on_both_sides() {
+        assert_eq!(
+            net_new("0.005", "0", "0", "0", &[]).unwrap(),
+            Value::Defined(d("0.01"))
+        );
+        assert_eq!(
+            net_new("0", "0", "0.005", "0", &[]).unwrap(),
+            Value::Defined(d("-0.01"))
+        );
+        assert_eq!(
+            net_new("100.5", "0", "0", "0", &[("precision", "0")]).unwrap(),
+            Value::Defined(d("101"))
+        );
+    }
+
+    #[test]
+    fn negative_movement_is_rejected() {
+        // A movement is a sum of amounts; a decrease is given as a positive contraction.
+        assert!(matches!(
+            net_new("0", "0", "-500", "0", &[]),
+            Err(MetricError::InvalidInput { input, .. }) if input == "contraction_mrr"
+        ));
+    }
+
+    #[test]
+    fn overflow_is_an_error() {
+        let max = Decimal::MAX.to_string();
+        assert!(matches!(
+            net_new(&max, &max, "0", "0", &[]),
+            Err(MetricError::Overflow(_))
+        ));
+        assert!(matches!(
+            net_new("0", "0", &max, &max, &[]),
+            Err(MetricError::Overflow(_))
+        ));
+    }
+
+    #[test]
+    fn reads_the_four_movements_from_the_store() {
+        let source = FakeSource::new([
+            (Measure::NewMrr, "5000"),
+            (Measure::ExpansionMrr, "2000"),
+            (Measure::ContractionMrr, "500"),
+            (Measure::ChurnedMrr, "1500"),
+        ]);
+        let rows = compute(
+            [&NetNewMrr],
+            &ComputeSpec::new("revenue.net_new_mrr", Some(q1_2024())),
+            &source,
+        );
+        assert_eq!(rows[0].value, Value::Defined(d("5000")));
+        assert_eq!(
+            inputs_of(&rows[0]),
+            pairs(&[
+                ("new_mrr", "5000"),
+                ("expansion_mrr", "2000"),
+                ("contraction_mrr", "500"),
+                ("churned_mrr", "1500"),
+            ])
+        );
+    }
+}

@@ -1,0 +1,94 @@
+use kpi_core::{
+    Direction, InputKind, InputSpec, Inputs, Measure, Metric, MetricDescriptor, MetricError,
+    Params, Unit, Value,
+};
+
+/// `revenue.new_mrr`: the first MRR of new subscribers in the window.
+pub struct NewMrr;
+
+static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
+    id: "revenue.new_mrr",
+    name: "New MRR",
+    family: "revenue",
+    description: "MRR won from new subscribers in the window. new_mrr is the sum of the first \
+        MRR (the first of the (at, mrr) changes) of subscriptions started in the window whose \
+        customer had no subscription active when it started; a customer who already pays and \
+        adds a subscription counts as expansion instead.",
+    formula: "new_mrr (first MRR of new subscribers)",
+    unit: Unit::Currency,
+    direction: Direction::HigherIsBetter,
+    inputs: &[InputSpec::stored(
+        "new_mrr",
+        "first MRR of subscriptions started in the window by customers with none active",
+        InputKind::NonNegative,
+        Measure::NewMrr,
+    )],
+    params: &[],
+    dimensions: crate::REVENUE_DIMENSIONS,
+    default_group_by: &[],
+};
+
+impl Metric for NewMrr {
+    fn descriptor(&self) -> &'static MetricDescriptor {
+        &DESCRIPTOR
+    }
+
+    fn evaluate(&self, inputs: &Inputs, _params: &Params) -> Result<Value, MetricError> {
+        Ok(Value::Defined(inputs.get("new_mrr")?))
+    }
+}
+
+kpi_core::register_metric!(NewMrr);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{compute, d, inputs_of, pairs, params, q1_2024, FakeSource};
+    use kpi_core::engine::evaluate;
+    use kpi_core::{ComputeSpec, Decimal};
+
+    fn new_mrr(value: &str, raw_params: &[(&str, &str)]) -> Result<Value, MetricError> {
+        let inputs = Inputs::new().with("new_mrr", d(value));
+        evaluate(&NewMrr, &inputs, &params(&DESCRIPTOR, raw_params))
+    }
+
+    #[test]
+    fn value_is_the_new_mrr() {
+        // 3 new subscribers starting at 100, 250 and 650 → 1 000.
+        assert_eq!(new_mrr("1000", &[]).unwrap(), Value::Defined(d("1000")));
+    }
+
+    #[test]
+    fn rounds_to_precision() {
+        assert_eq!(new_mrr("99.995", &[]).unwrap(), Value::Defined(d("100")));
+        assert_eq!(
+            new_mrr("99.95", &[("precision", "1")]).unwrap(),
+            Value::Defined(d("100"))
+        );
+    }
+
+    #[test]
+    fn no_new_subscriber_is_zero_not_undefined() {
+        assert_eq!(new_mrr("0", &[]).unwrap(), Value::Defined(Decimal::ZERO));
+    }
+
+    #[test]
+    fn negative_new_mrr_is_rejected() {
+        assert!(matches!(
+            new_mrr("-100", &[]),
+            Err(MetricError::InvalidInput { input, .. }) if input == "new_mrr"
+        ));
+    }
+
+    #[test]
+    fn reads_new_mrr_from_the_store() {
+        let source = FakeSource::new([(Measure::NewMrr, "1000")]);
+        let rows = compute(
+            [&NewMrr],
+            &ComputeSpec::new("revenue.new_mrr", Some(q1_2024())),
+            &source,
+        );
+        assert_eq!(rows[0].value, Value::Defined(d("1000")));
+        assert_eq!(inputs_of(&rows[0]), pairs(&[("new_mrr", "1000")]));
+    }
+}
