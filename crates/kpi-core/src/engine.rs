@@ -35,6 +35,9 @@ pub struct ComputeSpec {
     /// One row per combination of these dimensions' values (the descriptor's default when
     /// empty and the answer comes from stored records).
     pub group_by: Vec<Dimension>,
+    /// One row for the whole scope even when the metric groups by default (the request said
+    /// `group_by: ["none"]`); only meaningful with an empty `group_by`.
+    pub ungrouped: bool,
     /// Dimension = value restrictions.
     pub filters: BTreeMap<Dimension, String>,
     /// Raw parameters, validated against the descriptor.
@@ -70,6 +73,7 @@ impl ComputeSpec {
             granularity: None,
             time_zone: TimeZone::UTC,
             group_by: Vec::new(),
+            ungrouped: false,
             filters: BTreeMap::new(),
             params: BTreeMap::new(),
             inputs: BTreeMap::new(),
@@ -136,6 +140,24 @@ impl<'a> Gather<'a> {
     /// The value of `measure` over the current scope.
     pub fn measure(&self, measure: Measure) -> Result<Decimal, MetricError> {
         self.source.measure(measure, self.scope)
+    }
+
+    /// The value of `measure` over the current scope further restricted to
+    /// `dimension = value` (a custom metric weighting open deals by stage, say).
+    pub fn measure_where(
+        &self,
+        measure: Measure,
+        dimension: Dimension,
+        value: &str,
+    ) -> Result<Decimal, MetricError> {
+        let mut scope = self.scope.clone();
+        scope.filters.insert(dimension, value.to_owned());
+        self.source.measure(measure, &scope)
+    }
+
+    /// The values `dimension` takes among the records matching the current scope's filters.
+    pub fn group_values(&self, dimension: Dimension) -> Result<Vec<String>, MetricError> {
+        self.source.group_values(dimension, self.scope)
     }
 
     /// The scope being computed (window, filters and group).
@@ -375,7 +397,7 @@ fn validate<'r>(
     if !violations.is_empty() {
         return Err(ComputeError::InvalidArgument(violations));
     }
-    let group_by = if spec.group_by.is_empty() && spec.window.is_some() {
+    let group_by = if spec.group_by.is_empty() && spec.window.is_some() && !spec.ungrouped {
         d.default_group_by.to_vec()
     } else {
         spec.group_by.clone()

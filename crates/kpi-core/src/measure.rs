@@ -79,7 +79,9 @@ pub enum Measure {
     WonCycleDaysTotal,
     /// Distinct owners of deals (won or lost) closed in W.
     ClosingReps,
-    /// Count of deals created in W that are open at end (status open, or closed at/after end).
+    /// Count of deals created before end that are open at end (status open, or closed at or
+    /// after end). With a `stage` filter or group: the deal's current stage at end (the last
+    /// stage entered before end).
     DealsOpen,
     /// Sum of `amount` of the deals counted by [`Measure::DealsOpen`].
     OpenAmount,

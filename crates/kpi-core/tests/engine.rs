@@ -319,3 +319,30 @@ fn memo_does_not_leak_between_requests() {
         .unwrap();
     assert_eq!(*src.calls.lock().unwrap(), 4);
 }
+
+#[test]
+fn default_grouping_can_be_turned_off() {
+    static GROUPED: MetricDescriptor = MetricDescriptor {
+        id: "test.grouped_rate",
+        default_group_by: &[Dimension::Owner],
+        ..RATE
+    };
+    struct Grouped;
+    impl Metric for Grouped {
+        fn descriptor(&self) -> &'static MetricDescriptor {
+            &GROUPED
+        }
+        fn evaluate(&self, i: &Inputs, p: &Params) -> Result<Value, MetricError> {
+            Rate.evaluate(i, p)
+        }
+    }
+    let r = Registry::from_metrics([&Grouped as &'static dyn Metric]).unwrap();
+    let src = FakeDeals { calls: Mutex::new(0) };
+    let rows = r.compute(&ComputeSpec::new("test.grouped_rate", Some(january())), Some(&src)).unwrap();
+    assert_eq!(rows.len(), 2, "ann and bob by default");
+    let mut spec = ComputeSpec::new("test.grouped_rate", Some(january()));
+    spec.ungrouped = true;
+    let rows = r.compute(&spec, Some(&src)).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].value, Value::Defined(d("67.39")));
+}
