@@ -154,7 +154,14 @@ pub fn parse_time_zone(name: &str) -> Result<TimeZone, ComputeError> {
 pub fn months_in(window: &Window, tz: &TimeZone) -> Decimal {
     let start = window.start.to_zoned(tz.clone());
     let end = window.end.to_zoned(tz.clone());
-    let on_first = |z: &jiff::Zoned| z.day() == 1 && z.time() == jiff::civil::Time::midnight();
+    // The first instant of a local 1st of the month: midnight, or later where a DST gap
+    // skips midnight on that day (America/Asuncion on 2017-10-01 starts at 01:00).
+    let on_first = |z: &jiff::Zoned| {
+        z.day() == 1
+            && z.date()
+                .to_zoned(tz.clone())
+                .is_ok_and(|day_start| day_start.timestamp() == z.timestamp())
+    };
     if on_first(&start) && on_first(&end) {
         let months = (i64::from(end.year()) * 12 + i64::from(end.month()))
             - (i64::from(start.year()) * 12 + i64::from(start.month()));
@@ -190,6 +197,14 @@ mod tests {
             months_in(&w, &TimeZone::UTC),
             Decimal::from(360) / Decimal::from(365)
         );
+    }
+
+    #[test]
+    fn a_month_whose_first_day_skips_midnight_is_one_month() {
+        let asuncion = TimeZone::get("America/Asuncion").unwrap();
+        // 2017-10-01 starts at 01:00 local (-03) in Asuncion; September starts at 00:00 (-04).
+        let w = Window::new(ts("2017-09-01T04:00:00Z"), ts("2017-10-01T04:00:00Z")).unwrap();
+        assert_eq!(months_in(&w, &asuncion), Decimal::ONE);
     }
 
     #[test]
