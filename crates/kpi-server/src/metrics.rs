@@ -1,0 +1,180 @@
+//! `kpi.v1.MetricsService`: the metric catalogue and the compute RPCs, over the link-time
+//! registry and the tenant's stored records.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use kpi_core::Registry;
+use kpi_proto::kpi::v1 as pb;
+use kpi_proto::kpi::v1::metrics_service_server::MetricsService;
+use kpi_store::Store;
+use tonic::{Request, Response, Status};
+
+use crate::convert::compute::{
+    batch_specs, compute_spec, descriptor_to_proto, row_to_proto, SpecLimits,
+};
+use crate::error::{batch_error, compute_status};
+use crate::rpc::{blocking, traced};
+use crate::{Limits, TENANT};
+
+/// The MetricsService handlers: ListMetrics, Compute, BatchCompute.
+#[derive(Clone)]
+pub struct MetricsApi {
+    registry: &'static Registry,
+    store: Store,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for MetricsApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsApi")
+            .field("metrics", &self.registry.len())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// Sets the cancellation flag when dropped: tonic drops a handler's future when the caller
+/// goes away or its deadline passes, and the engine then stops between rows.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl MetricsApi {
+    /// Handlers over `registry` that read stored inputs from `store`.
+    pub fn new(registry: &'static Registry, store: Store, limits: Limits) -> Self {
+        Self {
+            registry,
+            store,
+            limits,
+        }
+    }
+
+    fn spec_limits(&self) -> (SpecLimits, CancelOnDrop) {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        (
+            SpecLimits {
+                max_rows: self.limits.max_rows,
+                cancelled: cancelled.clone(),
+            },
+            CancelOnDrop(cancelled),
+        )
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for MetricsApi {
+    async fn list_metrics(
+        &self,
+        request: Request<pb::ListMetricsRequest>,
+    ) -> Result<Response<pb::ListMetricsResponse>, Status> {
+        let family = request.into_inner().family;
+        let span = tracing::info_span!(
+            "rpc",
+            method = "ListMetrics",
+            tenant = TENANT,
+            family = %family
+        );
+        traced(span, async move {
+            let metrics = self
+                .registry
+                .metrics()
+                .map(|m| m.descriptor())
+                .filter(|d| family.is_empty() || d.family == family)
+                .map(descriptor_to_proto)
+                .collect();
+            Ok(Response::new(pb::ListMetricsResponse { metrics }))
+        })
+        .await
+    }
+
+    async fn compute(
+        &self,
+        request: Request<pb::ComputeRequest>,
+    ) -> Result<Response<pb::ComputeResponse>, Status> {
+        let request = request.into_inner();
+        let span = tracing::info_span!(
+            "rpc",
+            method = "Compute",
+            tenant = TENANT,
+            metric_id = %request.metric_id
+        );
+        traced(span, async move {
+            let (limits, _cancel_on_drop) = self.spec_limits();
+            let spec = compute_spec(request, &limits).map_err(compute_status)?;
+            let registry = self.registry;
+            let source = self.store.source(TENANT);
+            let rows = blocking(move || registry.compute(&spec, Some(&source)))
+                .await?
+                .map_err(compute_status)?;
+            tracing::debug!(rows = rows.len(), "computed");
+            Ok(Response::new(pb::ComputeResponse {
+                rows: rows.into_iter().map(row_to_proto).collect(),
+            }))
+        })
+        .await
+    }
+
+    async fn batch_compute(
+        &self,
+        request: Request<pb::BatchComputeRequest>,
+    ) -> Result<Response<pb::BatchComputeResponse>, Status> {
+        let request = request.into_inner();
+        let ids: Vec<&str> = request
+            .metrics
+            .iter()
+            .map(|m| m.metric_id.as_str())
+            .collect();
+        let span = tracing::info_span!(
+            "rpc",
+            method = "BatchCompute",
+            tenant = TENANT,
+            metric_id = %ids.join(",")
+        );
+        traced(span, async move {
+            let (limits, _cancel_on_drop) = self.spec_limits();
+            let specs = batch_specs(request, &limits, self.limits.max_batch_metrics)
+                .map_err(compute_status)?;
+            let ids: Vec<String> = specs.iter().map(|s| s.metric_id.clone()).collect();
+            let registry = self.registry;
+            let source = self.store.source(TENANT);
+            let answers = blocking(move || registry.compute_batch(&specs, Some(&source))).await?;
+            let results = ids
+                .into_iter()
+                .zip(answers)
+                .map(|(metric_id, answer)| match answer {
+                    Ok(rows) => pb::BatchComputeResult {
+                        metric_id,
+                        rows: rows.into_iter().map(row_to_proto).collect(),
+                        error: None,
+                    },
+                    Err(err) => pb::BatchComputeResult {
+                        metric_id,
+                        rows: Vec::new(),
+                        error: Some(batch_error(err)),
+                    },
+                })
+                .collect();
+            Ok(Response::new(pb::BatchComputeResponse { results }))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropping_the_guard_cancels_the_computation() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let guard = CancelOnDrop(flag.clone());
+        assert!(!flag.load(Ordering::Relaxed));
+        drop(guard);
+        assert!(flag.load(Ordering::Relaxed));
+    }
+}

@@ -1,0 +1,227 @@
+//! `kpi.v1.RecordsService`: upserts, deletes and lists the tenant's records in the store.
+
+use kpi_core::FieldViolation;
+use kpi_proto::kpi::v1 as pb;
+use kpi_proto::kpi::v1::records_service_server::RecordsService;
+use kpi_store::{RecordKey, Store, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::convert::records::{record_from_proto, record_kind, record_to_proto};
+use crate::error::{invalid_argument, store_status};
+use crate::rpc::{blocking, traced};
+use crate::TENANT;
+
+/// The RecordsService handlers: Ingest, PutRecords, DeleteRecords, ListRecords.
+#[derive(Clone)]
+pub struct RecordsApi {
+    store: Store,
+}
+
+impl std::fmt::Debug for RecordsApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordsApi").finish_non_exhaustive()
+    }
+}
+
+/// What one batch of records came to.
+#[derive(Debug, Default)]
+struct Stored {
+    accepted: u64,
+    rejected: Vec<pb::RejectedRecord>,
+}
+
+impl RecordsApi {
+    /// Handlers over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Converts and upserts one batch: records that fail conversion or the store's
+    /// validation are rejected with their index (plus `offset`, for a stream) and a reason
+    /// naming the kind and field; the valid ones are durable when this returns.
+    async fn put(&self, records: Vec<pb::Record>, offset: u64) -> Result<Stored, Status> {
+        if records.is_empty() {
+            return Ok(Stored::default());
+        }
+        let store = self.store.clone();
+        blocking(move || {
+            let mut rejected = Vec::new();
+            let mut valid = Vec::with_capacity(records.len());
+            let mut positions = Vec::with_capacity(records.len());
+            for (i, record) in records.into_iter().enumerate() {
+                match record_from_proto(record) {
+                    Ok(record) => {
+                        positions.push((i, record.kind().as_str()));
+                        valid.push(record);
+                    }
+                    Err(reason) => rejected.push((i, reason)),
+                }
+            }
+            let mut accepted = 0;
+            if !valid.is_empty() {
+                let outcome = store.put(TENANT, valid).map_err(store_status)?;
+                accepted = outcome.accepted;
+                for r in outcome.rejected {
+                    let (position, kind) = positions.get(r.index).copied().ok_or_else(|| {
+                        Status::internal(format!(
+                            "the store rejected record {} of a batch of {}",
+                            r.index,
+                            positions.len()
+                        ))
+                    })?;
+                    // The store's reasons name the field; say which kind of record too.
+                    rejected.push((position, format!("{kind}: {}", r.reason)));
+                }
+            }
+            rejected.sort_by_key(|(i, _)| *i);
+            Ok(Stored {
+                accepted,
+                rejected: rejected
+                    .into_iter()
+                    .map(|(i, reason)| pb::RejectedRecord {
+                        index: offset + i as u64,
+                        reason,
+                    })
+                    .collect(),
+            })
+        })
+        .await?
+    }
+}
+
+#[tonic::async_trait]
+impl RecordsService for RecordsApi {
+    async fn ingest(
+        &self,
+        request: Request<Streaming<pb::IngestRequest>>,
+    ) -> Result<Response<pb::IngestResponse>, Status> {
+        let mut stream = request.into_inner();
+        let span = tracing::info_span!("rpc", method = "Ingest", tenant = TENANT);
+        traced(span, async move {
+            let mut total = Stored::default();
+            let mut offset = 0u64;
+            while let Some(message) = stream.message().await? {
+                let count = message.records.len() as u64;
+                let stored = self.put(message.records, offset).await?;
+                total.accepted += stored.accepted;
+                total.rejected.extend(stored.rejected);
+                offset += count;
+            }
+            tracing::info!(
+                records = offset,
+                accepted = total.accepted,
+                rejected = total.rejected.len(),
+                "ingested"
+            );
+            Ok(Response::new(pb::IngestResponse {
+                accepted: total.accepted,
+                rejected: total.rejected,
+            }))
+        })
+        .await
+    }
+
+    async fn put_records(
+        &self,
+        request: Request<pb::PutRecordsRequest>,
+    ) -> Result<Response<pb::PutRecordsResponse>, Status> {
+        let records = request.into_inner().records;
+        let span = tracing::info_span!(
+            "rpc",
+            method = "PutRecords",
+            tenant = TENANT,
+            records = records.len()
+        );
+        traced(span, async move {
+            let stored = self.put(records, 0).await?;
+            Ok(Response::new(pb::PutRecordsResponse {
+                accepted: stored.accepted,
+                rejected: stored.rejected,
+            }))
+        })
+        .await
+    }
+
+    async fn delete_records(
+        &self,
+        request: Request<pb::DeleteRecordsRequest>,
+    ) -> Result<Response<pb::DeleteRecordsResponse>, Status> {
+        let keys = request.into_inner().keys;
+        let span = tracing::info_span!(
+            "rpc",
+            method = "DeleteRecords",
+            tenant = TENANT,
+            keys = keys.len()
+        );
+        traced(span, async move {
+            let mut violations = Vec::new();
+            let mut parsed = Vec::with_capacity(keys.len());
+            for (i, key) in keys.into_iter().enumerate() {
+                let kind = record_kind(&key.kind).map_err(|reason| {
+                    violations.push(FieldViolation::new(format!("keys[{i}].kind"), reason))
+                });
+                if key.id.is_empty() {
+                    violations.push(FieldViolation::new(format!("keys[{i}].id"), "missing"));
+                }
+                if let Ok(kind) = kind {
+                    parsed.push(RecordKey { kind, id: key.id });
+                }
+            }
+            if !violations.is_empty() {
+                return Err(invalid_argument("invalid record keys", &violations));
+            }
+            let store = self.store.clone();
+            let deleted = blocking(move || store.delete(TENANT, &parsed))
+                .await?
+                .map_err(store_status)?;
+            Ok(Response::new(pb::DeleteRecordsResponse { deleted }))
+        })
+        .await
+    }
+
+    async fn list_records(
+        &self,
+        request: Request<pb::ListRecordsRequest>,
+    ) -> Result<Response<pb::ListRecordsResponse>, Status> {
+        let request = request.into_inner();
+        let span = tracing::info_span!(
+            "rpc",
+            method = "ListRecords",
+            tenant = TENANT,
+            kind = %request.kind
+        );
+        traced(span, async move {
+            let mut violations = Vec::new();
+            let kind = if request.kind.is_empty() {
+                None
+            } else {
+                record_kind(&request.kind)
+                    .map_err(|reason| violations.push(FieldViolation::new("kind", reason)))
+                    .ok()
+            };
+            let page_size = match request.page_size {
+                0 => DEFAULT_PAGE_SIZE,
+                n if n < 0 => {
+                    violations.push(FieldViolation::new(
+                        "page_size",
+                        format!("{n} is negative; give 0 for the default of {DEFAULT_PAGE_SIZE}"),
+                    ));
+                    DEFAULT_PAGE_SIZE
+                }
+                n => (n as usize).min(MAX_PAGE_SIZE),
+            };
+            if !violations.is_empty() {
+                return Err(invalid_argument("invalid ListRecords request", &violations));
+            }
+            let store = self.store.clone();
+            let page = blocking(move || store.list(TENANT, kind, page_size, &request.page_token))
+                .await?
+                .map_err(store_status)?;
+            Ok(Response::new(pb::ListRecordsResponse {
+                records: page.records.into_iter().map(record_to_proto).collect(),
+                next_page_token: page.next_page_token,
+            }))
+        })
+        .await
+    }
+}

@@ -1,0 +1,293 @@
+//! Shared helpers of the end-to-end tests: spawn the real `kpid` binary on 127.0.0.1
+//! port 0 with its own data directory, read its ready line for the address, connect the
+//! generated clients, and kill only that child when done.
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kpi_proto::kpi::v1 as pb;
+use kpi_proto::kpi::v1::metrics_service_client::MetricsServiceClient;
+use kpi_proto::kpi::v1::records_service_client::RecordsServiceClient;
+use pb::record::Record as Kind;
+use tonic::transport::Channel;
+
+/// How long the server may take to log its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running `kpid serve` child process.
+pub(crate) struct Kpid {
+    child: Child,
+    /// The address from its ready line.
+    pub(crate) addr: SocketAddr,
+    /// Its data directory.
+    pub(crate) data_dir: PathBuf,
+    logs: Arc<Mutex<Vec<String>>>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// Extracts the bound address from a ready line, text (`kpid ready addr=…`) or JSON
+/// (`"addr":"…"`).
+pub(crate) fn ready_addr(line: &str) -> Option<SocketAddr> {
+    if !line.contains("kpid ready") {
+        return None;
+    }
+    if let Some(rest) = line.split("\"addr\":\"").nth(1) {
+        return rest.split('"').next()?.parse().ok();
+    }
+    let rest = line.split("addr=").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+impl Kpid {
+    /// Starts a server on a fresh temporary data directory.
+    pub(crate) fn start() -> Kpid {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut kpid = Self::start_in(temp.path(), &[]);
+        kpid._temp = Some(temp);
+        kpid
+    }
+
+    /// Starts a server on `data_dir` with extra environment variables.
+    pub(crate) fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Kpid {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kpid"));
+        command
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env_remove("KPID_API_KEYS")
+            .env_remove("KPID_LOG_FORMAT")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn kpid");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (lines_tx, lines_rx) = mpsc::channel::<String>();
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    logs.lock().unwrap().push(line.clone());
+                    let _ = lines_tx.send(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines_rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = ready_addr(&line) {
+                        break addr;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "kpid did not log its ready line; logs:\n{}",
+                        logs.lock().unwrap().join("\n")
+                    );
+                }
+            }
+        };
+        Kpid {
+            child,
+            addr,
+            data_dir: data_dir.to_owned(),
+            logs,
+            _temp: None,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A connected channel.
+    pub(crate) async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to kpid")
+    }
+
+    /// A MetricsService client.
+    pub(crate) async fn metrics(&self) -> MetricsServiceClient<Channel> {
+        MetricsServiceClient::new(self.channel().await)
+    }
+
+    /// A RecordsService client.
+    pub(crate) async fn records(&self) -> RecordsServiceClient<Channel> {
+        RecordsServiceClient::new(self.channel().await)
+    }
+
+    /// Everything the server logged so far.
+    pub(crate) fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Sends SIGTERM and waits (at most 30 s) for the process to exit.
+    pub(crate) fn terminate(&mut self) -> ExitStatus {
+        self.send_sigterm();
+        self.wait(Duration::from_secs(30))
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub(crate) fn send_sigterm(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Waits (at most `timeout`) for the process to exit.
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        self.wait(timeout)
+    }
+
+    /// SIGKILLs the process (no chance to flush) and reaps it.
+    pub(crate) fn kill9(&mut self) {
+        self.signal(libc::SIGKILL);
+        self.wait(Duration::from_secs(30));
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) on our own child's pid; it has not been reaped, so the pid is
+        // still ours.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+    }
+
+    fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("kpid did not exit in {timeout:?}; logs:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Kpid {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A timestamp from RFC 3339 text.
+pub(crate) fn ts(text: &str) -> Option<prost_types::Timestamp> {
+    let t: jiff::Timestamp = text.parse().expect("RFC 3339 timestamp");
+    Some(prost_types::Timestamp {
+        seconds: t.as_second(),
+        nanos: t.subsec_nanosecond(),
+    })
+}
+
+/// A record of any kind.
+pub(crate) fn record(kind: Kind) -> pb::Record {
+    pb::Record { record: Some(kind) }
+}
+
+/// A deal closed at `closed_at` (open when `status` is open), created 30 days earlier.
+pub(crate) fn deal(
+    id: &str,
+    owner: &str,
+    status: pb::DealStatus,
+    amount: &str,
+    closed_at: &str,
+) -> pb::Record {
+    let closed: jiff::Timestamp = closed_at.parse().unwrap();
+    let created = closed
+        .checked_sub(jiff::SignedDuration::from_hours(24 * 30))
+        .unwrap();
+    record(Kind::Deal(pb::Deal {
+        id: id.into(),
+        owner: owner.into(),
+        amount: amount.into(),
+        created_at: ts(&created.to_string()),
+        closed_at: if status == pb::DealStatus::Open {
+            None
+        } else {
+            ts(closed_at)
+        },
+        status: status.into(),
+        kind: pb::DealKind::NewBusiness.into(),
+        ..Default::default()
+    }))
+}
+
+/// A customer acquired at `acquired_at` from `source`.
+pub(crate) fn customer(id: &str, acquired_at: &str, source: pb::Source) -> pb::Record {
+    record(Kind::Customer(pb::Customer {
+        id: id.into(),
+        acquired_at: ts(acquired_at),
+        source: source.into(),
+        ..Default::default()
+    }))
+}
+
+/// The (kind, id) of a wire record.
+pub(crate) fn key_of(record: &pb::Record) -> (String, String) {
+    let (kind, id) = match record.record.as_ref().expect("kind set") {
+        Kind::Customer(r) => ("customer", &r.id),
+        Kind::Lead(r) => ("lead", &r.id),
+        Kind::Deal(r) => ("deal", &r.id),
+        Kind::Subscription(r) => ("subscription", &r.id),
+        Kind::Purchase(r) => ("purchase", &r.id),
+        Kind::Spend(r) => ("spend", &r.id),
+        Kind::Campaign(r) => ("campaign", &r.id),
+        Kind::Ticket(r) => ("ticket", &r.id),
+        Kind::SurveyResponse(r) => ("survey_response", &r.id),
+        Kind::Quota(r) => ("quota", &r.id),
+    };
+    (kind.to_owned(), id.clone())
+}
+
+/// Every stored record, following next_page_token with pages of `page_size`.
+pub(crate) async fn list_all(
+    client: &mut RecordsServiceClient<Channel>,
+    kind: &str,
+    page_size: i32,
+) -> (Vec<pb::Record>, usize) {
+    let mut records = Vec::new();
+    let mut pages = 0;
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_records(pb::ListRecordsRequest {
+                kind: kind.into(),
+                page_size,
+                page_token: token,
+            })
+            .await
+            .expect("ListRecords")
+            .into_inner();
+        pages += 1;
+        records.extend(page.records);
+        if page.next_page_token.is_empty() {
+            return (records, pages);
+        }
+        token = page.next_page_token;
+        assert!(pages < 10_000, "paging does not end");
+    }
+}

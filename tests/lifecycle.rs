@@ -1,0 +1,265 @@
+//! The kpid process end to end: health checking, reflection, durability across kill -9,
+//! graceful SIGTERM, JSON logs.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{customer, key_of, list_all, ready_addr, Kpid};
+use kpi_proto::kpi::v1 as pb;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+#[tokio::test]
+async fn health_reports_serving_for_the_server_and_both_services() {
+    let kpid = Kpid::start();
+    let mut health = HealthClient::new(kpid.channel().await);
+    for service in ["", "kpi.v1.MetricsService", "kpi.v1.RecordsService"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status();
+        assert_eq!(status, ServingStatus::Serving, "service {service:?}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "kpi.v1.NoSuchService".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test]
+async fn reflection_v1_and_v1alpha_list_the_services() {
+    let kpid = Kpid::start();
+
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let mut v1 = ServerReflectionClient::new(kpid.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = v1
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().expect("one response");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("not a service list: {response:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in [
+        "kpi.v1.MetricsService",
+        "kpi.v1.RecordsService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
+    }
+
+    // The descriptor of a service comes with its dependencies (timestamp.proto).
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(
+            "kpi.v1.MetricsService".into(),
+        )),
+    };
+    let mut responses = v1
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().expect("one response");
+    let Some(MessageResponse::FileDescriptorResponse(files)) = response.message_response else {
+        panic!("not a file descriptor response: {response:?}");
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
+
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as AlphaClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest as AlphaReflectionRequest;
+    let mut alpha = AlphaClient::new(kpid.channel().await);
+    let request = AlphaReflectionRequest {
+        host: String::new(),
+        message_request: Some(AlphaRequest::ListServices(String::new())),
+    };
+    let mut responses = alpha
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().expect("one response");
+    let Some(AlphaResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("not a service list: {response:?}");
+    };
+    assert!(list
+        .service
+        .iter()
+        .any(|s| s.name == "kpi.v1.RecordsService"));
+}
+
+#[tokio::test]
+async fn acknowledged_records_survive_kill_9() {
+    let data = tempfile::tempdir().unwrap();
+    let mut first = Kpid::start_in(data.path(), &[]);
+    let mut client = first.records().await;
+    let records: Vec<pb::Record> = (0..50)
+        .map(|i| {
+            customer(
+                &format!("c{i:02}"),
+                "2024-01-01T00:00:00Z",
+                pb::Source::Sales,
+            )
+        })
+        .collect();
+    let put = client
+        .put_records(pb::PutRecordsRequest { records })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(put.accepted, 50);
+    let deleted = client
+        .delete_records(pb::DeleteRecordsRequest {
+            keys: vec![pb::RecordKey {
+                kind: "customer".into(),
+                id: "c07".into(),
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.deleted, 1);
+    drop(client);
+    first.kill9();
+
+    let second = Kpid::start_in(data.path(), &[]);
+    let mut client = second.records().await;
+    let (stored, _) = list_all(&mut client, "customer", 0).await;
+    let ids: Vec<String> = stored.iter().map(|r| key_of(r).1).collect();
+    let expected: Vec<String> = (0..50)
+        .filter(|i| *i != 7)
+        .map(|i| format!("c{i:02}"))
+        .collect();
+    assert_eq!(
+        ids, expected,
+        "every acknowledged put and delete survived kill -9"
+    );
+}
+
+// Multi-threaded, so the client's connection keeps running (and answers the server's
+// GOAWAY) while the test thread blocks on the child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_then_exits_0() {
+    let data = tempfile::tempdir().unwrap();
+    let mut kpid = Kpid::start_in(data.path(), &[]);
+    let mut metrics = kpid.metrics().await;
+    metrics
+        .list_metrics(pb::ListMetricsRequest::default())
+        .await
+        .unwrap();
+
+    // An Ingest stream is in flight when SIGTERM arrives; it must still be answered.
+    let (messages, stream) = tokio::sync::mpsc::channel(4);
+    let mut records = kpid.records().await;
+    let ingest = tokio::spawn(async move {
+        records
+            .ingest(tokio_stream::wrappers::ReceiverStream::new(stream))
+            .await
+    });
+    messages
+        .send(pb::IngestRequest {
+            records: vec![customer("c1", "2024-01-01T00:00:00Z", pb::Source::Sales)],
+        })
+        .await
+        .unwrap();
+    let mut reader = kpid.records().await;
+    let started = Instant::now();
+    while list_all(&mut reader, "customer", 0).await.0.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "first message stored"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let signalled = Instant::now();
+    kpid.send_sigterm();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    messages
+        .send(pb::IngestRequest {
+            records: vec![customer("c2", "2024-01-02T00:00:00Z", pb::Source::Sales)],
+        })
+        .await
+        .unwrap();
+    drop(messages);
+    let answer = ingest
+        .await
+        .unwrap()
+        .expect("the in-flight Ingest is answered")
+        .into_inner();
+    assert_eq!(answer.accepted, 2);
+
+    let status = tokio::task::block_in_place(|| kpid.wait_exit(Duration::from_secs(30)));
+    assert!(
+        status.success(),
+        "exit status {status:?}; logs:\n{}",
+        kpid.logs()
+    );
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "idle connections do not hold up shutdown ({:?}); logs:\n{}",
+        signalled.elapsed(),
+        kpid.logs()
+    );
+    let logs = kpid.logs();
+    assert!(logs.contains("shutdown requested"), "{logs}");
+    assert!(logs.contains("store flushed"), "{logs}");
+    drop((metrics, reader));
+
+    let restarted = Kpid::start_in(data.path(), &[]);
+    let mut client = restarted.records().await;
+    let (stored, _) = list_all(&mut client, "customer", 0).await;
+    let ids: Vec<String> = stored.iter().map(|r| key_of(r).1).collect();
+    assert_eq!(ids, ["c1", "c2"]);
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_ready_address() {
+    let data = tempfile::tempdir().unwrap();
+    let kpid = Kpid::start_in(data.path(), &[("KPID_LOG_FORMAT", "json")]);
+    let logs = kpid.logs();
+    let ready = logs
+        .lines()
+        .find(|l| l.contains("kpid ready"))
+        .expect("ready line");
+    let line: serde_json::Value = serde_json::from_str(ready).expect("a JSON log line");
+    assert_eq!(line["message"], "kpid ready");
+    assert_eq!(line["addr"], kpid.addr.to_string());
+    assert_eq!(ready_addr(ready), Some(kpid.addr));
+    assert!(
+        logs.contains("authentication is off"),
+        "a missing --api-keys is logged: {logs}"
+    );
+}
+
+#[test]
+fn ready_lines_parse_in_both_formats() {
+    let text = "2025-01-01T00:00:00.000000Z  INFO kpi_server::server: kpid ready addr=127.0.0.1:43121 metrics=39";
+    assert_eq!(ready_addr(text), Some("127.0.0.1:43121".parse().unwrap()));
+    let json = r#"{"timestamp":"x","level":"INFO","message":"kpid ready","addr":"127.0.0.1:5","metrics":39}"#;
+    assert_eq!(ready_addr(json), Some("127.0.0.1:5".parse().unwrap()));
+    assert_eq!(ready_addr("kpid starting addr=127.0.0.1:1"), None);
+}
