@@ -1,6 +1,34 @@
 //! kpid's record store: CRM records kept per tenant in sled, and the in-memory query side
 //! the metrics read from.
+//!
+//! - [`Store`] validates ([`validate`]) and upserts records by (tenant, kind, id), durably;
+//!   deletes and lists them; and hands out each tenant's records as a
+//!   [`kpi_core::DataSource`] ([`TenantSource`]) that answers every [`kpi_core::Measure`]
+//!   from memory.
+//! - [`generate`] makes a deterministic, realistic CRM dataset for the demo and benchmarks.
+//!
+//! The sled key layout is documented in the `codec` module (and ARCHITECTURE.md).
 
+mod codec;
+mod dims;
+mod error;
+pub mod generate;
+mod index;
 pub mod record;
+#[cfg(test)]
+mod reference;
+mod store;
+mod subscription;
+mod units;
+mod validate;
 
+pub use error::StoreError;
 pub use record::*;
+pub use store::{
+    PutOutcome, RecordKey, RecordPage, Rejected, Store, StoreStats, TenantSource,
+    DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+};
+pub use validate::{validate, MAX_ID_BYTES};
+
+/// The tenant used when a request names none.
+pub const DEFAULT_TENANT: &str = "default";

@@ -1,0 +1,138 @@
+//! Times the store at scale: loading a generated dataset, building the query index, and
+//! answering measures, unfiltered and filtered.
+//!
+//! `cargo run -p kpi-store --release --example query_timing -- 1000000`
+
+use std::time::{Duration, Instant};
+
+use kpi_core::{DataSource, Dimension, Measure, Scope, SpendCategories, SurveyKind, Window};
+use kpi_store::generate::{stream, DemoOptions};
+use kpi_store::Store;
+
+fn main() {
+    let records: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().expect("a record count"))
+        .unwrap_or(1_000_000);
+    let opts = DemoOptions {
+        records,
+        ..DemoOptions::default()
+    };
+    let dir = std::env::temp_dir().join(format!("kpid-query-timing-{}", std::process::id()));
+    let store = Store::open(&dir).expect("a store in a temporary directory");
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(20_000);
+    for r in stream(&opts) {
+        batch.push(r);
+        if batch.len() == 20_000 {
+            store
+                .put("default", std::mem::take(&mut batch))
+                .expect("put");
+        }
+    }
+    store.put("default", batch).expect("put");
+    println!(
+        "generated and stored {} records in {:.2?}",
+        store.stats().records,
+        started.elapsed()
+    );
+
+    drop(store);
+    let t = Instant::now();
+    let store = Store::open(&dir).expect("reopen");
+    println!(
+        "reopened (every record decoded into memory) in {:.2?}",
+        t.elapsed()
+    );
+
+    let window = Window::new(
+        "2024-04-01T00:00:00Z".parse().unwrap(),
+        "2024-07-01T00:00:00Z".parse().unwrap(),
+    )
+    .unwrap();
+    let plain = Scope::new(window);
+    let mut by_owner = Scope::new(window);
+    by_owner.filters.insert(Dimension::Owner, "rep-003".into());
+    let mut two = by_owner.clone();
+    two.filters.insert(Dimension::Segment, "smb".into());
+
+    let source = store.source("default");
+    let t = Instant::now();
+    source.measure(Measure::DealsWon, &plain).unwrap();
+    println!("index built on first read in {:.2?}", t.elapsed());
+    let t = Instant::now();
+    source.measure(Measure::DealsWon, &by_owner).unwrap();
+    println!(
+        "owner partitions built on first filtered read in {:.2?}",
+        t.elapsed()
+    );
+    let t = Instant::now();
+    source.measure(Measure::DealsWon, &two).unwrap();
+    println!("segment partitions built in {:.2?}", t.elapsed());
+
+    let measures = [
+        Measure::DealsWon,
+        Measure::WonAmount,
+        Measure::ClosingReps,
+        Measure::DealsOpen,
+        Measure::StageDaysTotal,
+        Measure::QuotaProrated,
+        Measure::LeadsCreated,
+        Measure::LeadsConverted,
+        Measure::CustomersAtStart,
+        Measure::CustomersChurnedFromStart,
+        Measure::CustomersNewRetained,
+        Measure::CustomersActiveInWindow,
+        Measure::MeanChurnedTenureYears,
+        Measure::NewCustomerRevenue,
+        Measure::NewCustomerMeanFirstMrr,
+        Measure::Spend(SpendCategories::ALL),
+        Measure::PurchaseRevenue,
+        Measure::Buyers,
+        Measure::RepeatBuyers,
+        Measure::MrrAtEnd,
+        Measure::PayingCustomersAtEnd,
+        Measure::ExpansionMrr,
+        Measure::ResolutionHoursTotal,
+        Measure::SurveyResponses {
+            kind: SurveyKind::Nps,
+            scale: 10,
+            min: 9,
+            max: 10,
+        },
+    ];
+    println!(
+        "{:<40} {:>12} {:>12} {:>12}",
+        "measure (µs per call)", "all", "owner", "owner+segment"
+    );
+    for m in measures {
+        let time = |scope: &Scope| {
+            // The first read of a filter builds that dimension's partitions.
+            source.measure(m, scope).unwrap();
+            let n = 200;
+            let t = Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(source.measure(m, scope).unwrap());
+            }
+            t.elapsed() / n
+        };
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        println!(
+            "{:<40} {:>12.1} {:>12.1} {:>12.1}",
+            format!("{m:?}").chars().take(40).collect::<String>(),
+            us(time(&plain)),
+            us(time(&by_owner)),
+            us(time(&two))
+        );
+    }
+    let t = Instant::now();
+    let owners = source.group_values(Dimension::Owner, &plain).unwrap();
+    println!(
+        "group_values(owner): {} values in {:.2?}",
+        owners.len(),
+        t.elapsed()
+    );
+    drop(source);
+    drop(store);
+    std::fs::remove_dir_all(&dir).expect("remove the temporary store");
+}

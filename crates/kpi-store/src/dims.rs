@@ -1,0 +1,257 @@
+//! Which dimensions each kind of record carries, and their values.
+//!
+//! - deal: owner, campaign, channel (its campaign's), source and segment (its customer's);
+//!   a stage exit of a deal also carries stage (the exited stage)
+//! - quota: owner
+//! - lead: source, campaign, channel (via its campaign)
+//! - customer: owner, source, campaign, channel (via its campaign), segment
+//! - spend: campaign, channel (its own, else its campaign's)
+//! - campaign: campaign (its id), channel
+//! - purchase, subscription: owner, source, segment (via the customer)
+//! - ticket: agent, source, segment (via the customer)
+//! - survey response: source, segment (via the customer)
+//!
+//! A filter on a dimension a kind does not carry leaves that kind unfiltered; a record of a
+//! kind that carries the dimension but has no value for it matches no filter on it.
+
+use std::collections::HashMap;
+
+use kpi_core::Dimension;
+
+use crate::record::{
+    Campaign, Channel, Customer, Deal, Lead, Purchase, Quota, Record, RecordKind, Source, Spend,
+    Subscription, SurveyResponse, Ticket,
+};
+use crate::store::Canonical;
+
+/// Number of dimensions.
+pub(crate) const NDIMS: usize = Dimension::ALL.len();
+
+/// Position of a dimension in [`Dimension::ALL`].
+pub(crate) fn dim_index(d: Dimension) -> usize {
+    match d {
+        Dimension::Owner => 0,
+        Dimension::Source => 1,
+        Dimension::Campaign => 2,
+        Dimension::Channel => 3,
+        Dimension::Segment => 4,
+        Dimension::Stage => 5,
+        Dimension::Agent => 6,
+    }
+}
+
+/// The lowercase name of a source, as filters and groups use it.
+pub(crate) fn source_name(s: Source) -> &'static str {
+    match s {
+        Source::Marketing => "marketing",
+        Source::Sales => "sales",
+        Source::Referral => "referral",
+        Source::Partner => "partner",
+        Source::Other => "other",
+    }
+}
+
+/// The lowercase name of a channel, as filters and groups use it.
+pub(crate) fn channel_name(c: Channel) -> &'static str {
+    match c {
+        Channel::Email => "email",
+        Channel::Paid => "paid",
+        Channel::Social => "social",
+        Channel::Event => "event",
+        Channel::Other => "other",
+    }
+}
+
+/// The kinds of rows the query side answers from: the record kinds, plus the stage exits
+/// of deals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unit {
+    Deal,
+    StageExit,
+    Quota,
+    Lead,
+    Customer,
+    Spend,
+    Campaign,
+    Purchase,
+    Subscription,
+    Ticket,
+    Survey,
+}
+
+impl Unit {
+    /// The dimensions rows of this unit carry.
+    pub(crate) fn carried(self) -> &'static [Dimension] {
+        use Dimension::*;
+        match self {
+            Unit::Deal => &[Owner, Source, Campaign, Channel, Segment],
+            Unit::StageExit => &[Owner, Source, Campaign, Channel, Segment, Stage],
+            Unit::Quota => &[Owner],
+            Unit::Lead => &[Source, Campaign, Channel],
+            Unit::Customer => &[Owner, Source, Campaign, Channel, Segment],
+            Unit::Spend => &[Campaign, Channel],
+            Unit::Campaign => &[Campaign, Channel],
+            Unit::Purchase | Unit::Subscription => &[Owner, Source, Segment],
+            Unit::Ticket => &[Agent, Source, Segment],
+            Unit::Survey => &[Source, Segment],
+        }
+    }
+
+    /// Whether rows of this unit carry `d`.
+    pub(crate) fn carries(self, d: Dimension) -> bool {
+        self.carried().contains(&d)
+    }
+}
+
+/// A row's dimension values, indexed by [`dim_index`].
+pub(crate) type DimValues<'a> = [Option<&'a str>; NDIMS];
+
+/// Customers and campaigns by id, to resolve the dimensions records inherit from them.
+pub(crate) struct Lookup<'a> {
+    customers: HashMap<&'a str, &'a Customer>,
+    campaigns: HashMap<&'a str, &'a Campaign>,
+}
+
+impl<'a> Lookup<'a> {
+    /// Indexes the customers and campaigns of `records`.
+    pub(crate) fn new(records: &'a Canonical) -> Self {
+        let customers = records
+            .of_kind(RecordKind::Customer)
+            .filter_map(|r| match r {
+                Record::Customer(c) => Some((c.id.as_str(), c)),
+                _ => None,
+            })
+            .collect();
+        let campaigns = records
+            .of_kind(RecordKind::Campaign)
+            .filter_map(|r| match r {
+                Record::Campaign(c) => Some((c.id.as_str(), c)),
+                _ => None,
+            })
+            .collect();
+        Self {
+            customers,
+            campaigns,
+        }
+    }
+
+    /// The customer with this id, if stored.
+    pub(crate) fn customer(&self, id: Option<&str>) -> Option<&'a Customer> {
+        id.and_then(|id| self.customers.get(id).copied())
+    }
+
+    /// The channel of the campaign with this id, if stored.
+    pub(crate) fn campaign_channel(&self, id: Option<&str>) -> Option<Channel> {
+        id.and_then(|id| self.campaigns.get(id).map(|c| c.channel))
+    }
+
+    fn customer_dims(&self, id: Option<&str>, v: &mut DimValues<'a>) {
+        if let Some(c) = self.customer(id) {
+            v[dim_index(Dimension::Owner)] = c.owner.as_deref();
+            v[dim_index(Dimension::Source)] = Some(source_name(c.source));
+            v[dim_index(Dimension::Segment)] = c.segment.as_deref();
+        }
+    }
+
+    /// A deal's dimensions (stage excluded: see [`Lookup::stage_exit`]).
+    pub(crate) fn deal(&self, d: &'a Deal) -> DimValues<'a> {
+        let mut v = [None; NDIMS];
+        self.customer_dims(d.customer_id.as_deref(), &mut v);
+        v[dim_index(Dimension::Owner)] = Some(d.owner.as_str());
+        v[dim_index(Dimension::Campaign)] = d.campaign_id.as_deref();
+        v[dim_index(Dimension::Channel)] = self
+            .campaign_channel(d.campaign_id.as_deref())
+            .map(channel_name);
+        v
+    }
+
+    /// The dimensions of a deal's exit from `stage` (the index builds them from the
+    /// deal's).
+    #[cfg(test)]
+    pub(crate) fn stage_exit(&self, d: &'a Deal, stage: &'a str) -> DimValues<'a> {
+        let mut v = self.deal(d);
+        v[dim_index(Dimension::Stage)] = Some(stage);
+        v
+    }
+
+    /// A quota's dimensions.
+    pub(crate) fn quota(&self, q: &'a Quota) -> DimValues<'a> {
+        let mut v = [None; NDIMS];
+        v[dim_index(Dimension::Owner)] = Some(q.owner.as_str());
+        v
+    }
+
+    /// A lead's dimensions.
+    pub(crate) fn lead(&self, l: &'a Lead) -> DimValues<'a> {
+        let mut v = [None; NDIMS];
+        v[dim_index(Dimension::Source)] = Some(source_name(l.source));
+        v[dim_index(Dimension::Campaign)] = l.campaign_id.as_deref();
+        v[dim_index(Dimension::Channel)] = self
+            .campaign_channel(l.campaign_id.as_deref())
+            .map(channel_name);
+        v
+    }
+
+    /// A customer's dimensions.
+    pub(crate) fn customer_row(&self, c: &'a Customer) -> DimValues<'a> {
+        let mut v = [None; NDIMS];
+        v[dim_index(Dimension::Owner)] = c.owner.as_deref();
+        v[dim_index(Dimension::Source)] = Some(source_name(c.source));
+        v[dim_index(Dimension::Campaign)] = c.campaign_id.as_deref();
+        v[dim_index(Dimension::Channel)] = self
+            .campaign_channel(c.campaign_id.as_deref())
+            .map(channel_name);
+        v[dim_index(Dimension::Segment)] = c.segment.as_deref();
+        v
+    }
+
+    /// A spend's dimensions.
+    pub(crate) fn spend(&self, s: &'a Spend) -> DimValues<'a> {
+        let mut v = [None; NDIMS];
+        v[dim_index(Dimension::Campaign)] = s.campaign_id.as_deref();
+        v[dim_index(Dimension::Channel)] = s
+            .channel
+            .or_else(|| self.campaign_channel(s.campaign_id.as_deref()))
+            .map(channel_name);
+        v
+    }
+
+    /// A campaign's dimensions.
+    pub(crate) fn campaign(&self, c: &'a Campaign) -> DimValues<'a> {
+        let mut v = [None; NDIMS];
+        v[dim_index(Dimension::Campaign)] = Some(c.id.as_str());
+        v[dim_index(Dimension::Channel)] = Some(channel_name(c.channel));
+        v
+    }
+
+    /// A purchase's dimensions.
+    pub(crate) fn purchase(&self, p: &'a Purchase) -> DimValues<'a> {
+        let mut v = [None; NDIMS];
+        self.customer_dims(Some(p.customer_id.as_str()), &mut v);
+        v
+    }
+
+    /// A subscription's dimensions.
+    pub(crate) fn subscription(&self, s: &'a Subscription) -> DimValues<'a> {
+        let mut v = [None; NDIMS];
+        self.customer_dims(Some(s.customer_id.as_str()), &mut v);
+        v
+    }
+
+    /// A ticket's dimensions.
+    pub(crate) fn ticket(&self, t: &'a Ticket) -> DimValues<'a> {
+        let mut v = [None; NDIMS];
+        self.customer_dims(t.customer_id.as_deref(), &mut v);
+        v[dim_index(Dimension::Owner)] = None;
+        v[dim_index(Dimension::Agent)] = Some(t.agent.as_str());
+        v
+    }
+
+    /// A survey response's dimensions.
+    pub(crate) fn survey(&self, s: &'a SurveyResponse) -> DimValues<'a> {
+        let mut v = [None; NDIMS];
+        self.customer_dims(s.customer_id.as_deref(), &mut v);
+        v[dim_index(Dimension::Owner)] = None;
+        v
+    }
+}

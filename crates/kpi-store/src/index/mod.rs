@@ -1,0 +1,927 @@
+//! The query side: one tenant's records, flattened per unit (record kind, or deal stage
+//! exits) into event lists sorted by each measure's time, with prefix sums.
+//!
+//! - A window is two binary searches; counts and sums over it come from prefix sums, so an
+//!   unfiltered window measure costs O(log n).
+//! - Point-in-time counts (customers active at t, MRR at t, paying customers at t) are
+//!   prefix counts and sums over sorted event lists (acquisitions minus churns, MRR
+//!   movements, paying intervals).
+//! - Distinct counts (reps, buyers, upsold customers) use, for each event, the position
+//!   of the previous event with the same key: a key is new in a range when its previous
+//!   event lies before it.
+//! - A filter reads the index built (on first use) over the rows having that dimension
+//!   value; further filters, and measures that compare two times of a record (leads
+//!   converted before the end, customers acquired in W and active at its end), scan the
+//!   window's slice.
+//!
+//! The index is immutable: the store builds a new one on the first read after a write.
+
+mod kinds;
+mod part;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use jiff::Timestamp;
+use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope, SpendCategories, Window};
+
+use self::kinds::{
+    survey_slot, CampaignIx, CampaignRow, CustomerIx, CustomerRow, DealIx, DealRow, ExitIx,
+    ExitRow, LeadIx, LeadRow, PurchaseIx, PurchaseRow, QuotaIx, QuotaRow, SpendIx, SpendRow, SubIx,
+    SubRow, SurveyIx, SurveyRow, TicketIx, TicketRow,
+};
+use self::part::{add, overflow, Interner, Part, Resolved, NONE};
+use crate::dims::{dim_index, Lookup, Unit};
+use crate::record::{Channel, DealKind, DealStatus, Record, RecordKind, Source, Subscription};
+use crate::store::Canonical;
+use crate::units::{nanos_between, nanos_to, DAY_NANOS, HOUR_NANOS, YEAR_NANOS};
+
+/// A tenant's records, ready to answer measures.
+pub(crate) struct Index {
+    syms: Interner,
+    deals: Part<DealIx>,
+    exits: Part<ExitIx>,
+    quotas: Part<QuotaIx>,
+    leads: Part<LeadIx>,
+    customers: Part<CustomerIx>,
+    spend: Part<SpendIx>,
+    campaigns: Part<CampaignIx>,
+    purchases: Part<PurchaseIx>,
+    subs: Part<SubIx>,
+    tickets: Part<TicketIx>,
+    surveys: Part<SurveyIx>,
+}
+
+/// Rows from which building the index is worth a second thread.
+const PARALLEL_BUILD_ROWS: usize = 50_000;
+
+fn count(n: usize) -> Decimal {
+    Decimal::from(n as u64)
+}
+
+/// For each subscription (in `subs` order): whether it is its customer's new MRR (no
+/// other subscription of the customer active when it started); and per customer the
+/// first MRR of their earliest subscription (earliest start, then smallest id).
+fn classify_subscriptions<'a>(subs: &[&'a Subscription]) -> (Vec<bool>, HashMap<&'a str, Decimal>) {
+    let mut by_customer: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, s) in subs.iter().enumerate() {
+        by_customer
+            .entry(s.customer_id.as_str())
+            .or_default()
+            .push(i);
+    }
+    let mut new = vec![false; subs.len()];
+    let mut first_mrr = HashMap::new();
+    for (customer, mut idxs) in by_customer {
+        // Stable: equal starts stay in id order.
+        idxs.sort_by_key(|i| subs[*i].started_at);
+        first_mrr.insert(customer, subs[idxs[0]].mrr_changes[0].mrr);
+        // The latest end among subscriptions that started earlier (None inside: never).
+        let mut latest_end: Option<Option<Timestamp>> = None;
+        let mut k = 0;
+        while k < idxs.len() {
+            let start = subs[idxs[k]].started_at;
+            let j = k + idxs[k..]
+                .iter()
+                .take_while(|i| subs[**i].started_at == start)
+                .count();
+            let active = match latest_end {
+                None => false,
+                Some(None) => true,
+                Some(Some(e)) => e >= start,
+            };
+            for i in &idxs[k..j] {
+                new[*i] = !active;
+                let end = crate::subscription::end(subs[*i]);
+                latest_end = Some(match (latest_end, end) {
+                    (Some(None), _) | (_, None) => None,
+                    (Some(Some(a)), Some(b)) => Some(a.max(b)),
+                    (None, Some(b)) => Some(b),
+                });
+            }
+            k = j;
+        }
+    }
+    (new, first_mrr)
+}
+
+impl Index {
+    /// Builds the index of `records`.
+    pub(crate) fn build(records: &Canonical) -> Self {
+        let lk = Lookup::new(records);
+        let mut syms = Interner::default();
+        let of = |kind: RecordKind| records.of_kind(kind);
+
+        let subs: Vec<&Subscription> = of(RecordKind::Subscription)
+            .filter_map(|r| match r {
+                Record::Subscription(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let (new_flags, first_mrr) = classify_subscriptions(&subs);
+
+        let mut deals = Vec::new();
+        let mut exits = Vec::new();
+        let mut quotas = Vec::new();
+        let mut leads = Vec::new();
+        let mut customers = Vec::new();
+        let mut spend = Vec::new();
+        let mut campaigns = Vec::new();
+        let mut purchases = Vec::new();
+        let mut tickets = Vec::new();
+        let mut surveys = Vec::new();
+        for kind in RecordKind::ALL {
+            for r in of(kind) {
+                match r {
+                    Record::Deal(d) => {
+                        let customer = lk.customer(d.customer_id.as_deref());
+                        let row = DealRow {
+                            created: d.created_at,
+                            closed: d.closed_at,
+                            won: d.status == DealStatus::Won,
+                            lost: d.status == DealStatus::Lost,
+                            upsell: matches!(d.kind, DealKind::Upsell | DealKind::CrossSell),
+                            amount: d.amount,
+                            owner: syms.intern(&d.owner),
+                            customer: syms.intern_opt(d.customer_id.as_deref()),
+                            campaign: d.campaign_id.is_some(),
+                            email: lk.campaign_channel(d.campaign_id.as_deref())
+                                == Some(Channel::Email),
+                            customer_acquired: customer.map(|c| c.acquired_at),
+                            customer_marketing: customer
+                                .is_some_and(|c| c.source == Source::Marketing),
+                        };
+                        let attrs = syms.attrs(&lk.deal(d));
+                        deals.push((attrs, row));
+                        for (i, entry) in d.stage_history.iter().enumerate() {
+                            let exit = match d.stage_history.get(i + 1) {
+                                Some(next) => Some(next.entered_at),
+                                None => d.closed_at,
+                            };
+                            if let Some(exit) = exit {
+                                let row = ExitRow {
+                                    entered: entry.entered_at,
+                                    exit,
+                                };
+                                // The deal's dimensions plus the exited stage.
+                                let mut exit_attrs = attrs;
+                                exit_attrs[dim_index(Dimension::Stage)] = syms.intern(&entry.stage);
+                                exits.push((exit_attrs, row));
+                            }
+                        }
+                    }
+                    Record::Quota(q) => {
+                        let row = QuotaRow {
+                            start: q.period_start,
+                            end: q.period_end,
+                            amount: q.amount,
+                        };
+                        quotas.push((syms.attrs(&lk.quota(q)), row));
+                    }
+                    Record::Lead(l) => {
+                        let row = LeadRow {
+                            created: l.created_at,
+                            converted: l.converted_at,
+                        };
+                        leads.push((syms.attrs(&lk.lead(l)), row));
+                    }
+                    Record::Customer(c) => {
+                        let row = CustomerRow {
+                            acquired: c.acquired_at,
+                            churned: c.churned_at,
+                            marketing: c.source == Source::Marketing,
+                            first_mrr: first_mrr.get(c.id.as_str()).copied(),
+                        };
+                        customers.push((syms.attrs(&lk.customer_row(c)), row));
+                    }
+                    Record::Spend(s) => {
+                        let row = SpendRow {
+                            at: s.at,
+                            amount: s.amount,
+                            category: s.category.index(),
+                            campaign: s.campaign_id.is_some(),
+                        };
+                        spend.push((syms.attrs(&lk.spend(s)), row));
+                    }
+                    Record::Campaign(c) => {
+                        let row = CampaignRow {
+                            started: c.started_at,
+                            email: c.channel == Channel::Email,
+                            delivered: c.delivered,
+                            opens: c.opens,
+                            clicks: c.clicks,
+                        };
+                        campaigns.push((syms.attrs(&lk.campaign(c)), row));
+                    }
+                    Record::Purchase(p) => {
+                        let customer = lk.customer(Some(&p.customer_id));
+                        let row = PurchaseRow {
+                            at: p.at,
+                            amount: p.amount,
+                            customer: syms.intern(&p.customer_id),
+                            customer_acquired: customer.map(|c| c.acquired_at),
+                            customer_marketing: customer
+                                .is_some_and(|c| c.source == Source::Marketing),
+                        };
+                        purchases.push((syms.attrs(&lk.purchase(p)), row));
+                    }
+                    Record::Ticket(t) => {
+                        let row = TicketRow {
+                            opened: t.opened_at,
+                            responded: t.first_response_at,
+                            resolved: t.resolved_at,
+                        };
+                        tickets.push((syms.attrs(&lk.ticket(t)), row));
+                    }
+                    Record::SurveyResponse(s) => {
+                        let row = SurveyRow {
+                            at: s.at,
+                            kind: s.kind,
+                            scale: s.scale_max,
+                            score: s.score,
+                        };
+                        surveys.push((syms.attrs(&lk.survey(s)), row));
+                    }
+                    // Read below, with their classification.
+                    Record::Subscription(_) => {}
+                }
+            }
+        }
+        let mut sub_rows = Vec::with_capacity(subs.len());
+        for (s, new) in subs.iter().zip(new_flags) {
+            let end = crate::subscription::end(s);
+            let mut prev = s.mrr_changes[0].mrr;
+            let mut changes = Vec::new();
+            for c in s.mrr_changes.iter().skip(1) {
+                if end.is_some_and(|e| c.at >= e) {
+                    break;
+                }
+                changes.push((c.at, prev, c.mrr));
+                prev = c.mrr;
+            }
+            let row = SubRow {
+                customer: syms.intern(&s.customer_id),
+                started: s.started_at,
+                first_mrr: s.mrr_changes[0].mrr,
+                new,
+                changes,
+                end: end.map(|e| (e, prev)),
+                renewal_due: s.renewal_due_at,
+                renewed: s.renewed == Some(true),
+            };
+            sub_rows.push((syms.attrs(&lk.subscription(s)), row));
+        }
+        let parallel =
+            deals.len() + exits.len() + leads.len() + purchases.len() >= PARALLEL_BUILD_ROWS;
+        let sales = move || {
+            (
+                Part::new(Unit::Deal, deals),
+                Part::new(Unit::StageExit, exits),
+                Part::new(Unit::Quota, quotas),
+                Part::new(Unit::Lead, leads),
+            )
+        };
+        let rest = move || {
+            (
+                Part::new(Unit::Customer, customers),
+                Part::new(Unit::Spend, spend),
+                Part::new(Unit::Campaign, campaigns),
+                Part::new(Unit::Purchase, purchases),
+                Part::new(Unit::Subscription, sub_rows),
+                Part::new(Unit::Ticket, tickets),
+                Part::new(Unit::Survey, surveys),
+            )
+        };
+        // Large tenants sort their event lists on two threads: the deal side and the rest.
+        let (
+            (deals, exits, quotas, leads),
+            (customers, spend, campaigns, purchases, subs, tickets, surveys),
+        ) = if parallel {
+            std::thread::scope(|scope| {
+                let sales = scope.spawn(sales);
+                let rest = rest();
+                let sales = sales
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
+                (sales, rest)
+            })
+        } else {
+            (sales(), rest())
+        };
+        Index {
+            deals,
+            exits,
+            quotas,
+            leads,
+            customers,
+            spend,
+            campaigns,
+            purchases,
+            subs,
+            tickets,
+            surveys,
+            syms,
+        }
+    }
+
+    fn resolve(&self, filters: &BTreeMap<Dimension, String>) -> Resolved {
+        filters
+            .iter()
+            .map(|(d, v)| (*d, self.syms.get(v)))
+            .collect()
+    }
+
+    /// The value of `measure` over `scope`.
+    pub(crate) fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
+        let f = self.resolve(&scope.filters);
+        let w = &scope.window;
+        let value = match measure {
+            Measure::DealsWon
+            | Measure::DealsLost
+            | Measure::WonAmount
+            | Measure::WonCycleDaysTotal
+            | Measure::ClosingReps
+            | Measure::DealsOpen
+            | Measure::OpenAmount
+            | Measure::UpsoldCustomers
+            | Measure::CampaignAttributedRevenue
+            | Measure::EmailAttributedRevenue => self.deal_measure(measure, w, &f)?,
+            Measure::StageExits | Measure::StageDaysTotal => {
+                let Some(s) = self.exits.select(&f) else {
+                    return Ok(Decimal::ZERO);
+                };
+                let r = s.ix.exits.range(w);
+                if measure == Measure::StageExits {
+                    count(s.count(&s.ix.exits, r))
+                } else {
+                    let nanos = s.int_sum(&s.ix.exits, r, &s.ix.nanos, |e| {
+                        let x = s.row(e);
+                        nanos_between(x.entered, x.exit)
+                    });
+                    nanos_to(nanos, DAY_NANOS)?
+                }
+            }
+            Measure::QuotaProrated => self.quota_prorated(w, &f)?,
+            Measure::LeadsCreated | Measure::LeadsConverted => {
+                let Some(s) = self.leads.select(&f) else {
+                    return Ok(Decimal::ZERO);
+                };
+                let r = s.ix.created.range(w);
+                if measure == Measure::LeadsCreated {
+                    count(s.count(&s.ix.created, r))
+                } else if s.all() {
+                    count(s.ix.created_by_conversion.count(r, None, Some(w.end)))
+                } else {
+                    count(s.count_where(&s.ix.created, r, |e| {
+                        s.row(e).converted.is_some_and(|c| c < w.end)
+                    }))
+                }
+            }
+            Measure::CustomersAcquired
+            | Measure::CustomersAcquiredFromMarketing
+            | Measure::CustomersAtStart
+            | Measure::CustomersAtEnd
+            | Measure::CustomersChurnedFromStart
+            | Measure::CustomersNewRetained
+            | Measure::CustomersActiveInWindow
+            | Measure::MeanChurnedTenureYears
+            | Measure::CustomersChurnedBeforeEnd
+            | Measure::NewCustomerMeanFirstMrr => self.customer_measure(measure, w, &f)?,
+            Measure::NewCustomerRevenue | Measure::NewCustomerRevenueFromMarketing => {
+                let marketing_only = measure == Measure::NewCustomerRevenueFromMarketing;
+                let new_customer = |acquired: Option<Timestamp>, marketing: bool| {
+                    acquired.is_some_and(|a| w.contains(a)) && (marketing || !marketing_only)
+                };
+                let mut total = Decimal::ZERO;
+                let acquired_in_w = (Some(Some(w.start)), Some(Some(w.end)));
+                if let Some(s) = self.deals.select(&f) {
+                    let won = &s.ix.won;
+                    let blocked = if marketing_only {
+                        &s.ix.won_by_acquisition_marketing
+                    } else {
+                        &s.ix.won_by_acquisition
+                    };
+                    let fast = s
+                        .all()
+                        .then(|| blocked.sum(won.range(w), acquired_in_w.0, acquired_in_w.1))
+                        .flatten();
+                    let part = match fast {
+                        Some(sum) => sum?,
+                        None => s.sum_where(
+                            won,
+                            won.range(w),
+                            |e| {
+                                let d = s.row(e);
+                                new_customer(d.customer_acquired, d.customer_marketing)
+                            },
+                            |e| s.row(e).amount,
+                        )?,
+                    };
+                    total = add(total, part)?;
+                }
+                if let Some(s) = self.purchases.select(&f) {
+                    let at = &s.ix.at;
+                    let blocked = if marketing_only {
+                        &s.ix.by_acquisition_marketing
+                    } else {
+                        &s.ix.by_acquisition
+                    };
+                    let fast = s
+                        .all()
+                        .then(|| blocked.sum(at.range(w), acquired_in_w.0, acquired_in_w.1))
+                        .flatten();
+                    let part = match fast {
+                        Some(sum) => sum?,
+                        None => s.sum_where(
+                            at,
+                            at.range(w),
+                            |e| {
+                                let p = s.row(e);
+                                new_customer(p.customer_acquired, p.customer_marketing)
+                            },
+                            |e| s.row(e).amount,
+                        )?,
+                    };
+                    total = add(total, part)?;
+                }
+                total
+            }
+            Measure::Spend(_) | Measure::CampaignSpend => {
+                let Some(s) = self.spend.select(&f) else {
+                    return Ok(Decimal::ZERO);
+                };
+                let ix = s.ix;
+                let r = ix.at.range(w);
+                match measure {
+                    Measure::Spend(categories) => self.spend_in(&s, categories, r)?,
+                    _ => s.sum(&ix.at, r, &ix.campaign, |e| {
+                        if s.row(e).campaign {
+                            s.row(e).amount
+                        } else {
+                            Decimal::ZERO
+                        }
+                    })?,
+                }
+            }
+            Measure::EmailCampaigns
+            | Measure::EmailDelivered
+            | Measure::EmailOpens
+            | Measure::EmailClicks => {
+                let Some(s) = self.campaigns.select(&f) else {
+                    return Ok(Decimal::ZERO);
+                };
+                let ix = s.ix;
+                let r = ix.email.range(w);
+                let total = match measure {
+                    Measure::EmailCampaigns => return Ok(count(s.count(&ix.email, r))),
+                    Measure::EmailDelivered => s.int_sum(&ix.email, r, &ix.delivered, |e| {
+                        i128::from(s.row(e).delivered)
+                    }),
+                    Measure::EmailOpens => {
+                        s.int_sum(&ix.email, r, &ix.opens, |e| i128::from(s.row(e).opens))
+                    }
+                    _ => s.int_sum(&ix.email, r, &ix.clicks, |e| i128::from(s.row(e).clicks)),
+                };
+                Decimal::try_from_i128_with_scale(total, 0).map_err(|_| overflow())?
+            }
+            Measure::PurchaseRevenue
+            | Measure::Purchases
+            | Measure::Buyers
+            | Measure::RepeatBuyers => self.purchase_measure(measure, w, &f)?,
+            Measure::RenewalsDue
+            | Measure::Renewed
+            | Measure::MrrAtEnd
+            | Measure::MrrAtStart
+            | Measure::PayingCustomersAtEnd
+            | Measure::NewMrr
+            | Measure::ExpansionMrr
+            | Measure::ContractionMrr
+            | Measure::ChurnedMrr => self.subscription_measure(measure, w, &f)?,
+            Measure::TicketsResolved
+            | Measure::ResolutionHoursTotal
+            | Measure::TicketsResponded
+            | Measure::FirstResponseHoursTotal => {
+                let Some(s) = self.tickets.select(&f) else {
+                    return Ok(Decimal::ZERO);
+                };
+                let ix = s.ix;
+                let (ev, sums, resolved) = match measure {
+                    Measure::TicketsResolved | Measure::ResolutionHoursTotal => {
+                        (&ix.resolved, &ix.resolution, true)
+                    }
+                    _ => (&ix.responded, &ix.response, false),
+                };
+                let r = ev.range(w);
+                match measure {
+                    Measure::TicketsResolved | Measure::TicketsResponded => count(s.count(ev, r)),
+                    _ => {
+                        let nanos = s.int_sum(ev, r, sums, |e| {
+                            let t = s.row(e);
+                            let to = if resolved { t.resolved } else { t.responded };
+                            nanos_between(t.opened, to.unwrap_or(t.opened))
+                        });
+                        nanos_to(nanos, HOUR_NANOS)?
+                    }
+                }
+            }
+            Measure::SurveyResponses {
+                kind,
+                scale,
+                min,
+                max,
+            } => {
+                let Some(s) = self.surveys.select(&f) else {
+                    return Ok(Decimal::ZERO);
+                };
+                let k = &s.ix.kinds[survey_slot(kind)];
+                let (min, max) = (Decimal::from(min), Decimal::from(max));
+                let fits = |sc: u32, score: Decimal| {
+                    (scale == 0 || sc == scale) && min <= score && score <= max
+                };
+                match &k.groups {
+                    Some(groups) if s.all() => count(
+                        groups
+                            .iter()
+                            .filter(|((sc, score), _)| fits(*sc, *score))
+                            .map(|(_, times)| {
+                                let lo = times.partition_point(|t| *t < w.start);
+                                times.partition_point(|t| *t < w.end).max(lo) - lo
+                            })
+                            .sum(),
+                    ),
+                    _ => count(s.count_where(&k.at, k.at.range(w), |e| {
+                        let x = s.row(e);
+                        fits(x.scale, x.score)
+                    })),
+                }
+            }
+            Measure::SurveyScoreTotal(kind) => {
+                let Some(s) = self.surveys.select(&f) else {
+                    return Ok(Decimal::ZERO);
+                };
+                let k = &s.ix.kinds[survey_slot(kind)];
+                s.sum(&k.at, k.at.range(w), &k.score, |e| s.row(e).score)?
+            }
+        };
+        Ok(value.normalize())
+    }
+
+    fn deal_measure(
+        &self,
+        measure: Measure,
+        w: &Window,
+        f: &Resolved,
+    ) -> Result<Decimal, MetricError> {
+        let Some(s) = self.deals.select(f) else {
+            return Ok(Decimal::ZERO);
+        };
+        let ix = s.ix;
+        let won = || ix.won.range(w);
+        let amount_if = |keep: bool, amount: Decimal| if keep { amount } else { Decimal::ZERO };
+        Ok(match measure {
+            Measure::DealsWon => count(s.count(&ix.won, won())),
+            Measure::DealsLost => count(s.count(&ix.lost, ix.lost.range(w))),
+            Measure::WonAmount => s.sum(&ix.won, won(), &ix.won_amount, |e| s.row(e).amount)?,
+            Measure::WonCycleDaysTotal => {
+                let nanos = s.int_sum(&ix.won, won(), &ix.won_cycle, |e| {
+                    let d = s.row(e);
+                    nanos_between(d.created, d.closed.unwrap_or(d.created))
+                });
+                nanos_to(nanos, DAY_NANOS)?
+            }
+            Measure::ClosingReps => count(s.distinct(
+                &ix.closed,
+                ix.closed.range(w),
+                &ix.closed_prev_owner,
+                |e| s.row(e).owner,
+            )),
+            Measure::DealsOpen if s.all() => count(ix.created_by_close.count(
+                ix.created.range(w),
+                Some(w.end),
+                None,
+            )),
+            Measure::DealsOpen => count(s.count_where(&ix.created, ix.created.range(w), |e| {
+                s.row(e).closed.is_none_or(|c| c >= w.end)
+            })),
+            Measure::OpenAmount => {
+                let r = ix.created.range(w);
+                let fast = s
+                    .all()
+                    .then(|| ix.created_by_close.sum(r.clone(), Some(w.end), None))
+                    .flatten();
+                match fast {
+                    Some(sum) => sum?,
+                    None => s.sum_where(
+                        &ix.created,
+                        r,
+                        |e| s.row(e).closed.is_none_or(|c| c >= w.end),
+                        |e| s.row(e).amount,
+                    )?,
+                }
+            }
+            Measure::UpsoldCustomers => count(s.distinct(
+                &ix.upsell,
+                ix.upsell.range(w),
+                &ix.upsell_prev_customer,
+                |e| s.row(e).customer,
+            )),
+            Measure::CampaignAttributedRevenue => {
+                s.sum(&ix.won, won(), &ix.won_campaign_amount, |e| {
+                    amount_if(s.row(e).campaign, s.row(e).amount)
+                })?
+            }
+            Measure::EmailAttributedRevenue => {
+                s.sum(&ix.won, won(), &ix.won_email_amount, |e| {
+                    amount_if(s.row(e).email, s.row(e).amount)
+                })?
+            }
+            _ => unreachable!("deal_measure is called with deal measures only"),
+        })
+    }
+
+    fn quota_prorated(&self, w: &Window, f: &Resolved) -> Result<Decimal, MetricError> {
+        let Some(s) = self.quotas.select(f) else {
+            return Ok(Decimal::ZERO);
+        };
+        let ev = &s.ix.by_start;
+        let mut total = Decimal::ZERO;
+        // Quotas before `first` all end at or before the window's start.
+        let first = s.ix.max_end.partition_point(|end| *end <= w.start);
+        for e in &ev.v[first..ev.before(w.end).max(first)] {
+            let q = s.row(e);
+            if q.end <= w.start || !s.ok(*e) {
+                continue;
+            }
+            if w.start <= q.start && q.end <= w.end {
+                // Entirely in W: the whole amount.
+                total = add(total, q.amount)?;
+                continue;
+            }
+            let from = q.start.max(w.start);
+            let to = q.end.min(w.end);
+            if to <= from {
+                continue;
+            }
+            let overlap = Decimal::try_from_i128_with_scale(nanos_between(from, to), 0)
+                .map_err(|_| overflow())?;
+            let period = Decimal::try_from_i128_with_scale(nanos_between(q.start, q.end), 0)
+                .map_err(|_| overflow())?;
+            let part = q
+                .amount
+                .checked_mul(overlap)
+                .and_then(|x| x.checked_div(period))
+                .ok_or_else(|| MetricError::Overflow("a prorated quota".into()))?;
+            total = add(total, part)?;
+        }
+        Ok(total)
+    }
+
+    fn customer_measure(
+        &self,
+        measure: Measure,
+        w: &Window,
+        f: &Resolved,
+    ) -> Result<Decimal, MetricError> {
+        let Some(s) = self.customers.select(f) else {
+            return Ok(Decimal::ZERO);
+        };
+        let ix = s.ix;
+        // Customers active at t: acquired before t, not churned before t.
+        let active_at = |t: Timestamp| {
+            if s.all() {
+                ix.acquired.before(t) - ix.churned.before(t)
+            } else {
+                s.count_where(&ix.acquired, 0..ix.acquired.before(t), |e| {
+                    s.row(e).churned.is_none_or(|c| c >= t)
+                })
+            }
+        };
+        Ok(match measure {
+            Measure::CustomersAcquired => count(s.count(&ix.acquired, ix.acquired.range(w))),
+            Measure::CustomersAcquiredFromMarketing => {
+                count(s.count(&ix.marketing, ix.marketing.range(w)))
+            }
+            Measure::CustomersAtStart => count(active_at(w.start)),
+            Measure::CustomersAtEnd => count(active_at(w.end)),
+            Measure::CustomersChurnedFromStart if s.all() => count(
+                ix.churned_by_acquisition
+                    .count(ix.churned.range(w), None, Some(w.start)),
+            ),
+            Measure::CustomersChurnedFromStart => {
+                count(s.count_where(&ix.churned, ix.churned.range(w), |e| {
+                    s.row(e).acquired < w.start
+                }))
+            }
+            Measure::CustomersNewRetained if s.all() => count(ix.acquired_by_churn.count(
+                ix.acquired.range(w),
+                Some(w.end),
+                None,
+            )),
+            Measure::CustomersNewRetained => {
+                count(s.count_where(&ix.acquired, ix.acquired.range(w), |e| {
+                    s.row(e).churned.is_none_or(|c| c >= w.end)
+                }))
+            }
+            Measure::CustomersActiveInWindow => {
+                if s.all() {
+                    // Churned before start implies acquired before end.
+                    count(ix.acquired.before(w.end) - ix.churned.before(w.start))
+                } else {
+                    count(
+                        s.count_where(&ix.acquired, 0..ix.acquired.before(w.end), |e| {
+                            s.row(e).churned.is_none_or(|c| c >= w.start)
+                        }),
+                    )
+                }
+            }
+            Measure::MeanChurnedTenureYears | Measure::CustomersChurnedBeforeEnd => {
+                let r = 0..ix.churned.before(w.end);
+                let n = s.count(&ix.churned, r.clone());
+                if measure == Measure::CustomersChurnedBeforeEnd {
+                    count(n)
+                } else if n == 0 {
+                    Decimal::ZERO
+                } else {
+                    let nanos = s.int_sum(&ix.churned, r, &ix.tenure, |e| {
+                        let c = s.row(e);
+                        nanos_between(c.acquired, c.churned.unwrap_or(c.acquired))
+                    });
+                    nanos_to(nanos, YEAR_NANOS * n as i128)?
+                }
+            }
+            Measure::NewCustomerMeanFirstMrr => {
+                let r = ix.acquired.range(w);
+                let fast = s
+                    .all()
+                    .then(|| ix.first_mrr.range(r.clone()))
+                    .flatten()
+                    .map(|total| (total, ix.with_first_mrr.range(r.clone()) as u64));
+                let (total, n) = match fast {
+                    Some(x) => x,
+                    None => {
+                        let mut total = Decimal::ZERO;
+                        let mut n = 0u64;
+                        for e in &ix.acquired.v[r] {
+                            if let Some(mrr) = s.row(e).first_mrr {
+                                if s.ok(*e) {
+                                    total = add(total, mrr)?;
+                                    n += 1;
+                                }
+                            }
+                        }
+                        (total, n)
+                    }
+                };
+                if n == 0 {
+                    Decimal::ZERO
+                } else {
+                    total
+                        .checked_div(Decimal::from(n))
+                        .ok_or_else(|| MetricError::Overflow("a mean first MRR".into()))?
+                }
+            }
+            _ => unreachable!("customer_measure is called with customer measures only"),
+        })
+    }
+
+    fn spend_in(
+        &self,
+        s: &part::Sel<'_, SpendIx>,
+        categories: SpendCategories,
+        r: std::ops::Range<usize>,
+    ) -> Result<Decimal, MetricError> {
+        if s.all() {
+            let mut total = Some(Decimal::ZERO);
+            for (c, sums) in s.ix.by_category.iter().enumerate() {
+                if categories.contains_index(c) {
+                    total =
+                        total.and_then(|t| sums.range(r.clone()).and_then(|x| t.checked_add(x)));
+                }
+            }
+            if let Some(t) = total {
+                return Ok(t);
+            }
+        }
+        s.sum_where(
+            &s.ix.at,
+            r,
+            |e| categories.contains_index(s.row(e).category),
+            |e| s.row(e).amount,
+        )
+    }
+
+    fn purchase_measure(
+        &self,
+        measure: Measure,
+        w: &Window,
+        f: &Resolved,
+    ) -> Result<Decimal, MetricError> {
+        let Some(s) = self.purchases.select(f) else {
+            return Ok(Decimal::ZERO);
+        };
+        let ix = s.ix;
+        let r = ix.at.range(w);
+        Ok(match measure {
+            Measure::PurchaseRevenue => s.sum(&ix.at, r, &ix.amount, |e| s.row(e).amount)?,
+            Measure::Purchases => count(s.count(&ix.at, r)),
+            Measure::Buyers => count(s.distinct(&ix.at, r, &ix.prev, |e| s.row(e).customer)),
+            Measure::RepeatBuyers => {
+                if s.all() {
+                    // The second purchase in the range of each customer with two or more.
+                    let lo = r.start as u32;
+                    count(
+                        r.filter(|i| {
+                            let p = ix.prev[*i];
+                            let p2 = ix.prev2[*i];
+                            p != NONE && p >= lo && (p2 == NONE || p2 < lo)
+                        })
+                        .count(),
+                    )
+                } else {
+                    let mut per: HashMap<u32, u32> = HashMap::new();
+                    for e in &ix.at.v[r] {
+                        if s.ok(*e) {
+                            *per.entry(s.row(e).customer).or_default() += 1;
+                        }
+                    }
+                    count(per.values().filter(|n| **n >= 2).count())
+                }
+            }
+            _ => unreachable!("purchase_measure is called with purchase measures only"),
+        })
+    }
+
+    fn subscription_measure(
+        &self,
+        measure: Measure,
+        w: &Window,
+        f: &Resolved,
+    ) -> Result<Decimal, MetricError> {
+        let Some(s) = self.subs.select(f) else {
+            return Ok(Decimal::ZERO);
+        };
+        let ix = s.ix;
+        let mrr_at = |t: Timestamp| -> Result<Decimal, MetricError> {
+            let n = ix.deltas.before(t);
+            if s.all() {
+                if let Some(m) = ix.mrr.prefix(n) {
+                    return Ok(m);
+                }
+            }
+            s.sum_where(&ix.deltas, 0..n, |_| true, |(_, x)| *x)
+        };
+        let moved = |ev: &part::Ev<(u32, Decimal)>, sums: &part::DecSums| {
+            s.sum(ev, ev.range(w), sums, |(_, x)| *x)
+        };
+        Ok(match measure {
+            Measure::RenewalsDue => count(s.count(&ix.due, ix.due.range(w))),
+            Measure::Renewed => count(s.count(&ix.renewed, ix.renewed.range(w))),
+            Measure::MrrAtEnd => mrr_at(w.end)?,
+            Measure::MrrAtStart => mrr_at(w.start)?,
+            Measure::PayingCustomersAtEnd => {
+                let from = ix.paying_from.before(w.end);
+                if s.all() {
+                    count(from - ix.paying_until.before(w.end))
+                } else {
+                    count(s.count_where(&ix.paying_from, 0..from, |(_, b)| {
+                        b.is_none_or(|b| b >= w.end)
+                    }))
+                }
+            }
+            Measure::NewMrr => moved(&ix.new, &ix.new_sums)?,
+            Measure::ExpansionMrr => moved(&ix.expansion, &ix.expansion_sums)?,
+            Measure::ContractionMrr => moved(&ix.contraction, &ix.contraction_sums)?,
+            Measure::ChurnedMrr => moved(&ix.churn, &ix.churn_sums)?,
+            _ => unreachable!("subscription_measure is called with subscription measures only"),
+        })
+    }
+
+    /// The sorted distinct values of `dimension` among the records that carry it and
+    /// match the scope's filters (the window is ignored).
+    pub(crate) fn group_values(
+        &self,
+        dimension: Dimension,
+        scope: &Scope,
+    ) -> Result<Vec<String>, MetricError> {
+        let f = self.resolve(&scope.filters);
+        let mut syms = HashSet::new();
+        self.deals.values(dimension, &f, &mut syms);
+        self.exits.values(dimension, &f, &mut syms);
+        self.quotas.values(dimension, &f, &mut syms);
+        self.leads.values(dimension, &f, &mut syms);
+        self.customers.values(dimension, &f, &mut syms);
+        self.spend.values(dimension, &f, &mut syms);
+        self.campaigns.values(dimension, &f, &mut syms);
+        self.purchases.values(dimension, &f, &mut syms);
+        self.subs.values(dimension, &f, &mut syms);
+        self.tickets.values(dimension, &f, &mut syms);
+        self.surveys.values(dimension, &f, &mut syms);
+        let mut out: Vec<String> = syms
+            .into_iter()
+            .map(|s| self.syms.name(s).to_owned())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}

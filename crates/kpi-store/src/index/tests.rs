@@ -1,0 +1,466 @@
+//! The index against the reference reading ([`crate::reference`]): every measure and
+//! every dimension's values, over random records whose times sit on a coarse grid (so
+//! ties and window edges are everywhere) and over the demo dataset.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use kpi_core::{Decimal, Dimension, Measure, Scope, SpendCategories, SurveyKind, Window};
+
+use super::Index;
+use crate::generate::{generate, DemoOptions, Rng};
+use crate::record::*;
+use crate::reference::Reference;
+use crate::store::Canonical;
+use crate::validate::validate;
+
+fn all_measures() -> Vec<Measure> {
+    use Measure::*;
+    let mut v = vec![
+        DealsWon,
+        DealsLost,
+        WonAmount,
+        WonCycleDaysTotal,
+        ClosingReps,
+        DealsOpen,
+        OpenAmount,
+        StageExits,
+        StageDaysTotal,
+        UpsoldCustomers,
+        CampaignAttributedRevenue,
+        EmailAttributedRevenue,
+        QuotaProrated,
+        LeadsCreated,
+        LeadsConverted,
+        CustomersAcquired,
+        CustomersAcquiredFromMarketing,
+        CustomersAtStart,
+        CustomersAtEnd,
+        CustomersChurnedFromStart,
+        CustomersNewRetained,
+        CustomersActiveInWindow,
+        MeanChurnedTenureYears,
+        CustomersChurnedBeforeEnd,
+        NewCustomerRevenue,
+        NewCustomerRevenueFromMarketing,
+        NewCustomerMeanFirstMrr,
+        Spend(SpendCategories::ALL),
+        Spend(SpendCategories::from_names(&["advertising"])),
+        Spend(SpendCategories::from_names(&["salaries", "tools", "other"])),
+        Spend(SpendCategories(0)),
+        CampaignSpend,
+        EmailCampaigns,
+        EmailDelivered,
+        EmailOpens,
+        EmailClicks,
+        PurchaseRevenue,
+        Purchases,
+        Buyers,
+        RepeatBuyers,
+        RenewalsDue,
+        Renewed,
+        MrrAtEnd,
+        MrrAtStart,
+        PayingCustomersAtEnd,
+        NewMrr,
+        ExpansionMrr,
+        ContractionMrr,
+        ChurnedMrr,
+        TicketsResolved,
+        ResolutionHoursTotal,
+        TicketsResponded,
+        FirstResponseHoursTotal,
+        SurveyScoreTotal(SurveyKind::Nps),
+        SurveyScoreTotal(SurveyKind::Csat),
+        SurveyScoreTotal(SurveyKind::Ces),
+    ];
+    for kind in [SurveyKind::Nps, SurveyKind::Csat, SurveyKind::Ces] {
+        for (scale, min, max) in [
+            (0, 0, u32::MAX),
+            (10, 9, 10),
+            (10, 0, 6),
+            (5, 4, 5),
+            (5, 1, 2),
+            (7, 3, u32::MAX),
+        ] {
+            v.push(SurveyResponses {
+                kind,
+                scale,
+                min,
+                max,
+            });
+        }
+    }
+    v
+}
+
+fn canonical(records: Vec<Record>) -> Canonical {
+    let mut c = Canonical::default();
+    for r in records {
+        assert_eq!(validate(&r), Ok(()), "{r:?}");
+        c.upsert(r);
+    }
+    c
+}
+
+/// Compares every measure and every dimension's values over the given scopes.
+fn compare(records: &Canonical, scopes: &[Scope]) {
+    let index = Index::build(records);
+    let reference = Reference::new(records);
+    let measures = all_measures();
+    for scope in scopes {
+        for m in &measures {
+            let fast = index.measure(*m, scope).unwrap();
+            let slow = reference.measure(*m, scope).unwrap();
+            assert_eq!(fast, slow, "{m:?} over {scope:?}");
+        }
+        for dim in Dimension::ALL {
+            assert_eq!(
+                index.group_values(dim, scope).unwrap(),
+                reference.group_values(dim, scope),
+                "values of {dim} for {scope:?}"
+            );
+        }
+    }
+}
+
+/// Random records with times on a grid of 8 days.
+struct RandomTenant {
+    rng: Rng,
+    grid: Vec<Timestamp>,
+}
+
+impl RandomTenant {
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.rng.range(0, items.len() as i64 - 1) as usize]
+    }
+
+    fn time(&mut self) -> usize {
+        self.rng.range(0, self.grid.len() as i64 - 1) as usize
+    }
+
+    fn time_from(&mut self, i: usize) -> usize {
+        self.rng.range(i as i64, self.grid.len() as i64 - 1) as usize
+    }
+
+    fn opt<T>(&mut self, v: T) -> Option<T> {
+        self.rng.chance(60).then_some(v)
+    }
+
+    fn money(&mut self) -> Decimal {
+        Decimal::new(self.rng.range(0, 50_000), 2)
+    }
+
+    fn id_of(&mut self, prefix: &str, n: i64) -> Option<String> {
+        if self.rng.chance(15) {
+            return None;
+        }
+        Some(format!("{prefix}{}", self.rng.range(0, n)))
+    }
+
+    fn records(&mut self) -> Vec<Record> {
+        let mut out = Vec::new();
+        let sources = [
+            Source::Marketing,
+            Source::Sales,
+            Source::Referral,
+            Source::Partner,
+            Source::Other,
+        ];
+        let channels = [Channel::Email, Channel::Paid, Channel::Social];
+        for i in 0..3 {
+            let delivered = self.rng.range(0, 100) as u64;
+            let started = self.time();
+            let started_at = self.grid[started];
+            let channel = *self.pick(&channels);
+            out.push(Record::Campaign(Campaign {
+                id: format!("k{i}"),
+                name: format!("campaign {i}"),
+                channel,
+                started_at,
+                delivered,
+                opens: delivered / 2,
+                clicks: delivered / 3,
+                unsubscribes: 0,
+            }));
+        }
+        for i in 0..6 {
+            let a = self.time();
+            let churned = self.rng.chance(50).then(|| self.time_from(a));
+            let source = *self.pick(&sources);
+            let campaign_id = self.id_of("k", 3);
+            let segment = self.pick(&["smb", "ent"]).to_string();
+            let segment = self.opt(segment);
+            let owner = self.pick(&["o1", "o2"]).to_string();
+            let owner = self.opt(owner);
+            out.push(Record::Customer(Customer {
+                id: format!("c{i}"),
+                acquired_at: self.grid[a],
+                churned_at: churned.map(|j| self.grid[j]),
+                source,
+                campaign_id,
+                segment,
+                owner,
+            }));
+        }
+        for i in 0..10 {
+            let created = self.time();
+            let status = *self.pick(&[DealStatus::Open, DealStatus::Won, DealStatus::Lost]);
+            let closed = (status != DealStatus::Open).then(|| self.time_from(created));
+            let last = closed.unwrap_or(self.grid.len() - 1);
+            let mut stages = Vec::new();
+            let mut at = created;
+            for _ in 0..self.rng.range(0, 3) {
+                at = self.rng.range(at as i64, last as i64) as usize;
+                stages.push(StageEntry {
+                    stage: self.pick(&["a", "b", "c"]).to_string(),
+                    entered_at: self.grid[at],
+                });
+            }
+            let kind = *self.pick(&[
+                DealKind::NewBusiness,
+                DealKind::Upsell,
+                DealKind::CrossSell,
+                DealKind::Renewal,
+            ]);
+            let owner = self.pick(&["o1", "o2", "o3"]).to_string();
+            let customer_id = self.id_of("c", 6);
+            let campaign_id = self.id_of("k", 3);
+            let amount = self.money();
+            out.push(Record::Deal(Deal {
+                id: format!("d{i}"),
+                owner,
+                amount,
+                created_at: self.grid[created],
+                closed_at: closed.map(|j| self.grid[j]),
+                status,
+                kind,
+                customer_id,
+                campaign_id,
+                stage_history: stages,
+            }));
+        }
+        for i in 0..7 {
+            let started = self.time();
+            let mut at = self.time_from(started);
+            let mut changes = vec![MrrChange {
+                at: self.grid[at],
+                mrr: Decimal::new(self.rng.range(0, 300), 0),
+            }];
+            for _ in 0..self.rng.range(0, 3) {
+                at = self.time_from(at);
+                let mrr = if self.rng.chance(20) {
+                    Decimal::ZERO
+                } else {
+                    Decimal::new(self.rng.range(1, 300), 1)
+                };
+                changes.push(MrrChange {
+                    at: self.grid[at],
+                    mrr,
+                });
+            }
+            let ended = self.rng.chance(40).then(|| self.time_from(started));
+            let due = self.rng.chance(60).then(|| self.time());
+            let renewed = self.rng.chance(50).then(|| self.rng.chance(50));
+            out.push(Record::Subscription(Subscription {
+                id: format!("s{i}"),
+                customer_id: format!("c{}", self.rng.range(0, 6)),
+                started_at: self.grid[started],
+                ended_at: ended.map(|j| self.grid[j]),
+                mrr_changes: changes,
+                renewal_due_at: due.map(|j| self.grid[j]),
+                renewed,
+            }));
+        }
+        for i in 0..8 {
+            let at = self.time();
+            let amount = self.money();
+            out.push(Record::Purchase(Purchase {
+                id: format!("p{i}"),
+                customer_id: format!("c{}", self.rng.range(0, 6)),
+                amount,
+                at: self.grid[at],
+            }));
+        }
+        let categories = [
+            SpendCategory::Advertising,
+            SpendCategory::Salaries,
+            SpendCategory::Commissions,
+            SpendCategory::Overhead,
+            SpendCategory::Tools,
+            SpendCategory::Other,
+        ];
+        for i in 0..6 {
+            let at = self.time();
+            let amount = self.money();
+            let category = *self.pick(&categories);
+            let channel = self.rng.chance(40).then(|| *self.pick(&channels));
+            let campaign_id = self.id_of("k", 3);
+            out.push(Record::Spend(Spend {
+                id: format!("x{i}"),
+                at: self.grid[at],
+                amount,
+                category,
+                channel,
+                campaign_id,
+            }));
+        }
+        for i in 0..6 {
+            let created = self.time();
+            let converted = self.rng.chance(50).then(|| self.time_from(created));
+            let source = *self.pick(&sources);
+            let campaign_id = self.id_of("k", 3);
+            out.push(Record::Lead(Lead {
+                id: format!("l{i}"),
+                created_at: self.grid[created],
+                source,
+                campaign_id,
+                converted_at: converted.map(|j| self.grid[j]),
+                customer_id: None,
+            }));
+        }
+        for i in 0..3 {
+            let a = self.rng.range(0, self.grid.len() as i64 - 2) as usize;
+            let b = self.rng.range(a as i64 + 1, self.grid.len() as i64 - 1) as usize;
+            let owner = self.pick(&["o1", "o2", "o3"]).to_string();
+            let amount = self.money();
+            out.push(Record::Quota(Quota {
+                id: format!("q{i}"),
+                owner,
+                period_start: self.grid[a],
+                period_end: self.grid[b],
+                amount,
+            }));
+        }
+        for i in 0..6 {
+            let opened = self.time();
+            let responded = self.rng.chance(70).then(|| self.time_from(opened));
+            let resolved = self.rng.chance(60).then(|| self.time_from(opened));
+            let agent = self.pick(&["a1", "a2"]).to_string();
+            let customer_id = self.id_of("c", 6);
+            out.push(Record::Ticket(Ticket {
+                id: format!("t{i}"),
+                customer_id,
+                agent,
+                opened_at: self.grid[opened],
+                first_response_at: responded.map(|j| self.grid[j]),
+                resolved_at: resolved.map(|j| self.grid[j]),
+            }));
+        }
+        for i in 0..10 {
+            let kind = *self.pick(&[SurveyKind::Nps, SurveyKind::Csat, SurveyKind::Ces]);
+            let scale = *self.pick(&[5u32, 7, 10]);
+            let score = Decimal::new(self.rng.range(0, i64::from(scale) * 2), 1) * Decimal::from(5);
+            let score = score.min(Decimal::from(scale));
+            let at = self.time();
+            out.push(Record::SurveyResponse(SurveyResponse {
+                id: format!("v{i}"),
+                customer_id: self.id_of("c", 6),
+                kind,
+                score,
+                scale_max: scale,
+                at: self.grid[at],
+            }));
+        }
+        out
+    }
+}
+
+fn filter_sets() -> Vec<BTreeMap<Dimension, String>> {
+    let one = |d: Dimension, v: &str| BTreeMap::from([(d, v.to_owned())]);
+    vec![
+        BTreeMap::new(),
+        one(Dimension::Owner, "o1"),
+        one(Dimension::Source, "marketing"),
+        one(Dimension::Source, "sales"),
+        one(Dimension::Segment, "smb"),
+        one(Dimension::Channel, "email"),
+        one(Dimension::Campaign, "k1"),
+        one(Dimension::Stage, "b"),
+        one(Dimension::Agent, "a2"),
+        one(Dimension::Owner, "nobody"),
+        BTreeMap::from([
+            (Dimension::Owner, "o2".to_owned()),
+            (Dimension::Segment, "ent".to_owned()),
+        ]),
+        BTreeMap::from([
+            (Dimension::Source, "marketing".to_owned()),
+            (Dimension::Channel, "email".to_owned()),
+        ]),
+    ]
+}
+
+#[test]
+fn index_matches_the_reference_on_random_grids() {
+    let base: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+    let grid: Vec<Timestamp> = (0..8)
+        .map(|i| base + jiff::SignedDuration::from_hours(36 * i))
+        .collect();
+    for seed in 0..25u64 {
+        let mut tenant = RandomTenant {
+            rng: Rng(seed * 7919 + 1),
+            grid: grid.clone(),
+        };
+        let records = canonical(tenant.records());
+        let mut scopes = Vec::new();
+        for (k, filters) in filter_sets().into_iter().enumerate() {
+            // Windows between grid points (including empty ones) and one past both ends.
+            for j in 0..3 {
+                let a = tenant.rng.range(0, grid.len() as i64 - 1) as usize;
+                let b = tenant.rng.range(a as i64, grid.len() as i64 - 1) as usize;
+                let window = if (k + j) % 7 == 0 {
+                    Window::new(
+                        base - jiff::SignedDuration::from_hours(1),
+                        grid[grid.len() - 1] + jiff::SignedDuration::from_hours(1),
+                    )
+                    .unwrap()
+                } else {
+                    Window::new(grid[a], grid[b]).unwrap()
+                };
+                scopes.push(Scope {
+                    window,
+                    filters: filters.clone(),
+                });
+            }
+        }
+        compare(&records, &scopes);
+    }
+}
+
+#[test]
+fn index_matches_the_reference_on_demo_data() {
+    let records = canonical(generate(&DemoOptions {
+        seed: 7,
+        records: 4000,
+        ..DemoOptions::default()
+    }));
+    let ts = |s: &str| -> Timestamp { s.parse().unwrap() };
+    let windows = [
+        ("2024-01-01T00:00:00Z", "2024-04-01T00:00:00Z"),
+        ("2023-01-01T00:00:00Z", "2025-01-01T00:00:00Z"),
+        ("2024-06-15T12:00:00Z", "2024-06-22T12:00:00Z"),
+        ("2020-01-01T00:00:00Z", "2030-01-01T00:00:00Z"),
+    ];
+    let mut filters = filter_sets();
+    filters.push(BTreeMap::from([(Dimension::Owner, "rep-002".to_owned())]));
+    filters.push(BTreeMap::from([(
+        Dimension::Campaign,
+        "camp-0003".to_owned(),
+    )]));
+    filters.push(BTreeMap::from([(Dimension::Stage, "demo".to_owned())]));
+    filters.push(BTreeMap::from([(Dimension::Agent, "agent-01".to_owned())]));
+    filters.push(BTreeMap::from([
+        (Dimension::Owner, "rep-001".to_owned()),
+        (Dimension::Segment, "smb".to_owned()),
+    ]));
+    let mut scopes = Vec::new();
+    for (a, b) in windows {
+        for f in &filters {
+            scopes.push(Scope {
+                window: Window::new(ts(a), ts(b)).unwrap(),
+                filters: f.clone(),
+            });
+        }
+    }
+    compare(&records, &scopes);
+}

@@ -1,0 +1,556 @@
+//! A direct, record-by-record reading of every [`Measure`]'s definition: slow (a pass over
+//! the records per call) and obviously faithful. The tests check the fast index against it.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use jiff::Timestamp;
+use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope};
+
+use crate::dims::{dim_index, DimValues, Lookup, Unit};
+use crate::record::{Channel, DealKind, DealStatus, Record, RecordKind, Source, Subscription};
+use crate::store::Canonical;
+use crate::units::{nanos_between, nanos_to, DAY_NANOS, HOUR_NANOS, YEAR_NANOS};
+
+/// Answers measures by scanning `records`.
+pub(crate) struct Reference<'a> {
+    records: &'a Canonical,
+    lookup: Lookup<'a>,
+}
+
+fn add(acc: &mut Decimal, x: Decimal) -> Result<(), MetricError> {
+    *acc = acc
+        .checked_add(x)
+        .ok_or_else(|| MetricError::Overflow("a sum of stored amounts".into()))?;
+    Ok(())
+}
+
+fn matches(unit: Unit, dims: &DimValues<'_>, filters: &BTreeMap<Dimension, String>) -> bool {
+    filters
+        .iter()
+        .all(|(d, v)| !unit.carries(*d) || dims[dim_index(*d)] == Some(v.as_str()))
+}
+
+/// The MRR in effect just before `t` regardless of start and end: the last change after
+/// the starting one that is before `t` and before the end, else the starting MRR.
+fn mrr_before(s: &Subscription, t: Timestamp) -> Decimal {
+    let end = crate::subscription::end(s);
+    s.mrr_changes
+        .iter()
+        .skip(1)
+        .rfind(|c| c.at < t && end.is_none_or(|e| c.at < e))
+        .map_or(s.mrr_changes[0].mrr, |c| c.mrr)
+}
+
+/// Whether a subscription is active at `t`: started before `t`, not ended before `t`.
+fn sub_active_at(s: &Subscription, t: Timestamp) -> bool {
+    s.started_at < t && crate::subscription::end(s).is_none_or(|e| e >= t)
+}
+
+/// The MRR a subscription contributes at `t`.
+fn mrr_at(s: &Subscription, t: Timestamp) -> Decimal {
+    if sub_active_at(s, t) {
+        mrr_before(s, t)
+    } else {
+        Decimal::ZERO
+    }
+}
+
+impl<'a> Reference<'a> {
+    /// A reader over `records`.
+    pub(crate) fn new(records: &'a Canonical) -> Self {
+        Self {
+            records,
+            lookup: Lookup::new(records),
+        }
+    }
+
+    fn all(&self, kind: RecordKind) -> impl Iterator<Item = &'a Record> {
+        self.records.of_kind(kind)
+    }
+
+    /// The value of `measure` over `scope`.
+    pub(crate) fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
+        let w = scope.window;
+        let f = &scope.filters;
+        let lk = &self.lookup;
+        let count = |n: usize| Ok(Decimal::from(n as u64));
+        let deals = || {
+            self.all(RecordKind::Deal).filter_map(move |r| match r {
+                Record::Deal(d) if matches(Unit::Deal, &lk.deal(d), f) => Some(d),
+                _ => None,
+            })
+        };
+        let won = || {
+            deals().filter(move |d| {
+                d.status == DealStatus::Won && d.closed_at.is_some_and(|t| w.contains(t))
+            })
+        };
+        let customers = || {
+            self.all(RecordKind::Customer).filter_map(move |r| match r {
+                Record::Customer(c) if matches(Unit::Customer, &lk.customer_row(c), f) => Some(c),
+                _ => None,
+            })
+        };
+        let active_at = |c: &crate::record::Customer, t: Timestamp| {
+            c.acquired_at < t && c.churned_at.is_none_or(|x| x >= t)
+        };
+        let purchases = || {
+            self.all(RecordKind::Purchase).filter_map(move |r| match r {
+                Record::Purchase(p)
+                    if w.contains(p.at) && matches(Unit::Purchase, &lk.purchase(p), f) =>
+                {
+                    Some(p)
+                }
+                _ => None,
+            })
+        };
+        let subs = || {
+            self.all(RecordKind::Subscription)
+                .filter_map(move |r| match r {
+                    Record::Subscription(s)
+                        if matches(Unit::Subscription, &lk.subscription(s), f) =>
+                    {
+                        Some(s)
+                    }
+                    _ => None,
+                })
+        };
+        let email_campaigns = || {
+            self.all(RecordKind::Campaign).filter_map(move |r| match r {
+                Record::Campaign(c)
+                    if c.channel == Channel::Email
+                        && w.contains(c.started_at)
+                        && matches(Unit::Campaign, &lk.campaign(c), f) =>
+                {
+                    Some(c)
+                }
+                _ => None,
+            })
+        };
+        let spends = || {
+            self.all(RecordKind::Spend).filter_map(move |r| match r {
+                Record::Spend(s) if w.contains(s.at) && matches(Unit::Spend, &lk.spend(s), f) => {
+                    Some(s)
+                }
+                _ => None,
+            })
+        };
+        let tickets = || {
+            self.all(RecordKind::Ticket).filter_map(move |r| match r {
+                Record::Ticket(t) if matches(Unit::Ticket, &lk.ticket(t), f) => Some(t),
+                _ => None,
+            })
+        };
+        let surveys = || {
+            self.all(RecordKind::SurveyResponse)
+                .filter_map(move |r| match r {
+                    Record::SurveyResponse(s)
+                        if w.contains(s.at) && matches(Unit::Survey, &lk.survey(s), f) =>
+                    {
+                        Some(s)
+                    }
+                    _ => None,
+                })
+        };
+        let sum = |it: &mut dyn Iterator<Item = Decimal>| -> Result<Decimal, MetricError> {
+            let mut acc = Decimal::ZERO;
+            for x in it {
+                add(&mut acc, x)?;
+            }
+            Ok(acc)
+        };
+        match measure {
+            Measure::DealsWon => count(won().count()),
+            Measure::DealsLost => count(
+                deals()
+                    .filter(|d| {
+                        d.status == DealStatus::Lost && d.closed_at.is_some_and(|t| w.contains(t))
+                    })
+                    .count(),
+            ),
+            Measure::WonAmount => sum(&mut won().map(|d| d.amount)),
+            Measure::WonCycleDaysTotal => {
+                let nanos: i128 = won()
+                    .map(|d| nanos_between(d.created_at, d.closed_at.unwrap_or(d.created_at)))
+                    .sum();
+                nanos_to(nanos, DAY_NANOS)
+            }
+            Measure::ClosingReps => count(
+                deals()
+                    .filter(|d| d.status != DealStatus::Open)
+                    .filter(|d| d.closed_at.is_some_and(|t| w.contains(t)))
+                    .map(|d| d.owner.as_str())
+                    .collect::<HashSet<_>>()
+                    .len(),
+            ),
+            Measure::DealsOpen => count(
+                deals()
+                    .filter(|d| w.contains(d.created_at) && d.closed_at.is_none_or(|c| c >= w.end))
+                    .count(),
+            ),
+            Measure::OpenAmount => sum(&mut deals()
+                .filter(|d| w.contains(d.created_at) && d.closed_at.is_none_or(|c| c >= w.end))
+                .map(|d| d.amount)),
+            Measure::StageExits | Measure::StageDaysTotal => {
+                let mut n = 0u64;
+                let mut nanos = 0i128;
+                for r in self.all(RecordKind::Deal) {
+                    let Record::Deal(d) = r else { continue };
+                    for (i, entry) in d.stage_history.iter().enumerate() {
+                        let exit = match d.stage_history.get(i + 1) {
+                            Some(next) => Some(next.entered_at),
+                            None => d.closed_at,
+                        };
+                        let Some(exit) = exit else { continue };
+                        if w.contains(exit)
+                            && matches(Unit::StageExit, &lk.stage_exit(d, &entry.stage), f)
+                        {
+                            n += 1;
+                            nanos += nanos_between(entry.entered_at, exit);
+                        }
+                    }
+                }
+                if measure == Measure::StageExits {
+                    Ok(Decimal::from(n))
+                } else {
+                    nanos_to(nanos, DAY_NANOS)
+                }
+            }
+            Measure::UpsoldCustomers => count(
+                won()
+                    .filter(|d| matches!(d.kind, DealKind::Upsell | DealKind::CrossSell))
+                    .filter_map(|d| d.customer_id.as_deref())
+                    .collect::<HashSet<_>>()
+                    .len(),
+            ),
+            Measure::CampaignAttributedRevenue => {
+                sum(&mut won().filter(|d| d.campaign_id.is_some()).map(|d| d.amount))
+            }
+            Measure::EmailAttributedRevenue => sum(&mut won()
+                .filter(|d| lk.campaign_channel(d.campaign_id.as_deref()) == Some(Channel::Email))
+                .map(|d| d.amount)),
+            Measure::QuotaProrated => {
+                let mut acc = Decimal::ZERO;
+                for r in self.all(RecordKind::Quota) {
+                    let Record::Quota(q) = r else { continue };
+                    if !matches(Unit::Quota, &lk.quota(q), f) {
+                        continue;
+                    }
+                    let from = q.period_start.max(w.start);
+                    let to = q.period_end.min(w.end);
+                    if to <= from {
+                        continue;
+                    }
+                    if w.start <= q.period_start && q.period_end <= w.end {
+                        add(&mut acc, q.amount)?;
+                        continue;
+                    }
+                    let overlap = Decimal::from_i128_with_scale(nanos_between(from, to), 0);
+                    let period = Decimal::from_i128_with_scale(
+                        nanos_between(q.period_start, q.period_end),
+                        0,
+                    );
+                    let part = q
+                        .amount
+                        .checked_mul(overlap)
+                        .and_then(|x| x.checked_div(period))
+                        .ok_or_else(|| MetricError::Overflow("a prorated quota".into()))?;
+                    add(&mut acc, part)?;
+                }
+                Ok(acc)
+            }
+            Measure::LeadsCreated | Measure::LeadsConverted => {
+                let n = self
+                    .all(RecordKind::Lead)
+                    .filter_map(|r| match r {
+                        Record::Lead(l) if matches(Unit::Lead, &lk.lead(l), f) => Some(l),
+                        _ => None,
+                    })
+                    .filter(|l| w.contains(l.created_at))
+                    .filter(|l| {
+                        measure == Measure::LeadsCreated
+                            || l.converted_at.is_some_and(|c| c < w.end)
+                    })
+                    .count();
+                count(n)
+            }
+            Measure::CustomersAcquired => {
+                count(customers().filter(|c| w.contains(c.acquired_at)).count())
+            }
+            Measure::CustomersAcquiredFromMarketing => count(
+                customers()
+                    .filter(|c| w.contains(c.acquired_at) && c.source == Source::Marketing)
+                    .count(),
+            ),
+            Measure::CustomersAtStart => {
+                count(customers().filter(|c| active_at(c, w.start)).count())
+            }
+            Measure::CustomersAtEnd => count(customers().filter(|c| active_at(c, w.end)).count()),
+            Measure::CustomersChurnedFromStart => count(
+                customers()
+                    .filter(|c| {
+                        active_at(c, w.start) && c.churned_at.is_some_and(|x| w.contains(x))
+                    })
+                    .count(),
+            ),
+            Measure::CustomersNewRetained => count(
+                customers()
+                    .filter(|c| w.contains(c.acquired_at) && active_at(c, w.end))
+                    .count(),
+            ),
+            Measure::CustomersActiveInWindow => count(
+                customers()
+                    .filter(|c| c.acquired_at < w.end && c.churned_at.is_none_or(|x| x >= w.start))
+                    .count(),
+            ),
+            Measure::MeanChurnedTenureYears | Measure::CustomersChurnedBeforeEnd => {
+                let churned: Vec<_> = customers()
+                    .filter_map(|c| c.churned_at.filter(|x| *x < w.end).map(|x| (c, x)))
+                    .collect();
+                if measure == Measure::CustomersChurnedBeforeEnd {
+                    return count(churned.len());
+                }
+                if churned.is_empty() {
+                    return Ok(Decimal::ZERO);
+                }
+                let total: i128 = churned
+                    .iter()
+                    .map(|(c, x)| nanos_between(c.acquired_at, *x))
+                    .sum();
+                nanos_to(total, YEAR_NANOS * churned.len() as i128)
+            }
+            Measure::NewCustomerRevenue | Measure::NewCustomerRevenueFromMarketing => {
+                let new_customer = |id: Option<&str>| {
+                    lk.customer(id).is_some_and(|c| {
+                        w.contains(c.acquired_at)
+                            && (measure == Measure::NewCustomerRevenue
+                                || c.source == Source::Marketing)
+                    })
+                };
+                let mut acc = sum(&mut won()
+                    .filter(|d| new_customer(d.customer_id.as_deref()))
+                    .map(|d| d.amount))?;
+                for p in purchases() {
+                    if new_customer(Some(&p.customer_id)) {
+                        add(&mut acc, p.amount)?;
+                    }
+                }
+                Ok(acc)
+            }
+            Measure::NewCustomerMeanFirstMrr => {
+                let mut first: BTreeMap<&str, &Subscription> = BTreeMap::new();
+                for r in self.all(RecordKind::Subscription) {
+                    let Record::Subscription(s) = r else { continue };
+                    let e = first.entry(s.customer_id.as_str()).or_insert(s);
+                    if (s.started_at, &s.id) < (e.started_at, &e.id) {
+                        *e = s;
+                    }
+                }
+                let mut total = Decimal::ZERO;
+                let mut n = 0u64;
+                for c in customers().filter(|c| w.contains(c.acquired_at)) {
+                    if let Some(s) = first.get(c.id.as_str()) {
+                        add(&mut total, s.mrr_changes[0].mrr)?;
+                        n += 1;
+                    }
+                }
+                if n == 0 {
+                    return Ok(Decimal::ZERO);
+                }
+                total
+                    .checked_div(Decimal::from(n))
+                    .ok_or_else(|| MetricError::Overflow("a mean".into()))
+            }
+            Measure::Spend(categories) => sum(&mut spends()
+                .filter(|s| categories.contains_index(s.category.index()))
+                .map(|s| s.amount)),
+            Measure::CampaignSpend => sum(&mut spends()
+                .filter(|s| s.campaign_id.is_some())
+                .map(|s| s.amount)),
+            Measure::EmailCampaigns => count(email_campaigns().count()),
+            Measure::EmailDelivered => {
+                sum(&mut email_campaigns().map(|c| Decimal::from(c.delivered)))
+            }
+            Measure::EmailOpens => sum(&mut email_campaigns().map(|c| Decimal::from(c.opens))),
+            Measure::EmailClicks => sum(&mut email_campaigns().map(|c| Decimal::from(c.clicks))),
+            Measure::PurchaseRevenue => sum(&mut purchases().map(|p| p.amount)),
+            Measure::Purchases => count(purchases().count()),
+            Measure::Buyers | Measure::RepeatBuyers => {
+                let mut per: BTreeMap<&str, u32> = BTreeMap::new();
+                for p in purchases() {
+                    *per.entry(p.customer_id.as_str()).or_default() += 1;
+                }
+                let min = if measure == Measure::Buyers { 1 } else { 2 };
+                count(per.values().filter(|n| **n >= min).count())
+            }
+            Measure::RenewalsDue => count(
+                subs()
+                    .filter(|s| s.renewal_due_at.is_some_and(|t| w.contains(t)))
+                    .count(),
+            ),
+            Measure::Renewed => count(
+                subs()
+                    .filter(|s| s.renewal_due_at.is_some_and(|t| w.contains(t)))
+                    .filter(|s| s.renewed == Some(true))
+                    .count(),
+            ),
+            Measure::MrrAtEnd => sum(&mut subs().map(|s| mrr_at(s, w.end))),
+            Measure::MrrAtStart => sum(&mut subs().map(|s| mrr_at(s, w.start))),
+            Measure::PayingCustomersAtEnd => count(
+                subs()
+                    .filter(|s| mrr_at(s, w.end) > Decimal::ZERO)
+                    .map(|s| s.customer_id.as_str())
+                    .collect::<HashSet<_>>()
+                    .len(),
+            ),
+            Measure::NewMrr | Measure::ExpansionMrr => {
+                let mut acc = Decimal::ZERO;
+                for s in subs() {
+                    if w.contains(s.started_at) {
+                        let had_one = self.all(RecordKind::Subscription).any(|r| match r {
+                            Record::Subscription(o) => {
+                                o.id != s.id
+                                    && o.customer_id == s.customer_id
+                                    && sub_active_at(o, s.started_at)
+                            }
+                            _ => false,
+                        });
+                        if had_one == (measure == Measure::ExpansionMrr) {
+                            add(&mut acc, s.mrr_changes[0].mrr)?;
+                        }
+                    }
+                    if measure == Measure::ExpansionMrr {
+                        for (prev, next) in self.changes_before_end(s) {
+                            if w.contains(next.0) && next.1 > prev {
+                                add(&mut acc, next.1 - prev)?;
+                            }
+                        }
+                    }
+                }
+                Ok(acc)
+            }
+            Measure::ContractionMrr => {
+                let mut acc = Decimal::ZERO;
+                for s in subs() {
+                    for (prev, next) in self.changes_before_end(s) {
+                        if w.contains(next.0) && next.1 < prev {
+                            add(&mut acc, prev - next.1)?;
+                        }
+                    }
+                }
+                Ok(acc)
+            }
+            Measure::ChurnedMrr => sum(&mut subs()
+                .filter_map(|s| {
+                    crate::subscription::end(s)
+                        .filter(|e| w.contains(*e))
+                        .map(|e| (s, e))
+                })
+                .map(|(s, e)| mrr_before(s, e))),
+            Measure::TicketsResolved | Measure::ResolutionHoursTotal => {
+                let resolved: Vec<_> = tickets()
+                    .filter_map(|t| t.resolved_at.filter(|x| w.contains(*x)).map(|x| (t, x)))
+                    .collect();
+                if measure == Measure::TicketsResolved {
+                    return count(resolved.len());
+                }
+                nanos_to(
+                    resolved
+                        .iter()
+                        .map(|(t, x)| nanos_between(t.opened_at, *x))
+                        .sum(),
+                    HOUR_NANOS,
+                )
+            }
+            Measure::TicketsResponded | Measure::FirstResponseHoursTotal => {
+                let responded: Vec<_> = tickets()
+                    .filter_map(|t| {
+                        t.first_response_at
+                            .filter(|x| w.contains(*x))
+                            .map(|x| (t, x))
+                    })
+                    .collect();
+                if measure == Measure::TicketsResponded {
+                    return count(responded.len());
+                }
+                nanos_to(
+                    responded
+                        .iter()
+                        .map(|(t, x)| nanos_between(t.opened_at, *x))
+                        .sum(),
+                    HOUR_NANOS,
+                )
+            }
+            Measure::SurveyResponses {
+                kind,
+                scale,
+                min,
+                max,
+            } => count(
+                surveys()
+                    .filter(|s| s.kind == kind && (scale == 0 || s.scale_max == scale))
+                    .filter(|s| Decimal::from(min) <= s.score && s.score <= Decimal::from(max))
+                    .count(),
+            ),
+            Measure::SurveyScoreTotal(kind) => {
+                sum(&mut surveys().filter(|s| s.kind == kind).map(|s| s.score))
+            }
+        }
+    }
+
+    /// The (previous MRR, (at, new MRR)) pairs of a subscription's changes after the
+    /// starting one, before its end.
+    fn changes_before_end(&self, s: &Subscription) -> Vec<(Decimal, (Timestamp, Decimal))> {
+        let end = crate::subscription::end(s);
+        let mut out = Vec::new();
+        let mut prev = s.mrr_changes[0].mrr;
+        for c in s.mrr_changes.iter().skip(1) {
+            if end.is_some_and(|e| c.at >= e) {
+                break;
+            }
+            out.push((prev, (c.at, c.mrr)));
+            prev = c.mrr;
+        }
+        out
+    }
+
+    /// The sorted distinct values of `dimension` among the records matching the scope's
+    /// filters (the window is ignored).
+    pub(crate) fn group_values(&self, dimension: Dimension, scope: &Scope) -> Vec<String> {
+        let f = &scope.filters;
+        let lk = &self.lookup;
+        let i = dim_index(dimension);
+        let mut out: BTreeSet<&str> = BTreeSet::new();
+        let mut take = |unit: Unit, dims: DimValues<'a>| {
+            if unit.carries(dimension) && matches(unit, &dims, f) {
+                if let Some(v) = dims[i] {
+                    out.insert(v);
+                }
+            }
+        };
+        for kind in RecordKind::ALL {
+            for r in self.all(kind) {
+                match r {
+                    Record::Customer(c) => take(Unit::Customer, lk.customer_row(c)),
+                    Record::Lead(l) => take(Unit::Lead, lk.lead(l)),
+                    Record::Deal(d) => {
+                        take(Unit::Deal, lk.deal(d));
+                        for (j, entry) in d.stage_history.iter().enumerate() {
+                            if j + 1 < d.stage_history.len() || d.closed_at.is_some() {
+                                take(Unit::StageExit, lk.stage_exit(d, &entry.stage));
+                            }
+                        }
+                    }
+                    Record::Subscription(s) => take(Unit::Subscription, lk.subscription(s)),
+                    Record::Purchase(p) => take(Unit::Purchase, lk.purchase(p)),
+                    Record::Spend(s) => take(Unit::Spend, lk.spend(s)),
+                    Record::Campaign(c) => take(Unit::Campaign, lk.campaign(c)),
+                    Record::Ticket(t) => take(Unit::Ticket, lk.ticket(t)),
+                    Record::SurveyResponse(s) => take(Unit::Survey, lk.survey(s)),
+                    Record::Quota(q) => take(Unit::Quota, lk.quota(q)),
+                }
+            }
+        }
+        out.into_iter().map(str::to_owned).collect()
+    }
+}

@@ -1,0 +1,440 @@
+//! The store: sled for durability, and per tenant the canonical records in memory plus the
+//! query index derived from them (rebuilt lazily, once per batch of writes).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+
+use kpi_core::{DataSource, Decimal, Dimension, Measure, MetricError, Scope};
+
+use crate::codec::{
+    check_tenant, decode_record, encode_record, kind_byte, parse_page_token, record_key, split_key,
+    tenant_prefix, token_after,
+};
+use crate::error::StoreError;
+use crate::index::Index;
+use crate::record::{Record, RecordKind};
+use crate::validate::validate;
+
+/// Records per page when a listing asks for 0.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// Most records one page holds; larger requests are cut to this.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// The key of one record within a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordKey {
+    /// Its kind.
+    pub kind: RecordKind,
+    /// Its id.
+    pub id: String,
+}
+
+/// What a put did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// How many records were stored (durably).
+    pub accepted: u64,
+    /// The records that were not, with why.
+    pub rejected: Vec<Rejected>,
+}
+
+/// A record a put did not store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Its position in the records handed to [`Store::put`].
+    pub index: usize,
+    /// Why, in words a person understands.
+    pub reason: String,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordPage {
+    /// The records, in key order (kind, then id).
+    pub records: Vec<Record>,
+    /// The token of the next page, or "" when this is the last.
+    pub next_page_token: String,
+}
+
+/// Size of the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Records held, over every tenant.
+    pub records: u64,
+    /// Bytes sled uses on disk.
+    pub disk_bytes: u64,
+}
+
+/// The records of one tenant, by kind and id. Mirrors sled exactly: every change is
+/// applied to sled first, then here, under the store's writer lock.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Canonical {
+    by_kind: [BTreeMap<String, Record>; RecordKind::ALL.len()],
+}
+
+impl Canonical {
+    /// Inserts or replaces a record.
+    pub(crate) fn upsert(&mut self, record: Record) {
+        self.by_kind[record.kind() as usize].insert(record.id().to_owned(), record);
+    }
+
+    /// Removes a record; whether it existed.
+    pub(crate) fn remove(&mut self, kind: RecordKind, id: &str) -> bool {
+        self.by_kind[kind as usize].remove(id).is_some()
+    }
+
+    /// Whether the record exists.
+    pub(crate) fn contains(&self, kind: RecordKind, id: &str) -> bool {
+        self.by_kind[kind as usize].contains_key(id)
+    }
+
+    /// The records of one kind, by id.
+    pub(crate) fn of_kind(&self, kind: RecordKind) -> impl Iterator<Item = &Record> {
+        self.by_kind[kind as usize].values()
+    }
+
+    /// How many records there are.
+    pub(crate) fn len(&self) -> usize {
+        self.by_kind.iter().map(BTreeMap::len).sum()
+    }
+}
+
+/// Canonical records plus a counter bumped on every change.
+#[derive(Debug, Default)]
+struct TenantRecords {
+    canonical: Canonical,
+    generation: u64,
+}
+
+/// One tenant's in-memory state.
+#[derive(Default)]
+struct Tenant {
+    records: RwLock<TenantRecords>,
+    /// The index and the generation it was built from.
+    index: Mutex<Option<(u64, Arc<Index>)>>,
+}
+
+impl Tenant {
+    /// The index of the current records, built now if a write happened since the last
+    /// build. Concurrent readers wait for one build.
+    fn index(&self) -> Arc<Index> {
+        let mut slot = lock(&self.index);
+        let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some((generation, index)) = slot.as_ref() {
+            if *generation == records.generation {
+                return Arc::clone(index);
+            }
+        }
+        let index = Arc::new(Index::build(&records.canonical));
+        *slot = Some((records.generation, Arc::clone(&index)));
+        index
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+struct Inner {
+    db: sled::Db,
+    tree: sled::Tree,
+    tenants: RwLock<HashMap<String, Arc<Tenant>>>,
+    /// Serializes writes so sled and the in-memory records change in the same order.
+    writer: Mutex<()>,
+}
+
+/// The record store: durable in sled, queried from memory. Cheap to clone; every clone is
+/// the same store.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in directory `path` and loads every record into
+    /// memory.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(path.as_ref()).open()?;
+        Self::load(db)
+    }
+
+    /// A store in a temporary sled database, removed when dropped (for tests).
+    pub fn temporary() -> Result<Store, StoreError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        Self::load(db)
+    }
+
+    fn load(db: sled::Db) -> Result<Store, StoreError> {
+        let tree = db.open_tree("records")?;
+        let mut tenants: HashMap<String, TenantRecords> = HashMap::new();
+        let mut count = 0u64;
+        for item in tree.iter() {
+            let (key, value) = item?;
+            let (tenant, kind, id) = split_key(&key)?;
+            let record = decode_record(&key, &value)?;
+            if record.kind() != kind || record.id() != id {
+                return Err(StoreError::Corrupt(format!(
+                    "key {} holds the {} record {}",
+                    crate::codec::hex(&key),
+                    record.kind().as_str(),
+                    record.id()
+                )));
+            }
+            match tenants.get_mut(tenant) {
+                Some(t) => t.canonical.upsert(record),
+                None => {
+                    let mut t = TenantRecords::default();
+                    t.canonical.upsert(record);
+                    tenants.insert(tenant.to_owned(), t);
+                }
+            }
+            count += 1;
+        }
+        tracing::info!(
+            records = count,
+            tenants = tenants.len(),
+            "record store loaded"
+        );
+        let tenants = tenants
+            .into_iter()
+            .map(|(name, records)| {
+                let tenant = Tenant {
+                    records: RwLock::new(records),
+                    index: Mutex::new(None),
+                };
+                (name, Arc::new(tenant))
+            })
+            .collect();
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                tree,
+                tenants: RwLock::new(tenants),
+                writer: Mutex::new(()),
+            }),
+        })
+    }
+
+    fn tenant(&self, tenant: &str) -> Option<Arc<Tenant>> {
+        self.inner
+            .tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(tenant)
+            .cloned()
+    }
+
+    fn tenant_or_create(&self, tenant: &str) -> Arc<Tenant> {
+        if let Some(t) = self.tenant(tenant) {
+            return t;
+        }
+        let mut tenants = self
+            .inner
+            .tenants
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(tenants.entry(tenant.to_owned()).or_default())
+    }
+
+    /// Validates each record ([`validate`]) and upserts the valid ones by (tenant, kind,
+    /// id); they are durable (sled flushed) before this returns. Rejected records carry
+    /// their index in `records`. When the same key occurs twice, the later record wins.
+    pub fn put(&self, tenant: &str, records: Vec<Record>) -> Result<PutOutcome, StoreError> {
+        check_tenant(tenant)?;
+        let mut rejected = Vec::new();
+        let mut valid = Vec::with_capacity(records.len());
+        for (index, record) in records.into_iter().enumerate() {
+            match validate(&record) {
+                Ok(()) => valid.push(record),
+                Err(reason) => rejected.push(Rejected { index, reason }),
+            }
+        }
+        let accepted = valid.len() as u64;
+        if !valid.is_empty() {
+            let mut batch = sled::Batch::default();
+            for r in &valid {
+                batch.insert(record_key(tenant, r.kind(), r.id()), encode_record(r));
+            }
+            let _writer = lock(&self.inner.writer);
+            self.inner.tree.apply_batch(batch)?;
+            let t = self.tenant_or_create(tenant);
+            let mut state = t.records.write().unwrap_or_else(PoisonError::into_inner);
+            for r in valid {
+                state.canonical.upsert(r);
+            }
+            state.generation += 1;
+        }
+        // Flushing outside the writer lock lets concurrent writers share one fsync; none
+        // of them returns before its batch is on disk.
+        if accepted > 0 {
+            self.inner.db.flush()?;
+        }
+        Ok(PutOutcome { accepted, rejected })
+    }
+
+    /// Deletes records by key, durably; returns how many existed.
+    pub fn delete(&self, tenant: &str, keys: &[RecordKey]) -> Result<u64, StoreError> {
+        check_tenant(tenant)?;
+        let Some(t) = self.tenant(tenant) else {
+            return Ok(0);
+        };
+        let removed = {
+            let _writer = lock(&self.inner.writer);
+            let mut state = t.records.write().unwrap_or_else(PoisonError::into_inner);
+            let mut seen = HashSet::new();
+            let existing: Vec<&RecordKey> = keys
+                .iter()
+                .filter(|k| state.canonical.contains(k.kind, &k.id) && seen.insert(*k))
+                .collect();
+            if existing.is_empty() {
+                return Ok(0);
+            }
+            let mut batch = sled::Batch::default();
+            for k in &existing {
+                batch.remove(record_key(tenant, k.kind, &k.id));
+            }
+            self.inner.tree.apply_batch(batch)?;
+            for k in &existing {
+                state.canonical.remove(k.kind, &k.id);
+            }
+            state.generation += 1;
+            existing.len() as u64
+        };
+        self.inner.db.flush()?;
+        Ok(removed)
+    }
+
+    /// Pages through a tenant's records (optionally one kind), in key order (kind, then
+    /// id). `page_size` 0 means [`DEFAULT_PAGE_SIZE`]; more than [`MAX_PAGE_SIZE`] is cut
+    /// to it. `page_token` "" is the first page; `next_page_token` "" means no more. A
+    /// malformed token is [`StoreError::InvalidPageToken`].
+    pub fn list(
+        &self,
+        tenant: &str,
+        kind: Option<RecordKind>,
+        page_size: usize,
+        page_token: &str,
+    ) -> Result<RecordPage, StoreError> {
+        check_tenant(tenant)?;
+        let page_size = match page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let mut prefix = tenant_prefix(tenant);
+        if let Some(k) = kind {
+            prefix.push(kind_byte(k));
+        }
+        let start = if page_token.is_empty() {
+            prefix.clone()
+        } else {
+            let mut start = tenant_prefix(tenant);
+            start.extend(parse_page_token(page_token, kind)?);
+            // The smallest key after the token's key.
+            start.push(0);
+            start
+        };
+        let mut records = Vec::new();
+        let mut more = false;
+        for item in self.inner.tree.range(start..) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            if records.len() == page_size {
+                more = true;
+                break;
+            }
+            split_key(&key)?;
+            records.push(decode_record(&key, &value)?);
+        }
+        let next_page_token = match records.last() {
+            Some(last) if more => token_after(last.kind(), last.id()),
+            _ => String::new(),
+        };
+        Ok(RecordPage {
+            records,
+            next_page_token,
+        })
+    }
+
+    /// The tenant's records as a [`DataSource`] for `Registry::compute`. The source reads
+    /// one consistent snapshot, taken at its first read: make one per request.
+    pub fn source(&self, tenant: &str) -> TenantSource {
+        TenantSource {
+            tenant: self.tenant(tenant),
+            snapshot: OnceLock::new(),
+        }
+    }
+
+    /// Flushes sled to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    /// Records held and bytes on disk.
+    pub fn stats(&self) -> StoreStats {
+        let records = self
+            .inner
+            .tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|t| {
+                t.records
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .canonical
+                    .len() as u64
+            })
+            .sum();
+        StoreStats {
+            records,
+            disk_bytes: self.inner.db.size_on_disk().unwrap_or(0),
+        }
+    }
+}
+
+/// One tenant's records as a [`DataSource`]: answers every [`Measure`] from the in-memory
+/// index, never from sled.
+pub struct TenantSource {
+    tenant: Option<Arc<Tenant>>,
+    snapshot: OnceLock<Arc<Index>>,
+}
+
+impl std::fmt::Debug for TenantSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantSource").finish_non_exhaustive()
+    }
+}
+
+impl TenantSource {
+    fn index(&self) -> &Index {
+        static EMPTY: OnceLock<Arc<Index>> = OnceLock::new();
+        self.snapshot.get_or_init(|| match &self.tenant {
+            Some(t) => t.index(),
+            None => Arc::clone(EMPTY.get_or_init(|| Arc::new(Index::build(&Canonical::default())))),
+        })
+    }
+}
+
+impl DataSource for TenantSource {
+    fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
+        self.index().measure(measure, scope)
+    }
+
+    fn group_values(
+        &self,
+        dimension: Dimension,
+        scope: &Scope,
+    ) -> Result<Vec<String>, MetricError> {
+        self.index().group_values(dimension, scope)
+    }
+}
