@@ -7,12 +7,23 @@
 //! pool, and map errors to statuses in `error` — the one place that decides gRPC codes.
 //! Protobuf types never reach `kpi-core` or `kpi-store`.
 //!
+//! Cross-cutting concerns are tower layers around every service, not handler code:
+//! grpc-web and CORS, a tracing span and Prometheus metrics per RPC (`observe`,
+//! `prometheus`), API-key authentication and tenancy ([`auth`]), load shedding
+//! (`concurrency`), deadlines (`deadline`) and the request message limit (`limit`); TLS
+//! and mutual TLS ([`TlsFiles`]) wrap the connections.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = kpi_store::Store::open("./kpid-data")?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:50051").await?;
-//! kpi_server::serve(
-//!     kpi_server::ServerConfig::new(store),
+//! // Health answers NOT_SERVING while the store opens.
+//! let open = async {
+//!     tokio::task::spawn_blocking(|| kpi_store::Store::open("./kpid-data")).await?
+//!         .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+//! };
+//! kpi_server::serve_opening(
+//!     open,
+//!     kpi_server::ServerConfig::default(),
 //!     listener,
 //!     async { tokio::signal::ctrl_c().await.ok(); },
 //! )
@@ -21,19 +32,32 @@
 //! # }
 //! ```
 
+pub mod auth;
+mod concurrency;
 mod convert;
+mod deadline;
 mod error;
+/// Entry points for the fuzz targets in `fuzz/`; not a stable API.
+#[doc(hidden)]
+pub mod fuzzing;
+mod limit;
+mod methods;
 mod metrics;
+mod observe;
+mod opening;
+mod prometheus;
 mod records;
 mod rpc;
 mod server;
+mod tls;
 
 pub use metrics::MetricsApi;
 pub use records::RecordsApi;
-pub use server::{serve, ServeError, ServerConfig};
+pub use server::{serve, serve_opening, ServeError, ServerConfig};
+pub use tls::{TlsError, TlsFiles};
 
-/// The tenant every request reads and writes until authentication maps API keys to
-/// tenants.
+/// The tenant every request reads and writes when authentication is off (no API keys
+/// configured); with keys, each key's tenant (see [`auth`]).
 pub const TENANT: &str = "default";
 
 /// Limits on what one request may ask of the server.
@@ -44,8 +68,32 @@ pub struct Limits {
     pub max_rows: usize,
     /// Most metrics in one BatchCompute call; more is INVALID_ARGUMENT.
     pub max_batch_metrics: usize,
-    /// Largest request message, in bytes (each message of an Ingest stream counts alone).
-    pub max_message_bytes: usize,
+    /// Most records in one PutRecords request or one Ingest message; more is
+    /// INVALID_ARGUMENT on the field `records`.
+    pub max_records_per_request: usize,
+    /// Largest request message, in bytes (each message of an Ingest stream counts alone);
+    /// a larger one is RESOURCE_EXHAUSTED. Bounds a compressed message's decompressed
+    /// size too.
+    pub max_decoding_message_bytes: usize,
+    /// Largest response message, in bytes.
+    pub max_encoding_message_bytes: usize,
+}
+
+impl Limits {
+    /// The default largest request message: 4 MiB, gRPC's usual receive limit.
+    pub const DEFAULT_MAX_DECODING_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+    /// The default largest response message: 16 MiB.
+    pub const DEFAULT_MAX_ENCODING_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+    /// The default limits with requests of up to `bytes` per message; responses may be
+    /// as large, and at least the default 16 MiB.
+    pub fn with_max_message_bytes(bytes: usize) -> Self {
+        Self {
+            max_decoding_message_bytes: bytes,
+            max_encoding_message_bytes: bytes.max(Self::DEFAULT_MAX_ENCODING_MESSAGE_BYTES),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for Limits {
@@ -53,7 +101,9 @@ impl Default for Limits {
         Self {
             max_rows: 100_000,
             max_batch_metrics: 100,
-            max_message_bytes: 16 * 1024 * 1024,
+            max_records_per_request: 10_000,
+            max_decoding_message_bytes: Self::DEFAULT_MAX_DECODING_MESSAGE_BYTES,
+            max_encoding_message_bytes: Self::DEFAULT_MAX_ENCODING_MESSAGE_BYTES,
         }
     }
 }

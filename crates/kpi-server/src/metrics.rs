@@ -14,8 +14,9 @@ use crate::convert::compute::{
     batch_specs, compute_spec, descriptor_to_proto, row_to_proto, SpecLimits,
 };
 use crate::error::{batch_error, compute_status};
-use crate::rpc::{blocking, traced};
-use crate::{Limits, TENANT};
+use crate::rpc::{blocking, record};
+use crate::auth::tenant_of;
+use crate::Limits;
 
 /// The MetricsService handlers: ListMetrics, Compute, BatchCompute.
 #[derive(Clone)]
@@ -34,8 +35,9 @@ impl std::fmt::Debug for MetricsApi {
     }
 }
 
-/// Sets the cancellation flag when dropped: tonic drops a handler's future when the caller
-/// goes away or its deadline passes, and the engine then stops between rows.
+/// Sets the cancellation flag when dropped: a handler's future is dropped when the caller
+/// goes away or its deadline passes (the deadline layer), and the engine then stops
+/// between rows.
 struct CancelOnDrop(Arc<AtomicBool>);
 
 impl Drop for CancelOnDrop {
@@ -73,95 +75,79 @@ impl MetricsService for MetricsApi {
         request: Request<pb::ListMetricsRequest>,
     ) -> Result<Response<pb::ListMetricsResponse>, Status> {
         let family = request.into_inner().family;
-        let span = tracing::info_span!(
-            "rpc",
-            method = "ListMetrics",
-            tenant = TENANT,
-            family = %family
-        );
-        traced(span, async move {
-            let metrics = self
-                .registry
-                .metrics()
-                .map(|m| m.descriptor())
-                .filter(|d| family.is_empty() || d.family == family)
-                .map(descriptor_to_proto)
-                .collect();
-            Ok(Response::new(pb::ListMetricsResponse { metrics }))
-        })
-        .await
+        record("family", family.as_str());
+        let metrics: Vec<_> = self
+            .registry
+            .metrics()
+            .map(|m| m.descriptor())
+            .filter(|d| family.is_empty() || d.family == family)
+            .map(descriptor_to_proto)
+            .collect();
+        record("rows", metrics.len());
+        Ok(Response::new(pb::ListMetricsResponse { metrics }))
     }
 
     async fn compute(
         &self,
         request: Request<pb::ComputeRequest>,
     ) -> Result<Response<pb::ComputeResponse>, Status> {
+        let tenant = tenant_of(&request);
         let request = request.into_inner();
-        let span = tracing::info_span!(
-            "rpc",
-            method = "Compute",
-            tenant = TENANT,
-            metric_id = %request.metric_id
-        );
-        traced(span, async move {
-            let (limits, _cancel_on_drop) = self.spec_limits();
-            let spec = compute_spec(request, &limits).map_err(compute_status)?;
-            let registry = self.registry;
-            let source = self.store.source(TENANT);
-            let rows = blocking(move || registry.compute(&spec, Some(&source)))
-                .await?
-                .map_err(compute_status)?;
-            tracing::debug!(rows = rows.len(), "computed");
-            Ok(Response::new(pb::ComputeResponse {
-                rows: rows.into_iter().map(row_to_proto).collect(),
-            }))
-        })
-        .await
+        record("metric_id", request.metric_id.as_str());
+        let (limits, _cancel_on_drop) = self.spec_limits();
+        let spec = compute_spec(request, &limits).map_err(compute_status)?;
+        let registry = self.registry;
+        let source = self.store.source(tenant.as_str());
+        let rows = blocking(move || registry.compute(&spec, Some(&source)))
+            .await?
+            .map_err(compute_status)?;
+        record("rows", rows.len());
+        Ok(Response::new(pb::ComputeResponse {
+            rows: rows.into_iter().map(row_to_proto).collect(),
+        }))
     }
 
     async fn batch_compute(
         &self,
         request: Request<pb::BatchComputeRequest>,
     ) -> Result<Response<pb::BatchComputeResponse>, Status> {
+        let tenant = tenant_of(&request);
         let request = request.into_inner();
         let ids: Vec<&str> = request
             .metrics
             .iter()
             .map(|m| m.metric_id.as_str())
             .collect();
-        let span = tracing::info_span!(
-            "rpc",
-            method = "BatchCompute",
-            tenant = TENANT,
-            metric_id = %ids.join(",")
-        );
-        traced(span, async move {
-            let (limits, _cancel_on_drop) = self.spec_limits();
-            let specs = batch_specs(request, &limits, self.limits.max_batch_metrics)
-                .map_err(compute_status)?;
-            let ids: Vec<String> = specs.iter().map(|s| s.metric_id.clone()).collect();
-            let registry = self.registry;
-            let source = self.store.source(TENANT);
-            let answers = blocking(move || registry.compute_batch(&specs, Some(&source))).await?;
-            let results = ids
-                .into_iter()
-                .zip(answers)
-                .map(|(metric_id, answer)| match answer {
-                    Ok(rows) => pb::BatchComputeResult {
+        record("metric_id", ids.join(",").as_str());
+        let (limits, _cancel_on_drop) = self.spec_limits();
+        let specs =
+            batch_specs(request, &limits, self.limits.max_batch_metrics).map_err(compute_status)?;
+        let ids: Vec<String> = specs.iter().map(|s| s.metric_id.clone()).collect();
+        let registry = self.registry;
+        let source = self.store.source(tenant.as_str());
+        let answers = blocking(move || registry.compute_batch(&specs, Some(&source))).await?;
+        let mut rows = 0;
+        let results = ids
+            .into_iter()
+            .zip(answers)
+            .map(|(metric_id, answer)| match answer {
+                Ok(answer) => {
+                    rows += answer.len();
+                    pb::BatchComputeResult {
                         metric_id,
-                        rows: rows.into_iter().map(row_to_proto).collect(),
+                        rows: answer.into_iter().map(row_to_proto).collect(),
                         error: None,
-                    },
-                    Err(err) => pb::BatchComputeResult {
-                        metric_id,
-                        rows: Vec::new(),
-                        error: Some(batch_error(err)),
-                    },
-                })
-                .collect();
-            Ok(Response::new(pb::BatchComputeResponse { results }))
-        })
-        .await
+                    }
+                }
+                Err(err) => pb::BatchComputeResult {
+                    metric_id,
+                    rows: Vec::new(),
+                    error: Some(batch_error(err)),
+                },
+            })
+            .collect();
+        record("rows", rows);
+        Ok(Response::new(pb::BatchComputeResponse { results }))
     }
 }
 

@@ -8,13 +8,15 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::records::{record_from_proto, record_kind, record_to_proto};
 use crate::error::{invalid_argument, store_status};
-use crate::rpc::{blocking, traced};
-use crate::TENANT;
+use crate::rpc::{blocking, record};
+use crate::auth::{tenant_of, Tenant};
+use crate::Limits;
 
 /// The RecordsService handlers: Ingest, PutRecords, DeleteRecords, ListRecords.
 #[derive(Clone)]
 pub struct RecordsApi {
     store: Store,
+    max_records_per_request: usize,
 }
 
 impl std::fmt::Debug for RecordsApi {
@@ -33,17 +35,48 @@ struct Stored {
 impl RecordsApi {
     /// Handlers over `store`.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            max_records_per_request: Limits::default().max_records_per_request,
+        }
+    }
+
+    /// The same handlers, enforcing `limits.max_records_per_request`.
+    pub fn with_limits(self, limits: Limits) -> Self {
+        Self {
+            max_records_per_request: limits.max_records_per_request,
+            ..self
+        }
     }
 
     /// Converts and upserts one batch: records that fail conversion or the store's
     /// validation are rejected with their index (plus `offset`, for a stream) and a reason
     /// naming the kind and field; the valid ones are durable when this returns.
-    async fn put(&self, records: Vec<pb::Record>, offset: u64) -> Result<Stored, Status> {
+    async fn put(
+        &self,
+        tenant: &Tenant,
+        records: Vec<pb::Record>,
+        offset: u64,
+    ) -> Result<Stored, Status> {
+        if records.len() > self.max_records_per_request {
+            return Err(invalid_argument(
+                "too many records in one request",
+                &[FieldViolation::new(
+                    "records",
+                    format!(
+                        "{} records in one message; at most {} are accepted per PutRecords \
+                         request or Ingest message (--max-records-per-request): split the batch",
+                        records.len(),
+                        self.max_records_per_request
+                    ),
+                )],
+            ));
+        }
         if records.is_empty() {
             return Ok(Stored::default());
         }
         let store = self.store.clone();
+        let tenant = tenant.clone();
         blocking(move || {
             let mut rejected = Vec::new();
             let mut valid = Vec::with_capacity(records.len());
@@ -59,7 +92,7 @@ impl RecordsApi {
             }
             let mut accepted = 0;
             if !valid.is_empty() {
-                let outcome = store.put(TENANT, valid).map_err(store_status)?;
+                let outcome = store.put(tenant.as_str(), valid).map_err(store_status)?;
                 accepted = outcome.accepted;
                 for r in outcome.rejected {
                     let (position, kind) = positions.get(r.index).copied().ok_or_else(|| {
@@ -95,133 +128,113 @@ impl RecordsService for RecordsApi {
         &self,
         request: Request<Streaming<pb::IngestRequest>>,
     ) -> Result<Response<pb::IngestResponse>, Status> {
+        let tenant = tenant_of(&request);
         let mut stream = request.into_inner();
-        let span = tracing::info_span!("rpc", method = "Ingest", tenant = TENANT);
-        traced(span, async move {
-            let mut total = Stored::default();
-            let mut offset = 0u64;
-            while let Some(message) = stream.message().await? {
-                let count = message.records.len() as u64;
-                let stored = self.put(message.records, offset).await?;
-                total.accepted += stored.accepted;
-                total.rejected.extend(stored.rejected);
-                offset += count;
-            }
-            tracing::info!(
-                records = offset,
-                accepted = total.accepted,
-                rejected = total.rejected.len(),
-                "ingested"
-            );
-            Ok(Response::new(pb::IngestResponse {
-                accepted: total.accepted,
-                rejected: total.rejected,
-            }))
-        })
-        .await
+        let mut total = Stored::default();
+        let mut offset = 0u64;
+        while let Some(message) = stream.message().await? {
+            let count = message.records.len() as u64;
+            let stored = self.put(&tenant, message.records, offset).await?;
+            total.accepted += stored.accepted;
+            total.rejected.extend(stored.rejected);
+            offset += count;
+            record("records", offset);
+        }
+        tracing::info!(
+            records = offset,
+            accepted = total.accepted,
+            rejected = total.rejected.len(),
+            "ingested"
+        );
+        Ok(Response::new(pb::IngestResponse {
+            accepted: total.accepted,
+            rejected: total.rejected,
+        }))
     }
 
     async fn put_records(
         &self,
         request: Request<pb::PutRecordsRequest>,
     ) -> Result<Response<pb::PutRecordsResponse>, Status> {
+        let tenant = tenant_of(&request);
         let records = request.into_inner().records;
-        let span = tracing::info_span!(
-            "rpc",
-            method = "PutRecords",
-            tenant = TENANT,
-            records = records.len()
-        );
-        traced(span, async move {
-            let stored = self.put(records, 0).await?;
-            Ok(Response::new(pb::PutRecordsResponse {
-                accepted: stored.accepted,
-                rejected: stored.rejected,
-            }))
-        })
-        .await
+        record("records", records.len());
+        let stored = self.put(&tenant, records, 0).await?;
+        Ok(Response::new(pb::PutRecordsResponse {
+            accepted: stored.accepted,
+            rejected: stored.rejected,
+        }))
     }
 
     async fn delete_records(
         &self,
         request: Request<pb::DeleteRecordsRequest>,
     ) -> Result<Response<pb::DeleteRecordsResponse>, Status> {
+        let tenant = tenant_of(&request);
         let keys = request.into_inner().keys;
-        let span = tracing::info_span!(
-            "rpc",
-            method = "DeleteRecords",
-            tenant = TENANT,
-            keys = keys.len()
-        );
-        traced(span, async move {
-            let mut violations = Vec::new();
-            let mut parsed = Vec::with_capacity(keys.len());
-            for (i, key) in keys.into_iter().enumerate() {
-                let kind = record_kind(&key.kind).map_err(|reason| {
-                    violations.push(FieldViolation::new(format!("keys[{i}].kind"), reason))
-                });
-                if key.id.is_empty() {
-                    violations.push(FieldViolation::new(format!("keys[{i}].id"), "missing"));
-                }
-                if let Ok(kind) = kind {
-                    parsed.push(RecordKey { kind, id: key.id });
-                }
+        record("keys", keys.len());
+        let mut violations = Vec::new();
+        let mut parsed = Vec::with_capacity(keys.len());
+        for (i, key) in keys.into_iter().enumerate() {
+            let kind = record_kind(&key.kind).map_err(|reason| {
+                violations.push(FieldViolation::new(format!("keys[{i}].kind"), reason))
+            });
+            if key.id.is_empty() {
+                violations.push(FieldViolation::new(format!("keys[{i}].id"), "missing"));
             }
-            if !violations.is_empty() {
-                return Err(invalid_argument("invalid record keys", &violations));
+            if let Ok(kind) = kind {
+                parsed.push(RecordKey { kind, id: key.id });
             }
-            let store = self.store.clone();
-            let deleted = blocking(move || store.delete(TENANT, &parsed))
-                .await?
-                .map_err(store_status)?;
-            Ok(Response::new(pb::DeleteRecordsResponse { deleted }))
-        })
-        .await
+        }
+        if !violations.is_empty() {
+            return Err(invalid_argument("invalid record keys", &violations));
+        }
+        let store = self.store.clone();
+        let deleted = blocking(move || store.delete(tenant.as_str(), &parsed))
+            .await?
+            .map_err(store_status)?;
+        Ok(Response::new(pb::DeleteRecordsResponse { deleted }))
     }
 
     async fn list_records(
         &self,
         request: Request<pb::ListRecordsRequest>,
     ) -> Result<Response<pb::ListRecordsResponse>, Status> {
+        let tenant = tenant_of(&request);
         let request = request.into_inner();
-        let span = tracing::info_span!(
-            "rpc",
-            method = "ListRecords",
-            tenant = TENANT,
-            kind = %request.kind
-        );
-        traced(span, async move {
-            let mut violations = Vec::new();
-            let kind = if request.kind.is_empty() {
-                None
-            } else {
-                record_kind(&request.kind)
-                    .map_err(|reason| violations.push(FieldViolation::new("kind", reason)))
-                    .ok()
-            };
-            let page_size = match request.page_size {
-                0 => DEFAULT_PAGE_SIZE,
-                n if n < 0 => {
-                    violations.push(FieldViolation::new(
-                        "page_size",
-                        format!("{n} is negative; give 0 for the default of {DEFAULT_PAGE_SIZE}"),
-                    ));
-                    DEFAULT_PAGE_SIZE
-                }
-                n => (n as usize).min(MAX_PAGE_SIZE),
-            };
-            if !violations.is_empty() {
-                return Err(invalid_argument("invalid ListRecords request", &violations));
+        if !request.kind.is_empty() {
+            record("kind", request.kind.as_str());
+        }
+        let mut violations = Vec::new();
+        let kind = if request.kind.is_empty() {
+            None
+        } else {
+            record_kind(&request.kind)
+                .map_err(|reason| violations.push(FieldViolation::new("kind", reason)))
+                .ok()
+        };
+        let page_size = match request.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n < 0 => {
+                violations.push(FieldViolation::new(
+                    "page_size",
+                    format!("{n} is negative; give 0 for the default of {DEFAULT_PAGE_SIZE}"),
+                ));
+                DEFAULT_PAGE_SIZE
             }
-            let store = self.store.clone();
-            let page = blocking(move || store.list(TENANT, kind, page_size, &request.page_token))
-                .await?
-                .map_err(store_status)?;
-            Ok(Response::new(pb::ListRecordsResponse {
-                records: page.records.into_iter().map(record_to_proto).collect(),
-                next_page_token: page.next_page_token,
-            }))
-        })
-        .await
+            n => (n as usize).min(MAX_PAGE_SIZE),
+        };
+        if !violations.is_empty() {
+            return Err(invalid_argument("invalid ListRecords request", &violations));
+        }
+        let store = self.store.clone();
+        let page = blocking(move || store.list(tenant.as_str(), kind, page_size, &request.page_token))
+            .await?
+            .map_err(store_status)?;
+        record("rows", page.records.len());
+        Ok(Response::new(pb::ListRecordsResponse {
+            records: page.records.into_iter().map(record_to_proto).collect(),
+            next_page_token: page.next_page_token,
+        }))
     }
 }

@@ -1,28 +1,57 @@
-//! [`serve`]: the tonic server with both kpi.v1 services, health checking and reflection,
-//! and its graceful shutdown.
+//! [`serve`] and [`serve_opening`]: both kpi.v1 services, health checking and reflection
+//! behind the cross-cutting layers, on hyper, with graceful shutdown; and the optional
+//! Prometheus endpoint.
+//!
+//! Every request passes, outermost first: CORS (a browser page on another origin may call),
+//! grpc-web translation (HTTP/1.1 `application/grpc-web*` becomes gRPC), observation (a
+//! span per RPC, Prometheus metrics), the deadline (`grpc-timeout` and the server's
+//! request timeout answer DEADLINE_EXCEEDED), the request message limit
+//! (RESOURCE_EXHAUSTED), then the services. kpid serves HTTP/1.1 and HTTP/2 on one port.
+//!
+//! The accept loop is ours rather than `tonic::transport::Server`'s because tonic's server
+//! enforces `grpc-timeout` outside every user layer and answers CANCELLED; here the
+//! deadline layer owns the deadline.
 
+use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use http::{HeaderName, Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use kpi_core::RegistryError;
 use kpi_proto::kpi::v1::metrics_service_server::{MetricsServiceServer, SERVICE_NAME as METRICS};
 use kpi_proto::kpi::v1::records_service_server::{RecordsServiceServer, SERVICE_NAME as RECORDS};
 use kpi_store::{Store, StoreError};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio_rustls::TlsAcceptor;
+use tokio::sync::watch;
+use tonic::body::Body;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::Server;
+use tonic::service::Routes;
 use tonic_health::ServingStatus;
+use tower::{Service, ServiceBuilder, ServiceExt as _};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+use crate::auth::{ApiKeys, AuthLayer};
+use crate::concurrency::ConcurrencyLimitLayer;
+use crate::deadline::DeadlineLayer;
+use crate::limit::MessageLimitLayer;
+use crate::methods::MethodTable;
+use crate::observe::ObserveLayer;
+use crate::opening::Opening;
+use crate::prometheus::{scrape, GrpcMetrics};
+use crate::tls::{TlsError, TlsFiles, HANDSHAKE_TIMEOUT};
 use crate::{Limits, MetricsApi, RecordsApi};
 
-/// What [`serve`] runs with.
-#[derive(Debug, Clone)]
+/// How the server runs, apart from its store.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// The opened record store; flushed after shutdown.
-    pub store: Store,
     /// Per-request limits.
     pub limits: Limits,
     /// Longest a request may run on the server (`None`: only the caller's own
@@ -31,17 +60,34 @@ pub struct ServerConfig {
     /// How long in-flight requests may take to finish after the shutdown signal before
     /// their connections are closed.
     pub shutdown_grace: Duration,
+    /// Where to serve Prometheus metrics on `GET /metrics` (`None`: no endpoint).
+    pub metrics_addr: Option<SocketAddr>,
+    /// The API keys and their tenants (`None`: authentication is off and every caller is
+    /// the tenant `default`).
+    pub api_keys: Option<Arc<ApiKeys>>,
+    /// Most kpi.v1 RPCs running at once; one more is answered RESOURCE_EXHAUSTED at once.
+    pub max_concurrent_requests: usize,
+    /// Serve TLS (and mutual TLS with a client CA) instead of plaintext.
+    pub tls: Option<TlsFiles>,
 }
 
 impl ServerConfig {
-    /// Defaults around an opened store: default [`Limits`], no server-side timeout, 20 s
-    /// of shutdown grace.
-    pub fn new(store: Store) -> Self {
+    /// The default for [`ServerConfig::max_concurrent_requests`].
+    pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
+}
+
+impl Default for ServerConfig {
+    /// Default [`Limits`], no server-side timeout, 20 s of shutdown grace, no metrics
+    /// endpoint, authentication off, 256 concurrent requests, plaintext.
+    fn default() -> Self {
         Self {
-            store,
             limits: Limits::default(),
             request_timeout: None,
             shutdown_grace: Duration::from_secs(20),
+            metrics_addr: None,
+            api_keys: None,
+            max_concurrent_requests: Self::DEFAULT_MAX_CONCURRENT_REQUESTS,
+            tls: None,
         }
     }
 }
@@ -52,15 +98,27 @@ pub enum ServeError {
     /// The linked metrics are inconsistent (a duplicate id…).
     #[error("metric registry: {0}")]
     Registry(#[from] RegistryError),
-    /// The reflection service could not read the descriptor sets.
+    /// The reflection service or the method table could not read the descriptor sets.
     #[error("reflection: {0}")]
     Reflection(String),
     /// The listener has no local address.
     #[error("listener: {0}")]
     Listener(#[source] std::io::Error),
-    /// The transport failed while serving.
-    #[error("transport: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    /// The metrics endpoint's address could not be bound.
+    #[error("cannot listen on {addr} for metrics: {source}")]
+    MetricsListener {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why binding failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS certificate, key or client CA could not be loaded.
+    #[error("tls: {0}")]
+    Tls(#[from] TlsError),
+    /// The record store could not be opened.
+    #[error("{0}")]
+    Open(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The store could not be flushed after shutdown.
     #[error("flushing the store: {0}")]
     Flush(#[from] StoreError),
@@ -71,26 +129,80 @@ pub enum ServeError {
 
 const SERVICES: [&str; 3] = ["", METRICS, RECORDS];
 
-/// Serves kpid on `listener` until `shutdown` completes, then finishes in-flight requests
-/// (for at most `shutdown_grace`) and flushes the store.
-///
-/// Serves `kpi.v1.MetricsService`, `kpi.v1.RecordsService`, `grpc.health.v1.Health`
-/// (SERVING for "" and both services; NOT_SERVING from the shutdown signal on) and
-/// server reflection v1 and v1alpha. Logs `kpid ready` with the bound `addr` once it
-/// accepts requests.
+/// How long the metrics endpoint's connections may take to close after shutdown.
+const METRICS_GRACE: Duration = Duration::from_secs(1);
+
+/// Serves kpid over an opened `store` on `listener` until `shutdown` completes; see
+/// [`serve_opening`].
 pub async fn serve(
+    store: Store,
     config: ServerConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    serve_opening(
+        std::future::ready(Ok::<_, Infallible>(store)),
+        config,
+        listener,
+        shutdown,
+    )
+    .await
+}
+
+/// Serves kpid on `listener` while `open` opens the record store, and until `shutdown`
+/// completes; then finishes in-flight requests (for at most `shutdown_grace`) and
+/// flushes the store.
+///
+/// Serves `kpi.v1.MetricsService`, `kpi.v1.RecordsService`, `grpc.health.v1.Health` and
+/// server reflection v1 and v1alpha, over HTTP/2 and (grpc-web) HTTP/1.1. Health is
+/// NOT_SERVING for "" and both services until the store is open (their RPCs answer
+/// UNAVAILABLE meanwhile), SERVING then, and NOT_SERVING again from the shutdown signal
+/// on. Logs `kpid ready` with the bound `addr` once the store is open, and the metrics
+/// endpoint's address before that when [`ServerConfig::metrics_addr`] is set.
+pub async fn serve_opening<E>(
+    open: impl Future<Output = Result<Store, E>>,
+    config: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let registry = kpi_core::registry()?;
     let addr = listener.local_addr().map_err(ServeError::Listener)?;
+    let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+    if let Some(files) = &config.tls {
+        tracing::info!(
+            cert = %files.cert.display(),
+            mutual = files.client_ca.is_some(),
+            "serving TLS"
+        );
+    }
     let limits = config.limits;
+    let store_cell: Arc<OnceLock<Store>> = Arc::default();
+
+    let prometheus = match config.metrics_addr {
+        None => None,
+        Some(metrics_addr) => {
+            let listener = TcpListener::bind(metrics_addr).await.map_err(|source| {
+                ServeError::MetricsListener {
+                    addr: metrics_addr,
+                    source,
+                }
+            })?;
+            let bound = listener.local_addr().map_err(ServeError::Listener)?;
+            Some((
+                listener,
+                bound,
+                Arc::new(GrpcMetrics::new(store_cell.clone())),
+            ))
+        }
+    };
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     for name in SERVICES {
         health_reporter
-            .set_service_status(name, ServingStatus::Serving)
+            .set_service_status(name, ServingStatus::NotServing)
             .await;
     }
     let reflection = || {
@@ -104,62 +216,230 @@ pub async fn serve(
     let reflection_v1alpha = reflection()
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let methods = MethodTable::from_descriptor_sets(&[
+        kpi_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ])
+    .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
-    let metrics =
-        MetricsServiceServer::new(MetricsApi::new(registry, config.store.clone(), limits))
-            .max_decoding_message_size(limits.max_message_bytes)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .accept_compressed(CompressionEncoding::Zstd)
-            .send_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Zstd);
-    let records = RecordsServiceServer::new(RecordsApi::new(config.store.clone()))
-        .max_decoding_message_size(limits.max_message_bytes)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .send_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Zstd);
-
-    let stopping = Arc::new(Notify::new());
-    let signal = {
-        let stopping = stopping.clone();
-        let health_reporter = health_reporter.clone();
-        async move {
-            shutdown.await;
-            tracing::info!(
-                "shutdown requested: refusing new connections, finishing in-flight requests"
-            );
-            for name in SERVICES {
-                health_reporter
-                    .set_service_status(name, ServingStatus::NotServing)
-                    .await;
-            }
-            stopping.notify_one();
-        }
-    };
-
-    let mut builder = Server::builder();
-    if let Some(timeout) = config.request_timeout {
-        builder = builder.timeout(timeout);
-    }
-    let server = builder
-        .add_service(health)
+    let metrics_cell = Arc::new(OnceLock::new());
+    let records_cell = Arc::new(OnceLock::new());
+    let routes = Routes::new(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(metrics)
-        .add_service(records)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal);
+        .add_service(Opening::new(metrics_cell.clone()))
+        .add_service(Opening::new(records_cell.clone()))
+        .prepare();
+    let grpc = ServiceBuilder::new()
+        .layer(cors())
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(ObserveLayer::new(
+            Arc::new(methods),
+            prometheus.as_ref().map(|(_, _, metrics)| metrics.clone()),
+        ))
+        .layer(AuthLayer {
+            keys: config.api_keys.clone(),
+        })
+        .layer(ConcurrencyLimitLayer::new(config.max_concurrent_requests))
+        .layer(DeadlineLayer {
+            server_timeout: config.request_timeout,
+        })
+        .layer(MessageLimitLayer {
+            max_bytes: limits.max_decoding_message_bytes,
+        })
+        .service(routes);
+    let grpc = grpc.map_request(|request: Request<Incoming>| request.map(Body::new));
 
-    tracing::info!(addr = %addr, metrics = registry.len(), "kpid ready");
-    let grace = config.shutdown_grace;
-    tokio::select! {
-        served = server => served?,
-        () = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; closing their connections");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let metrics_server = prometheus.map(|(listener, bound, metrics)| {
+        tracing::info!(addr = %bound, "metrics endpoint listening on /metrics");
+        let endpoint =
+            tower::service_fn(move |request: Request<Incoming>| scrape(metrics.clone(), request));
+        tokio::spawn(run_http(listener, None, endpoint, stop_rx.clone(), METRICS_GRACE))
+    });
+
+    let control = async {
+        let mut shutdown = std::pin::pin!(shutdown);
+        tracing::info!(addr = %addr, "listening; opening the record store");
+        let opened = tokio::select! {
+            opened = open => opened,
+            () = &mut shutdown => {
+                tracing::info!("shutdown requested while the record store was opening");
+                stop_tx.send_replace(true);
+                return Ok(None);
+            }
+        };
+        let store = match opened {
+            Ok(store) => store,
+            Err(e) => {
+                stop_tx.send_replace(true);
+                return Err(ServeError::Open(e.into()));
+            }
+        };
+        let _ = store_cell.set(store.clone());
+        let _ = metrics_cell.set(
+            MetricsServiceServer::new(MetricsApi::new(registry, store.clone(), limits))
+                .max_decoding_message_size(limits.max_decoding_message_bytes)
+                .max_encoding_message_size(limits.max_encoding_message_bytes)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .send_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Zstd),
+        );
+        let _ = records_cell.set(
+            RecordsServiceServer::new(RecordsApi::new(store.clone()).with_limits(limits))
+                .max_decoding_message_size(limits.max_decoding_message_bytes)
+                .max_encoding_message_size(limits.max_encoding_message_bytes)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .send_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Zstd),
+        );
+        for name in SERVICES {
+            health_reporter
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+        tracing::info!(addr = %addr, metrics = registry.len(), "kpid ready");
+
+        shutdown.await;
+        tracing::info!(
+            "shutdown requested: refusing new connections, finishing in-flight requests"
+        );
+        for name in SERVICES {
+            health_reporter
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        stop_tx.send_replace(true);
+        Ok(Some(store))
+    };
+    let (opened, drained) = tokio::join!(
+        control,
+        run_http(listener, tls, grpc, stop_rx.clone(), config.shutdown_grace)
+    );
+    if !drained {
+        tracing::warn!(
+            grace_secs = config.shutdown_grace.as_secs(),
+            "in-flight requests did not finish in time; closing their connections"
+        );
+    }
+    if let Some(endpoint) = metrics_server {
+        if let Err(e) = endpoint.await {
+            tracing::error!(error = %e, "the metrics endpoint failed");
         }
     }
 
-    let store = config.store;
-    tokio::task::spawn_blocking(move || store.flush()).await??;
-    tracing::info!("kpid stopped: store flushed");
+    match opened? {
+        Some(store) => {
+            tokio::task::spawn_blocking(move || store.flush()).await??;
+            tracing::info!("kpid stopped: store flushed");
+        }
+        None => tracing::info!("kpid stopped before the store was open"),
+    }
     Ok(())
+}
+
+/// CORS for grpc-web callers on any origin. Credentials (cookies) are not allowed;
+/// API keys travel in request headers, which the preflight mirrors.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([http::Method::POST])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([
+            HeaderName::from_static("grpc-status"),
+            HeaderName::from_static("grpc-message"),
+            HeaderName::from_static("grpc-status-details-bin"),
+            HeaderName::from_static("grpc-encoding"),
+        ])
+        .max_age(Duration::from_secs(24 * 60 * 60))
+}
+
+/// Accepts HTTP/1.1 and HTTP/2 connections (over TLS when `tls` is set) on `listener`
+/// for `service` until `stop` turns true, then stops accepting, lets each connection
+/// finish its in-flight requests and closes it. Whether every connection closed within
+/// `grace`.
+async fn run_http<S, B>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    service: S,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) -> bool
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper enforces its HTTP/1 header read timeout only with a timer.
+    builder.http1().timer(TokioTimer::new());
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    // An error means the sender is gone, which means stop too.
+    let mut stopped = std::pin::pin!(async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    });
+    loop {
+        tokio::select! {
+            () = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                    }
+                    let service = TowerToHyperService::new(service.clone());
+                    if let Some(tls) = &tls {
+                        // The handshake runs in the connection's task, not in the accept
+                        // loop, and is bounded in time.
+                        let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
+                        tokio::spawn(async move {
+                            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!("TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            let connection = builder.serve_connection(TokioIo::new(stream), service);
+                            if let Err(e) = watcher.watch(connection).await {
+                                tracing::debug!(error = %e, "connection closed with an error");
+                            }
+                        });
+                        continue;
+                    }
+                    let connection = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::debug!(error = %e, "connection closed with an error");
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_ok()
 }

@@ -359,11 +359,18 @@ async fn serve_answers_health_and_stops_on_signal() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut config = ServerConfig::new(Store::temporary().unwrap());
-    config.shutdown_grace = Duration::from_secs(5);
-    let server = tokio::spawn(kpi_server::serve(config, listener, async {
-        let _ = stop_rx.await;
-    }));
+    let config = ServerConfig {
+        shutdown_grace: Duration::from_secs(5),
+        ..ServerConfig::default()
+    };
+    let server = tokio::spawn(kpi_server::serve(
+        Store::temporary().unwrap(),
+        config,
+        listener,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
 
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .unwrap()
