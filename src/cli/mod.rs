@@ -18,18 +18,59 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
 use tonic_types::StatusExt as _;
 
 /// How long connecting to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the server is.
+/// Where the server is, and the API key to call it with.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ServerAddr {
     /// Address of the kpid server: HOST:PORT, or a full `http://HOST:PORT` URL.
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub(crate) addr: String,
+    /// API key, sent as `authorization: Bearer KEY` (needed when the server has
+    /// --api-keys; `kpid keys add` makes one).
+    #[arg(long, env = "KPID_API_KEY", hide_env_values = true, value_name = "KEY")]
+    pub(crate) api_key: Option<String>,
+}
+
+/// A connection to the server that sends the API key, if any, with every call.
+pub(crate) type Connection = InterceptedService<Channel, BearerKey>;
+
+/// Adds `authorization: Bearer KEY` to every call when there is a key.
+#[derive(Debug, Clone)]
+pub(crate) struct BearerKey(Option<AsciiMetadataValue>);
+
+impl BearerKey {
+    /// The header for `key`; an error when the key cannot be a header value.
+    fn new(key: Option<&str>) -> Result<Self, String> {
+        key.map(|key| {
+            format!("Bearer {}", key.trim())
+                .parse::<AsciiMetadataValue>()
+                .map_err(|_| "--api-key: an API key is printable ASCII".to_owned())
+        })
+        .transpose()
+        .map(BearerKey)
+    }
+}
+
+impl Interceptor for BearerKey {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
 }
 
 impl ServerAddr {
@@ -42,16 +83,18 @@ impl ServerAddr {
         }
     }
 
-    /// A connected channel, or a message saying why there is none.
-    pub(crate) async fn connect(&self) -> Result<Channel, String> {
+    /// A connection, or a message saying why there is none.
+    pub(crate) async fn connect(&self) -> Result<Connection, String> {
+        let key = BearerKey::new(self.api_key.as_deref())?;
         let url = self.url();
         let endpoint = Endpoint::from_shared(url.clone())
             .map_err(|e| format!("`{}` is not a server address: {e}", self.addr))?
             .connect_timeout(CONNECT_TIMEOUT);
-        endpoint
+        let channel = endpoint
             .connect()
             .await
-            .map_err(|e| format!("cannot connect to {url}: {}", error_chain(&e)))
+            .map_err(|e| format!("cannot connect to {url}: {}", error_chain(&e)))?;
+        Ok(InterceptedService::new(channel, key))
     }
 }
 
@@ -174,12 +217,28 @@ mod tests {
     fn addresses_get_a_scheme_once() {
         let plain = ServerAddr {
             addr: "127.0.0.1:50051".into(),
+            api_key: None,
         };
         assert_eq!(plain.url(), "http://127.0.0.1:50051");
         let url = ServerAddr {
             addr: "https://kpid.example:443".into(),
+            api_key: None,
         };
         assert_eq!(url.url(), "https://kpid.example:443");
+    }
+
+    #[test]
+    fn the_api_key_goes_in_the_authorization_header() {
+        let mut key = BearerKey::new(Some("kpid_abc")).unwrap();
+        let request = key.call(tonic::Request::new(())).unwrap();
+        assert_eq!(
+            request.metadata().get("authorization").unwrap(),
+            "Bearer kpid_abc"
+        );
+        let mut none = BearerKey::new(None).unwrap();
+        let request = none.call(tonic::Request::new(())).unwrap();
+        assert!(request.metadata().get("authorization").is_none());
+        assert!(BearerKey::new(Some("k\ny")).is_err());
     }
 
     #[test]
