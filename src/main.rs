@@ -110,7 +110,12 @@ struct ServeArgs {
     #[arg(long, env = "KPID_TLS_KEY", requires = "tls_cert", value_name = "PEM")]
     tls_key: Option<PathBuf>,
     /// PEM CA certificates: require client certificates signed by them (mutual TLS).
-    #[arg(long, env = "KPID_TLS_CLIENT_CA", requires = "tls_cert", value_name = "PEM")]
+    #[arg(
+        long,
+        env = "KPID_TLS_CLIENT_CA",
+        requires = "tls_cert",
+        value_name = "PEM"
+    )]
     tls_client_ca: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, env = "KPID_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -146,8 +151,11 @@ enum LogFormat {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // A log line that cannot be written (stderr closed by whoever started kpid) is dropped:
+    // reporting it would write to the same closed stderr and panic, taking the server down.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
@@ -506,16 +514,31 @@ mod tests {
             assert_eq!(args.max_concurrent_requests, 256);
         }
         let cli = Cli::try_parse_from([
-            "kpid", "serve", "--max-rows", "5", "--max-records-per-request", "7",
-            "--max-concurrent-requests", "2", "--tls-cert", "c.pem", "--tls-key", "k.pem",
-            "--tls-client-ca", "ca.pem",
+            "kpid",
+            "serve",
+            "--max-rows",
+            "5",
+            "--max-records-per-request",
+            "7",
+            "--max-concurrent-requests",
+            "2",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--tls-client-ca",
+            "ca.pem",
         ])
         .unwrap();
         let Command::Serve(args) = cli.command else {
             panic!("not serve: {cli:?}")
         };
         assert_eq!(
-            (args.max_rows, args.max_records_per_request, args.max_concurrent_requests),
+            (
+                args.max_rows,
+                args.max_records_per_request,
+                args.max_concurrent_requests
+            ),
             (5, 7, 2)
         );
         assert_eq!(args.tls_client_ca, Some(PathBuf::from("ca.pem")));
@@ -527,7 +550,8 @@ mod tests {
         ] {
             assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
         }
-        let cli = Cli::try_parse_from(["kpid", "keys", "add", "--file", "k", "--tenant", "acme"]).unwrap();
+        let cli = Cli::try_parse_from(["kpid", "keys", "add", "--file", "k", "--tenant", "acme"])
+            .unwrap();
         assert!(matches!(cli.command, Command::Keys(_)), "{cli:?}");
         assert!(Cli::try_parse_from(["kpid", "keys", "add", "--file", "k"]).is_err());
     }

@@ -263,3 +263,63 @@ fn ready_lines_parse_in_both_formats() {
     assert_eq!(ready_addr(json), Some("127.0.0.1:5".parse().unwrap()));
     assert_eq!(ready_addr("kpid starting addr=127.0.0.1:1"), None);
 }
+
+/// kpid keeps serving when whoever started it closes its stderr: a log line it cannot write
+/// is dropped, not a panic (tracing-subscriber would report the failed write to stderr).
+#[tokio::test]
+async fn a_closed_stderr_does_not_take_the_server_down() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+
+    let temp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kpid"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(temp.path())
+        .env_remove("KPID_API_KEYS")
+        .env_remove("KPID_LOG_FORMAT")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("kpid logs its ready line").unwrap();
+        if let Some(addr) = common::ready_addr(&line) {
+            break addr;
+        }
+    };
+    drop(lines); // closes the read end of kpid's stderr
+
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut metrics =
+        kpi_proto::kpi::v1::metrics_service_client::MetricsServiceClient::new(channel);
+    for _ in 0..3 {
+        // A rejected RPC logs at info level: a write to the closed pipe.
+        let err = metrics
+            .compute(kpi_proto::kpi::v1::ComputeRequest {
+                metric_id: "no.such_metric".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::NotFound);
+    }
+    let listed = metrics
+        .list_metrics(kpi_proto::kpi::v1::ListMetricsRequest::default())
+        .await
+        .unwrap();
+    assert!(!listed.into_inner().metrics.is_empty());
+    drop(metrics); // an open connection would hold graceful shutdown for its grace period
+
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: signalling the child this test spawned, by its PID.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "kpid exited with {status:?}");
+}

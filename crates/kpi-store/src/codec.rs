@@ -18,8 +18,9 @@
 //! them, are a contiguous key range (`tenant ‖ 0x00` and `tenant ‖ 0x00 ‖ kind` are
 //! prefixes), which is what `list` pages through. Because a tenant holds no 0x00, no
 //! tenant's prefix is a prefix of another tenant's keys. Upserting a record overwrites its
-//! key; deleting removes it. Writes are applied as one sled batch and flushed before the
-//! call returns. Page tokens are the hex of `kind ‖ id` of the last record returned.
+//! key; deleting removes it. Writes are applied as one sled batch and committed (flushed
+//! and fsync'd) before the call returns. Page tokens are the hex of `kind ‖ id` of the last
+//! record returned.
 
 use crate::error::StoreError;
 use crate::record::{Record, RecordKind};
@@ -182,7 +183,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// Bytes of lowercase or uppercase hex, or `None` when `s` is not hex.
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if s.len() % 2 == 1 {
         return None;
     }
     let digit = |c: u8| match c {

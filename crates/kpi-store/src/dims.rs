@@ -1,7 +1,8 @@
 //! Which dimensions each kind of record carries, and their values.
 //!
 //! - deal: owner, campaign, channel (its campaign's), source and segment (its customer's);
-//!   a stage exit of a deal also carries stage (the exited stage)
+//!   a stage exit of a deal also carries stage (the exited stage), and so does a deal's
+//!   stay in a stage (read by the open-deal measures: the deal's current stage)
 //! - quota: owner
 //! - lead: source, campaign, channel (via its campaign)
 //! - customer: owner, source, campaign, channel (via its campaign), segment
@@ -63,11 +64,12 @@ pub(crate) fn channel_name(c: Channel) -> &'static str {
 }
 
 /// The kinds of rows the query side answers from: the record kinds, plus the stage exits
-/// of deals.
+/// of deals and their stays in a stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unit {
     Deal,
     StageExit,
+    StageStay,
     Quota,
     Lead,
     Customer,
@@ -85,7 +87,9 @@ impl Unit {
         use Dimension::*;
         match self {
             Unit::Deal => &[Owner, Source, Campaign, Channel, Segment],
-            Unit::StageExit => &[Owner, Source, Campaign, Channel, Segment, Stage],
+            Unit::StageExit | Unit::StageStay => {
+                &[Owner, Source, Campaign, Channel, Segment, Stage]
+            }
             Unit::Quota => &[Owner],
             Unit::Lead => &[Source, Campaign, Channel],
             Unit::Customer => &[Owner, Source, Campaign, Channel, Segment],
@@ -165,10 +169,10 @@ impl<'a> Lookup<'a> {
         v
     }
 
-    /// The dimensions of a deal's exit from `stage` (the index builds them from the
-    /// deal's).
+    /// The dimensions of a deal's exit from, or stay in, `stage` (the index builds them
+    /// from the deal's).
     #[cfg(test)]
-    pub(crate) fn stage_exit(&self, d: &'a Deal, stage: &'a str) -> DimValues<'a> {
+    pub(crate) fn deal_stage(&self, d: &'a Deal, stage: &'a str) -> DimValues<'a> {
         let mut v = self.deal(d);
         v[dim_index(Dimension::Stage)] = Some(stage);
         v

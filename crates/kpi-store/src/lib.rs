@@ -11,6 +11,7 @@
 
 mod codec;
 mod dims;
+mod durable;
 mod error;
 pub mod generate;
 mod index;

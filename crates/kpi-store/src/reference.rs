@@ -183,14 +183,27 @@ impl<'a> Reference<'a> {
                     .collect::<HashSet<_>>()
                     .len(),
             ),
-            Measure::DealsOpen => count(
-                deals()
-                    .filter(|d| w.contains(d.created_at) && d.closed_at.is_none_or(|c| c >= w.end))
-                    .count(),
-            ),
-            Measure::OpenAmount => sum(&mut deals()
-                .filter(|d| w.contains(d.created_at) && d.closed_at.is_none_or(|c| c >= w.end))
-                .map(|d| d.amount)),
+            Measure::DealsOpen | Measure::OpenAmount => {
+                // Created before end and open at end; with a stage filter, in that stage
+                // at end: the last one entered before end.
+                let stage = f.get(&Dimension::Stage);
+                let open: Vec<_> = deals()
+                    .filter(|d| d.created_at < w.end && d.closed_at.is_none_or(|c| c >= w.end))
+                    .filter(|d| {
+                        stage.is_none_or(|s| {
+                            d.stage_history
+                                .iter()
+                                .rfind(|e| e.entered_at < w.end)
+                                .is_some_and(|e| e.stage == *s)
+                        })
+                    })
+                    .collect();
+                if measure == Measure::DealsOpen {
+                    count(open.len())
+                } else {
+                    sum(&mut open.iter().map(|d| d.amount))
+                }
+            }
             Measure::StageExits | Measure::StageDaysTotal => {
                 let mut n = 0u64;
                 let mut nanos = 0i128;
@@ -203,7 +216,7 @@ impl<'a> Reference<'a> {
                         };
                         let Some(exit) = exit else { continue };
                         if w.contains(exit)
-                            && matches(Unit::StageExit, &lk.stage_exit(d, &entry.stage), f)
+                            && matches(Unit::StageExit, &lk.deal_stage(d, &entry.stage), f)
                         {
                             n += 1;
                             nanos += nanos_between(entry.entered_at, exit);
@@ -536,8 +549,11 @@ impl<'a> Reference<'a> {
                     Record::Deal(d) => {
                         take(Unit::Deal, lk.deal(d));
                         for (j, entry) in d.stage_history.iter().enumerate() {
+                            // Every stage a deal was ever in (a stage an open deal is in
+                            // has no exit yet).
+                            take(Unit::StageStay, lk.deal_stage(d, &entry.stage));
                             if j + 1 < d.stage_history.len() || d.closed_at.is_some() {
-                                take(Unit::StageExit, lk.stage_exit(d, &entry.stage));
+                                take(Unit::StageExit, lk.deal_stage(d, &entry.stage));
                             }
                         }
                     }

@@ -11,6 +11,7 @@ use crate::codec::{
     check_tenant, decode_record, encode_record, kind_byte, parse_page_token, record_key, split_key,
     tenant_prefix, token_after,
 };
+use crate::durable::Commit;
 use crate::error::StoreError;
 use crate::index::Index;
 use crate::record::{Record, RecordKind};
@@ -142,6 +143,8 @@ struct Inner {
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
     /// Serializes writes so sled and the in-memory records change in the same order.
     writer: Mutex<()>,
+    /// The fsync'd commit point (`None` for a temporary store, which nothing outlives).
+    commit: Option<Commit>,
 }
 
 /// The record store: durable in sled, queried from memory. Cheap to clone; every clone is
@@ -162,16 +165,24 @@ impl Store {
     /// memory.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         let db = sled::Config::new().path(path.as_ref()).open()?;
-        Self::load(db)
+        // Absolute, so the commit point does not depend on the working directory.
+        let dir = std::fs::canonicalize(path.as_ref()).map_err(|e| {
+            StoreError::Sled(sled::Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", path.as_ref().display()),
+            )))
+        })?;
+        let commit = Commit::open(&dir)?;
+        Self::load(db, Some(commit))
     }
 
     /// A store in a temporary sled database, removed when dropped (for tests).
     pub fn temporary() -> Result<Store, StoreError> {
         let db = sled::Config::new().temporary(true).open()?;
-        Self::load(db)
+        Self::load(db, None)
     }
 
-    fn load(db: sled::Db) -> Result<Store, StoreError> {
+    fn load(db: sled::Db, commit: Option<Commit>) -> Result<Store, StoreError> {
         let tree = db.open_tree("records")?;
         let mut tenants: HashMap<String, TenantRecords> = HashMap::new();
         let mut count = 0u64;
@@ -218,6 +229,7 @@ impl Store {
                 tree,
                 tenants: RwLock::new(tenants),
                 writer: Mutex::new(()),
+                commit,
             }),
         })
     }
@@ -244,7 +256,8 @@ impl Store {
     }
 
     /// Validates each record ([`validate`]) and upserts the valid ones by (tenant, kind,
-    /// id); they are durable (sled flushed) before this returns. Rejected records carry
+    /// id); they are durable (sled flushed, then fsync'd: see [`Store::flush`]) before
+    /// this returns. Rejected records carry
     /// their index in `records`. When the same key occurs twice, the later record wins.
     pub fn put(&self, tenant: &str, records: Vec<Record>) -> Result<PutOutcome, StoreError> {
         check_tenant(tenant)?;
@@ -263,7 +276,9 @@ impl Store {
                 batch.insert(record_key(tenant, r.kind(), r.id()), encode_record(r));
             }
             let _writer = lock(&self.inner.writer);
+            self.check_writable()?;
             self.inner.tree.apply_batch(batch)?;
+            self.wrote();
             let t = self.tenant_or_create(tenant);
             let mut state = t.records.write().unwrap_or_else(PoisonError::into_inner);
             for r in valid {
@@ -271,10 +286,10 @@ impl Store {
             }
             state.generation += 1;
         }
-        // Flushing outside the writer lock lets concurrent writers share one fsync; none
-        // of them returns before its batch is on disk.
+        // Committing outside the writer lock lets concurrent writers share one fsync;
+        // none of them returns before its batch is on disk.
         if accepted > 0 {
-            self.inner.db.flush()?;
+            self.commit()?;
         }
         Ok(PutOutcome { accepted, rejected })
     }
@@ -300,14 +315,16 @@ impl Store {
             for k in &existing {
                 batch.remove(record_key(tenant, k.kind, &k.id));
             }
+            self.check_writable()?;
             self.inner.tree.apply_batch(batch)?;
+            self.wrote();
             for k in &existing {
                 state.canonical.remove(k.kind, &k.id);
             }
             state.generation += 1;
             existing.len() as u64
         };
-        self.inner.db.flush()?;
+        self.commit()?;
         Ok(removed)
     }
 
@@ -373,10 +390,38 @@ impl Store {
         }
     }
 
-    /// Flushes sled to disk.
+    /// Makes every write so far durable: sled's flush, then (for a store on disk) the
+    /// fsync'd commit point, which sled's flush alone is not (it uses
+    /// `sync_file_range`, which survives a process crash but not a power loss).
+    /// [`Store::put`] and [`Store::delete`] do this before they return.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.inner.db.flush()?;
-        Ok(())
+        self.commit()
+    }
+
+    /// The commit point: sled flush plus fsync, shared by concurrent writers.
+    fn commit(&self) -> Result<(), StoreError> {
+        match &self.inner.commit {
+            Some(commit) => commit.commit(&self.inner.db),
+            None => {
+                self.inner.db.flush()?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Notes a write applied to sled, for the commit point.
+    fn wrote(&self) {
+        if let Some(commit) = &self.inner.commit {
+            commit.wrote();
+        }
+    }
+
+    /// Refuses writes after a failed fsync.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        match &self.inner.commit {
+            Some(commit) => commit.check(),
+            None => Ok(()),
+        }
     }
 
     /// Records held and bytes on disk.

@@ -418,6 +418,20 @@ fn records() -> Vec<Record> {
             Some("2024-03-05"),
             &[],
         ),
+        // d10: open since before W, no customer; it enters demo exactly at W's end, so at
+        // the end it is still in qualification (its qualification exit is not in W).
+        deal(
+            "d10",
+            "carol",
+            None,
+            None,
+            Open,
+            NewBusiness,
+            "50",
+            "2023-11-01",
+            None,
+            &[("qualification", "2023-11-01"), ("demo", "2024-04-01")],
+        ),
         // ---- quotas
         // q1: exactly W: 9100 in full.
         quota("q1", "alice", "2024-01-01", "2024-04-01", "9100"),
@@ -646,10 +660,10 @@ fn expectations() -> Vec<(Measure, Decimal, Decimal)> {
         (WonCycleDaysTotal, d("84"), d("63")),
         // alice (d1, d3), bob (d2, d4, d8); marketing: alice (d1, d3), bob (d8).
         (ClosingReps, d("2"), d("2")),
-        // Created in W and open at end: d5 (open) and d6 (closes at end); d5 has no
-        // customer, so no source.
-        (DealsOpen, d("2"), d("1")),
-        (OpenAmount, d("1000"), d("700")),
+        // Created before end and open at end: d10 (open since 2023), d5 (open) and d6
+        // (closes exactly at end); d5 and d10 have no customer, so no source.
+        (DealsOpen, d("3"), d("1")),
+        (OpenAmount, d("1050"), d("700")),
         // d1 proposal (exit at start), d2 qualification and negotiation, d4
         // qualification; marketing: d1 proposal.
         (StageExits, d("4"), d("1")),
@@ -831,20 +845,66 @@ fn every_measure_over_the_hand_built_window() {
 }
 
 #[test]
-fn stage_filters_apply_to_stage_exits_only() {
+fn stage_filters_apply_to_stage_exits_and_open_deals() {
     let store = store();
     let source = store.source("default");
-    let mut scope = Scope::new(window());
-    scope
-        .filters
-        .insert(Dimension::Stage, "qualification".into());
+    let in_stage = |window: Window, stage: &str| {
+        let mut scope = Scope::new(window);
+        scope.filters.insert(Dimension::Stage, stage.into());
+        scope
+    };
+    let scope = in_stage(window(), "qualification");
     // d2 and d4 leave qualification in W, after 12 and 20 days.
     assert_eq!(source.measure(Measure::StageExits, &scope).unwrap(), d("2"));
     assert_eq!(
         source.measure(Measure::StageDaysTotal, &scope).unwrap(),
         d("32")
     );
-    // Deals themselves carry no stage: the filter leaves them unfiltered.
+    // Open deals are read through their current stage at the end, the last one entered
+    // before it: d5 (qualification since 03-15) and d10 (it enters demo exactly at the
+    // end, so it is still in qualification); d6 has no stage and matches no stage.
+    assert_eq!(source.measure(Measure::DealsOpen, &scope).unwrap(), d("2"));
+    assert_eq!(
+        source.measure(Measure::OpenAmount, &scope).unwrap(),
+        d("350")
+    );
+    let demo = in_stage(window(), "demo");
+    assert_eq!(source.measure(Measure::DealsOpen, &demo).unwrap(), d("0"));
+    // A minute later d10 is in demo, and d6 (closed at 04-01) is no longer open.
+    let later = Window::new(t("2024-01-01"), t("2024-04-01T00:01:00Z")).unwrap();
+    assert_eq!(
+        source
+            .measure(Measure::DealsOpen, &in_stage(later, "demo"))
+            .unwrap(),
+        d("1")
+    );
+    assert_eq!(
+        source
+            .measure(Measure::OpenAmount, &in_stage(later, "demo"))
+            .unwrap(),
+        d("50")
+    );
+    // At 03-01: open are d10 (qualification) and d3 (created 02-01, closes exactly at
+    // 03-01, no stages); d2 closed 02-10, d5 and d6 are not created yet, d8 is created
+    // exactly at 03-01.
+    let february = Window::new(t("2024-02-01"), t("2024-03-01")).unwrap();
+    let all = Scope::new(february);
+    assert_eq!(source.measure(Measure::DealsOpen, &all).unwrap(), d("2"));
+    assert_eq!(source.measure(Measure::OpenAmount, &all).unwrap(), d("550"));
+    let qualification = in_stage(february, "qualification");
+    assert_eq!(
+        source.measure(Measure::DealsOpen, &qualification).unwrap(),
+        d("1")
+    );
+    // With another filter too: carol's open deals in qualification (d10; d5 is created
+    // later).
+    let mut carol = qualification.clone();
+    carol.filters.insert(Dimension::Owner, "carol".into());
+    assert_eq!(
+        source.measure(Measure::OpenAmount, &carol).unwrap(),
+        d("50")
+    );
+    // Deals themselves carry no stage: the filter leaves won deals unfiltered.
     assert_eq!(source.measure(Measure::DealsWon, &scope).unwrap(), d("4"));
 }
 
@@ -902,7 +962,7 @@ fn group_values_per_dimension() {
     // subscription owners.
     assert_eq!(values(Dimension::Owner, &[]), ["alice", "bob", "carol"]);
     assert_eq!(values(Dimension::Agent, &[]), ["ann", "ben"]);
-    // Stages some deal exited (d5's qualification has no exit, but d2's does).
+    // Every stage some deal was in (d10's demo has no exit, but d1's does).
     assert_eq!(
         values(Dimension::Stage, &[]),
         ["demo", "negotiation", "proposal", "qualification"]

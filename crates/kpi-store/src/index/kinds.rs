@@ -51,10 +51,11 @@ pub(crate) struct DealIx {
     pub(crate) won_by_acquisition: Blocked<Option<Timestamp>>,
     /// The same, summing only the amounts of marketing-sourced customers.
     pub(crate) won_by_acquisition_marketing: Blocked<Option<Timestamp>>,
+    /// Every deal by creation time, with its amounts summed.
     pub(crate) created: Ev<u32>,
-    /// Deals (in `created` order) by closing time (open ones at the end of time),
-    /// summing amounts.
-    pub(crate) created_by_close: Blocked<Timestamp>,
+    pub(crate) created_amount: DecSums,
+    /// Closed deals' amounts summed in `closed` order.
+    pub(crate) closed_amount: DecSums,
 }
 
 impl Ix for DealIx {
@@ -89,14 +90,8 @@ impl Ix for DealIx {
                     })
                     .collect(),
             ),
-            created_by_close: Blocked::new(
-                created
-                    .v
-                    .iter()
-                    .map(|r| row(*r).closed.unwrap_or(Timestamp::MAX))
-                    .collect(),
-                created.v.iter().map(amount).collect(),
-            ),
+            created_amount: DecSums::new(created.v.iter().map(amount)),
+            closed_amount: DecSums::new(closed.v.iter().map(amount)),
             won_amount: DecSums::new(won.v.iter().map(amount)),
             won_cycle: IntSums::new(won.v.iter().map(|r| {
                 let d = row(*r);
@@ -151,6 +146,57 @@ impl Ix for ExitIx {
             nanos_between(e.entered, e.exit)
         }));
         ExitIx { exits, nanos }
+    }
+}
+
+// ---------------------------------------------------------------- stage stays
+
+/// A deal's stay in one stage of its history while it is open: it is in the stage at `t`
+/// when `from < t ≤ until`. `from` is the later of the deal's creation and the stage's
+/// entry; `until` the earlier of the next stage's entry and the deal's close (`None`:
+/// still there). So at `t` the stay counts exactly when the deal was created before `t`,
+/// is open at `t` (not closed before it) and the stage is the last one entered before `t`.
+pub(crate) struct StageStayRow {
+    pub(crate) from: Timestamp,
+    pub(crate) until: Option<Timestamp>,
+    pub(crate) amount: Decimal,
+}
+
+impl StageStayRow {
+    /// Whether the stay covers any instant (a stage left before the deal was created
+    /// covers none).
+    pub(crate) fn covers_some_time(&self) -> bool {
+        self.until.is_none_or(|u| self.from <= u)
+    }
+}
+
+/// Stage stays by start and by end, with their deals' amounts summed. Stays that cover no
+/// time are left out, so the stays in effect at `t` are those starting before `t` less
+/// those ending before `t`.
+pub(crate) struct StageStayIx {
+    pub(crate) from: Ev<u32>,
+    pub(crate) from_amount: DecSums,
+    pub(crate) until: Ev<u32>,
+    pub(crate) until_amount: DecSums,
+}
+
+impl Ix for StageStayIx {
+    type Row = StageStayRow;
+
+    fn build(rows: &[StageStayRow], subset: &[u32]) -> Self {
+        let row = |r: u32| &rows[r as usize];
+        let from = ev_rows(subset, |r| {
+            Some(row(r).from).filter(|_| row(r).covers_some_time())
+        });
+        let until = ev_rows(subset, |r| {
+            row(r).until.filter(|_| row(r).covers_some_time())
+        });
+        StageStayIx {
+            from_amount: DecSums::new(from.v.iter().map(|r| row(*r).amount)),
+            until_amount: DecSums::new(until.v.iter().map(|r| row(*r).amount)),
+            from,
+            until,
+        }
     }
 }
 

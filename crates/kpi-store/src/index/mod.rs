@@ -3,9 +3,10 @@
 //!
 //! - A window is two binary searches; counts and sums over it come from prefix sums, so an
 //!   unfiltered window measure costs O(log n).
-//! - Point-in-time counts (customers active at t, MRR at t, paying customers at t) are
-//!   prefix counts and sums over sorted event lists (acquisitions minus churns, MRR
-//!   movements, paying intervals).
+//! - Point-in-time counts (customers active at t, MRR at t, paying customers at t, deals
+//!   open at t, deals open at t in a given stage) are prefix counts and sums over sorted
+//!   event lists (acquisitions minus churns, MRR movements, paying intervals, creations
+//!   minus closes, stage stays begun minus stage stays ended).
 //! - Distinct counts (reps, buyers, upsold customers) use, for each event, the position
 //!   of the previous event with the same key: a key is new in a range when its previous
 //!   event lies before it.
@@ -28,8 +29,8 @@ use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope, SpendCategories,
 
 use self::kinds::{
     survey_slot, CampaignIx, CampaignRow, CustomerIx, CustomerRow, DealIx, DealRow, ExitIx,
-    ExitRow, LeadIx, LeadRow, PurchaseIx, PurchaseRow, QuotaIx, QuotaRow, SpendIx, SpendRow, SubIx,
-    SubRow, SurveyIx, SurveyRow, TicketIx, TicketRow,
+    ExitRow, LeadIx, LeadRow, PurchaseIx, PurchaseRow, QuotaIx, QuotaRow, SpendIx, SpendRow,
+    StageStayIx, StageStayRow, SubIx, SubRow, SurveyIx, SurveyRow, TicketIx, TicketRow,
 };
 use self::part::{add, overflow, Interner, Part, Resolved, NONE};
 use crate::dims::{dim_index, Lookup, Unit};
@@ -42,6 +43,7 @@ pub(crate) struct Index {
     syms: Interner,
     deals: Part<DealIx>,
     exits: Part<ExitIx>,
+    stays: Part<StageStayIx>,
     quotas: Part<QuotaIx>,
     leads: Part<LeadIx>,
     customers: Part<CustomerIx>,
@@ -123,6 +125,7 @@ impl Index {
 
         let mut deals = Vec::new();
         let mut exits = Vec::new();
+        let mut stays = Vec::new();
         let mut quotas = Vec::new();
         let mut leads = Vec::new();
         let mut customers = Vec::new();
@@ -155,19 +158,25 @@ impl Index {
                         let attrs = syms.attrs(&lk.deal(d));
                         deals.push((attrs, row));
                         for (i, entry) in d.stage_history.iter().enumerate() {
-                            let exit = match d.stage_history.get(i + 1) {
-                                Some(next) => Some(next.entered_at),
-                                None => d.closed_at,
+                            let next = d.stage_history.get(i + 1).map(|n| n.entered_at);
+                            // The deal's dimensions plus the stage.
+                            let mut stage_attrs = attrs;
+                            stage_attrs[dim_index(Dimension::Stage)] = syms.intern(&entry.stage);
+                            let stay = StageStayRow {
+                                from: entry.entered_at.max(d.created_at),
+                                until: match (next, d.closed_at) {
+                                    (Some(a), Some(b)) => Some(a.min(b)),
+                                    (a, b) => a.or(b),
+                                },
+                                amount: d.amount,
                             };
-                            if let Some(exit) = exit {
+                            stays.push((stage_attrs, stay));
+                            if let Some(exit) = next.or(d.closed_at) {
                                 let row = ExitRow {
                                     entered: entry.entered_at,
                                     exit,
                                 };
-                                // The deal's dimensions plus the exited stage.
-                                let mut exit_attrs = attrs;
-                                exit_attrs[dim_index(Dimension::Stage)] = syms.intern(&entry.stage);
-                                exits.push((exit_attrs, row));
+                                exits.push((stage_attrs, row));
                             }
                         }
                     }
@@ -278,6 +287,7 @@ impl Index {
             (
                 Part::new(Unit::Deal, deals),
                 Part::new(Unit::StageExit, exits),
+                Part::new(Unit::StageStay, stays),
                 Part::new(Unit::Quota, quotas),
                 Part::new(Unit::Lead, leads),
             )
@@ -295,7 +305,7 @@ impl Index {
         };
         // Large tenants sort their event lists on two threads: the deal side and the rest.
         let (
-            (deals, exits, quotas, leads),
+            (deals, exits, stays, quotas, leads),
             (customers, spend, campaigns, purchases, subs, tickets, surveys),
         ) = if parallel {
             std::thread::scope(|scope| {
@@ -312,6 +322,7 @@ impl Index {
         Index {
             deals,
             exits,
+            stays,
             quotas,
             leads,
             customers,
@@ -337,6 +348,13 @@ impl Index {
         let f = self.resolve(&scope.filters);
         let w = &scope.window;
         let value = match measure {
+            // With a stage filter (or group) an open deal is read through its current
+            // stage: the stay in the last stage it entered before the end.
+            Measure::DealsOpen | Measure::OpenAmount
+                if scope.filters.contains_key(&Dimension::Stage) =>
+            {
+                self.open_in_stage(measure, w.end, &f)?
+            }
             Measure::DealsWon
             | Measure::DealsLost
             | Measure::WonAmount
@@ -596,25 +614,31 @@ impl Index {
                 &ix.closed_prev_owner,
                 |e| s.row(e).owner,
             )),
-            Measure::DealsOpen if s.all() => count(ix.created_by_close.count(
-                ix.created.range(w),
-                Some(w.end),
-                None,
+            // Open at end: created before it and not closed before it. A deal closed
+            // before the end was created before it too, so the open ones are the
+            // created ones less the closed ones.
+            Measure::DealsOpen if s.all() => {
+                count(ix.created.before(w.end) - ix.closed.before(w.end))
+            }
+            Measure::DealsOpen => count(s.count_where(
+                &ix.created,
+                0..ix.created.before(w.end),
+                |e| s.row(e).closed.is_none_or(|c| c >= w.end),
             )),
-            Measure::DealsOpen => count(s.count_where(&ix.created, ix.created.range(w), |e| {
-                s.row(e).closed.is_none_or(|c| c >= w.end)
-            })),
             Measure::OpenAmount => {
-                let r = ix.created.range(w);
                 let fast = s
                     .all()
-                    .then(|| ix.created_by_close.sum(r.clone(), Some(w.end), None))
+                    .then(|| {
+                        let created = ix.created_amount.prefix(ix.created.before(w.end))?;
+                        let closed = ix.closed_amount.prefix(ix.closed.before(w.end))?;
+                        created.checked_sub(closed)
+                    })
                     .flatten();
                 match fast {
-                    Some(sum) => sum?,
+                    Some(sum) => sum,
                     None => s.sum_where(
                         &ix.created,
-                        r,
+                        0..ix.created.before(w.end),
                         |e| s.row(e).closed.is_none_or(|c| c >= w.end),
                         |e| s.row(e).amount,
                     )?,
@@ -637,6 +661,42 @@ impl Index {
                 })?
             }
             _ => unreachable!("deal_measure is called with deal measures only"),
+        })
+    }
+
+    /// [`Measure::DealsOpen`] or [`Measure::OpenAmount`] at `end` read through stage stays
+    /// (the filters name a stage): the stays in effect at `end` began before it and did
+    /// not end before it.
+    fn open_in_stage(
+        &self,
+        measure: Measure,
+        end: Timestamp,
+        f: &Resolved,
+    ) -> Result<Decimal, MetricError> {
+        let Some(s) = self.stays.select(f) else {
+            return Ok(Decimal::ZERO);
+        };
+        let ix = s.ix;
+        let begun = ix.from.before(end);
+        let ended = ix.until.before(end);
+        let in_effect = |e: &u32| s.row(e).until.is_none_or(|u| u >= end);
+        Ok(match measure {
+            Measure::DealsOpen if s.all() => count(begun - ended),
+            Measure::DealsOpen => count(s.count_where(&ix.from, 0..begun, in_effect)),
+            _ => {
+                let fast = s
+                    .all()
+                    .then(|| {
+                        ix.from_amount
+                            .prefix(begun)?
+                            .checked_sub(ix.until_amount.prefix(ended)?)
+                    })
+                    .flatten();
+                match fast {
+                    Some(sum) => sum,
+                    None => s.sum_where(&ix.from, 0..begun, in_effect, |e| s.row(e).amount)?,
+                }
+            }
         })
     }
 
@@ -908,6 +968,7 @@ impl Index {
         let mut syms = HashSet::new();
         self.deals.values(dimension, &f, &mut syms);
         self.exits.values(dimension, &f, &mut syms);
+        self.stays.values(dimension, &f, &mut syms);
         self.quotas.values(dimension, &f, &mut syms);
         self.leads.values(dimension, &f, &mut syms);
         self.customers.values(dimension, &f, &mut syms);

@@ -209,7 +209,13 @@ impl RandomTenant {
             let closed = (status != DealStatus::Open).then(|| self.time_from(created));
             let last = closed.unwrap_or(self.grid.len() - 1);
             let mut stages = Vec::new();
-            let mut at = created;
+            // Stages are entered after creation, but sometimes (an import from another
+            // CRM) before it too.
+            let mut at = if self.rng.chance(25) {
+                self.rng.range(0, created as i64) as usize
+            } else {
+                created
+            };
             for _ in 0..self.rng.range(0, 3) {
                 at = self.rng.range(at as i64, last as i64) as usize;
                 stages.push(StageEntry {
@@ -386,6 +392,10 @@ fn filter_sets() -> Vec<BTreeMap<Dimension, String>> {
         BTreeMap::from([
             (Dimension::Source, "marketing".to_owned()),
             (Dimension::Channel, "email".to_owned()),
+        ]),
+        BTreeMap::from([
+            (Dimension::Stage, "a".to_owned()),
+            (Dimension::Owner, "o1".to_owned()),
         ]),
     ]
 }
