@@ -266,7 +266,9 @@ fn ready_lines_parse_in_both_formats() {
 
 /// kpid keeps serving when whoever started it closes its stderr: a log line it cannot write
 /// is dropped, not a panic (tracing-subscriber would report the failed write to stderr).
-#[tokio::test]
+// Multi-threaded so the client's connection task answers the server's GOAWAY while this
+// thread blocks in `wait` (otherwise shutdown waits out its grace period).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_stderr_does_not_take_the_server_down() {
     use std::io::{BufRead as _, BufReader};
     use std::process::{Command, Stdio};
