@@ -95,15 +95,19 @@ fn add(file: &Path, tenant: &str) -> anyhow::Result<String> {
         }
     }
     let mut text = String::new();
-    if existing.as_deref().is_some_and(|t| !t.is_empty() && !t.ends_with('\n')) {
+    if existing
+        .as_deref()
+        .is_some_and(|t| !t.is_empty() && !t.ends_with('\n'))
+    {
         text.push('\n');
     }
     if existing.is_none() {
-        text.push_str(
-            "# kpid API keys: `sha256:<hex of SHA-256 of the key> <tenant>` per line\n",
-        );
+        text.push_str("# kpid API keys: `sha256:<hex of SHA-256 of the key> <tenant>` per line\n");
     }
-    text.push_str(&format!("# {tenant}, added {}\n{line}\n", jiff::Timestamp::now()));
+    text.push_str(&format!(
+        "# {tenant}, added {}\n{line}\n",
+        jiff::Timestamp::now()
+    ));
     out.write_all(text.as_bytes())
         .and_then(|()| out.sync_all())
         .with_context(|| format!("cannot write {}", file.display()))?;

@@ -117,6 +117,16 @@ struct ServeArgs {
         value_name = "PEM"
     )]
     tls_client_ca: Option<PathBuf>,
+    /// Longest a request may run, in seconds, whatever its own `grpc-timeout` (a whole
+    /// Ingest stream included); past it the answer is DEADLINE_EXCEEDED. Off by default:
+    /// set it when untrusted callers could hold streams open.
+    #[arg(
+        long,
+        env = "KPID_REQUEST_TIMEOUT",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    request_timeout: Option<u64>,
     /// Log format on stderr.
     #[arg(long, env = "KPID_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -242,6 +252,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         api_keys,
         max_concurrent_requests: args.max_concurrent_requests,
         tls,
+        request_timeout: args.request_timeout.map(std::time::Duration::from_secs),
         ..ServerConfig::default()
     };
     let open = async move {
@@ -528,6 +539,8 @@ mod tests {
             "k.pem",
             "--tls-client-ca",
             "ca.pem",
+            "--request-timeout",
+            "30",
         ])
         .unwrap();
         let Command::Serve(args) = cli.command else {
@@ -542,11 +555,13 @@ mod tests {
             (5, 7, 2)
         );
         assert_eq!(args.tls_client_ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(args.request_timeout, Some(30));
         for bad in [
             &["kpid", "serve", "--tls-cert", "c.pem"][..],
             &["kpid", "serve", "--tls-client-ca", "ca.pem"],
             &["kpid", "serve", "--max-concurrent-requests", "0"],
             &["kpid", "serve", "--max-rows", "0"],
+            &["kpid", "serve", "--request-timeout", "0"],
         ] {
             assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
         }

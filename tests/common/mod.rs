@@ -135,6 +135,11 @@ impl Kpid {
         RecordsServiceClient::new(self.channel().await)
     }
 
+    /// The child's process id (for /proc/PID/status).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the server logged so far.
     pub(crate) fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")

@@ -7,13 +7,13 @@
 //! [`generate_key`]), so a plain SHA-256 cannot be reversed or brute-forced, and a leaked
 //! keys file grants nothing.
 //!
-//! [`AuthLayer`] runs before every RPC. With keys configured, every RPC of
+//! The auth layer runs before every RPC. With keys configured, every RPC of
 //! `kpi.v1.MetricsService` and `kpi.v1.RecordsService` (in fact every path but gRPC health
 //! checking and server reflection, which stay open) needs `authorization: Bearer KEY`;
 //! a missing, unknown or malformed header answers UNAUTHENTICATED with one generic
 //! message. The presented key's hash is compared with every configured hash in constant
 //! time. The key's [`Tenant`] goes into the request's extensions, where the handlers read
-//! it ([`tenant_of`]); it is recorded on the RPC's span too. Without keys every caller is
+//! it; it is recorded on the RPC's span too. Without keys every caller is
 //! the tenant `default`.
 
 use std::convert::Infallible;
@@ -51,7 +51,7 @@ const OPEN_PREFIXES: [&str; 3] = [
     "/grpc.reflection.v1alpha.ServerReflection/",
 ];
 
-/// The tenant a request reads and writes: set by [`AuthLayer`] in the request's
+/// The tenant a request reads and writes: set by the auth layer in the request's
 /// extensions.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Tenant(Arc<str>);
@@ -377,9 +377,10 @@ where
                 Some(tenant) => tenant,
                 None => {
                     tracing::debug!(path = request.uri().path(), "unauthenticated request");
-                    return Box::pin(std::future::ready(Ok(
-                        Status::unauthenticated(UNAUTHENTICATED).into_http()
-                    )));
+                    return Box::pin(std::future::ready(Ok(Status::unauthenticated(
+                        UNAUTHENTICATED,
+                    )
+                    .into_http())));
                 }
             },
         };
@@ -459,12 +460,16 @@ mod tests {
         let keys = keys();
         let bearer = format!("Bearer {KEY_A}");
         assert_eq!(
-            keys.authenticate(&headers(&[bearer.as_bytes()])).unwrap().as_str(),
+            keys.authenticate(&headers(&[bearer.as_bytes()]))
+                .unwrap()
+                .as_str(),
             "acme"
         );
         let lower = format!("bearer {KEY_B}");
         assert_eq!(
-            keys.authenticate(&headers(&[lower.as_bytes()])).unwrap().as_str(),
+            keys.authenticate(&headers(&[lower.as_bytes()]))
+                .unwrap()
+                .as_str(),
             "globex"
         );
         let basic = format!("Basic {KEY_A}");
@@ -488,11 +493,19 @@ mod tests {
         let cases = [
             ("kpid_secret acme", 1, "sha256:"),
             ("sha256:abcd acme", 1, "64 hexadecimal"),
-            (&format!("{}zz acme", &good[..good.len() - 7]), 1, "64 hexadecimal"),
+            (
+                &format!("{}zz acme", &good[..good.len() - 7]),
+                1,
+                "64 hexadecimal",
+            ),
             ("sha256:", 1, "expected"),
             (&format!("# c\n{good}\n{good}"), 3, "twice"),
             (&format!("{good} extra"), 1, "comment"),
-            (&format!("{}ac/me", &good[..good.len() - 4]), 1, "not allowed"),
+            (
+                &format!("{}ac/me", &good[..good.len() - 4]),
+                1,
+                "not allowed",
+            ),
         ];
         for (text, line, reason) in cases {
             match ApiKeys::parse(text) {
@@ -504,7 +517,10 @@ mod tests {
                 other => panic!("{text}: {other:?}"),
             }
         }
-        assert!(matches!(ApiKeys::parse("# nothing\n\n"), Err(KeysError::Empty)));
+        assert!(matches!(
+            ApiKeys::parse("# nothing\n\n"),
+            Err(KeysError::Empty)
+        ));
         assert!(ApiKeys::parse_lines("# nothing\n").unwrap().is_empty());
     }
 
@@ -513,7 +529,14 @@ mod tests {
         for good in ["acme", "a", "team-1.prod_eu", &"x".repeat(MAX_TENANT_LEN)] {
             check_tenant_name(good).unwrap();
         }
-        for bad in ["", "a b", "ac/me", "é", "a\u{0}", &"x".repeat(MAX_TENANT_LEN + 1)] {
+        for bad in [
+            "",
+            "a b",
+            "ac/me",
+            "é",
+            "a\u{0}",
+            &"x".repeat(MAX_TENANT_LEN + 1),
+        ] {
             assert!(check_tenant_name(bad).is_err(), "{bad:?}");
         }
     }
@@ -521,12 +544,19 @@ mod tests {
     #[test]
     fn debug_shows_tenants_not_hashes() {
         let shown = format!("{:?}", keys());
-        assert!(shown.contains("acme") && shown.contains("keys: 2"), "{shown}");
+        assert!(
+            shown.contains("acme") && shown.contains("keys: 2"),
+            "{shown}"
+        );
         let hex = &key_line(KEY_A, "acme").unwrap()[7..20];
         assert!(!shown.contains(hex), "{shown}");
     }
 
-    fn layer_call(keys: Option<ApiKeys>, path: &str, auth: Option<&str>) -> (tonic::Code, Option<Tenant>) {
+    fn layer_call(
+        keys: Option<ApiKeys>,
+        path: &str,
+        auth: Option<&str>,
+    ) -> (tonic::Code, Option<Tenant>) {
         let seen = Arc::new(std::sync::Mutex::new(None));
         let inner = {
             let seen = seen.clone();
@@ -544,10 +574,12 @@ mod tests {
             request = request.header("authorization", auth);
         }
         let request = request.body(Body::empty()).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let response = runtime.block_on(service.call(request)).unwrap();
-        let code = Status::from_header_map(response.headers())
-            .map_or(tonic::Code::Ok, |s| s.code());
+        let code =
+            Status::from_header_map(response.headers()).map_or(tonic::Code::Ok, |s| s.code());
         let tenant = seen.lock().unwrap().clone();
         (code, tenant)
     }
@@ -557,7 +589,11 @@ mod tests {
         let compute = "/kpi.v1.MetricsService/Compute";
         let (code, tenant) = layer_call(Some(keys()), compute, None);
         assert_eq!((code, tenant), (tonic::Code::Unauthenticated, None));
-        let (code, _) = layer_call(Some(keys()), "/kpi.v1.RecordsService/PutRecords", Some("Bearer nope"));
+        let (code, _) = layer_call(
+            Some(keys()),
+            "/kpi.v1.RecordsService/PutRecords",
+            Some("Bearer nope"),
+        );
         assert_eq!(code, tonic::Code::Unauthenticated);
         let (code, _) = layer_call(Some(keys()), "/unknown.Service/Call", None);
         assert_eq!(code, tonic::Code::Unauthenticated, "closed by default");
@@ -572,7 +608,11 @@ mod tests {
             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
             "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
         ] {
-            assert_eq!(layer_call(Some(keys()), open, None).0, tonic::Code::Ok, "{open}");
+            assert_eq!(
+                layer_call(Some(keys()), open, None).0,
+                tonic::Code::Ok,
+                "{open}"
+            );
         }
 
         let (code, tenant) = layer_call(None, compute, None);

@@ -157,23 +157,38 @@ mod tests {
 
         let slow = tokio::spawn(service.call(call("/kpi.v1.MetricsService/Slow")));
         tokio::task::yield_now().await;
-        let shed = service.call(call("/kpi.v1.MetricsService/Compute")).await.unwrap();
+        let shed = service
+            .call(call("/kpi.v1.MetricsService/Compute"))
+            .await
+            .unwrap();
         let status = Status::from_header_map(shed.headers()).unwrap();
         assert_eq!(status.code(), tonic::Code::ResourceExhausted);
         assert!(status.message().contains("at most 1 request"), "{status:?}");
-        let health = service.call(call("/grpc.health.v1.Health/Check")).await.unwrap();
-        assert!(Status::from_header_map(health.headers()).is_none(), "served");
+        let health = service
+            .call(call("/grpc.health.v1.Health/Check"))
+            .await
+            .unwrap();
+        assert!(
+            Status::from_header_map(health.headers()).is_none(),
+            "served"
+        );
 
         release_tx.send(()).unwrap();
         let slow = slow.await.unwrap().unwrap();
         // The slot is held until the body is dropped.
-        let shed = service.call(call("/kpi.v1.MetricsService/Compute")).await.unwrap();
+        let shed = service
+            .call(call("/kpi.v1.MetricsService/Compute"))
+            .await
+            .unwrap();
         assert_eq!(
             Status::from_header_map(shed.headers()).unwrap().code(),
             tonic::Code::ResourceExhausted
         );
         drop(slow);
-        let ok = service.call(call("/kpi.v1.MetricsService/Compute")).await.unwrap();
+        let ok = service
+            .call(call("/kpi.v1.MetricsService/Compute"))
+            .await
+            .unwrap();
         assert!(Status::from_header_map(ok.headers()).is_none(), "served");
     }
 }

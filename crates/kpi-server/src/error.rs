@@ -9,6 +9,11 @@
 //! | `ComputeError::Store`, `StoreError` | INTERNAL |
 //! | `StoreError::InvalidPageToken` | INVALID_ARGUMENT (field `page_token`) |
 //! | `StoreError::InvalidTenant` | INVALID_ARGUMENT (field `tenant`) |
+//!
+//! A status travels in HTTP/2 headers (`grpc-message`, `grpc-status-details-bin`), which
+//! clients cap at a few KiB, and error texts echo request values (a metric id, a
+//! dimension): messages are clipped to [`MAX_MESSAGE_BYTES`] and each field violation's
+//! field and description to [`MAX_FIELD_BYTES`], so a 1 MB name still gets its answer.
 
 use kpi_core::{ComputeError, FieldViolation};
 use kpi_proto::kpi::v1 as pb;
@@ -16,7 +21,29 @@ use kpi_store::StoreError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-/// INVALID_ARGUMENT with one google.rpc.BadRequest field violation per bad field.
+/// Longest status message sent, in bytes.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 1024;
+/// Longest field name or description of one field violation sent, in bytes.
+pub(crate) const MAX_FIELD_BYTES: usize = 256;
+/// Longest request value recorded on an RPC's span (and so logged), in bytes.
+pub(crate) const MAX_LOGGED_BYTES: usize = 128;
+/// Most field violations sent in one status.
+const MAX_VIOLATIONS: usize = 16;
+
+/// `text` cut to at most `max` bytes on a character boundary, with `…` when cut.
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// INVALID_ARGUMENT with one google.rpc.BadRequest field violation per bad field (at
+/// most 16, each clipped).
 pub(crate) fn invalid_argument(
     message: impl Into<String>,
     violations: &[FieldViolation],
@@ -24,15 +51,26 @@ pub(crate) fn invalid_argument(
     let details = ErrorDetails::with_bad_request(
         violations
             .iter()
-            .map(|v| tonic_types::FieldViolation::new(v.field.clone(), v.description.clone()))
+            .take(MAX_VIOLATIONS)
+            .map(|v| {
+                tonic_types::FieldViolation::new(
+                    clip(&v.field, MAX_FIELD_BYTES),
+                    clip(&v.description, MAX_FIELD_BYTES),
+                )
+            })
             .collect::<Vec<_>>(),
     );
-    Status::with_error_details(Code::InvalidArgument, message, details)
+    Status::with_error_details(
+        Code::InvalidArgument,
+        clip(&message.into(), MAX_MESSAGE_BYTES),
+        details,
+    )
 }
 
 /// The status a failed compute request answers with.
 pub(crate) fn compute_status(err: ComputeError) -> Status {
-    let message = err.to_string();
+    // Clipped first, so the advice after it always fits.
+    let message = clip(&err.to_string(), MAX_MESSAGE_BYTES - 128);
     match err {
         ComputeError::UnknownMetric(_) => Status::not_found(format!(
             "{message}; ListMetrics lists the metrics this server computes"
@@ -69,7 +107,7 @@ pub(crate) fn store_status(err: StoreError) -> Status {
         ),
         other => {
             tracing::error!(error = %other, "store failed");
-            Status::internal(format!("store: {other}"))
+            Status::internal(clip(&format!("store: {other}"), MAX_MESSAGE_BYTES))
         }
     }
 }
@@ -86,9 +124,10 @@ pub(crate) fn batch_error(err: ComputeError) -> pb::BatchComputeError {
     let field_violations = match &err {
         ComputeError::InvalidArgument(violations) => violations
             .iter()
+            .take(MAX_VIOLATIONS)
             .map(|v| pb::FieldViolation {
-                field: v.field.clone(),
-                description: v.description.clone(),
+                field: clip(&v.field, MAX_FIELD_BYTES),
+                description: clip(&v.description, MAX_FIELD_BYTES),
             })
             .collect(),
         _ => Vec::new(),
@@ -104,6 +143,35 @@ pub(crate) fn batch_error(err: ComputeError) -> pb::BatchComputeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_values_are_clipped_to_fit_in_headers() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("abcdefghijkl", 10), "abcdefg…");
+        assert_eq!(clip("ééééé", 6), "é…");
+        let huge = "x".repeat(1 << 20);
+        let status = compute_status(ComputeError::UnknownMetric(huge.clone()));
+        assert_eq!(status.code(), Code::NotFound);
+        assert!(
+            status.message().len() <= MAX_MESSAGE_BYTES,
+            "{}",
+            status.message().len()
+        );
+        let violations: Vec<_> = (0..100)
+            .map(|i| FieldViolation::new(format!("params[{huge}{i}]"), huge.clone()))
+            .collect();
+        let status = compute_status(ComputeError::InvalidArgument(violations.clone()));
+        let bad = status.get_details_bad_request().unwrap();
+        assert_eq!(bad.field_violations.len(), MAX_VIOLATIONS);
+        assert!(bad.field_violations[0].field.starts_with("params[xxx"));
+        assert!(bad
+            .field_violations
+            .iter()
+            .all(|v| v.field.len() <= MAX_FIELD_BYTES && v.description.len() <= MAX_FIELD_BYTES));
+        let e = batch_error(ComputeError::InvalidArgument(violations));
+        assert_eq!(e.field_violations.len(), MAX_VIOLATIONS);
+        assert!(e.message.len() <= MAX_MESSAGE_BYTES);
+    }
 
     #[test]
     fn unknown_metric_is_not_found() {

@@ -10,12 +10,12 @@ use kpi_proto::kpi::v1::metrics_service_server::MetricsService;
 use kpi_store::Store;
 use tonic::{Request, Response, Status};
 
+use crate::auth::tenant_of;
 use crate::convert::compute::{
     batch_specs, compute_spec, descriptor_to_proto, row_to_proto, SpecLimits,
 };
-use crate::error::{batch_error, compute_status};
+use crate::error::{batch_error, clip, compute_status, MAX_LOGGED_BYTES};
 use crate::rpc::{blocking, record};
-use crate::auth::tenant_of;
 use crate::Limits;
 
 /// The MetricsService handlers: ListMetrics, Compute, BatchCompute.
@@ -75,7 +75,7 @@ impl MetricsService for MetricsApi {
         request: Request<pb::ListMetricsRequest>,
     ) -> Result<Response<pb::ListMetricsResponse>, Status> {
         let family = request.into_inner().family;
-        record("family", family.as_str());
+        record("family", clip(&family, MAX_LOGGED_BYTES).as_str());
         let metrics: Vec<_> = self
             .registry
             .metrics()
@@ -93,7 +93,10 @@ impl MetricsService for MetricsApi {
     ) -> Result<Response<pb::ComputeResponse>, Status> {
         let tenant = tenant_of(&request);
         let request = request.into_inner();
-        record("metric_id", request.metric_id.as_str());
+        record(
+            "metric_id",
+            clip(&request.metric_id, MAX_LOGGED_BYTES).as_str(),
+        );
         let (limits, _cancel_on_drop) = self.spec_limits();
         let spec = compute_spec(request, &limits).map_err(compute_status)?;
         let registry = self.registry;
@@ -118,7 +121,7 @@ impl MetricsService for MetricsApi {
             .iter()
             .map(|m| m.metric_id.as_str())
             .collect();
-        record("metric_id", ids.join(",").as_str());
+        record("metric_id", clip(&ids.join(","), MAX_LOGGED_BYTES).as_str());
         let (limits, _cancel_on_drop) = self.spec_limits();
         let specs =
             batch_specs(request, &limits, self.limits.max_batch_metrics).map_err(compute_status)?;

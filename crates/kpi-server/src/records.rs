@@ -6,10 +6,10 @@ use kpi_proto::kpi::v1::records_service_server::RecordsService;
 use kpi_store::{RecordKey, Store, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::convert::records::{record_from_proto, record_kind, record_to_proto};
-use crate::error::{invalid_argument, store_status};
-use crate::rpc::{blocking, record};
 use crate::auth::{tenant_of, Tenant};
+use crate::convert::records::{record_from_proto, record_kind, record_to_proto};
+use crate::error::{clip, invalid_argument, store_status, MAX_LOGGED_BYTES};
+use crate::rpc::{blocking, record};
 use crate::Limits;
 
 /// The RecordsService handlers: Ingest, PutRecords, DeleteRecords, ListRecords.
@@ -203,7 +203,7 @@ impl RecordsService for RecordsApi {
         let tenant = tenant_of(&request);
         let request = request.into_inner();
         if !request.kind.is_empty() {
-            record("kind", request.kind.as_str());
+            record("kind", clip(&request.kind, MAX_LOGGED_BYTES).as_str());
         }
         let mut violations = Vec::new();
         let kind = if request.kind.is_empty() {
@@ -228,9 +228,10 @@ impl RecordsService for RecordsApi {
             return Err(invalid_argument("invalid ListRecords request", &violations));
         }
         let store = self.store.clone();
-        let page = blocking(move || store.list(tenant.as_str(), kind, page_size, &request.page_token))
-            .await?
-            .map_err(store_status)?;
+        let page =
+            blocking(move || store.list(tenant.as_str(), kind, page_size, &request.page_token))
+                .await?
+                .map_err(store_status)?;
         record("rows", page.records.len());
         Ok(Response::new(pb::ListRecordsResponse {
             records: page.records.into_iter().map(record_to_proto).collect(),

@@ -29,8 +29,8 @@ use kpi_proto::kpi::v1::metrics_service_server::{MetricsServiceServer, SERVICE_N
 use kpi_proto::kpi::v1::records_service_server::{RecordsServiceServer, SERVICE_NAME as RECORDS};
 use kpi_store::{Store, StoreError};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tonic::body::Body;
 use tonic::codec::CompressionEncoding;
 use tonic::service::Routes;
@@ -257,7 +257,13 @@ where
         tracing::info!(addr = %bound, "metrics endpoint listening on /metrics");
         let endpoint =
             tower::service_fn(move |request: Request<Incoming>| scrape(metrics.clone(), request));
-        tokio::spawn(run_http(listener, None, endpoint, stop_rx.clone(), METRICS_GRACE))
+        tokio::spawn(run_http(
+            listener,
+            None,
+            endpoint,
+            stop_rx.clone(),
+            METRICS_GRACE,
+        ))
     });
 
     let control = async {

@@ -82,10 +82,12 @@ pub(crate) fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
             for ca in certificates("client CA", path)? {
                 roots.add(ca)?;
             }
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| TlsError::ClientCa(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };

@@ -8,8 +8,26 @@ use jiff::Timestamp;
 
 const NANOS_PER_SECOND: i128 = 1_000_000_000;
 
-/// A protobuf timestamp as a jiff instant; the reason when it is out of jiff's range.
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the range of a valid
+/// google.protobuf.Timestamp.
+const PROTO_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
+/// A protobuf timestamp as a jiff instant; the reason when it is not a valid Timestamp
+/// (`nanos` outside 0…999 999 999, `seconds` outside the years 1 to 9999) or out of
+/// jiff's range (which ends on 9999-12-30).
 pub(crate) fn timestamp_from_proto(ts: &prost_types::Timestamp) -> Result<Timestamp, String> {
+    if !(0..1_000_000_000).contains(&ts.nanos) {
+        return Err(format!(
+            "nanos {} is out of range: a Timestamp's nanos lie in 0 to 999999999",
+            ts.nanos
+        ));
+    }
+    if !PROTO_SECONDS.contains(&ts.seconds) {
+        return Err(format!(
+            "seconds {} is out of range: a Timestamp lies in the years 1 to 9999",
+            ts.seconds
+        ));
+    }
     let nanos = i128::from(ts.seconds) * NANOS_PER_SECOND + i128::from(ts.nanos);
     Timestamp::from_nanosecond(nanos).map_err(|_| {
         format!(
@@ -56,6 +74,21 @@ mod tests {
             nanos: 0,
         })
         .unwrap_err();
-        assert!(err.contains("not a valid instant"), "{err}");
+        assert!(err.contains("years 1 to 9999"), "{err}");
+        let at = |seconds, nanos| timestamp_from_proto(&prost_types::Timestamp { seconds, nanos });
+        assert!(at(0, -1).unwrap_err().contains("nanos -1"));
+        assert!(at(0, 1_000_000_000).unwrap_err().contains("nanos"));
+        assert!(at(-62_135_596_801, 0)
+            .unwrap_err()
+            .contains("years 1 to 9999"));
+        assert_eq!(
+            at(-62_135_596_800, 0).unwrap().to_string(),
+            "0001-01-01T00:00:00Z"
+        );
+        assert_eq!(at(0, 999_999_999).unwrap().subsec_nanosecond(), 999_999_999);
+        // Valid for protobuf, past jiff's last instant.
+        assert!(at(253_402_300_799, 0)
+            .unwrap_err()
+            .contains("not a valid instant"));
     }
 }
