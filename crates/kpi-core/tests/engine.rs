@@ -337,8 +337,15 @@ fn default_grouping_can_be_turned_off() {
         }
     }
     let r = Registry::from_metrics([&Grouped as &'static dyn Metric]).unwrap();
-    let src = FakeDeals { calls: Mutex::new(0) };
-    let rows = r.compute(&ComputeSpec::new("test.grouped_rate", Some(january())), Some(&src)).unwrap();
+    let src = FakeDeals {
+        calls: Mutex::new(0),
+    };
+    let rows = r
+        .compute(
+            &ComputeSpec::new("test.grouped_rate", Some(january())),
+            Some(&src),
+        )
+        .unwrap();
     assert_eq!(rows.len(), 2, "ann and bob by default");
     let mut spec = ComputeSpec::new("test.grouped_rate", Some(january()));
     spec.ungrouped = true;

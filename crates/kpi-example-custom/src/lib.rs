@@ -56,10 +56,18 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         ),
     ],
     params: &[
-        probability("p_qualification", "probability of closing from qualification", "0.1"),
+        probability(
+            "p_qualification",
+            "probability of closing from qualification",
+            "0.1",
+        ),
         probability("p_demo", "probability of closing from demo", "0.3"),
         probability("p_proposal", "probability of closing from proposal", "0.6"),
-        probability("p_negotiation", "probability of closing from negotiation", "0.8"),
+        probability(
+            "p_negotiation",
+            "probability of closing from negotiation",
+            "0.8",
+        ),
     ],
     dimensions: &[Dimension::Owner, Dimension::Campaign, Dimension::Channel],
     default_group_by: &[],
@@ -76,7 +84,9 @@ impl Metric for WeightedPipeline {
         if weighted > open {
             return Err(MetricError::InvalidInput {
                 input: "weighted_amount".into(),
-                reason: format!("{weighted} exceeds open_amount {open}: probabilities are at most 1"),
+                reason: format!(
+                    "{weighted} exceeds open_amount {open}: probabilities are at most 1"
+                ),
             });
         }
         Ok(Value::Defined(weighted))
@@ -152,13 +162,19 @@ mod tests {
     #[test]
     fn weighs_open_deals_by_stage() {
         let rows = registry()
-            .compute(&ComputeSpec::new("acme.weighted_pipeline", Some(window())), Some(&OpenDeals))
+            .compute(
+                &ComputeSpec::new("acme.weighted_pipeline", Some(window())),
+                Some(&OpenDeals),
+            )
             .unwrap();
         // 10 000 × 0.1 + 5 000 × 0.3 + 2 000 × 0.6 + 1 000 × 0.8 = 1 000 + 1 500 + 1 200 + 800
         assert_eq!(rows[0].value, Value::Defined(Decimal::from(4_500)));
         let inputs = &rows[0].inputs;
         assert_eq!(inputs.get("open_amount").unwrap(), Decimal::from(18_500));
-        assert_eq!(inputs.get("open_amount.demo").unwrap(), Decimal::from(5_000));
+        assert_eq!(
+            inputs.get("open_amount.demo").unwrap(),
+            Decimal::from(5_000)
+        );
     }
 
     #[test]

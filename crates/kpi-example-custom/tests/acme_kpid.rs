@@ -33,7 +33,10 @@ fn start(data_dir: &std::path::Path) -> (Server, String) {
     let server = Server(child);
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
-        let line = lines.next().expect("acme-kpid logs its ready line").unwrap();
+        let line = lines
+            .next()
+            .expect("acme-kpid logs its ready line")
+            .unwrap();
         if let Some(rest) = line.split("kpid ready addr=").nth(1) {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
@@ -90,7 +93,11 @@ async fn the_custom_metric_is_listed_and_computed_from_stored_deals() {
         .unwrap()
         .into_inner()
         .metrics;
-    assert_eq!(listed.len(), 40, "the 39 built-ins and acme.weighted_pipeline");
+    assert_eq!(
+        listed.len(),
+        40,
+        "the 39 built-ins and acme.weighted_pipeline"
+    );
     let acme = listed
         .iter()
         .find(|m| m.id == "acme.weighted_pipeline")
@@ -103,10 +110,36 @@ async fn the_custom_metric_is_listed_and_computed_from_stored_deals() {
     let put = records
         .put_records(pb::PutRecordsRequest {
             records: vec![
-                deal("d1", "10000", &[("qualification", "2024-01-02T00:00:00Z"), ("demo", "2024-01-10T00:00:00Z")], None),
-                deal("d2", "4000", &[("qualification", "2024-01-02T00:00:00Z"), ("negotiation", "2024-01-20T00:00:00Z")], None),
-                deal("d3", "2500", &[("qualification", "2024-01-02T00:00:00Z")], None),
-                deal("d4", "9000", &[("proposal", "2024-01-05T00:00:00Z")], Some("2024-01-25T00:00:00Z")),
+                deal(
+                    "d1",
+                    "10000",
+                    &[
+                        ("qualification", "2024-01-02T00:00:00Z"),
+                        ("demo", "2024-01-10T00:00:00Z"),
+                    ],
+                    None,
+                ),
+                deal(
+                    "d2",
+                    "4000",
+                    &[
+                        ("qualification", "2024-01-02T00:00:00Z"),
+                        ("negotiation", "2024-01-20T00:00:00Z"),
+                    ],
+                    None,
+                ),
+                deal(
+                    "d3",
+                    "2500",
+                    &[("qualification", "2024-01-02T00:00:00Z")],
+                    None,
+                ),
+                deal(
+                    "d4",
+                    "9000",
+                    &[("proposal", "2024-01-05T00:00:00Z")],
+                    Some("2024-01-25T00:00:00Z"),
+                ),
             ],
         })
         .await
