@@ -50,6 +50,8 @@ mod inputs;
 mod measure;
 mod params;
 mod registry;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod value;
 mod window;
 

@@ -75,25 +75,25 @@ kpi_core::register_metric!(Cac);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute_one, d, params, spec, year_2024, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
 
     fn cac(spend: &str, new_customers: &str) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("spend", d(spend))
-            .with("new_customers", d(new_customers));
-        evaluate(&Cac, &inputs, &params(&Cac, &[]))
+        evaluate_with(
+            &Cac,
+            &inputs([("spend", spend), ("new_customers", new_customers)]),
+            &[],
+        )
     }
 
     #[test]
     fn worked_example_10000_spent_10_customers_is_1000() {
-        assert_eq!(cac("10000", "10").unwrap(), Value::Defined(d("1000")));
+        assert_defined(cac("10000", "10"), "1000");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 10 000 / 3 = 3 333.333… → 3 333.33
-        assert_eq!(cac("10000", "3").unwrap(), Value::Defined(d("3333.33")));
+        assert_defined(cac("10000", "3"), "3333.33");
     }
 
     #[test]

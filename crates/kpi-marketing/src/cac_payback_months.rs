@@ -78,41 +78,32 @@ kpi_core::register_metric!(CacPaybackMonths);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute_one, d, params, spec, year_2024, FakeSource};
     use crate::Cac;
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
     use kpi_core::SpendCategories;
 
     fn payback(cac: &str, mrr: &str, raw: &[(&str, &str)]) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("cac", d(cac))
-            .with("new_customer_mrr", d(mrr));
-        evaluate(&CacPaybackMonths, &inputs, &params(&CacPaybackMonths, raw))
+        evaluate_with(
+            &CacPaybackMonths,
+            &inputs([("cac", cac), ("new_customer_mrr", mrr)]),
+            raw,
+        )
     }
 
     #[test]
     fn worked_example_cac_1000_mrr_100_margin_0_8_is_12_5() {
-        assert_eq!(
-            payback("1000", "100", &[("gross_margin", "0.8")]).unwrap(),
-            Value::Defined(d("12.5"))
-        );
+        assert_defined(payback("1000", "100", &[("gross_margin", "0.8")]), "12.5");
     }
 
     #[test]
     fn margin_defaults_to_1() {
-        assert_eq!(
-            payback("1000", "100", &[]).unwrap(),
-            Value::Defined(d("10"))
-        );
+        assert_defined(payback("1000", "100", &[]), "10");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 1 000 / (90 × 1) = 11.111… → 11.11
-        assert_eq!(
-            payback("1000", "90", &[]).unwrap(),
-            Value::Defined(d("11.11"))
-        );
+        assert_defined(payback("1000", "90", &[]), "11.11");
     }
 
     #[test]

@@ -61,31 +61,31 @@ kpi_core::register_metric!(CampaignRoi);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute_one, d, params, spec, year_2024, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
 
     fn roi(revenue: &str, spend: &str) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("attributed_revenue", d(revenue))
-            .with("campaign_spend", d(spend));
-        evaluate(&CampaignRoi, &inputs, &params(&CampaignRoi, &[]))
+        evaluate_with(
+            &CampaignRoi,
+            &inputs([("attributed_revenue", revenue), ("campaign_spend", spend)]),
+            &[],
+        )
     }
 
     #[test]
     fn worked_example_revenue_15000_spend_5000_is_200() {
-        assert_eq!(roi("15000", "5000").unwrap(), Value::Defined(d("200")));
+        assert_defined(roi("15000", "5000"), "200");
     }
 
     #[test]
     fn a_campaign_that_lost_money_is_negative() {
         // (2 000 − 5 000) / 5 000 × 100 = −60
-        assert_eq!(roi("2000", "5000").unwrap(), Value::Defined(d("-60")));
+        assert_defined(roi("2000", "5000"), "-60");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // (1 000 − 300) / 300 × 100 = 233.333… → 233.33
-        assert_eq!(roi("1000", "300").unwrap(), Value::Defined(d("233.33")));
+        assert_defined(roi("1000", "300"), "233.33");
     }
 
     #[test]
@@ -115,13 +115,11 @@ mod tests {
 
     #[test]
     fn reads_each_campaigns_revenue_and_spend_in_its_own_row() {
-        let mut source = FakeSource::new([
+        let source = FakeSource::new([
             (Measure::CampaignAttributedRevenue, "15000"),
             (Measure::CampaignSpend, "5000"),
-        ]);
-        source
-            .groups
-            .insert(Dimension::Campaign, vec!["spring".into()]);
+        ])
+        .with_group(Dimension::Campaign, "spring", []);
         // no group_by in the request: the default, campaign, applies
         let row = compute_one(
             &[&CampaignRoi],
@@ -135,7 +133,7 @@ mod tests {
         assert_eq!(row.value, Value::Defined(d("200")));
         assert_eq!(row.inputs.get("attributed_revenue").unwrap(), d("15000"));
         assert_eq!(row.inputs.get("campaign_spend").unwrap(), d("5000"));
-        let reads = source.reads.lock().unwrap();
+        let reads = source.reads();
         assert_eq!(reads.len(), 2);
         for (_, scope) in reads.iter() {
             assert_eq!(

@@ -129,10 +129,7 @@ kpi_core::register_metric!(Clv);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{
-        compute_one, d, first_half_2024, params, spec, year_2024, FakeSource,
-    };
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
 
     fn clv(
         revenue: &str,
@@ -142,130 +139,94 @@ mod tests {
         lifespan_years: &str,
         raw: &[(&str, &str)],
     ) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("revenue", d(revenue))
-            .with("purchases", d(purchases))
-            .with("customers", d(customers))
-            .with("years", d(years))
-            .with("lifespan_years", d(lifespan_years));
-        evaluate(&Clv, &inputs, &params(&Clv, raw))
+        evaluate_with(
+            &Clv,
+            &inputs([
+                ("revenue", revenue),
+                ("purchases", purchases),
+                ("customers", customers),
+                ("years", years),
+                ("lifespan_years", lifespan_years),
+            ]),
+            raw,
+        )
     }
 
     #[test]
     fn worked_example_100000_over_2500_purchases_500_customers_4_years_is_800() {
-        assert_eq!(
-            clv("100000", "2500", "500", "1", "4", &[]).unwrap(),
-            Value::Defined(d("800"))
-        );
+        assert_defined(clv("100000", "2500", "500", "1", "4", &[]), "800");
     }
 
     #[test]
     fn worked_example_steps() {
         // value per purchase 100 000 / 2 500 = 40: with one purchase per customer, the CLV
         // of a customer who stays one year is the value of a purchase
-        assert_eq!(
-            clv("100000", "2500", "2500", "1", "1", &[]).unwrap(),
-            Value::Defined(d("40"))
-        );
+        assert_defined(clv("100000", "2500", "2500", "1", "1", &[]), "40");
         // purchases per customer 2 500 / 500 = 5: at a value of 1 per purchase, a one-year
         // CLV counts the purchases of a customer
-        assert_eq!(
-            clv("2500", "2500", "500", "1", "1", &[]).unwrap(),
-            Value::Defined(d("5"))
-        );
+        assert_defined(clv("2500", "2500", "500", "1", "1", &[]), "5");
         // 40 × 5 = 200 a year: the CLV of a customer who stays one year
-        assert_eq!(
-            clv("100000", "2500", "500", "1", "1", &[]).unwrap(),
-            Value::Defined(d("200"))
-        );
+        assert_defined(clv("100000", "2500", "500", "1", "1", &[]), "200");
     }
 
     #[test]
     fn worked_example_35_per_purchase_and_6_years_is_1050() {
         // 87 500 / 2 500 = 35 per purchase, × 5 purchases per customer = 175 a year, × 6
-        assert_eq!(
-            clv("87500", "2500", "500", "1", "1", &[]).unwrap(),
-            Value::Defined(d("175"))
-        );
-        assert_eq!(
-            clv("87500", "2500", "500", "1", "6", &[]).unwrap(),
-            Value::Defined(d("1050"))
-        );
+        assert_defined(clv("87500", "2500", "500", "1", "1", &[]), "175");
+        assert_defined(clv("87500", "2500", "500", "1", "6", &[]), "1050");
     }
 
     #[test]
     fn the_window_spreads_revenue_per_year() {
         // the same revenue earned in half a year is worth twice as much a year
-        assert_eq!(
-            clv("100000", "2500", "500", "0.5", "4", &[]).unwrap(),
-            Value::Defined(d("1600"))
-        );
+        assert_defined(clv("100000", "2500", "500", "0.5", "4", &[]), "1600");
     }
 
     #[test]
     fn an_exact_midpoint_rounds_half_away_from_zero() {
         // 1 / 9 per purchase × 9 / 8 purchases per customer = 0.125 exactly → 0.13
-        assert_eq!(
-            clv("1", "9", "8", "1", "1", &[]).unwrap(),
-            Value::Defined(d("0.13"))
-        );
+        assert_defined(clv("1", "9", "8", "1", "1", &[]), "0.13");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 1 000 / 3 / 1 × 1 = 333.333… → 333.33
-        assert_eq!(
-            clv("1000", "3", "3", "1", "1", &[]).unwrap(),
-            Value::Defined(d("333.33"))
-        );
+        assert_defined(clv("1000", "3", "3", "1", "1", &[]), "333.33");
     }
 
     #[test]
     fn lifespan_param_wins_over_the_input() {
-        assert_eq!(
+        assert_defined(
             clv(
                 "100000",
                 "2500",
                 "500",
                 "1",
                 "4",
-                &[("lifespan_years", "6")]
-            )
-            .unwrap(),
-            Value::Defined(d("1200"))
+                &[("lifespan_years", "6")],
+            ),
+            "1200",
         );
     }
 
     #[test]
     fn no_customer_is_undefined() {
-        assert_eq!(
-            clv("0", "0", "0", "1", "4", &[]).unwrap(),
-            Value::Undefined("no customer made a purchase in the window (customers = 0)".into())
+        assert_undefined(
+            clv("0", "0", "0", "1", "4", &[]),
+            "no customer made a purchase in the window (customers = 0)",
         );
     }
 
     #[test]
     fn impossible_inputs_are_rejected() {
         // revenue without a purchase
-        assert!(matches!(
-            clv("100", "0", "0", "1", "4", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "revenue"
-        ));
+        assert_invalid_input(clv("100", "0", "0", "1", "4", &[]), "revenue");
         // more buyers than purchases
-        assert!(matches!(
-            clv("100", "2", "3", "1", "4", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "customers"
-        ));
+        assert_invalid_input(clv("100", "2", "3", "1", "4", &[]), "customers");
         // purchases by nobody
-        assert!(matches!(
-            clv("100", "2", "0", "1", "4", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "customers"
-        ));
+        assert_invalid_input(clv("100", "2", "0", "1", "4", &[]), "customers");
         // a window of zero years
-        assert!(matches!(
-            clv("100", "2", "1", "0", "4", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "years"
-        ));
+        assert_invalid_input(clv("100", "2", "1", "0", "4", &[]), "years");
     }
 
     #[test]

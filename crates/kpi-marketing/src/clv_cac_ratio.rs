@@ -78,46 +78,41 @@ kpi_core::register_metric!(ClvCacRatio);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute_one, d, params, spec, year_2024, FakeSource};
     use crate::{Cac, Clv, ClvNet};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
     use kpi_core::{Measure, SpendCategories};
 
     fn clv_cac(clv: &str, cac: &str) -> Result<Value, MetricError> {
-        let inputs = Inputs::new().with("clv", d(clv)).with("cac", d(cac));
-        evaluate(&ClvCacRatio, &inputs, &params(&ClvCacRatio, &[]))
+        evaluate_with(&ClvCacRatio, &inputs([("clv", clv), ("cac", cac)]), &[])
     }
 
     #[test]
     fn worked_example_clv_3000_cac_1000_is_3() {
-        assert_eq!(clv_cac("3000", "1000").unwrap(), Value::Defined(d("3")));
+        assert_defined(clv_cac("3000", "1000"), "3");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 2 000 / 1 500 = 1.333… → 1.33
-        assert_eq!(clv_cac("2000", "1500").unwrap(), Value::Defined(d("1.33")));
+        assert_defined(clv_cac("2000", "1500"), "1.33");
     }
 
     #[test]
     fn a_negative_net_clv_gives_a_negative_ratio() {
-        assert_eq!(clv_cac("-500", "1000").unwrap(), Value::Defined(d("-0.5")));
+        assert_defined(clv_cac("-500", "1000"), "-0.5");
     }
 
     #[test]
     fn zero_cac_is_undefined() {
-        assert_eq!(
-            clv_cac("3000", "0").unwrap(),
-            Value::Undefined("acquiring customers cost nothing (cac = 0)".into())
+        assert_undefined(
+            clv_cac("3000", "0"),
+            "acquiring customers cost nothing (cac = 0)",
         );
     }
 
     #[test]
     fn negative_cac_is_rejected() {
-        assert!(matches!(
-            clv_cac("3000", "-1000"),
-            Err(MetricError::InvalidInput { input, .. }) if input == "cac"
-        ));
+        assert_invalid_input(clv_cac("3000", "-1000"), "cac");
     }
 
     fn stored() -> FakeSource {
@@ -170,9 +165,7 @@ mod tests {
     #[test]
     fn undefined_clv_makes_the_ratio_undefined() {
         let mut source = stored();
-        source
-            .values
-            .insert(Measure::CustomersChurnedBeforeEnd, kpi_core::Decimal::ZERO);
+        source.insert(Measure::CustomersChurnedBeforeEnd, kpi_core::Decimal::ZERO);
         let row = compute_one(
             &ALL,
             &spec("marketing.clv_cac_ratio", year_2024(), &[], &[]),

@@ -132,12 +132,9 @@ kpi_core::register_metric!(ClvNet);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{
-        compute_one, d, first_half_2024, params, spec, year_2024, FakeSource,
-    };
     use crate::Cac;
-    use kpi_core::engine::evaluate;
-    use kpi_core::{Metric, SpendCategories};
+    use kpi_core::testing::*;
+    use kpi_core::{Row, SpendCategories, Window};
 
     fn clv_net(
         profit: &str,
@@ -145,56 +142,45 @@ mod tests {
         cac: &str,
         raw: &[(&str, &str)],
     ) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("annual_profit_per_customer", d(profit))
-            .with("retention_years", d(retention))
-            .with("cac", d(cac));
-        evaluate(&ClvNet, &inputs, &params(&ClvNet, raw))
+        evaluate_with(
+            &ClvNet,
+            &inputs([
+                ("annual_profit_per_customer", profit),
+                ("retention_years", retention),
+                ("cac", cac),
+            ]),
+            raw,
+        )
     }
 
     #[test]
     fn worked_example_3000_a_year_2_years_cac_1000_is_5000() {
-        assert_eq!(
-            clv_net("3000", "2", "1000", &[]).unwrap(),
-            Value::Defined(d("5000"))
-        );
+        assert_defined(clv_net("3000", "2", "1000", &[]), "5000");
     }
 
     #[test]
     fn a_customer_costing_more_than_they_bring_is_negative() {
-        assert_eq!(
-            clv_net("300", "2", "1000", &[]).unwrap(),
-            Value::Defined(d("-400"))
-        );
+        assert_defined(clv_net("300", "2", "1000", &[]), "-400");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 333.3333 × 1 − 0 → 333.33; 100.005 → 100.01 (half away from zero)
-        assert_eq!(
-            clv_net("333.3333", "1", "0", &[]).unwrap(),
-            Value::Defined(d("333.33"))
-        );
-        assert_eq!(
-            clv_net("100.005", "1", "0", &[]).unwrap(),
-            Value::Defined(d("100.01"))
-        );
+        assert_defined(clv_net("333.3333", "1", "0", &[]), "333.33");
+        assert_defined(clv_net("100.005", "1", "0", &[]), "100.01");
     }
 
     #[test]
     fn retention_param_wins_over_the_input() {
-        assert_eq!(
-            clv_net("3000", "2", "1000", &[("retention_years", "3")]).unwrap(),
-            Value::Defined(d("8000"))
+        assert_defined(
+            clv_net("3000", "2", "1000", &[("retention_years", "3")]),
+            "8000",
         );
     }
 
     #[test]
     fn negative_inputs_are_rejected() {
-        assert!(matches!(
-            clv_net("3000", "2", "-1", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "cac"
-        ));
+        assert_invalid_input(clv_net("3000", "2", "-1", &[]), "cac");
         assert!(matches!(
             clv_net("-3000", "2", "1000", &[]),
             Err(MetricError::InvalidInput { .. })
@@ -214,18 +200,15 @@ mod tests {
         ])
     }
 
+    /// Net CLV (and the CAC it reads) over `window` with these params, from `source`.
+    fn clv_net_row(window: Window, params: &[(&str, &str)], source: &FakeSource) -> Row {
+        let request = spec("marketing.clv_net", window, params, &[]);
+        compute_one(&[&ClvNet, &Cac], &request, source)
+    }
+
     #[test]
     fn reads_profit_tenure_and_cac_from_the_store() {
-        let row = compute_one(
-            &[&ClvNet as &'static dyn Metric, &Cac],
-            &spec(
-                "marketing.clv_net",
-                year_2024(),
-                &[("gross_margin", "0.8")],
-                &[],
-            ),
-            &stored(),
-        );
+        let row = clv_net_row(year_2024(), &[("gross_margin", "0.8")], &stored());
         // 3 750 × 0.8 = 3 000 a year, × 2 years − 1 000 = 5 000
         assert_eq!(
             row.inputs.get("annual_profit_per_customer").unwrap(),
@@ -238,16 +221,7 @@ mod tests {
 
     #[test]
     fn a_shorter_window_spreads_revenue_to_a_year() {
-        let row = compute_one(
-            &[&ClvNet as &'static dyn Metric, &Cac],
-            &spec(
-                "marketing.clv_net",
-                first_half_2024(),
-                &[("retention_years", "1")],
-                &[],
-            ),
-            &stored(),
-        );
+        let row = clv_net_row(first_half_2024(), &[("retention_years", "1")], &stored());
         // 1 500 000 / 400 / 0.5 = 7 500 a year, × 1 year − 1 000 = 6 500
         assert_eq!(
             row.inputs.get("annual_profit_per_customer").unwrap(),
@@ -267,11 +241,7 @@ mod tests {
             (Measure::CustomersChurnedBeforeEnd, "25"),
             (Measure::MeanChurnedTenureYears, "2"),
         ]);
-        let row = compute_one(
-            &[&ClvNet as &'static dyn Metric, &Cac],
-            &spec("marketing.clv_net", year_2024(), &[], &[]),
-            &source,
-        );
+        let row = clv_net_row(year_2024(), &[], &source);
         assert_eq!(
             row.value,
             Value::Undefined(
@@ -291,11 +261,7 @@ mod tests {
             (Measure::CustomersChurnedBeforeEnd, "0"),
             (Measure::MeanChurnedTenureYears, "0"),
         ]);
-        let row = compute_one(
-            &[&ClvNet as &'static dyn Metric, &Cac],
-            &spec("marketing.clv_net", year_2024(), &[], &[]),
-            &source,
-        );
+        let row = clv_net_row(year_2024(), &[], &source);
         assert_eq!(
             row.value,
             Value::Undefined(

@@ -65,46 +65,38 @@ kpi_core::register_metric!(EmailClickRate);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute_one, d, params, spec, year_2024, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
 
     fn click_rate(clicks: &str, delivered: &str) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("clicks", d(clicks))
-            .with("delivered", d(delivered));
-        evaluate(&EmailClickRate, &inputs, &params(&EmailClickRate, &[]))
+        evaluate_with(
+            &EmailClickRate,
+            &inputs([("clicks", clicks), ("delivered", delivered)]),
+            &[],
+        )
     }
 
     #[test]
     fn clicks_250_of_10000_delivered_is_2_5() {
-        assert_eq!(
-            click_rate("250", "10000").unwrap(),
-            Value::Defined(d("2.5"))
-        );
+        assert_defined(click_rate("250", "10000"), "2.5");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 2 / 3 × 100 = 66.666… → 66.67
-        assert_eq!(click_rate("2", "3").unwrap(), Value::Defined(d("66.67")));
+        assert_defined(click_rate("2", "3"), "66.67");
     }
 
     #[test]
     fn nothing_delivered_is_undefined() {
-        assert_eq!(
-            click_rate("0", "0").unwrap(),
-            Value::Undefined(
-                "no email was delivered by campaigns started in the window (delivered = 0)".into()
-            )
+        assert_undefined(
+            click_rate("0", "0"),
+            "no email was delivered by campaigns started in the window (delivered = 0)",
         );
     }
 
     #[test]
     fn more_clicks_than_deliveries_is_rejected() {
-        assert!(matches!(
-            click_rate("11", "10"),
-            Err(MetricError::InvalidInput { input, .. }) if input == "clicks"
-        ));
+        assert_invalid_input(click_rate("11", "10"), "clicks");
     }
 
     #[test]

@@ -65,43 +65,38 @@ kpi_core::register_metric!(EmailOpenRate);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute_one, d, params, spec, year_2024, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
 
     fn open_rate(opens: &str, delivered: &str) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("opens", d(opens))
-            .with("delivered", d(delivered));
-        evaluate(&EmailOpenRate, &inputs, &params(&EmailOpenRate, &[]))
+        evaluate_with(
+            &EmailOpenRate,
+            &inputs([("opens", opens), ("delivered", delivered)]),
+            &[],
+        )
     }
 
     #[test]
     fn opens_2500_of_10000_delivered_is_25() {
-        assert_eq!(open_rate("2500", "10000").unwrap(), Value::Defined(d("25")));
+        assert_defined(open_rate("2500", "10000"), "25");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 2 / 3 × 100 = 66.666… → 66.67
-        assert_eq!(open_rate("2", "3").unwrap(), Value::Defined(d("66.67")));
+        assert_defined(open_rate("2", "3"), "66.67");
     }
 
     #[test]
     fn nothing_delivered_is_undefined() {
-        assert_eq!(
-            open_rate("0", "0").unwrap(),
-            Value::Undefined(
-                "no email was delivered by campaigns started in the window (delivered = 0)".into()
-            )
+        assert_undefined(
+            open_rate("0", "0"),
+            "no email was delivered by campaigns started in the window (delivered = 0)",
         );
     }
 
     #[test]
     fn more_opens_than_deliveries_is_rejected() {
-        assert!(matches!(
-            open_rate("11", "10"),
-            Err(MetricError::InvalidInput { input, .. }) if input == "opens"
-        ));
+        assert_invalid_input(open_rate("11", "10"), "opens");
     }
 
     #[test]

@@ -47,30 +47,29 @@ kpi_core::register_metric!(EmailRevenue);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute_one, d, params, spec, year_2024, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
 
     fn email_revenue(revenue: &str) -> Result<Value, MetricError> {
-        let inputs = Inputs::new().with("attributed_revenue", d(revenue));
-        evaluate(&EmailRevenue, &inputs, &params(&EmailRevenue, &[]))
+        evaluate_with(
+            &EmailRevenue,
+            &inputs([("attributed_revenue", revenue)]),
+            &[],
+        )
     }
 
     #[test]
     fn is_the_attributed_revenue() {
-        assert_eq!(email_revenue("42000").unwrap(), Value::Defined(d("42000")));
+        assert_defined(email_revenue("42000"), "42000");
     }
 
     #[test]
     fn rounds_to_two_places() {
-        assert_eq!(
-            email_revenue("1234.565").unwrap(),
-            Value::Defined(d("1234.57"))
-        );
+        assert_defined(email_revenue("1234.565"), "1234.57");
     }
 
     #[test]
     fn no_email_revenue_is_zero_not_undefined() {
-        assert_eq!(email_revenue("0").unwrap(), Value::Defined(d("0")));
+        assert_defined(email_revenue("0"), "0");
     }
 
     #[test]

@@ -118,69 +118,62 @@ kpi_core::register_metric!(MarketingSourcedPct);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute_one, d, params, spec, year_2024, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
 
     fn sourced(
         from_marketing: &str,
         new_customers: &str,
         raw: &[(&str, &str)],
     ) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("from_marketing", d(from_marketing))
-            .with("new_customers", d(new_customers));
-        evaluate(
+        evaluate_with(
             &MarketingSourcedPct,
-            &inputs,
-            &params(&MarketingSourcedPct, raw),
+            &inputs([
+                ("from_marketing", from_marketing),
+                ("new_customers", new_customers),
+            ]),
+            raw,
         )
     }
 
     #[test]
     fn counts_30_of_120_new_customers_is_25() {
-        assert_eq!(sourced("30", "120", &[]).unwrap(), Value::Defined(d("25")));
+        assert_defined(sourced("30", "120", &[]), "25");
     }
 
     #[test]
     fn revenue_basis_accepts_amounts() {
         // 12 345.50 of 50 000 → 24.691
-        assert_eq!(
+        assert_defined(
             sourced(
                 "12345.50",
                 "50000",
-                &[("basis", "revenue"), ("precision", "3")]
-            )
-            .unwrap(),
-            Value::Defined(d("24.691"))
+                &[("basis", "revenue"), ("precision", "3")],
+            ),
+            "24.691",
         );
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 1 / 3 × 100 = 33.333… → 33.33
-        assert_eq!(sourced("1", "3", &[]).unwrap(), Value::Defined(d("33.33")));
+        assert_defined(sourced("1", "3", &[]), "33.33");
     }
 
     #[test]
     fn no_new_customer_is_undefined() {
-        assert_eq!(
-            sourced("0", "0", &[]).unwrap(),
-            Value::Undefined("no customers were acquired in the window (new_customers = 0)".into())
+        assert_undefined(
+            sourced("0", "0", &[]),
+            "no customers were acquired in the window (new_customers = 0)",
         );
-        assert_eq!(
-            sourced("0", "0", &[("basis", "revenue")]).unwrap(),
-            Value::Undefined(
-                "customers acquired in the window brought no revenue (new_customers = 0)".into()
-            )
+        assert_undefined(
+            sourced("0", "0", &[("basis", "revenue")]),
+            "customers acquired in the window brought no revenue (new_customers = 0)",
         );
     }
 
     #[test]
     fn more_from_marketing_than_new_customers_is_rejected() {
-        assert!(matches!(
-            sourced("11", "10", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "from_marketing"
-        ));
+        assert_invalid_input(sourced("11", "10", &[]), "from_marketing");
         assert!(matches!(
             sourced("100.01", "100", &[("basis", "revenue")]),
             Err(MetricError::InvalidInput { .. })

@@ -57,8 +57,7 @@ kpi_core::register_metric!(Arpa);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute, d, inputs_of, pairs, params, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
     use kpi_core::ComputeSpec;
 
     fn arpa(
@@ -66,50 +65,40 @@ mod tests {
         paying_customers: &str,
         raw_params: &[(&str, &str)],
     ) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("mrr", d(mrr))
-            .with("paying_customers", d(paying_customers));
-        evaluate(&Arpa, &inputs, &params(&DESCRIPTOR, raw_params))
+        evaluate_with(
+            &Arpa,
+            &inputs([("mrr", mrr), ("paying_customers", paying_customers)]),
+            raw_params,
+        )
     }
 
     #[test]
     fn mrr_10_000_over_50_customers_is_200() {
         // The revenue.mrr example read the other way: 10 000 of MRR from 50 customers.
-        assert_eq!(arpa("10000", "50", &[]).unwrap(), Value::Defined(d("200")));
+        assert_defined(arpa("10000", "50", &[]), "200");
     }
 
     #[test]
     fn rounds_to_precision() {
         // 1 000 / 3 = 333.333… → 333.33, or 333 at precision 0.
-        assert_eq!(arpa("1000", "3", &[]).unwrap(), Value::Defined(d("333.33")));
-        assert_eq!(
-            arpa("1000", "3", &[("precision", "0")]).unwrap(),
-            Value::Defined(d("333"))
-        );
+        assert_defined(arpa("1000", "3", &[]), "333.33");
+        assert_defined(arpa("1000", "3", &[("precision", "0")]), "333");
         // 1 000 / 6 = 166.666… → 166.67 (half away from zero).
-        assert_eq!(arpa("1000", "6", &[]).unwrap(), Value::Defined(d("166.67")));
+        assert_defined(arpa("1000", "6", &[]), "166.67");
     }
 
     #[test]
     fn no_paying_customer_is_undefined() {
-        assert_eq!(
-            arpa("0", "0", &[]).unwrap(),
-            Value::Undefined(
-                "no customer has an active subscription at the end (paying_customers = 0)".into()
-            )
+        assert_undefined(
+            arpa("0", "0", &[]),
+            "no customer has an active subscription at the end (paying_customers = 0)",
         );
     }
 
     #[test]
     fn fractional_or_negative_customers_are_rejected() {
-        assert!(matches!(
-            arpa("1000", "2.5", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "paying_customers"
-        ));
-        assert!(matches!(
-            arpa("-1000", "5", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "mrr"
-        ));
+        assert_invalid_input(arpa("1000", "2.5", &[]), "paying_customers");
+        assert_invalid_input(arpa("-1000", "5", &[]), "mrr");
     }
 
     #[test]
@@ -119,14 +108,14 @@ mod tests {
             (Measure::PayingCustomersAtEnd, "50"),
         ]);
         let rows = compute(
-            [&Arpa],
+            &[&Arpa],
             &ComputeSpec::new("revenue.arpa", Some(q1_2024())),
             &source,
         );
         assert_eq!(rows[0].value, Value::Defined(d("200")));
         assert_eq!(
-            inputs_of(&rows[0]),
-            pairs(&[("mrr", "10000"), ("paying_customers", "50")])
+            rows[0].inputs,
+            inputs([("mrr", "10000"), ("paying_customers", "50")])
         );
     }
 }

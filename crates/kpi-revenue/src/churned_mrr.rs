@@ -42,19 +42,17 @@ kpi_core::register_metric!(ChurnedMrr);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute, d, inputs_of, pairs, params, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
-    use kpi_core::{ComputeSpec, Decimal};
+    use kpi_core::testing::*;
+    use kpi_core::ComputeSpec;
 
     fn churned(value: &str, raw_params: &[(&str, &str)]) -> Result<Value, MetricError> {
-        let inputs = Inputs::new().with("churned_mrr", d(value));
-        evaluate(&ChurnedMrr, &inputs, &params(&DESCRIPTOR, raw_params))
+        evaluate_with(&ChurnedMrr, &inputs([("churned_mrr", value)]), raw_params)
     }
 
     #[test]
     fn value_is_the_mrr_of_ended_subscriptions() {
         // One subscription at 400 cancelled, one at 350 changed to 0 → 750.
-        assert_eq!(churned("750", &[]).unwrap(), Value::Defined(d("750")));
+        assert_defined(churned("750", &[]), "750");
     }
 
     #[test]
@@ -64,35 +62,29 @@ mod tests {
 
     #[test]
     fn rounds_to_precision() {
-        assert_eq!(churned("749.996", &[]).unwrap(), Value::Defined(d("750")));
-        assert_eq!(
-            churned("749.5", &[("precision", "0")]).unwrap(),
-            Value::Defined(d("750"))
-        );
+        assert_defined(churned("749.996", &[]), "750");
+        assert_defined(churned("749.5", &[("precision", "0")]), "750");
     }
 
     #[test]
     fn no_ended_subscription_is_zero_not_undefined() {
-        assert_eq!(churned("0", &[]).unwrap(), Value::Defined(Decimal::ZERO));
+        assert_defined(churned("0", &[]), "0");
     }
 
     #[test]
     fn negative_churn_is_rejected() {
-        assert!(matches!(
-            churned("-750", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "churned_mrr"
-        ));
+        assert_invalid_input(churned("-750", &[]), "churned_mrr");
     }
 
     #[test]
     fn reads_churned_mrr_from_the_store() {
         let source = FakeSource::new([(Measure::ChurnedMrr, "750")]);
         let rows = compute(
-            [&ChurnedMrr],
+            &[&ChurnedMrr],
             &ComputeSpec::new("revenue.churned_mrr", Some(q1_2024())),
             &source,
         );
         assert_eq!(rows[0].value, Value::Defined(d("750")));
-        assert_eq!(inputs_of(&rows[0]), pairs(&[("churned_mrr", "750")]));
+        assert_eq!(rows[0].inputs, inputs([("churned_mrr", "750")]));
     }
 }

@@ -43,19 +43,21 @@ kpi_core::register_metric!(ContractionMrr);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute, d, inputs_of, pairs, params, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
-    use kpi_core::{ComputeSpec, Decimal};
+    use kpi_core::testing::*;
+    use kpi_core::ComputeSpec;
 
     fn contraction(value: &str, raw_params: &[(&str, &str)]) -> Result<Value, MetricError> {
-        let inputs = Inputs::new().with("contraction_mrr", d(value));
-        evaluate(&ContractionMrr, &inputs, &params(&DESCRIPTOR, raw_params))
+        evaluate_with(
+            &ContractionMrr,
+            &inputs([("contraction_mrr", value)]),
+            raw_params,
+        )
     }
 
     #[test]
     fn value_is_the_sum_of_decreases() {
         // 300 → 200 (−100) and 900 → 750 (−150) → 250.
-        assert_eq!(contraction("250", &[]).unwrap(), Value::Defined(d("250")));
+        assert_defined(contraction("250", &[]), "250");
     }
 
     #[test]
@@ -65,37 +67,28 @@ mod tests {
 
     #[test]
     fn rounds_to_precision() {
-        assert_eq!(
-            contraction("0.125", &[]).unwrap(),
-            Value::Defined(d("0.13"))
-        );
+        assert_defined(contraction("0.125", &[]), "0.13");
     }
 
     #[test]
     fn no_decrease_is_zero_not_undefined() {
-        assert_eq!(
-            contraction("0", &[]).unwrap(),
-            Value::Defined(Decimal::ZERO)
-        );
+        assert_defined(contraction("0", &[]), "0");
     }
 
     #[test]
     fn negative_contraction_is_rejected() {
-        assert!(matches!(
-            contraction("-5", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "contraction_mrr"
-        ));
+        assert_invalid_input(contraction("-5", &[]), "contraction_mrr");
     }
 
     #[test]
     fn reads_contraction_mrr_from_the_store() {
         let source = FakeSource::new([(Measure::ContractionMrr, "250")]);
         let rows = compute(
-            [&ContractionMrr],
+            &[&ContractionMrr],
             &ComputeSpec::new("revenue.contraction_mrr", Some(q1_2024())),
             &source,
         );
         assert_eq!(rows[0].value, Value::Defined(d("250")));
-        assert_eq!(inputs_of(&rows[0]), pairs(&[("contraction_mrr", "250")]));
+        assert_eq!(rows[0].inputs, inputs([("contraction_mrr", "250")]));
     }
 }

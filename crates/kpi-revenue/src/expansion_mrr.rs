@@ -43,55 +43,48 @@ kpi_core::register_metric!(ExpansionMrr);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute, d, inputs_of, pairs, params, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
-    use kpi_core::{ComputeSpec, Decimal};
+    use kpi_core::testing::*;
+    use kpi_core::ComputeSpec;
 
     fn expansion(value: &str, raw_params: &[(&str, &str)]) -> Result<Value, MetricError> {
-        let inputs = Inputs::new().with("expansion_mrr", d(value));
-        evaluate(&ExpansionMrr, &inputs, &params(&DESCRIPTOR, raw_params))
+        evaluate_with(
+            &ExpansionMrr,
+            &inputs([("expansion_mrr", value)]),
+            raw_params,
+        )
     }
 
     #[test]
     fn value_is_the_sum_of_increases() {
         // 200 → 300 (+100) and 500 → 900 (+400) → 500.
-        assert_eq!(expansion("500", &[]).unwrap(), Value::Defined(d("500")));
+        assert_defined(expansion("500", &[]), "500");
     }
 
     #[test]
     fn rounds_to_precision() {
-        assert_eq!(
-            expansion("12.345", &[]).unwrap(),
-            Value::Defined(d("12.35"))
-        );
-        assert_eq!(
-            expansion("12.345", &[("precision", "0")]).unwrap(),
-            Value::Defined(d("12"))
-        );
+        assert_defined(expansion("12.345", &[]), "12.35");
+        assert_defined(expansion("12.345", &[("precision", "0")]), "12");
     }
 
     #[test]
     fn no_increase_is_zero_not_undefined() {
-        assert_eq!(expansion("0", &[]).unwrap(), Value::Defined(Decimal::ZERO));
+        assert_defined(expansion("0", &[]), "0");
     }
 
     #[test]
     fn negative_expansion_is_rejected() {
-        assert!(matches!(
-            expansion("-0.01", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "expansion_mrr"
-        ));
+        assert_invalid_input(expansion("-0.01", &[]), "expansion_mrr");
     }
 
     #[test]
     fn reads_expansion_mrr_from_the_store() {
         let source = FakeSource::new([(Measure::ExpansionMrr, "500")]);
         let rows = compute(
-            [&ExpansionMrr],
+            &[&ExpansionMrr],
             &ComputeSpec::new("revenue.expansion_mrr", Some(q1_2024())),
             &source,
         );
         assert_eq!(rows[0].value, Value::Defined(d("500")));
-        assert_eq!(inputs_of(&rows[0]), pairs(&[("expansion_mrr", "500")]));
+        assert_eq!(rows[0].inputs, inputs([("expansion_mrr", "500")]));
     }
 }

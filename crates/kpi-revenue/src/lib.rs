@@ -36,107 +36,9 @@ use kpi_core::Dimension;
 const REVENUE_DIMENSIONS: &[Dimension] = &[Dimension::Owner, Dimension::Source, Dimension::Segment];
 
 #[cfg(test)]
-mod test_support {
-    //! Shared test helpers: a [`FakeSource`] answering measures from a map, decimals,
-    //! windows, params, and a one-call compute through a registry.
-
-    use std::collections::{BTreeMap, HashMap};
-    use std::str::FromStr;
-
-    use kpi_core::{
-        ComputeSpec, DataSource, Decimal, Dimension, Measure, Metric, MetricDescriptor,
-        MetricError, Params, Registry, Row, Scope, Window,
-    };
-
-    /// A data source answering each measure from a fixed map, for every scope. A measure
-    /// that is not in the map is a store error, so a test fails when a metric reads a
-    /// measure it should not.
-    pub(crate) struct FakeSource(pub(crate) HashMap<Measure, Decimal>);
-
-    impl FakeSource {
-        /// A source with these measures.
-        pub(crate) fn new<const N: usize>(measures: [(Measure, &str); N]) -> Self {
-            Self(measures.into_iter().map(|(m, v)| (m, d(v))).collect())
-        }
-    }
-
-    impl DataSource for FakeSource {
-        fn measure(&self, measure: Measure, _scope: &Scope) -> Result<Decimal, MetricError> {
-            self.0
-                .get(&measure)
-                .copied()
-                .ok_or_else(|| MetricError::Store(format!("fake source has no {measure:?}")))
-        }
-
-        fn group_values(
-            &self,
-            _dimension: Dimension,
-            _scope: &Scope,
-        ) -> Result<Vec<String>, MetricError> {
-            Ok(Vec::new())
-        }
-    }
-
-    /// A decimal from its text.
-    pub(crate) fn d(text: &str) -> Decimal {
-        Decimal::from_str(text).expect("test decimal")
-    }
-
-    /// The window `[start, end)` from RFC 3339 instants.
-    pub(crate) fn window(start: &str, end: &str) -> Window {
-        Window::new(
-            start.parse().expect("test start"),
-            end.parse().expect("test end"),
-        )
-        .expect("test window")
-    }
-
-    /// The first quarter of 2024: months(W) = 3.
-    pub(crate) fn q1_2024() -> Window {
-        window("2024-01-01T00:00:00Z", "2024-04-01T00:00:00Z")
-    }
-
-    /// Validated params of `descriptor` from name/value pairs (defaults filled in).
-    pub(crate) fn params(descriptor: &MetricDescriptor, raw: &[(&str, &str)]) -> Params {
-        let raw: BTreeMap<String, String> = raw
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Params::parse(descriptor, &raw).expect("test params")
-    }
-
-    /// Computes `spec` through a registry of `metrics` over `source`.
-    pub(crate) fn compute<const N: usize>(
-        metrics: [&'static dyn Metric; N],
-        spec: &ComputeSpec,
-        source: &FakeSource,
-    ) -> Vec<Row> {
-        Registry::from_metrics(metrics)
-            .expect("test registry")
-            .compute(spec, Some(source))
-            .expect("compute")
-    }
-
-    /// The (name, value) pairs of a row's inputs.
-    pub(crate) fn inputs_of(row: &Row) -> Vec<(String, Decimal)> {
-        row.inputs.iter().map(|(k, v)| (k.to_owned(), v)).collect()
-    }
-
-    /// Owned (name, value) pairs from text, in name order as `Inputs` iterates.
-    pub(crate) fn pairs(expected: &[(&str, &str)]) -> Vec<(String, Decimal)> {
-        let mut out: Vec<(String, Decimal)> = expected
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), d(v)))
-            .collect();
-        out.sort();
-        out
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::test_support::{compute, d, inputs_of, pairs, q1_2024, FakeSource};
     use super::*;
+    use kpi_core::testing::*;
     use kpi_core::{ComputeError, ComputeSpec, Dimension, InputSource, Measure, Metric, Value};
 
     /// Every `revenue.*` id of METRICS.md.
@@ -252,19 +154,19 @@ mod tests {
         ]);
         let mut spec = ComputeSpec::new("revenue.arpa", Some(q1_2024()));
         spec.inputs.insert("paying_customers".into(), "40".into());
-        let rows = compute([&Arpa], &spec, &source);
+        let rows = compute(&[&Arpa], &spec, &source);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].value, Value::Defined(d("250")));
         assert_eq!(
-            inputs_of(&rows[0]),
-            pairs(&[("mrr", "10000"), ("paying_customers", "40")])
+            rows[0].inputs,
+            inputs([("mrr", "10000"), ("paying_customers", "40")])
         );
 
         let mut spec = ComputeSpec::new("revenue.mrr", Some(q1_2024()));
         spec.inputs.insert("mrr".into(), "5000".into());
-        let rows = compute([&Mrr], &spec, &source);
+        let rows = compute(&[&Mrr], &spec, &source);
         assert_eq!(rows[0].value, Value::Defined(d("5000")));
-        assert_eq!(inputs_of(&rows[0]), pairs(&[("mrr", "5000")]));
+        assert_eq!(rows[0].inputs, inputs([("mrr", "5000")]));
     }
 
     #[test]

@@ -43,13 +43,11 @@ kpi_core::register_metric!(Mrr);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute, d, inputs_of, pairs, params, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
     use kpi_core::{ComputeSpec, Decimal, Granularity};
 
     fn mrr(value: &str, raw_params: &[(&str, &str)]) -> Result<Value, MetricError> {
-        let inputs = Inputs::new().with("mrr", d(value));
-        evaluate(&Mrr, &inputs, &params(&DESCRIPTOR, raw_params))
+        evaluate_with(&Mrr, &inputs([("mrr", value)]), raw_params)
     }
 
     #[test]
@@ -57,43 +55,37 @@ mod tests {
         // 50 customers × 200 a month each = 10 000 of MRR.
         let total = Decimal::from(50) * Decimal::from(200);
         assert_eq!(total, d("10000"));
-        assert_eq!(mrr("10000", &[]).unwrap(), Value::Defined(d("10000")));
+        assert_defined(mrr("10000", &[]), "10000");
     }
 
     #[test]
     fn rounds_to_precision() {
-        assert_eq!(mrr("1234.565", &[]).unwrap(), Value::Defined(d("1234.57")));
-        assert_eq!(
-            mrr("1234.5", &[("precision", "0")]).unwrap(),
-            Value::Defined(d("1235"))
-        );
+        assert_defined(mrr("1234.565", &[]), "1234.57");
+        assert_defined(mrr("1234.5", &[("precision", "0")]), "1235");
     }
 
     #[test]
     fn no_subscription_is_zero_not_undefined() {
         // A sum has no denominator: no active subscription is an MRR of 0.
-        assert_eq!(mrr("0", &[]).unwrap(), Value::Defined(Decimal::ZERO));
+        assert_defined(mrr("0", &[]), "0");
     }
 
     #[test]
     fn negative_mrr_is_rejected() {
-        assert!(matches!(
-            mrr("-1", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "mrr"
-        ));
+        assert_invalid_input(mrr("-1", &[]), "mrr");
     }
 
     #[test]
     fn reads_mrr_at_end_from_the_store() {
         let source = FakeSource::new([(Measure::MrrAtEnd, "10000")]);
         let rows = compute(
-            [&Mrr],
+            &[&Mrr],
             &ComputeSpec::new("revenue.mrr", Some(q1_2024())),
             &source,
         );
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].value, Value::Defined(d("10000")));
-        assert_eq!(inputs_of(&rows[0]), pairs(&[("mrr", "10000")]));
+        assert_eq!(rows[0].inputs, inputs([("mrr", "10000")]));
     }
 
     #[test]
@@ -101,7 +93,7 @@ mod tests {
         let source = FakeSource::new([(Measure::MrrAtEnd, "10000")]);
         let mut spec = ComputeSpec::new("revenue.mrr", Some(q1_2024()));
         spec.granularity = Some(Granularity::Month);
-        let rows = compute([&Mrr], &spec, &source);
+        let rows = compute(&[&Mrr], &spec, &source);
         assert_eq!(rows.len(), 3, "January, February, March");
         assert!(rows.iter().all(|r| r.value == Value::Defined(d("10000"))));
     }

@@ -70,8 +70,7 @@ kpi_core::register_metric!(MrrChurnRate);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute, d, inputs_of, pairs, params, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
     use kpi_core::{ComputeSpec, Decimal};
 
     fn churn_rate(
@@ -80,77 +79,55 @@ mod tests {
         mrr_at_start: &str,
         raw_params: &[(&str, &str)],
     ) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("churned_mrr", d(churned_mrr))
-            .with("contraction_mrr", d(contraction_mrr))
-            .with("mrr_at_start", d(mrr_at_start));
-        evaluate(&MrrChurnRate, &inputs, &params(&DESCRIPTOR, raw_params))
+        evaluate_with(
+            &MrrChurnRate,
+            &inputs([
+                ("churned_mrr", churned_mrr),
+                ("contraction_mrr", contraction_mrr),
+                ("mrr_at_start", mrr_at_start),
+            ]),
+            raw_params,
+        )
     }
 
     #[test]
     fn churned_300_contracted_200_of_10_000_is_5() {
         // (300 + 200) / 10 000 × 100 = 5.
-        assert_eq!(
-            churn_rate("300", "200", "10000", &[]).unwrap(),
-            Value::Defined(d("5"))
-        );
+        assert_defined(churn_rate("300", "200", "10000", &[]), "5");
     }
 
     #[test]
     fn can_exceed_100_when_mrr_expanded_then_churned() {
         // 1 000 at start, expanded to 3 000, then cancelled: 3 000 / 1 000 × 100 = 300.
-        assert_eq!(
-            churn_rate("3000", "0", "1000", &[]).unwrap(),
-            Value::Defined(d("300"))
-        );
+        assert_defined(churn_rate("3000", "0", "1000", &[]), "300");
     }
 
     #[test]
     fn nothing_lost_is_zero() {
-        assert_eq!(
-            churn_rate("0", "0", "10000", &[]).unwrap(),
-            Value::Defined(Decimal::ZERO)
-        );
+        assert_defined(churn_rate("0", "0", "10000", &[]), "0");
     }
 
     #[test]
     fn rounds_to_precision() {
         // 100 / 3 000 × 100 = 3.333… → 3.33; 3.3 at precision 1.
-        assert_eq!(
-            churn_rate("100", "0", "3000", &[]).unwrap(),
-            Value::Defined(d("3.33"))
-        );
-        assert_eq!(
-            churn_rate("100", "0", "3000", &[("precision", "1")]).unwrap(),
-            Value::Defined(d("3.3"))
-        );
+        assert_defined(churn_rate("100", "0", "3000", &[]), "3.33");
+        assert_defined(churn_rate("100", "0", "3000", &[("precision", "1")]), "3.3");
         // 200 / 3 000 × 100 = 6.666… → 6.67.
-        assert_eq!(
-            churn_rate("150", "50", "3000", &[]).unwrap(),
-            Value::Defined(d("6.67"))
-        );
+        assert_defined(churn_rate("150", "50", "3000", &[]), "6.67");
     }
 
     #[test]
     fn no_mrr_at_start_is_undefined() {
-        assert_eq!(
-            churn_rate("500", "0", "0", &[]).unwrap(),
-            Value::Undefined(
-                "there was no MRR at the start of the window (mrr_at_start = 0)".into()
-            )
+        assert_undefined(
+            churn_rate("500", "0", "0", &[]),
+            "there was no MRR at the start of the window (mrr_at_start = 0)",
         );
     }
 
     #[test]
     fn negative_amounts_are_rejected() {
-        assert!(matches!(
-            churn_rate("-1", "0", "1000", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "churned_mrr"
-        ));
-        assert!(matches!(
-            churn_rate("0", "0", "-1000", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "mrr_at_start"
-        ));
+        assert_invalid_input(churn_rate("-1", "0", "1000", &[]), "churned_mrr");
+        assert_invalid_input(churn_rate("0", "0", "-1000", &[]), "mrr_at_start");
     }
 
     #[test]
@@ -170,14 +147,14 @@ mod tests {
             (Measure::MrrAtStart, "10000"),
         ]);
         let rows = compute(
-            [&MrrChurnRate],
+            &[&MrrChurnRate],
             &ComputeSpec::new("revenue.mrr_churn_rate", Some(q1_2024())),
             &source,
         );
         assert_eq!(rows[0].value, Value::Defined(d("5")));
         assert_eq!(
-            inputs_of(&rows[0]),
-            pairs(&[
+            rows[0].inputs,
+            inputs([
                 ("churned_mrr", "300"),
                 ("contraction_mrr", "200"),
                 ("mrr_at_start", "10000"),

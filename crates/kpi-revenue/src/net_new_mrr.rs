@@ -77,8 +77,7 @@ kpi_core::register_metric!(NetNewMrr);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute, d, inputs_of, pairs, params, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
     use kpi_core::{ComputeSpec, Decimal};
 
     fn net_new(
@@ -88,63 +87,49 @@ mod tests {
         churned_mrr: &str,
         raw_params: &[(&str, &str)],
     ) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("new_mrr", d(new_mrr))
-            .with("expansion_mrr", d(expansion_mrr))
-            .with("contraction_mrr", d(contraction_mrr))
-            .with("churned_mrr", d(churned_mrr));
-        evaluate(&NetNewMrr, &inputs, &params(&DESCRIPTOR, raw_params))
+        evaluate_with(
+            &NetNewMrr,
+            &inputs([
+                ("new_mrr", new_mrr),
+                ("expansion_mrr", expansion_mrr),
+                ("contraction_mrr", contraction_mrr),
+                ("churned_mrr", churned_mrr),
+            ]),
+            raw_params,
+        )
     }
 
     #[test]
     fn growth_is_new_plus_expansion_minus_contraction_and_churn() {
         // 5 000 + 2 000 − 500 − 1 500 = 5 000.
-        assert_eq!(
-            net_new("5000", "2000", "500", "1500", &[]).unwrap(),
-            Value::Defined(d("5000"))
-        );
+        assert_defined(net_new("5000", "2000", "500", "1500", &[]), "5000");
     }
 
     #[test]
     fn may_be_negative() {
         // 1 000 + 0 − 1 000 − 2 000 = −2 000.
-        assert_eq!(
-            net_new("1000", "0", "1000", "2000", &[]).unwrap(),
-            Value::Defined(d("-2000"))
-        );
+        assert_defined(net_new("1000", "0", "1000", "2000", &[]), "-2000");
     }
 
     #[test]
     fn no_movement_is_zero_not_undefined() {
-        assert_eq!(
-            net_new("0", "0", "0", "0", &[]).unwrap(),
-            Value::Defined(Decimal::ZERO)
-        );
+        assert_defined(net_new("0", "0", "0", "0", &[]), "0");
     }
 
     #[test]
     fn rounds_half_away_from_zero_on_both_sides() {
-        assert_eq!(
-            net_new("0.005", "0", "0", "0", &[]).unwrap(),
-            Value::Defined(d("0.01"))
-        );
-        assert_eq!(
-            net_new("0", "0", "0.005", "0", &[]).unwrap(),
-            Value::Defined(d("-0.01"))
-        );
-        assert_eq!(
-            net_new("100.5", "0", "0", "0", &[("precision", "0")]).unwrap(),
-            Value::Defined(d("101"))
+        assert_defined(net_new("0.005", "0", "0", "0", &[]), "0.01");
+        assert_defined(net_new("0", "0", "0.005", "0", &[]), "-0.01");
+        assert_defined(
+            net_new("100.5", "0", "0", "0", &[("precision", "0")]),
+            "101",
         );
     }
 
     #[test]
     fn negative_movement_is_rejected() {
         // A movement is a sum of amounts; a decrease is given as a positive contraction.
-        assert!(matches!(
-            net_new("0", "0", "-500", "0", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "contraction_mrr"
-        ));
+        assert_invalid_input(net_new("0", "0", "-500", "0", &[]), "contraction_mrr");
     }
 
     #[test]
@@ -169,14 +154,14 @@ mod tests {
             (Measure::ChurnedMrr, "1500"),
         ]);
         let rows = compute(
-            [&NetNewMrr],
+            &[&NetNewMrr],
             &ComputeSpec::new("revenue.net_new_mrr", Some(q1_2024())),
             &source,
         );
         assert_eq!(rows[0].value, Value::Defined(d("5000")));
         assert_eq!(
-            inputs_of(&rows[0]),
-            pairs(&[
+            rows[0].inputs,
+            inputs([
                 ("new_mrr", "5000"),
                 ("expansion_mrr", "2000"),
                 ("contraction_mrr", "500"),

@@ -43,62 +43,48 @@ kpi_core::register_metric!(NewCustomerRevenue);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute, d, inputs_of, pairs, params, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
-    use kpi_core::{ComputeSpec, Decimal};
+    use kpi_core::testing::*;
+    use kpi_core::ComputeSpec;
 
     fn revenue(value: &str, raw_params: &[(&str, &str)]) -> Result<Value, MetricError> {
-        let inputs = Inputs::new().with("new_customer_revenue", d(value));
-        evaluate(
+        evaluate_with(
             &NewCustomerRevenue,
-            &inputs,
-            &params(&DESCRIPTOR, raw_params),
+            &inputs([("new_customer_revenue", value)]),
+            raw_params,
         )
     }
 
     #[test]
     fn value_is_the_new_customers_revenue() {
         // A won deal of 12 000 and two purchases of 1 500 by customers acquired in W → 15 000.
-        assert_eq!(revenue("15000", &[]).unwrap(), Value::Defined(d("15000")));
+        assert_defined(revenue("15000", &[]), "15000");
     }
 
     #[test]
     fn rounds_to_precision() {
-        assert_eq!(
-            revenue("15000.005", &[]).unwrap(),
-            Value::Defined(d("15000.01"))
-        );
-        assert_eq!(
-            revenue("15000.5", &[("precision", "0")]).unwrap(),
-            Value::Defined(d("15001"))
-        );
+        assert_defined(revenue("15000.005", &[]), "15000.01");
+        assert_defined(revenue("15000.5", &[("precision", "0")]), "15001");
     }
 
     #[test]
     fn no_new_customer_is_zero_not_undefined() {
-        assert_eq!(revenue("0", &[]).unwrap(), Value::Defined(Decimal::ZERO));
+        assert_defined(revenue("0", &[]), "0");
     }
 
     #[test]
     fn negative_revenue_is_rejected() {
-        assert!(matches!(
-            revenue("-1", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "new_customer_revenue"
-        ));
+        assert_invalid_input(revenue("-1", &[]), "new_customer_revenue");
     }
 
     #[test]
     fn reads_new_customer_revenue_from_the_store() {
         let source = FakeSource::new([(Measure::NewCustomerRevenue, "15000")]);
         let rows = compute(
-            [&NewCustomerRevenue],
+            &[&NewCustomerRevenue],
             &ComputeSpec::new("revenue.new_customer_revenue", Some(q1_2024())),
             &source,
         );
         assert_eq!(rows[0].value, Value::Defined(d("15000")));
-        assert_eq!(
-            inputs_of(&rows[0]),
-            pairs(&[("new_customer_revenue", "15000")])
-        );
+        assert_eq!(rows[0].inputs, inputs([("new_customer_revenue", "15000")]));
     }
 }

@@ -43,52 +43,44 @@ kpi_core::register_metric!(NewMrr);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute, d, inputs_of, pairs, params, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
-    use kpi_core::{ComputeSpec, Decimal};
+    use kpi_core::testing::*;
+    use kpi_core::ComputeSpec;
 
     fn new_mrr(value: &str, raw_params: &[(&str, &str)]) -> Result<Value, MetricError> {
-        let inputs = Inputs::new().with("new_mrr", d(value));
-        evaluate(&NewMrr, &inputs, &params(&DESCRIPTOR, raw_params))
+        evaluate_with(&NewMrr, &inputs([("new_mrr", value)]), raw_params)
     }
 
     #[test]
     fn value_is_the_new_mrr() {
         // 3 new subscribers starting at 100, 250 and 650 → 1 000.
-        assert_eq!(new_mrr("1000", &[]).unwrap(), Value::Defined(d("1000")));
+        assert_defined(new_mrr("1000", &[]), "1000");
     }
 
     #[test]
     fn rounds_to_precision() {
-        assert_eq!(new_mrr("99.995", &[]).unwrap(), Value::Defined(d("100")));
-        assert_eq!(
-            new_mrr("99.95", &[("precision", "1")]).unwrap(),
-            Value::Defined(d("100"))
-        );
+        assert_defined(new_mrr("99.995", &[]), "100");
+        assert_defined(new_mrr("99.95", &[("precision", "1")]), "100");
     }
 
     #[test]
     fn no_new_subscriber_is_zero_not_undefined() {
-        assert_eq!(new_mrr("0", &[]).unwrap(), Value::Defined(Decimal::ZERO));
+        assert_defined(new_mrr("0", &[]), "0");
     }
 
     #[test]
     fn negative_new_mrr_is_rejected() {
-        assert!(matches!(
-            new_mrr("-100", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "new_mrr"
-        ));
+        assert_invalid_input(new_mrr("-100", &[]), "new_mrr");
     }
 
     #[test]
     fn reads_new_mrr_from_the_store() {
         let source = FakeSource::new([(Measure::NewMrr, "1000")]);
         let rows = compute(
-            [&NewMrr],
+            &[&NewMrr],
             &ComputeSpec::new("revenue.new_mrr", Some(q1_2024())),
             &source,
         );
         assert_eq!(rows[0].value, Value::Defined(d("1000")));
-        assert_eq!(inputs_of(&rows[0]), pairs(&[("new_mrr", "1000")]));
+        assert_eq!(rows[0].inputs, inputs([("new_mrr", "1000")]));
     }
 }

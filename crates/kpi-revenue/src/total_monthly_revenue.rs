@@ -79,8 +79,7 @@ kpi_core::register_metric!(TotalMonthlyRevenue);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute, d, inputs_of, pairs, params, q1_2024, window, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
     use kpi_core::{ComputeSpec, Decimal, Granularity};
 
     fn total(
@@ -89,14 +88,14 @@ mod tests {
         months: &str,
         raw_params: &[(&str, &str)],
     ) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("mrr", d(mrr))
-            .with("non_recurring", d(non_recurring))
-            .with("months", d(months));
-        evaluate(
+        evaluate_with(
             &TotalMonthlyRevenue,
-            &inputs,
-            &params(&DESCRIPTOR, raw_params),
+            &inputs([
+                ("mrr", mrr),
+                ("non_recurring", non_recurring),
+                ("months", months),
+            ]),
+            raw_params,
         )
     }
 
@@ -110,45 +109,28 @@ mod tests {
     #[test]
     fn worked_example_mrr_10_000_and_6_000_one_time_over_3_months_is_12_000() {
         // 10 000 + 6 000 / 3 = 10 000 + 2 000 = 12 000.
-        assert_eq!(
-            total("10000", "6000", "3", &[]).unwrap(),
-            Value::Defined(d("12000"))
-        );
+        assert_defined(total("10000", "6000", "3", &[]), "12000");
     }
 
     #[test]
     fn rounds_to_precision() {
         // 10 000 + 1 000 / 3 = 10 333.333… → 10 333.33, or 10 333 at precision 0.
-        assert_eq!(
-            total("10000", "1000", "3", &[]).unwrap(),
-            Value::Defined(d("10333.33"))
-        );
-        assert_eq!(
-            total("10000", "1000", "3", &[("precision", "0")]).unwrap(),
-            Value::Defined(d("10333"))
-        );
+        assert_defined(total("10000", "1000", "3", &[]), "10333.33");
+        assert_defined(total("10000", "1000", "3", &[("precision", "0")]), "10333");
     }
 
     #[test]
     fn empty_window_is_undefined() {
-        assert_eq!(
-            total("10000", "0", "0", &[]).unwrap(),
-            Value::Undefined(
-                "the window is empty (months = 0), so one-time revenue has no monthly share".into()
-            )
+        assert_undefined(
+            total("10000", "0", "0", &[]),
+            "the window is empty (months = 0), so one-time revenue has no monthly share",
         );
     }
 
     #[test]
     fn negative_inputs_are_rejected() {
-        assert!(matches!(
-            total("10000", "6000", "-3", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "months"
-        ));
-        assert!(matches!(
-            total("10000", "-6000", "3", &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "non_recurring"
-        ));
+        assert_invalid_input(total("10000", "6000", "-3", &[]), "months");
+        assert_invalid_input(total("10000", "-6000", "3", &[]), "non_recurring");
     }
 
     #[test]
@@ -167,15 +149,15 @@ mod tests {
     #[test]
     fn reads_mrr_purchases_and_the_windows_months_from_the_store() {
         let rows = compute(
-            [&TotalMonthlyRevenue],
+            &[&TotalMonthlyRevenue],
             &ComputeSpec::new("revenue.total_monthly_revenue", Some(q1_2024())),
             &source(),
         );
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].value, Value::Defined(d("12000")));
         assert_eq!(
-            inputs_of(&rows[0]),
-            pairs(&[("mrr", "10000"), ("non_recurring", "6000"), ("months", "3")])
+            rows[0].inputs,
+            inputs([("mrr", "10000"), ("non_recurring", "6000"), ("months", "3")])
         );
     }
 
@@ -184,7 +166,7 @@ mod tests {
         // 1–31 January is 30 days: months = 30 × 12 / 365 = 72 / 73.
         let w = window("2024-01-01T00:00:00Z", "2024-01-31T00:00:00Z");
         let rows = compute(
-            [&TotalMonthlyRevenue],
+            &[&TotalMonthlyRevenue],
             &ComputeSpec::new("revenue.total_monthly_revenue", Some(w)),
             &source(),
         );
@@ -198,7 +180,7 @@ mod tests {
     fn each_monthly_bucket_spreads_over_one_month() {
         let mut spec = ComputeSpec::new("revenue.total_monthly_revenue", Some(q1_2024()));
         spec.granularity = Some(Granularity::Month);
-        let rows = compute([&TotalMonthlyRevenue], &spec, &source());
+        let rows = compute(&[&TotalMonthlyRevenue], &spec, &source());
         assert_eq!(rows.len(), 3);
         for row in &rows {
             assert_eq!(row.inputs.try_get("months"), Some(Decimal::ONE));
@@ -211,12 +193,12 @@ mod tests {
     fn explicit_months_override_the_window() {
         let mut spec = ComputeSpec::new("revenue.total_monthly_revenue", Some(q1_2024()));
         spec.inputs.insert("months".into(), "6".into());
-        let rows = compute([&TotalMonthlyRevenue], &spec, &source());
+        let rows = compute(&[&TotalMonthlyRevenue], &spec, &source());
         // 10 000 + 6 000 / 6 = 11 000.
         assert_eq!(rows[0].value, Value::Defined(d("11000")));
         assert_eq!(
-            inputs_of(&rows[0]),
-            pairs(&[("mrr", "10000"), ("non_recurring", "6000"), ("months", "6")])
+            rows[0].inputs,
+            inputs([("mrr", "10000"), ("non_recurring", "6000"), ("months", "6")])
         );
     }
 }

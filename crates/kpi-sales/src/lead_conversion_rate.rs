@@ -56,103 +56,66 @@ kpi_core::register_metric!(LeadConversionRate);
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashMap};
-
     use super::*;
-    use crate::test_support::{d, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
-    use kpi_core::{ComputeSpec, Registry};
+    use kpi_core::testing::*;
 
     fn lead_conversion_rate(converted: &str, leads: &str) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("converted", d(converted))
-            .with("leads", d(leads));
-        evaluate(&LeadConversionRate, &inputs, &Params::default())
+        evaluate_with(
+            &LeadConversionRate,
+            &inputs([("converted", converted), ("leads", leads)]),
+            &[],
+        )
     }
 
     #[test]
     fn worked_example_30_of_100_leads_is_30() {
-        assert_eq!(
-            lead_conversion_rate("30", "100").unwrap(),
-            Value::Defined(d("30"))
-        );
+        assert_defined(lead_conversion_rate("30", "100"), "30");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 2 / 3 × 100 = 66.666… → 66.67; 1 / 8 × 100 = 12.5
-        assert_eq!(
-            lead_conversion_rate("2", "3").unwrap(),
-            Value::Defined(d("66.67"))
-        );
-        assert_eq!(
-            lead_conversion_rate("1", "8").unwrap(),
-            Value::Defined(d("12.5"))
-        );
+        assert_defined(lead_conversion_rate("2", "3"), "66.67");
+        assert_defined(lead_conversion_rate("1", "8"), "12.5");
     }
 
     #[test]
     fn precision_param_sets_the_places() {
-        let params = Params::parse(
-            &DESCRIPTOR,
-            &BTreeMap::from([("precision".to_owned(), "0".to_owned())]),
-        )
-        .unwrap();
-        let inputs = Inputs::new()
-            .with("converted", d("1"))
-            .with("leads", d("8"));
         // 12.5 → 13 (half away from zero)
-        assert_eq!(
-            evaluate(&LeadConversionRate, &inputs, &params).unwrap(),
-            Value::Defined(d("13"))
+        let given = inputs([("converted", "1"), ("leads", "8")]);
+        assert_defined(
+            evaluate_with(&LeadConversionRate, &given, &[("precision", "0")]),
+            "13",
         );
     }
 
     #[test]
     fn no_leads_is_undefined() {
-        assert_eq!(
-            lead_conversion_rate("0", "0").unwrap(),
-            Value::Undefined("no leads were created in the window (leads = 0)".into())
+        assert_undefined(
+            lead_conversion_rate("0", "0"),
+            "no leads were created in the window (leads = 0)",
         );
     }
 
     #[test]
     fn more_converted_than_leads_is_invalid() {
-        assert!(matches!(
-            lead_conversion_rate("31", "30"),
-            Err(MetricError::InvalidInput { input, .. }) if input == "converted"
-        ));
-        assert!(matches!(
-            lead_conversion_rate("1", "0"),
-            Err(MetricError::InvalidInput { input, .. }) if input == "converted"
-        ));
-        assert_eq!(
-            lead_conversion_rate("30", "30").unwrap(),
-            Value::Defined(d("100"))
-        );
+        assert_invalid_input(lead_conversion_rate("31", "30"), "converted");
+        assert_invalid_input(lead_conversion_rate("1", "0"), "converted");
+        assert_defined(lead_conversion_rate("30", "30"), "100");
     }
 
     #[test]
     fn stored_leads_feed_the_inputs() {
-        let fake = FakeSource::new(HashMap::from([
-            (Measure::LeadsCreated, d("100")),
-            (Measure::LeadsConverted, d("30")),
-        ]));
-        let registry =
-            Registry::from_metrics([&LeadConversionRate as &'static dyn Metric]).unwrap();
-        let rows = registry
-            .compute(
-                &ComputeSpec::new("sales.lead_conversion_rate", Some(q1_2024())),
-                Some(&fake),
-            )
-            .unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(
-            rows[0].inputs,
-            Inputs::new()
-                .with("converted", d("30"))
-                .with("leads", d("100"))
+        let fake = FakeSource::new([
+            (Measure::LeadsCreated, "100"),
+            (Measure::LeadsConverted, "30"),
+        ]);
+        let row = compute_one(
+            &[&LeadConversionRate],
+            &spec("sales.lead_conversion_rate", q1_2024(), &[], &[]),
+            &fake,
         );
-        assert_eq!(rows[0].value, Value::Defined(d("30")));
+        assert_eq!(row.inputs, inputs([("converted", "30"), ("leads", "100")]));
+        assert_eq!(row.value, Value::Defined(d("30")));
     }
 }

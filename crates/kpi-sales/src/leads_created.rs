@@ -40,25 +40,18 @@ kpi_core::register_metric!(LeadsCreated);
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-    use crate::test_support::{d, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
-    use kpi_core::{ComputeSpec, Dimension, Registry};
+    use kpi_core::testing::*;
+    use kpi_core::Dimension;
 
     fn leads_created(leads: &str) -> Result<Value, MetricError> {
-        evaluate(
-            &LeadsCreated,
-            &Inputs::new().with("leads", d(leads)),
-            &Params::default(),
-        )
+        evaluate_with(&LeadsCreated, &inputs([("leads", leads)]), &[])
     }
 
     #[test]
     fn is_the_lead_count() {
-        assert_eq!(leads_created("100").unwrap(), Value::Defined(d("100")));
-        assert_eq!(leads_created("0").unwrap(), Value::Defined(d("0")));
+        assert_defined(leads_created("100"), "100");
+        assert_defined(leads_created("0"), "0");
     }
 
     #[test]
@@ -76,34 +69,25 @@ mod tests {
 
     #[test]
     fn negative_or_fractional_counts_are_invalid() {
-        assert!(matches!(
-            leads_created("-1"),
-            Err(MetricError::InvalidInput { input, .. }) if input == "leads"
-        ));
-        assert!(matches!(
-            leads_created("2.5"),
-            Err(MetricError::InvalidInput { input, .. }) if input == "leads"
-        ));
+        assert_invalid_input(leads_created("-1"), "leads");
+        assert_invalid_input(leads_created("2.5"), "leads");
     }
 
     #[test]
     fn stored_leads_feed_the_input() {
-        let fake = FakeSource::new(HashMap::from([(Measure::LeadsCreated, d("100"))]));
-        let registry = Registry::from_metrics([&LeadsCreated as &'static dyn Metric]).unwrap();
-        let rows = registry
-            .compute(
-                &ComputeSpec::new("sales.leads_created", Some(q1_2024())),
-                Some(&fake),
-            )
-            .unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].inputs, Inputs::new().with("leads", d("100")));
-        assert_eq!(rows[0].value, Value::Defined(d("100")));
+        let fake = FakeSource::new([(Measure::LeadsCreated, "100")]);
+        let row = compute_one(
+            &[&LeadsCreated],
+            &spec("sales.leads_created", q1_2024(), &[], &[]),
+            &fake,
+        );
+        assert_eq!(row.inputs, inputs([("leads", "100")]));
+        assert_eq!(row.value, Value::Defined(d("100")));
     }
 
     #[test]
     fn groups_by_lead_source() {
-        let fake = FakeSource::new(HashMap::new())
+        let fake = FakeSource::default()
             .with_group(
                 Dimension::Source,
                 "marketing",
@@ -119,10 +103,9 @@ mod tests {
                 "sales",
                 [(Measure::LeadsCreated, d("30"))],
             );
-        let registry = Registry::from_metrics([&LeadsCreated as &'static dyn Metric]).unwrap();
-        let mut spec = ComputeSpec::new("sales.leads_created", Some(q1_2024()));
-        spec.group_by = vec![Dimension::Source];
-        let rows = registry.compute(&spec, Some(&fake)).unwrap();
+        let mut request = spec("sales.leads_created", q1_2024(), &[], &[]);
+        request.group_by = vec![Dimension::Source];
+        let rows = compute(&[&LeadsCreated], &request, &fake);
         // the referral group has only zero inputs and is dropped
         let got: Vec<_> = rows
             .iter()

@@ -96,98 +96,10 @@ const CATALOGUE_IDS: [&str; 10] = [
 ];
 
 #[cfg(test)]
-mod test_support {
-    //! A fake record store and helpers for tests that go through the registry and engine.
-
-    use std::collections::{BTreeMap, HashMap};
-    use std::str::FromStr;
-
-    use kpi_core::{DataSource, Decimal, Dimension, Measure, MetricError, Scope, Window};
-
-    /// An exact decimal from its text (`d("12.5")`).
-    pub(crate) fn d(text: &str) -> Decimal {
-        Decimal::from_str(text).expect("decimal literal")
-    }
-
-    /// The first quarter of 2024 in UTC: `[2024-01-01, 2024-04-01)`.
-    pub(crate) fn q1_2024() -> Window {
-        Window::new(
-            "2024-01-01T00:00:00Z".parse().expect("timestamp"),
-            "2024-04-01T00:00:00Z".parse().expect("timestamp"),
-        )
-        .expect("window")
-    }
-
-    /// A data source answering measures from a map. A measure missing from the map is a
-    /// store error, so a metric that reads a measure it should not fails its test. It has no
-    /// groups unless given some with [`FakeSource::with_group`].
-    pub(crate) struct FakeSource {
-        measures: HashMap<Measure, Decimal>,
-        groups: BTreeMap<Dimension, Vec<String>>,
-        in_group: HashMap<(Measure, Dimension, String), Decimal>,
-    }
-
-    impl FakeSource {
-        /// A source holding these measure values (for any scope).
-        pub(crate) fn new(measures: HashMap<Measure, Decimal>) -> Self {
-            Self {
-                measures,
-                groups: BTreeMap::new(),
-                in_group: HashMap::new(),
-            }
-        }
-
-        /// Adds a group `dimension = value` whose scope answers `measures` (measures not
-        /// given there fall back to the source-wide values).
-        pub(crate) fn with_group(
-            mut self,
-            dimension: Dimension,
-            value: &str,
-            measures: impl IntoIterator<Item = (Measure, Decimal)>,
-        ) -> Self {
-            let values = self.groups.entry(dimension).or_default();
-            values.push(value.to_owned());
-            values.sort();
-            for (m, v) in measures {
-                self.in_group.insert((m, dimension, value.to_owned()), v);
-            }
-            self
-        }
-    }
-
-    impl DataSource for FakeSource {
-        fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
-            for (dimension, value) in &scope.filters {
-                if let Some(v) = self.in_group.get(&(measure, *dimension, value.clone())) {
-                    return Ok(*v);
-                }
-            }
-            self.measures
-                .get(&measure)
-                .copied()
-                .ok_or_else(|| MetricError::Store(format!("the fake source holds no {measure:?}")))
-        }
-
-        fn group_values(
-            &self,
-            dimension: Dimension,
-            _scope: &Scope,
-        ) -> Result<Vec<String>, MetricError> {
-            Ok(self.groups.get(&dimension).cloned().unwrap_or_default())
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashMap};
-
-    use kpi_core::{
-        ComputeError, ComputeSpec, Dimension, Inputs, Measure, Metric, Registry, Value,
-    };
-
-    use super::test_support::{d, q1_2024, FakeSource};
     use super::*;
+    use kpi_core::testing::*;
+    use kpi_core::{ComputeError, ComputeSpec, Dimension, Measure, Metric, Registry, Value};
 
     fn sales_metrics() -> Vec<&'static dyn Metric> {
         kpi_core::registry()
@@ -245,7 +157,7 @@ mod tests {
     fn the_fake_source_refuses_measures_it_does_not_hold() {
         // What makes the per-metric registry tests meaningful: reading an unexpected measure
         // is an error, not a silent zero.
-        let fake = FakeSource::new(HashMap::from([(Measure::DealsWon, d("3"))]));
+        let fake = FakeSource::new([(Measure::DealsWon, "3")]);
         let registry = Registry::from_metrics([&AverageDealSize as &'static dyn Metric]).unwrap();
         let spec = ComputeSpec::new("sales.average_deal_size", Some(q1_2024()));
         assert!(matches!(
@@ -258,44 +170,38 @@ mod tests {
     fn explicit_inputs_override_stored_ones() {
         // won from the request replaces DealsWon (which the fake does not even hold);
         // won_amount still comes from the store.
-        let fake = FakeSource::new(HashMap::from([(Measure::WonAmount, d("900"))]));
-        let registry = Registry::from_metrics([&AverageDealSize as &'static dyn Metric]).unwrap();
-        let mut spec = ComputeSpec::new("sales.average_deal_size", Some(q1_2024()));
-        spec.inputs = BTreeMap::from([("won".to_owned(), "4".to_owned())]);
-        let rows = registry.compute(&spec, Some(&fake)).unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(
-            rows[0].inputs,
-            Inputs::new()
-                .with("won_amount", d("900"))
-                .with("won", d("4"))
-        );
-        assert_eq!(rows[0].value, Value::Defined(d("225")));
+        let fake = FakeSource::new([(Measure::WonAmount, "900")]);
+        let request = spec("sales.average_deal_size", q1_2024(), &[], &[("won", "4")]);
+        let row = compute_one(&[&AverageDealSize], &request, &fake);
+        assert_eq!(row.inputs, inputs([("won_amount", "900"), ("won", "4")]));
+        assert_eq!(row.value, Value::Defined(d("225")));
     }
 
     #[test]
     fn explicit_input_overrides_a_stored_value_that_exists() {
         // Both measures are stored; the request's leads (120) wins over the stored 100.
-        let fake = FakeSource::new(HashMap::from([
-            (Measure::LeadsCreated, d("100")),
-            (Measure::LeadsConverted, d("30")),
-        ]));
-        let registry =
-            Registry::from_metrics([&LeadConversionRate as &'static dyn Metric]).unwrap();
-        let mut spec = ComputeSpec::new("sales.lead_conversion_rate", Some(q1_2024()));
-        spec.inputs = BTreeMap::from([("leads".to_owned(), "120".to_owned())]);
-        let rows = registry.compute(&spec, Some(&fake)).unwrap();
-        assert_eq!(rows[0].inputs.try_get("leads"), Some(d("120")));
-        assert_eq!(rows[0].inputs.try_get("converted"), Some(d("30")));
-        assert_eq!(rows[0].value, Value::Defined(d("25")));
+        let fake = FakeSource::new([
+            (Measure::LeadsCreated, "100"),
+            (Measure::LeadsConverted, "30"),
+        ]);
+        let request = spec(
+            "sales.lead_conversion_rate",
+            q1_2024(),
+            &[],
+            &[("leads", "120")],
+        );
+        let row = compute_one(&[&LeadConversionRate], &request, &fake);
+        assert_eq!(row.inputs.try_get("leads"), Some(d("120")));
+        assert_eq!(row.inputs.try_get("converted"), Some(d("30")));
+        assert_eq!(row.value, Value::Defined(d("25")));
     }
 
     #[test]
     fn impossible_stored_inputs_are_reported_against_the_input() {
-        let fake = FakeSource::new(HashMap::from([
-            (Measure::LeadsCreated, d("10")),
-            (Measure::LeadsConverted, d("11")),
-        ]));
+        let fake = FakeSource::new([
+            (Measure::LeadsCreated, "10"),
+            (Measure::LeadsConverted, "11"),
+        ]);
         let registry =
             Registry::from_metrics([&LeadConversionRate as &'static dyn Metric]).unwrap();
         let spec = ComputeSpec::new("sales.lead_conversion_rate", Some(q1_2024()));
@@ -307,7 +213,7 @@ mod tests {
 
     #[test]
     fn unsupported_dimension_is_refused() {
-        let fake = FakeSource::new(HashMap::new());
+        let fake = FakeSource::default();
         let registry = Registry::from_metrics([&QuotaAttainment as &'static dyn Metric]).unwrap();
         let mut spec = ComputeSpec::new("sales.quota_attainment", Some(q1_2024()));
         spec.group_by = vec![Dimension::Campaign];
@@ -321,14 +227,14 @@ mod tests {
     fn helper_checks() {
         assert!(total_needs_records("won_amount", d("0"), "won", d("0")).is_ok());
         assert!(total_needs_records("won_amount", d("1"), "won", d("1")).is_ok());
-        assert!(matches!(
+        assert_invalid_input(
             total_needs_records("won_amount", d("0.01"), "won", d("0")),
-            Err(MetricError::InvalidInput { input, .. }) if input == "won_amount"
-        ));
+            "won_amount",
+        );
         assert!(part_of_whole("converted", d("30"), "leads", d("30")).is_ok());
-        assert!(matches!(
+        assert_invalid_input(
             part_of_whole("converted", d("31"), "leads", d("30")),
-            Err(MetricError::InvalidInput { input, .. }) if input == "converted"
-        ));
+            "converted",
+        );
     }
 }

@@ -53,35 +53,26 @@ kpi_core::register_metric!(QuotaAttainment);
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashMap};
-
     use super::*;
-    use crate::test_support::{d, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
-    use kpi_core::{ComputeSpec, Registry};
+    use kpi_core::testing::*;
 
     fn quota_attainment(won_amount: &str, quota: &str) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("won_amount", d(won_amount))
-            .with("quota", d(quota));
-        evaluate(&QuotaAttainment, &inputs, &Params::default())
+        evaluate_with(
+            &QuotaAttainment,
+            &inputs([("won_amount", won_amount), ("quota", quota)]),
+            &[],
+        )
     }
 
     #[test]
     fn worked_example_90_000_sold_of_100_000_is_90() {
-        assert_eq!(
-            quota_attainment("90000", "100000").unwrap(),
-            Value::Defined(d("90"))
-        );
+        assert_defined(quota_attainment("90000", "100000"), "90");
     }
 
     #[test]
     fn over_attainment_goes_past_100() {
         // 125 000 sold against 100 000 → 125
-        assert_eq!(
-            quota_attainment("125000", "100000").unwrap(),
-            Value::Defined(d("125"))
-        );
+        assert_defined(quota_attainment("125000", "100000"), "125");
     }
 
     #[test]
@@ -89,67 +80,48 @@ mod tests {
         // a 120 000 yearly quota prorated to 91 of 366 days = 29 836.065573…;
         // 20 000 / 29 836.065573… × 100 = 67.0329… → 67.03
         let quota = d("120000") * d("91") / d("366");
-        let inputs = Inputs::new()
-            .with("won_amount", d("20000"))
-            .with("quota", quota);
-        assert_eq!(
-            evaluate(&QuotaAttainment, &inputs, &Params::default()).unwrap(),
-            Value::Defined(d("67.03"))
-        );
+        let given = inputs([("won_amount", d("20000")), ("quota", quota)]);
+        assert_defined(evaluate_with(&QuotaAttainment, &given, &[]), "67.03");
     }
 
     #[test]
     fn precision_param_sets_the_places() {
-        let params = Params::parse(
-            &DESCRIPTOR,
-            &BTreeMap::from([("precision".to_owned(), "0".to_owned())]),
-        )
-        .unwrap();
-        let inputs = Inputs::new()
-            .with("won_amount", d("2")) // 2 / 3 × 100 = 66.666… → 67
-            .with("quota", d("3"));
-        assert_eq!(
-            evaluate(&QuotaAttainment, &inputs, &params).unwrap(),
-            Value::Defined(d("67"))
+        // 2 / 3 × 100 = 66.666… → 67
+        let given = inputs([("won_amount", "2"), ("quota", "3")]);
+        assert_defined(
+            evaluate_with(&QuotaAttainment, &given, &[("precision", "0")]),
+            "67",
         );
     }
 
     #[test]
     fn no_quota_is_undefined() {
-        assert_eq!(
-            quota_attainment("5000", "0").unwrap(),
-            Value::Undefined("no quota covers the window (quota = 0)".into())
+        assert_undefined(
+            quota_attainment("5000", "0"),
+            "no quota covers the window (quota = 0)",
         );
     }
 
     #[test]
     fn negative_quota_is_invalid() {
-        assert!(matches!(
-            quota_attainment("5000", "-100"),
-            Err(MetricError::InvalidInput { input, .. }) if input == "quota"
-        ));
+        assert_invalid_input(quota_attainment("5000", "-100"), "quota");
     }
 
     #[test]
     fn stored_deals_and_quotas_feed_the_inputs() {
-        let fake = FakeSource::new(HashMap::from([
-            (Measure::WonAmount, d("90000")),
-            (Measure::QuotaProrated, d("100000")),
-        ]));
-        let registry = Registry::from_metrics([&QuotaAttainment as &'static dyn Metric]).unwrap();
-        let rows = registry
-            .compute(
-                &ComputeSpec::new("sales.quota_attainment", Some(q1_2024())),
-                Some(&fake),
-            )
-            .unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(
-            rows[0].inputs,
-            Inputs::new()
-                .with("won_amount", d("90000"))
-                .with("quota", d("100000"))
+        let fake = FakeSource::new([
+            (Measure::WonAmount, "90000"),
+            (Measure::QuotaProrated, "100000"),
+        ]);
+        let row = compute_one(
+            &[&QuotaAttainment],
+            &spec("sales.quota_attainment", q1_2024(), &[], &[]),
+            &fake,
         );
-        assert_eq!(rows[0].value, Value::Defined(d("90")));
+        assert_eq!(
+            row.inputs,
+            inputs([("won_amount", "90000"), ("quota", "100000")])
+        );
+        assert_eq!(row.value, Value::Defined(d("90")));
     }
 }

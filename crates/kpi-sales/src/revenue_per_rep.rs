@@ -57,100 +57,67 @@ kpi_core::register_metric!(RevenuePerRep);
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashMap};
-
     use super::*;
-    use crate::test_support::{d, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
-    use kpi_core::{ComputeSpec, Registry};
+    use kpi_core::testing::*;
 
     fn revenue_per_rep(won_amount: &str, reps: &str) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("won_amount", d(won_amount))
-            .with("reps", d(reps));
-        evaluate(&RevenuePerRep, &inputs, &Params::default())
+        evaluate_with(
+            &RevenuePerRep,
+            &inputs([("won_amount", won_amount), ("reps", reps)]),
+            &[],
+        )
     }
 
     #[test]
     fn revenue_split_over_closing_reps() {
         // 90 000 won by 4 reps who closed deals → 22 500
-        assert_eq!(
-            revenue_per_rep("90000", "4").unwrap(),
-            Value::Defined(d("22500"))
-        );
+        assert_defined(revenue_per_rep("90000", "4"), "22500");
     }
 
     #[test]
     fn reps_who_only_lost_still_count() {
         // a rep with only lost deals closes nothing won: 0 over 1 rep → 0
-        assert_eq!(revenue_per_rep("0", "1").unwrap(), Value::Defined(d("0")));
+        assert_defined(revenue_per_rep("0", "1"), "0");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 1 000 / 3 = 333.333… → 333.33
-        assert_eq!(
-            revenue_per_rep("1000", "3").unwrap(),
-            Value::Defined(d("333.33"))
-        );
+        assert_defined(revenue_per_rep("1000", "3"), "333.33");
     }
 
     #[test]
     fn precision_param_sets_the_places() {
-        let params = Params::parse(
-            &DESCRIPTOR,
-            &BTreeMap::from([("precision".to_owned(), "3".to_owned())]),
-        )
-        .unwrap();
-        let inputs = Inputs::new()
-            .with("won_amount", d("1000"))
-            .with("reps", d("3"));
-        assert_eq!(
-            evaluate(&RevenuePerRep, &inputs, &params).unwrap(),
-            Value::Defined(d("333.333"))
+        let given = inputs([("won_amount", "1000"), ("reps", "3")]);
+        assert_defined(
+            evaluate_with(&RevenuePerRep, &given, &[("precision", "3")]),
+            "333.333",
         );
     }
 
     #[test]
     fn no_reps_is_undefined() {
-        assert_eq!(
-            revenue_per_rep("0", "0").unwrap(),
-            Value::Undefined("no rep closed a deal in the window (reps = 0)".into())
+        assert_undefined(
+            revenue_per_rep("0", "0"),
+            "no rep closed a deal in the window (reps = 0)",
         );
     }
 
     #[test]
     fn revenue_without_reps_is_invalid() {
-        assert!(matches!(
-            revenue_per_rep("500", "0"),
-            Err(MetricError::InvalidInput { input, .. }) if input == "won_amount"
-        ));
-        assert!(matches!(
-            revenue_per_rep("500", "1.5"),
-            Err(MetricError::InvalidInput { input, .. }) if input == "reps"
-        ));
+        assert_invalid_input(revenue_per_rep("500", "0"), "won_amount");
+        assert_invalid_input(revenue_per_rep("500", "1.5"), "reps");
     }
 
     #[test]
     fn stored_deals_feed_the_inputs() {
-        let fake = FakeSource::new(HashMap::from([
-            (Measure::WonAmount, d("90000")),
-            (Measure::ClosingReps, d("4")),
-        ]));
-        let registry = Registry::from_metrics([&RevenuePerRep as &'static dyn Metric]).unwrap();
-        let rows = registry
-            .compute(
-                &ComputeSpec::new("sales.revenue_per_rep", Some(q1_2024())),
-                Some(&fake),
-            )
-            .unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(
-            rows[0].inputs,
-            Inputs::new()
-                .with("won_amount", d("90000"))
-                .with("reps", d("4"))
+        let fake = FakeSource::new([(Measure::WonAmount, "90000"), (Measure::ClosingReps, "4")]);
+        let row = compute_one(
+            &[&RevenuePerRep],
+            &spec("sales.revenue_per_rep", q1_2024(), &[], &[]),
+            &fake,
         );
-        assert_eq!(rows[0].value, Value::Defined(d("22500")));
+        assert_eq!(row.inputs, inputs([("won_amount", "90000"), ("reps", "4")]));
+        assert_eq!(row.value, Value::Defined(d("22500")));
     }
 }

@@ -57,56 +57,37 @@ kpi_core::register_metric!(SalesCycleDays);
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashMap};
-
     use super::*;
-    use crate::test_support::{d, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
-    use kpi_core::{ComputeSpec, Registry};
+    use kpi_core::testing::*;
 
     fn sales_cycle_days(cycle_days_total: &str, won: &str) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("cycle_days_total", d(cycle_days_total))
-            .with("won", d(won));
-        evaluate(&SalesCycleDays, &inputs, &Params::default())
+        evaluate_with(
+            &SalesCycleDays,
+            &inputs([("cycle_days_total", cycle_days_total), ("won", won)]),
+            &[],
+        )
     }
 
     #[test]
     fn worked_example_10_and_20_days_is_15() {
         // two won deals of 10 d and 20 d: 30 / 2 = 15
-        assert_eq!(
-            sales_cycle_days("30", "2").unwrap(),
-            Value::Defined(d("15"))
-        );
+        assert_defined(sales_cycle_days("30", "2"), "15");
     }
 
     #[test]
     fn fractional_days_round_to_two_places() {
         // 10.5 d + 20.25 d + 4 d = 34.75 d over 3 deals = 11.58333… → 11.58
-        assert_eq!(
-            sales_cycle_days("34.75", "3").unwrap(),
-            Value::Defined(d("11.58"))
-        );
+        assert_defined(sales_cycle_days("34.75", "3"), "11.58");
         // half away from zero: 0.125 → 0.13
-        assert_eq!(
-            sales_cycle_days("0.25", "2").unwrap(),
-            Value::Defined(d("0.13"))
-        );
+        assert_defined(sales_cycle_days("0.25", "2"), "0.13");
     }
 
     #[test]
     fn precision_param_sets_the_places() {
-        let params = Params::parse(
-            &DESCRIPTOR,
-            &BTreeMap::from([("precision".to_owned(), "0".to_owned())]),
-        )
-        .unwrap();
-        let inputs = Inputs::new()
-            .with("cycle_days_total", d("34.75"))
-            .with("won", d("3"));
-        assert_eq!(
-            evaluate(&SalesCycleDays, &inputs, &params).unwrap(),
-            Value::Defined(d("12"))
+        let given = inputs([("cycle_days_total", "34.75"), ("won", "3")]);
+        assert_defined(
+            evaluate_with(&SalesCycleDays, &given, &[("precision", "0")]),
+            "12",
         );
     }
 
@@ -120,41 +101,27 @@ mod tests {
 
     #[test]
     fn days_without_won_deals_are_invalid() {
-        assert!(matches!(
-            sales_cycle_days("12", "0"),
-            Err(MetricError::InvalidInput { input, .. }) if input == "cycle_days_total"
-        ));
-        assert!(matches!(
-            sales_cycle_days("-3", "2"),
-            Err(MetricError::InvalidInput { input, .. }) if input == "cycle_days_total"
-        ));
+        assert_invalid_input(sales_cycle_days("12", "0"), "cycle_days_total");
+        assert_invalid_input(sales_cycle_days("-3", "2"), "cycle_days_total");
     }
 
     #[test]
     fn same_instant_close_is_a_zero_day_cycle() {
-        assert_eq!(sales_cycle_days("0", "4").unwrap(), Value::Defined(d("0")));
+        assert_defined(sales_cycle_days("0", "4"), "0");
     }
 
     #[test]
     fn stored_won_deals_feed_the_inputs() {
-        let fake = FakeSource::new(HashMap::from([
-            (Measure::WonCycleDaysTotal, d("30")),
-            (Measure::DealsWon, d("2")),
-        ]));
-        let registry = Registry::from_metrics([&SalesCycleDays as &'static dyn Metric]).unwrap();
-        let rows = registry
-            .compute(
-                &ComputeSpec::new("sales.sales_cycle_days", Some(q1_2024())),
-                Some(&fake),
-            )
-            .unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(
-            rows[0].inputs,
-            Inputs::new()
-                .with("cycle_days_total", d("30"))
-                .with("won", d("2"))
+        let fake = FakeSource::new([(Measure::WonCycleDaysTotal, "30"), (Measure::DealsWon, "2")]);
+        let row = compute_one(
+            &[&SalesCycleDays],
+            &spec("sales.sales_cycle_days", q1_2024(), &[], &[]),
+            &fake,
         );
-        assert_eq!(rows[0].value, Value::Defined(d("15")));
+        assert_eq!(
+            row.inputs,
+            inputs([("cycle_days_total", "30"), ("won", "2")])
+        );
+        assert_eq!(row.value, Value::Defined(d("15")));
     }
 }

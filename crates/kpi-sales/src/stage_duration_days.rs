@@ -71,86 +71,66 @@ kpi_core::register_metric!(StageDurationDays);
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::BTreeMap;
 
     use super::*;
-    use crate::test_support::{d, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
-    use kpi_core::{ComputeSpec, Registry};
+    use kpi_core::testing::*;
 
     fn stage_duration_days(
         stage_days_total: &str,
         stage_exits: &str,
     ) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("stage_days_total", d(stage_days_total))
-            .with("stage_exits", d(stage_exits));
-        evaluate(&StageDurationDays, &inputs, &Params::default())
+        evaluate_with(
+            &StageDurationDays,
+            &inputs([
+                ("stage_days_total", stage_days_total),
+                ("stage_exits", stage_exits),
+            ]),
+            &[],
+        )
     }
 
     #[test]
     fn mean_days_in_stage() {
         // three exits after 2 d, 4 d and 9 d: 15 / 3 = 5
-        assert_eq!(
-            stage_duration_days("15", "3").unwrap(),
-            Value::Defined(d("5"))
-        );
+        assert_defined(stage_duration_days("15", "3"), "5");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 3.75 d over 3 exits = 1.25 exactly; 10 d over 3 exits = 3.333… → 3.33
-        assert_eq!(
-            stage_duration_days("3.75", "3").unwrap(),
-            Value::Defined(d("1.25"))
-        );
-        assert_eq!(
-            stage_duration_days("10", "3").unwrap(),
-            Value::Defined(d("3.33"))
-        );
+        assert_defined(stage_duration_days("3.75", "3"), "1.25");
+        assert_defined(stage_duration_days("10", "3"), "3.33");
     }
 
     #[test]
     fn precision_param_sets_the_places() {
-        let params = Params::parse(
-            &DESCRIPTOR,
-            &BTreeMap::from([("precision".to_owned(), "1".to_owned())]),
-        )
-        .unwrap();
-        let inputs = Inputs::new()
-            .with("stage_days_total", d("3.75"))
-            .with("stage_exits", d("3"));
         // 1.25 → 1.3 (half away from zero)
-        assert_eq!(
-            evaluate(&StageDurationDays, &inputs, &params).unwrap(),
-            Value::Defined(d("1.3"))
+        let given = inputs([("stage_days_total", "3.75"), ("stage_exits", "3")]);
+        assert_defined(
+            evaluate_with(&StageDurationDays, &given, &[("precision", "1")]),
+            "1.3",
         );
     }
 
     #[test]
     fn no_exits_is_undefined() {
-        assert_eq!(
-            stage_duration_days("0", "0").unwrap(),
-            Value::Undefined("no deal left a stage in the window (stage_exits = 0)".into())
+        assert_undefined(
+            stage_duration_days("0", "0"),
+            "no deal left a stage in the window (stage_exits = 0)",
         );
     }
 
     #[test]
     fn days_without_exits_are_invalid() {
-        assert!(matches!(
-            stage_duration_days("4", "0"),
-            Err(MetricError::InvalidInput { input, .. }) if input == "stage_days_total"
-        ));
-        assert!(matches!(
-            stage_duration_days("4", "-1"),
-            Err(MetricError::InvalidInput { input, .. }) if input == "stage_exits"
-        ));
+        assert_invalid_input(stage_duration_days("4", "0"), "stage_days_total");
+        assert_invalid_input(stage_duration_days("4", "-1"), "stage_exits");
     }
 
     #[test]
     fn groups_by_stage_by_default() {
         // Each stage's scope answers its own measures: the engine filters on the stage.
-        let fake = FakeSource::new(HashMap::new())
+        let fake = FakeSource::default()
             .with_group(
                 Dimension::Stage,
                 "proposal",
@@ -167,13 +147,11 @@ mod tests {
                     (Measure::StageExits, d("5")),
                 ],
             );
-        let registry = Registry::from_metrics([&StageDurationDays as &'static dyn Metric]).unwrap();
-        let rows = registry
-            .compute(
-                &ComputeSpec::new("sales.stage_duration_days", Some(q1_2024())),
-                Some(&fake),
-            )
-            .unwrap();
+        let rows = compute(
+            &[&StageDurationDays],
+            &spec("sales.stage_duration_days", q1_2024(), &[], &[]),
+            &fake,
+        );
         assert_eq!(rows.len(), 2);
         assert_eq!(
             rows[0].group,
@@ -181,9 +159,7 @@ mod tests {
         );
         assert_eq!(
             rows[0].inputs,
-            Inputs::new()
-                .with("stage_days_total", d("10"))
-                .with("stage_exits", d("5"))
+            inputs([("stage_days_total", "10"), ("stage_exits", "5")])
         );
         assert_eq!(rows[0].value, Value::Defined(d("2")));
         assert_eq!(
@@ -192,30 +168,22 @@ mod tests {
         );
         assert_eq!(
             rows[1].inputs,
-            Inputs::new()
-                .with("stage_days_total", d("30"))
-                .with("stage_exits", d("4"))
+            inputs([("stage_days_total", "30"), ("stage_exits", "4")])
         );
         assert_eq!(rows[1].value, Value::Defined(d("7.5")));
     }
 
     #[test]
     fn stored_exits_feed_the_inputs_when_grouped_otherwise() {
-        let fake = FakeSource::new(HashMap::from([
-            (Measure::StageDaysTotal, d("45")),
-            (Measure::StageExits, d("9")),
-        ]))
-        .with_group(Dimension::Owner, "ana", []);
-        let registry = Registry::from_metrics([&StageDurationDays as &'static dyn Metric]).unwrap();
-        let mut spec = ComputeSpec::new("sales.stage_duration_days", Some(q1_2024()));
-        spec.group_by = vec![Dimension::Owner];
-        let rows = registry.compute(&spec, Some(&fake)).unwrap();
+        let fake = FakeSource::new([(Measure::StageDaysTotal, "45"), (Measure::StageExits, "9")])
+            .with_group(Dimension::Owner, "ana", []);
+        let mut request = spec("sales.stage_duration_days", q1_2024(), &[], &[]);
+        request.group_by = vec![Dimension::Owner];
+        let rows = compute(&[&StageDurationDays], &request, &fake);
         assert_eq!(rows.len(), 1);
         assert_eq!(
             rows[0].inputs,
-            Inputs::new()
-                .with("stage_days_total", d("45"))
-                .with("stage_exits", d("9"))
+            inputs([("stage_days_total", "45"), ("stage_exits", "9")])
         );
         assert_eq!(rows[0].value, Value::Defined(d("5")));
     }

@@ -57,87 +57,63 @@ kpi_core::register_metric!(UpsellRate);
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashMap};
-
     use super::*;
-    use crate::test_support::{d, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
-    use kpi_core::{ComputeSpec, Registry};
+    use kpi_core::testing::*;
 
     fn upsell_rate(upsold: &str, customers: &str) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("upsold", d(upsold))
-            .with("customers", d(customers));
-        evaluate(&UpsellRate, &inputs, &Params::default())
+        evaluate_with(
+            &UpsellRate,
+            &inputs([("upsold", upsold), ("customers", customers)]),
+            &[],
+        )
     }
 
     #[test]
     fn worked_example_20_of_200_is_10() {
-        assert_eq!(upsell_rate("20", "200").unwrap(), Value::Defined(d("10")));
+        assert_defined(upsell_rate("20", "200"), "10");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 1 / 7 × 100 = 14.2857… → 14.29
-        assert_eq!(upsell_rate("1", "7").unwrap(), Value::Defined(d("14.29")));
+        assert_defined(upsell_rate("1", "7"), "14.29");
     }
 
     #[test]
     fn precision_param_sets_the_places() {
-        let params = Params::parse(
-            &DESCRIPTOR,
-            &BTreeMap::from([("precision".to_owned(), "4".to_owned())]),
-        )
-        .unwrap();
-        let inputs = Inputs::new()
-            .with("upsold", d("1"))
-            .with("customers", d("7"));
-        assert_eq!(
-            evaluate(&UpsellRate, &inputs, &params).unwrap(),
-            Value::Defined(d("14.2857"))
+        let given = inputs([("upsold", "1"), ("customers", "7")]);
+        assert_defined(
+            evaluate_with(&UpsellRate, &given, &[("precision", "4")]),
+            "14.2857",
         );
     }
 
     #[test]
     fn no_active_customers_is_undefined() {
-        assert_eq!(
-            upsell_rate("0", "0").unwrap(),
-            Value::Undefined("no customer was active in the window (customers = 0)".into())
+        assert_undefined(
+            upsell_rate("0", "0"),
+            "no customer was active in the window (customers = 0)",
         );
     }
 
     #[test]
     fn more_upsold_than_customers_is_invalid() {
-        assert!(matches!(
-            upsell_rate("201", "200"),
-            Err(MetricError::InvalidInput { input, .. }) if input == "upsold"
-        ));
-        assert!(matches!(
-            upsell_rate("3", "0"),
-            Err(MetricError::InvalidInput { input, .. }) if input == "upsold"
-        ));
+        assert_invalid_input(upsell_rate("201", "200"), "upsold");
+        assert_invalid_input(upsell_rate("3", "0"), "upsold");
     }
 
     #[test]
     fn stored_customers_feed_the_inputs() {
-        let fake = FakeSource::new(HashMap::from([
-            (Measure::UpsoldCustomers, d("20")),
-            (Measure::CustomersActiveInWindow, d("200")),
-        ]));
-        let registry = Registry::from_metrics([&UpsellRate as &'static dyn Metric]).unwrap();
-        let rows = registry
-            .compute(
-                &ComputeSpec::new("sales.upsell_rate", Some(q1_2024())),
-                Some(&fake),
-            )
-            .unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(
-            rows[0].inputs,
-            Inputs::new()
-                .with("upsold", d("20"))
-                .with("customers", d("200"))
+        let fake = FakeSource::new([
+            (Measure::UpsoldCustomers, "20"),
+            (Measure::CustomersActiveInWindow, "200"),
+        ]);
+        let row = compute_one(
+            &[&UpsellRate],
+            &spec("sales.upsell_rate", q1_2024(), &[], &[]),
+            &fake,
         );
-        assert_eq!(rows[0].value, Value::Defined(d("10")));
+        assert_eq!(row.inputs, inputs([("upsold", "20"), ("customers", "200")]));
+        assert_eq!(row.value, Value::Defined(d("10")));
     }
 }

@@ -54,81 +54,52 @@ kpi_core::register_metric!(WinRate);
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashMap};
-
     use super::*;
-    use crate::test_support::{d, q1_2024, FakeSource};
-    use kpi_core::engine::evaluate;
-    use kpi_core::{ComputeSpec, Decimal, Registry};
+    use kpi_core::testing::*;
 
-    fn win_rate(won: i64, lost: i64) -> Value {
-        let inputs = Inputs::new()
-            .with("won", Decimal::from(won))
-            .with("lost", Decimal::from(lost));
-        evaluate(&WinRate, &inputs, &Params::default()).unwrap()
+    fn win_rate(won: i64, lost: i64) -> Result<Value, MetricError> {
+        evaluate_with(&WinRate, &inputs([("won", won), ("lost", lost)]), &[])
     }
 
     #[test]
     fn worked_example_30_won_70_lost_is_30() {
-        assert_eq!(win_rate(30, 70), Value::Defined(Decimal::from(30)));
+        assert_defined(win_rate(30, 70), "30");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 1 / 3 × 100 = 33.333… → 33.33
-        assert_eq!(win_rate(1, 2), Value::Defined(Decimal::new(3333, 2)));
+        assert_defined(win_rate(1, 2), "33.33");
     }
 
     #[test]
     fn no_closed_deals_is_undefined() {
-        assert!(matches!(win_rate(0, 0), Value::Undefined(_)));
+        assert!(matches!(win_rate(0, 0), Ok(Value::Undefined(_))));
     }
 
     #[test]
     fn precision_param_sets_the_places() {
-        let params = Params::parse(
-            &DESCRIPTOR,
-            &BTreeMap::from([("precision".to_owned(), "0".to_owned())]),
-        )
-        .unwrap();
-        let inputs = Inputs::new()
-            .with("won", Decimal::from(2))
-            .with("lost", Decimal::from(1));
         // 2 / 3 × 100 = 66.666… → 67
-        assert_eq!(
-            evaluate(&WinRate, &inputs, &params).unwrap(),
-            Value::Defined(Decimal::from(67))
-        );
+        let given = inputs([("won", 2), ("lost", 1)]);
+        assert_defined(evaluate_with(&WinRate, &given, &[("precision", "0")]), "67");
     }
 
     #[test]
     fn stored_deals_feed_won_and_lost() {
-        let fake = FakeSource::new(HashMap::from([
-            (Measure::DealsWon, d("30")),
-            (Measure::DealsLost, d("70")),
-        ]));
-        let registry = Registry::from_metrics([&WinRate as &'static dyn Metric]).unwrap();
-        let rows = registry
-            .compute(
-                &ComputeSpec::new("sales.win_rate", Some(q1_2024())),
-                Some(&fake),
-            )
-            .unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(
-            rows[0].inputs,
-            Inputs::new().with("won", d("30")).with("lost", d("70"))
+        let fake = FakeSource::new([(Measure::DealsWon, "30"), (Measure::DealsLost, "70")]);
+        let row = compute_one(
+            &[&WinRate],
+            &spec("sales.win_rate", q1_2024(), &[], &[]),
+            &fake,
         );
-        assert_eq!(rows[0].value, Value::Defined(d("30")));
+        assert_eq!(row.inputs, inputs([("won", "30"), ("lost", "70")]));
+        assert_eq!(row.value, Value::Defined(d("30")));
     }
 
     #[test]
     fn negative_count_is_rejected() {
-        let inputs = Inputs::new()
-            .with("won", Decimal::from(-1))
-            .with("lost", Decimal::from(3));
         assert!(matches!(
-            evaluate(&WinRate, &inputs, &Params::default()),
+            evaluate_with(&WinRate, &inputs([("won", -1), ("lost", 3)]), &[]),
             Err(MetricError::InvalidInput { .. })
         ));
     }

@@ -56,41 +56,33 @@ kpi_core::register_metric!(AvgResolutionHours);
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::test_support::{inputs_of, pairs, spec, FakeSource};
-    use kpi_core::engine::evaluate;
-    use kpi_core::{DataSource, Decimal, Registry, Scope};
+    use kpi_core::testing::*;
+    use kpi_core::Decimal;
 
     fn avg_resolution_hours(total: &str, resolved: i64) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("resolution_hours_total", total.parse().unwrap())
-            .with("resolved", Decimal::from(resolved));
-        evaluate(&AvgResolutionHours, &inputs, &Params::default())
+        evaluate_with(
+            &AvgResolutionHours,
+            &inputs([
+                ("resolution_hours_total", d(total)),
+                ("resolved", Decimal::from(resolved)),
+            ]),
+            &[],
+        )
     }
 
     #[test]
     fn mean_hours_per_resolved_ticket() {
         // Tickets resolved after 2 h, 4 h and 12 h: 18 / 3 = 6
-        assert_eq!(
-            avg_resolution_hours("18", 3),
-            Ok(Value::Defined(Decimal::from(6)))
-        );
+        assert_defined(avg_resolution_hours("18", 3), "6");
         // 1.5 h and 2 h: 3.5 / 2 = 1.75
-        assert_eq!(
-            avg_resolution_hours("3.5", 2),
-            Ok(Value::Defined(Decimal::new(175, 2)))
-        );
+        assert_defined(avg_resolution_hours("3.5", 2), "1.75");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 10 / 3 = 3.333… → 3.33
-        assert_eq!(
-            avg_resolution_hours("10", 3),
-            Ok(Value::Defined(Decimal::new(333, 2)))
-        );
+        assert_defined(avg_resolution_hours("10", 3), "3.33");
     }
 
     #[test]
@@ -103,74 +95,46 @@ mod tests {
 
     #[test]
     fn negative_hours_are_rejected() {
-        assert!(matches!(
-            avg_resolution_hours("-2", 1),
-            Err(MetricError::InvalidInput { input, .. }) if input == "resolution_hours_total"
-        ));
-    }
-
-    /// Answers each agent's measures from its own fake; lists the agents as the `agent`
-    /// group values.
-    struct ByAgent(BTreeMap<&'static str, FakeSource>);
-
-    impl DataSource for ByAgent {
-        fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
-            let agent = scope
-                .filters
-                .get(&Dimension::Agent)
-                .ok_or_else(|| MetricError::Store("expected a scope for one agent".into()))?;
-            self.0
-                .get(agent.as_str())
-                .ok_or_else(|| MetricError::Store(format!("unknown agent {agent}")))?
-                .measure(measure, scope)
-        }
-
-        fn group_values(
-            &self,
-            dimension: Dimension,
-            _scope: &Scope,
-        ) -> Result<Vec<String>, MetricError> {
-            Ok(match dimension {
-                Dimension::Agent => self.0.keys().map(|a| (*a).to_owned()).collect(),
-                _ => Vec::new(),
-            })
-        }
+        assert_invalid_input(avg_resolution_hours("-2", 1), "resolution_hours_total");
     }
 
     #[test]
     fn stored_measures_feed_total_and_resolved_per_agent_by_default() {
-        let source = ByAgent(BTreeMap::from([
-            (
+        // Each agent's scope answers its own measures; the source holds none outside them.
+        let source = FakeSource::default()
+            .with_group(
+                Dimension::Agent,
                 "ana",
-                FakeSource::new([(Measure::TicketsResolved, 4)])
-                    .with_decimal(Measure::ResolutionHoursTotal, "30.5"),
-            ),
-            (
-                "bo",
-                FakeSource::new([(Measure::TicketsResolved, 2)])
-                    .with_decimal(Measure::ResolutionHoursTotal, "5"),
-            ),
-        ]));
-        let registry =
-            Registry::from_metrics([&AvgResolutionHours as &'static dyn Metric]).unwrap();
-        let rows = registry
-            .compute(
-                &spec("success.avg_resolution_hours", &[], &[]),
-                Some(&source),
+                [
+                    (Measure::TicketsResolved, d("4")),
+                    (Measure::ResolutionHoursTotal, d("30.5")),
+                ],
             )
-            .unwrap();
+            .with_group(
+                Dimension::Agent,
+                "bo",
+                [
+                    (Measure::TicketsResolved, d("2")),
+                    (Measure::ResolutionHoursTotal, d("5")),
+                ],
+            );
+        let rows = compute(
+            &[&AvgResolutionHours],
+            &spec("success.avg_resolution_hours", year_2024(), &[], &[]),
+            &source,
+        );
         assert_eq!(rows.len(), 2, "one row per agent when no group_by is given");
         assert_eq!(rows[0].group.get(&Dimension::Agent).unwrap(), "ana");
         assert_eq!(
-            inputs_of(&rows[0]),
-            pairs(&[("resolution_hours_total", "30.5"), ("resolved", "4")])
+            rows[0].inputs,
+            inputs([("resolution_hours_total", "30.5"), ("resolved", "4")])
         );
         // 30.5 / 4 = 7.625 → 7.63
         assert_eq!(rows[0].value, Value::Defined(Decimal::new(763, 2)));
         assert_eq!(rows[1].group.get(&Dimension::Agent).unwrap(), "bo");
         assert_eq!(
-            inputs_of(&rows[1]),
-            pairs(&[("resolution_hours_total", "5"), ("resolved", "2")])
+            rows[1].inputs,
+            inputs([("resolution_hours_total", "5"), ("resolved", "2")])
         );
         assert_eq!(rows[1].value, Value::Defined(Decimal::new(25, 1)));
     }

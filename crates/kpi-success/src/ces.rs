@@ -61,29 +61,32 @@ kpi_core::register_metric!(Ces);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute_one, inputs_of, pairs, spec, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
     use kpi_core::Decimal;
 
     fn ces(score_total: &str, responses: i64) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("score_total", score_total.parse().unwrap())
-            .with("responses", Decimal::from(responses));
-        evaluate(&Ces, &inputs, &Params::default())
+        evaluate_with(
+            &Ces,
+            &inputs([
+                ("score_total", d(score_total)),
+                ("responses", Decimal::from(responses)),
+            ]),
+            &[],
+        )
     }
 
     #[test]
     fn mean_score_of_responses() {
         // Scores 5, 6 and 7 on a 1–7 scale: 18 / 3 = 6
-        assert_eq!(ces("18", 3), Ok(Value::Defined(Decimal::from(6))));
+        assert_defined(ces("18", 3), "6");
         // 4 responses totalling 22.5 → 5.625 → 5.63
-        assert_eq!(ces("22.5", 4), Ok(Value::Defined(Decimal::new(563, 2))));
+        assert_defined(ces("22.5", 4), "5.63");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 11 / 3 = 3.666… → 3.67
-        assert_eq!(ces("11", 3), Ok(Value::Defined(Decimal::new(367, 2))));
+        assert_defined(ces("11", 3), "3.67");
     }
 
     #[test]
@@ -93,10 +96,7 @@ mod tests {
 
     #[test]
     fn negative_total_is_rejected() {
-        assert!(matches!(
-            ces("-1", 3),
-            Err(MetricError::InvalidInput { input, .. }) if input == "score_total"
-        ));
+        assert_invalid_input(ces("-1", 3), "score_total");
     }
 
     #[test]
@@ -110,11 +110,15 @@ mod tests {
             },
             8,
         )])
-        .with_decimal(Measure::SurveyScoreTotal(SurveyKind::Ces), "43.5");
-        let row = compute_one(&Ces, &spec("success.ces", &[], &[]), &source);
+        .with(Measure::SurveyScoreTotal(SurveyKind::Ces), "43.5");
+        let row = compute_one(
+            &[&Ces],
+            &spec("success.ces", year_2024(), &[], &[]),
+            &source,
+        );
         assert_eq!(
-            inputs_of(&row),
-            pairs(&[("responses", "8"), ("score_total", "43.5")])
+            row.inputs,
+            inputs([("responses", "8"), ("score_total", "43.5")])
         );
         // 43.5 / 8 = 5.4375 → 5.44
         assert_eq!(row.value, Value::Defined(Decimal::new(544, 2)));

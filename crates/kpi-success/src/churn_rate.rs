@@ -72,29 +72,29 @@ kpi_core::register_metric!(ChurnRate);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute_one, inputs_of, pairs, spec, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
     use kpi_core::Decimal;
 
     fn churn_rate(lost: i64, at_start: i64) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("lost", Decimal::from(lost))
-            .with("at_start", Decimal::from(at_start));
-        evaluate(&ChurnRate, &inputs, &Params::default())
+        evaluate_with(
+            &ChurnRate,
+            &inputs([("lost", lost), ("at_start", at_start)]),
+            &[],
+        )
     }
 
     #[test]
     fn worked_example_100_at_start_2_lost_5_gained_is_2() {
         // The 5 customers gained are not an input: 2 / 100 × 100 = 2.
-        assert_eq!(churn_rate(2, 100), Ok(Value::Defined(Decimal::from(2))));
+        assert_defined(churn_rate(2, 100), "2");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 1 / 3 × 100 = 33.333… → 33.33
-        assert_eq!(churn_rate(1, 3), Ok(Value::Defined(Decimal::new(3333, 2))));
+        assert_defined(churn_rate(1, 3), "33.33");
         // 2 / 3 × 100 = 66.666… → 66.67
-        assert_eq!(churn_rate(2, 3), Ok(Value::Defined(Decimal::new(6667, 2))));
+        assert_defined(churn_rate(2, 3), "66.67");
     }
 
     #[test]
@@ -104,10 +104,7 @@ mod tests {
 
     #[test]
     fn more_lost_than_at_start_is_invalid() {
-        assert!(matches!(
-            churn_rate(5, 4),
-            Err(MetricError::InvalidInput { input, .. }) if input == "lost"
-        ));
+        assert_invalid_input(churn_rate(5, 4), "lost");
         assert!(matches!(
             churn_rate(1, 0),
             Err(MetricError::InvalidInput { .. })
@@ -116,11 +113,12 @@ mod tests {
 
     #[test]
     fn fractional_count_is_rejected() {
-        let inputs = Inputs::new()
-            .with("lost", Decimal::new(15, 1))
-            .with("at_start", Decimal::from(10));
         assert!(matches!(
-            evaluate(&ChurnRate, &inputs, &Params::default()),
+            evaluate_with(
+                &ChurnRate,
+                &inputs([("lost", "1.5"), ("at_start", "10")]),
+                &[]
+            ),
             Err(MetricError::InvalidInput { .. })
         ));
     }
@@ -131,11 +129,12 @@ mod tests {
             (Measure::CustomersChurnedFromStart, 2),
             (Measure::CustomersAtStart, 100),
         ]);
-        let row = compute_one(&ChurnRate, &spec("success.churn_rate", &[], &[]), &source);
-        assert_eq!(
-            inputs_of(&row),
-            pairs(&[("at_start", "100"), ("lost", "2")])
+        let row = compute_one(
+            &[&ChurnRate],
+            &spec("success.churn_rate", year_2024(), &[], &[]),
+            &source,
         );
+        assert_eq!(row.inputs, inputs([("at_start", "100"), ("lost", "2")]));
         assert_eq!(row.value, Value::Defined(Decimal::from(2)));
     }
 
@@ -144,11 +143,16 @@ mod tests {
         // at_start is given, so CustomersAtStart is never read (the fake has no value for it).
         let source = FakeSource::new([(Measure::CustomersChurnedFromStart, 3)]);
         let row = compute_one(
-            &ChurnRate,
-            &spec("success.churn_rate", &[], &[("at_start", "60")]),
+            &[&ChurnRate],
+            &spec(
+                "success.churn_rate",
+                year_2024(),
+                &[],
+                &[("at_start", "60")],
+            ),
             &source,
         );
-        assert_eq!(inputs_of(&row), pairs(&[("at_start", "60"), ("lost", "3")]));
+        assert_eq!(row.inputs, inputs([("at_start", "60"), ("lost", "3")]));
         assert_eq!(row.value, Value::Defined(Decimal::from(5)));
     }
 }

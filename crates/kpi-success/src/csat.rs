@@ -119,26 +119,16 @@ kpi_core::register_metric!(Csat);
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::test_support::{compute_one, inputs_of, pairs, spec, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
     use kpi_core::{ComputeError, Decimal, Registry};
 
-    fn params(raw: &[(&str, &str)]) -> Params {
-        let raw: BTreeMap<String, String> = raw
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Params::parse(&DESCRIPTOR, &raw).unwrap()
-    }
-
     fn csat(positive: i64, responses: i64, raw: &[(&str, &str)]) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("positive", Decimal::from(positive))
-            .with("responses", Decimal::from(responses));
-        evaluate(&Csat, &inputs, &params(raw))
+        evaluate_with(
+            &Csat,
+            &inputs([("positive", positive), ("responses", responses)]),
+            raw,
+        )
     }
 
     fn csat_measure(scale: u32, min: u32) -> Measure {
@@ -152,24 +142,21 @@ mod tests {
 
     #[test]
     fn worked_example_scale_10_threshold_6_80_of_100_is_80() {
-        assert_eq!(
-            csat(80, 100, &[("scale", "10"), ("threshold", "6")]),
-            Ok(Value::Defined(Decimal::from(80)))
-        );
+        assert_defined(csat(80, 100, &[("scale", "10"), ("threshold", "6")]), "80");
     }
 
     #[test]
     fn defaults_are_scale_5_threshold_4() {
-        let p = params(&[]);
+        let p = params(&DESCRIPTOR, &[]);
         assert_eq!(p.integer("scale"), Some(5));
         assert_eq!(p.integer("threshold"), Some(4));
-        assert_eq!(csat(3, 4, &[]), Ok(Value::Defined(Decimal::from(75))));
+        assert_defined(csat(3, 4, &[]), "75");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 2 / 3 × 100 = 66.666… → 66.67
-        assert_eq!(csat(2, 3, &[]), Ok(Value::Defined(Decimal::new(6667, 2))));
+        assert_defined(csat(2, 3, &[]), "66.67");
     }
 
     #[test]
@@ -179,10 +166,7 @@ mod tests {
 
     #[test]
     fn more_positive_than_responses_is_invalid() {
-        assert!(matches!(
-            csat(101, 100, &[]),
-            Err(MetricError::InvalidInput { input, .. }) if input == "positive"
-        ));
+        assert_invalid_input(csat(101, 100, &[]), "positive");
     }
 
     #[test]
@@ -192,10 +176,7 @@ mod tests {
             Err(MetricError::InvalidParam { param, .. }) if param == "threshold"
         ));
         // The threshold may equal the scale: only top scores are positive.
-        assert_eq!(
-            csat(1, 2, &[("scale", "5"), ("threshold", "5")]),
-            Ok(Value::Defined(Decimal::from(50)))
-        );
+        assert_defined(csat(1, 2, &[("scale", "5"), ("threshold", "5")]), "50");
     }
 
     #[test]
@@ -212,13 +193,18 @@ mod tests {
     fn stored_responses_on_the_scale_feed_positive_and_responses() {
         let source = FakeSource::new([(csat_measure(10, 6), 80), (csat_measure(10, 0), 100)]);
         let row = compute_one(
-            &Csat,
-            &spec("success.csat", &[("scale", "10"), ("threshold", "6")], &[]),
+            &[&Csat],
+            &spec(
+                "success.csat",
+                year_2024(),
+                &[("scale", "10"), ("threshold", "6")],
+                &[],
+            ),
             &source,
         );
         assert_eq!(
-            inputs_of(&row),
-            pairs(&[("positive", "80"), ("responses", "100")])
+            row.inputs,
+            inputs([("positive", "80"), ("responses", "100")])
         );
         assert_eq!(row.value, Value::Defined(Decimal::from(80)));
     }
@@ -226,11 +212,12 @@ mod tests {
     #[test]
     fn default_params_read_scale_5_threshold_4() {
         let source = FakeSource::new([(csat_measure(5, 4), 9), (csat_measure(5, 0), 12)]);
-        let row = compute_one(&Csat, &spec("success.csat", &[], &[]), &source);
-        assert_eq!(
-            inputs_of(&row),
-            pairs(&[("positive", "9"), ("responses", "12")])
+        let row = compute_one(
+            &[&Csat],
+            &spec("success.csat", year_2024(), &[], &[]),
+            &source,
         );
+        assert_eq!(row.inputs, inputs([("positive", "9"), ("responses", "12")]));
         assert_eq!(row.value, Value::Defined(Decimal::from(75)));
     }
 
@@ -240,7 +227,7 @@ mod tests {
         let registry = Registry::from_metrics([&Csat as &'static dyn Metric]).unwrap();
         let err = registry
             .compute(
-                &spec("success.csat", &[("threshold", "7")], &[]),
+                &spec("success.csat", year_2024(), &[("threshold", "7")], &[]),
                 Some(&source),
             )
             .unwrap_err();

@@ -58,33 +58,30 @@ kpi_core::register_metric!(FirstResponseHours);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute_one, inputs_of, pairs, spec, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
     use kpi_core::Decimal;
 
     fn first_response_hours(total: &str, responded: i64) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("response_hours_total", total.parse().unwrap())
-            .with("responded", Decimal::from(responded));
-        evaluate(&FirstResponseHours, &inputs, &Params::default())
+        evaluate_with(
+            &FirstResponseHours,
+            &inputs([
+                ("response_hours_total", d(total)),
+                ("responded", Decimal::from(responded)),
+            ]),
+            &[],
+        )
     }
 
     #[test]
     fn mean_hours_to_first_response() {
         // First answers after 30 min, 1 h and 4.5 h: 6 / 3 = 2
-        assert_eq!(
-            first_response_hours("6", 3),
-            Ok(Value::Defined(Decimal::from(2)))
-        );
+        assert_defined(first_response_hours("6", 3), "2");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 1 / 6 = 0.1666… → 0.17
-        assert_eq!(
-            first_response_hours("1", 6),
-            Ok(Value::Defined(Decimal::new(17, 2)))
-        );
+        assert_defined(first_response_hours("1", 6), "0.17");
     }
 
     #[test]
@@ -97,30 +94,28 @@ mod tests {
 
     #[test]
     fn fractional_ticket_count_is_rejected() {
-        assert!(matches!(
-            evaluate(
+        assert_invalid_input(
+            evaluate_with(
                 &FirstResponseHours,
-                &Inputs::new()
-                    .with("response_hours_total", Decimal::from(3))
-                    .with("responded", Decimal::new(25, 1)),
-                &Params::default()
+                &inputs([("response_hours_total", "3"), ("responded", "2.5")]),
+                &[],
             ),
-            Err(MetricError::InvalidInput { input, .. }) if input == "responded"
-        ));
+            "responded",
+        );
     }
 
     #[test]
     fn stored_measures_feed_total_and_responded() {
         let source = FakeSource::new([(Measure::TicketsResponded, 8)])
-            .with_decimal(Measure::FirstResponseHoursTotal, "13.25");
+            .with(Measure::FirstResponseHoursTotal, "13.25");
         let row = compute_one(
-            &FirstResponseHours,
-            &spec("success.first_response_hours", &[], &[]),
+            &[&FirstResponseHours],
+            &spec("success.first_response_hours", year_2024(), &[], &[]),
             &source,
         );
         assert_eq!(
-            inputs_of(&row),
-            pairs(&[("responded", "8"), ("response_hours_total", "13.25")])
+            row.inputs,
+            inputs([("responded", "8"), ("response_hours_total", "13.25")])
         );
         // 13.25 / 8 = 1.65625 → 1.66
         assert_eq!(row.value, Value::Defined(Decimal::new(166, 2)));

@@ -115,20 +115,20 @@ kpi_core::register_metric!(Nps);
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::test_support::{compute_one, inputs_of, pairs, spec, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
     use kpi_core::Decimal;
 
     fn nps(promoters: i64, detractors: i64, responses: i64) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("promoters", Decimal::from(promoters))
-            .with("detractors", Decimal::from(detractors))
-            .with("responses", Decimal::from(responses));
-        let params = Params::parse(&DESCRIPTOR, &BTreeMap::new()).unwrap();
-        evaluate(&Nps, &inputs, &params)
+        evaluate_with(
+            &Nps,
+            &inputs([
+                ("promoters", promoters),
+                ("detractors", detractors),
+                ("responses", responses),
+            ]),
+            &[],
+        )
     }
 
     fn nps_measure(scale: u32, min: u32, max: u32) -> Measure {
@@ -143,21 +143,21 @@ mod tests {
     #[test]
     fn worked_example_5_promoters_3_passives_2_detractors_is_30() {
         // responses = 5 + 3 + 2 = 10; (5 − 2) / 10 × 100 = 30
-        assert_eq!(nps(5, 2, 10), Ok(Value::Defined(Decimal::from(30))));
+        assert_defined(nps(5, 2, 10), "30");
     }
 
     #[test]
     fn can_be_negative_down_to_minus_100() {
-        assert_eq!(nps(1, 3, 10), Ok(Value::Defined(Decimal::from(-20))));
-        assert_eq!(nps(0, 4, 4), Ok(Value::Defined(Decimal::from(-100))));
-        assert_eq!(nps(4, 0, 4), Ok(Value::Defined(Decimal::from(100))));
+        assert_defined(nps(1, 3, 10), "-20");
+        assert_defined(nps(0, 4, 4), "-100");
+        assert_defined(nps(4, 0, 4), "100");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // (2 − 1) / 3 × 100 = 33.333… → 33.33; (1 − 2) / 3 × 100 → −33.33
-        assert_eq!(nps(2, 1, 3), Ok(Value::Defined(Decimal::new(3333, 2))));
-        assert_eq!(nps(1, 2, 3), Ok(Value::Defined(Decimal::new(-3333, 2))));
+        assert_defined(nps(2, 1, 3), "33.33");
+        assert_defined(nps(1, 2, 3), "-33.33");
     }
 
     #[test]
@@ -167,10 +167,7 @@ mod tests {
 
     #[test]
     fn more_promoters_and_detractors_than_responses_is_invalid() {
-        assert!(matches!(
-            nps(6, 5, 10),
-            Err(MetricError::InvalidInput { input, .. }) if input == "responses"
-        ));
+        assert_invalid_input(nps(6, 5, 10), "responses");
         assert!(matches!(
             nps(1, 0, 0),
             Err(MetricError::InvalidInput { .. })
@@ -190,10 +187,14 @@ mod tests {
             (nps_measure(10, 0, 6), 2),
             (nps_measure(10, 0, u32::MAX), 10),
         ]);
-        let row = compute_one(&Nps, &spec("success.nps", &[], &[]), &source);
+        let row = compute_one(
+            &[&Nps],
+            &spec("success.nps", year_2024(), &[], &[]),
+            &source,
+        );
         assert_eq!(
-            inputs_of(&row),
-            pairs(&[("detractors", "2"), ("promoters", "5"), ("responses", "10")])
+            row.inputs,
+            inputs([("detractors", "2"), ("promoters", "5"), ("responses", "10")])
         );
         assert_eq!(row.value, Value::Defined(Decimal::from(30)));
     }
@@ -205,10 +206,14 @@ mod tests {
             (nps_measure(5, 1, 2), 4),
             (nps_measure(5, 0, u32::MAX), 8),
         ]);
-        let row = compute_one(&Nps, &spec("success.nps", &[("scale", "5")], &[]), &source);
+        let row = compute_one(
+            &[&Nps],
+            &spec("success.nps", year_2024(), &[("scale", "5")], &[]),
+            &source,
+        );
         assert_eq!(
-            inputs_of(&row),
-            pairs(&[("detractors", "4"), ("promoters", "3"), ("responses", "8")])
+            row.inputs,
+            inputs([("detractors", "4"), ("promoters", "3"), ("responses", "8")])
         );
         // (3 − 4) / 8 × 100 = −12.5
         assert_eq!(row.value, Value::Defined(Decimal::new(-125, 1)));
@@ -219,13 +224,13 @@ mod tests {
         // The all-responses measure is absent: reading it would fail the compute.
         let source = FakeSource::new([(nps_measure(10, 9, 10), 5), (nps_measure(10, 0, 6), 2)]);
         let row = compute_one(
-            &Nps,
-            &spec("success.nps", &[], &[("responses", "20")]),
+            &[&Nps],
+            &spec("success.nps", year_2024(), &[], &[("responses", "20")]),
             &source,
         );
         assert_eq!(
-            inputs_of(&row),
-            pairs(&[("detractors", "2"), ("promoters", "5"), ("responses", "20")])
+            row.inputs,
+            inputs([("detractors", "2"), ("promoters", "5"), ("responses", "20")])
         );
         assert_eq!(row.value, Value::Defined(Decimal::from(15)));
     }

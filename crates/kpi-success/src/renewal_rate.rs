@@ -64,56 +64,40 @@ kpi_core::register_metric!(RenewalRate);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute_one, inputs_of, pairs, spec, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
     use kpi_core::Decimal;
 
     fn renewal_rate(renewed: i64, due: i64) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("renewed", Decimal::from(renewed))
-            .with("due", Decimal::from(due));
-        evaluate(&RenewalRate, &inputs, &Params::default())
+        evaluate_with(
+            &RenewalRate,
+            &inputs([("renewed", renewed), ("due", due)]),
+            &[],
+        )
     }
 
     #[test]
     fn worked_example_900_of_1000_is_90() {
-        assert_eq!(
-            renewal_rate(900, 1000),
-            Ok(Value::Defined(Decimal::from(90)))
-        );
+        assert_defined(renewal_rate(900, 1000), "90");
     }
 
     #[test]
     fn worked_example_next_year_600_of_1000_is_60() {
-        assert_eq!(
-            renewal_rate(600, 1000),
-            Ok(Value::Defined(Decimal::from(60)))
-        );
+        assert_defined(renewal_rate(600, 1000), "60");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 1 / 7 × 100 = 14.2857… → 14.29
-        assert_eq!(
-            renewal_rate(1, 7),
-            Ok(Value::Defined(Decimal::new(1429, 2)))
-        );
+        assert_defined(renewal_rate(1, 7), "14.29");
     }
 
     #[test]
     fn precision_param_changes_the_rounding() {
-        let d = RenewalRate.descriptor();
-        let raw = [("precision".to_owned(), "0".to_owned())]
-            .into_iter()
-            .collect();
-        let params = Params::parse(d, &raw).unwrap();
-        let inputs = Inputs::new()
-            .with("renewed", Decimal::from(1))
-            .with("due", Decimal::from(8));
         // 12.5 → 13 (half away from zero)
-        assert_eq!(
-            evaluate(&RenewalRate, &inputs, &params),
-            Ok(Value::Defined(Decimal::from(13)))
+        let given = inputs([("renewed", 1), ("due", 8)]);
+        assert_defined(
+            evaluate_with(&RenewalRate, &given, &[("precision", "0")]),
+            "13",
         );
     }
 
@@ -124,24 +108,18 @@ mod tests {
 
     #[test]
     fn more_renewed_than_due_is_invalid() {
-        assert!(matches!(
-            renewal_rate(1001, 1000),
-            Err(MetricError::InvalidInput { input, .. }) if input == "renewed"
-        ));
+        assert_invalid_input(renewal_rate(1001, 1000), "renewed");
     }
 
     #[test]
     fn stored_measures_feed_renewed_and_due() {
         let source = FakeSource::new([(Measure::Renewed, 900), (Measure::RenewalsDue, 1000)]);
         let row = compute_one(
-            &RenewalRate,
-            &spec("success.renewal_rate", &[], &[]),
+            &[&RenewalRate],
+            &spec("success.renewal_rate", year_2024(), &[], &[]),
             &source,
         );
-        assert_eq!(
-            inputs_of(&row),
-            pairs(&[("due", "1000"), ("renewed", "900")])
-        );
+        assert_eq!(row.inputs, inputs([("due", "1000"), ("renewed", "900")]));
         assert_eq!(row.value, Value::Defined(Decimal::from(90)));
     }
 }

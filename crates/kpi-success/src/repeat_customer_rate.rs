@@ -64,33 +64,27 @@ kpi_core::register_metric!(RepeatCustomerRate);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute_one, inputs_of, pairs, spec, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
     use kpi_core::Decimal;
 
     fn repeat_customer_rate(repeat: i64, buyers: i64) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("repeat", Decimal::from(repeat))
-            .with("buyers", Decimal::from(buyers));
-        evaluate(&RepeatCustomerRate, &inputs, &Params::default())
+        evaluate_with(
+            &RepeatCustomerRate,
+            &inputs([("repeat", repeat), ("buyers", buyers)]),
+            &[],
+        )
     }
 
     #[test]
     fn share_of_buyers_who_bought_again() {
         // 500 buyers, 125 of them bought twice or more: 125 / 500 × 100 = 25
-        assert_eq!(
-            repeat_customer_rate(125, 500),
-            Ok(Value::Defined(Decimal::from(25)))
-        );
+        assert_defined(repeat_customer_rate(125, 500), "25");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // 1 / 6 × 100 = 16.666… → 16.67
-        assert_eq!(
-            repeat_customer_rate(1, 6),
-            Ok(Value::Defined(Decimal::new(1667, 2)))
-        );
+        assert_defined(repeat_customer_rate(1, 6), "16.67");
     }
 
     #[test]
@@ -103,24 +97,18 @@ mod tests {
 
     #[test]
     fn more_repeat_than_buyers_is_invalid() {
-        assert!(matches!(
-            repeat_customer_rate(6, 5),
-            Err(MetricError::InvalidInput { input, .. }) if input == "repeat"
-        ));
+        assert_invalid_input(repeat_customer_rate(6, 5), "repeat");
     }
 
     #[test]
     fn stored_measures_feed_repeat_and_buyers() {
         let source = FakeSource::new([(Measure::RepeatBuyers, 125), (Measure::Buyers, 500)]);
         let row = compute_one(
-            &RepeatCustomerRate,
-            &spec("success.repeat_customer_rate", &[], &[]),
+            &[&RepeatCustomerRate],
+            &spec("success.repeat_customer_rate", year_2024(), &[], &[]),
             &source,
         );
-        assert_eq!(
-            inputs_of(&row),
-            pairs(&[("buyers", "500"), ("repeat", "125")])
-        );
+        assert_eq!(row.inputs, inputs([("buyers", "500"), ("repeat", "125")]));
         assert_eq!(row.value, Value::Defined(Decimal::from(25)));
     }
 }

@@ -91,34 +91,31 @@ kpi_core::register_metric!(RetentionRate);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{compute_one, inputs_of, pairs, spec, FakeSource};
-    use kpi_core::engine::evaluate;
+    use kpi_core::testing::*;
     use kpi_core::Decimal;
 
     fn retention_rate(at_end: i64, new_retained: i64, at_start: i64) -> Result<Value, MetricError> {
-        let inputs = Inputs::new()
-            .with("at_end", Decimal::from(at_end))
-            .with("new_retained", Decimal::from(new_retained))
-            .with("at_start", Decimal::from(at_start));
-        evaluate(&RetentionRate, &inputs, &Params::default())
+        evaluate_with(
+            &RetentionRate,
+            &inputs([
+                ("at_end", at_end),
+                ("new_retained", new_retained),
+                ("at_start", at_start),
+            ]),
+            &[],
+        )
     }
 
     #[test]
     fn worked_example_start_100_end_103_5_new_all_kept_is_98() {
         // (103 − 5) / 100 × 100 = 98
-        assert_eq!(
-            retention_rate(103, 5, 100),
-            Ok(Value::Defined(Decimal::from(98)))
-        );
+        assert_defined(retention_rate(103, 5, 100), "98");
     }
 
     #[test]
     fn rounds_to_two_places() {
         // (2 − 0) / 3 × 100 = 66.666… → 66.67
-        assert_eq!(
-            retention_rate(2, 0, 3),
-            Ok(Value::Defined(Decimal::new(6667, 2)))
-        );
+        assert_defined(retention_rate(2, 0, 3), "66.67");
     }
 
     #[test]
@@ -129,19 +126,13 @@ mod tests {
 
     #[test]
     fn more_new_retained_than_at_end_is_invalid() {
-        assert!(matches!(
-            retention_rate(3, 5, 100),
-            Err(MetricError::InvalidInput { input, .. }) if input == "new_retained"
-        ));
+        assert_invalid_input(retention_rate(3, 5, 100), "new_retained");
     }
 
     #[test]
     fn more_existing_at_end_than_at_start_is_invalid() {
         // 110 − 5 = 105 existing customers at end, but only 100 at start.
-        assert!(matches!(
-            retention_rate(110, 5, 100),
-            Err(MetricError::InvalidInput { input, .. }) if input == "at_end"
-        ));
+        assert_invalid_input(retention_rate(110, 5, 100), "at_end");
         assert!(matches!(
             retention_rate(1, 0, 0),
             Err(MetricError::InvalidInput { .. })
@@ -156,13 +147,13 @@ mod tests {
             (Measure::CustomersAtStart, 100),
         ]);
         let row = compute_one(
-            &RetentionRate,
-            &spec("success.retention_rate", &[], &[]),
+            &[&RetentionRate],
+            &spec("success.retention_rate", year_2024(), &[], &[]),
             &source,
         );
         assert_eq!(
-            inputs_of(&row),
-            pairs(&[
+            row.inputs,
+            inputs([
                 ("at_end", "103"),
                 ("at_start", "100"),
                 ("new_retained", "5")
@@ -178,13 +169,18 @@ mod tests {
             (Measure::CustomersAtStart, 100),
         ]);
         let row = compute_one(
-            &RetentionRate,
-            &spec("success.retention_rate", &[], &[("new_retained", "13")]),
+            &[&RetentionRate],
+            &spec(
+                "success.retention_rate",
+                year_2024(),
+                &[],
+                &[("new_retained", "13")],
+            ),
             &source,
         );
         assert_eq!(
-            inputs_of(&row),
-            pairs(&[
+            row.inputs,
+            inputs([
                 ("at_end", "103"),
                 ("at_start", "100"),
                 ("new_retained", "13")
