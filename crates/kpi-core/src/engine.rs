@@ -323,7 +323,21 @@ fn validate<'r>(
         .ok_or_else(|| ComputeError::UnknownMetric(spec.metric_id.clone()))?;
     let d = metric.descriptor();
     let mut violations: Vec<FieldViolation> = Vec::new();
-    let params = match Params::parse(d, &spec.params) {
+    // Params of the metrics this one uses are accepted and passed on (checked here so a bad
+    // value is reported before any work).
+    let mut own = BTreeMap::new();
+    for (name, text) in &spec.params {
+        if d.param(name).is_some() {
+            own.insert(name.clone(), text.clone());
+        } else if let Some(dep) = registry.dependency_param(metric, name) {
+            if let Err(reason) = crate::params::parse_value(dep, text.trim()) {
+                violations.push(FieldViolation::new(format!("params[{name}]"), reason));
+            }
+        } else {
+            own.insert(name.clone(), text.clone()); // reported as unknown by Params::parse
+        }
+    }
+    let params = match Params::parse(d, &own) {
         Ok(p) => Some(p),
         Err(v) => {
             violations.extend(v);

@@ -93,6 +93,22 @@ pub trait Metric: Send + Sync + 'static {
     fn gather(&self, ctx: &Gather<'_>) -> Result<Inputs, MetricError> {
         ctx.gather_declared(self.descriptor())
     }
+
+    /// Ids of the metrics this one reads through [`Gather::metric`]. A request for this
+    /// metric may carry the params those metrics accept (`lifespan_years` on
+    /// `marketing.clv_cac_ratio`); they are validated and passed on. The default lists the
+    /// inputs declared [`InputSource::Metric`]; override it when `gather` picks a metric
+    /// itself.
+    fn uses_metrics(&self) -> Vec<&'static str> {
+        self.descriptor()
+            .inputs
+            .iter()
+            .filter_map(|i| match i.source {
+                InputSource::Metric(id) => Some(id),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// Registers a metric (a constant expression, usually a unit struct) with the link-time

@@ -133,7 +133,8 @@ impl Params {
     }
 }
 
-fn parse_value(spec: &ParamSpec, text: &str) -> Result<ParamValue, String> {
+/// Parses one parameter's text against its spec, returning the reason it is not acceptable.
+pub(crate) fn parse_value(spec: &ParamSpec, text: &str) -> Result<ParamValue, String> {
     match spec.kind {
         ParamKind::Decimal { min, max } => {
             let value =

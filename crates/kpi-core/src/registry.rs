@@ -3,7 +3,7 @@ use std::sync::OnceLock;
 
 use thiserror::Error;
 
-use crate::descriptor::InputSource;
+use crate::descriptor::ParamSpec;
 use crate::Metric;
 
 /// One metric's entry in the link-time registry; create it with
@@ -102,11 +102,9 @@ impl Registry {
         }
         for m in &metrics {
             let d = m.descriptor();
-            for input in d.inputs {
-                if let InputSource::Metric(uses) = input.source {
-                    if !by_id.contains_key(uses) {
-                        return Err(RegistryError::MissingDependency { id: d.id, uses });
-                    }
+            for uses in m.uses_metrics() {
+                if !by_id.contains_key(uses) {
+                    return Err(RegistryError::MissingDependency { id: d.id, uses });
                 }
             }
         }
@@ -116,6 +114,25 @@ impl Registry {
     /// The metric with this id.
     pub fn get(&self, id: &str) -> Option<&'static dyn Metric> {
         self.by_id.get(id).map(|&i| self.metrics[i])
+    }
+
+    /// The spec of param `name` accepted by a metric `metric` uses (directly or through
+    /// further derived metrics), if any: such a param may be given on `metric`'s requests.
+    pub fn dependency_param(&self, metric: &dyn Metric, name: &str) -> Option<&'static ParamSpec> {
+        let mut queue = metric.uses_metrics();
+        let mut seen: Vec<&'static str> = Vec::new();
+        while let Some(id) = queue.pop() {
+            if seen.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+            let Some(dep) = self.get(id) else { continue };
+            if let Some(spec) = dep.descriptor().param(name) {
+                return Some(spec);
+            }
+            queue.extend(dep.uses_metrics());
+        }
+        None
     }
 
     /// Every metric, sorted by id.

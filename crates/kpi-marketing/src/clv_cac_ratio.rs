@@ -60,6 +60,12 @@ impl Metric for ClvCacRatio {
         Ok(inputs)
     }
 
+    /// `gather` picks clv or clv_net by the `clv` param, so both are listed: their params
+    /// (`lifespan_years`, `retention_years`, `gross_margin`, `categories`) may be given here.
+    fn uses_metrics(&self) -> Vec<&'static str> {
+        vec!["marketing.clv", "marketing.clv_net", "marketing.cac"]
+    }
+
     fn evaluate(&self, inputs: &Inputs, _params: &Params) -> Result<Value, MetricError> {
         let clv = inputs.get("clv")?;
         let cac = inputs.get("cac")?;
@@ -143,6 +149,47 @@ mod tests {
         assert_eq!(row.inputs.get("clv").unwrap(), d("3000"));
         assert_eq!(row.inputs.get("cac").unwrap(), d("1000"));
         assert_eq!(row.value, Value::Defined(d("3")));
+    }
+
+    #[test]
+    fn params_of_the_metrics_it_uses_are_passed_on() {
+        // No customer churned, so clv needs its lifespan_years param, given on this request:
+        // 150 000 / 500 / 1 year × 4 years = 1 200; cac over advertising only:
+        // 4 000 / 10 = 400; 1 200 / 400 = 3.
+        let source = stored()
+            .with(Measure::CustomersChurnedBeforeEnd, "0")
+            .with(Measure::MeanChurnedTenureYears, "0")
+            .with(
+                Measure::Spend(SpendCategories::from_names(&["advertising"])),
+                "4000",
+            );
+        let row = compute_one(
+            &ALL,
+            &spec(
+                "marketing.clv_cac_ratio",
+                year_2024(),
+                &[("lifespan_years", "4"), ("categories", "advertising")],
+                &[],
+            ),
+            &source,
+        );
+        assert_eq!(row.inputs.get("clv").unwrap(), d("1200"));
+        assert_eq!(row.inputs.get("cac").unwrap(), d("400"));
+        assert_eq!(row.value, Value::Defined(d("3")));
+        // A bad value for a dependency's param is still a field error of this request.
+        let registry = kpi_core::Registry::from_metrics(ALL).unwrap();
+        let err = registry
+            .compute(
+                &spec(
+                    "marketing.clv_cac_ratio",
+                    year_2024(),
+                    &[("lifespan_years", "-1")],
+                    &[],
+                ),
+                Some(&source),
+            )
+            .unwrap_err();
+        assert!(format!("{err}").contains("params[lifespan_years]"), "{err}");
     }
 
     #[test]
