@@ -51,8 +51,8 @@ pub fn records(bytes: &[u8]) -> Option<RecordsOutcome> {
         outcome.valid += 1;
         let wire = record_to_proto(record.clone());
         // What ListRecords answers must decode back to the same record.
-        let reencoded = pb::Record::decode(wire.encode_to_vec().as_slice())
-            .expect("an encoded record decodes");
+        let reencoded =
+            pb::Record::decode(wire.encode_to_vec().as_slice()).expect("an encoded record decodes");
         assert_eq!(
             record_from_proto(reencoded).as_ref(),
             Ok(&record),

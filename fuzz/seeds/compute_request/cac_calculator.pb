@@ -1,0 +1,4 @@
+
+marketing.cacJ
+spend10000J
+new_customers10

@@ -1,0 +1,3 @@
+
+marketing.clv€È¬€èÌ»B
+margin0.8

@@ -1,0 +1,2 @@
+
+revenue.mrr€È¬€èÌ» *America/New_York

@@ -1,0 +1,3 @@
+
+success.nps€È¬€ı³ :
+segmentsmb

@@ -1,0 +1,2 @@
+
+sales.win_rate€È¬€èÌ» *Europe/Paris2owner

@@ -1,0 +1,475 @@
+//! Crash safety of the real binary. Records stream in through Ingest and PutRecords (and
+//! some are deleted) while kpid is SIGKILLed at seeded-random points; every restart on the
+//! same data directory must open the store cleanly and hold every acknowledged write,
+//! unchanged, and nothing that was never sent. A SIGTERM in the middle of the same traffic
+//! must answer what is in flight, keep everything it acknowledged, and exit 0.
+//!
+//! `KPID_CRASH_RUNS` (default 12) sets the number of kill/restart runs and
+//! `KPID_CRASH_SEED` the first seed; a failure names the seed of its run.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{customer, deal, key_of, list_all, record, ts, Kpid};
+use kpi_proto::kpi::v1 as pb;
+use kpi_proto::kpi::v1::records_service_client::RecordsServiceClient;
+use pb::record::Record as Kind;
+use tokio::task::block_in_place;
+use tonic::transport::Channel;
+
+/// Kill/restart runs when `KPID_CRASH_RUNS` is unset.
+const DEFAULT_RUNS: u64 = 12;
+/// The runs stop early (after at least [`MIN_RUNS`]) once this much time has gone, so a
+/// loaded machine still finishes well within a minute.
+const TIME_BUDGET: Duration = Duration::from_secs(40);
+const MIN_RUNS: u64 = 4;
+/// The latest a run kills the server, after its writers started.
+const MAX_KILL_DELAY_MS: u64 = 400;
+
+/// SplitMix64: a small seeded generator, so a failing run replays from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+type Key = (String, String);
+
+/// What the clients know: every record they sent, which puts and deletes were
+/// acknowledged. A key is sent with one value only, so a stored record must equal it.
+#[derive(Default)]
+struct Model {
+    /// Every record ever sent, by key.
+    sent: BTreeMap<Key, pb::Record>,
+    /// Acknowledged puts not since deleted (nor being deleted): must be present.
+    acked: BTreeSet<Key>,
+    /// Acknowledged deletes: must be absent.
+    deleted: BTreeSet<Key>,
+    /// Acknowledged RPCs, for the report.
+    acks: u64,
+}
+
+type Shared = Arc<Mutex<Model>>;
+
+/// How a writer ended: the call that failed, and when (`None`: it reached its deadline).
+type Ended = Option<(Instant, tonic::Status)>;
+
+/// A record of a seeded kind (customer, won/lost/open deal, purchase) with id `id`.
+fn random_record(rng: &mut Rng, id: &str) -> pb::Record {
+    let day = 1 + rng.below(28);
+    let month = 1 + rng.below(12);
+    let at = format!("2024-{month:02}-{day:02}T{:02}:00:00Z", rng.below(24));
+    let cents = rng.below(10_000_000);
+    let amount = format!("{}.{:02}", cents / 100, cents % 100);
+    match rng.below(5) {
+        0 | 1 => customer(id, &at, pb::Source::Sales),
+        2 => {
+            let status = [
+                pb::DealStatus::Won,
+                pb::DealStatus::Lost,
+                pb::DealStatus::Open,
+            ][rng.below(3) as usize];
+            let owner = format!("rep{}", rng.below(5));
+            deal(id, &owner, status, &amount, &at)
+        }
+        _ => record(Kind::Purchase(pb::Purchase {
+            id: id.into(),
+            customer_id: format!("c{}", rng.below(50)),
+            amount,
+            at: ts(&at),
+        })),
+    }
+}
+
+/// Streams Ingest calls of 1–4 messages of 1–25 records each, until a call fails (the
+/// server was killed) or `deadline`. A call's records are acknowledged by its answer.
+async fn ingest_writer(
+    mut client: RecordsServiceClient<Channel>,
+    model: Shared,
+    mut rng: Rng,
+    prefix: String,
+    deadline: Instant,
+) -> Ended {
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        let mut messages = Vec::new();
+        let mut keys = Vec::new();
+        for _ in 0..1 + rng.below(4) {
+            let mut records = Vec::new();
+            for _ in 0..1 + rng.below(25) {
+                n += 1;
+                let r = random_record(&mut rng, &format!("{prefix}-{n}"));
+                keys.push(key_of(&r));
+                records.push(r);
+            }
+            messages.push(pb::IngestRequest { records });
+        }
+        {
+            let mut m = model.lock().unwrap();
+            for r in messages.iter().flat_map(|msg| &msg.records) {
+                m.sent.insert(key_of(r), r.clone());
+            }
+        }
+        match client.ingest(tokio_stream::iter(messages)).await {
+            Ok(answer) => {
+                let answer = answer.into_inner();
+                assert!(answer.rejected.is_empty(), "{:?}", answer.rejected);
+                assert_eq!(answer.accepted, keys.len() as u64);
+                let mut m = model.lock().unwrap();
+                m.acked.extend(keys);
+                m.acks += 1;
+            }
+            Err(status) => return Some((Instant::now(), status)),
+        }
+    }
+    None
+}
+
+/// PutRecords calls of 1–40 records; every fifth call instead deletes 1–3 of this
+/// writer's acknowledged records. Until a call fails or `deadline`.
+async fn put_writer(
+    mut client: RecordsServiceClient<Channel>,
+    model: Shared,
+    mut rng: Rng,
+    prefix: String,
+    deadline: Instant,
+) -> Ended {
+    let mut n = 0u64;
+    let mut mine: Vec<Key> = Vec::new();
+    while Instant::now() < deadline {
+        if rng.below(5) == 0 && !mine.is_empty() {
+            let mut doomed = Vec::new();
+            for _ in 0..1 + rng.below(3) {
+                if mine.is_empty() {
+                    break;
+                }
+                let i = rng.below(mine.len() as u64) as usize;
+                doomed.push(mine.swap_remove(i));
+            }
+            {
+                // In flight: neither must be present nor must be absent.
+                let mut m = model.lock().unwrap();
+                for k in &doomed {
+                    m.acked.remove(k);
+                }
+            }
+            let keys = doomed
+                .iter()
+                .map(|(kind, id)| pb::RecordKey {
+                    kind: kind.clone(),
+                    id: id.clone(),
+                })
+                .collect();
+            match client
+                .delete_records(pb::DeleteRecordsRequest { keys })
+                .await
+            {
+                Ok(answer) => {
+                    assert_eq!(answer.into_inner().deleted, doomed.len() as u64);
+                    let mut m = model.lock().unwrap();
+                    m.deleted.extend(doomed);
+                    m.acks += 1;
+                }
+                Err(status) => return Some((Instant::now(), status)),
+            }
+            continue;
+        }
+        let mut records = Vec::new();
+        for _ in 0..1 + rng.below(40) {
+            n += 1;
+            records.push(random_record(&mut rng, &format!("{prefix}-{n}")));
+        }
+        let keys: Vec<Key> = records.iter().map(key_of).collect();
+        {
+            let mut m = model.lock().unwrap();
+            for r in &records {
+                m.sent.insert(key_of(r), r.clone());
+            }
+        }
+        match client.put_records(pb::PutRecordsRequest { records }).await {
+            Ok(answer) => {
+                let answer = answer.into_inner();
+                assert!(answer.rejected.is_empty(), "{:?}", answer.rejected);
+                assert_eq!(answer.accepted, keys.len() as u64);
+                mine.extend(keys.iter().cloned());
+                let mut m = model.lock().unwrap();
+                m.acked.extend(keys);
+                m.acks += 1;
+            }
+            Err(status) => return Some((Instant::now(), status)),
+        }
+    }
+    None
+}
+
+/// The `records=N` of the server's "record store open" log line.
+fn records_at_open(kpid: &Kpid) -> Option<usize> {
+    let logs = kpid.logs();
+    let line = logs.lines().find(|l| l.contains("record store open"))?;
+    let field = line
+        .split_whitespace()
+        .find(|w| w.starts_with("records="))?;
+    field.trim_start_matches("records=").parse().ok()
+}
+
+/// Checks the running server against the model: every acknowledged put present and
+/// unchanged, every acknowledged delete absent, nothing stored that was never sent, no key
+/// twice. Returns how many records are stored.
+async fn check(kpid: &Kpid, model: &Shared, label: &str) -> usize {
+    let mut client = kpid.records().await;
+    let (stored, _) = list_all(&mut client, "", 1000).await;
+    let mut present = BTreeMap::new();
+    for r in stored {
+        let key = key_of(&r);
+        assert!(
+            present.insert(key.clone(), r).is_none(),
+            "{label}: {key:?} listed twice"
+        );
+    }
+    let m = model.lock().unwrap();
+    for key in &m.acked {
+        let got = present
+            .get(key)
+            .unwrap_or_else(|| panic!("{label}: the acknowledged record {key:?} was lost"));
+        assert_eq!(got, &m.sent[key], "{label}: {key:?} changed");
+    }
+    for key in &m.deleted {
+        assert!(
+            !present.contains_key(key),
+            "{label}: the acknowledged delete of {key:?} was undone"
+        );
+    }
+    for (key, r) in &present {
+        let sent = m
+            .sent
+            .get(key)
+            .unwrap_or_else(|| panic!("{label}: {key:?} is stored but was never sent"));
+        assert_eq!(r, sent, "{label}: {key:?} differs from what was sent");
+    }
+    if let Some(at_open) = records_at_open(kpid) {
+        assert_eq!(
+            at_open,
+            present.len(),
+            "{label}: the store loaded {at_open} records at open but lists {}",
+            present.len()
+        );
+    }
+    present.len()
+}
+
+/// One ingest and one put writer against `kpid`, seeded from `rng`.
+async fn start_writers(
+    kpid: &Kpid,
+    model: &Shared,
+    rng: &mut Rng,
+    run: u64,
+    deadline: Instant,
+) -> Vec<tokio::task::JoinHandle<Ended>> {
+    vec![
+        tokio::spawn(ingest_writer(
+            kpid.records().await,
+            model.clone(),
+            Rng(rng.next()),
+            format!("i{run}"),
+            deadline,
+        )),
+        tokio::spawn(put_writer(
+            kpid.records().await,
+            model.clone(),
+            Rng(rng.next()),
+            format!("p{run}"),
+            deadline,
+        )),
+    ]
+}
+
+/// Waits for the writers; a call may fail only once the server was `signalled`.
+async fn join_writers(
+    writers: Vec<tokio::task::JoinHandle<Ended>>,
+    signalled: Instant,
+    label: &str,
+) {
+    for writer in writers {
+        let ended = tokio::time::timeout(Duration::from_secs(20), writer)
+            .await
+            .unwrap_or_else(|_| panic!("{label}: a writer did not stop"))
+            .unwrap_or_else(|e| panic!("{label}: a writer failed: {e}"));
+        if let Some((at, status)) = ended {
+            assert!(
+                at >= signalled,
+                "{label}: a call failed before the server was signalled: {status:?}"
+            );
+        }
+    }
+}
+
+/// One message of `count` records for the long Ingest stream, noted in `streamed`.
+fn stream_message(
+    rng: &mut Rng,
+    streamed: &mut Vec<pb::Record>,
+    count: usize,
+) -> pb::IngestRequest {
+    let mut records = Vec::new();
+    for _ in 0..count {
+        let r = random_record(rng, &format!("s-{}", streamed.len() + 1));
+        streamed.push(r.clone());
+        records.push(r);
+    }
+    pb::IngestRequest { records }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn start(dir: &Path) -> Kpid {
+    block_in_place(|| Kpid::start_in(dir, &[]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_points_loses_no_acknowledged_write() {
+    let runs = env_u64("KPID_CRASH_RUNS", DEFAULT_RUNS);
+    let first_seed = env_u64("KPID_CRASH_SEED", 0x6b70_6964);
+    let data = tempfile::tempdir().unwrap();
+    let model = Shared::default();
+    let started = Instant::now();
+    let mut done = 0;
+    for run in 0..runs {
+        if run >= MIN_RUNS && started.elapsed() > TIME_BUDGET {
+            eprintln!("time budget spent after {run} runs");
+            break;
+        }
+        let seed = first_seed + run;
+        let label = format!("run {run} (KPID_CRASH_SEED={seed} KPID_CRASH_RUNS=1)");
+        let mut rng = Rng(seed);
+        let mut kpid = start(data.path());
+        let before = check(&kpid, &model, &format!("{label}, after restart")).await;
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let writers = start_writers(&kpid, &model, &mut rng, run, deadline).await;
+        // Mostly mid-traffic; now and then right away, before the first write lands.
+        let delay = match rng.below(8) {
+            0 => 0,
+            _ => rng.below(MAX_KILL_DELAY_MS),
+        };
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        let signalled = Instant::now();
+        block_in_place(|| kpid.kill9());
+        join_writers(writers, signalled, &label).await;
+        let m = model.lock().unwrap();
+        eprintln!(
+            "{label}: {before} records at start, killed after {delay} ms; {} acknowledged RPCs so far",
+            m.acks
+        );
+        done += 1;
+    }
+
+    // The last kill's survivors, then a clean stop, and the store opened in-process.
+    let mut kpid = start(data.path());
+    let stored = check(&kpid, &model, "after the last kill").await;
+    let status = block_in_place(|| kpid.terminate());
+    assert!(status.success(), "{status:?}; logs:\n{}", kpid.logs());
+    let store = kpi_store::Store::open(data.path()).expect("the store opens cleanly");
+    assert_eq!(store.stats().records, stored as u64);
+    let m = model.lock().unwrap();
+    assert!(
+        m.acks >= done,
+        "the runs acknowledged too little to test anything ({} RPCs in {done} runs)",
+        m.acks
+    );
+    eprintln!(
+        "{done} kill/restart runs in {:.1?}: {} acknowledged RPCs, {} records kept, {} deleted",
+        started.elapsed(),
+        m.acks,
+        stored,
+        m.deleted.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_stream_answers_in_flight_work_keeps_it_and_exits_0() {
+    let data = tempfile::tempdir().unwrap();
+    let model = Shared::default();
+    let mut rng = Rng(0x7465_726d);
+    let mut kpid = start(data.path());
+
+    // Background traffic: an ingest and a put writer that stop at their first refusal.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let writers = start_writers(&kpid, &model, &mut rng, 0, deadline).await;
+
+    // And one long Ingest stream, fed message by message across the signal.
+    let (messages, stream) = tokio::sync::mpsc::channel(4);
+    let mut client = kpid.records().await;
+    let ingest = tokio::spawn(async move {
+        client
+            .ingest(tokio_stream::wrappers::ReceiverStream::new(stream))
+            .await
+    });
+    let mut streamed = Vec::new();
+    for _ in 0..5 {
+        let message = stream_message(&mut rng, &mut streamed, 10);
+        messages.send(message).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the writers get some acknowledgements in.
+    let wait = Instant::now();
+    while model.lock().unwrap().acks < 6 {
+        assert!(wait.elapsed() < Duration::from_secs(10), "no progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let signalled = Instant::now();
+    kpid.send_sigterm();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..3 {
+        let message = stream_message(&mut rng, &mut streamed, 10);
+        messages.send(message).await.unwrap();
+    }
+    drop(messages);
+    let answer = tokio::time::timeout(Duration::from_secs(20), ingest)
+        .await
+        .expect("the in-flight Ingest is answered in time")
+        .unwrap()
+        .expect("the in-flight Ingest succeeds")
+        .into_inner();
+    assert_eq!(answer.accepted, streamed.len() as u64);
+    {
+        let mut m = model.lock().unwrap();
+        for r in &streamed {
+            m.sent.insert(key_of(r), r.clone());
+            m.acked.insert(key_of(r));
+        }
+    }
+    join_writers(writers, signalled, "sigterm").await;
+    let status = block_in_place(|| kpid.wait_exit(Duration::from_secs(30)));
+    assert!(status.success(), "{status:?}; logs:\n{}", kpid.logs());
+    let logs = kpid.logs();
+    assert!(logs.contains("store flushed"), "{logs}");
+
+    let restarted = start(data.path());
+    let stored = check(&restarted, &model, "after SIGTERM").await;
+    assert!(stored >= streamed.len());
+    eprintln!(
+        "SIGTERM mid-stream: {} records streamed across the signal, {} acknowledged RPCs, {stored} stored",
+        streamed.len(),
+        model.lock().unwrap().acks
+    );
+}
