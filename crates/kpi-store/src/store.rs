@@ -17,6 +17,11 @@ use crate::index::Index;
 use crate::record::{Record, RecordKind};
 use crate::validate::validate;
 
+/// sled's page cache. The query side answers from memory, so sled's cache only serves
+/// writes, listings and the scan at open; sled's default (1 GiB) would add up to a
+/// gigabyte of resident memory to a large store for little gain.
+const SLED_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Records per page when a listing asks for 0.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
 /// Most records one page holds; larger requests are cut to this.
@@ -164,7 +169,11 @@ impl Store {
     /// Opens (or creates) the store in directory `path` and loads every record into
     /// memory.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(path.as_ref()).open()?;
+        let db = open_sled(
+            sled::Config::new()
+                .path(path.as_ref())
+                .cache_capacity(SLED_CACHE_BYTES),
+        )?;
         // Absolute, so the commit point does not depend on the working directory.
         let dir = std::fs::canonicalize(path.as_ref()).map_err(|e| {
             StoreError::Sled(sled::Error::Io(std::io::Error::new(
@@ -481,5 +490,24 @@ impl DataSource for TenantSource {
         scope: &Scope,
     ) -> Result<Vec<String>, MetricError> {
         self.index().group_values(dimension, scope)
+    }
+}
+
+/// Opens sled, waiting a little while the database file is still locked: sled 0.34 releases
+/// its file lock when its background flusher thread ends, shortly *after* the last `Db`
+/// handle is dropped, so reopening a store in the same process can race that thread.
+fn open_sled(config: sled::Config) -> sled::Result<sled::Db> {
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+    const STEP: std::time::Duration = std::time::Duration::from_millis(20);
+    let started = std::time::Instant::now();
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && started.elapsed() < WAIT =>
+            {
+                std::thread::sleep(STEP);
+            }
+            other => return other,
+        }
     }
 }

@@ -1,0 +1,546 @@
+//! One benchmark run, phase by phase (see the crate docs).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context as _};
+use jiff::Timestamp;
+use kpi_proto::kpi::v1 as pb;
+use kpi_proto::kpi::v1::metrics_service_client::MetricsServiceClient;
+use kpi_proto::kpi::v1::records_service_client::RecordsServiceClient;
+use kpi_store::generate::{generate, DemoOptions};
+use kpi_store::Record;
+use serde::Deserialize;
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+use crate::compare::{compare, DuckRow};
+use crate::report::{median, ms, quantile, us, Results};
+use crate::server::{disk_bytes, start_bare_tonic, Child, Kpid};
+use crate::{proto, RunArgs};
+
+/// The dashboard's window: the last year of the generated data, by month.
+const WINDOW_START: &str = "2024-01-01T00:00:00Z";
+const WINDOW_END: &str = "2025-01-01T00:00:00Z";
+/// The single metric the Compute latency is measured on (the same window, by month).
+const COMPUTE_METRIC: &str = "sales.win_rate";
+/// Largest message the bench's clients send or accept.
+const CLIENT_MAX_MESSAGE: usize = 512 * 1024 * 1024;
+/// How long a stopping server may take to flush and exit.
+const STOP_GRACE: Duration = Duration::from_secs(300);
+
+fn say(text: impl AsRef<str>) {
+    eprintln!("kpi-bench: {}", text.as_ref());
+}
+
+fn timestamp(text: &str) -> Option<prost_types::Timestamp> {
+    let t: Timestamp = text.parse().expect("a valid constant timestamp");
+    Some(prost_types::Timestamp {
+        seconds: t.as_second(),
+        nanos: 0,
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// The connected clients of one server.
+struct Clients {
+    metrics: MetricsServiceClient<Channel>,
+    records: RecordsServiceClient<Channel>,
+    health: HealthClient<Channel>,
+}
+
+async fn connect(url: &str) -> anyhow::Result<Clients> {
+    let channel = Channel::from_shared(url.to_owned())?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    Ok(Clients {
+        metrics: MetricsServiceClient::new(channel.clone())
+            .max_decoding_message_size(CLIENT_MAX_MESSAGE)
+            .max_encoding_message_size(CLIENT_MAX_MESSAGE),
+        records: RecordsServiceClient::new(channel.clone())
+            .max_decoding_message_size(CLIENT_MAX_MESSAGE)
+            .max_encoding_message_size(CLIENT_MAX_MESSAGE),
+        health: HealthClient::new(channel),
+    })
+}
+
+fn dashboard_request(ids: &[String]) -> pb::BatchComputeRequest {
+    pb::BatchComputeRequest {
+        start: timestamp(WINDOW_START),
+        end: timestamp(WINDOW_END),
+        granularity: pb::Granularity::Month.into(),
+        time_zone: "UTC".into(),
+        metrics: ids
+            .iter()
+            .map(|id| pb::BatchComputeMetric {
+                metric_id: id.clone(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn compute_request() -> pb::ComputeRequest {
+    pb::ComputeRequest {
+        metric_id: COMPUTE_METRIC.into(),
+        start: timestamp(WINDOW_START),
+        end: timestamp(WINDOW_END),
+        granularity: pb::Granularity::Month.into(),
+        time_zone: "UTC".into(),
+        ..Default::default()
+    }
+}
+
+/// Encodes and inserts every record into a fresh sled tree, one flush at the end: the
+/// floor for durable ingest. Records per second.
+fn sled_raw(records: &[Record], dir: &Path) -> anyhow::Result<(f64, f64)> {
+    let _ = std::fs::remove_dir_all(dir);
+    let db = sled::Config::new().path(dir).open()?;
+    let tree = db.open_tree("records")?;
+    let started = Instant::now();
+    let mut value = Vec::with_capacity(1024);
+    let mut key = Vec::with_capacity(64);
+    for r in records {
+        key.clear();
+        key.push(r.kind() as u8);
+        key.extend_from_slice(r.id().as_bytes());
+        value.clear();
+        value.push(1);
+        rmp_serde::encode::write(&mut value, r)?;
+        tree.insert(key.as_slice(), value.as_slice())?;
+    }
+    db.flush()?;
+    let secs = started.elapsed().as_secs_f64();
+    drop(tree);
+    drop(db);
+    std::fs::remove_dir_all(dir)?;
+    Ok((records.len() as f64 / secs, secs))
+}
+
+/// Streams every record to kpid's Ingest, `batch` per message, converting each message
+/// to protobuf as the stream asks for it (as a client would, and without holding a second
+/// copy of the dataset). Records per second.
+async fn ingest(
+    clients: &mut Clients,
+    records: Arc<Vec<Record>>,
+    batch: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let n = records.len();
+    let batch = batch.max(1);
+    let messages = (0..n.div_ceil(batch)).map(move |i| pb::IngestRequest {
+        records: records[i * batch..((i + 1) * batch).min(n)]
+            .iter()
+            .map(proto::record)
+            .collect(),
+    });
+    let started = Instant::now();
+    let answer = clients
+        .records
+        .ingest(tokio_stream::iter(messages))
+        .await
+        .context("Ingest")?
+        .into_inner();
+    let secs = started.elapsed().as_secs_f64();
+    ensure!(
+        answer.rejected.is_empty() && answer.accepted == n as u64,
+        "kpid accepted {} of {n} records; first rejections: {:?}",
+        answer.accepted,
+        answer.rejected.iter().take(3).collect::<Vec<_>>()
+    );
+    Ok((n as f64 / secs, secs))
+}
+
+/// One dashboard call: its time and answer (every metric must succeed).
+async fn dashboard_once(
+    clients: &mut Clients,
+    request: &pb::BatchComputeRequest,
+) -> anyhow::Result<(Duration, pb::BatchComputeResponse)> {
+    let started = Instant::now();
+    let answer = clients
+        .metrics
+        .batch_compute(request.clone())
+        .await
+        .context("BatchCompute")?
+        .into_inner();
+    let elapsed = started.elapsed();
+    for r in &answer.results {
+        if let Some(e) = &r.error {
+            bail!("{} failed in the dashboard: {}", r.metric_id, e.message);
+        }
+    }
+    Ok((elapsed, answer))
+}
+
+/// Timed dashboard runs after one untimed one: (first, samples in ms, last answer).
+async fn dashboard(
+    clients: &mut Clients,
+    ids: &[String],
+    runs: usize,
+) -> anyhow::Result<(f64, Vec<f64>, pb::BatchComputeResponse)> {
+    let request = dashboard_request(ids);
+    let (first, mut answer) = dashboard_once(clients, &request).await?;
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let (t, a) = dashboard_once(clients, &request).await?;
+        samples.push(ms(t));
+        answer = a;
+    }
+    Ok((ms(first), samples, answer))
+}
+
+async fn empty_rpc(health: &mut HealthClient<Channel>) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .context("health Check")?;
+    Ok(started.elapsed())
+}
+
+async fn one_compute(clients: &mut Clients) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let answer = clients
+        .metrics
+        .compute(compute_request())
+        .await
+        .context("Compute")?
+        .into_inner();
+    ensure!(
+        answer.rows.len() == 12,
+        "Compute answered {} rows",
+        answer.rows.len()
+    );
+    Ok(started.elapsed())
+}
+
+/// Empty RPC and Compute, alternating on one connection: (empty, compute) samples in µs.
+async fn rpc_latency(clients: &mut Clients, calls: usize) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    for _ in 0..calls.min(100) {
+        empty_rpc(&mut clients.health).await?;
+        one_compute(clients).await?;
+    }
+    let mut empty = Vec::with_capacity(calls);
+    let mut compute = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        empty.push(us(empty_rpc(&mut clients.health).await?));
+        compute.push(us(one_compute(clients).await?));
+    }
+    Ok((empty, compute))
+}
+
+/// The empty RPC on a bare tonic server: p50 in µs.
+async fn bare_tonic(calls: usize) -> anyhow::Result<f64> {
+    let server = start_bare_tonic()?;
+    let mut clients = connect(&server.url()).await?;
+    for _ in 0..calls.min(100) {
+        empty_rpc(&mut clients.health).await?;
+    }
+    let mut samples = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        samples.push(us(empty_rpc(&mut clients.health).await?));
+    }
+    drop(clients);
+    server.terminate(STOP_GRACE)?;
+    Ok(quantile(&samples, 0.5))
+}
+
+/// Starts kpid over the stored records and waits for its first Compute answer.
+async fn restart(kpid: &Kpid, data_dir: &Path) -> anyhow::Result<(f64, Child)> {
+    let started = Instant::now();
+    let child = kpid.start(data_dir)?;
+    let mut clients = connect(&child.url()).await?;
+    one_compute(&mut clients).await?;
+    Ok((started.elapsed().as_secs_f64(), child))
+}
+
+/// DuckDB's answer file.
+#[derive(Debug, Deserialize)]
+struct DuckAnswer {
+    version: String,
+    threads: usize,
+    load_s: f64,
+    median_ms: f64,
+    metrics: BTreeMap<String, Vec<DuckRow>>,
+}
+
+/// The venv's python, with duckdb installed (created on first use).
+fn duckdb_python(out: &Path, python: &str) -> anyhow::Result<PathBuf> {
+    let venv = out.join("venv");
+    let py = venv.join("bin").join("python");
+    if !py.exists() {
+        say(format!("creating a venv in {}", venv.display()));
+        let ok = Command::new(python)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .with_context(|| format!("running {python} -m venv"))?;
+        ensure!(ok.success(), "{python} -m venv failed");
+    }
+    let has = Command::new(&py)
+        .args(["-c", "import duckdb"])
+        .stderr(std::process::Stdio::null())
+        .status()?
+        .success();
+    if !has {
+        say("installing duckdb from PyPI into the venv");
+        let ok = Command::new(&py)
+            .args(["-m", "pip", "install", "--quiet", "duckdb"])
+            .status()?;
+        ensure!(ok.success(), "pip install duckdb failed");
+    }
+    Ok(py)
+}
+
+/// DuckDB's side: the venv's python and the dashboard script written beside it.
+struct Duck {
+    python: PathBuf,
+    script: PathBuf,
+}
+
+impl Duck {
+    /// Creates the venv (once) and writes the script.
+    fn prepare(args: &RunArgs, out: &Path) -> anyhow::Result<Duck> {
+        let python = duckdb_python(out, &args.python)?;
+        let script = out.join("duckdb_dashboard.py");
+        std::fs::write(&script, include_str!("../duckdb_dashboard.py"))?;
+        Ok(Duck { python, script })
+    }
+
+    /// The metrics the script has SQL for.
+    fn metrics(&self) -> anyhow::Result<Vec<String>> {
+        let listed = Command::new(&self.python)
+            .arg(&self.script)
+            .arg("--list")
+            .output()
+            .context("running duckdb_dashboard.py --list")?;
+        ensure!(listed.status.success(), "duckdb_dashboard.py --list failed");
+        Ok(serde_json::from_slice(&listed.stdout)?)
+    }
+
+    /// Loads the CSV files and runs the dashboard `runs` times after one untimed run.
+    fn run(
+        &self,
+        args: &RunArgs,
+        out: &Path,
+        csv: &Path,
+        runs: usize,
+    ) -> anyhow::Result<DuckAnswer> {
+        let answer = out.join("duckdb.json");
+        let threads = args
+            .duckdb_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let status = Command::new(&self.python)
+            .arg(&self.script)
+            .arg("--csv")
+            .arg(csv)
+            .args(["--start", &WINDOW_START[..10], "--end", &WINDOW_END[..10]])
+            .args([
+                "--runs",
+                &runs.to_string(),
+                "--threads",
+                &threads.to_string(),
+            ])
+            .arg("--out")
+            .arg(&answer)
+            .status()
+            .context("running duckdb_dashboard.py")?;
+        ensure!(status.success(), "duckdb_dashboard.py failed");
+        let text = std::fs::read_to_string(&answer)?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+/// The whole run.
+pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let runs = args.runs.unwrap_or(if args.quick { 3 } else { 10 });
+    let calls = args
+        .rpc_calls
+        .unwrap_or(if args.quick { 200 } else { 2000 });
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let out = args.out.canonicalize()?;
+    let kpid = match &args.kpid {
+        Some(path) => Kpid::Binary(path.clone()),
+        None => Kpid::Builtin,
+    };
+    let mut res = Results {
+        seed: args.seed,
+        quick: args.quick,
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        server: match &kpid {
+            Kpid::Builtin => "kpi-bench serve (kpid serve's code)".into(),
+            Kpid::Binary(p) => p.display().to_string(),
+        },
+        window: format!("[{WINDOW_START}, {WINDOW_END}) by month, UTC"),
+        ingest_batch: args.batch,
+        dashboard_runs: runs,
+        rpc_calls: calls,
+        compute_request: format!("{COMPUTE_METRIC}, the same window by month"),
+        ..Results::default()
+    };
+
+    say(format!(
+        "generating {} records (seed {})",
+        args.records, args.seed
+    ));
+    let t = Instant::now();
+    let records = generate(&DemoOptions {
+        seed: args.seed,
+        records: args.records,
+        ..DemoOptions::default()
+    });
+    res.records = records.len();
+    say(format!(
+        "generated {} records in {:.1?}",
+        records.len(),
+        t.elapsed()
+    ));
+
+    say("inserting into a bare sled tree (one flush)");
+    (res.sled_raw_records_per_s, res.sled_raw_s) = sled_raw(&records, &out.join("sled-raw"))?;
+    say(format!(
+        "raw sled: {:.0} records/s",
+        res.sled_raw_records_per_s
+    ));
+
+    // Exported now, so the dataset is held once and dropped after the ingest.
+    let csv = out.join("csv");
+    let _ = std::fs::remove_dir_all(&csv);
+    let duck = if args.no_duckdb {
+        None
+    } else {
+        say("exporting CSV for DuckDB");
+        crate::export::write_csv(&records, &csv)?;
+        let duck = Duck::prepare(args, &out)?;
+        let metrics = duck.metrics()?;
+        Some((duck, metrics))
+    };
+    let records = Arc::new(records);
+
+    let data_dir = out.join("kpid-data");
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let rt = runtime()?;
+    let server = kpid.start(&data_dir)?;
+    say(format!(
+        "kpid (pid {}) listening on {}",
+        server.pid(),
+        server.addr
+    ));
+    let kpid_answer = rt.block_on(async {
+        let mut clients = connect(&server.url()).await?;
+        say(format!(
+            "ingesting through kpid, {} records per message",
+            args.batch
+        ));
+        (res.ingest_records_per_s, res.ingest_s) =
+            ingest(&mut clients, records, args.batch).await?;
+        say(format!("ingest: {:.0} records/s", res.ingest_records_per_s));
+
+        let ids: Vec<String> = clients
+            .metrics
+            .list_metrics(pb::ListMetricsRequest::default())
+            .await?
+            .into_inner()
+            .metrics
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        res.dashboard_metrics = ids.len();
+        say(format!(
+            "dashboard of {} metrics, {runs} timed runs",
+            ids.len()
+        ));
+        let (first, samples, answer) = dashboard(&mut clients, &ids, runs).await?;
+        res.dashboard_first_ms_kpid = first;
+        res.dashboard_ms_kpid = median(&samples);
+        res.dashboard_p99_ms_kpid = quantile(&samples, 0.99);
+        res.dashboard_rows = answer.results.iter().map(|r| r.rows.len()).sum();
+        say(format!(
+            "kpid dashboard: {:.1} ms median",
+            res.dashboard_ms_kpid
+        ));
+        if let Some((_, duck_metrics)) = &duck {
+            // The same dashboard restricted to the metrics DuckDB has SQL for.
+            let same: Vec<String> = ids
+                .iter()
+                .filter(|id| duck_metrics.contains(id))
+                .cloned()
+                .collect();
+            res.dashboard_same_metrics_ms_kpid = Some(if same.len() == ids.len() {
+                res.dashboard_ms_kpid
+            } else {
+                median(&dashboard(&mut clients, &same, runs).await?.1)
+            });
+        }
+
+        say(format!("{calls} empty RPCs and Computes"));
+        let (empty, compute) = rpc_latency(&mut clients, calls).await?;
+        res.empty_rpc_p50_us = quantile(&empty, 0.5);
+        res.empty_rpc_p99_us = quantile(&empty, 0.99);
+        res.compute_p50_us = quantile(&compute, 0.5);
+        res.compute_p99_us = quantile(&compute, 0.99);
+        anyhow::Ok(answer)
+    })?;
+    res.peak_rss_mb = server.peak_rss_mb()?;
+    res.rss_after_dashboard_mb = server.rss_mb()?;
+    server.terminate(STOP_GRACE)?;
+    res.disk_mb = disk_bytes(&data_dir) as f64 / (1024.0 * 1024.0);
+    res.bare_tonic_rpc_p50_us = rt.block_on(bare_tonic(calls))?;
+
+    say("restarting kpid over the stored records");
+    let restarted = rt.block_on(restart(&kpid, &data_dir))?;
+    res.restart_to_first_answer_s = restarted.0;
+    res.restart_peak_rss_mb = restarted.1.peak_rss_mb()?;
+    say(format!(
+        "first answer {:.2} s after the restart",
+        res.restart_to_first_answer_s
+    ));
+
+    restarted.1.terminate(STOP_GRACE)?;
+    std::fs::remove_dir_all(&data_dir)?;
+
+    if let Some((duck, _)) = duck {
+        say("running the dashboard in DuckDB");
+        let answer = duck.run(args, &out, &csv, runs)?;
+        let c = compare(&kpid_answer.results, &answer.metrics);
+        res.dashboard_ms_duckdb = Some(answer.median_ms);
+        res.duckdb_version = Some(answer.version);
+        res.duckdb_threads = Some(answer.threads);
+        res.duckdb_load_s = Some(answer.load_s);
+        res.duckdb_metrics_compared = c.metrics;
+        res.duckdb_rows_compared = c.rows;
+        res.duckdb_values_compared = c.values;
+        res.duckdb_mismatches = c.mismatches;
+        std::fs::remove_dir_all(&csv)?;
+    }
+
+    res.judge();
+    let path = out.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&res)? + "\n")?;
+    println!("{}", res.table());
+    println!("results: {}", path.display());
+    if !res.duckdb_mismatches.is_empty() {
+        for m in res.duckdb_mismatches.iter().take(20) {
+            eprintln!("  mismatch: {m}");
+        }
+        bail!(
+            "DuckDB and kpid disagree on {} inputs or values",
+            res.duckdb_mismatches.len()
+        );
+    }
+    Ok(())
+}

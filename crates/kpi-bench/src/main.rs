@@ -1,0 +1,134 @@
+//! kpi-bench: kpid's benchmark, in one run.
+//!
+//! 1. generates a realistic CRM dataset (`kpi_store::generate`, N records over every kind);
+//! 2. inserts it into a bare sled tree with one flush (the baseline) and exports it to CSV
+//!    for DuckDB;
+//! 3. ingests it through the `Ingest` stream of a real kpid on 127.0.0.1 (durable
+//!    acknowledgements), `--batch` records per message;
+//! 4. computes the dashboard — every metric kpid lists, one year by month — through
+//!    `BatchCompute`: one untimed run, then `--runs` timed ones (median, p99);
+//! 5. times an empty unary RPC (gRPC health Check) and a single-metric `Compute`,
+//!    alternating on the same connection, and the empty RPC on a bare tonic server;
+//! 6. records kpid's peak RSS and on-disk size, then restarts it over the stored records
+//!    and times its first answer;
+//! 7. runs the same dashboard in DuckDB (the PyPI package, in a venv under the output
+//!    directory; SQL following METRICS.md in `duckdb_dashboard.py`), warm, median, and
+//!    checks that DuckDB's inputs and values equal kpid's;
+//! 8. writes `results.json` and prints a table with the targets.
+//!
+//! `cargo run --release -p kpi-bench -- --records 1000000`; the CI smoke run is
+//! `cargo run -p kpi-bench -- --records 20000 --quick`. Timings are never asserted; a
+//! disagreement between DuckDB and kpid fails the run.
+
+// The metric families register themselves at link time; the built-in server needs them.
+use kpi_marketing as _;
+use kpi_revenue as _;
+use kpi_sales as _;
+use kpi_success as _;
+
+mod bench;
+mod compare;
+mod export;
+mod proto;
+mod report;
+mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// kpid's benchmark: ingest, dashboard and RPC overhead against sled, DuckDB and a bare
+/// tonic RPC.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kpi-bench",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve kpid like `kpid serve` (the bench starts this as its server).
+    #[command(hide = true)]
+    Serve(ServeArgs),
+    /// Serve a bare tonic server with only the health service.
+    #[command(hide = true)]
+    BareTonic,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: SocketAddr,
+    #[arg(long)]
+    data_dir: PathBuf,
+    #[arg(long, default_value_t = server::MAX_MESSAGE_BYTES)]
+    max_message_bytes: usize,
+}
+
+/// What one benchmark run does.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RunArgs {
+    /// Records to generate, over every kind.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) records: usize,
+    /// Quick mode for CI: few timed runs and calls (use with a small --records).
+    #[arg(long)]
+    pub(crate) quick: bool,
+    /// Timed dashboard runs (default 10; 3 in quick mode).
+    #[arg(long)]
+    pub(crate) runs: Option<usize>,
+    /// Sequential calls timed for each RPC (default 2000; 200 in quick mode).
+    #[arg(long)]
+    pub(crate) rpc_calls: Option<usize>,
+    /// Records per Ingest message.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) batch: usize,
+    /// The generator's seed.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Where the data, the venv and results.json go.
+    #[arg(long, default_value = default_out())]
+    pub(crate) out: PathBuf,
+    /// Benchmark this `kpid` binary instead of the built-in server (same code).
+    #[arg(long)]
+    pub(crate) kpid: Option<PathBuf>,
+    /// Skip DuckDB (no venv, no PyPI).
+    #[arg(long)]
+    pub(crate) no_duckdb: bool,
+    /// The Python that creates the venv.
+    #[arg(long, default_value = "python3")]
+    pub(crate) python: String,
+    /// DuckDB's threads (default: the machine's cores).
+    #[arg(long)]
+    pub(crate) duckdb_threads: Option<usize>,
+}
+
+fn default_out() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Some(Command::Serve(a)) => server::serve_kpid(a.addr, a.data_dir, a.max_message_bytes),
+        Some(Command::BareTonic) => server::serve_bare_tonic(),
+        None => bench::run(&cli.run),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kpi-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

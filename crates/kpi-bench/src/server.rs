@@ -1,0 +1,334 @@
+//! The servers the bench talks to, each its own process on 127.0.0.1 port 0:
+//!
+//! - kpid: `kpi-bench serve` runs exactly what `kpid serve` runs (the store opened while
+//!   health answers NOT_SERVING, `kpi_server::serve_opening` with the same layers, graceful
+//!   shutdown on SIGTERM flushing the store), so the bench needs no other binary; with
+//!   `--kpid PATH` the bench starts that `kpid` binary instead.
+//! - a bare tonic server (`kpi-bench bare-tonic`): `tonic::transport::Server` with only the
+//!   gRPC health service, the floor an RPC cannot go below.
+//!
+//! Each child logs one ready line with its address; the bench reads it, measures the
+//! child's memory from `/proc/PID/status`, and stops only that child, by its PID.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use kpi_server::{Limits, ServerConfig};
+use kpi_store::Store;
+
+/// Largest Ingest message the bench's server accepts (`kpid serve --max-message-bytes`).
+pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// How long a child may take to log its ready line (a 10M-record store reopens first).
+const READY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A running server child process.
+pub(crate) struct Child {
+    child: std::process::Child,
+    /// The address from its ready line.
+    pub(crate) addr: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+/// The address in a ready line (`… ready addr=127.0.0.1:PORT …`).
+pub(crate) fn ready_addr(line: &str, marker: &str) -> Option<SocketAddr> {
+    if !line.contains(marker) {
+        return None;
+    }
+    let rest = line.split("addr=").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+impl Child {
+    /// Starts `program args…` and waits for the stderr line containing `marker`.
+    pub(crate) fn spawn(program: &Path, args: &[String], marker: &str) -> anyhow::Result<Child> {
+        let mut child = Command::new(program)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("KPID_API_KEYS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        let stderr = child.stderr.take().context("stderr is piped")?;
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        {
+            let logs = logs.clone();
+            // Drains the child's stderr for its whole life, keeping the last lines.
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    let mut logs = logs.lock().unwrap_or_else(|e| e.into_inner());
+                    if logs.len() == 200 {
+                        logs.remove(0);
+                    }
+                    logs.push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let addr = loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    if let Some(addr) = ready_addr(&line, marker) {
+                        break addr;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!(
+                        "{} did not log `{marker}`; its last lines:\n{}",
+                        program.display(),
+                        logs.lock().unwrap_or_else(|e| e.into_inner()).join("\n")
+                    );
+                }
+            }
+        };
+        Ok(Child { child, addr, logs })
+    }
+
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `http://ADDR`.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Peak resident memory so far (`VmHWM`), in MiB.
+    pub(crate) fn peak_rss_mb(&self) -> anyhow::Result<f64> {
+        status_kib(self.pid(), "VmHWM:").map(|kib| kib as f64 / 1024.0)
+    }
+
+    /// Resident memory now (`VmRSS`), in MiB.
+    pub(crate) fn rss_mb(&self) -> anyhow::Result<f64> {
+        status_kib(self.pid(), "VmRSS:").map(|kib| kib as f64 / 1024.0)
+    }
+
+    /// Sends SIGTERM and waits (at most `grace`) for a clean exit; kills it after that.
+    pub(crate) fn terminate(mut self, grace: Duration) -> anyhow::Result<()> {
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        if !sent.is_ok_and(|s| s.success()) {
+            self.child.kill().context("killing the server")?;
+        }
+        let deadline = Instant::now() + grace;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                if !status.success() {
+                    bail!(
+                        "the server exited with {status}; its last lines:\n{}",
+                        self.logs
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .join("\n")
+                    );
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.child.kill()?;
+                self.child.wait()?;
+                bail!("the server did not stop within {grace:?} of SIGTERM; killed");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))?;
+    line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .with_context(|| format!("parsing `{line}`"))
+}
+
+/// Bytes the files under `dir` occupy on disk.
+pub(crate) fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => disk_bytes(&e.path()),
+            Ok(m) => m.blocks() * 512,
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// How to start kpid: this binary's `serve`, or a `kpid` binary.
+#[derive(Debug, Clone)]
+pub(crate) enum Kpid {
+    /// `kpi-bench serve` (the same code as `kpid serve`).
+    Builtin,
+    /// `PATH serve …`.
+    Binary(PathBuf),
+}
+
+impl Kpid {
+    /// Starts kpid over the store in `data_dir`.
+    pub(crate) fn start(&self, data_dir: &Path) -> anyhow::Result<Child> {
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--addr".into(),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--max-message-bytes".into(),
+            MAX_MESSAGE_BYTES.to_string(),
+        ];
+        let program = match self {
+            Kpid::Builtin => std::env::current_exe().context("locating kpi-bench")?,
+            Kpid::Binary(path) => {
+                args.extend(["--log-format".into(), "text".into()]);
+                path.clone()
+            }
+        };
+        Child::spawn(&program, &args, "kpid ready")
+    }
+}
+
+/// Starts the bare tonic server (`kpi-bench bare-tonic`).
+pub(crate) fn start_bare_tonic() -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("locating kpi-bench")?;
+    Child::spawn(&exe, &["bare-tonic".into()], "bare tonic ready")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        // Without a SIGTERM handler, Ctrl-C (or being killed) still stops the server.
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// `kpi-bench serve`: what `kpid serve --addr A --data-dir D --max-message-bytes N` does.
+pub(crate) fn serve_kpid(
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    max_message_bytes: usize,
+) -> anyhow::Result<()> {
+    init_logging();
+    kpi_core::registry().context("the linked metrics are inconsistent")?;
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let config = ServerConfig {
+            limits: Limits::with_max_message_bytes(max_message_bytes),
+            ..ServerConfig::default()
+        };
+        let open = async move {
+            let dir = data_dir.clone();
+            let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+                .await?
+                .with_context(|| {
+                    format!("cannot open the record store in {}", data_dir.display())
+                })?;
+            tracing::info!(records = store.stats().records, "record store open");
+            anyhow::Ok(store)
+        };
+        kpi_server::serve_opening(open, config, listener, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// `kpi-bench bare-tonic`: tonic's own server with only the health service.
+pub(crate) fn serve_bare_tonic() -> anyhow::Result<()> {
+    init_logging();
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        tracing::info!(addr = %addr, "bare tonic ready");
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                shutdown_signal(),
+            )
+            .await?;
+        anyhow::Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_address_of_a_ready_line() {
+        let line = "2025-01-01T00:00:00Z  INFO kpid ready addr=127.0.0.1:41234 metrics=39";
+        assert_eq!(
+            ready_addr(line, "kpid ready"),
+            Some("127.0.0.1:41234".parse().unwrap())
+        );
+        assert_eq!(ready_addr(line, "bare tonic ready"), None);
+        assert_eq!(ready_addr("kpid ready", "kpid ready"), None);
+    }
+
+    #[test]
+    fn measures_its_own_memory_and_a_directory() {
+        let kib = status_kib(std::process::id(), "VmHWM:").unwrap();
+        assert!(kib > 0);
+        let dir = std::env::temp_dir().join(format!("kpi-bench-disk-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/file"), vec![1u8; 10_000]).unwrap();
+        assert!(disk_bytes(&dir) >= 10_000);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
