@@ -65,7 +65,7 @@ pub use inputs::Inputs;
 pub use measure::{DataSource, Measure, Scope, SpendCategories, SurveyKind};
 pub use params::{ParamValue, Params};
 pub use registry::{registry, Registration, Registry, RegistryError};
-pub use value::{percent, ratio, round, Value};
+pub use value::{at_most, percent, ratio, round, Value};
 pub use window::{months_in, parse_time_zone, years_in, Granularity, Window};
 
 /// The exact decimal type every amount, count and answer uses.

@@ -38,6 +38,25 @@ pub fn round(value: Decimal, precision: u32) -> Decimal {
         .normalize()
 }
 
+/// Checks that `part`, which counts some of what `whole` counts, does not exceed it:
+/// otherwise [`MetricError::InvalidInput`] on `part_name`, saying `why`
+/// (`lost (3) cannot exceed at_start (2): only customers active at start can be lost`).
+pub fn at_most(
+    part_name: &str,
+    part: Decimal,
+    whole_name: &str,
+    whole: Decimal,
+    why: &str,
+) -> Result<(), MetricError> {
+    if part > whole {
+        return Err(MetricError::InvalidInput {
+            input: part_name.to_owned(),
+            reason: format!("{part_name} ({part}) cannot exceed {whole_name} ({whole}): {why}"),
+        });
+    }
+    Ok(())
+}
+
 /// `numerator / denominator`, or undefined with `reason` when the denominator is zero.
 pub fn ratio(numerator: Decimal, denominator: Decimal, reason: &str) -> Result<Value, MetricError> {
     if denominator.is_zero() {
@@ -92,6 +111,18 @@ mod tests {
         assert_eq!(
             percent(d("30"), d("100"), "x").unwrap(),
             Value::Defined(d("30"))
+        );
+    }
+
+    #[test]
+    fn a_part_cannot_exceed_its_whole() {
+        assert!(at_most("won", d("3"), "closed", d("3"), "why").is_ok());
+        assert_eq!(
+            at_most("won", d("4"), "closed", d("3"), "it counts some of them"),
+            Err(MetricError::InvalidInput {
+                input: "won".into(),
+                reason: "won (4) cannot exceed closed (3): it counts some of them".into(),
+            })
         );
     }
 

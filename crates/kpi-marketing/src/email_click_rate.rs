@@ -43,15 +43,13 @@ impl Metric for EmailClickRate {
     fn evaluate(&self, inputs: &Inputs, _params: &Params) -> Result<Value, MetricError> {
         let clicks = inputs.get("clicks")?;
         let delivered = inputs.get("delivered")?;
-        if clicks > delivered {
-            return Err(MetricError::InvalidInput {
-                input: "clicks".into(),
-                reason: format!(
-                    "cannot exceed delivered ({clicks} > {delivered}): only a delivered email \
-                     can be clicked"
-                ),
-            });
-        }
+        kpi_core::at_most(
+            "clicks",
+            clicks,
+            "delivered",
+            delivered,
+            "only a delivered email can be clicked",
+        )?;
         percent(
             clicks,
             delivered,

@@ -43,15 +43,13 @@ impl Metric for EmailOpenRate {
     fn evaluate(&self, inputs: &Inputs, _params: &Params) -> Result<Value, MetricError> {
         let opens = inputs.get("opens")?;
         let delivered = inputs.get("delivered")?;
-        if opens > delivered {
-            return Err(MetricError::InvalidInput {
-                input: "opens".into(),
-                reason: format!(
-                    "cannot exceed delivered ({opens} > {delivered}): only a delivered email \
-                     can be opened"
-                ),
-            });
-        }
+        kpi_core::at_most(
+            "opens",
+            opens,
+            "delivered",
+            delivered,
+            "only a delivered email can be opened",
+        )?;
         percent(
             opens,
             delivered,

@@ -95,15 +95,13 @@ impl Metric for MarketingSourcedPct {
                 }
             }
         }
-        if from_marketing > new_customers {
-            return Err(MetricError::InvalidInput {
-                input: "from_marketing".into(),
-                reason: format!(
-                    "cannot exceed new_customers ({from_marketing} > {new_customers}): \
-                     marketing-sourced customers are part of all new customers"
-                ),
-            });
-        }
+        kpi_core::at_most(
+            "from_marketing",
+            from_marketing,
+            "new_customers",
+            new_customers,
+            "marketing-sourced customers are part of all new customers",
+        )?;
         let reason = if revenue {
             "customers acquired in the window brought no revenue (new_customers = 0)"
         } else {

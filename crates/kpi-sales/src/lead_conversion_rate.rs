@@ -43,7 +43,13 @@ impl Metric for LeadConversionRate {
     fn evaluate(&self, inputs: &Inputs, _params: &Params) -> Result<Value, MetricError> {
         let converted = inputs.get("converted")?;
         let leads = inputs.get("leads")?;
-        crate::part_of_whole("converted", converted, "leads", leads)?;
+        kpi_core::at_most(
+            "converted",
+            converted,
+            "leads",
+            leads,
+            "it counts some of them",
+        )?;
         percent(
             converted,
             leads,

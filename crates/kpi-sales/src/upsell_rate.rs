@@ -44,7 +44,13 @@ impl Metric for UpsellRate {
     fn evaluate(&self, inputs: &Inputs, _params: &Params) -> Result<Value, MetricError> {
         let upsold = inputs.get("upsold")?;
         let customers = inputs.get("customers")?;
-        crate::part_of_whole("upsold", upsold, "customers", customers)?;
+        kpi_core::at_most(
+            "upsold",
+            upsold,
+            "customers",
+            customers,
+            "it counts some of them",
+        )?;
         percent(
             upsold,
             customers,

@@ -50,15 +50,13 @@ impl Metric for ChurnRate {
     fn evaluate(&self, inputs: &Inputs, _params: &Params) -> Result<Value, MetricError> {
         let lost = inputs.get("lost")?;
         let at_start = inputs.get("at_start")?;
-        if lost > at_start {
-            return Err(MetricError::InvalidInput {
-                input: "lost".into(),
-                reason: format!(
-                    "{lost} customers lost is more than the {at_start} active at start; \
-                     only customers active at start can be lost"
-                ),
-            });
-        }
+        kpi_core::at_most(
+            "lost",
+            lost,
+            "at_start",
+            at_start,
+            "only customers active at start can be lost",
+        )?;
         percent(
             lost,
             at_start,

@@ -79,14 +79,13 @@ impl Metric for Csat {
         scale_and_threshold(params)?;
         let positive = inputs.get("positive")?;
         let responses = inputs.get("responses")?;
-        if positive > responses {
-            return Err(MetricError::InvalidInput {
-                input: "positive".into(),
-                reason: format!(
-                    "{positive} positive responses is more than the {responses} responses"
-                ),
-            });
-        }
+        kpi_core::at_most(
+            "positive",
+            positive,
+            "responses",
+            responses,
+            "positive responses are part of all responses",
+        )?;
         percent(
             positive,
             responses,

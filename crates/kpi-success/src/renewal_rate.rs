@@ -43,14 +43,13 @@ impl Metric for RenewalRate {
     fn evaluate(&self, inputs: &Inputs, _params: &Params) -> Result<Value, MetricError> {
         let renewed = inputs.get("renewed")?;
         let due = inputs.get("due")?;
-        if renewed > due {
-            return Err(MetricError::InvalidInput {
-                input: "renewed".into(),
-                reason: format!(
-                    "{renewed} renewed is more than the {due} subscriptions due for renewal"
-                ),
-            });
-        }
+        kpi_core::at_most(
+            "renewed",
+            renewed,
+            "due",
+            due,
+            "only a subscription due for renewal can be renewed",
+        )?;
         percent(
             renewed,
             due,

@@ -43,14 +43,13 @@ impl Metric for RepeatCustomerRate {
     fn evaluate(&self, inputs: &Inputs, _params: &Params) -> Result<Value, MetricError> {
         let repeat = inputs.get("repeat")?;
         let buyers = inputs.get("buyers")?;
-        if repeat > buyers {
-            return Err(MetricError::InvalidInput {
-                input: "repeat".into(),
-                reason: format!(
-                    "{repeat} repeat customers is more than the {buyers} buyers they are part of"
-                ),
-            });
-        }
+        kpi_core::at_most(
+            "repeat",
+            repeat,
+            "buyers",
+            buyers,
+            "repeat customers are part of the buyers",
+        )?;
         percent(
             repeat,
             buyers,

@@ -58,15 +58,13 @@ impl Metric for RetentionRate {
         let at_end = inputs.get("at_end")?;
         let new_retained = inputs.get("new_retained")?;
         let at_start = inputs.get("at_start")?;
-        if new_retained > at_end {
-            return Err(MetricError::InvalidInput {
-                input: "new_retained".into(),
-                reason: format!(
-                    "{new_retained} new customers retained is more than the {at_end} active \
-                     at end; they are part of at_end"
-                ),
-            });
-        }
+        kpi_core::at_most(
+            "new_retained",
+            new_retained,
+            "at_end",
+            at_end,
+            "new customers retained are part of at_end",
+        )?;
         // Both are non-negative and new_retained ≤ at_end: this cannot underflow.
         let kept = at_end - new_retained;
         if kept > at_start {
