@@ -280,20 +280,38 @@ impl Store {
         }
         let accepted = valid.len() as u64;
         if !valid.is_empty() {
-            let mut batch = sled::Batch::default();
-            for r in &valid {
-                batch.insert(record_key(tenant, r.kind(), r.id()), encode_record(r));
-            }
+            let encoded: Vec<(Vec<u8>, Vec<u8>)> = valid
+                .iter()
+                .map(|r| (record_key(tenant, r.kind(), r.id()), encode_record(r)))
+                .collect();
             let _writer = lock(&self.inner.writer);
             self.check_writable()?;
-            self.inner.tree.apply_batch(batch)?;
+            // One insert per record, not one sled `Batch`: a batch holds sled's exclusive
+            // lock and one epoch for all of it, which halves throughput. Queries still see
+            // the call all at once (the in-memory records change below, under the lock);
+            // after a crash an unacknowledged call may be stored in part.
+            let mut stored = 0;
+            let mut failed = None;
+            for (k, v) in encoded {
+                match self.inner.tree.insert(k, v) {
+                    Ok(_) => stored += 1,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
             self.wrote();
+            // What sled holds, memory holds too, even when an insert failed midway.
             let t = self.tenant_or_create(tenant);
             let mut state = t.records.write().unwrap_or_else(PoisonError::into_inner);
-            for r in valid {
+            for r in valid.into_iter().take(stored) {
                 state.canonical.upsert(r);
             }
             state.generation += 1;
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
         }
         // Committing outside the writer lock lets concurrent writers share one fsync;
         // none of them returns before its batch is on disk.
