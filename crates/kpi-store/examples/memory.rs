@@ -25,7 +25,10 @@ fn rss_mib() -> (u64, u64) {
 
 fn report(what: &str, t: Instant) {
     let (rss, hwm) = rss_mib();
-    println!("{what:<40} {:>8.2?}  rss {rss:>6} MiB  peak {hwm:>6} MiB", t.elapsed());
+    println!(
+        "{what:<40} {:>8.2?}  rss {rss:>6} MiB  peak {hwm:>6} MiB",
+        t.elapsed()
+    );
 }
 
 fn main() {
@@ -34,9 +37,12 @@ fn main() {
         .next()
         .map(|s| s.parse().expect("a record count"))
         .unwrap_or(1_000_000);
-    let dir = args.next().map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("kpid-memory-{}", std::process::id()))
-    });
+    let dir = args
+        .next()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("kpid-memory-{}", std::process::id()))
+        });
     let fresh = !dir.exists();
     if fresh {
         let opts = DemoOptions {
@@ -49,7 +55,9 @@ fn main() {
         for r in stream(&opts) {
             batch.push(r);
             if batch.len() == 10_000 {
-                store.put("default", std::mem::take(&mut batch)).expect("put");
+                store
+                    .put("default", std::mem::take(&mut batch))
+                    .expect("put");
             }
         }
         store.put("default", batch).expect("put");
@@ -65,7 +73,13 @@ fn main() {
     .unwrap();
     let t = Instant::now();
     let source = store.source("default");
-    source.measure(Measure::DealsWon, &Scope::new(window)).unwrap();
+    source
+        .measure(Measure::DealsWon, &Scope::new(window))
+        .unwrap();
     report("first read (index built)", t);
-    println!("records {} disk {} MiB", store.stats().records, store.stats().disk_bytes >> 20);
+    println!(
+        "records {} disk {} MiB",
+        store.stats().records,
+        store.stats().disk_bytes >> 20
+    );
 }

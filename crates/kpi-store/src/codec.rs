@@ -9,17 +9,21 @@
 //!                 0x05 purchase, 0x06 spend, 0x07 campaign, 0x08 ticket,
 //!                 0x09 survey_response, 0x0A quota)
 //!         ‖ id (UTF-8, 1..=256 bytes)
-//! value = format version (1 byte, 0x01)
+//! value = format version (1 byte, 0x02)
+//!         ‖ slot (u32, little-endian): where the record's row lives in memory
 //!         ‖ the `Record` as MessagePack (rmp-serde: structs as arrays, enum variants by
 //!           name, decimals and timestamps as strings)
 //! ```
+//!
+//! Version 0x01 (the first release) is the same without the slot; opening a store
+//! rewrites such values as version 0x02.
 //!
 //! Keys sort by tenant, then kind, then id bytes: one tenant's records, or one kind of
 //! them, are a contiguous key range (`tenant ‖ 0x00` and `tenant ‖ 0x00 ‖ kind` are
 //! prefixes), which is what `list` pages through. Because a tenant holds no 0x00, no
 //! tenant's prefix is a prefix of another tenant's keys. Upserting a record overwrites its
-//! key; deleting removes it. Writes are applied as one sled batch and committed (flushed
-//! and fsync'd) before the call returns. Page tokens are the hex of `kind ‖ id` of the last
+//! key (sled hands back the old value, whose slot is freed); deleting removes it. Writes
+//! are committed (flushed and fsync'd) before the call returns. Page tokens are the hex of `kind ‖ id` of the last
 //! record returned.
 
 use crate::error::StoreError;
@@ -28,8 +32,10 @@ use crate::record::{Record, RecordKind};
 /// Longest tenant name, in bytes.
 pub(crate) const MAX_TENANT_BYTES: usize = 256;
 
-/// The version byte every stored value starts with.
+/// The version byte of values written by the first release (no slot).
 const FORMAT_V1: u8 = 0x01;
+/// The version byte of values with a slot.
+const FORMAT_V2: u8 = 0x02;
 
 /// The key byte of a record kind.
 pub(crate) fn kind_byte(kind: RecordKind) -> u8 {
@@ -103,29 +109,54 @@ pub(crate) fn split_key(key: &[u8]) -> Result<(&str, RecordKind, &str), StoreErr
     Ok((tenant, kind, id))
 }
 
-/// Serializes a record as a stored value.
-pub(crate) fn encode_record(record: &Record) -> Vec<u8> {
-    let mut out = vec![FORMAT_V1];
+/// Serializes a record, with the slot of its row, as a stored value.
+pub(crate) fn encode_record(record: &Record, slot: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    out.push(FORMAT_V2);
+    out.extend_from_slice(&slot.to_le_bytes());
     // Writing into a Vec cannot fail, and every record type serializes (no maps with
     // non-string keys, no unsupported types).
     rmp_serde::encode::write(&mut out, record).expect("records serialize to MessagePack");
     out
 }
 
+/// The slot a stored value carries (`None` for a version 0x01 value).
+pub(crate) fn value_slot(key: &[u8], value: &[u8]) -> Result<Option<u32>, StoreError> {
+    match value.split_first() {
+        Some((&FORMAT_V1, _)) => Ok(None),
+        Some((&FORMAT_V2, rest)) if rest.len() >= 4 => Ok(Some(u32::from_le_bytes(
+            rest[..4].try_into().expect("4 bytes"),
+        ))),
+        _ => decode_record(key, value).map(|_| None),
+    }
+}
+
 /// Decodes a stored value (`key` is for the error message).
 pub(crate) fn decode_record(key: &[u8], value: &[u8]) -> Result<Record, StoreError> {
-    match value.split_first() {
-        Some((&FORMAT_V1, body)) => rmp_serde::from_slice(body)
-            .map_err(|e| StoreError::Corrupt(format!("value of key {}: {e}", hex(key)))),
-        Some((version, _)) => Err(StoreError::Corrupt(format!(
-            "value of key {} has unknown format version {version}",
-            hex(key)
-        ))),
-        None => Err(StoreError::Corrupt(format!(
-            "value of key {} is empty",
-            hex(key)
-        ))),
-    }
+    let body = match value.split_first() {
+        Some((&FORMAT_V1, body)) => body,
+        Some((&FORMAT_V2, rest)) if rest.len() >= 4 => &rest[4..],
+        Some((&FORMAT_V2, _)) => {
+            return Err(StoreError::Corrupt(format!(
+                "value of key {} is cut short",
+                hex(key)
+            )))
+        }
+        Some((version, _)) => {
+            return Err(StoreError::Corrupt(format!(
+                "value of key {} has unknown format version {version}",
+                hex(key)
+            )))
+        }
+        None => {
+            return Err(StoreError::Corrupt(format!(
+                "value of key {} is empty",
+                hex(key)
+            )))
+        }
+    };
+    rmp_serde::from_slice(body)
+        .map_err(|e| StoreError::Corrupt(format!("value of key {}: {e}", hex(key))))
 }
 
 /// The page token that resumes after the record `(kind, id)`.
@@ -256,5 +287,27 @@ mod tests {
             decode_record(b"k", &[1, 0xc1]),
             Err(StoreError::Corrupt(_))
         ));
+        assert!(matches!(
+            decode_record(b"k", &[2, 0, 0]),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn values_carry_their_slot_and_first_release_values_still_decode() {
+        let r = Record::Quota(crate::record::Quota {
+            id: "q".into(),
+            owner: "rep".into(),
+            period_start: jiff::Timestamp::UNIX_EPOCH,
+            period_end: jiff::Timestamp::from_second(86_400).unwrap(),
+            amount: kpi_core::Decimal::ONE,
+        });
+        let v = encode_record(&r, 7);
+        assert_eq!(value_slot(b"k", &v).unwrap(), Some(7));
+        assert_eq!(decode_record(b"k", &v).unwrap(), r);
+        let mut v1 = vec![FORMAT_V1];
+        v1.extend_from_slice(&v[5..]);
+        assert_eq!(value_slot(b"k", &v1).unwrap(), None);
+        assert_eq!(decode_record(b"k", &v1).unwrap(), r);
     }
 }

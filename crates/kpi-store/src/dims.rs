@@ -15,14 +15,18 @@
 //! A filter on a dimension a kind does not carry leaves that kind unfiltered; a record of a
 //! kind that carries the dimension but has no value for it matches no filter on it.
 
+#[cfg(test)]
 use std::collections::HashMap;
 
 use kpi_core::Dimension;
 
+#[cfg(test)]
 use crate::record::{
-    Campaign, Channel, Customer, Deal, Lead, Purchase, Quota, Record, RecordKind, Source, Spend,
-    Subscription, SurveyResponse, Ticket,
+    Campaign, Customer, Deal, Lead, Purchase, Quota, Record, RecordKind, Spend, Subscription,
+    SurveyResponse, Ticket,
 };
+use crate::record::{Channel, Source};
+#[cfg(test)]
 use crate::store::Canonical;
 
 /// Number of dimensions.
@@ -108,14 +112,18 @@ impl Unit {
 }
 
 /// A row's dimension values, indexed by [`dim_index`].
+#[cfg(test)]
 pub(crate) type DimValues<'a> = [Option<&'a str>; NDIMS];
 
-/// Customers and campaigns by id, to resolve the dimensions records inherit from them.
+/// Customers and campaigns by id, to resolve the dimensions records inherit from them
+/// (the reference's view; the index does the same over rows).
+#[cfg(test)]
 pub(crate) struct Lookup<'a> {
     customers: HashMap<&'a str, &'a Customer>,
     campaigns: HashMap<&'a str, &'a Campaign>,
 }
 
+#[cfg(test)]
 impl<'a> Lookup<'a> {
     /// Indexes the customers and campaigns of `records`.
     pub(crate) fn new(records: &'a Canonical) -> Self {

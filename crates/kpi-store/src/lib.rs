@@ -18,6 +18,7 @@ mod index;
 pub mod record;
 #[cfg(test)]
 mod reference;
+mod rows;
 mod store;
 mod subscription;
 mod units;

@@ -22,6 +22,17 @@ pub enum Source {
     Other,
 }
 
+impl Source {
+    /// Every source, in declaration order (`as usize` is the position).
+    pub const ALL: [Source; 5] = [
+        Source::Marketing,
+        Source::Sales,
+        Source::Referral,
+        Source::Partner,
+        Source::Other,
+    ];
+}
+
 /// A deal's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum DealStatus {
@@ -83,6 +94,17 @@ pub enum Channel {
     Event,
     /// Anything else.
     Other,
+}
+
+impl Channel {
+    /// Every channel, in declaration order (`as usize` is the position).
+    pub const ALL: [Channel; 5] = [
+        Channel::Email,
+        Channel::Paid,
+        Channel::Social,
+        Channel::Event,
+        Channel::Other,
+    ];
 }
 
 /// A customer.

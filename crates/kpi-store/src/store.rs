@@ -1,7 +1,9 @@
 //! The store: sled for durability, and per tenant the canonical records in memory plus the
 //! query index derived from them (rebuilt lazily, once per batch of writes).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+#[cfg(test)]
+use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
@@ -9,12 +11,13 @@ use kpi_core::{DataSource, Decimal, Dimension, Measure, MetricError, Scope};
 
 use crate::codec::{
     check_tenant, decode_record, encode_record, kind_byte, parse_page_token, record_key, split_key,
-    tenant_prefix, token_after,
+    tenant_prefix, token_after, value_slot,
 };
 use crate::durable::Commit;
 use crate::error::StoreError;
 use crate::index::Index;
 use crate::record::{Record, RecordKind};
+use crate::rows::Rows;
 use crate::validate::validate;
 
 /// sled's page cache. The query side answers from memory, so sled's cache only serves
@@ -72,27 +75,18 @@ pub struct StoreStats {
     pub disk_bytes: u64,
 }
 
-/// The records of one tenant, by kind and id. Mirrors sled exactly: every change is
-/// applied to sled first, then here, under the store's writer lock.
+/// The records of one tenant, by kind and id (the tests' and the reference's view).
+#[cfg(test)]
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Canonical {
     by_kind: [BTreeMap<String, Record>; RecordKind::ALL.len()],
 }
 
+#[cfg(test)]
 impl Canonical {
     /// Inserts or replaces a record.
     pub(crate) fn upsert(&mut self, record: Record) {
         self.by_kind[record.kind() as usize].insert(record.id().to_owned(), record);
-    }
-
-    /// Removes a record; whether it existed.
-    pub(crate) fn remove(&mut self, kind: RecordKind, id: &str) -> bool {
-        self.by_kind[kind as usize].remove(id).is_some()
-    }
-
-    /// Whether the record exists.
-    pub(crate) fn contains(&self, kind: RecordKind, id: &str) -> bool {
-        self.by_kind[kind as usize].contains_key(id)
     }
 
     /// The records of one kind, by id.
@@ -100,16 +94,22 @@ impl Canonical {
         self.by_kind[kind as usize].values()
     }
 
-    /// How many records there are.
-    pub(crate) fn len(&self) -> usize {
-        self.by_kind.iter().map(BTreeMap::len).sum()
+    /// Removes a record; whether it existed.
+    pub(crate) fn remove(&mut self, kind: RecordKind, id: &str) -> bool {
+        self.by_kind[kind as usize].remove(id).is_some()
+    }
+
+    /// Every record, by kind then id.
+    pub(crate) fn records(&self) -> impl Iterator<Item = &Record> {
+        self.by_kind.iter().flat_map(BTreeMap::values)
     }
 }
 
-/// Canonical records plus a counter bumped on every change.
-#[derive(Debug, Default)]
+/// A tenant's rows plus a counter bumped on every change. Mirrors sled exactly: every
+/// change is applied to sled first, then here, under the store's writer lock.
+#[derive(Default)]
 struct TenantRecords {
-    canonical: Canonical,
+    rows: Rows,
     generation: u64,
 }
 
@@ -132,10 +132,23 @@ impl Tenant {
                 return Arc::clone(index);
             }
         }
-        let index = Arc::new(Index::build(&records.canonical));
+        let index = Arc::new(Index::build(&records.rows));
         *slot = Some((records.generation, Arc::clone(&index)));
         index
     }
+}
+
+/// Checks that a stored record is the one its key names.
+fn check_key(key: &[u8], record: &Record, kind: RecordKind, id: &str) -> Result<(), StoreError> {
+    if record.kind() != kind || record.id() != id {
+        return Err(StoreError::Corrupt(format!(
+            "key {} holds the {} record {}",
+            crate::codec::hex(key),
+            record.kind().as_str(),
+            record.id()
+        )));
+    }
+    Ok(())
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -195,27 +208,50 @@ impl Store {
         let tree = db.open_tree("records")?;
         let mut tenants: HashMap<String, TenantRecords> = HashMap::new();
         let mut count = 0u64;
+        let mut legacy = 0u64;
         for item in tree.iter() {
             let (key, value) = item?;
             let (tenant, kind, id) = split_key(&key)?;
             let record = decode_record(&key, &value)?;
-            if record.kind() != kind || record.id() != id {
+            check_key(&key, &record, kind, id)?;
+            count += 1;
+            let Some(slot) = value_slot(&key, &value)? else {
+                // A first-release value: given a slot below, once every slot is known.
+                legacy += 1;
+                continue;
+            };
+            let rows = match tenants.get_mut(tenant) {
+                Some(t) => &mut t.rows,
+                None => &mut tenants.entry(tenant.to_owned()).or_default().rows,
+            };
+            if rows.occupied(kind, slot) {
                 return Err(StoreError::Corrupt(format!(
-                    "key {} holds the {} record {}",
+                    "key {} holds slot {slot}, which another {} record holds too",
                     crate::codec::hex(&key),
-                    record.kind().as_str(),
-                    record.id()
+                    kind.as_str()
                 )));
             }
-            match tenants.get_mut(tenant) {
-                Some(t) => t.canonical.upsert(record),
-                None => {
-                    let mut t = TenantRecords::default();
-                    t.canonical.upsert(record);
-                    tenants.insert(tenant.to_owned(), t);
+            rows.put(slot, &record);
+        }
+        for t in tenants.values_mut() {
+            t.rows.loaded();
+        }
+        if legacy > 0 {
+            // Rewrite first-release values with a slot each.
+            for item in tree.iter() {
+                let (key, value) = item?;
+                if value_slot(&key, &value)?.is_some() {
+                    continue;
                 }
+                let (tenant, kind, _) = split_key(&key)?;
+                let record = decode_record(&key, &value)?;
+                let rows = &mut tenants.entry(tenant.to_owned()).or_default().rows;
+                let slot = rows.allocate(kind);
+                tree.insert(key.clone(), encode_record(&record, slot))?;
+                rows.put(slot, &record);
             }
-            count += 1;
+            db.flush()?;
+            tracing::info!(records = legacy, "stored values given their row slot");
         }
         tracing::info!(
             records = count,
@@ -280,37 +316,60 @@ impl Store {
         }
         let accepted = valid.len() as u64;
         if !valid.is_empty() {
-            let encoded: Vec<(Vec<u8>, Vec<u8>)> = valid
+            // Encoded outside the lock; the slot (bytes 1..5) is filled in below.
+            let mut encoded: Vec<(Vec<u8>, Vec<u8>)> = valid
                 .iter()
-                .map(|r| (record_key(tenant, r.kind(), r.id()), encode_record(r)))
+                .map(|r| (record_key(tenant, r.kind(), r.id()), encode_record(r, 0)))
                 .collect();
             let _writer = lock(&self.inner.writer);
             self.check_writable()?;
+            let t = self.tenant_or_create(tenant);
+            let slots: Vec<u32> = {
+                let mut state = t.records.write().unwrap_or_else(PoisonError::into_inner);
+                valid
+                    .iter()
+                    .map(|r| state.rows.allocate(r.kind()))
+                    .collect()
+            };
             // One insert per record, not one sled `Batch`: a batch holds sled's exclusive
             // lock and one epoch for all of it, which halves throughput. Queries still see
-            // the call all at once (the in-memory records change below, under the lock);
-            // after a crash an unacknowledged call may be stored in part.
-            let mut stored = 0;
+            // the call all at once (the rows change below, under the lock); after a crash
+            // an unacknowledged call may be stored in part. sled hands back the value each
+            // insert replaces, which names the slot to free.
+            let mut replaced = Vec::with_capacity(valid.len());
             let mut failed = None;
-            for (k, v) in encoded {
-                match self.inner.tree.insert(k, v) {
-                    Ok(_) => stored += 1,
+            for ((key, mut value), slot) in encoded.drain(..).zip(&slots) {
+                value[1..5].copy_from_slice(&slot.to_le_bytes());
+                match self.inner.tree.insert(&key, value) {
+                    Ok(old) => match old.map(|v| value_slot(&key, &v)).transpose() {
+                        Ok(old) => replaced.push(old.flatten()),
+                        Err(e) => {
+                            replaced.push(None);
+                            failed = Some(e);
+                            break;
+                        }
+                    },
                     Err(e) => {
-                        failed = Some(e);
+                        failed = Some(e.into());
                         break;
                     }
                 }
             }
             self.wrote();
             // What sled holds, memory holds too, even when an insert failed midway.
-            let t = self.tenant_or_create(tenant);
             let mut state = t.records.write().unwrap_or_else(PoisonError::into_inner);
-            for r in valid.into_iter().take(stored) {
-                state.canonical.upsert(r);
+            for ((r, slot), old) in valid.iter().zip(&slots).zip(&replaced) {
+                state.rows.put(*slot, r);
+                if let Some(old) = old {
+                    state.rows.remove(r.kind(), *old);
+                }
+            }
+            for (r, slot) in valid.iter().zip(&slots).skip(replaced.len()) {
+                state.rows.release(r.kind(), *slot);
             }
             state.generation += 1;
             if let Some(e) = failed {
-                return Err(e.into());
+                return Err(e);
             }
         }
         // Committing outside the writer lock lets concurrent writers share one fsync;
@@ -329,27 +388,40 @@ impl Store {
         };
         let removed = {
             let _writer = lock(&self.inner.writer);
-            let mut state = t.records.write().unwrap_or_else(PoisonError::into_inner);
-            let mut seen = HashSet::new();
-            let existing: Vec<&RecordKey> = keys
-                .iter()
-                .filter(|k| state.canonical.contains(k.kind, &k.id) && seen.insert(*k))
-                .collect();
-            if existing.is_empty() {
+            self.check_writable()?;
+            let mut freed = Vec::new();
+            let mut failed = None;
+            for k in keys {
+                let key = record_key(tenant, k.kind, &k.id);
+                match self.inner.tree.remove(&key) {
+                    Ok(None) => {}
+                    Ok(Some(old)) => match value_slot(&key, &old) {
+                        Ok(Some(slot)) => freed.push((k.kind, slot)),
+                        Ok(None) => {}
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    },
+                    Err(e) => {
+                        failed = Some(e.into());
+                        break;
+                    }
+                }
+            }
+            if freed.is_empty() && failed.is_none() {
                 return Ok(0);
             }
-            let mut batch = sled::Batch::default();
-            for k in &existing {
-                batch.remove(record_key(tenant, k.kind, &k.id));
-            }
-            self.check_writable()?;
-            self.inner.tree.apply_batch(batch)?;
             self.wrote();
-            for k in &existing {
-                state.canonical.remove(k.kind, &k.id);
+            let mut state = t.records.write().unwrap_or_else(PoisonError::into_inner);
+            for (kind, slot) in &freed {
+                state.rows.remove(*kind, *slot);
             }
             state.generation += 1;
-            existing.len() as u64
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            freed.len() as u64
         };
         self.commit()?;
         Ok(removed)
@@ -463,7 +535,7 @@ impl Store {
                 t.records
                     .read()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .canonical
+                    .rows
                     .len() as u64
             })
             .sum();
@@ -492,7 +564,7 @@ impl TenantSource {
         static EMPTY: OnceLock<Arc<Index>> = OnceLock::new();
         self.snapshot.get_or_init(|| match &self.tenant {
             Some(t) => t.index(),
-            None => Arc::clone(EMPTY.get_or_init(|| Arc::new(Index::build(&Canonical::default())))),
+            None => Arc::clone(EMPTY.get_or_init(|| Arc::new(Index::build(&Rows::default())))),
         })
     }
 }

@@ -14,18 +14,34 @@
 //! - A paying customer at `t` has an active subscription whose MRR at `t` is above 0.
 
 use jiff::Timestamp;
+use kpi_core::Decimal;
 
+#[cfg(test)]
 use crate::record::Subscription;
+use crate::rows::SubRow;
 
 /// When the subscription ends, if it does.
+#[cfg(test)]
 pub(crate) fn end(s: &Subscription) -> Option<Timestamp> {
-    let zero = s
-        .mrr_changes
-        .iter()
+    end_at(s.ended_at, s.mrr_changes.iter().map(|c| (c.at, c.mrr)))
+}
+
+/// When the subscription held as a row ends, if it does.
+pub(crate) fn end_of(s: &SubRow) -> Option<Timestamp> {
+    end_at(s.ended_at, s.mrr_changes.iter().copied())
+}
+
+/// The earlier of `ended_at` and the first change (after the starting MRR) to 0.
+fn end_at(
+    ended_at: Option<Timestamp>,
+    mut changes: impl Iterator<Item = (Timestamp, Decimal)>,
+) -> Option<Timestamp> {
+    let zero = changes
+        .by_ref()
         .skip(1)
-        .find(|c| c.mrr.is_zero())
-        .map(|c| c.at);
-    match (s.ended_at, zero) {
+        .find(|c| c.1.is_zero())
+        .map(|c| c.0);
+    match (ended_at, zero) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }

@@ -18,7 +18,7 @@
 //! The index is immutable: the store builds a new one on the first read after a write.
 
 mod kinds;
-mod part;
+pub(crate) mod part;
 #[cfg(test)]
 mod tests;
 
@@ -32,10 +32,10 @@ use self::kinds::{
     ExitRow, LeadIx, LeadRow, PurchaseIx, PurchaseRow, QuotaIx, QuotaRow, SpendIx, SpendRow,
     StageStayIx, StageStayRow, SubIx, SubRow, SurveyIx, SurveyRow, TicketIx, TicketRow,
 };
-use self::part::{add, overflow, Interner, Part, Resolved, NONE};
-use crate::dims::{dim_index, Lookup, Unit};
-use crate::record::{Channel, DealKind, DealStatus, Record, RecordKind, Source, Subscription};
-use crate::store::Canonical;
+use self::part::{add, overflow, Attrs, Interner, Part, Resolved, Sym, NONE};
+use crate::dims::{channel_name, dim_index, source_name, Unit, NDIMS};
+use crate::record::{Channel, DealKind, DealStatus, Source};
+use crate::rows::{self, Rows};
 use crate::units::{nanos_between, nanos_to, DAY_NANOS, HOUR_NANOS, YEAR_NANOS};
 
 /// A tenant's records, ready to answer measures.
@@ -65,20 +65,19 @@ fn count(n: usize) -> Decimal {
 /// For each subscription (in `subs` order): whether it is its customer's new MRR (no
 /// other subscription of the customer active when it started); and per customer the
 /// first MRR of their earliest subscription (earliest start, then smallest id).
-fn classify_subscriptions<'a>(subs: &[&'a Subscription]) -> (Vec<bool>, HashMap<&'a str, Decimal>) {
-    let mut by_customer: HashMap<&str, Vec<usize>> = HashMap::new();
+fn classify_subscriptions(subs: &[&rows::SubRow]) -> (Vec<bool>, HashMap<Sym, Decimal>) {
+    let mut by_customer: HashMap<Sym, Vec<usize>> = HashMap::new();
     for (i, s) in subs.iter().enumerate() {
-        by_customer
-            .entry(s.customer_id.as_str())
-            .or_default()
-            .push(i);
+        by_customer.entry(s.customer).or_default().push(i);
     }
     let mut new = vec![false; subs.len()];
     let mut first_mrr = HashMap::new();
     for (customer, mut idxs) in by_customer {
-        // Stable: equal starts stay in id order.
-        idxs.sort_by_key(|i| subs[*i].started_at);
-        first_mrr.insert(customer, subs[idxs[0]].mrr_changes[0].mrr);
+        idxs.sort_by(|a, b| {
+            let (a, b) = (subs[*a], subs[*b]);
+            (a.started_at, &a.id).cmp(&(b.started_at, &b.id))
+        });
+        first_mrr.insert(customer, subs[idxs[0]].mrr_changes[0].1);
         // The latest end among subscriptions that started earlier (None inside: never).
         let mut latest_end: Option<Option<Timestamp>> = None;
         let mut k = 0;
@@ -95,7 +94,7 @@ fn classify_subscriptions<'a>(subs: &[&'a Subscription]) -> (Vec<bool>, HashMap<
             };
             for i in &idxs[k..j] {
                 new[*i] = !active;
-                let end = crate::subscription::end(subs[*i]);
+                let end = crate::subscription::end_of(subs[*i]);
                 latest_end = Some(match (latest_end, end) {
                     (Some(None), _) | (_, None) => None,
                     (Some(Some(a)), Some(b)) => Some(a.max(b)),
@@ -109,177 +108,232 @@ fn classify_subscriptions<'a>(subs: &[&'a Subscription]) -> (Vec<bool>, HashMap<
 }
 
 impl Index {
-    /// Builds the index of `records`.
-    pub(crate) fn build(records: &Canonical) -> Self {
-        let lk = Lookup::new(records);
-        let mut syms = Interner::default();
-        let of = |kind: RecordKind| records.of_kind(kind);
+    /// Builds the index of a tenant's `rows`.
+    pub(crate) fn build(rows: &Rows) -> Self {
+        // The dimension values of the rows, plus the names of sources and channels.
+        let mut syms = rows.dims.clone();
+        let source_sym = Source::ALL.map(|s| syms.intern(source_name(s)));
+        let channel_sym = Channel::ALL.map(|c| syms.intern(channel_name(c)));
+        let mut customer_of: Vec<Option<&rows::CustomerRow>> = vec![None; rows.customer_ids.len()];
+        for c in rows.customers.iter() {
+            customer_of[c.id as usize] = Some(c);
+        }
+        let customer = |id: Sym| customer_of.get(id as usize).copied().flatten();
+        let channel_of: HashMap<Sym, Channel> =
+            rows.campaigns.iter().map(|c| (c.id, c.channel)).collect();
+        let campaign_channel = |campaign: Sym| channel_of.get(&campaign).copied();
+        let chan = |c: Option<Channel>| c.map_or(NONE, |c| channel_sym[c as usize]);
+        // Owner, source and segment, from the customer.
+        let customer_attrs = |id: Sym| {
+            let mut a: Attrs = [NONE; NDIMS];
+            if let Some(c) = customer(id) {
+                a[dim_index(Dimension::Owner)] = c.owner;
+                a[dim_index(Dimension::Source)] = source_sym[c.source as usize];
+                a[dim_index(Dimension::Segment)] = c.segment;
+            }
+            a
+        };
 
-        let subs: Vec<&Subscription> = of(RecordKind::Subscription)
-            .filter_map(|r| match r {
-                Record::Subscription(s) => Some(s),
-                _ => None,
-            })
-            .collect();
+        let subs: Vec<&rows::SubRow> = rows.subs.iter().collect();
         let (new_flags, first_mrr) = classify_subscriptions(&subs);
 
-        let mut deals = Vec::new();
+        let mut deals = Vec::with_capacity(rows.deals.len());
         let mut exits = Vec::new();
         let mut stays = Vec::new();
-        let mut quotas = Vec::new();
-        let mut leads = Vec::new();
-        let mut customers = Vec::new();
-        let mut spend = Vec::new();
-        let mut campaigns = Vec::new();
-        let mut purchases = Vec::new();
-        let mut tickets = Vec::new();
-        let mut surveys = Vec::new();
-        for kind in RecordKind::ALL {
-            for r in of(kind) {
-                match r {
-                    Record::Deal(d) => {
-                        let customer = lk.customer(d.customer_id.as_deref());
-                        let row = DealRow {
-                            created: d.created_at,
-                            closed: d.closed_at,
-                            won: d.status == DealStatus::Won,
-                            lost: d.status == DealStatus::Lost,
-                            upsell: matches!(d.kind, DealKind::Upsell | DealKind::CrossSell),
-                            amount: d.amount,
-                            owner: syms.intern(&d.owner),
-                            customer: syms.intern_opt(d.customer_id.as_deref()),
-                            campaign: d.campaign_id.is_some(),
-                            email: lk.campaign_channel(d.campaign_id.as_deref())
-                                == Some(Channel::Email),
-                            customer_acquired: customer.map(|c| c.acquired_at),
-                            customer_marketing: customer
-                                .is_some_and(|c| c.source == Source::Marketing),
-                        };
-                        let attrs = syms.attrs(&lk.deal(d));
-                        deals.push((attrs, row));
-                        for (i, entry) in d.stage_history.iter().enumerate() {
-                            let next = d.stage_history.get(i + 1).map(|n| n.entered_at);
-                            // The deal's dimensions plus the stage.
-                            let mut stage_attrs = attrs;
-                            stage_attrs[dim_index(Dimension::Stage)] = syms.intern(&entry.stage);
-                            let stay = StageStayRow {
-                                from: entry.entered_at.max(d.created_at),
-                                until: match (next, d.closed_at) {
-                                    (Some(a), Some(b)) => Some(a.min(b)),
-                                    (a, b) => a.or(b),
-                                },
-                                amount: d.amount,
-                            };
-                            stays.push((stage_attrs, stay));
-                            if let Some(exit) = next.or(d.closed_at) {
-                                let row = ExitRow {
-                                    entered: entry.entered_at,
-                                    exit,
-                                };
-                                exits.push((stage_attrs, row));
-                            }
-                        }
-                    }
-                    Record::Quota(q) => {
-                        let row = QuotaRow {
-                            start: q.period_start,
-                            end: q.period_end,
-                            amount: q.amount,
-                        };
-                        quotas.push((syms.attrs(&lk.quota(q)), row));
-                    }
-                    Record::Lead(l) => {
-                        let row = LeadRow {
-                            created: l.created_at,
-                            converted: l.converted_at,
-                        };
-                        leads.push((syms.attrs(&lk.lead(l)), row));
-                    }
-                    Record::Customer(c) => {
-                        let row = CustomerRow {
-                            acquired: c.acquired_at,
-                            churned: c.churned_at,
-                            marketing: c.source == Source::Marketing,
-                            first_mrr: first_mrr.get(c.id.as_str()).copied(),
-                        };
-                        customers.push((syms.attrs(&lk.customer_row(c)), row));
-                    }
-                    Record::Spend(s) => {
-                        let row = SpendRow {
-                            at: s.at,
-                            amount: s.amount,
-                            category: s.category.index(),
-                            campaign: s.campaign_id.is_some(),
-                        };
-                        spend.push((syms.attrs(&lk.spend(s)), row));
-                    }
-                    Record::Campaign(c) => {
-                        let row = CampaignRow {
-                            started: c.started_at,
-                            email: c.channel == Channel::Email,
-                            delivered: c.delivered,
-                            opens: c.opens,
-                            clicks: c.clicks,
-                        };
-                        campaigns.push((syms.attrs(&lk.campaign(c)), row));
-                    }
-                    Record::Purchase(p) => {
-                        let customer = lk.customer(Some(&p.customer_id));
-                        let row = PurchaseRow {
-                            at: p.at,
-                            amount: p.amount,
-                            customer: syms.intern(&p.customer_id),
-                            customer_acquired: customer.map(|c| c.acquired_at),
-                            customer_marketing: customer
-                                .is_some_and(|c| c.source == Source::Marketing),
-                        };
-                        purchases.push((syms.attrs(&lk.purchase(p)), row));
-                    }
-                    Record::Ticket(t) => {
-                        let row = TicketRow {
-                            opened: t.opened_at,
-                            responded: t.first_response_at,
-                            resolved: t.resolved_at,
-                        };
-                        tickets.push((syms.attrs(&lk.ticket(t)), row));
-                    }
-                    Record::SurveyResponse(s) => {
-                        let row = SurveyRow {
-                            at: s.at,
-                            kind: s.kind,
-                            scale: s.scale_max,
-                            score: s.score,
-                        };
-                        surveys.push((syms.attrs(&lk.survey(s)), row));
-                    }
-                    // Read below, with their classification.
-                    Record::Subscription(_) => {}
+        for d in rows.deals.iter() {
+            let c = customer(d.customer);
+            let row = DealRow {
+                created: d.created_at,
+                closed: d.closed_at,
+                won: d.status == DealStatus::Won,
+                lost: d.status == DealStatus::Lost,
+                upsell: matches!(d.kind, DealKind::Upsell | DealKind::CrossSell),
+                amount: d.amount,
+                owner: d.owner,
+                customer: d.customer,
+                campaign: d.campaign != NONE,
+                email: campaign_channel(d.campaign) == Some(Channel::Email),
+                customer_acquired: c.map(|c| c.acquired_at),
+                customer_marketing: c.is_some_and(|c| c.source == Source::Marketing),
+            };
+            let mut attrs = customer_attrs(d.customer);
+            attrs[dim_index(Dimension::Owner)] = d.owner;
+            attrs[dim_index(Dimension::Campaign)] = d.campaign;
+            attrs[dim_index(Dimension::Channel)] = chan(campaign_channel(d.campaign));
+            deals.push((attrs, row));
+            for (i, (stage, entered_at)) in d.stages.iter().enumerate() {
+                let next = d.stages.get(i + 1).map(|n| n.1);
+                // The deal's dimensions plus the stage.
+                let mut stage_attrs = attrs;
+                stage_attrs[dim_index(Dimension::Stage)] = *stage;
+                let stay = StageStayRow {
+                    from: (*entered_at).max(d.created_at),
+                    until: match (next, d.closed_at) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    },
+                    amount: d.amount,
+                };
+                stays.push((stage_attrs, stay));
+                if let Some(exit) = next.or(d.closed_at) {
+                    let row = ExitRow {
+                        entered: *entered_at,
+                        exit,
+                    };
+                    exits.push((stage_attrs, row));
                 }
             }
         }
+        let quotas: Vec<_> = rows
+            .quotas
+            .iter()
+            .map(|q| {
+                let mut a = [NONE; NDIMS];
+                a[dim_index(Dimension::Owner)] = q.owner;
+                let row = QuotaRow {
+                    start: q.period_start,
+                    end: q.period_end,
+                    amount: q.amount,
+                };
+                (a, row)
+            })
+            .collect();
+        let leads: Vec<_> = rows
+            .leads
+            .iter()
+            .map(|l| {
+                let mut a = [NONE; NDIMS];
+                a[dim_index(Dimension::Source)] = source_sym[l.source as usize];
+                a[dim_index(Dimension::Campaign)] = l.campaign;
+                a[dim_index(Dimension::Channel)] = chan(campaign_channel(l.campaign));
+                let row = LeadRow {
+                    created: l.created_at,
+                    converted: l.converted_at,
+                };
+                (a, row)
+            })
+            .collect();
+        let customers: Vec<_> = rows
+            .customers
+            .iter()
+            .map(|c| {
+                let mut a = [NONE; NDIMS];
+                a[dim_index(Dimension::Owner)] = c.owner;
+                a[dim_index(Dimension::Source)] = source_sym[c.source as usize];
+                a[dim_index(Dimension::Campaign)] = c.campaign;
+                a[dim_index(Dimension::Channel)] = chan(campaign_channel(c.campaign));
+                a[dim_index(Dimension::Segment)] = c.segment;
+                let row = CustomerRow {
+                    acquired: c.acquired_at,
+                    churned: c.churned_at,
+                    marketing: c.source == Source::Marketing,
+                    first_mrr: first_mrr.get(&c.id).copied(),
+                };
+                (a, row)
+            })
+            .collect();
+        let spend: Vec<_> = rows
+            .spend
+            .iter()
+            .map(|s| {
+                let mut a = [NONE; NDIMS];
+                a[dim_index(Dimension::Campaign)] = s.campaign;
+                a[dim_index(Dimension::Channel)] =
+                    chan(s.channel.or_else(|| campaign_channel(s.campaign)));
+                let row = SpendRow {
+                    at: s.at,
+                    amount: s.amount,
+                    category: s.category.index(),
+                    campaign: s.campaign != NONE,
+                };
+                (a, row)
+            })
+            .collect();
+        let campaigns: Vec<_> = rows
+            .campaigns
+            .iter()
+            .map(|c| {
+                let mut a = [NONE; NDIMS];
+                a[dim_index(Dimension::Campaign)] = c.id;
+                a[dim_index(Dimension::Channel)] = channel_sym[c.channel as usize];
+                let row = CampaignRow {
+                    started: c.started_at,
+                    email: c.channel == Channel::Email,
+                    delivered: c.delivered,
+                    opens: c.opens,
+                    clicks: c.clicks,
+                };
+                (a, row)
+            })
+            .collect();
+        let purchases: Vec<_> = rows
+            .purchases
+            .iter()
+            .map(|p| {
+                let c = customer(p.customer);
+                let row = PurchaseRow {
+                    at: p.at,
+                    amount: p.amount,
+                    customer: p.customer,
+                    customer_acquired: c.map(|c| c.acquired_at),
+                    customer_marketing: c.is_some_and(|c| c.source == Source::Marketing),
+                };
+                (customer_attrs(p.customer), row)
+            })
+            .collect();
+        let tickets: Vec<_> = rows
+            .tickets
+            .iter()
+            .map(|t| {
+                let mut a = customer_attrs(t.customer);
+                a[dim_index(Dimension::Owner)] = NONE;
+                a[dim_index(Dimension::Agent)] = t.agent;
+                let row = TicketRow {
+                    opened: t.opened_at,
+                    responded: t.first_response_at,
+                    resolved: t.resolved_at,
+                };
+                (a, row)
+            })
+            .collect();
+        let surveys: Vec<_> = rows
+            .surveys
+            .iter()
+            .map(|s| {
+                let mut a = customer_attrs(s.customer);
+                a[dim_index(Dimension::Owner)] = NONE;
+                let row = SurveyRow {
+                    at: s.at,
+                    kind: s.kind,
+                    scale: s.scale_max,
+                    score: s.score,
+                };
+                (a, row)
+            })
+            .collect();
         let mut sub_rows = Vec::with_capacity(subs.len());
         for (s, new) in subs.iter().zip(new_flags) {
-            let end = crate::subscription::end(s);
-            let mut prev = s.mrr_changes[0].mrr;
+            let end = crate::subscription::end_of(s);
+            let mut prev = s.mrr_changes[0].1;
             let mut changes = Vec::new();
-            for c in s.mrr_changes.iter().skip(1) {
-                if end.is_some_and(|e| c.at >= e) {
+            for (at, mrr) in s.mrr_changes.iter().skip(1) {
+                if end.is_some_and(|e| *at >= e) {
                     break;
                 }
-                changes.push((c.at, prev, c.mrr));
-                prev = c.mrr;
+                changes.push((*at, prev, *mrr));
+                prev = *mrr;
             }
             let row = SubRow {
-                customer: syms.intern(&s.customer_id),
+                customer: s.customer,
                 started: s.started_at,
-                first_mrr: s.mrr_changes[0].mrr,
+                first_mrr: s.mrr_changes[0].1,
                 new,
                 changes,
                 end: end.map(|e| (e, prev)),
                 renewal_due: s.renewal_due_at,
                 renewed: s.renewed == Some(true),
             };
-            sub_rows.push((syms.attrs(&lk.subscription(s)), row));
+            sub_rows.push((customer_attrs(s.customer), row));
         }
         let parallel =
             deals.len() + exits.len() + leads.len() + purchases.len() >= PARALLEL_BUILD_ROWS;

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, MetricError, Window};
 
-use crate::dims::{dim_index, DimValues, Unit, NDIMS};
+use crate::dims::{dim_index, Unit, NDIMS};
 
 /// An interned string (a dimension value or a customer id).
 pub(crate) type Sym = u32;
@@ -18,7 +18,7 @@ pub(crate) const NONE: Sym = u32::MAX;
 pub(crate) type Attrs = [Sym; NDIMS];
 
 /// Strings ↔ symbols.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Interner {
     ids: HashMap<String, Sym>,
     names: Vec<String>,
@@ -39,15 +39,6 @@ impl Interner {
     /// The symbol of `s`, or [`NONE`].
     pub(crate) fn intern_opt(&mut self, s: Option<&str>) -> Sym {
         s.map_or(NONE, |s| self.intern(s))
-    }
-
-    /// Interns a row's dimension values.
-    pub(crate) fn attrs(&mut self, values: &DimValues<'_>) -> Attrs {
-        let mut a = [NONE; NDIMS];
-        for (slot, v) in a.iter_mut().zip(values) {
-            *slot = self.intern_opt(*v);
-        }
-        a
     }
 
     /// The symbol of `s` if it was interned.

@@ -11,6 +11,7 @@ use super::Index;
 use crate::generate::{generate, DemoOptions, Rng};
 use crate::record::*;
 use crate::reference::Reference;
+use crate::rows::Rows;
 use crate::store::Canonical;
 use crate::validate::validate;
 
@@ -105,7 +106,7 @@ fn canonical(records: Vec<Record>) -> Canonical {
 
 /// Compares every measure and every dimension's values over the given scopes.
 fn compare(records: &Canonical, scopes: &[Scope]) {
-    let index = Index::build(records);
+    let index = Index::build(&Rows::of(records.records().cloned()));
     let reference = Reference::new(records);
     let measures = all_measures();
     for scope in scopes {
@@ -473,4 +474,170 @@ fn index_matches_the_reference_on_demo_data() {
         }
     }
     compare(&records, &scopes);
+}
+
+/// Compares the store's answers for `tenant` with the reference over `model`.
+fn compare_store(store: &crate::Store, tenant: &str, model: &Canonical, scopes: &[Scope]) {
+    use kpi_core::DataSource;
+    let source = store.source(tenant);
+    let reference = Reference::new(model);
+    for scope in scopes {
+        for m in all_measures() {
+            let fast = source.measure(m, scope).unwrap();
+            assert_eq!(
+                fast,
+                reference.measure(m, scope).unwrap(),
+                "{m:?} over {scope:?}"
+            );
+        }
+        for dim in Dimension::ALL {
+            assert_eq!(
+                source.group_values(dim, scope).unwrap(),
+                reference.group_values(dim, scope),
+                "values of {dim} for {scope:?}"
+            );
+        }
+    }
+    assert_eq!(store.stats().records, model.records().count() as u64);
+}
+
+fn grid_scopes(grid: &[Timestamp]) -> Vec<Scope> {
+    let mut scopes = Vec::new();
+    for filters in filter_sets() {
+        for (a, b) in [(0, grid.len() - 1), (2, 5)] {
+            scopes.push(Scope {
+                window: Window::new(grid[a], grid[b]).unwrap(),
+                filters: filters.clone(),
+            });
+        }
+    }
+    scopes
+}
+
+/// Upserts (also twice in one call), deletes (also of absent keys) and a reopen keep every
+/// answer equal to the reference over the records the store should hold.
+#[test]
+fn upserts_deletes_and_reopening_keep_every_answer_exact() {
+    let base: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+    let grid: Vec<Timestamp> = (0..8)
+        .map(|i| base + jiff::SignedDuration::from_hours(36 * i))
+        .collect();
+    let scopes = grid_scopes(&grid);
+    for seed in 0..4u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = Canonical::default();
+        let store = crate::Store::open(dir.path()).unwrap();
+        let mut rng = Rng(seed + 99);
+        for round in 0..4u64 {
+            let mut tenant = RandomTenant {
+                rng: Rng(seed * 1000 + round + 1),
+                grid: grid.clone(),
+            };
+            let mut records = tenant.records();
+            // Keep about two thirds, some of them twice (the later one wins).
+            records.retain(|_| rng.chance(66));
+            let again: Vec<Record> = records.iter().filter(|_| rng.chance(10)).cloned().collect();
+            let mut more = RandomTenant {
+                rng: Rng(seed * 1000 + round + 500),
+                grid: grid.clone(),
+            }
+            .records();
+            more.retain(|r| {
+                again
+                    .iter()
+                    .any(|a| a.kind() == r.kind() && a.id() == r.id())
+            });
+            records.extend(more);
+            let half = records.len() / 2;
+            let second = records.split_off(half);
+            for call in [records, second] {
+                for r in &call {
+                    model.upsert(r.clone());
+                }
+                let outcome = store.put("t", call).unwrap();
+                assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
+            }
+            // Delete some stored keys and some absent ones.
+            let mut keys: Vec<crate::RecordKey> = model
+                .records()
+                .filter(|_| rng.chance(20))
+                .map(|r| crate::RecordKey {
+                    kind: r.kind(),
+                    id: r.id().to_owned(),
+                })
+                .collect();
+            let expected = keys.len() as u64;
+            keys.push(crate::RecordKey {
+                kind: RecordKind::Deal,
+                id: "absent".into(),
+            });
+            for k in &keys {
+                model.remove(k.kind, &k.id);
+            }
+            assert_eq!(store.delete("t", &keys).unwrap(), expected);
+            compare_store(&store, "t", &model, &scopes);
+        }
+        drop(store);
+        let store = crate::Store::open(dir.path()).unwrap();
+        compare_store(&store, "t", &model, &scopes);
+        // Slots freed before the reopen are reused after it.
+        let mut tenant = RandomTenant {
+            rng: Rng(seed + 7),
+            grid: grid.clone(),
+        };
+        let records = tenant.records();
+        for r in &records {
+            model.upsert(r.clone());
+        }
+        store.put("t", records).unwrap();
+        compare_store(&store, "t", &model, &scopes);
+    }
+}
+
+/// Values written by the first release (no slot) are given slots when the store opens.
+#[test]
+fn first_release_values_are_migrated_at_open() {
+    let base: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+    let grid: Vec<Timestamp> = (0..8)
+        .map(|i| base + jiff::SignedDuration::from_hours(36 * i))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let records = RandomTenant {
+        rng: Rng(5),
+        grid: grid.clone(),
+    }
+    .records();
+    let model = canonical(records.clone());
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("records").unwrap();
+        for r in &records {
+            let mut v = vec![0x01];
+            rmp_serde::encode::write(&mut v, r).unwrap();
+            tree.insert(crate::codec::record_key("t", r.kind(), r.id()), v)
+                .unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let store = crate::Store::open(dir.path()).unwrap();
+    let scopes = grid_scopes(&grid);
+    compare_store(&store, "t", &model, &scopes);
+    // Upserting and deleting migrated records frees their slots.
+    let keys: Vec<crate::RecordKey> = model
+        .records()
+        .take(5)
+        .map(|r| crate::RecordKey {
+            kind: r.kind(),
+            id: r.id().to_owned(),
+        })
+        .collect();
+    assert_eq!(store.delete("t", &keys).unwrap(), 5);
+    let mut model = model;
+    for k in &keys {
+        model.remove(k.kind, &k.id);
+    }
+    compare_store(&store, "t", &model, &scopes);
+    drop(store);
+    let store = crate::Store::open(dir.path()).unwrap();
+    compare_store(&store, "t", &model, &scopes);
 }

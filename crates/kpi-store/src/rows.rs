@@ -1,0 +1,462 @@
+//! One tenant's records in memory, compact: per kind a slab of rows holding only what the
+//! query index reads, strings interned, and no record ids (except a subscription's, which
+//! breaks ties). A record's row lives at a slot; the sled value carries the slot (see
+//! `codec`), so an upsert or a delete learns the slot it replaces from the old value sled
+//! hands back, and no id → slot map is kept.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use kpi_core::{Decimal, SurveyKind};
+
+use crate::index::part::{Interner, Sym, NONE};
+use crate::record::{Channel, DealKind, DealStatus, Record, RecordKind, Source, SpendCategory};
+
+/// A customer.
+pub(crate) struct CustomerRow {
+    pub(crate) id: Sym,
+    pub(crate) acquired_at: Timestamp,
+    pub(crate) churned_at: Option<Timestamp>,
+    pub(crate) source: Source,
+    pub(crate) campaign: Sym,
+    pub(crate) segment: Sym,
+    pub(crate) owner: Sym,
+}
+
+/// A lead.
+pub(crate) struct LeadRow {
+    pub(crate) created_at: Timestamp,
+    pub(crate) converted_at: Option<Timestamp>,
+    pub(crate) source: Source,
+    pub(crate) campaign: Sym,
+}
+
+/// A deal.
+pub(crate) struct DealRow {
+    pub(crate) owner: Sym,
+    pub(crate) amount: Decimal,
+    pub(crate) created_at: Timestamp,
+    pub(crate) closed_at: Option<Timestamp>,
+    pub(crate) status: DealStatus,
+    pub(crate) kind: DealKind,
+    pub(crate) customer: Sym,
+    pub(crate) campaign: Sym,
+    /// Stage (interned) and when the deal entered it, in order.
+    pub(crate) stages: Box<[(Sym, Timestamp)]>,
+}
+
+/// A subscription.
+pub(crate) struct SubRow {
+    /// Its id: two subscriptions of a customer starting together are ordered by it.
+    pub(crate) id: Box<str>,
+    pub(crate) customer: Sym,
+    pub(crate) started_at: Timestamp,
+    pub(crate) ended_at: Option<Timestamp>,
+    pub(crate) mrr_changes: Box<[(Timestamp, Decimal)]>,
+    pub(crate) renewal_due_at: Option<Timestamp>,
+    pub(crate) renewed: Option<bool>,
+}
+
+/// A one-time purchase.
+pub(crate) struct PurchaseRow {
+    pub(crate) customer: Sym,
+    pub(crate) amount: Decimal,
+    pub(crate) at: Timestamp,
+}
+
+/// Money spent.
+pub(crate) struct SpendRow {
+    pub(crate) at: Timestamp,
+    pub(crate) amount: Decimal,
+    pub(crate) category: SpendCategory,
+    pub(crate) channel: Option<Channel>,
+    pub(crate) campaign: Sym,
+}
+
+/// A campaign.
+pub(crate) struct CampaignRow {
+    /// Its id, interned as the value of the campaign dimension.
+    pub(crate) id: Sym,
+    pub(crate) channel: Channel,
+    pub(crate) started_at: Timestamp,
+    pub(crate) delivered: u64,
+    pub(crate) opens: u64,
+    pub(crate) clicks: u64,
+}
+
+/// A support ticket.
+pub(crate) struct TicketRow {
+    pub(crate) customer: Sym,
+    pub(crate) agent: Sym,
+    pub(crate) opened_at: Timestamp,
+    pub(crate) first_response_at: Option<Timestamp>,
+    pub(crate) resolved_at: Option<Timestamp>,
+}
+
+/// A survey response.
+pub(crate) struct SurveyRow {
+    pub(crate) customer: Sym,
+    pub(crate) kind: SurveyKind,
+    pub(crate) score: Decimal,
+    pub(crate) scale_max: u32,
+    pub(crate) at: Timestamp,
+}
+
+/// A quota.
+pub(crate) struct QuotaRow {
+    pub(crate) owner: Sym,
+    pub(crate) period_start: Timestamp,
+    pub(crate) period_end: Timestamp,
+    pub(crate) amount: Decimal,
+}
+
+/// Rows of one kind at their slots; free slots are reused.
+pub(crate) struct Slab<T> {
+    rows: Vec<Option<T>>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Self {
+            rows: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    /// The live rows.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.rows.iter().flatten()
+    }
+
+    /// How many rows are live.
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    fn put(&mut self, slot: u32, row: T) {
+        let i = slot as usize;
+        if i >= self.rows.len() {
+            self.rows.resize_with(i + 1, || None);
+        }
+        if self.rows[i].replace(row).is_none() {
+            self.live += 1;
+        }
+    }
+
+    fn remove(&mut self, slot: u32) -> bool {
+        let gone = self
+            .rows
+            .get_mut(slot as usize)
+            .and_then(Option::take)
+            .is_some();
+        if gone {
+            self.live -= 1;
+            self.free.push(slot);
+        }
+        gone
+    }
+
+    fn occupied(&self, slot: u32) -> bool {
+        self.rows.get(slot as usize).is_some_and(Option::is_some)
+    }
+
+    /// Rebuilds the free list from the holes (after loading rows at their slots).
+    fn collect_free(&mut self) {
+        self.free = (0..self.rows.len() as u32)
+            .rev()
+            .filter(|s| self.rows[*s as usize].is_none())
+            .collect();
+    }
+}
+
+/// Strings interned without keeping their text (customer ids: only equality matters).
+#[derive(Default)]
+pub(crate) struct Ids(HashMap<Box<str>, Sym>);
+
+impl Ids {
+    fn intern(&mut self, s: &str) -> Sym {
+        if let Some(id) = self.0.get(s) {
+            return *id;
+        }
+        let id = Sym::try_from(self.0.len()).expect("fewer than 2^32 distinct ids");
+        self.0.insert(s.into(), id);
+        id
+    }
+
+    fn intern_opt(&mut self, s: Option<&str>) -> Sym {
+        s.map_or(NONE, |s| self.intern(s))
+    }
+
+    /// How many ids were interned (symbols are `0..len`).
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// One tenant's rows, every kind.
+#[derive(Default)]
+pub(crate) struct Rows {
+    /// Dimension values (owners, campaigns, segments, stages, agents).
+    pub(crate) dims: Interner,
+    /// Customer ids.
+    pub(crate) customer_ids: Ids,
+    pub(crate) customers: Slab<CustomerRow>,
+    pub(crate) leads: Slab<LeadRow>,
+    pub(crate) deals: Slab<DealRow>,
+    pub(crate) subs: Slab<SubRow>,
+    pub(crate) purchases: Slab<PurchaseRow>,
+    pub(crate) spend: Slab<SpendRow>,
+    pub(crate) campaigns: Slab<CampaignRow>,
+    pub(crate) tickets: Slab<TicketRow>,
+    pub(crate) surveys: Slab<SurveyRow>,
+    pub(crate) quotas: Slab<QuotaRow>,
+    /// Per kind, the next slot never used (slots below it are used or free).
+    next: [u32; RecordKind::ALL.len()],
+}
+
+/// Calls `$body` with `$slab` bound to the slab of `$kind`.
+macro_rules! with_slab {
+    ($rows:expr, $kind:expr, |$slab:ident| $body:expr) => {
+        match $kind {
+            RecordKind::Customer => {
+                let $slab = &mut $rows.customers;
+                $body
+            }
+            RecordKind::Lead => {
+                let $slab = &mut $rows.leads;
+                $body
+            }
+            RecordKind::Deal => {
+                let $slab = &mut $rows.deals;
+                $body
+            }
+            RecordKind::Subscription => {
+                let $slab = &mut $rows.subs;
+                $body
+            }
+            RecordKind::Purchase => {
+                let $slab = &mut $rows.purchases;
+                $body
+            }
+            RecordKind::Spend => {
+                let $slab = &mut $rows.spend;
+                $body
+            }
+            RecordKind::Campaign => {
+                let $slab = &mut $rows.campaigns;
+                $body
+            }
+            RecordKind::Ticket => {
+                let $slab = &mut $rows.tickets;
+                $body
+            }
+            RecordKind::SurveyResponse => {
+                let $slab = &mut $rows.surveys;
+                $body
+            }
+            RecordKind::Quota => {
+                let $slab = &mut $rows.quotas;
+                $body
+            }
+        }
+    };
+}
+
+impl Rows {
+    /// Rows of `records`, at slots `0..` in order (for tests and the reference).
+    #[cfg(test)]
+    pub(crate) fn of(records: impl IntoIterator<Item = Record>) -> Self {
+        let mut rows = Rows::default();
+        for r in records {
+            let slot = rows.allocate(r.kind());
+            rows.put(slot, &r);
+        }
+        rows
+    }
+
+    /// A slot for a new row of `kind`: a free one, else the next never used. It stays
+    /// reserved until [`Rows::put`] fills it or [`Rows::release`] gives it back.
+    pub(crate) fn allocate(&mut self, kind: RecordKind) -> u32 {
+        let free = with_slab!(self, kind, |s| s.free.pop());
+        free.unwrap_or_else(|| {
+            let n = &mut self.next[kind as usize];
+            let slot = *n;
+            *n = n.checked_add(1).expect("fewer than 2^32 records of a kind");
+            slot
+        })
+    }
+
+    /// Gives back a slot [`Rows::allocate`] reserved and nothing filled.
+    pub(crate) fn release(&mut self, kind: RecordKind, slot: u32) {
+        with_slab!(self, kind, |s| if !s.occupied(slot) {
+            s.free.push(slot)
+        })
+    }
+
+    /// Whether a row of `kind` is at `slot`.
+    pub(crate) fn occupied(&self, kind: RecordKind, slot: u32) -> bool {
+        let rows: &Rows = self;
+        match kind {
+            RecordKind::Customer => rows.customers.occupied(slot),
+            RecordKind::Lead => rows.leads.occupied(slot),
+            RecordKind::Deal => rows.deals.occupied(slot),
+            RecordKind::Subscription => rows.subs.occupied(slot),
+            RecordKind::Purchase => rows.purchases.occupied(slot),
+            RecordKind::Spend => rows.spend.occupied(slot),
+            RecordKind::Campaign => rows.campaigns.occupied(slot),
+            RecordKind::Ticket => rows.tickets.occupied(slot),
+            RecordKind::SurveyResponse => rows.surveys.occupied(slot),
+            RecordKind::Quota => rows.quotas.occupied(slot),
+        }
+    }
+
+    /// Places `record`'s row at `slot` (replacing whatever is there).
+    pub(crate) fn put(&mut self, slot: u32, record: &Record) {
+        let next = &mut self.next[record.kind() as usize];
+        *next = (*next).max(slot.saturating_add(1));
+        let d = &mut self.dims;
+        let ids = &mut self.customer_ids;
+        match record {
+            Record::Customer(c) => self.customers.put(
+                slot,
+                CustomerRow {
+                    id: ids.intern(&c.id),
+                    acquired_at: c.acquired_at,
+                    churned_at: c.churned_at,
+                    source: c.source,
+                    campaign: d.intern_opt(c.campaign_id.as_deref()),
+                    segment: d.intern_opt(c.segment.as_deref()),
+                    owner: d.intern_opt(c.owner.as_deref()),
+                },
+            ),
+            Record::Lead(l) => self.leads.put(
+                slot,
+                LeadRow {
+                    created_at: l.created_at,
+                    converted_at: l.converted_at,
+                    source: l.source,
+                    campaign: d.intern_opt(l.campaign_id.as_deref()),
+                },
+            ),
+            Record::Deal(x) => self.deals.put(
+                slot,
+                DealRow {
+                    owner: d.intern(&x.owner),
+                    amount: x.amount,
+                    created_at: x.created_at,
+                    closed_at: x.closed_at,
+                    status: x.status,
+                    kind: x.kind,
+                    customer: ids.intern_opt(x.customer_id.as_deref()),
+                    campaign: d.intern_opt(x.campaign_id.as_deref()),
+                    stages: x
+                        .stage_history
+                        .iter()
+                        .map(|e| (d.intern(&e.stage), e.entered_at))
+                        .collect(),
+                },
+            ),
+            Record::Subscription(s) => self.subs.put(
+                slot,
+                SubRow {
+                    id: s.id.as_str().into(),
+                    customer: ids.intern(&s.customer_id),
+                    started_at: s.started_at,
+                    ended_at: s.ended_at,
+                    mrr_changes: s.mrr_changes.iter().map(|c| (c.at, c.mrr)).collect(),
+                    renewal_due_at: s.renewal_due_at,
+                    renewed: s.renewed,
+                },
+            ),
+            Record::Purchase(p) => self.purchases.put(
+                slot,
+                PurchaseRow {
+                    customer: ids.intern(&p.customer_id),
+                    amount: p.amount,
+                    at: p.at,
+                },
+            ),
+            Record::Spend(s) => self.spend.put(
+                slot,
+                SpendRow {
+                    at: s.at,
+                    amount: s.amount,
+                    category: s.category,
+                    channel: s.channel,
+                    campaign: d.intern_opt(s.campaign_id.as_deref()),
+                },
+            ),
+            Record::Campaign(c) => self.campaigns.put(
+                slot,
+                CampaignRow {
+                    id: d.intern(&c.id),
+                    channel: c.channel,
+                    started_at: c.started_at,
+                    delivered: c.delivered,
+                    opens: c.opens,
+                    clicks: c.clicks,
+                },
+            ),
+            Record::Ticket(t) => self.tickets.put(
+                slot,
+                TicketRow {
+                    customer: ids.intern_opt(t.customer_id.as_deref()),
+                    agent: d.intern(&t.agent),
+                    opened_at: t.opened_at,
+                    first_response_at: t.first_response_at,
+                    resolved_at: t.resolved_at,
+                },
+            ),
+            Record::SurveyResponse(s) => self.surveys.put(
+                slot,
+                SurveyRow {
+                    customer: ids.intern_opt(s.customer_id.as_deref()),
+                    kind: s.kind,
+                    score: s.score,
+                    scale_max: s.scale_max,
+                    at: s.at,
+                },
+            ),
+            Record::Quota(q) => self.quotas.put(
+                slot,
+                QuotaRow {
+                    owner: d.intern(&q.owner),
+                    period_start: q.period_start,
+                    period_end: q.period_end,
+                    amount: q.amount,
+                },
+            ),
+        }
+    }
+
+    /// Removes the row of `kind` at `slot` and frees the slot; whether there was one.
+    pub(crate) fn remove(&mut self, kind: RecordKind, slot: u32) -> bool {
+        with_slab!(self, kind, |s| s.remove(slot))
+    }
+
+    /// After loading rows at their slots: every hole below the highest slot is free.
+    pub(crate) fn loaded(&mut self) {
+        for kind in RecordKind::ALL {
+            with_slab!(self, kind, |s| s.collect_free());
+        }
+    }
+
+    /// How many records there are.
+    pub(crate) fn len(&self) -> usize {
+        self.customers.len()
+            + self.leads.len()
+            + self.deals.len()
+            + self.subs.len()
+            + self.purchases.len()
+            + self.spend.len()
+            + self.campaigns.len()
+            + self.tickets.len()
+            + self.surveys.len()
+            + self.quotas.len()
+    }
+}
