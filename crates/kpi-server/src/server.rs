@@ -340,7 +340,7 @@ where
 
     match opened? {
         Some(store) => {
-            tokio::task::spawn_blocking(move || store.flush()).await??;
+            tokio::task::spawn_blocking(move || store.save_snapshot()).await??;
             tracing::info!("kpid stopped: store flushed");
         }
         None => tracing::info!("kpid stopped before the store was open"),

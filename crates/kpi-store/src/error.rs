@@ -13,6 +13,9 @@ pub enum StoreError {
     /// written by an incompatible version.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// Writing the rows snapshot failed.
+    #[error("writing the rows snapshot: {0}")]
+    Snapshot(std::io::Error),
     /// A tenant name the store cannot hold.
     #[error("invalid tenant: {0}")]
     InvalidTenant(String),

@@ -19,6 +19,7 @@ pub mod record;
 #[cfg(test)]
 mod reference;
 mod rows;
+mod snapshot;
 mod store;
 mod subscription;
 mod units;

@@ -161,6 +161,23 @@ impl<T> Slab<T> {
         gone
     }
 
+    /// The live rows with their slots.
+    pub(crate) fn slots(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().map(|r| (i as u32, r)))
+    }
+
+    /// Places a row at a free slot (when loading); false when the slot is taken.
+    pub(crate) fn insert(&mut self, slot: u32, row: T) -> bool {
+        if self.occupied(slot) {
+            return false;
+        }
+        self.put(slot, row);
+        true
+    }
+
     fn occupied(&self, slot: u32) -> bool {
         self.rows.get(slot as usize).is_some_and(Option::is_some)
     }
@@ -190,6 +207,16 @@ impl Ids {
 
     fn intern_opt(&mut self, s: Option<&str>) -> Sym {
         s.map_or(NONE, |s| self.intern(s))
+    }
+
+    /// Every id with its symbol.
+    pub(crate) fn entries(&self) -> Vec<(&str, Sym)> {
+        self.0.iter().map(|(k, v)| (&**k, *v)).collect()
+    }
+
+    /// Restores an id's symbol (when loading: symbols are `0..len`, each once).
+    pub(crate) fn insert(&mut self, id: Box<str>, sym: Sym) {
+        self.0.insert(id, sym);
     }
 
     /// How many ids were interned (symbols are `0..len`).
@@ -442,7 +469,12 @@ impl Rows {
     /// After loading rows at their slots: every hole below the highest slot is free.
     pub(crate) fn loaded(&mut self) {
         for kind in RecordKind::ALL {
-            with_slab!(self, kind, |s| s.collect_free());
+            let len = with_slab!(self, kind, |s| {
+                s.collect_free();
+                s.rows.len() as u32
+            });
+            let next = &mut self.next[kind as usize];
+            *next = (*next).max(len);
         }
     }
 

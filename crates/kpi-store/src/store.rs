@@ -4,7 +4,8 @@
 #[cfg(test)]
 use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
 use kpi_core::{DataSource, Decimal, Dimension, Measure, MetricError, Scope};
@@ -18,6 +19,7 @@ use crate::error::StoreError;
 use crate::index::Index;
 use crate::record::{Record, RecordKind};
 use crate::rows::Rows;
+use crate::snapshot;
 use crate::validate::validate;
 
 /// sled's page cache. The query side answers from memory, so sled's cache only serves
@@ -134,6 +136,11 @@ impl Tenant {
         }
         let index = Arc::new(Index::build(&records.rows));
         *slot = Some((records.generation, Arc::clone(&index)));
+        if index.large() {
+            // The parts this read needs are built as it reads them; the others meanwhile.
+            let warm = Arc::clone(&index);
+            std::thread::spawn(move || warm.warm());
+        }
         index
     }
 }
@@ -163,7 +170,16 @@ struct Inner {
     writer: Mutex<()>,
     /// The fsync'd commit point (`None` for a temporary store, which nothing outlives).
     commit: Option<Commit>,
+    /// The data directory (`None` for a temporary store).
+    dir: Option<PathBuf>,
+    /// sled's `meta` tree: the token of the current snapshot.
+    meta: sled::Tree,
+    /// Whether `meta` names a current snapshot, which the next write must retire first.
+    snapshot_current: AtomicBool,
 }
+
+/// The key in `meta` of the current snapshot's token.
+const SNAPSHOT_TOKEN: &[u8] = b"snapshot";
 
 /// The record store: durable in sled, queried from memory. Cheap to clone; every clone is
 /// the same store.
@@ -195,17 +211,92 @@ impl Store {
             )))
         })?;
         let commit = Commit::open(&dir)?;
-        Self::load(db, Some(commit))
+        Self::load(db, Some(commit), Some(dir))
     }
 
     /// A store in a temporary sled database, removed when dropped (for tests).
     pub fn temporary() -> Result<Store, StoreError> {
         let db = sled::Config::new().temporary(true).open()?;
-        Self::load(db, None)
+        Self::load(db, None, None)
     }
 
-    fn load(db: sled::Db, commit: Option<Commit>) -> Result<Store, StoreError> {
+    fn load(
+        db: sled::Db,
+        commit: Option<Commit>,
+        dir: Option<PathBuf>,
+    ) -> Result<Store, StoreError> {
         let tree = db.open_tree("records")?;
+        let meta = db.open_tree("meta")?;
+        let token = meta
+            .get(SNAPSHOT_TOKEN)?
+            .and_then(|v| <[u8; 8]>::try_from(&*v).ok())
+            .map(u64::from_le_bytes);
+        let snapshot = match (&dir, token) {
+            (Some(dir), Some(token)) => snapshot::read(dir, token).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the rows snapshot does not read; scanning the records");
+                None
+            }),
+            _ => None,
+        };
+        let snapshot_current = snapshot.is_some();
+        let tenants = match snapshot {
+            Some(tenants) => {
+                let tenants: HashMap<String, TenantRecords> = tenants
+                    .into_iter()
+                    .map(|(name, rows)| {
+                        let records = TenantRecords {
+                            rows,
+                            generation: 0,
+                        };
+                        (name, records)
+                    })
+                    .collect();
+                let count: usize = tenants.values().map(|t| t.rows.len()).sum();
+                tracing::info!(
+                    records = count,
+                    tenants = tenants.len(),
+                    "record store loaded from its snapshot"
+                );
+                tenants
+            }
+            None => {
+                if token.is_some() {
+                    // A token without its snapshot: retire it.
+                    meta.remove(SNAPSHOT_TOKEN)?;
+                    db.flush()?;
+                }
+                Self::scan(&db, &tree)?
+            }
+        };
+        let tenants = tenants
+            .into_iter()
+            .map(|(name, records)| {
+                let tenant = Tenant {
+                    records: RwLock::new(records),
+                    index: Mutex::new(None),
+                };
+                (name, Arc::new(tenant))
+            })
+            .collect();
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                tree,
+                tenants: RwLock::new(tenants),
+                writer: Mutex::new(()),
+                commit,
+                dir,
+                meta,
+                snapshot_current: AtomicBool::new(snapshot_current),
+            }),
+        })
+    }
+
+    /// Every tenant's rows, from a scan of the records in sled.
+    fn scan(
+        db: &sled::Db,
+        tree: &sled::Tree,
+    ) -> Result<HashMap<String, TenantRecords>, StoreError> {
         let mut tenants: HashMap<String, TenantRecords> = HashMap::new();
         let mut count = 0u64;
         let mut legacy = 0u64;
@@ -258,25 +349,7 @@ impl Store {
             tenants = tenants.len(),
             "record store loaded"
         );
-        let tenants = tenants
-            .into_iter()
-            .map(|(name, records)| {
-                let tenant = Tenant {
-                    records: RwLock::new(records),
-                    index: Mutex::new(None),
-                };
-                (name, Arc::new(tenant))
-            })
-            .collect();
-        Ok(Store {
-            inner: Arc::new(Inner {
-                db,
-                tree,
-                tenants: RwLock::new(tenants),
-                writer: Mutex::new(()),
-                commit,
-            }),
-        })
+        Ok(tenants)
     }
 
     fn tenant(&self, tenant: &str) -> Option<Arc<Tenant>> {
@@ -323,6 +396,7 @@ impl Store {
                 .collect();
             let _writer = lock(&self.inner.writer);
             self.check_writable()?;
+            self.retire_snapshot()?;
             let t = self.tenant_or_create(tenant);
             let slots: Vec<u32> = {
                 let mut state = t.records.write().unwrap_or_else(PoisonError::into_inner);
@@ -389,6 +463,7 @@ impl Store {
         let removed = {
             let _writer = lock(&self.inner.writer);
             self.check_writable()?;
+            self.retire_snapshot()?;
             let mut freed = Vec::new();
             let mut failed = None;
             for k in keys {
@@ -506,6 +581,77 @@ impl Store {
                 Ok(())
             }
         }
+    }
+
+    /// Writes every tenant's rows to the snapshot file that the next open reads instead of
+    /// scanning the records (kpid calls this when it stops). Commits first; the snapshot
+    /// is current until the next write. A temporary store only commits.
+    pub fn save_snapshot(&self) -> Result<(), StoreError> {
+        let Some(dir) = &self.inner.dir else {
+            return self.commit();
+        };
+        let _writer = lock(&self.inner.writer);
+        self.commit()?;
+        let token = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            h.finish()
+        };
+        let tenants: Vec<(String, Arc<Tenant>)> = self
+            .inner
+            .tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(n, t)| (n.clone(), Arc::clone(t)))
+            .collect();
+        let guards: Vec<_> = tenants
+            .iter()
+            .map(|(n, t)| {
+                (
+                    n.as_str(),
+                    t.records.read().unwrap_or_else(PoisonError::into_inner),
+                )
+            })
+            .collect();
+        let rows: Vec<(&str, &Rows)> = guards.iter().map(|(n, g)| (*n, &g.rows)).collect();
+        let started = std::time::Instant::now();
+        snapshot::write(dir, token, &rows).map_err(StoreError::Snapshot)?;
+        self.inner
+            .meta
+            .insert(SNAPSHOT_TOKEN, &token.to_le_bytes())?;
+        self.wrote();
+        self.commit()?;
+        self.inner.snapshot_current.store(true, Ordering::SeqCst);
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "rows snapshot written"
+        );
+        Ok(())
+    }
+
+    /// Whether the rows snapshot is current (the store was opened from it, or saved it, and
+    /// nothing was written since).
+    #[cfg(test)]
+    pub(crate) fn snapshot_is_current(&self) -> bool {
+        self.inner.snapshot_current.load(Ordering::SeqCst)
+    }
+
+    /// Before the first write after a snapshot was written or loaded: removes its token,
+    /// durably, so that a crash after this write cannot reopen the stale snapshot.
+    fn retire_snapshot(&self) -> Result<(), StoreError> {
+        if self.inner.snapshot_current.load(Ordering::SeqCst) {
+            self.inner.meta.remove(SNAPSHOT_TOKEN)?;
+            self.wrote();
+            self.commit()?;
+            self.inner.snapshot_current.store(false, Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     /// Notes a write applied to sled, for the commit point.

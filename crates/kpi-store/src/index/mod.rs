@@ -32,7 +32,7 @@ use self::kinds::{
     ExitRow, LeadIx, LeadRow, PurchaseIx, PurchaseRow, QuotaIx, QuotaRow, SpendIx, SpendRow,
     StageStayIx, StageStayRow, SubIx, SubRow, SurveyIx, SurveyRow, TicketIx, TicketRow,
 };
-use self::part::{add, overflow, Attrs, Interner, Part, Resolved, Sym, NONE};
+use self::part::{add, overflow, Attrs, Interner, Part, Resolved, Sym, Warm, NONE};
 use crate::dims::{channel_name, dim_index, source_name, Unit, NDIMS};
 use crate::record::{Channel, DealKind, DealStatus, Source};
 use crate::rows::{self, Rows};
@@ -55,8 +55,9 @@ pub(crate) struct Index {
     surveys: Part<SurveyIx>,
 }
 
-/// Rows from which building the index is worth a second thread.
-const PARALLEL_BUILD_ROWS: usize = 50_000;
+/// Rows from which building every part's index ahead of the queries, on two background
+/// threads, is worth it ([`Index::large`]).
+const WARM_ROWS: usize = 50_000;
 
 fn count(n: usize) -> Decimal {
     Decimal::from(n as u64)
@@ -335,44 +336,18 @@ impl Index {
             };
             sub_rows.push((customer_attrs(s.customer), row));
         }
-        let parallel =
-            deals.len() + exits.len() + leads.len() + purchases.len() >= PARALLEL_BUILD_ROWS;
-        let sales = move || {
-            (
-                Part::new(Unit::Deal, deals),
-                Part::new(Unit::StageExit, exits),
-                Part::new(Unit::StageStay, stays),
-                Part::new(Unit::Quota, quotas),
-                Part::new(Unit::Lead, leads),
-            )
-        };
-        let rest = move || {
-            (
-                Part::new(Unit::Customer, customers),
-                Part::new(Unit::Spend, spend),
-                Part::new(Unit::Campaign, campaigns),
-                Part::new(Unit::Purchase, purchases),
-                Part::new(Unit::Subscription, sub_rows),
-                Part::new(Unit::Ticket, tickets),
-                Part::new(Unit::Survey, surveys),
-            )
-        };
-        // Large tenants sort their event lists on two threads: the deal side and the rest.
-        let (
-            (deals, exits, stays, quotas, leads),
-            (customers, spend, campaigns, purchases, subs, tickets, surveys),
-        ) = if parallel {
-            std::thread::scope(|scope| {
-                let sales = scope.spawn(sales);
-                let rest = rest();
-                let sales = sales
-                    .join()
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
-                (sales, rest)
-            })
-        } else {
-            (sales(), rest())
-        };
+        let deals = Part::new(Unit::Deal, deals);
+        let exits = Part::new(Unit::StageExit, exits);
+        let stays = Part::new(Unit::StageStay, stays);
+        let quotas = Part::new(Unit::Quota, quotas);
+        let leads = Part::new(Unit::Lead, leads);
+        let customers = Part::new(Unit::Customer, customers);
+        let spend = Part::new(Unit::Spend, spend);
+        let campaigns = Part::new(Unit::Campaign, campaigns);
+        let purchases = Part::new(Unit::Purchase, purchases);
+        let subs = Part::new(Unit::Subscription, sub_rows);
+        let tickets = Part::new(Unit::Ticket, tickets);
+        let surveys = Part::new(Unit::Survey, surveys);
         Index {
             deals,
             exits,
@@ -388,6 +363,35 @@ impl Index {
             surveys,
             syms,
         }
+    }
+
+    /// Whether the index is large enough to be worth [`Index::warm`]ing in the background.
+    pub(crate) fn large(&self) -> bool {
+        self.deals.len() + self.exits.len() + self.leads.len() + self.purchases.len() >= WARM_ROWS
+    }
+
+    /// Builds every part's index now (each is otherwise built by the first query that
+    /// reads it), on two threads: a query waits only for the parts it reads, and a part
+    /// two threads reach together is built once.
+    pub(crate) fn warm(&self) {
+        let order: [&dyn Warm; 12] = [
+            &self.deals,
+            &self.stays,
+            &self.exits,
+            &self.quotas,
+            &self.leads,
+            &self.customers,
+            &self.subs,
+            &self.purchases,
+            &self.tickets,
+            &self.surveys,
+            &self.spend,
+            &self.campaigns,
+        ];
+        std::thread::scope(|scope| {
+            scope.spawn(|| order.iter().for_each(|p| p.warm()));
+            order.iter().rev().for_each(|p| p.warm());
+        });
     }
 
     fn resolve(&self, filters: &BTreeMap<Dimension, String>) -> Resolved {

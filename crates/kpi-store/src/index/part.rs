@@ -46,6 +46,11 @@ impl Interner {
         self.ids.get(s).copied()
     }
 
+    /// Every string, in symbol order.
+    pub(crate) fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// The string of a symbol.
     pub(crate) fn name(&self, sym: Sym) -> &str {
         &self.names[sym as usize]
@@ -199,8 +204,20 @@ pub(crate) struct Part<I: Ix> {
     unit: Unit,
     pub(crate) rows: Vec<I::Row>,
     attrs: Vec<Attrs>,
-    all: I,
+    all: OnceLock<I>,
     parts: [OnceLock<Partition<I>>; NDIMS],
+}
+
+/// A part whose index can be built ahead of the queries.
+pub(crate) trait Warm: Sync {
+    /// Builds the index over every row, if not yet built.
+    fn warm(&self);
+}
+
+impl<I: Ix> Warm for Part<I> {
+    fn warm(&self) {
+        self.all();
+    }
 }
 
 /// Which rows a query reads: an index, and the filters it does not already apply.
@@ -215,19 +232,30 @@ pub(crate) struct Sel<'a, I: Ix> {
 }
 
 impl<I: Ix> Part<I> {
-    /// The part of `unit` over `rows`.
+    /// The part of `unit` over `rows`; its index is built on first use ([`Part::all`]).
     pub(crate) fn new(unit: Unit, rows: Vec<(Attrs, I::Row)>) -> Self {
         let (attrs, rows): (Vec<Attrs>, Vec<I::Row>) = rows.into_iter().unzip();
-        let subset: Vec<u32> =
-            (0..u32::try_from(rows.len()).expect("fewer than 2^32 rows")).collect();
-        let all = I::build(&rows, &subset);
+        u32::try_from(rows.len()).expect("fewer than 2^32 rows");
         Self {
             unit,
             rows,
             attrs,
-            all,
+            all: OnceLock::new(),
             parts: Default::default(),
         }
+    }
+
+    /// The index over every row, built now if it was not yet.
+    pub(crate) fn all(&self) -> &I {
+        self.all.get_or_init(|| {
+            let subset: Vec<u32> = (0..self.rows.len() as u32).collect();
+            I::build(&self.rows, &subset)
+        })
+    }
+
+    /// How many rows there are.
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
     }
 
     fn partition(&self, d: usize) -> &Partition<I> {
@@ -258,7 +286,7 @@ impl<I: Ix> Part<I> {
             }
         }
         let mut sel = Sel {
-            ix: &self.all,
+            ix: self.all(),
             rows: &self.rows,
             attrs: &self.attrs,
             conds: Vec::new(),
