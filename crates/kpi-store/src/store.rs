@@ -138,8 +138,9 @@ impl Tenant {
         *slot = Some((records.generation, Arc::clone(&index)));
         if index.large() {
             // The parts this read needs are built as it reads them; the others meanwhile.
+            // It stops early once nothing else holds the index (a write replaced it).
             let warm = Arc::clone(&index);
-            std::thread::spawn(move || warm.warm());
+            std::thread::spawn(move || warm.warm(&|| Arc::strong_count(&warm) > 1));
         }
         index
     }

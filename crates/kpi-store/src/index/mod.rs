@@ -57,7 +57,11 @@ pub(crate) struct Index {
 
 /// Rows from which building every part's index ahead of the queries, on two background
 /// threads, is worth it ([`Index::large`]).
+#[cfg(not(test))]
 const WARM_ROWS: usize = 50_000;
+/// Small under test, so the tests run the two-thread paths.
+#[cfg(test)]
+const WARM_ROWS: usize = 64;
 
 fn count(n: usize) -> Decimal {
     Decimal::from(n as u64)
@@ -135,219 +139,253 @@ impl Index {
             a
         };
 
-        let subs: Vec<&rows::SubRow> = rows.subs.iter().collect();
-        let (new_flags, first_mrr) = classify_subscriptions(&subs);
-
-        let mut deals = Vec::with_capacity(rows.deals.len());
-        let mut exits = Vec::new();
-        let mut stays = Vec::new();
-        for d in rows.deals.iter() {
-            let c = customer(d.customer);
-            let row = DealRow {
-                created: d.created_at,
-                closed: d.closed_at,
-                won: d.status == DealStatus::Won,
-                lost: d.status == DealStatus::Lost,
-                upsell: matches!(d.kind, DealKind::Upsell | DealKind::CrossSell),
-                amount: d.amount,
-                owner: d.owner,
-                customer: d.customer,
-                campaign: d.campaign != NONE,
-                email: campaign_channel(d.campaign) == Some(Channel::Email),
-                customer_acquired: c.map(|c| c.acquired_at),
-                customer_marketing: c.is_some_and(|c| c.source == Source::Marketing),
-            };
-            let mut attrs = customer_attrs(d.customer);
-            attrs[dim_index(Dimension::Owner)] = d.owner;
-            attrs[dim_index(Dimension::Campaign)] = d.campaign;
-            attrs[dim_index(Dimension::Channel)] = chan(campaign_channel(d.campaign));
-            deals.push((attrs, row));
-            for (i, (stage, entered_at)) in d.stages.iter().enumerate() {
-                let next = d.stages.get(i + 1).map(|n| n.1);
-                // The deal's dimensions plus the stage.
-                let mut stage_attrs = attrs;
-                stage_attrs[dim_index(Dimension::Stage)] = *stage;
-                let stay = StageStayRow {
-                    from: (*entered_at).max(d.created_at),
-                    until: match (next, d.closed_at) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    },
+        // Large tenants convert their rows on two threads: the deal side and the rest.
+        let sales = || {
+            let stages: usize = rows.deals.iter().map(|d| d.stages.len()).sum();
+            let mut deals = (
+                Vec::with_capacity(rows.deals.len()),
+                Vec::with_capacity(rows.deals.len()),
+            );
+            let mut exits = (Vec::with_capacity(stages), Vec::with_capacity(stages));
+            let mut stays = (Vec::with_capacity(stages), Vec::with_capacity(stages));
+            for d in rows.deals.iter() {
+                let c = customer(d.customer);
+                let row = DealRow {
+                    created: d.created_at,
+                    closed: d.closed_at,
+                    won: d.status == DealStatus::Won,
+                    lost: d.status == DealStatus::Lost,
+                    upsell: matches!(d.kind, DealKind::Upsell | DealKind::CrossSell),
                     amount: d.amount,
-                };
-                stays.push((stage_attrs, stay));
-                if let Some(exit) = next.or(d.closed_at) {
-                    let row = ExitRow {
-                        entered: *entered_at,
-                        exit,
-                    };
-                    exits.push((stage_attrs, row));
-                }
-            }
-        }
-        let quotas: Vec<_> = rows
-            .quotas
-            .iter()
-            .map(|q| {
-                let mut a = [NONE; NDIMS];
-                a[dim_index(Dimension::Owner)] = q.owner;
-                let row = QuotaRow {
-                    start: q.period_start,
-                    end: q.period_end,
-                    amount: q.amount,
-                };
-                (a, row)
-            })
-            .collect();
-        let leads: Vec<_> = rows
-            .leads
-            .iter()
-            .map(|l| {
-                let mut a = [NONE; NDIMS];
-                a[dim_index(Dimension::Source)] = source_sym[l.source as usize];
-                a[dim_index(Dimension::Campaign)] = l.campaign;
-                a[dim_index(Dimension::Channel)] = chan(campaign_channel(l.campaign));
-                let row = LeadRow {
-                    created: l.created_at,
-                    converted: l.converted_at,
-                };
-                (a, row)
-            })
-            .collect();
-        let customers: Vec<_> = rows
-            .customers
-            .iter()
-            .map(|c| {
-                let mut a = [NONE; NDIMS];
-                a[dim_index(Dimension::Owner)] = c.owner;
-                a[dim_index(Dimension::Source)] = source_sym[c.source as usize];
-                a[dim_index(Dimension::Campaign)] = c.campaign;
-                a[dim_index(Dimension::Channel)] = chan(campaign_channel(c.campaign));
-                a[dim_index(Dimension::Segment)] = c.segment;
-                let row = CustomerRow {
-                    acquired: c.acquired_at,
-                    churned: c.churned_at,
-                    marketing: c.source == Source::Marketing,
-                    first_mrr: first_mrr.get(&c.id).copied(),
-                };
-                (a, row)
-            })
-            .collect();
-        let spend: Vec<_> = rows
-            .spend
-            .iter()
-            .map(|s| {
-                let mut a = [NONE; NDIMS];
-                a[dim_index(Dimension::Campaign)] = s.campaign;
-                a[dim_index(Dimension::Channel)] =
-                    chan(s.channel.or_else(|| campaign_channel(s.campaign)));
-                let row = SpendRow {
-                    at: s.at,
-                    amount: s.amount,
-                    category: s.category.index(),
-                    campaign: s.campaign != NONE,
-                };
-                (a, row)
-            })
-            .collect();
-        let campaigns: Vec<_> = rows
-            .campaigns
-            .iter()
-            .map(|c| {
-                let mut a = [NONE; NDIMS];
-                a[dim_index(Dimension::Campaign)] = c.id;
-                a[dim_index(Dimension::Channel)] = channel_sym[c.channel as usize];
-                let row = CampaignRow {
-                    started: c.started_at,
-                    email: c.channel == Channel::Email,
-                    delivered: c.delivered,
-                    opens: c.opens,
-                    clicks: c.clicks,
-                };
-                (a, row)
-            })
-            .collect();
-        let purchases: Vec<_> = rows
-            .purchases
-            .iter()
-            .map(|p| {
-                let c = customer(p.customer);
-                let row = PurchaseRow {
-                    at: p.at,
-                    amount: p.amount,
-                    customer: p.customer,
+                    owner: d.owner,
+                    customer: d.customer,
+                    campaign: d.campaign != NONE,
+                    email: campaign_channel(d.campaign) == Some(Channel::Email),
                     customer_acquired: c.map(|c| c.acquired_at),
                     customer_marketing: c.is_some_and(|c| c.source == Source::Marketing),
                 };
-                (customer_attrs(p.customer), row)
-            })
-            .collect();
-        let tickets: Vec<_> = rows
-            .tickets
-            .iter()
-            .map(|t| {
-                let mut a = customer_attrs(t.customer);
-                a[dim_index(Dimension::Owner)] = NONE;
-                a[dim_index(Dimension::Agent)] = t.agent;
-                let row = TicketRow {
-                    opened: t.opened_at,
-                    responded: t.first_response_at,
-                    resolved: t.resolved_at,
-                };
-                (a, row)
-            })
-            .collect();
-        let surveys: Vec<_> = rows
-            .surveys
-            .iter()
-            .map(|s| {
-                let mut a = customer_attrs(s.customer);
-                a[dim_index(Dimension::Owner)] = NONE;
-                let row = SurveyRow {
-                    at: s.at,
-                    kind: s.kind,
-                    scale: s.scale_max,
-                    score: s.score,
-                };
-                (a, row)
-            })
-            .collect();
-        let mut sub_rows = Vec::with_capacity(subs.len());
-        for (s, new) in subs.iter().zip(new_flags) {
-            let end = crate::subscription::end_of(s);
-            let mut prev = s.mrr_changes[0].1;
-            let mut changes = Vec::new();
-            for (at, mrr) in s.mrr_changes.iter().skip(1) {
-                if end.is_some_and(|e| *at >= e) {
-                    break;
+                let mut attrs = customer_attrs(d.customer);
+                attrs[dim_index(Dimension::Owner)] = d.owner;
+                attrs[dim_index(Dimension::Campaign)] = d.campaign;
+                attrs[dim_index(Dimension::Channel)] = chan(campaign_channel(d.campaign));
+                deals.0.push(attrs);
+                deals.1.push(row);
+                for (i, (stage, entered_at)) in d.stages.iter().enumerate() {
+                    let next = d.stages.get(i + 1).map(|n| n.1);
+                    // The deal's dimensions plus the stage.
+                    let mut stage_attrs = attrs;
+                    stage_attrs[dim_index(Dimension::Stage)] = *stage;
+                    let stay = StageStayRow {
+                        from: (*entered_at).max(d.created_at),
+                        until: match (next, d.closed_at) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        },
+                        amount: d.amount,
+                    };
+                    stays.0.push(stage_attrs);
+                    stays.1.push(stay);
+                    if let Some(exit) = next.or(d.closed_at) {
+                        let row = ExitRow {
+                            entered: *entered_at,
+                            exit,
+                        };
+                        exits.0.push(stage_attrs);
+                        exits.1.push(row);
+                    }
                 }
-                changes.push((*at, prev, *mrr));
-                prev = *mrr;
             }
-            let row = SubRow {
-                customer: s.customer,
-                started: s.started_at,
-                first_mrr: s.mrr_changes[0].1,
-                new,
-                changes,
-                end: end.map(|e| (e, prev)),
-                renewal_due: s.renewal_due_at,
-                renewed: s.renewed == Some(true),
-            };
-            sub_rows.push((customer_attrs(s.customer), row));
-        }
-        let deals = Part::new(Unit::Deal, deals);
-        let exits = Part::new(Unit::StageExit, exits);
-        let stays = Part::new(Unit::StageStay, stays);
-        let quotas = Part::new(Unit::Quota, quotas);
-        let leads = Part::new(Unit::Lead, leads);
-        let customers = Part::new(Unit::Customer, customers);
-        let spend = Part::new(Unit::Spend, spend);
-        let campaigns = Part::new(Unit::Campaign, campaigns);
-        let purchases = Part::new(Unit::Purchase, purchases);
-        let subs = Part::new(Unit::Subscription, sub_rows);
-        let tickets = Part::new(Unit::Ticket, tickets);
-        let surveys = Part::new(Unit::Survey, surveys);
+            let quotas: (Vec<Attrs>, Vec<QuotaRow>) = rows
+                .quotas
+                .iter()
+                .map(|q| {
+                    let mut a = [NONE; NDIMS];
+                    a[dim_index(Dimension::Owner)] = q.owner;
+                    let row = QuotaRow {
+                        start: q.period_start,
+                        end: q.period_end,
+                        amount: q.amount,
+                    };
+                    (a, row)
+                })
+                .unzip();
+            let leads: (Vec<Attrs>, Vec<LeadRow>) = rows
+                .leads
+                .iter()
+                .map(|l| {
+                    let mut a = [NONE; NDIMS];
+                    a[dim_index(Dimension::Source)] = source_sym[l.source as usize];
+                    a[dim_index(Dimension::Campaign)] = l.campaign;
+                    a[dim_index(Dimension::Channel)] = chan(campaign_channel(l.campaign));
+                    let row = LeadRow {
+                        created: l.created_at,
+                        converted: l.converted_at,
+                    };
+                    (a, row)
+                })
+                .unzip();
+            (
+                Part::new(Unit::Deal, deals),
+                Part::new(Unit::StageExit, exits),
+                Part::new(Unit::StageStay, stays),
+                Part::new(Unit::Quota, quotas),
+                Part::new(Unit::Lead, leads),
+            )
+        };
+        let rest = || {
+            let subs: Vec<&rows::SubRow> = rows.subs.iter().collect();
+            let (new_flags, first_mrr) = classify_subscriptions(&subs);
+            let customers: (Vec<Attrs>, Vec<CustomerRow>) = rows
+                .customers
+                .iter()
+                .map(|c| {
+                    let mut a = [NONE; NDIMS];
+                    a[dim_index(Dimension::Owner)] = c.owner;
+                    a[dim_index(Dimension::Source)] = source_sym[c.source as usize];
+                    a[dim_index(Dimension::Campaign)] = c.campaign;
+                    a[dim_index(Dimension::Channel)] = chan(campaign_channel(c.campaign));
+                    a[dim_index(Dimension::Segment)] = c.segment;
+                    let row = CustomerRow {
+                        acquired: c.acquired_at,
+                        churned: c.churned_at,
+                        marketing: c.source == Source::Marketing,
+                        first_mrr: first_mrr.get(&c.id).copied(),
+                    };
+                    (a, row)
+                })
+                .unzip();
+            let spend: (Vec<Attrs>, Vec<SpendRow>) = rows
+                .spend
+                .iter()
+                .map(|s| {
+                    let mut a = [NONE; NDIMS];
+                    a[dim_index(Dimension::Campaign)] = s.campaign;
+                    a[dim_index(Dimension::Channel)] =
+                        chan(s.channel.or_else(|| campaign_channel(s.campaign)));
+                    let row = SpendRow {
+                        at: s.at,
+                        amount: s.amount,
+                        category: s.category.index(),
+                        campaign: s.campaign != NONE,
+                    };
+                    (a, row)
+                })
+                .unzip();
+            let campaigns: (Vec<Attrs>, Vec<CampaignRow>) = rows
+                .campaigns
+                .iter()
+                .map(|c| {
+                    let mut a = [NONE; NDIMS];
+                    a[dim_index(Dimension::Campaign)] = c.id;
+                    a[dim_index(Dimension::Channel)] = channel_sym[c.channel as usize];
+                    let row = CampaignRow {
+                        started: c.started_at,
+                        email: c.channel == Channel::Email,
+                        delivered: c.delivered,
+                        opens: c.opens,
+                        clicks: c.clicks,
+                    };
+                    (a, row)
+                })
+                .unzip();
+            let purchases: (Vec<Attrs>, Vec<PurchaseRow>) = rows
+                .purchases
+                .iter()
+                .map(|p| {
+                    let c = customer(p.customer);
+                    let row = PurchaseRow {
+                        at: p.at,
+                        amount: p.amount,
+                        customer: p.customer,
+                        customer_acquired: c.map(|c| c.acquired_at),
+                        customer_marketing: c.is_some_and(|c| c.source == Source::Marketing),
+                    };
+                    (customer_attrs(p.customer), row)
+                })
+                .unzip();
+            let tickets: (Vec<Attrs>, Vec<TicketRow>) = rows
+                .tickets
+                .iter()
+                .map(|t| {
+                    let mut a = customer_attrs(t.customer);
+                    a[dim_index(Dimension::Owner)] = NONE;
+                    a[dim_index(Dimension::Agent)] = t.agent;
+                    let row = TicketRow {
+                        opened: t.opened_at,
+                        responded: t.first_response_at,
+                        resolved: t.resolved_at,
+                    };
+                    (a, row)
+                })
+                .unzip();
+            let surveys: (Vec<Attrs>, Vec<SurveyRow>) = rows
+                .surveys
+                .iter()
+                .map(|s| {
+                    let mut a = customer_attrs(s.customer);
+                    a[dim_index(Dimension::Owner)] = NONE;
+                    let row = SurveyRow {
+                        at: s.at,
+                        kind: s.kind,
+                        scale: s.scale_max,
+                        score: s.score,
+                    };
+                    (a, row)
+                })
+                .unzip();
+            let mut sub_rows = (
+                Vec::with_capacity(subs.len()),
+                Vec::with_capacity(subs.len()),
+            );
+            for (s, new) in subs.iter().zip(new_flags) {
+                let end = crate::subscription::end_of(s);
+                let mut prev = s.mrr_changes[0].1;
+                let mut changes = Vec::new();
+                for (at, mrr) in s.mrr_changes.iter().skip(1) {
+                    if end.is_some_and(|e| *at >= e) {
+                        break;
+                    }
+                    changes.push((*at, prev, *mrr));
+                    prev = *mrr;
+                }
+                let row = SubRow {
+                    customer: s.customer,
+                    started: s.started_at,
+                    first_mrr: s.mrr_changes[0].1,
+                    new,
+                    changes,
+                    end: end.map(|e| (e, prev)),
+                    renewal_due: s.renewal_due_at,
+                    renewed: s.renewed == Some(true),
+                };
+                sub_rows.0.push(customer_attrs(s.customer));
+                sub_rows.1.push(row);
+            }
+            (
+                Part::new(Unit::Customer, customers),
+                Part::new(Unit::Spend, spend),
+                Part::new(Unit::Campaign, campaigns),
+                Part::new(Unit::Purchase, purchases),
+                Part::new(Unit::Subscription, sub_rows),
+                Part::new(Unit::Ticket, tickets),
+                Part::new(Unit::Survey, surveys),
+            )
+        };
+        let (
+            (deals, exits, stays, quotas, leads),
+            (customers, spend, campaigns, purchases, subs, tickets, surveys),
+        ) = if rows.len() >= WARM_ROWS {
+            std::thread::scope(|scope| {
+                let sales = scope.spawn(sales);
+                let rest = rest();
+                let sales = sales
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
+                (sales, rest)
+            })
+        } else {
+            (sales(), rest())
+        };
         Index {
             deals,
             exits,
@@ -370,28 +408,31 @@ impl Index {
         self.deals.len() + self.exits.len() + self.leads.len() + self.purchases.len() >= WARM_ROWS
     }
 
-    /// Builds every part's index now (each is otherwise built by the first query that
-    /// reads it), on two threads: a query waits only for the parts it reads, and a part
-    /// two threads reach together is built once.
-    pub(crate) fn warm(&self) {
+    /// Builds every part's index now, one after the other (each is otherwise built by the
+    /// first query that reads it): run on a background thread, it leaves the other core to
+    /// the queries, which wait only for the parts they read (a part both reach is built
+    /// once). Stops between parts once `wanted` says the index is no longer worth it.
+    pub(crate) fn warm(&self, wanted: &dyn Fn() -> bool) {
         let order: [&dyn Warm; 12] = [
             &self.deals,
-            &self.stays,
-            &self.exits,
-            &self.quotas,
-            &self.leads,
             &self.customers,
+            &self.leads,
             &self.subs,
             &self.purchases,
             &self.tickets,
             &self.surveys,
             &self.spend,
             &self.campaigns,
+            &self.quotas,
+            &self.exits,
+            &self.stays,
         ];
-        std::thread::scope(|scope| {
-            scope.spawn(|| order.iter().for_each(|p| p.warm()));
-            order.iter().rev().for_each(|p| p.warm());
-        });
+        for p in order {
+            if !wanted() {
+                return;
+            }
+            p.warm();
+        }
     }
 
     fn resolve(&self, filters: &BTreeMap<Dimension, String>) -> Resolved {

@@ -233,8 +233,8 @@ pub(crate) struct Sel<'a, I: Ix> {
 
 impl<I: Ix> Part<I> {
     /// The part of `unit` over `rows`; its index is built on first use ([`Part::all`]).
-    pub(crate) fn new(unit: Unit, rows: Vec<(Attrs, I::Row)>) -> Self {
-        let (attrs, rows): (Vec<Attrs>, Vec<I::Row>) = rows.into_iter().unzip();
+    pub(crate) fn new(unit: Unit, (attrs, rows): (Vec<Attrs>, Vec<I::Row>)) -> Self {
+        debug_assert_eq!(attrs.len(), rows.len());
         u32::try_from(rows.len()).expect("fewer than 2^32 rows");
         Self {
             unit,
