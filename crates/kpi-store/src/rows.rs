@@ -246,48 +246,48 @@ pub(crate) struct Rows {
     next: [u32; RecordKind::ALL.len()],
 }
 
-/// Calls `$body` with `$slab` bound to the slab of `$kind`.
+/// Calls `$body` with `$slab` bound to the slab of `$kind` (`|s, mut|`: mutably).
 macro_rules! with_slab {
-    ($rows:expr, $kind:expr, |$slab:ident| $body:expr) => {
+    ($rows:expr, $kind:expr, |$slab:ident $(, $mut:tt)?| $body:expr) => {
         match $kind {
             RecordKind::Customer => {
-                let $slab = &mut $rows.customers;
+                let $slab = &$($mut)? $rows.customers;
                 $body
             }
             RecordKind::Lead => {
-                let $slab = &mut $rows.leads;
+                let $slab = &$($mut)? $rows.leads;
                 $body
             }
             RecordKind::Deal => {
-                let $slab = &mut $rows.deals;
+                let $slab = &$($mut)? $rows.deals;
                 $body
             }
             RecordKind::Subscription => {
-                let $slab = &mut $rows.subs;
+                let $slab = &$($mut)? $rows.subs;
                 $body
             }
             RecordKind::Purchase => {
-                let $slab = &mut $rows.purchases;
+                let $slab = &$($mut)? $rows.purchases;
                 $body
             }
             RecordKind::Spend => {
-                let $slab = &mut $rows.spend;
+                let $slab = &$($mut)? $rows.spend;
                 $body
             }
             RecordKind::Campaign => {
-                let $slab = &mut $rows.campaigns;
+                let $slab = &$($mut)? $rows.campaigns;
                 $body
             }
             RecordKind::Ticket => {
-                let $slab = &mut $rows.tickets;
+                let $slab = &$($mut)? $rows.tickets;
                 $body
             }
             RecordKind::SurveyResponse => {
-                let $slab = &mut $rows.surveys;
+                let $slab = &$($mut)? $rows.surveys;
                 $body
             }
             RecordKind::Quota => {
-                let $slab = &mut $rows.quotas;
+                let $slab = &$($mut)? $rows.quotas;
                 $body
             }
         }
@@ -309,7 +309,7 @@ impl Rows {
     /// A slot for a new row of `kind`: a free one, else the next never used. It stays
     /// reserved until [`Rows::put`] fills it or [`Rows::release`] gives it back.
     pub(crate) fn allocate(&mut self, kind: RecordKind) -> u32 {
-        let free = with_slab!(self, kind, |s| s.free.pop());
+        let free = with_slab!(self, kind, |s, mut| s.free.pop());
         free.unwrap_or_else(|| {
             let n = &mut self.next[kind as usize];
             let slot = *n;
@@ -320,26 +320,14 @@ impl Rows {
 
     /// Gives back a slot [`Rows::allocate`] reserved and nothing filled.
     pub(crate) fn release(&mut self, kind: RecordKind, slot: u32) {
-        with_slab!(self, kind, |s| if !s.occupied(slot) {
+        with_slab!(self, kind, |s, mut| if !s.occupied(slot) {
             s.free.push(slot)
         })
     }
 
     /// Whether a row of `kind` is at `slot`.
     pub(crate) fn occupied(&self, kind: RecordKind, slot: u32) -> bool {
-        let rows: &Rows = self;
-        match kind {
-            RecordKind::Customer => rows.customers.occupied(slot),
-            RecordKind::Lead => rows.leads.occupied(slot),
-            RecordKind::Deal => rows.deals.occupied(slot),
-            RecordKind::Subscription => rows.subs.occupied(slot),
-            RecordKind::Purchase => rows.purchases.occupied(slot),
-            RecordKind::Spend => rows.spend.occupied(slot),
-            RecordKind::Campaign => rows.campaigns.occupied(slot),
-            RecordKind::Ticket => rows.tickets.occupied(slot),
-            RecordKind::SurveyResponse => rows.surveys.occupied(slot),
-            RecordKind::Quota => rows.quotas.occupied(slot),
-        }
+        with_slab!(self, kind, |s| s.occupied(slot))
     }
 
     /// Places `record`'s row at `slot` (replacing whatever is there).
@@ -463,13 +451,13 @@ impl Rows {
 
     /// Removes the row of `kind` at `slot` and frees the slot; whether there was one.
     pub(crate) fn remove(&mut self, kind: RecordKind, slot: u32) -> bool {
-        with_slab!(self, kind, |s| s.remove(slot))
+        with_slab!(self, kind, |s, mut| s.remove(slot))
     }
 
     /// After loading rows at their slots: every hole below the highest slot is free.
     pub(crate) fn loaded(&mut self) {
         for kind in RecordKind::ALL {
-            let len = with_slab!(self, kind, |s| {
+            let len = with_slab!(self, kind, |s, mut| {
                 s.collect_free();
                 s.rows.len() as u32
             });
