@@ -63,6 +63,10 @@ fn main() {
         }
         store.put("default", batch).expect("put");
         report("stored", t);
+        // As kpid does when it stops.
+        let t = Instant::now();
+        store.save_snapshot().expect("snapshot");
+        report("snapshot written", t);
     }
     let t = Instant::now();
     let store = Store::open(&dir).expect("reopen");

@@ -63,63 +63,117 @@ impl Ix for DealIx {
 
     fn build(rows: &[DealRow], subset: &[u32]) -> Self {
         let row = |r: u32| &rows[r as usize];
-        let won = ev_rows(subset, |r| row(r).closed.filter(|_| row(r).won));
-        let lost = ev_rows(subset, |r| row(r).closed.filter(|_| row(r).lost));
-        let closed = ev_rows(subset, |r| row(r).closed);
-        let upsell = ev_rows(subset, |r| {
-            let d = row(r);
-            d.closed.filter(|_| d.won && d.upsell && d.customer != NONE)
-        });
         let amount = |r: &u32| row(*r).amount;
-        let created = ev_rows(subset, |r| Some(row(r).created));
+        // Won deals on one side, the rest on the other (two threads for large parts).
+        let won_side = || {
+            let won = ev_rows(subset, |r| row(r).closed.filter(|_| row(r).won));
+            let upsell = ev_rows(subset, |r| {
+                let d = row(r);
+                d.closed.filter(|_| d.won && d.upsell && d.customer != NONE)
+            });
+            let acquired: Vec<_> = won.v.iter().map(|r| row(*r).customer_acquired).collect();
+            let amount_if = |keep: fn(&DealRow) -> bool| {
+                move |r: &u32| {
+                    if keep(row(*r)) {
+                        row(*r).amount
+                    } else {
+                        Decimal::ZERO
+                    }
+                }
+            };
+            WonSide {
+                won_by_acquisition: Blocked::new(
+                    acquired.clone(),
+                    won.v.iter().map(amount).collect(),
+                ),
+                won_by_acquisition_marketing: Blocked::new(
+                    acquired,
+                    won.v
+                        .iter()
+                        .map(amount_if(|d| d.customer_marketing))
+                        .collect(),
+                ),
+                won_amount: DecSums::new(won.v.iter().map(amount)),
+                won_cycle: IntSums::new(won.v.iter().map(|r| {
+                    let d = row(*r);
+                    nanos_between(d.created, d.closed.unwrap_or(d.created))
+                })),
+                won_campaign_amount: DecSums::new(won.v.iter().map(amount_if(|d| d.campaign))),
+                won_email_amount: DecSums::new(won.v.iter().map(amount_if(|d| d.email))),
+                upsell_prev_customer: previous_same(&upsell, |r| row(r).customer),
+                won,
+                upsell,
+            }
+        };
+        let other_side = || {
+            let lost = ev_rows(subset, |r| row(r).closed.filter(|_| row(r).lost));
+            let closed = ev_rows(subset, |r| row(r).closed);
+            let created = ev_rows(subset, |r| Some(row(r).created));
+            (
+                DecSums::new(created.v.iter().map(amount)),
+                DecSums::new(closed.v.iter().map(amount)),
+                previous_same(&closed, |r| row(r).owner),
+                lost,
+                closed,
+                created,
+            )
+        };
+        let (w, (created_amount, closed_amount, closed_prev_owner, lost, closed, created)) =
+            join(subset.len() >= PARALLEL_ROWS, won_side, other_side);
         DealIx {
-            won_by_acquisition: Blocked::new(
-                won.v.iter().map(|r| row(*r).customer_acquired).collect(),
-                won.v.iter().map(amount).collect(),
-            ),
-            won_by_acquisition_marketing: Blocked::new(
-                won.v.iter().map(|r| row(*r).customer_acquired).collect(),
-                won.v
-                    .iter()
-                    .map(|r| {
-                        if row(*r).customer_marketing {
-                            row(*r).amount
-                        } else {
-                            Decimal::ZERO
-                        }
-                    })
-                    .collect(),
-            ),
-            created_amount: DecSums::new(created.v.iter().map(amount)),
-            closed_amount: DecSums::new(closed.v.iter().map(amount)),
-            won_amount: DecSums::new(won.v.iter().map(amount)),
-            won_cycle: IntSums::new(won.v.iter().map(|r| {
-                let d = row(*r);
-                nanos_between(d.created, d.closed.unwrap_or(d.created))
-            })),
-            won_campaign_amount: DecSums::new(won.v.iter().map(|r| {
-                if row(*r).campaign {
-                    row(*r).amount
-                } else {
-                    Decimal::ZERO
-                }
-            })),
-            won_email_amount: DecSums::new(won.v.iter().map(|r| {
-                if row(*r).email {
-                    row(*r).amount
-                } else {
-                    Decimal::ZERO
-                }
-            })),
-            closed_prev_owner: previous_same(&closed, |r| row(r).owner),
-            upsell_prev_customer: previous_same(&upsell, |r| row(r).customer),
-            created,
-            won,
+            won: w.won,
+            won_amount: w.won_amount,
+            won_cycle: w.won_cycle,
+            won_campaign_amount: w.won_campaign_amount,
+            won_email_amount: w.won_email_amount,
             lost,
             closed,
-            upsell,
+            closed_prev_owner,
+            upsell: w.upsell,
+            upsell_prev_customer: w.upsell_prev_customer,
+            won_by_acquisition: w.won_by_acquisition,
+            won_by_acquisition_marketing: w.won_by_acquisition_marketing,
+            created,
+            created_amount,
+            closed_amount,
         }
     }
+}
+
+/// The won-deal half of a [`DealIx`].
+struct WonSide {
+    won: Ev<u32>,
+    won_amount: DecSums,
+    won_cycle: IntSums,
+    won_campaign_amount: DecSums,
+    won_email_amount: DecSums,
+    upsell: Ev<u32>,
+    upsell_prev_customer: Vec<u32>,
+    won_by_acquisition: Blocked<Option<Timestamp>>,
+    won_by_acquisition_marketing: Blocked<Option<Timestamp>>,
+}
+
+/// Rows from which a part's index is built on two threads.
+#[cfg(not(test))]
+const PARALLEL_ROWS: usize = 100_000;
+/// Small under test, so the tests run the two-thread path.
+#[cfg(test)]
+const PARALLEL_ROWS: usize = 16;
+
+/// Runs `a` and `b`, on two threads when `parallel`.
+fn join<A: Send, B: Send>(
+    parallel: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if !parallel {
+        return (a(), b());
+    }
+    std::thread::scope(|scope| {
+        let a = scope.spawn(a);
+        let b = b();
+        (a.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), b)
+    })
 }
 
 // ---------------------------------------------------------------- stage exits
