@@ -2,7 +2,9 @@
 //! some are deleted) while kpid is SIGKILLed at seeded-random points; every restart on the
 //! same data directory must open the store cleanly and hold every acknowledged write,
 //! unchanged, and nothing that was never sent. A SIGTERM in the middle of the same traffic
-//! must answer what is in flight, keep everything it acknowledged, and exit 0.
+//! must answer what is in flight, keep everything it acknowledged, and exit 0. The rows
+//! snapshot a clean stop writes must be read at the next start, and never after a write
+//! followed by a crash.
 //!
 //! `KPID_CRASH_RUNS` (default 12) sets the number of kill/restart runs and
 //! `KPID_CRASH_SEED` the first seed; a failure names the seed of its run.
@@ -471,5 +473,171 @@ async fn sigterm_mid_stream_answers_in_flight_work_keeps_it_and_exits_0() {
         "SIGTERM mid-stream: {} records streamed across the signal, {} acknowledged RPCs, {stored} stored",
         streamed.len(),
         model.lock().unwrap().acks
+    );
+}
+
+/// Puts `count` records with ids `{prefix}-0..` (new values for keys already stored) and
+/// notes them in the model.
+async fn put_ids(kpid: &Kpid, model: &Shared, rng: &mut Rng, prefix: &str, count: usize) {
+    let records: Vec<pb::Record> = (0..count)
+        .map(|i| random_record(rng, &format!("{prefix}-{i}")))
+        .collect();
+    let answer = kpid
+        .records()
+        .await
+        .put_records(pb::PutRecordsRequest {
+            records: records.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.rejected.is_empty(), "{:?}", answer.rejected);
+    let mut m = model.lock().unwrap();
+    for r in records {
+        let key = key_of(&r);
+        m.deleted.remove(&key);
+        m.acked.insert(key.clone());
+        m.sent.insert(key, r);
+    }
+}
+
+/// The dashboard a restart must answer the same: win rate, revenue and purchases by month.
+async fn answers(kpid: &Kpid) -> Vec<String> {
+    let mut client = kpid.metrics().await;
+    let mut out = Vec::new();
+    for metric in [
+        "sales.win_rate",
+        "sales.revenue",
+        "success.repeat_customer_rate",
+    ] {
+        let answer = client
+            .compute(pb::ComputeRequest {
+                metric_id: metric.into(),
+                start: ts("2024-01-01T00:00:00Z"),
+                end: ts("2025-01-01T00:00:00Z"),
+                granularity: pb::Granularity::Month as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.push(format!("{metric}: {:?}", answer.rows));
+    }
+    out
+}
+
+/// The rows snapshot kpid writes when it stops is read at the next start only while it is
+/// current: the first write after it retires it, so a SIGKILL after that write reopens the
+/// store by scanning sled, with every acknowledged write and the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rows_snapshot_is_read_only_while_it_is_current() {
+    let data = tempfile::tempdir().unwrap();
+    let model = Shared::default();
+    let mut rng = Rng(0x736e_6170);
+    let mut kpid = start(data.path());
+    put_ids(&kpid, &model, &mut rng, "a", 300).await;
+    let before = answers(&kpid).await;
+    assert!(
+        block_in_place(|| kpid.terminate()).success(),
+        "{}",
+        kpid.logs()
+    );
+    assert!(
+        kpid.logs().contains("rows snapshot written"),
+        "{}",
+        kpid.logs()
+    );
+
+    let mut kpid = start(data.path());
+    assert!(
+        kpid.logs().contains("loaded from its snapshot"),
+        "{}",
+        kpid.logs()
+    );
+    check(&kpid, &model, "opened from the snapshot").await;
+    assert_eq!(
+        answers(&kpid).await,
+        before,
+        "answers after a clean restart"
+    );
+
+    // New values for old keys and new keys; then a crash.
+    put_ids(&kpid, &model, &mut rng, "a", 120).await;
+    put_ids(&kpid, &model, &mut rng, "b", 80).await;
+    let changed = answers(&kpid).await;
+    assert_ne!(changed, before, "the writes change the answers");
+    block_in_place(|| kpid.kill9());
+    let mut kpid = start(data.path());
+    assert!(
+        !kpid.logs().contains("loaded from its snapshot"),
+        "a stale snapshot was read after puts:\n{}",
+        kpid.logs()
+    );
+    check(&kpid, &model, "after a crash that followed puts").await;
+    assert_eq!(answers(&kpid).await, changed, "answers after the crash");
+
+    // The same with deletes.
+    assert!(
+        block_in_place(|| kpid.terminate()).success(),
+        "{}",
+        kpid.logs()
+    );
+    let mut kpid = start(data.path());
+    assert!(
+        kpid.logs().contains("loaded from its snapshot"),
+        "{}",
+        kpid.logs()
+    );
+    let doomed: Vec<Key> = {
+        let m = model.lock().unwrap();
+        m.acked.iter().take(60).cloned().collect()
+    };
+    let keys = doomed
+        .iter()
+        .map(|(kind, id)| pb::RecordKey {
+            kind: kind.clone(),
+            id: id.clone(),
+        })
+        .collect();
+    kpid.records()
+        .await
+        .delete_records(pb::DeleteRecordsRequest { keys })
+        .await
+        .unwrap();
+    {
+        let mut m = model.lock().unwrap();
+        for k in doomed {
+            m.acked.remove(&k);
+            m.deleted.insert(k);
+        }
+    }
+    let changed = answers(&kpid).await;
+    block_in_place(|| kpid.kill9());
+    let mut kpid = start(data.path());
+    assert!(
+        !kpid.logs().contains("loaded from its snapshot"),
+        "a stale snapshot was read after deletes:\n{}",
+        kpid.logs()
+    );
+    check(&kpid, &model, "after a crash that followed deletes").await;
+    assert_eq!(answers(&kpid).await, changed, "answers after the crash");
+
+    // A clean stop writes a current snapshot again.
+    assert!(
+        block_in_place(|| kpid.terminate()).success(),
+        "{}",
+        kpid.logs()
+    );
+    let kpid = start(data.path());
+    assert!(
+        kpid.logs().contains("loaded from its snapshot"),
+        "{}",
+        kpid.logs()
+    );
+    check(&kpid, &model, "after the second clean stop").await;
+    assert_eq!(
+        answers(&kpid).await,
+        changed,
+        "answers after the second restart"
     );
 }
