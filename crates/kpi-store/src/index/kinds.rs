@@ -782,7 +782,7 @@ impl Ix for SurveyIx {
                     too_many = true;
                     break;
                 }
-                groups.entry(key).or_default().push(*t);
+                groups.entry(key).or_default().push(t);
             }
             SurveyKindIx {
                 score: DecSums::new(at.v.iter().map(|r| rows[*r as usize].score)),

@@ -75,18 +75,70 @@ impl<X> HasRow for (u32, X) {
     }
 }
 
+/// Sorted event times: `i64` nanoseconds since 1970 when every time fits (the years 1678
+/// to 2261, so any realistic dataset: 8 bytes an event instead of 16), else timestamps.
+pub(crate) enum Times {
+    /// Nanoseconds since 1970-01-01T00:00:00Z.
+    Nanos(Vec<i64>),
+    /// Timestamps, when some time lies outside the range of `i64` nanoseconds.
+    Full(Vec<Timestamp>),
+}
+
+impl Times {
+    /// How many times are strictly before `t`.
+    fn before(&self, t: Timestamp) -> usize {
+        match self {
+            Times::Nanos(v) => match i64::try_from(t.as_nanosecond()) {
+                Ok(n) => v.partition_point(|x| *x < n),
+                // Beyond every stored time, or before every one.
+                Err(_) if t.as_nanosecond() > 0 => v.len(),
+                Err(_) => 0,
+            },
+            Times::Full(v) => v.partition_point(|x| *x < t),
+        }
+    }
+
+    /// The times, in order.
+    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = Timestamp> + '_> {
+        match self {
+            Times::Nanos(v) => Box::new(v.iter().map(|n| {
+                Timestamp::from_nanosecond(i128::from(*n)).expect("stored from a timestamp")
+            })),
+            Times::Full(v) => Box::new(v.iter().copied()),
+        }
+    }
+}
+
 /// Events sorted by time (`t`), with their payloads (`v`) alongside.
 pub(crate) struct Ev<T> {
-    pub(crate) t: Vec<Timestamp>,
+    pub(crate) t: Times,
     pub(crate) v: Vec<T>,
 }
 
 impl<T> Ev<T> {
     /// Sorts `items` by time (ties in any order: no query tells them apart).
-    pub(crate) fn new(mut items: Vec<(Timestamp, T)>) -> Self {
-        items.sort_unstable_by_key(|(t, _)| *t);
-        let (t, v) = items.into_iter().unzip();
-        Self { t, v }
+    pub(crate) fn new(items: Vec<(Timestamp, T)>) -> Self {
+        let nanos = |t: &Timestamp| i64::try_from(t.as_nanosecond()).ok();
+        if items.iter().all(|(t, _)| nanos(t).is_some()) {
+            let mut items: Vec<(i64, T)> = items
+                .into_iter()
+                .map(|(t, x)| (nanos(&t).expect("checked above"), x))
+                .collect();
+            items.sort_unstable_by_key(|(t, _)| *t);
+            let (t, v) = items.into_iter().unzip();
+            Self {
+                t: Times::Nanos(t),
+                v,
+            }
+        } else {
+            let mut items = items;
+            items.sort_unstable_by_key(|(t, _)| *t);
+            let (t, v) = items.into_iter().unzip();
+            Self {
+                t: Times::Full(t),
+                v,
+            }
+        }
     }
 
     /// Positions of the events in `w` (`start ≤ t < end`).
@@ -98,44 +150,84 @@ impl<T> Ev<T> {
 
     /// How many events are strictly before `t`.
     pub(crate) fn before(&self, t: Timestamp) -> usize {
-        self.t.partition_point(|x| *x < t)
+        self.t.before(t)
     }
 }
 
-/// Prefix sums of decimals: `p[i]` = sum of the first `i` values. `None` when a partial sum
-/// would not be exact (overflow, or more digits than a decimal holds): queries then add
-/// the values one by one.
-pub(crate) struct DecSums(Option<Vec<Decimal>>);
+/// Prefix sums of decimals: `p[i]` = sum of the first `i` values, as decimals; `None` when
+/// a partial sum would not be exact (overflow, or more digits than a decimal holds).
+fn decimal_prefix(values: impl Iterator<Item = Decimal>) -> Option<Vec<Decimal>> {
+    let mut p = Vec::with_capacity(values.size_hint().0 + 1);
+    let mut acc = Decimal::ZERO;
+    p.push(acc);
+    for v in values {
+        match acc.checked_add(v) {
+            // Addition aligns to the larger scale; a smaller result scale means the
+            // sum was rounded to fit.
+            Some(next) if next.scale() >= acc.scale().max(v.scale()) => {
+                acc = next;
+                p.push(acc);
+            }
+            _ => return None,
+        }
+    }
+    Some(p)
+}
+
+/// Prefix sums of decimals: `i64` multiples of `10^-scale` (the largest scale among the
+/// values) when every value and partial sum fits, which amounts usually do (8 bytes a
+/// sum instead of 16); else decimals; else none, when a partial sum would not be exact:
+/// queries then add the values one by one. Each form is exact.
+pub(crate) enum DecSums {
+    /// `p[i]` × 10^-scale.
+    Small { scale: u32, p: Vec<i64> },
+    /// Decimal partial sums.
+    Wide(Vec<Decimal>),
+    /// No exact partial sums.
+    Inexact,
+}
 
 impl DecSums {
     /// Prefix sums of `values`.
     pub(crate) fn new(values: impl Iterator<Item = Decimal>) -> Self {
-        let mut p = Vec::with_capacity(values.size_hint().0 + 1);
-        let mut acc = Decimal::ZERO;
-        p.push(acc);
-        for v in values {
-            match acc.checked_add(v) {
-                // Addition aligns to the larger scale; a smaller result scale means the
-                // sum was rounded to fit.
-                Some(next) if next.scale() >= acc.scale().max(v.scale()) => {
-                    acc = next;
-                    p.push(acc);
-                }
-                _ => return Self(None),
+        let values: Vec<Decimal> = values.collect();
+        let scale = values.iter().map(Decimal::scale).max().unwrap_or(0);
+        let small = || {
+            let mut p = Vec::with_capacity(values.len() + 1);
+            let mut acc = 0i64;
+            p.push(acc);
+            for v in &values {
+                let factor = 10i128.checked_pow(scale - v.scale())?;
+                let m = i64::try_from(v.mantissa().checked_mul(factor)?).ok()?;
+                acc = acc.checked_add(m)?;
+                p.push(acc);
             }
+            Some(p)
+        };
+        match small() {
+            Some(p) => DecSums::Small { scale, p },
+            None => match decimal_prefix(values.into_iter()) {
+                Some(p) => DecSums::Wide(p),
+                None => DecSums::Inexact,
+            },
         }
-        Self(Some(p))
     }
 
     /// The exact sum of values `r`, if known.
     pub(crate) fn range(&self, r: Range<usize>) -> Option<Decimal> {
-        let p = self.0.as_ref()?;
-        p[r.end].checked_sub(p[r.start])
+        match self {
+            DecSums::Small { scale, p } => Some(Decimal::from_i128_with_scale(
+                i128::from(p[r.end]) - i128::from(p[r.start]),
+                *scale,
+            )),
+            DecSums::Wide(p) => p[r.end].checked_sub(p[r.start]),
+            DecSums::Inexact => None,
+        }
     }
 
     /// The exact sum of the first `n` values, if known.
     pub(crate) fn prefix(&self, n: usize) -> Option<Decimal> {
-        self.0.as_ref().map(|p| p[n])
+        self.range(0..n)
     }
 }
 
@@ -483,8 +575,7 @@ impl<K: Ord + Copy> Blocked<K> {
             order.sort_by_key(|i| keys[*i]);
             sorted.extend(order.iter().map(|i| keys[*i]));
             if let Some(p) = sums.as_mut() {
-                let prefix = DecSums::new(order.iter().map(|i| values[*i]));
-                match prefix.0 {
+                match decimal_prefix(order.iter().map(|i| values[*i])) {
                     Some(mut block) => {
                         block.resize(BLOCK + 1, Decimal::ZERO);
                         p.extend(block);
@@ -576,14 +667,86 @@ mod tests {
     #[test]
     fn prefix_sums_give_up_rather_than_round() {
         let exact = DecSums::new([Decimal::new(1, 1), Decimal::new(25, 2)].into_iter());
+        assert!(matches!(exact, DecSums::Small { scale: 2, .. }));
         assert_eq!(exact.range(0..2), Some(Decimal::new(35, 2)));
         assert_eq!(exact.range(1..2), Some(Decimal::new(25, 2)));
+        assert_eq!(exact.prefix(1), Some(Decimal::new(1, 1)));
+        // Too wide for i64 at scale 2, still exact as decimals.
+        let wide = DecSums::new(
+            [
+                Decimal::new(i64::MAX, 0),
+                Decimal::new(i64::MAX, 0),
+                Decimal::new(1, 2),
+            ]
+            .into_iter(),
+        );
+        assert!(matches!(wide, DecSums::Wide(_)));
+        assert_eq!(
+            wide.range(0..3),
+            Some(Decimal::from_i128_with_scale(
+                2 * i128::from(i64::MAX) * 100 + 1,
+                2
+            ))
+        );
+        assert_eq!(wide.range(2..3), Some(Decimal::new(1, 2)));
+        // Negative values (contraction, churn) and mixed scales.
+        let mixed = DecSums::new(
+            [
+                Decimal::new(-5, 0),
+                Decimal::new(125, 3),
+                Decimal::new(-1, 1),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(mixed.range(0..3), Some(Decimal::new(-4975, 3)));
+        assert_eq!(mixed.range(1..2), Some(Decimal::new(125, 3)));
         // 10^28 + 0.5 needs a mantissa of 10^29 + 5, beyond 96 bits: it would be rounded.
         let big = Decimal::from_i128_with_scale(10i128.pow(28), 0);
         let inexact = DecSums::new([big, Decimal::new(5, 1)].into_iter());
         assert_eq!(inexact.range(0..2), None);
         let overflow = DecSums::new([Decimal::MAX, Decimal::ONE].into_iter());
         assert_eq!(overflow.prefix(2), None);
+    }
+
+    #[test]
+    fn event_times_count_exactly_in_both_forms() {
+        let ts = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let near = [
+            "2024-01-01T00:00:00Z",
+            "2024-01-01T00:00:00.000000001Z",
+            "1970-01-01T00:00:00Z",
+            "2261-12-31T23:59:59Z",
+        ];
+        let far = [
+            "2024-01-01T00:00:00Z",
+            "9000-01-01T00:00:00Z",
+            "1970-06-01T00:00:00Z",
+        ];
+        let bounds = [
+            "1969-01-01T00:00:00Z",
+            "1970-01-01T00:00:00Z",
+            "2024-01-01T00:00:00Z",
+            "2024-01-01T00:00:00.000000001Z",
+            "2024-01-01T00:00:00.000000002Z",
+            "2262-06-01T00:00:00Z",
+            "9000-01-01T00:00:00Z",
+            "9999-01-01T00:00:00Z",
+        ];
+        for (times, nanos) in [(&near[..], true), (&far[..], false)] {
+            let ev = Ev::new(times.iter().map(|t| (ts(t), ())).collect());
+            assert_eq!(matches!(ev.t, Times::Nanos(_)), nanos);
+            let mut sorted: Vec<Timestamp> = times.iter().map(|t| ts(t)).collect();
+            sorted.sort();
+            assert_eq!(ev.t.iter().collect::<Vec<_>>(), sorted);
+            for b in bounds {
+                let b = ts(b);
+                assert_eq!(
+                    ev.before(b),
+                    sorted.iter().filter(|t| **t < b).count(),
+                    "{b}"
+                );
+            }
+        }
     }
 
     #[test]
