@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use kpi_core::{Decimal, SurveyKind};
 
+use crate::dims::{channel_name, source_name};
 use crate::index::part::{Interner, Sym, NONE};
 use crate::record::{Channel, DealKind, DealStatus, Record, RecordKind, Source, SpendCategory};
 
@@ -226,7 +227,6 @@ impl Ids {
 }
 
 /// One tenant's rows, every kind.
-#[derive(Default)]
 pub(crate) struct Rows {
     /// Dimension values (owners, campaigns, segments, stages, agents).
     pub(crate) dims: Interner,
@@ -292,6 +292,35 @@ macro_rules! with_slab {
             }
         }
     };
+}
+
+impl Default for Rows {
+    /// No rows; the names of sources and channels interned first, so that their symbols
+    /// never change (indexes built at different times share parts).
+    fn default() -> Self {
+        let mut dims = Interner::default();
+        for s in Source::ALL {
+            dims.intern(source_name(s));
+        }
+        for c in Channel::ALL {
+            dims.intern(channel_name(c));
+        }
+        Self {
+            dims,
+            customer_ids: Ids::default(),
+            customers: Slab::default(),
+            leads: Slab::default(),
+            deals: Slab::default(),
+            subs: Slab::default(),
+            purchases: Slab::default(),
+            spend: Slab::default(),
+            campaigns: Slab::default(),
+            tickets: Slab::default(),
+            surveys: Slab::default(),
+            quotas: Slab::default(),
+            next: [0; RecordKind::ALL.len()],
+        }
+    }
 }
 
 impl Rows {

@@ -16,7 +16,7 @@ use crate::codec::{
 };
 use crate::durable::Commit;
 use crate::error::StoreError;
-use crate::index::Index;
+use crate::index::{Index, KindGens};
 use crate::record::{Record, RecordKind};
 use crate::rows::Rows;
 use crate::snapshot;
@@ -113,6 +113,18 @@ impl Canonical {
 struct TenantRecords {
     rows: Rows,
     generation: u64,
+    /// Per kind, the writes that changed it (an index rebuilds only what they touch).
+    kinds: KindGens,
+}
+
+impl TenantRecords {
+    /// Notes a write that changed records of `kinds`.
+    fn changed(&mut self, kinds: impl IntoIterator<Item = RecordKind>) {
+        self.generation += 1;
+        for k in kinds {
+            self.kinds[k as usize] = self.generation;
+        }
+    }
 }
 
 /// One tenant's in-memory state.
@@ -134,7 +146,8 @@ impl Tenant {
                 return Arc::clone(index);
             }
         }
-        let index = Arc::new(Index::build(&records.rows));
+        let prev = slot.as_ref().map(|(_, index)| Arc::clone(index));
+        let index = Arc::new(Index::build(&records.rows, &records.kinds, prev.as_deref()));
         *slot = Some((records.generation, Arc::clone(&index)));
         if index.large() {
             // The parts this read needs are built as it reads them; the others meanwhile.
@@ -247,7 +260,7 @@ impl Store {
                     .map(|(name, rows)| {
                         let records = TenantRecords {
                             rows,
-                            generation: 0,
+                            ..TenantRecords::default()
                         };
                         (name, records)
                     })
@@ -442,7 +455,7 @@ impl Store {
             for (r, slot) in valid.iter().zip(&slots).skip(replaced.len()) {
                 state.rows.release(r.kind(), *slot);
             }
-            state.generation += 1;
+            state.changed(valid.iter().take(replaced.len()).map(Record::kind));
             if let Some(e) = failed {
                 return Err(e);
             }
@@ -493,7 +506,7 @@ impl Store {
             for (kind, slot) in &freed {
                 state.rows.remove(*kind, *slot);
             }
-            state.generation += 1;
+            state.changed(freed.iter().map(|(kind, _)| *kind));
             if let Some(e) = failed {
                 return Err(e);
             }
@@ -711,7 +724,9 @@ impl TenantSource {
         static EMPTY: OnceLock<Arc<Index>> = OnceLock::new();
         self.snapshot.get_or_init(|| match &self.tenant {
             Some(t) => t.index(),
-            None => Arc::clone(EMPTY.get_or_init(|| Arc::new(Index::build(&Rows::default())))),
+            None => Arc::clone(EMPTY.get_or_init(|| {
+                Arc::new(Index::build(&Rows::default(), &KindGens::default(), None))
+            })),
         })
     }
 }

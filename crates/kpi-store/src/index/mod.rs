@@ -23,6 +23,7 @@ pub(crate) mod part;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope, SpendCategories, Window};
@@ -34,25 +35,34 @@ use self::kinds::{
 };
 use self::part::{add, overflow, Attrs, Interner, Part, Resolved, Sym, Warm, NONE};
 use crate::dims::{channel_name, dim_index, source_name, Unit, NDIMS};
-use crate::record::{Channel, DealKind, DealStatus, Source};
+use crate::record::{Channel, DealKind, DealStatus, RecordKind, Source};
 use crate::rows::{self, Rows};
 use crate::units::{nanos_between, nanos_to, DAY_NANOS, HOUR_NANOS, YEAR_NANOS};
 
-/// A tenant's records, ready to answer measures.
+/// Per record kind, a count of the writes that changed records of that kind.
+pub(crate) type KindGens = [u64; RecordKind::ALL.len()];
+
+/// The kinds the deal, stage exit and stage stay parts read.
+const DEAL_DEPS: [RecordKind; 3] = [RecordKind::Deal, RecordKind::Customer, RecordKind::Campaign];
+
+/// A tenant's records, ready to answer measures. Each part is shared with the next index
+/// when the kinds it reads did not change.
 pub(crate) struct Index {
     syms: Interner,
-    deals: Part<DealIx>,
-    exits: Part<ExitIx>,
-    stays: Part<StageStayIx>,
-    quotas: Part<QuotaIx>,
-    leads: Part<LeadIx>,
-    customers: Part<CustomerIx>,
-    spend: Part<SpendIx>,
-    campaigns: Part<CampaignIx>,
-    purchases: Part<PurchaseIx>,
-    subs: Part<SubIx>,
-    tickets: Part<TicketIx>,
-    surveys: Part<SurveyIx>,
+    deals: Arc<Part<DealIx>>,
+    exits: Arc<Part<ExitIx>>,
+    stays: Arc<Part<StageStayIx>>,
+    quotas: Arc<Part<QuotaIx>>,
+    leads: Arc<Part<LeadIx>>,
+    customers: Arc<Part<CustomerIx>>,
+    spend: Arc<Part<SpendIx>>,
+    campaigns: Arc<Part<CampaignIx>>,
+    purchases: Arc<Part<PurchaseIx>>,
+    subs: Arc<Part<SubIx>>,
+    tickets: Arc<Part<TicketIx>>,
+    surveys: Arc<Part<SurveyIx>>,
+    /// The write counts of the rows it was built from.
+    built_from: KindGens,
 }
 
 /// Rows from which building every part's index ahead of the queries, on two background
@@ -113,12 +123,33 @@ fn classify_subscriptions(subs: &[&rows::SubRow]) -> (Vec<bool>, HashMap<Sym, De
 }
 
 impl Index {
-    /// Builds the index of a tenant's `rows`.
-    pub(crate) fn build(rows: &Rows) -> Self {
-        // The dimension values of the rows, plus the names of sources and channels.
-        let mut syms = rows.dims.clone();
-        let source_sym = Source::ALL.map(|s| syms.intern(source_name(s)));
-        let channel_sym = Channel::ALL.map(|c| syms.intern(channel_name(c)));
+    /// Builds the index of a tenant's `rows`, whose kinds are at the write counts `kinds`.
+    /// Parts of `prev` (an index of earlier rows) whose kinds have not changed since are
+    /// shared, not rebuilt: a write of tickets rebuilds the ticket part only.
+    pub(crate) fn build(rows: &Rows, kinds: &KindGens, prev: Option<&Index>) -> Self {
+        // The dimension values of the rows (with the names of sources and channels).
+        let syms = rows.dims.clone();
+        let name_sym = |name: &str| {
+            syms.get(name)
+                .expect("rows intern every source and channel")
+        };
+        let source_sym = Source::ALL.map(|s| name_sym(source_name(s)));
+        let channel_sym = Channel::ALL.map(|c| name_sym(channel_name(c)));
+        // `prev` when none of `deps` changed since it was built.
+        let reuse = |deps: &[RecordKind]| {
+            prev.filter(|p| {
+                deps.iter()
+                    .all(|k| p.built_from[*k as usize] == kinds[*k as usize])
+            })
+        };
+        macro_rules! part {
+            ($field:ident, $deps:expr, $build:expr) => {
+                match reuse(&$deps) {
+                    Some(p) => Arc::clone(&p.$field),
+                    None => Arc::new($build),
+                }
+            };
+        }
         let mut customer_of: Vec<Option<&rows::CustomerRow>> = vec![None; rows.customer_ids.len()];
         for c in rows.customers.iter() {
             customer_of[c.id as usize] = Some(c);
@@ -141,234 +172,276 @@ impl Index {
 
         // Large tenants convert their rows on two threads: the deal side and the rest.
         let sales = || {
-            let stages: usize = rows.deals.iter().map(|d| d.stages.len()).sum();
-            let mut deals = (
-                Vec::with_capacity(rows.deals.len()),
-                Vec::with_capacity(rows.deals.len()),
-            );
-            let mut exits = (Vec::with_capacity(stages), Vec::with_capacity(stages));
-            let mut stays = (Vec::with_capacity(stages), Vec::with_capacity(stages));
-            for d in rows.deals.iter() {
-                let c = customer(d.customer);
-                let row = DealRow {
-                    created: d.created_at,
-                    closed: d.closed_at,
-                    won: d.status == DealStatus::Won,
-                    lost: d.status == DealStatus::Lost,
-                    upsell: matches!(d.kind, DealKind::Upsell | DealKind::CrossSell),
-                    amount: d.amount,
-                    owner: d.owner,
-                    customer: d.customer,
-                    campaign: d.campaign != NONE,
-                    email: campaign_channel(d.campaign) == Some(Channel::Email),
-                    customer_acquired: c.map(|c| c.acquired_at),
-                    customer_marketing: c.is_some_and(|c| c.source == Source::Marketing),
-                };
-                let mut attrs = customer_attrs(d.customer);
-                attrs[dim_index(Dimension::Owner)] = d.owner;
-                attrs[dim_index(Dimension::Campaign)] = d.campaign;
-                attrs[dim_index(Dimension::Channel)] = chan(campaign_channel(d.campaign));
-                deals.0.push(attrs);
-                deals.1.push(row);
-                for (i, (stage, entered_at)) in d.stages.iter().enumerate() {
-                    let next = d.stages.get(i + 1).map(|n| n.1);
-                    // The deal's dimensions plus the stage.
-                    let mut stage_attrs = attrs;
-                    stage_attrs[dim_index(Dimension::Stage)] = *stage;
-                    let stay = StageStayRow {
-                        from: (*entered_at).max(d.created_at),
-                        until: match (next, d.closed_at) {
-                            (Some(a), Some(b)) => Some(a.min(b)),
-                            (a, b) => a.or(b),
-                        },
-                        amount: d.amount,
-                    };
-                    stays.0.push(stage_attrs);
-                    stays.1.push(stay);
-                    if let Some(exit) = next.or(d.closed_at) {
-                        let row = ExitRow {
-                            entered: *entered_at,
-                            exit,
+            let (deals, exits, stays) = match reuse(&DEAL_DEPS) {
+                Some(p) => (
+                    Arc::clone(&p.deals),
+                    Arc::clone(&p.exits),
+                    Arc::clone(&p.stays),
+                ),
+                None => {
+                    let stages: usize = rows.deals.iter().map(|d| d.stages.len()).sum();
+                    let mut deals = (
+                        Vec::with_capacity(rows.deals.len()),
+                        Vec::with_capacity(rows.deals.len()),
+                    );
+                    let mut exits = (Vec::with_capacity(stages), Vec::with_capacity(stages));
+                    let mut stays = (Vec::with_capacity(stages), Vec::with_capacity(stages));
+                    for d in rows.deals.iter() {
+                        let c = customer(d.customer);
+                        let row = DealRow {
+                            created: d.created_at,
+                            closed: d.closed_at,
+                            won: d.status == DealStatus::Won,
+                            lost: d.status == DealStatus::Lost,
+                            upsell: matches!(d.kind, DealKind::Upsell | DealKind::CrossSell),
+                            amount: d.amount,
+                            owner: d.owner,
+                            customer: d.customer,
+                            campaign: d.campaign != NONE,
+                            email: campaign_channel(d.campaign) == Some(Channel::Email),
+                            customer_acquired: c.map(|c| c.acquired_at),
+                            customer_marketing: c.is_some_and(|c| c.source == Source::Marketing),
                         };
-                        exits.0.push(stage_attrs);
-                        exits.1.push(row);
+                        let mut attrs = customer_attrs(d.customer);
+                        attrs[dim_index(Dimension::Owner)] = d.owner;
+                        attrs[dim_index(Dimension::Campaign)] = d.campaign;
+                        attrs[dim_index(Dimension::Channel)] = chan(campaign_channel(d.campaign));
+                        deals.0.push(attrs);
+                        deals.1.push(row);
+                        for (i, (stage, entered_at)) in d.stages.iter().enumerate() {
+                            let next = d.stages.get(i + 1).map(|n| n.1);
+                            // The deal's dimensions plus the stage.
+                            let mut stage_attrs = attrs;
+                            stage_attrs[dim_index(Dimension::Stage)] = *stage;
+                            let stay = StageStayRow {
+                                from: (*entered_at).max(d.created_at),
+                                until: match (next, d.closed_at) {
+                                    (Some(a), Some(b)) => Some(a.min(b)),
+                                    (a, b) => a.or(b),
+                                },
+                                amount: d.amount,
+                            };
+                            stays.0.push(stage_attrs);
+                            stays.1.push(stay);
+                            if let Some(exit) = next.or(d.closed_at) {
+                                let row = ExitRow {
+                                    entered: *entered_at,
+                                    exit,
+                                };
+                                exits.0.push(stage_attrs);
+                                exits.1.push(row);
+                            }
+                        }
                     }
+                    (
+                        Arc::new(Part::new(Unit::Deal, deals)),
+                        Arc::new(Part::new(Unit::StageExit, exits)),
+                        Arc::new(Part::new(Unit::StageStay, stays)),
+                    )
                 }
-            }
-            let quotas: (Vec<Attrs>, Vec<QuotaRow>) = rows
-                .quotas
-                .iter()
-                .map(|q| {
-                    let mut a = [NONE; NDIMS];
-                    a[dim_index(Dimension::Owner)] = q.owner;
-                    let row = QuotaRow {
-                        start: q.period_start,
-                        end: q.period_end,
-                        amount: q.amount,
-                    };
-                    (a, row)
-                })
-                .unzip();
-            let leads: (Vec<Attrs>, Vec<LeadRow>) = rows
-                .leads
-                .iter()
-                .map(|l| {
-                    let mut a = [NONE; NDIMS];
-                    a[dim_index(Dimension::Source)] = source_sym[l.source as usize];
-                    a[dim_index(Dimension::Campaign)] = l.campaign;
-                    a[dim_index(Dimension::Channel)] = chan(campaign_channel(l.campaign));
-                    let row = LeadRow {
-                        created: l.created_at,
-                        converted: l.converted_at,
-                    };
-                    (a, row)
-                })
-                .unzip();
-            (
-                Part::new(Unit::Deal, deals),
-                Part::new(Unit::StageExit, exits),
-                Part::new(Unit::StageStay, stays),
-                Part::new(Unit::Quota, quotas),
-                Part::new(Unit::Lead, leads),
-            )
+            };
+            let quotas = part!(quotas, [RecordKind::Quota], {
+                let columns = rows
+                    .quotas
+                    .iter()
+                    .map(|q| {
+                        let mut a = [NONE; NDIMS];
+                        a[dim_index(Dimension::Owner)] = q.owner;
+                        let row = QuotaRow {
+                            start: q.period_start,
+                            end: q.period_end,
+                            amount: q.amount,
+                        };
+                        (a, row)
+                    })
+                    .unzip::<_, _, Vec<Attrs>, Vec<QuotaRow>>();
+                Part::new(Unit::Quota, columns)
+            });
+            let leads = part!(leads, [RecordKind::Lead, RecordKind::Campaign], {
+                let columns = rows
+                    .leads
+                    .iter()
+                    .map(|l| {
+                        let mut a = [NONE; NDIMS];
+                        a[dim_index(Dimension::Source)] = source_sym[l.source as usize];
+                        a[dim_index(Dimension::Campaign)] = l.campaign;
+                        a[dim_index(Dimension::Channel)] = chan(campaign_channel(l.campaign));
+                        let row = LeadRow {
+                            created: l.created_at,
+                            converted: l.converted_at,
+                        };
+                        (a, row)
+                    })
+                    .unzip::<_, _, Vec<Attrs>, Vec<LeadRow>>();
+                Part::new(Unit::Lead, columns)
+            });
+            (deals, exits, stays, quotas, leads)
         };
         let rest = || {
             let subs: Vec<&rows::SubRow> = rows.subs.iter().collect();
-            let (new_flags, first_mrr) = classify_subscriptions(&subs);
-            let customers: (Vec<Attrs>, Vec<CustomerRow>) = rows
-                .customers
-                .iter()
-                .map(|c| {
-                    let mut a = [NONE; NDIMS];
-                    a[dim_index(Dimension::Owner)] = c.owner;
-                    a[dim_index(Dimension::Source)] = source_sym[c.source as usize];
-                    a[dim_index(Dimension::Campaign)] = c.campaign;
-                    a[dim_index(Dimension::Channel)] = chan(campaign_channel(c.campaign));
-                    a[dim_index(Dimension::Segment)] = c.segment;
-                    let row = CustomerRow {
-                        acquired: c.acquired_at,
-                        churned: c.churned_at,
-                        marketing: c.source == Source::Marketing,
-                        first_mrr: first_mrr.get(&c.id).copied(),
-                    };
-                    (a, row)
-                })
-                .unzip();
-            let spend: (Vec<Attrs>, Vec<SpendRow>) = rows
-                .spend
-                .iter()
-                .map(|s| {
-                    let mut a = [NONE; NDIMS];
-                    a[dim_index(Dimension::Campaign)] = s.campaign;
-                    a[dim_index(Dimension::Channel)] =
-                        chan(s.channel.or_else(|| campaign_channel(s.campaign)));
-                    let row = SpendRow {
-                        at: s.at,
-                        amount: s.amount,
-                        category: s.category.index(),
-                        campaign: s.campaign != NONE,
-                    };
-                    (a, row)
-                })
-                .unzip();
-            let campaigns: (Vec<Attrs>, Vec<CampaignRow>) = rows
-                .campaigns
-                .iter()
-                .map(|c| {
-                    let mut a = [NONE; NDIMS];
-                    a[dim_index(Dimension::Campaign)] = c.id;
-                    a[dim_index(Dimension::Channel)] = channel_sym[c.channel as usize];
-                    let row = CampaignRow {
-                        started: c.started_at,
-                        email: c.channel == Channel::Email,
-                        delivered: c.delivered,
-                        opens: c.opens,
-                        clicks: c.clicks,
-                    };
-                    (a, row)
-                })
-                .unzip();
-            let purchases: (Vec<Attrs>, Vec<PurchaseRow>) = rows
-                .purchases
-                .iter()
-                .map(|p| {
-                    let c = customer(p.customer);
-                    let row = PurchaseRow {
-                        at: p.at,
-                        amount: p.amount,
-                        customer: p.customer,
-                        customer_acquired: c.map(|c| c.acquired_at),
-                        customer_marketing: c.is_some_and(|c| c.source == Source::Marketing),
-                    };
-                    (customer_attrs(p.customer), row)
-                })
-                .unzip();
-            let tickets: (Vec<Attrs>, Vec<TicketRow>) = rows
-                .tickets
-                .iter()
-                .map(|t| {
-                    let mut a = customer_attrs(t.customer);
-                    a[dim_index(Dimension::Owner)] = NONE;
-                    a[dim_index(Dimension::Agent)] = t.agent;
-                    let row = TicketRow {
-                        opened: t.opened_at,
-                        responded: t.first_response_at,
-                        resolved: t.resolved_at,
-                    };
-                    (a, row)
-                })
-                .unzip();
-            let surveys: (Vec<Attrs>, Vec<SurveyRow>) = rows
-                .surveys
-                .iter()
-                .map(|s| {
-                    let mut a = customer_attrs(s.customer);
-                    a[dim_index(Dimension::Owner)] = NONE;
-                    let row = SurveyRow {
-                        at: s.at,
-                        kind: s.kind,
-                        scale: s.scale_max,
-                        score: s.score,
-                    };
-                    (a, row)
-                })
-                .unzip();
-            let mut sub_rows = (
-                Vec::with_capacity(subs.len()),
-                Vec::with_capacity(subs.len()),
-            );
-            for (s, new) in subs.iter().zip(new_flags) {
-                let end = crate::subscription::end_of(s);
-                let mut prev = s.mrr_changes[0].1;
-                let mut changes = Vec::new();
-                for (at, mrr) in s.mrr_changes.iter().skip(1) {
-                    if end.is_some_and(|e| *at >= e) {
-                        break;
-                    }
-                    changes.push((*at, prev, *mrr));
-                    prev = *mrr;
+            let classified = OnceLock::new();
+            let classified = || classified.get_or_init(|| classify_subscriptions(&subs));
+            let customers = part!(
+                customers,
+                [
+                    RecordKind::Customer,
+                    RecordKind::Campaign,
+                    RecordKind::Subscription
+                ],
+                {
+                    let columns = rows
+                        .customers
+                        .iter()
+                        .map(|c| {
+                            let mut a = [NONE; NDIMS];
+                            a[dim_index(Dimension::Owner)] = c.owner;
+                            a[dim_index(Dimension::Source)] = source_sym[c.source as usize];
+                            a[dim_index(Dimension::Campaign)] = c.campaign;
+                            a[dim_index(Dimension::Channel)] = chan(campaign_channel(c.campaign));
+                            a[dim_index(Dimension::Segment)] = c.segment;
+                            let row = CustomerRow {
+                                acquired: c.acquired_at,
+                                churned: c.churned_at,
+                                marketing: c.source == Source::Marketing,
+                                first_mrr: classified().1.get(&c.id).copied(),
+                            };
+                            (a, row)
+                        })
+                        .unzip::<_, _, Vec<Attrs>, Vec<CustomerRow>>();
+                    Part::new(Unit::Customer, columns)
                 }
-                let row = SubRow {
-                    customer: s.customer,
-                    started: s.started_at,
-                    first_mrr: s.mrr_changes[0].1,
-                    new,
-                    changes,
-                    end: end.map(|e| (e, prev)),
-                    renewal_due: s.renewal_due_at,
-                    renewed: s.renewed == Some(true),
-                };
-                sub_rows.0.push(customer_attrs(s.customer));
-                sub_rows.1.push(row);
-            }
+            );
+            let spend = part!(spend, [RecordKind::Spend, RecordKind::Campaign], {
+                let columns = rows
+                    .spend
+                    .iter()
+                    .map(|s| {
+                        let mut a = [NONE; NDIMS];
+                        a[dim_index(Dimension::Campaign)] = s.campaign;
+                        a[dim_index(Dimension::Channel)] =
+                            chan(s.channel.or_else(|| campaign_channel(s.campaign)));
+                        let row = SpendRow {
+                            at: s.at,
+                            amount: s.amount,
+                            category: s.category.index(),
+                            campaign: s.campaign != NONE,
+                        };
+                        (a, row)
+                    })
+                    .unzip::<_, _, Vec<Attrs>, Vec<SpendRow>>();
+                Part::new(Unit::Spend, columns)
+            });
+            let campaigns = part!(campaigns, [RecordKind::Campaign], {
+                let columns = rows
+                    .campaigns
+                    .iter()
+                    .map(|c| {
+                        let mut a = [NONE; NDIMS];
+                        a[dim_index(Dimension::Campaign)] = c.id;
+                        a[dim_index(Dimension::Channel)] = channel_sym[c.channel as usize];
+                        let row = CampaignRow {
+                            started: c.started_at,
+                            email: c.channel == Channel::Email,
+                            delivered: c.delivered,
+                            opens: c.opens,
+                            clicks: c.clicks,
+                        };
+                        (a, row)
+                    })
+                    .unzip::<_, _, Vec<Attrs>, Vec<CampaignRow>>();
+                Part::new(Unit::Campaign, columns)
+            });
+            let purchases = part!(purchases, [RecordKind::Purchase, RecordKind::Customer], {
+                let columns = rows
+                    .purchases
+                    .iter()
+                    .map(|p| {
+                        let c = customer(p.customer);
+                        let row = PurchaseRow {
+                            at: p.at,
+                            amount: p.amount,
+                            customer: p.customer,
+                            customer_acquired: c.map(|c| c.acquired_at),
+                            customer_marketing: c.is_some_and(|c| c.source == Source::Marketing),
+                        };
+                        (customer_attrs(p.customer), row)
+                    })
+                    .unzip::<_, _, Vec<Attrs>, Vec<PurchaseRow>>();
+                Part::new(Unit::Purchase, columns)
+            });
+            let tickets = part!(tickets, [RecordKind::Ticket, RecordKind::Customer], {
+                let columns = rows
+                    .tickets
+                    .iter()
+                    .map(|t| {
+                        let mut a = customer_attrs(t.customer);
+                        a[dim_index(Dimension::Owner)] = NONE;
+                        a[dim_index(Dimension::Agent)] = t.agent;
+                        let row = TicketRow {
+                            opened: t.opened_at,
+                            responded: t.first_response_at,
+                            resolved: t.resolved_at,
+                        };
+                        (a, row)
+                    })
+                    .unzip::<_, _, Vec<Attrs>, Vec<TicketRow>>();
+                Part::new(Unit::Ticket, columns)
+            });
+            let surveys = part!(
+                surveys,
+                [RecordKind::SurveyResponse, RecordKind::Customer],
+                {
+                    let columns = rows
+                        .surveys
+                        .iter()
+                        .map(|s| {
+                            let mut a = customer_attrs(s.customer);
+                            a[dim_index(Dimension::Owner)] = NONE;
+                            let row = SurveyRow {
+                                at: s.at,
+                                kind: s.kind,
+                                scale: s.scale_max,
+                                score: s.score,
+                            };
+                            (a, row)
+                        })
+                        .unzip::<_, _, Vec<Attrs>, Vec<SurveyRow>>();
+                    Part::new(Unit::Survey, columns)
+                }
+            );
+            let subs = part!(subs, [RecordKind::Subscription, RecordKind::Customer], {
+                let mut sub_rows = (
+                    Vec::with_capacity(subs.len()),
+                    Vec::with_capacity(subs.len()),
+                );
+                for (s, new) in subs.iter().zip(&classified().0) {
+                    let end = crate::subscription::end_of(s);
+                    let mut prev = s.mrr_changes[0].1;
+                    let mut changes = Vec::new();
+                    for (at, mrr) in s.mrr_changes.iter().skip(1) {
+                        if end.is_some_and(|e| *at >= e) {
+                            break;
+                        }
+                        changes.push((*at, prev, *mrr));
+                        prev = *mrr;
+                    }
+                    let row = SubRow {
+                        customer: s.customer,
+                        started: s.started_at,
+                        first_mrr: s.mrr_changes[0].1,
+                        new: *new,
+                        changes,
+                        end: end.map(|e| (e, prev)),
+                        renewal_due: s.renewal_due_at,
+                        renewed: s.renewed == Some(true),
+                    };
+                    sub_rows.0.push(customer_attrs(s.customer));
+                    sub_rows.1.push(row);
+                }
+                Part::new(Unit::Subscription, sub_rows)
+            });
             (
-                Part::new(Unit::Customer, customers),
-                Part::new(Unit::Spend, spend),
-                Part::new(Unit::Campaign, campaigns),
-                Part::new(Unit::Purchase, purchases),
-                Part::new(Unit::Subscription, sub_rows),
-                Part::new(Unit::Ticket, tickets),
-                Part::new(Unit::Survey, surveys),
+                customers, spend, campaigns, purchases, subs, tickets, surveys,
             )
         };
         let (
@@ -400,6 +473,7 @@ impl Index {
             tickets,
             surveys,
             syms,
+            built_from: *kinds,
         }
     }
 
@@ -414,18 +488,18 @@ impl Index {
     /// once). Stops between parts once `wanted` says the index is no longer worth it.
     pub(crate) fn warm(&self, wanted: &dyn Fn() -> bool) {
         let order: [&dyn Warm; 12] = [
-            &self.deals,
-            &self.customers,
-            &self.leads,
-            &self.subs,
-            &self.purchases,
-            &self.tickets,
-            &self.surveys,
-            &self.spend,
-            &self.campaigns,
-            &self.quotas,
-            &self.exits,
-            &self.stays,
+            &*self.deals,
+            &*self.customers,
+            &*self.leads,
+            &*self.subs,
+            &*self.purchases,
+            &*self.tickets,
+            &*self.surveys,
+            &*self.spend,
+            &*self.campaigns,
+            &*self.quotas,
+            &*self.exits,
+            &*self.stays,
         ];
         for p in order {
             if !wanted() {
