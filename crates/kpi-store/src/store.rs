@@ -1,5 +1,6 @@
-//! The store: sled for durability, and per tenant the canonical records in memory plus the
-//! query index derived from them (rebuilt lazily, once per batch of writes).
+//! The store: sled for durability, and per tenant the rows in memory (`rows.rs`) plus the
+//! query index derived from them (rebuilt lazily, once per batch of writes, sharing the
+//! parts the writes did not touch), and the rows snapshot read at open (`snapshot.rs`).
 
 #[cfg(test)]
 use std::collections::BTreeMap;

@@ -15,7 +15,9 @@
 //!   converted before the end, customers acquired in W and active at its end), scan the
 //!   window's slice.
 //!
-//! The index is immutable: the store builds a new one on the first read after a write.
+//! The index is immutable: the store builds a new one on the first read after a write,
+//! sharing every part whose record kinds the writes did not change. A part sorts its event
+//! lists on first use.
 
 mod kinds;
 pub(crate) mod part;
