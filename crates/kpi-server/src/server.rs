@@ -340,7 +340,15 @@ where
 
     match opened? {
         Some(store) => {
-            tokio::task::spawn_blocking(move || store.save_snapshot()).await??;
+            match tokio::task::spawn_blocking(move || store.save_snapshot()).await? {
+                Ok(()) => {}
+                // Everything is committed; only the next start is slower (it scans).
+                Err(StoreError::Snapshot(e)) => tracing::warn!(
+                    error = %e,
+                    "the rows snapshot was not written; the next start reads every record"
+                ),
+                Err(e) => return Err(e.into()),
+            }
             tracing::info!("kpid stopped: store flushed");
         }
         None => tracing::info!("kpid stopped before the store was open"),

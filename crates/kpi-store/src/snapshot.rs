@@ -287,8 +287,19 @@ fn get_rows(r: &mut impl Read) -> io::Result<Rows> {
 /// and the directory fsync'd).
 pub(crate) fn write(dir: &Path, token: u64, tenants: &[(&str, &Rows)]) -> io::Result<()> {
     let tmp = dir.join(format!("{FILE}.tmp"));
+    let written = write_to(&tmp, token, tenants);
+    if written.is_err() {
+        // A full disk, say: leave no partial file behind.
+        let _ = std::fs::remove_file(&tmp);
+        return written;
+    }
+    std::fs::rename(&tmp, dir.join(FILE))?;
+    File::open(dir)?.sync_all()
+}
+
+fn write_to(tmp: &Path, token: u64, tenants: &[(&str, &Rows)]) -> io::Result<()> {
     {
-        let file = File::create(&tmp)?;
+        let file = File::create(tmp)?;
         let mut w = BufWriter::with_capacity(1 << 20, &file);
         w.write_all(MAGIC)?;
         VERSION.put(&mut w)?;
@@ -302,8 +313,7 @@ pub(crate) fn write(dir: &Path, token: u64, tenants: &[(&str, &Rows)]) -> io::Re
         drop(w);
         file.sync_all()?;
     }
-    std::fs::rename(&tmp, dir.join(FILE))?;
-    File::open(dir)?.sync_all()
+    Ok(())
 }
 
 /// Reads the snapshot in `dir` if it exists and carries `token`.

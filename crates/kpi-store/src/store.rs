@@ -600,7 +600,9 @@ impl Store {
 
     /// Writes every tenant's rows to the snapshot file that the next open reads instead of
     /// scanning the records (kpid calls this when it stops). Commits first; the snapshot
-    /// is current until the next write. A temporary store only commits.
+    /// is current until the next write. A temporary store only commits. When the file
+    /// cannot be written ([`StoreError::Snapshot`], a full disk say) every write is still
+    /// committed and no snapshot is current: the next open scans.
     pub fn save_snapshot(&self) -> Result<(), StoreError> {
         let Some(dir) = &self.inner.dir else {
             return self.commit();

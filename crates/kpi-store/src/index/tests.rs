@@ -712,3 +712,45 @@ fn writes_of_one_kind_at_a_time_keep_every_answer_exact() {
         }
     }
 }
+
+/// A snapshot that cannot be written leaves every write committed and none current: the
+/// next open scans sled and answers the same.
+#[test]
+fn a_snapshot_that_cannot_be_written_is_not_read() {
+    let base: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+    let grid: Vec<Timestamp> = (0..8)
+        .map(|i| base + jiff::SignedDuration::from_hours(36 * i))
+        .collect();
+    let scopes = grid_scopes(&grid);
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::Store::open(dir.path()).unwrap();
+    let records = RandomTenant {
+        rng: Rng(11),
+        grid: grid.clone(),
+    }
+    .records();
+    let mut model = canonical(records.clone());
+    store.put("t", records).unwrap();
+    store.save_snapshot().unwrap();
+    // A write retires that snapshot; the next one cannot be written (its temporary name is
+    // taken by a directory).
+    let more = RandomTenant {
+        rng: Rng(12),
+        grid: grid.clone(),
+    }
+    .records();
+    for r in &more {
+        model.upsert(r.clone());
+    }
+    store.put("t", more).unwrap();
+    std::fs::create_dir(dir.path().join("rows.snapshot.tmp")).unwrap();
+    assert!(matches!(
+        store.save_snapshot(),
+        Err(crate::StoreError::Snapshot(_))
+    ));
+    assert!(!store.snapshot_is_current());
+    drop(store);
+    let store = crate::Store::open(dir.path()).unwrap();
+    assert!(!store.snapshot_is_current(), "the older snapshot was read");
+    compare_store(&store, "t", &model, &scopes);
+}
