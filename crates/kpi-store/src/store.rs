@@ -280,6 +280,10 @@ impl Store {
                     meta.remove(SNAPSHOT_TOKEN)?;
                     db.flush()?;
                 }
+                if let Some(dir) = &dir {
+                    // A stale snapshot is never read again: free its space.
+                    let _ = std::fs::remove_file(dir.join(snapshot::FILE));
+                }
                 Self::scan(&db, &tree)?
             }
         };

@@ -610,6 +610,10 @@ fn upserts_deletes_and_reopening_keep_every_answer_exact() {
             !store.snapshot_is_current(),
             "a stale snapshot is never read"
         );
+        assert!(
+            !dir.path().join(crate::snapshot::FILE).exists(),
+            "and its file is removed"
+        );
         compare_store(&store, "t", &model, &scopes);
     }
 }
