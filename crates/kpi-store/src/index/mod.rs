@@ -489,7 +489,8 @@ impl Index {
     /// the queries, which wait only for the parts they read (a part both reach is built
     /// once). Stops between parts once `wanted` says the index is no longer worth it.
     pub(crate) fn warm(&self, wanted: &dyn Fn() -> bool) {
-        let order: [&dyn Warm; 12] = [
+        // Not the stage stays: they are read through a stage partition only.
+        let order: [&dyn Warm; 11] = [
             &*self.deals,
             &*self.customers,
             &*self.leads,
@@ -501,7 +502,6 @@ impl Index {
             &*self.campaigns,
             &*self.quotas,
             &*self.exits,
-            &*self.stays,
         ];
         for p in order {
             if !wanted() {

@@ -377,14 +377,9 @@ impl<I: Ix> Part<I> {
                 conds.push((dim_index(*d), (*sym)?));
             }
         }
-        let mut sel = Sel {
-            ix: self.all(),
-            rows: &self.rows,
-            attrs: &self.attrs,
-            conds: Vec::new(),
-            subset: None,
-        };
-        // Read the smallest partition; check the other conditions row by row.
+        // Read the smallest partition; check the other conditions row by row. The index
+        // over every row is built only when no condition narrows the rows (a part that
+        // is always read through a partition, such as stage stays, never builds it).
         let mut best: Option<(usize, &(Vec<u32>, I))> = None;
         for (k, (d, sym)) in conds.iter().enumerate() {
             let part = self.partition(*d).get(sym)?;
@@ -392,13 +387,25 @@ impl<I: Ix> Part<I> {
                 best = Some((k, part));
             }
         }
-        if let Some((k, (subset, ix))) = best {
-            conds.swap_remove(k);
-            sel.ix = ix;
-            sel.subset = Some(subset);
-            sel.conds = conds;
-        }
-        Some(sel)
+        Some(match best {
+            Some((k, (subset, ix))) => {
+                conds.swap_remove(k);
+                Sel {
+                    ix,
+                    rows: &self.rows,
+                    attrs: &self.attrs,
+                    conds,
+                    subset: Some(subset),
+                }
+            }
+            None => Sel {
+                ix: self.all(),
+                rows: &self.rows,
+                attrs: &self.attrs,
+                conds: Vec::new(),
+                subset: None,
+            },
+        })
     }
 
     /// Adds to `out` the values of dimension `d` among the rows matching `filters`.
@@ -407,13 +414,13 @@ impl<I: Ix> Part<I> {
             return;
         }
         let di = dim_index(d);
-        let Some(sel) = self.select(filters) else {
-            return;
-        };
-        if sel.subset.is_none() && sel.conds.is_empty() {
+        if !filters.iter().any(|(f, _)| self.unit.carries(*f)) {
             out.extend(self.partition(di).keys().copied());
             return;
         }
+        let Some(sel) = self.select(filters) else {
+            return;
+        };
         for row in sel.subset_rows() {
             if sel.ok(row) && self.attrs[row as usize][di] != NONE {
                 out.insert(self.attrs[row as usize][di]);
