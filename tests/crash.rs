@@ -526,6 +526,45 @@ async fn answers(kpid: &Kpid) -> Vec<String> {
     out
 }
 
+/// Stops kpid with SIGTERM and starts it again, which must read the rows snapshot.
+fn stop_and_reopen(mut kpid: Kpid, dir: &Path) -> Kpid {
+    let status = block_in_place(|| kpid.terminate());
+    assert!(status.success(), "{}", kpid.logs());
+    assert!(
+        kpid.logs().contains("rows snapshot written"),
+        "{}",
+        kpid.logs()
+    );
+    let kpid = start(dir);
+    assert!(
+        kpid.logs().contains("loaded from its snapshot"),
+        "{}",
+        kpid.logs()
+    );
+    kpid
+}
+
+/// Kills kpid after a write and starts it again, which must not read the (stale) rows
+/// snapshot, and must hold the model's records and answer `expected`.
+async fn crash_and_reopen(
+    mut kpid: Kpid,
+    dir: &Path,
+    model: &Shared,
+    expected: &[String],
+    label: &str,
+) -> Kpid {
+    block_in_place(|| kpid.kill9());
+    let kpid = start(dir);
+    assert!(
+        !kpid.logs().contains("loaded from its snapshot"),
+        "{label}: a stale snapshot was read:\n{}",
+        kpid.logs()
+    );
+    check(&kpid, model, label).await;
+    assert_eq!(answers(&kpid).await, expected, "{label}: answers");
+    kpid
+}
+
 /// The rows snapshot kpid writes when it stops is read at the next start only while it is
 /// current: the first write after it retires it, so a SIGKILL after that write reopens the
 /// store by scanning sled, with every acknowledged write and the same answers.
@@ -534,26 +573,10 @@ async fn a_rows_snapshot_is_read_only_while_it_is_current() {
     let data = tempfile::tempdir().unwrap();
     let model = Shared::default();
     let mut rng = Rng(0x736e_6170);
-    let mut kpid = start(data.path());
+    let kpid = start(data.path());
     put_ids(&kpid, &model, &mut rng, "a", 300).await;
     let before = answers(&kpid).await;
-    assert!(
-        block_in_place(|| kpid.terminate()).success(),
-        "{}",
-        kpid.logs()
-    );
-    assert!(
-        kpid.logs().contains("rows snapshot written"),
-        "{}",
-        kpid.logs()
-    );
-
-    let mut kpid = start(data.path());
-    assert!(
-        kpid.logs().contains("loaded from its snapshot"),
-        "{}",
-        kpid.logs()
-    );
+    let kpid = stop_and_reopen(kpid, data.path());
     check(&kpid, &model, "opened from the snapshot").await;
     assert_eq!(
         answers(&kpid).await,
@@ -566,28 +589,10 @@ async fn a_rows_snapshot_is_read_only_while_it_is_current() {
     put_ids(&kpid, &model, &mut rng, "b", 80).await;
     let changed = answers(&kpid).await;
     assert_ne!(changed, before, "the writes change the answers");
-    block_in_place(|| kpid.kill9());
-    let mut kpid = start(data.path());
-    assert!(
-        !kpid.logs().contains("loaded from its snapshot"),
-        "a stale snapshot was read after puts:\n{}",
-        kpid.logs()
-    );
-    check(&kpid, &model, "after a crash that followed puts").await;
-    assert_eq!(answers(&kpid).await, changed, "answers after the crash");
+    let kpid = crash_and_reopen(kpid, data.path(), &model, &changed, "after puts").await;
 
     // The same with deletes.
-    assert!(
-        block_in_place(|| kpid.terminate()).success(),
-        "{}",
-        kpid.logs()
-    );
-    let mut kpid = start(data.path());
-    assert!(
-        kpid.logs().contains("loaded from its snapshot"),
-        "{}",
-        kpid.logs()
-    );
+    let kpid = stop_and_reopen(kpid, data.path());
     let doomed: Vec<Key> = {
         let m = model.lock().unwrap();
         m.acked.iter().take(60).cloned().collect()
@@ -612,28 +617,10 @@ async fn a_rows_snapshot_is_read_only_while_it_is_current() {
         }
     }
     let changed = answers(&kpid).await;
-    block_in_place(|| kpid.kill9());
-    let mut kpid = start(data.path());
-    assert!(
-        !kpid.logs().contains("loaded from its snapshot"),
-        "a stale snapshot was read after deletes:\n{}",
-        kpid.logs()
-    );
-    check(&kpid, &model, "after a crash that followed deletes").await;
-    assert_eq!(answers(&kpid).await, changed, "answers after the crash");
+    let kpid = crash_and_reopen(kpid, data.path(), &model, &changed, "after deletes").await;
 
     // A clean stop writes a current snapshot again.
-    assert!(
-        block_in_place(|| kpid.terminate()).success(),
-        "{}",
-        kpid.logs()
-    );
-    let kpid = start(data.path());
-    assert!(
-        kpid.logs().contains("loaded from its snapshot"),
-        "{}",
-        kpid.logs()
-    );
+    let kpid = stop_and_reopen(kpid, data.path());
     check(&kpid, &model, "after the second clean stop").await;
     assert_eq!(
         answers(&kpid).await,
