@@ -449,6 +449,7 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
         (res.ingest_records_per_s, res.ingest_s) =
             ingest(&mut clients, records, args.batch).await?;
         say(format!("ingest: {:.0} records/s", res.ingest_records_per_s));
+        res.ingest_peak_rss_mb = server.peak_rss_mb()?;
 
         let ids: Vec<String> = clients
             .metrics

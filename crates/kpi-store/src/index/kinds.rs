@@ -1,12 +1,81 @@
 //! The flattened rows of each unit and the event lists built over them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
-use kpi_core::{Decimal, SurveyKind};
+use kpi_core::{Decimal, Dimension, SurveyKind};
 
 use super::part::{previous_same, Blocked, DecSums, Ev, IntSums, Ix, Sym, NONE};
 use crate::units::nanos_between;
+
+// ---------------------------------------------------------------- lookups
+
+/// A customer, as rows of other kinds see it.
+#[derive(Clone, Copy)]
+pub(crate) struct CustomerInfo {
+    pub(crate) owner: Sym,
+    /// The symbol of its source's name.
+    pub(crate) source: Sym,
+    pub(crate) segment: Sym,
+    pub(crate) acquired: Timestamp,
+    pub(crate) marketing: bool,
+}
+
+/// What rows inherit from their customer or campaign, looked up by symbol when read
+/// (rows keep the key, not a copy).
+pub(crate) struct Lookups {
+    /// By customer id symbol.
+    customers: Vec<Option<CustomerInfo>>,
+    /// By the dimension symbol of a campaign id: the symbol of its channel's name.
+    channels: Vec<Sym>,
+    /// The symbol of the email channel's name.
+    email: Sym,
+}
+
+impl Lookups {
+    /// Lookups over `customers` (by id symbol) and campaigns' channels (by id symbol).
+    pub(crate) fn new(
+        customers: Vec<Option<CustomerInfo>>,
+        channels: Vec<Sym>,
+        email: Sym,
+    ) -> Self {
+        Self {
+            customers,
+            channels,
+            email,
+        }
+    }
+
+    /// The customer with this id symbol, if stored.
+    pub(crate) fn customer(&self, id: Sym) -> Option<&CustomerInfo> {
+        self.customers.get(id as usize).and_then(Option::as_ref)
+    }
+
+    /// The channel of the campaign with this symbol ([`NONE`]: no such campaign).
+    pub(crate) fn channel(&self, campaign: Sym) -> Sym {
+        self.channels
+            .get(campaign as usize)
+            .copied()
+            .unwrap_or(NONE)
+    }
+
+    /// Whether the campaign with this symbol is an email campaign.
+    pub(crate) fn is_email(&self, campaign: Sym) -> bool {
+        self.channel(campaign) == self.email
+    }
+
+    /// The owner, source or segment of a customer ([`NONE`] for other dimensions or no
+    /// such customer).
+    pub(crate) fn customer_attr(&self, id: Sym, d: Dimension) -> Sym {
+        match (self.customer(id), d) {
+            (Some(c), Dimension::Owner) => c.owner,
+            (Some(c), Dimension::Source) => c.source,
+            (Some(c), Dimension::Segment) => c.segment,
+            _ => NONE,
+        }
+    }
+}
 
 fn ev_rows(rows_subset: &[u32], time: impl Fn(u32) -> Option<Timestamp>) -> Ev<u32> {
     Ev::new(
@@ -19,20 +88,25 @@ fn ev_rows(rows_subset: &[u32], time: impl Fn(u32) -> Option<Timestamp>) -> Ev<u
 
 // ---------------------------------------------------------------- deals
 
-/// A deal, with what it inherits from its customer and campaign.
+/// A deal (what it inherits from its customer and campaign is looked up).
 pub(crate) struct DealRow {
     pub(crate) created: Timestamp,
     pub(crate) closed: Option<Timestamp>,
-    pub(crate) won: bool,
-    pub(crate) lost: bool,
-    pub(crate) upsell: bool,
     pub(crate) amount: Decimal,
     pub(crate) owner: Sym,
     pub(crate) customer: Sym,
-    pub(crate) campaign: bool,
-    pub(crate) email: bool,
-    pub(crate) customer_acquired: Option<Timestamp>,
-    pub(crate) customer_marketing: bool,
+    pub(crate) campaign: Sym,
+    pub(crate) won: bool,
+    pub(crate) lost: bool,
+    pub(crate) upsell: bool,
+}
+
+impl DealRow {
+    /// When its customer was acquired, and whether the customer is marketing-sourced.
+    pub(crate) fn customer_acquired(&self, lk: &Lookups) -> (Option<Timestamp>, bool) {
+        let c = lk.customer(self.customer);
+        (c.map(|c| c.acquired), c.is_some_and(|c| c.marketing))
+    }
 }
 
 /// Deals by closing time (won, lost, both, won upsells) and by creation time.
@@ -60,8 +134,19 @@ pub(crate) struct DealIx {
 
 impl Ix for DealIx {
     type Row = DealRow;
+    type Ctx = Arc<Lookups>;
 
-    fn build(rows: &[DealRow], subset: &[u32]) -> Self {
+    fn attr(lk: &Arc<Lookups>, d: &DealRow, dim: Dimension) -> Sym {
+        match dim {
+            Dimension::Owner => d.owner,
+            Dimension::Campaign => d.campaign,
+            Dimension::Channel => lk.channel(d.campaign),
+            Dimension::Source | Dimension::Segment => lk.customer_attr(d.customer, dim),
+            Dimension::Stage | Dimension::Agent => NONE,
+        }
+    }
+
+    fn build(lk: &Arc<Lookups>, rows: &[DealRow], subset: &[u32]) -> Self {
         let row = |r: u32| &rows[r as usize];
         let amount = |r: &u32| row(*r).amount;
         // Won deals on one side, the rest on the other (two threads for large parts).
@@ -71,15 +156,24 @@ impl Ix for DealIx {
                 let d = row(r);
                 d.closed.filter(|_| d.won && d.upsell && d.customer != NONE)
             });
-            let acquired: Vec<_> = won.v.iter().map(|r| row(*r).customer_acquired).collect();
-            let amount_if = |keep: fn(&DealRow) -> bool| {
-                move |r: &u32| {
-                    if keep(row(*r)) {
-                        row(*r).amount
-                    } else {
-                        Decimal::ZERO
-                    }
-                }
+            let acquired: Vec<_> = won
+                .v
+                .iter()
+                .map(|r| row(*r).customer_acquired(lk).0)
+                .collect();
+            // The won amounts, zero where `keep` does not hold.
+            let amounts_if = |keep: &dyn Fn(&DealRow) -> bool| -> Vec<Decimal> {
+                won.v
+                    .iter()
+                    .map(|r| {
+                        let d = row(*r);
+                        if keep(d) {
+                            d.amount
+                        } else {
+                            Decimal::ZERO
+                        }
+                    })
+                    .collect()
             };
             WonSide {
                 won_by_acquisition: Blocked::new(
@@ -88,18 +182,17 @@ impl Ix for DealIx {
                 ),
                 won_by_acquisition_marketing: Blocked::new(
                     acquired,
-                    won.v
-                        .iter()
-                        .map(amount_if(|d| d.customer_marketing))
-                        .collect(),
+                    amounts_if(&|d| d.customer_acquired(lk).1),
                 ),
                 won_amount: DecSums::new(won.v.iter().map(amount)),
                 won_cycle: IntSums::new(won.v.iter().map(|r| {
                     let d = row(*r);
                     nanos_between(d.created, d.closed.unwrap_or(d.created))
                 })),
-                won_campaign_amount: DecSums::new(won.v.iter().map(amount_if(|d| d.campaign))),
-                won_email_amount: DecSums::new(won.v.iter().map(amount_if(|d| d.email))),
+                won_campaign_amount: DecSums::new(amounts_if(&|d| d.campaign != NONE).into_iter()),
+                won_email_amount: DecSums::new(
+                    amounts_if(&|d| lk.is_email(d.campaign)).into_iter(),
+                ),
                 upsell_prev_customer: previous_same(&upsell, |r| row(r).customer),
                 won,
                 upsell,
@@ -176,12 +269,63 @@ fn join<A: Send, B: Send>(
     })
 }
 
-// ---------------------------------------------------------------- stage exits
+// ---------------------------------------------------------------- stage entries
 
-/// A deal leaving a stage.
-pub(crate) struct ExitRow {
+/// A deal's entry into a stage. A deal's entries are consecutive and in the order of its
+/// stage history, so the next one tells when it left the stage. Stage exits and stage
+/// stays are both read from these rows (shared), their deal's fields from the deal part's.
+pub(crate) struct StageRow {
+    /// The deal's position among the deal part's rows.
+    pub(crate) deal: u32,
+    pub(crate) stage: Sym,
     pub(crate) entered: Timestamp,
-    pub(crate) exit: Timestamp,
+}
+
+/// What stage rows read: the deal part's rows and lookups.
+#[derive(Clone)]
+pub(crate) struct StageCtx {
+    pub(crate) deals: Arc<Vec<DealRow>>,
+    pub(crate) lk: Arc<Lookups>,
+}
+
+impl StageCtx {
+    /// The deal of a stage row.
+    pub(crate) fn deal(&self, r: &StageRow) -> &DealRow {
+        &self.deals[r.deal as usize]
+    }
+
+    fn attr(&self, r: &StageRow, d: Dimension) -> Sym {
+        match d {
+            Dimension::Stage => r.stage,
+            _ => DealIx::attr(&self.lk, self.deal(r), d),
+        }
+    }
+
+    /// When the deal entered the stage after `rows[i]`'s, if it did.
+    fn next_entry(rows: &[StageRow], i: u32) -> Option<Timestamp> {
+        let r = &rows[i as usize];
+        rows.get(i as usize + 1)
+            .filter(|n| n.deal == r.deal)
+            .map(|n| n.entered)
+    }
+
+    /// When the deal left the stage of `rows[i]`: its next stage's entry, else its close.
+    pub(crate) fn exit(&self, rows: &[StageRow], i: u32) -> Option<Timestamp> {
+        Self::next_entry(rows, i).or(self.deal(&rows[i as usize]).closed)
+    }
+
+    /// The deal's stay in the stage of `rows[i]` while it is open.
+    pub(crate) fn stay(&self, rows: &[StageRow], i: u32) -> Stay {
+        let r = &rows[i as usize];
+        let d = self.deal(r);
+        Stay {
+            from: r.entered.max(d.created),
+            until: match (Self::next_entry(rows, i), d.closed) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
 }
 
 /// Stage exits by exit time.
@@ -191,32 +335,37 @@ pub(crate) struct ExitIx {
 }
 
 impl Ix for ExitIx {
-    type Row = ExitRow;
+    type Row = StageRow;
+    type Ctx = StageCtx;
 
-    fn build(rows: &[ExitRow], subset: &[u32]) -> Self {
-        let exits = ev_rows(subset, |r| Some(rows[r as usize].exit));
-        let nanos = IntSums::new(exits.v.iter().map(|r| {
-            let e = &rows[*r as usize];
-            nanos_between(e.entered, e.exit)
-        }));
+    fn attr(ctx: &StageCtx, r: &StageRow, d: Dimension) -> Sym {
+        ctx.attr(r, d)
+    }
+
+    fn build(ctx: &StageCtx, rows: &[StageRow], subset: &[u32]) -> Self {
+        let exits = ev_rows(subset, |r| ctx.exit(rows, r));
+        let nanos = IntSums::new(
+            exits
+                .t
+                .iter()
+                .zip(&exits.v)
+                .map(|(exit, r)| nanos_between(rows[*r as usize].entered, exit)),
+        );
         ExitIx { exits, nanos }
     }
 }
-
-// ---------------------------------------------------------------- stage stays
 
 /// A deal's stay in one stage of its history while it is open: it is in the stage at `t`
 /// when `from < t ≤ until`. `from` is the later of the deal's creation and the stage's
 /// entry; `until` the earlier of the next stage's entry and the deal's close (`None`:
 /// still there). So at `t` the stay counts exactly when the deal was created before `t`,
 /// is open at `t` (not closed before it) and the stage is the last one entered before `t`.
-pub(crate) struct StageStayRow {
+pub(crate) struct Stay {
     pub(crate) from: Timestamp,
     pub(crate) until: Option<Timestamp>,
-    pub(crate) amount: Decimal,
 }
 
-impl StageStayRow {
+impl Stay {
     /// Whether the stay covers any instant (a stage left before the deal was created
     /// covers none).
     pub(crate) fn covers_some_time(&self) -> bool {
@@ -235,19 +384,21 @@ pub(crate) struct StageStayIx {
 }
 
 impl Ix for StageStayIx {
-    type Row = StageStayRow;
+    type Row = StageRow;
+    type Ctx = StageCtx;
 
-    fn build(rows: &[StageStayRow], subset: &[u32]) -> Self {
-        let row = |r: u32| &rows[r as usize];
-        let from = ev_rows(subset, |r| {
-            Some(row(r).from).filter(|_| row(r).covers_some_time())
-        });
-        let until = ev_rows(subset, |r| {
-            row(r).until.filter(|_| row(r).covers_some_time())
-        });
+    fn attr(ctx: &StageCtx, r: &StageRow, d: Dimension) -> Sym {
+        ctx.attr(r, d)
+    }
+
+    fn build(ctx: &StageCtx, rows: &[StageRow], subset: &[u32]) -> Self {
+        let stay = |r: u32| Some(ctx.stay(rows, r)).filter(Stay::covers_some_time);
+        let from = ev_rows(subset, |r| stay(r).map(|s| s.from));
+        let until = ev_rows(subset, |r| stay(r).and_then(|s| s.until));
+        let amount = |r: &u32| ctx.deal(&rows[*r as usize]).amount;
         StageStayIx {
-            from_amount: DecSums::new(from.v.iter().map(|r| row(*r).amount)),
-            until_amount: DecSums::new(until.v.iter().map(|r| row(*r).amount)),
+            from_amount: DecSums::new(from.v.iter().map(amount)),
+            until_amount: DecSums::new(until.v.iter().map(amount)),
             from,
             until,
         }
@@ -258,6 +409,7 @@ impl Ix for StageStayIx {
 
 /// A quota.
 pub(crate) struct QuotaRow {
+    pub(crate) owner: Sym,
     pub(crate) start: Timestamp,
     pub(crate) end: Timestamp,
     pub(crate) amount: Decimal,
@@ -272,8 +424,16 @@ pub(crate) struct QuotaIx {
 
 impl Ix for QuotaIx {
     type Row = QuotaRow;
+    type Ctx = ();
 
-    fn build(rows: &[QuotaRow], subset: &[u32]) -> Self {
+    fn attr((): &(), q: &QuotaRow, d: Dimension) -> Sym {
+        match d {
+            Dimension::Owner => q.owner,
+            _ => NONE,
+        }
+    }
+
+    fn build((): &(), rows: &[QuotaRow], subset: &[u32]) -> Self {
         let by_start = ev_rows(subset, |r| Some(rows[r as usize].start));
         let max_end = by_start
             .v
@@ -295,6 +455,9 @@ impl Ix for QuotaIx {
 pub(crate) struct LeadRow {
     pub(crate) created: Timestamp,
     pub(crate) converted: Option<Timestamp>,
+    /// The symbol of its source's name.
+    pub(crate) source: Sym,
+    pub(crate) campaign: Sym,
 }
 
 /// Leads by creation time.
@@ -306,8 +469,18 @@ pub(crate) struct LeadIx {
 
 impl Ix for LeadIx {
     type Row = LeadRow;
+    type Ctx = Arc<Lookups>;
 
-    fn build(rows: &[LeadRow], subset: &[u32]) -> Self {
+    fn attr(lk: &Arc<Lookups>, l: &LeadRow, d: Dimension) -> Sym {
+        match d {
+            Dimension::Source => l.source,
+            Dimension::Campaign => l.campaign,
+            Dimension::Channel => lk.channel(l.campaign),
+            _ => NONE,
+        }
+    }
+
+    fn build(_: &Arc<Lookups>, rows: &[LeadRow], subset: &[u32]) -> Self {
         let created = ev_rows(subset, |r| Some(rows[r as usize].created));
         LeadIx {
             created_by_conversion: Blocked::new(
@@ -329,8 +502,13 @@ impl Ix for LeadIx {
 pub(crate) struct CustomerRow {
     pub(crate) acquired: Timestamp,
     pub(crate) churned: Option<Timestamp>,
-    pub(crate) marketing: bool,
     pub(crate) first_mrr: Option<Decimal>,
+    pub(crate) owner: Sym,
+    /// The symbol of its source's name.
+    pub(crate) source: Sym,
+    pub(crate) campaign: Sym,
+    pub(crate) segment: Sym,
+    pub(crate) marketing: bool,
 }
 
 /// Customers by acquisition (all, and marketing-sourced) and by churn.
@@ -350,8 +528,20 @@ pub(crate) struct CustomerIx {
 
 impl Ix for CustomerIx {
     type Row = CustomerRow;
+    type Ctx = Arc<Lookups>;
 
-    fn build(rows: &[CustomerRow], subset: &[u32]) -> Self {
+    fn attr(lk: &Arc<Lookups>, c: &CustomerRow, d: Dimension) -> Sym {
+        match d {
+            Dimension::Owner => c.owner,
+            Dimension::Source => c.source,
+            Dimension::Campaign => c.campaign,
+            Dimension::Channel => lk.channel(c.campaign),
+            Dimension::Segment => c.segment,
+            Dimension::Stage | Dimension::Agent => NONE,
+        }
+    }
+
+    fn build(_: &Arc<Lookups>, rows: &[CustomerRow], subset: &[u32]) -> Self {
         let row = |r: u32| &rows[r as usize];
         let churned = ev_rows(subset, |r| row(r).churned);
         let acquired = ev_rows(subset, |r| Some(row(r).acquired));
@@ -400,7 +590,9 @@ pub(crate) struct SpendRow {
     pub(crate) at: Timestamp,
     pub(crate) amount: Decimal,
     pub(crate) category: usize,
-    pub(crate) campaign: bool,
+    pub(crate) campaign: Sym,
+    /// Its own channel's symbol, else its campaign's.
+    pub(crate) channel: Sym,
 }
 
 /// Spend by time, with sums per category and for campaigns.
@@ -412,8 +604,17 @@ pub(crate) struct SpendIx {
 
 impl Ix for SpendIx {
     type Row = SpendRow;
+    type Ctx = ();
 
-    fn build(rows: &[SpendRow], subset: &[u32]) -> Self {
+    fn attr((): &(), x: &SpendRow, d: Dimension) -> Sym {
+        match d {
+            Dimension::Campaign => x.campaign,
+            Dimension::Channel => x.channel,
+            _ => NONE,
+        }
+    }
+
+    fn build((): &(), rows: &[SpendRow], subset: &[u32]) -> Self {
         let row = |r: &u32| &rows[*r as usize];
         let at = ev_rows(subset, |r| Some(rows[r as usize].at));
         let by_category = (0..kpi_core::SpendCategories::NAMES.len())
@@ -428,7 +629,7 @@ impl Ix for SpendIx {
             })
             .collect();
         let campaign = DecSums::new(at.v.iter().map(|r| {
-            if row(r).campaign {
+            if row(r).campaign != NONE {
                 row(r).amount
             } else {
                 Decimal::ZERO
@@ -446,6 +647,9 @@ impl Ix for SpendIx {
 
 /// A campaign.
 pub(crate) struct CampaignRow {
+    pub(crate) id: Sym,
+    /// The symbol of its channel's name.
+    pub(crate) channel: Sym,
     pub(crate) started: Timestamp,
     pub(crate) email: bool,
     pub(crate) delivered: u64,
@@ -463,8 +667,17 @@ pub(crate) struct CampaignIx {
 
 impl Ix for CampaignIx {
     type Row = CampaignRow;
+    type Ctx = ();
 
-    fn build(rows: &[CampaignRow], subset: &[u32]) -> Self {
+    fn attr((): &(), c: &CampaignRow, d: Dimension) -> Sym {
+        match d {
+            Dimension::Campaign => c.id,
+            Dimension::Channel => c.channel,
+            _ => NONE,
+        }
+    }
+
+    fn build((): &(), rows: &[CampaignRow], subset: &[u32]) -> Self {
         let row = |r: &u32| &rows[*r as usize];
         let email = ev_rows(subset, |r| {
             Some(rows[r as usize].started).filter(|_| rows[r as usize].email)
@@ -480,13 +693,11 @@ impl Ix for CampaignIx {
 
 // ---------------------------------------------------------------- purchases
 
-/// A purchase, with what it needs of its customer.
+/// A purchase.
 pub(crate) struct PurchaseRow {
     pub(crate) at: Timestamp,
     pub(crate) amount: Decimal,
     pub(crate) customer: Sym,
-    pub(crate) customer_acquired: Option<Timestamp>,
-    pub(crate) customer_marketing: bool,
 }
 
 /// Purchases by time; for each, the previous purchase of the same customer and the one
@@ -504,8 +715,13 @@ pub(crate) struct PurchaseIx {
 
 impl Ix for PurchaseIx {
     type Row = PurchaseRow;
+    type Ctx = Arc<Lookups>;
 
-    fn build(rows: &[PurchaseRow], subset: &[u32]) -> Self {
+    fn attr(lk: &Arc<Lookups>, p: &PurchaseRow, d: Dimension) -> Sym {
+        lk.customer_attr(p.customer, d)
+    }
+
+    fn build(lk: &Arc<Lookups>, rows: &[PurchaseRow], subset: &[u32]) -> Self {
         let at = ev_rows(subset, |r| Some(rows[r as usize].at));
         let prev = previous_same(&at, |r| rows[r as usize].customer);
         let prev2 = prev
@@ -513,16 +729,19 @@ impl Ix for PurchaseIx {
             .map(|p| if *p == NONE { NONE } else { prev[*p as usize] })
             .collect();
         let row = |r: &u32| &rows[*r as usize];
+        let customer = |r: &u32| lk.customer(row(r).customer);
+        let acquired = || {
+            at.v.iter()
+                .map(|r| customer(r).map(|c| c.acquired))
+                .collect()
+        };
         PurchaseIx {
-            by_acquisition: Blocked::new(
-                at.v.iter().map(|r| row(r).customer_acquired).collect(),
-                at.v.iter().map(|r| row(r).amount).collect(),
-            ),
+            by_acquisition: Blocked::new(acquired(), at.v.iter().map(|r| row(r).amount).collect()),
             by_acquisition_marketing: Blocked::new(
-                at.v.iter().map(|r| row(r).customer_acquired).collect(),
+                acquired(),
                 at.v.iter()
                     .map(|r| {
-                        if row(r).customer_marketing {
+                        if customer(r).is_some_and(|c| c.marketing) {
                             row(r).amount
                         } else {
                             Decimal::ZERO
@@ -579,8 +798,13 @@ pub(crate) struct SubIx {
 
 impl Ix for SubIx {
     type Row = SubRow;
+    type Ctx = Arc<Lookups>;
 
-    fn build(rows: &[SubRow], subset: &[u32]) -> Self {
+    fn attr(lk: &Arc<Lookups>, s: &SubRow, d: Dimension) -> Sym {
+        lk.customer_attr(s.customer, d)
+    }
+
+    fn build(_: &Arc<Lookups>, rows: &[SubRow], subset: &[u32]) -> Self {
         let mut deltas = Vec::new();
         let mut new = Vec::new();
         let mut expansion = Vec::new();
@@ -688,6 +912,8 @@ impl Ix for SubIx {
 
 /// A ticket.
 pub(crate) struct TicketRow {
+    pub(crate) customer: Sym,
+    pub(crate) agent: Sym,
     pub(crate) opened: Timestamp,
     pub(crate) responded: Option<Timestamp>,
     pub(crate) resolved: Option<Timestamp>,
@@ -703,8 +929,17 @@ pub(crate) struct TicketIx {
 
 impl Ix for TicketIx {
     type Row = TicketRow;
+    type Ctx = Arc<Lookups>;
 
-    fn build(rows: &[TicketRow], subset: &[u32]) -> Self {
+    fn attr(lk: &Arc<Lookups>, t: &TicketRow, d: Dimension) -> Sym {
+        match d {
+            Dimension::Agent => t.agent,
+            Dimension::Source | Dimension::Segment => lk.customer_attr(t.customer, d),
+            _ => NONE,
+        }
+    }
+
+    fn build(_: &Arc<Lookups>, rows: &[TicketRow], subset: &[u32]) -> Self {
         let row = |r: &u32| &rows[*r as usize];
         let resolved = ev_rows(subset, |r| rows[r as usize].resolved);
         let responded = ev_rows(subset, |r| rows[r as usize].responded);
@@ -729,6 +964,7 @@ impl Ix for TicketIx {
 
 /// A survey response.
 pub(crate) struct SurveyRow {
+    pub(crate) customer: Sym,
     pub(crate) at: Timestamp,
     pub(crate) kind: SurveyKind,
     pub(crate) scale: u32,
@@ -767,8 +1003,16 @@ pub(crate) fn survey_slot(kind: SurveyKind) -> usize {
 
 impl Ix for SurveyIx {
     type Row = SurveyRow;
+    type Ctx = Arc<Lookups>;
 
-    fn build(rows: &[SurveyRow], subset: &[u32]) -> Self {
+    fn attr(lk: &Arc<Lookups>, s: &SurveyRow, d: Dimension) -> Sym {
+        match d {
+            Dimension::Source | Dimension::Segment => lk.customer_attr(s.customer, d),
+            _ => NONE,
+        }
+    }
+
+    fn build(_: &Arc<Lookups>, rows: &[SurveyRow], subset: &[u32]) -> Self {
         let kind = |k: SurveyKind| {
             let at = ev_rows(subset, |r| {
                 Some(rows[r as usize].at).filter(|_| rows[r as usize].kind == k)

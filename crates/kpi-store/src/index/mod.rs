@@ -31,12 +31,13 @@ use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope, SpendCategories, Window};
 
 use self::kinds::{
-    survey_slot, CampaignIx, CampaignRow, CustomerIx, CustomerRow, DealIx, DealRow, ExitIx,
-    ExitRow, LeadIx, LeadRow, PurchaseIx, PurchaseRow, QuotaIx, QuotaRow, SpendIx, SpendRow,
-    StageStayIx, StageStayRow, SubIx, SubRow, SurveyIx, SurveyRow, TicketIx, TicketRow,
+    survey_slot, CampaignIx, CampaignRow, CustomerInfo, CustomerIx, CustomerRow, DealIx, DealRow,
+    ExitIx, LeadIx, LeadRow, Lookups, PurchaseIx, PurchaseRow, QuotaIx, QuotaRow, SpendIx,
+    SpendRow, StageCtx, StageRow, StageStayIx, SubIx, SubRow, SurveyIx, SurveyRow, TicketIx,
+    TicketRow,
 };
-use self::part::{add, overflow, Attrs, Interner, Part, Resolved, Sym, Warm, NONE};
-use crate::dims::{channel_name, dim_index, source_name, Unit, NDIMS};
+use self::part::{add, overflow, Interner, Part, Resolved, Sym, Warm, NONE};
+use crate::dims::{channel_name, source_name, Unit};
 use crate::record::{Channel, DealKind, DealStatus, RecordKind, Source};
 use crate::rows::{self, Rows};
 use crate::units::{nanos_between, nanos_to, DAY_NANOS, HOUR_NANOS, YEAR_NANOS};
@@ -152,24 +153,27 @@ impl Index {
                 }
             };
         }
-        let mut customer_of: Vec<Option<&rows::CustomerRow>> = vec![None; rows.customer_ids.len()];
-        for c in rows.customers.iter() {
-            customer_of[c.id as usize] = Some(c);
-        }
-        let customer = |id: Sym| customer_of.get(id as usize).copied().flatten();
-        let channel_of: HashMap<Sym, Channel> =
-            rows.campaigns.iter().map(|c| (c.id, c.channel)).collect();
-        let campaign_channel = |campaign: Sym| channel_of.get(&campaign).copied();
-        let chan = |c: Option<Channel>| c.map_or(NONE, |c| channel_sym[c as usize]);
-        // Owner, source and segment, from the customer.
-        let customer_attrs = |id: Sym| {
-            let mut a: Attrs = [NONE; NDIMS];
-            if let Some(c) = customer(id) {
-                a[dim_index(Dimension::Owner)] = c.owner;
-                a[dim_index(Dimension::Source)] = source_sym[c.source as usize];
-                a[dim_index(Dimension::Segment)] = c.segment;
+        // What rows inherit from customers and campaigns, shared by the parts built now.
+        let lk = {
+            let mut customers = vec![None; rows.customer_ids.len()];
+            for c in rows.customers.iter() {
+                customers[c.id as usize] = Some(CustomerInfo {
+                    owner: c.owner,
+                    source: source_sym[c.source as usize],
+                    segment: c.segment,
+                    acquired: c.acquired_at,
+                    marketing: c.source == Source::Marketing,
+                });
             }
-            a
+            let mut channels = vec![NONE; syms.names().len()];
+            for c in rows.campaigns.iter() {
+                channels[c.id as usize] = channel_sym[c.channel as usize];
+            }
+            Arc::new(Lookups::new(
+                customers,
+                channels,
+                channel_sym[Channel::Email as usize],
+            ))
         };
 
         // Large tenants convert their rows on two threads: the deal side and the rest.
@@ -181,101 +185,66 @@ impl Index {
                     Arc::clone(&p.stays),
                 ),
                 None => {
-                    let stages: usize = rows.deals.iter().map(|d| d.stages.len()).sum();
-                    let mut deals = (
-                        Vec::with_capacity(rows.deals.len()),
-                        Vec::with_capacity(rows.deals.len()),
-                    );
-                    let mut exits = (Vec::with_capacity(stages), Vec::with_capacity(stages));
-                    let mut stays = (Vec::with_capacity(stages), Vec::with_capacity(stages));
+                    let entries: usize = rows.deals.iter().map(|d| d.stages.len()).sum();
+                    let mut deals = Vec::with_capacity(rows.deals.len());
+                    let mut stages = Vec::with_capacity(entries);
                     for d in rows.deals.iter() {
-                        let c = customer(d.customer);
-                        let row = DealRow {
+                        let deal = u32::try_from(deals.len()).expect("fewer than 2^32 deals");
+                        deals.push(DealRow {
                             created: d.created_at,
                             closed: d.closed_at,
-                            won: d.status == DealStatus::Won,
-                            lost: d.status == DealStatus::Lost,
-                            upsell: matches!(d.kind, DealKind::Upsell | DealKind::CrossSell),
                             amount: d.amount,
                             owner: d.owner,
                             customer: d.customer,
-                            campaign: d.campaign != NONE,
-                            email: campaign_channel(d.campaign) == Some(Channel::Email),
-                            customer_acquired: c.map(|c| c.acquired_at),
-                            customer_marketing: c.is_some_and(|c| c.source == Source::Marketing),
-                        };
-                        let mut attrs = customer_attrs(d.customer);
-                        attrs[dim_index(Dimension::Owner)] = d.owner;
-                        attrs[dim_index(Dimension::Campaign)] = d.campaign;
-                        attrs[dim_index(Dimension::Channel)] = chan(campaign_channel(d.campaign));
-                        deals.0.push(attrs);
-                        deals.1.push(row);
-                        for (i, (stage, entered_at)) in d.stages.iter().enumerate() {
-                            let next = d.stages.get(i + 1).map(|n| n.1);
-                            // The deal's dimensions plus the stage.
-                            let mut stage_attrs = attrs;
-                            stage_attrs[dim_index(Dimension::Stage)] = *stage;
-                            let stay = StageStayRow {
-                                from: (*entered_at).max(d.created_at),
-                                until: match (next, d.closed_at) {
-                                    (Some(a), Some(b)) => Some(a.min(b)),
-                                    (a, b) => a.or(b),
-                                },
-                                amount: d.amount,
-                            };
-                            stays.0.push(stage_attrs);
-                            stays.1.push(stay);
-                            if let Some(exit) = next.or(d.closed_at) {
-                                let row = ExitRow {
-                                    entered: *entered_at,
-                                    exit,
-                                };
-                                exits.0.push(stage_attrs);
-                                exits.1.push(row);
-                            }
-                        }
+                            campaign: d.campaign,
+                            won: d.status == DealStatus::Won,
+                            lost: d.status == DealStatus::Lost,
+                            upsell: matches!(d.kind, DealKind::Upsell | DealKind::CrossSell),
+                        });
+                        stages.extend(d.stages.iter().map(|(stage, entered)| StageRow {
+                            deal,
+                            stage: *stage,
+                            entered: *entered,
+                        }));
                     }
+                    let deals = Arc::new(deals);
+                    let stages = Arc::new(stages);
+                    let ctx = StageCtx {
+                        deals: Arc::clone(&deals),
+                        lk: Arc::clone(&lk),
+                    };
                     (
-                        Arc::new(Part::new(Unit::Deal, deals)),
-                        Arc::new(Part::new(Unit::StageExit, exits)),
-                        Arc::new(Part::new(Unit::StageStay, stays)),
+                        Arc::new(Part::new(Unit::Deal, deals, Arc::clone(&lk))),
+                        Arc::new(Part::new(Unit::StageExit, Arc::clone(&stages), ctx.clone())),
+                        Arc::new(Part::new(Unit::StageStay, stages, ctx)),
                     )
                 }
             };
             let quotas = part!(quotas, [RecordKind::Quota], {
-                let columns = rows
+                let rows = rows
                     .quotas
                     .iter()
-                    .map(|q| {
-                        let mut a = [NONE; NDIMS];
-                        a[dim_index(Dimension::Owner)] = q.owner;
-                        let row = QuotaRow {
-                            start: q.period_start,
-                            end: q.period_end,
-                            amount: q.amount,
-                        };
-                        (a, row)
+                    .map(|q| QuotaRow {
+                        owner: q.owner,
+                        start: q.period_start,
+                        end: q.period_end,
+                        amount: q.amount,
                     })
-                    .unzip::<_, _, Vec<Attrs>, Vec<QuotaRow>>();
-                Part::new(Unit::Quota, columns)
+                    .collect::<Vec<_>>();
+                Part::new(Unit::Quota, rows, ())
             });
             let leads = part!(leads, [RecordKind::Lead, RecordKind::Campaign], {
-                let columns = rows
+                let rows = rows
                     .leads
                     .iter()
-                    .map(|l| {
-                        let mut a = [NONE; NDIMS];
-                        a[dim_index(Dimension::Source)] = source_sym[l.source as usize];
-                        a[dim_index(Dimension::Campaign)] = l.campaign;
-                        a[dim_index(Dimension::Channel)] = chan(campaign_channel(l.campaign));
-                        let row = LeadRow {
-                            created: l.created_at,
-                            converted: l.converted_at,
-                        };
-                        (a, row)
+                    .map(|l| LeadRow {
+                        created: l.created_at,
+                        converted: l.converted_at,
+                        source: source_sym[l.source as usize],
+                        campaign: l.campaign,
                     })
-                    .unzip::<_, _, Vec<Attrs>, Vec<LeadRow>>();
-                Part::new(Unit::Lead, columns)
+                    .collect::<Vec<_>>();
+                Part::new(Unit::Lead, rows, Arc::clone(&lk))
             });
             (deals, exits, stays, quotas, leads)
         };
@@ -291,131 +260,101 @@ impl Index {
                     RecordKind::Subscription
                 ],
                 {
-                    let columns = rows
+                    let rows = rows
                         .customers
                         .iter()
-                        .map(|c| {
-                            let mut a = [NONE; NDIMS];
-                            a[dim_index(Dimension::Owner)] = c.owner;
-                            a[dim_index(Dimension::Source)] = source_sym[c.source as usize];
-                            a[dim_index(Dimension::Campaign)] = c.campaign;
-                            a[dim_index(Dimension::Channel)] = chan(campaign_channel(c.campaign));
-                            a[dim_index(Dimension::Segment)] = c.segment;
-                            let row = CustomerRow {
-                                acquired: c.acquired_at,
-                                churned: c.churned_at,
-                                marketing: c.source == Source::Marketing,
-                                first_mrr: classified().1.get(&c.id).copied(),
-                            };
-                            (a, row)
+                        .map(|c| CustomerRow {
+                            acquired: c.acquired_at,
+                            churned: c.churned_at,
+                            first_mrr: classified().1.get(&c.id).copied(),
+                            owner: c.owner,
+                            source: source_sym[c.source as usize],
+                            campaign: c.campaign,
+                            segment: c.segment,
+                            marketing: c.source == Source::Marketing,
                         })
-                        .unzip::<_, _, Vec<Attrs>, Vec<CustomerRow>>();
-                    Part::new(Unit::Customer, columns)
+                        .collect::<Vec<_>>();
+                    Part::new(Unit::Customer, rows, Arc::clone(&lk))
                 }
             );
             let spend = part!(spend, [RecordKind::Spend, RecordKind::Campaign], {
-                let columns = rows
+                let rows = rows
                     .spend
                     .iter()
-                    .map(|s| {
-                        let mut a = [NONE; NDIMS];
-                        a[dim_index(Dimension::Campaign)] = s.campaign;
-                        a[dim_index(Dimension::Channel)] =
-                            chan(s.channel.or_else(|| campaign_channel(s.campaign)));
-                        let row = SpendRow {
-                            at: s.at,
-                            amount: s.amount,
-                            category: s.category.index(),
-                            campaign: s.campaign != NONE,
-                        };
-                        (a, row)
+                    .map(|s| SpendRow {
+                        at: s.at,
+                        amount: s.amount,
+                        category: s.category.index(),
+                        campaign: s.campaign,
+                        channel: s
+                            .channel
+                            .map_or_else(|| lk.channel(s.campaign), |c| channel_sym[c as usize]),
                     })
-                    .unzip::<_, _, Vec<Attrs>, Vec<SpendRow>>();
-                Part::new(Unit::Spend, columns)
+                    .collect::<Vec<_>>();
+                Part::new(Unit::Spend, rows, ())
             });
             let campaigns = part!(campaigns, [RecordKind::Campaign], {
-                let columns = rows
+                let rows = rows
                     .campaigns
                     .iter()
-                    .map(|c| {
-                        let mut a = [NONE; NDIMS];
-                        a[dim_index(Dimension::Campaign)] = c.id;
-                        a[dim_index(Dimension::Channel)] = channel_sym[c.channel as usize];
-                        let row = CampaignRow {
-                            started: c.started_at,
-                            email: c.channel == Channel::Email,
-                            delivered: c.delivered,
-                            opens: c.opens,
-                            clicks: c.clicks,
-                        };
-                        (a, row)
+                    .map(|c| CampaignRow {
+                        id: c.id,
+                        channel: channel_sym[c.channel as usize],
+                        started: c.started_at,
+                        email: c.channel == Channel::Email,
+                        delivered: c.delivered,
+                        opens: c.opens,
+                        clicks: c.clicks,
                     })
-                    .unzip::<_, _, Vec<Attrs>, Vec<CampaignRow>>();
-                Part::new(Unit::Campaign, columns)
+                    .collect::<Vec<_>>();
+                Part::new(Unit::Campaign, rows, ())
             });
             let purchases = part!(purchases, [RecordKind::Purchase, RecordKind::Customer], {
-                let columns = rows
+                let rows = rows
                     .purchases
                     .iter()
-                    .map(|p| {
-                        let c = customer(p.customer);
-                        let row = PurchaseRow {
-                            at: p.at,
-                            amount: p.amount,
-                            customer: p.customer,
-                            customer_acquired: c.map(|c| c.acquired_at),
-                            customer_marketing: c.is_some_and(|c| c.source == Source::Marketing),
-                        };
-                        (customer_attrs(p.customer), row)
+                    .map(|p| PurchaseRow {
+                        at: p.at,
+                        amount: p.amount,
+                        customer: p.customer,
                     })
-                    .unzip::<_, _, Vec<Attrs>, Vec<PurchaseRow>>();
-                Part::new(Unit::Purchase, columns)
+                    .collect::<Vec<_>>();
+                Part::new(Unit::Purchase, rows, Arc::clone(&lk))
             });
             let tickets = part!(tickets, [RecordKind::Ticket, RecordKind::Customer], {
-                let columns = rows
+                let rows = rows
                     .tickets
                     .iter()
-                    .map(|t| {
-                        let mut a = customer_attrs(t.customer);
-                        a[dim_index(Dimension::Owner)] = NONE;
-                        a[dim_index(Dimension::Agent)] = t.agent;
-                        let row = TicketRow {
-                            opened: t.opened_at,
-                            responded: t.first_response_at,
-                            resolved: t.resolved_at,
-                        };
-                        (a, row)
+                    .map(|t| TicketRow {
+                        customer: t.customer,
+                        agent: t.agent,
+                        opened: t.opened_at,
+                        responded: t.first_response_at,
+                        resolved: t.resolved_at,
                     })
-                    .unzip::<_, _, Vec<Attrs>, Vec<TicketRow>>();
-                Part::new(Unit::Ticket, columns)
+                    .collect::<Vec<_>>();
+                Part::new(Unit::Ticket, rows, Arc::clone(&lk))
             });
             let surveys = part!(
                 surveys,
                 [RecordKind::SurveyResponse, RecordKind::Customer],
                 {
-                    let columns = rows
+                    let rows = rows
                         .surveys
                         .iter()
-                        .map(|s| {
-                            let mut a = customer_attrs(s.customer);
-                            a[dim_index(Dimension::Owner)] = NONE;
-                            let row = SurveyRow {
-                                at: s.at,
-                                kind: s.kind,
-                                scale: s.scale_max,
-                                score: s.score,
-                            };
-                            (a, row)
+                        .map(|s| SurveyRow {
+                            customer: s.customer,
+                            at: s.at,
+                            kind: s.kind,
+                            scale: s.scale_max,
+                            score: s.score,
                         })
-                        .unzip::<_, _, Vec<Attrs>, Vec<SurveyRow>>();
-                    Part::new(Unit::Survey, columns)
+                        .collect::<Vec<_>>();
+                    Part::new(Unit::Survey, rows, Arc::clone(&lk))
                 }
             );
             let subs = part!(subs, [RecordKind::Subscription, RecordKind::Customer], {
-                let mut sub_rows = (
-                    Vec::with_capacity(subs.len()),
-                    Vec::with_capacity(subs.len()),
-                );
+                let mut sub_rows = Vec::with_capacity(subs.len());
                 for (s, new) in subs.iter().zip(&classified().0) {
                     let end = crate::subscription::end_of(s);
                     let mut prev = s.mrr_changes[0].1;
@@ -427,7 +366,7 @@ impl Index {
                         changes.push((*at, prev, *mrr));
                         prev = *mrr;
                     }
-                    let row = SubRow {
+                    sub_rows.push(SubRow {
                         customer: s.customer,
                         started: s.started_at,
                         first_mrr: s.mrr_changes[0].1,
@@ -436,11 +375,9 @@ impl Index {
                         end: end.map(|e| (e, prev)),
                         renewal_due: s.renewal_due_at,
                         renewed: s.renewed == Some(true),
-                    };
-                    sub_rows.0.push(customer_attrs(s.customer));
-                    sub_rows.1.push(row);
+                    });
                 }
-                Part::new(Unit::Subscription, sub_rows)
+                Part::new(Unit::Subscription, sub_rows, Arc::clone(&lk))
             });
             (
                 customers, spend, campaigns, purchases, subs, tickets, surveys,
@@ -549,8 +486,8 @@ impl Index {
                     count(s.count(&s.ix.exits, r))
                 } else {
                     let nanos = s.int_sum(&s.ix.exits, r, &s.ix.nanos, |e| {
-                        let x = s.row(e);
-                        nanos_between(x.entered, x.exit)
+                        let entered = s.row(e).entered;
+                        nanos_between(entered, s.ctx.exit(s.rows, *e).unwrap_or(entered))
                     });
                     nanos_to(nanos, DAY_NANOS)?
                 }
@@ -605,8 +542,8 @@ impl Index {
                             won,
                             won.range(w),
                             |e| {
-                                let d = s.row(e);
-                                new_customer(d.customer_acquired, d.customer_marketing)
+                                let (acquired, marketing) = s.row(e).customer_acquired(s.ctx);
+                                new_customer(acquired, marketing)
                             },
                             |e| s.row(e).amount,
                         )?,
@@ -630,8 +567,8 @@ impl Index {
                             at,
                             at.range(w),
                             |e| {
-                                let p = s.row(e);
-                                new_customer(p.customer_acquired, p.customer_marketing)
+                                let c = s.ctx.customer(s.row(e).customer);
+                                new_customer(c.map(|c| c.acquired), c.is_some_and(|c| c.marketing))
                             },
                             |e| s.row(e).amount,
                         )?,
@@ -649,7 +586,7 @@ impl Index {
                 match measure {
                     Measure::Spend(categories) => self.spend_in(&s, categories, r)?,
                     _ => s.sum(&ix.at, r, &ix.campaign, |e| {
-                        if s.row(e).campaign {
+                        if s.row(e).campaign != NONE {
                             s.row(e).amount
                         } else {
                             Decimal::ZERO
@@ -827,12 +764,12 @@ impl Index {
             )),
             Measure::CampaignAttributedRevenue => {
                 s.sum(&ix.won, won(), &ix.won_campaign_amount, |e| {
-                    amount_if(s.row(e).campaign, s.row(e).amount)
+                    amount_if(s.row(e).campaign != NONE, s.row(e).amount)
                 })?
             }
             Measure::EmailAttributedRevenue => {
                 s.sum(&ix.won, won(), &ix.won_email_amount, |e| {
-                    amount_if(s.row(e).email, s.row(e).amount)
+                    amount_if(s.ctx.is_email(s.row(e).campaign), s.row(e).amount)
                 })?
             }
             _ => unreachable!("deal_measure is called with deal measures only"),
@@ -854,7 +791,7 @@ impl Index {
         let ix = s.ix;
         let begun = ix.from.before(end);
         let ended = ix.until.before(end);
-        let in_effect = |e: &u32| s.row(e).until.is_none_or(|u| u >= end);
+        let in_effect = |e: &u32| s.ctx.stay(s.rows, *e).until.is_none_or(|u| u >= end);
         Ok(match measure {
             Measure::DealsOpen if s.all() => count(begun - ended),
             Measure::DealsOpen => count(s.count_where(&ix.from, 0..begun, in_effect)),
@@ -869,7 +806,9 @@ impl Index {
                     .flatten();
                 match fast {
                     Some(sum) => sum,
-                    None => s.sum_where(&ix.from, 0..begun, in_effect, |e| s.row(e).amount)?,
+                    None => s.sum_where(&ix.from, 0..begun, in_effect, |e| {
+                        s.ctx.deal(s.row(e)).amount
+                    })?,
                 }
             }
         })

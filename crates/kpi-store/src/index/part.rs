@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, MetricError, Window};
@@ -14,8 +14,6 @@ use crate::dims::{dim_index, Unit, NDIMS};
 pub(crate) type Sym = u32;
 /// No value.
 pub(crate) const NONE: Sym = u32::MAX;
-/// A row's dimension values, interned, indexed by [`dim_index`].
-pub(crate) type Attrs = [Sym; NDIMS];
 
 /// Strings ↔ symbols.
 #[derive(Default, Clone)]
@@ -275,12 +273,18 @@ pub(crate) fn add(acc: Decimal, x: Decimal) -> Result<Decimal, MetricError> {
     acc.checked_add(x).ok_or_else(overflow)
 }
 
-/// An index over a subset of a kind's rows.
+/// An index over a subset of a unit's rows.
 pub(crate) trait Ix: Sized + Send + Sync {
-    /// The kind's flattened row.
+    /// The unit's row: what the index is built from, with the keys its dimension values
+    /// are read through (not the values: rows carry no copies of what they inherit).
     type Row: Send + Sync;
+    /// What rows read their inherited fields and dimension values from (their customers,
+    /// campaigns or deals), shared by every part built at the same time.
+    type Ctx: Send + Sync;
     /// Builds the index of rows `subset` (ascending positions in `rows`).
-    fn build(rows: &[Self::Row], subset: &[u32]) -> Self;
+    fn build(ctx: &Self::Ctx, rows: &[Self::Row], subset: &[u32]) -> Self;
+    /// The value of dimension `d` of `row` ([`NONE`] when it has none).
+    fn attr(ctx: &Self::Ctx, row: &Self::Row, d: Dimension) -> Sym;
 }
 
 /// The dimension filters of a scope, resolved to symbols (`None`: a value no record has).
@@ -289,13 +293,13 @@ pub(crate) type Resolved = Vec<(Dimension, Option<Sym>)>;
 /// Per value of one dimension: the rows having it, and the index over them.
 type Partition<I> = HashMap<Sym, (Vec<u32>, I)>;
 
-/// The rows of one unit (a record kind, or stage exits) with their dimension values; the
-/// index over all of them; and, built on first use, one index per value of each
-/// dimension.
+/// The rows of one unit (a record kind, deal stage exits or stays), what they read their
+/// dimension values from; the index over all of them; and, built on first use, one index
+/// per value of each dimension.
 pub(crate) struct Part<I: Ix> {
     unit: Unit,
-    pub(crate) rows: Vec<I::Row>,
-    attrs: Vec<Attrs>,
+    pub(crate) rows: Arc<Vec<I::Row>>,
+    pub(crate) ctx: I::Ctx,
     all: OnceLock<I>,
     parts: [OnceLock<Partition<I>>; NDIMS],
 }
@@ -316,22 +320,22 @@ impl<I: Ix> Warm for Part<I> {
 pub(crate) struct Sel<'a, I: Ix> {
     pub(crate) ix: &'a I,
     pub(crate) rows: &'a [I::Row],
-    attrs: &'a [Attrs],
+    pub(crate) ctx: &'a I::Ctx,
     /// Remaining dimension = value conditions.
-    conds: Vec<(usize, Sym)>,
+    conds: Vec<(Dimension, Sym)>,
     /// The rows `ix` covers, `None` for all.
     subset: Option<&'a [u32]>,
 }
 
 impl<I: Ix> Part<I> {
     /// The part of `unit` over `rows`; its index is built on first use ([`Part::all`]).
-    pub(crate) fn new(unit: Unit, (attrs, rows): (Vec<Attrs>, Vec<I::Row>)) -> Self {
-        debug_assert_eq!(attrs.len(), rows.len());
+    pub(crate) fn new(unit: Unit, rows: impl Into<Arc<Vec<I::Row>>>, ctx: I::Ctx) -> Self {
+        let rows = rows.into();
         u32::try_from(rows.len()).expect("fewer than 2^32 rows");
         Self {
             unit,
             rows,
-            attrs,
+            ctx,
             all: OnceLock::new(),
             parts: Default::default(),
         }
@@ -341,7 +345,7 @@ impl<I: Ix> Part<I> {
     pub(crate) fn all(&self) -> &I {
         self.all.get_or_init(|| {
             let subset: Vec<u32> = (0..self.rows.len() as u32).collect();
-            I::build(&self.rows, &subset)
+            I::build(&self.ctx, &self.rows, &subset)
         })
     }
 
@@ -350,18 +354,23 @@ impl<I: Ix> Part<I> {
         self.rows.len()
     }
 
-    fn partition(&self, d: usize) -> &Partition<I> {
-        self.parts[d].get_or_init(|| {
+    fn attr(&self, row: u32, d: Dimension) -> Sym {
+        I::attr(&self.ctx, &self.rows[row as usize], d)
+    }
+
+    fn partition(&self, d: Dimension) -> &Partition<I> {
+        self.parts[dim_index(d)].get_or_init(|| {
             let mut groups: HashMap<Sym, Vec<u32>> = HashMap::new();
-            for (i, a) in self.attrs.iter().enumerate() {
-                if a[d] != NONE {
-                    groups.entry(a[d]).or_default().push(i as u32);
+            for i in 0..self.rows.len() as u32 {
+                let v = self.attr(i, d);
+                if v != NONE {
+                    groups.entry(v).or_default().push(i);
                 }
             }
             groups
                 .into_iter()
                 .map(|(sym, subset)| {
-                    let ix = I::build(&self.rows, &subset);
+                    let ix = I::build(&self.ctx, &self.rows, &subset);
                     (sym, (subset, ix))
                 })
                 .collect()
@@ -374,7 +383,7 @@ impl<I: Ix> Part<I> {
         let mut conds = Vec::new();
         for (d, sym) in filters {
             if self.unit.carries(*d) {
-                conds.push((dim_index(*d), (*sym)?));
+                conds.push((*d, (*sym)?));
             }
         }
         // Read the smallest partition; check the other conditions row by row. The index
@@ -393,7 +402,7 @@ impl<I: Ix> Part<I> {
                 Sel {
                     ix,
                     rows: &self.rows,
-                    attrs: &self.attrs,
+                    ctx: &self.ctx,
                     conds,
                     subset: Some(subset),
                 }
@@ -401,7 +410,7 @@ impl<I: Ix> Part<I> {
             None => Sel {
                 ix: self.all(),
                 rows: &self.rows,
-                attrs: &self.attrs,
+                ctx: &self.ctx,
                 conds: Vec::new(),
                 subset: None,
             },
@@ -413,17 +422,17 @@ impl<I: Ix> Part<I> {
         if !self.unit.carries(d) {
             return;
         }
-        let di = dim_index(d);
         if !filters.iter().any(|(f, _)| self.unit.carries(*f)) {
-            out.extend(self.partition(di).keys().copied());
+            out.extend(self.partition(d).keys().copied());
             return;
         }
         let Some(sel) = self.select(filters) else {
             return;
         };
         for row in sel.subset_rows() {
-            if sel.ok(row) && self.attrs[row as usize][di] != NONE {
-                out.insert(self.attrs[row as usize][di]);
+            let v = self.attr(row, d);
+            if sel.ok(row) && v != NONE {
+                out.insert(v);
             }
         }
     }
@@ -437,8 +446,10 @@ impl<'a, I: Ix> Sel<'a, I> {
 
     /// Whether `row` matches the remaining conditions.
     pub(crate) fn ok(&self, row: u32) -> bool {
-        let a = &self.attrs[row as usize];
-        self.conds.iter().all(|(d, s)| a[*d] == *s)
+        let r = &self.rows[row as usize];
+        self.conds
+            .iter()
+            .all(|(d, s)| I::attr(self.ctx, r, *d) == *s)
     }
 
     fn subset_rows(&self) -> Box<dyn Iterator<Item = u32> + '_> {
