@@ -3,8 +3,13 @@
 //! breaks ties). A record's row lives at a slot; the sled value carries the slot (see
 //! `codec`), so an upsert or a delete learns the slot it replaces from the old value sled
 //! hands back, and no id → slot map is kept.
+//!
+//! The query index reads the slabs themselves, not copies: each slab is behind an `Arc`
+//! the index shares, and a write to a slab an index still holds copies it first (copy on
+//! write), so an index never sees rows change under it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use kpi_core::{Decimal, SurveyKind};
@@ -14,6 +19,7 @@ use crate::index::part::{Interner, Sym, NONE};
 use crate::record::{Channel, DealKind, DealStatus, Record, RecordKind, Source, SpendCategory};
 
 /// A customer.
+#[derive(Clone)]
 pub(crate) struct CustomerRow {
     pub(crate) id: Sym,
     pub(crate) acquired_at: Timestamp,
@@ -25,6 +31,7 @@ pub(crate) struct CustomerRow {
 }
 
 /// A lead.
+#[derive(Clone)]
 pub(crate) struct LeadRow {
     pub(crate) created_at: Timestamp,
     pub(crate) converted_at: Option<Timestamp>,
@@ -33,6 +40,7 @@ pub(crate) struct LeadRow {
 }
 
 /// A deal.
+#[derive(Clone)]
 pub(crate) struct DealRow {
     pub(crate) owner: Sym,
     pub(crate) amount: Decimal,
@@ -47,6 +55,7 @@ pub(crate) struct DealRow {
 }
 
 /// A subscription.
+#[derive(Clone)]
 pub(crate) struct SubRow {
     /// Its id: two subscriptions of a customer starting together are ordered by it.
     pub(crate) id: Box<str>,
@@ -59,6 +68,7 @@ pub(crate) struct SubRow {
 }
 
 /// A one-time purchase.
+#[derive(Clone)]
 pub(crate) struct PurchaseRow {
     pub(crate) customer: Sym,
     pub(crate) amount: Decimal,
@@ -66,6 +76,7 @@ pub(crate) struct PurchaseRow {
 }
 
 /// Money spent.
+#[derive(Clone)]
 pub(crate) struct SpendRow {
     pub(crate) at: Timestamp,
     pub(crate) amount: Decimal,
@@ -75,6 +86,7 @@ pub(crate) struct SpendRow {
 }
 
 /// A campaign.
+#[derive(Clone)]
 pub(crate) struct CampaignRow {
     /// Its id, interned as the value of the campaign dimension.
     pub(crate) id: Sym,
@@ -86,6 +98,7 @@ pub(crate) struct CampaignRow {
 }
 
 /// A support ticket.
+#[derive(Clone)]
 pub(crate) struct TicketRow {
     pub(crate) customer: Sym,
     pub(crate) agent: Sym,
@@ -95,6 +108,7 @@ pub(crate) struct TicketRow {
 }
 
 /// A survey response.
+#[derive(Clone)]
 pub(crate) struct SurveyRow {
     pub(crate) customer: Sym,
     pub(crate) kind: SurveyKind,
@@ -104,6 +118,7 @@ pub(crate) struct SurveyRow {
 }
 
 /// A quota.
+#[derive(Clone)]
 pub(crate) struct QuotaRow {
     pub(crate) owner: Sym,
     pub(crate) period_start: Timestamp,
@@ -112,6 +127,7 @@ pub(crate) struct QuotaRow {
 }
 
 /// Rows of one kind at their slots; free slots are reused.
+#[derive(Clone)]
 pub(crate) struct Slab<T> {
     rows: Vec<Option<T>>,
     free: Vec<u32>,
@@ -142,6 +158,12 @@ impl<T> Slab<T> {
     fn put(&mut self, slot: u32, row: T) {
         let i = slot as usize;
         if i >= self.rows.len() {
+            // Grow by an eighth rather than doubling: at most 12.5% of a large slab is
+            // spare (a large vector is reallocated by remapping its pages, not copying).
+            if i >= self.rows.capacity() {
+                let want = (i + 1).max(self.rows.len() + self.rows.len() / 8).max(1024);
+                self.rows.reserve_exact(want - self.rows.len());
+            }
             self.rows.resize_with(i + 1, || None);
         }
         if self.rows[i].replace(row).is_none() {
@@ -160,6 +182,11 @@ impl<T> Slab<T> {
             self.free.push(slot);
         }
         gone
+    }
+
+    /// The row at `slot`, which must be live.
+    pub(crate) fn row(&self, slot: u32) -> &T {
+        self.rows[slot as usize].as_ref().expect("a live slot")
     }
 
     /// The live rows with their slots.
@@ -183,8 +210,10 @@ impl<T> Slab<T> {
         self.rows.get(slot as usize).is_some_and(Option::is_some)
     }
 
-    /// Rebuilds the free list from the holes (after loading rows at their slots).
+    /// Drops spare capacity and rebuilds the free list from the holes (after loading rows at
+    /// their slots).
     fn collect_free(&mut self) {
+        self.rows.shrink_to_fit();
         self.free = (0..self.rows.len() as u32)
             .rev()
             .filter(|s| self.rows[*s as usize].is_none())
@@ -232,62 +261,107 @@ pub(crate) struct Rows {
     pub(crate) dims: Interner,
     /// Customer ids.
     pub(crate) customer_ids: Ids,
-    pub(crate) customers: Slab<CustomerRow>,
-    pub(crate) leads: Slab<LeadRow>,
-    pub(crate) deals: Slab<DealRow>,
-    pub(crate) subs: Slab<SubRow>,
-    pub(crate) purchases: Slab<PurchaseRow>,
-    pub(crate) spend: Slab<SpendRow>,
-    pub(crate) campaigns: Slab<CampaignRow>,
-    pub(crate) tickets: Slab<TicketRow>,
-    pub(crate) surveys: Slab<SurveyRow>,
-    pub(crate) quotas: Slab<QuotaRow>,
+    pub(crate) customers: Arc<Slab<CustomerRow>>,
+    pub(crate) leads: Arc<Slab<LeadRow>>,
+    pub(crate) deals: Arc<Slab<DealRow>>,
+    pub(crate) subs: Arc<Slab<SubRow>>,
+    pub(crate) purchases: Arc<Slab<PurchaseRow>>,
+    pub(crate) spend: Arc<Slab<SpendRow>>,
+    pub(crate) campaigns: Arc<Slab<CampaignRow>>,
+    pub(crate) tickets: Arc<Slab<TicketRow>>,
+    pub(crate) surveys: Arc<Slab<SurveyRow>>,
+    pub(crate) quotas: Arc<Slab<QuotaRow>>,
     /// Per kind, the next slot never used (slots below it are used or free).
     next: [u32; RecordKind::ALL.len()],
 }
 
-/// Calls `$body` with `$slab` bound to the slab of `$kind` (`|s, mut|`: mutably).
+/// Calls `$body` with `$slab` bound to the slab of `$kind` (`|s, mut|`: mutably, copying
+/// it first if an index shares it).
 macro_rules! with_slab {
-    ($rows:expr, $kind:expr, |$slab:ident $(, $mut:tt)?| $body:expr) => {
+    ($rows:expr, $kind:expr, |$slab:ident, mut| $body:expr) => {
         match $kind {
             RecordKind::Customer => {
-                let $slab = &$($mut)? $rows.customers;
+                let $slab = Arc::make_mut(&mut $rows.customers);
                 $body
             }
             RecordKind::Lead => {
-                let $slab = &$($mut)? $rows.leads;
+                let $slab = Arc::make_mut(&mut $rows.leads);
                 $body
             }
             RecordKind::Deal => {
-                let $slab = &$($mut)? $rows.deals;
+                let $slab = Arc::make_mut(&mut $rows.deals);
                 $body
             }
             RecordKind::Subscription => {
-                let $slab = &$($mut)? $rows.subs;
+                let $slab = Arc::make_mut(&mut $rows.subs);
                 $body
             }
             RecordKind::Purchase => {
-                let $slab = &$($mut)? $rows.purchases;
+                let $slab = Arc::make_mut(&mut $rows.purchases);
                 $body
             }
             RecordKind::Spend => {
-                let $slab = &$($mut)? $rows.spend;
+                let $slab = Arc::make_mut(&mut $rows.spend);
                 $body
             }
             RecordKind::Campaign => {
-                let $slab = &$($mut)? $rows.campaigns;
+                let $slab = Arc::make_mut(&mut $rows.campaigns);
                 $body
             }
             RecordKind::Ticket => {
-                let $slab = &$($mut)? $rows.tickets;
+                let $slab = Arc::make_mut(&mut $rows.tickets);
                 $body
             }
             RecordKind::SurveyResponse => {
-                let $slab = &$($mut)? $rows.surveys;
+                let $slab = Arc::make_mut(&mut $rows.surveys);
                 $body
             }
             RecordKind::Quota => {
-                let $slab = &$($mut)? $rows.quotas;
+                let $slab = Arc::make_mut(&mut $rows.quotas);
+                $body
+            }
+        }
+    };
+    ($rows:expr, $kind:expr, |$slab:ident| $body:expr) => {
+        match $kind {
+            RecordKind::Customer => {
+                let $slab = &*$rows.customers;
+                $body
+            }
+            RecordKind::Lead => {
+                let $slab = &*$rows.leads;
+                $body
+            }
+            RecordKind::Deal => {
+                let $slab = &*$rows.deals;
+                $body
+            }
+            RecordKind::Subscription => {
+                let $slab = &*$rows.subs;
+                $body
+            }
+            RecordKind::Purchase => {
+                let $slab = &*$rows.purchases;
+                $body
+            }
+            RecordKind::Spend => {
+                let $slab = &*$rows.spend;
+                $body
+            }
+            RecordKind::Campaign => {
+                let $slab = &*$rows.campaigns;
+                $body
+            }
+            RecordKind::Ticket => {
+                let $slab = &*$rows.tickets;
+                $body
+            }
+            RecordKind::SurveyResponse => {
+                let $slab = &*$rows.surveys;
+                $body
+            }
+            RecordKind::Quota => {
+                let $slab = &*$rows.quotas;
                 $body
             }
         }
@@ -308,16 +382,16 @@ impl Default for Rows {
         Self {
             dims,
             customer_ids: Ids::default(),
-            customers: Slab::default(),
-            leads: Slab::default(),
-            deals: Slab::default(),
-            subs: Slab::default(),
-            purchases: Slab::default(),
-            spend: Slab::default(),
-            campaigns: Slab::default(),
-            tickets: Slab::default(),
-            surveys: Slab::default(),
-            quotas: Slab::default(),
+            customers: Arc::default(),
+            leads: Arc::default(),
+            deals: Arc::default(),
+            subs: Arc::default(),
+            purchases: Arc::default(),
+            spend: Arc::default(),
+            campaigns: Arc::default(),
+            tickets: Arc::default(),
+            surveys: Arc::default(),
+            quotas: Arc::default(),
             next: [0; RecordKind::ALL.len()],
         }
     }
@@ -366,7 +440,7 @@ impl Rows {
         let d = &mut self.dims;
         let ids = &mut self.customer_ids;
         match record {
-            Record::Customer(c) => self.customers.put(
+            Record::Customer(c) => Arc::make_mut(&mut self.customers).put(
                 slot,
                 CustomerRow {
                     id: ids.intern(&c.id),
@@ -378,7 +452,7 @@ impl Rows {
                     owner: d.intern_opt(c.owner.as_deref()),
                 },
             ),
-            Record::Lead(l) => self.leads.put(
+            Record::Lead(l) => Arc::make_mut(&mut self.leads).put(
                 slot,
                 LeadRow {
                     created_at: l.created_at,
@@ -387,7 +461,7 @@ impl Rows {
                     campaign: d.intern_opt(l.campaign_id.as_deref()),
                 },
             ),
-            Record::Deal(x) => self.deals.put(
+            Record::Deal(x) => Arc::make_mut(&mut self.deals).put(
                 slot,
                 DealRow {
                     owner: d.intern(&x.owner),
@@ -405,7 +479,7 @@ impl Rows {
                         .collect(),
                 },
             ),
-            Record::Subscription(s) => self.subs.put(
+            Record::Subscription(s) => Arc::make_mut(&mut self.subs).put(
                 slot,
                 SubRow {
                     id: s.id.as_str().into(),
@@ -417,7 +491,7 @@ impl Rows {
                     renewed: s.renewed,
                 },
             ),
-            Record::Purchase(p) => self.purchases.put(
+            Record::Purchase(p) => Arc::make_mut(&mut self.purchases).put(
                 slot,
                 PurchaseRow {
                     customer: ids.intern(&p.customer_id),
@@ -425,7 +499,7 @@ impl Rows {
                     at: p.at,
                 },
             ),
-            Record::Spend(s) => self.spend.put(
+            Record::Spend(s) => Arc::make_mut(&mut self.spend).put(
                 slot,
                 SpendRow {
                     at: s.at,
@@ -435,7 +509,7 @@ impl Rows {
                     campaign: d.intern_opt(s.campaign_id.as_deref()),
                 },
             ),
-            Record::Campaign(c) => self.campaigns.put(
+            Record::Campaign(c) => Arc::make_mut(&mut self.campaigns).put(
                 slot,
                 CampaignRow {
                     id: d.intern(&c.id),
@@ -446,7 +520,7 @@ impl Rows {
                     clicks: c.clicks,
                 },
             ),
-            Record::Ticket(t) => self.tickets.put(
+            Record::Ticket(t) => Arc::make_mut(&mut self.tickets).put(
                 slot,
                 TicketRow {
                     customer: ids.intern_opt(t.customer_id.as_deref()),
@@ -456,7 +530,7 @@ impl Rows {
                     resolved_at: t.resolved_at,
                 },
             ),
-            Record::SurveyResponse(s) => self.surveys.put(
+            Record::SurveyResponse(s) => Arc::make_mut(&mut self.surveys).put(
                 slot,
                 SurveyRow {
                     customer: ids.intern_opt(s.customer_id.as_deref()),
@@ -466,7 +540,7 @@ impl Rows {
                     at: s.at,
                 },
             ),
-            Record::Quota(q) => self.quotas.put(
+            Record::Quota(q) => Arc::make_mut(&mut self.quotas).put(
                 slot,
                 QuotaRow {
                     owner: d.intern(&q.owner),

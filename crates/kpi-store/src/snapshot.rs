@@ -19,6 +19,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use kpi_core::{Decimal, SurveyKind};
@@ -269,16 +270,16 @@ fn get_rows(r: &mut impl Read) -> io::Result<Rows> {
         let sym = u32::get(r)?;
         rows.customer_ids.insert(id, sym);
     }
-    get_slab(&mut rows.customers, r)?;
-    get_slab(&mut rows.leads, r)?;
-    get_slab(&mut rows.deals, r)?;
-    get_slab(&mut rows.subs, r)?;
-    get_slab(&mut rows.purchases, r)?;
-    get_slab(&mut rows.spend, r)?;
-    get_slab(&mut rows.campaigns, r)?;
-    get_slab(&mut rows.tickets, r)?;
-    get_slab(&mut rows.surveys, r)?;
-    get_slab(&mut rows.quotas, r)?;
+    get_slab(Arc::make_mut(&mut rows.customers), r)?;
+    get_slab(Arc::make_mut(&mut rows.leads), r)?;
+    get_slab(Arc::make_mut(&mut rows.deals), r)?;
+    get_slab(Arc::make_mut(&mut rows.subs), r)?;
+    get_slab(Arc::make_mut(&mut rows.purchases), r)?;
+    get_slab(Arc::make_mut(&mut rows.spend), r)?;
+    get_slab(Arc::make_mut(&mut rows.campaigns), r)?;
+    get_slab(Arc::make_mut(&mut rows.tickets), r)?;
+    get_slab(Arc::make_mut(&mut rows.surveys), r)?;
+    get_slab(Arc::make_mut(&mut rows.quotas), r)?;
     rows.loaded();
     Ok(rows)
 }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, SurveyKind};
 
-use super::part::{previous_same, Blocked, DecSums, Ev, IntSums, Ix, Sym, NONE};
+use super::part::{previous_same, Blocked, DecSums, Ev, IntSums, Ix, Sym, Table, NONE};
+use crate::record::{DealKind, DealStatus, Source};
+use crate::rows::Slab;
+use crate::rows::{DealRow, LeadRow, PurchaseRow, SurveyRow, TicketRow};
 use crate::units::nanos_between;
 
 // ---------------------------------------------------------------- lookups
@@ -31,6 +34,8 @@ pub(crate) struct Lookups {
     channels: Vec<Sym>,
     /// The symbol of the email channel's name.
     email: Sym,
+    /// By source: the symbol of its name.
+    sources: [Sym; Source::ALL.len()],
 }
 
 impl Lookups {
@@ -39,12 +44,19 @@ impl Lookups {
         customers: Vec<Option<CustomerInfo>>,
         channels: Vec<Sym>,
         email: Sym,
+        sources: [Sym; Source::ALL.len()],
     ) -> Self {
         Self {
             customers,
             channels,
             email,
+            sources,
         }
+    }
+
+    /// The symbol of a source's name.
+    pub(crate) fn source(&self, s: Source) -> Sym {
+        self.sources[s as usize]
     }
 
     /// The customer with this id symbol, if stored.
@@ -88,20 +100,22 @@ fn ev_rows(rows_subset: &[u32], time: impl Fn(u32) -> Option<Timestamp>) -> Ev<u
 
 // ---------------------------------------------------------------- deals
 
-/// A deal (what it inherits from its customer and campaign is looked up).
-pub(crate) struct DealRow {
-    pub(crate) created: Timestamp,
-    pub(crate) closed: Option<Timestamp>,
-    pub(crate) amount: Decimal,
-    pub(crate) owner: Sym,
-    pub(crate) customer: Sym,
-    pub(crate) campaign: Sym,
-    pub(crate) won: bool,
-    pub(crate) lost: bool,
-    pub(crate) upsell: bool,
-}
-
 impl DealRow {
+    /// Whether it was won.
+    pub(crate) fn won(&self) -> bool {
+        self.status == DealStatus::Won
+    }
+
+    /// Whether it was lost.
+    pub(crate) fn lost(&self) -> bool {
+        self.status == DealStatus::Lost
+    }
+
+    /// Whether it sells more to an existing customer (upsell or cross-sell).
+    pub(crate) fn upsell(&self) -> bool {
+        matches!(self.kind, DealKind::Upsell | DealKind::CrossSell)
+    }
+
     /// When its customer was acquired, and whether the customer is marketing-sourced.
     pub(crate) fn customer_acquired(&self, lk: &Lookups) -> (Option<Timestamp>, bool) {
         let c = lk.customer(self.customer);
@@ -134,6 +148,7 @@ pub(crate) struct DealIx {
 
 impl Ix for DealIx {
     type Row = DealRow;
+    type Rows = Slab<DealRow>;
     type Ctx = Arc<Lookups>;
 
     fn attr(lk: &Arc<Lookups>, d: &DealRow, dim: Dimension) -> Sym {
@@ -146,15 +161,16 @@ impl Ix for DealIx {
         }
     }
 
-    fn build(lk: &Arc<Lookups>, rows: &[DealRow], subset: &[u32]) -> Self {
-        let row = |r: u32| &rows[r as usize];
+    fn build(lk: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
+        let row = |r: u32| rows.row(r);
         let amount = |r: &u32| row(*r).amount;
         // Won deals on one side, the rest on the other (two threads for large parts).
         let won_side = || {
-            let won = ev_rows(subset, |r| row(r).closed.filter(|_| row(r).won));
+            let won = ev_rows(subset, |r| row(r).closed_at.filter(|_| row(r).won()));
             let upsell = ev_rows(subset, |r| {
                 let d = row(r);
-                d.closed.filter(|_| d.won && d.upsell && d.customer != NONE)
+                d.closed_at
+                    .filter(|_| d.won() && d.upsell() && d.customer != NONE)
             });
             let acquired: Vec<_> = won
                 .v
@@ -187,7 +203,7 @@ impl Ix for DealIx {
                 won_amount: DecSums::new(won.v.iter().map(amount)),
                 won_cycle: IntSums::new(won.v.iter().map(|r| {
                     let d = row(*r);
-                    nanos_between(d.created, d.closed.unwrap_or(d.created))
+                    nanos_between(d.created_at, d.closed_at.unwrap_or(d.created_at))
                 })),
                 won_campaign_amount: DecSums::new(amounts_if(&|d| d.campaign != NONE).into_iter()),
                 won_email_amount: DecSums::new(
@@ -199,9 +215,9 @@ impl Ix for DealIx {
             }
         };
         let other_side = || {
-            let lost = ev_rows(subset, |r| row(r).closed.filter(|_| row(r).lost));
-            let closed = ev_rows(subset, |r| row(r).closed);
-            let created = ev_rows(subset, |r| Some(row(r).created));
+            let lost = ev_rows(subset, |r| row(r).closed_at.filter(|_| row(r).lost()));
+            let closed = ev_rows(subset, |r| row(r).closed_at);
+            let created = ev_rows(subset, |r| Some(row(r).created_at));
             (
                 DecSums::new(created.v.iter().map(amount)),
                 DecSums::new(closed.v.iter().map(amount)),
@@ -284,14 +300,14 @@ pub(crate) struct StageRow {
 /// What stage rows read: the deal part's rows and lookups.
 #[derive(Clone)]
 pub(crate) struct StageCtx {
-    pub(crate) deals: Arc<Vec<DealRow>>,
+    pub(crate) deals: Arc<Slab<DealRow>>,
     pub(crate) lk: Arc<Lookups>,
 }
 
 impl StageCtx {
     /// The deal of a stage row.
     pub(crate) fn deal(&self, r: &StageRow) -> &DealRow {
-        &self.deals[r.deal as usize]
+        self.deals.row(r.deal)
     }
 
     fn attr(&self, r: &StageRow, d: Dimension) -> Sym {
@@ -311,7 +327,7 @@ impl StageCtx {
 
     /// When the deal left the stage of `rows[i]`: its next stage's entry, else its close.
     pub(crate) fn exit(&self, rows: &[StageRow], i: u32) -> Option<Timestamp> {
-        Self::next_entry(rows, i).or(self.deal(&rows[i as usize]).closed)
+        Self::next_entry(rows, i).or(self.deal(&rows[i as usize]).closed_at)
     }
 
     /// The deal's stay in the stage of `rows[i]` while it is open.
@@ -319,8 +335,8 @@ impl StageCtx {
         let r = &rows[i as usize];
         let d = self.deal(r);
         Stay {
-            from: r.entered.max(d.created),
-            until: match (Self::next_entry(rows, i), d.closed) {
+            from: r.entered.max(d.created_at),
+            until: match (Self::next_entry(rows, i), d.closed_at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             },
@@ -336,20 +352,21 @@ pub(crate) struct ExitIx {
 
 impl Ix for ExitIx {
     type Row = StageRow;
+    type Rows = Vec<StageRow>;
     type Ctx = StageCtx;
 
     fn attr(ctx: &StageCtx, r: &StageRow, d: Dimension) -> Sym {
         ctx.attr(r, d)
     }
 
-    fn build(ctx: &StageCtx, rows: &[StageRow], subset: &[u32]) -> Self {
+    fn build(ctx: &StageCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
         let exits = ev_rows(subset, |r| ctx.exit(rows, r));
         let nanos = IntSums::new(
             exits
                 .t
                 .iter()
                 .zip(&exits.v)
-                .map(|(exit, r)| nanos_between(rows[*r as usize].entered, exit)),
+                .map(|(exit, r)| nanos_between(rows.row(*r).entered, exit)),
         );
         ExitIx { exits, nanos }
     }
@@ -385,17 +402,18 @@ pub(crate) struct StageStayIx {
 
 impl Ix for StageStayIx {
     type Row = StageRow;
+    type Rows = Vec<StageRow>;
     type Ctx = StageCtx;
 
     fn attr(ctx: &StageCtx, r: &StageRow, d: Dimension) -> Sym {
         ctx.attr(r, d)
     }
 
-    fn build(ctx: &StageCtx, rows: &[StageRow], subset: &[u32]) -> Self {
+    fn build(ctx: &StageCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
         let stay = |r: u32| Some(ctx.stay(rows, r)).filter(Stay::covers_some_time);
         let from = ev_rows(subset, |r| stay(r).map(|s| s.from));
         let until = ev_rows(subset, |r| stay(r).and_then(|s| s.until));
-        let amount = |r: &u32| ctx.deal(&rows[*r as usize]).amount;
+        let amount = |r: &u32| ctx.deal(rows.row(*r)).amount;
         StageStayIx {
             from_amount: DecSums::new(from.v.iter().map(amount)),
             until_amount: DecSums::new(until.v.iter().map(amount)),
@@ -424,6 +442,7 @@ pub(crate) struct QuotaIx {
 
 impl Ix for QuotaIx {
     type Row = QuotaRow;
+    type Rows = Vec<QuotaRow>;
     type Ctx = ();
 
     fn attr((): &(), q: &QuotaRow, d: Dimension) -> Sym {
@@ -433,13 +452,13 @@ impl Ix for QuotaIx {
         }
     }
 
-    fn build((): &(), rows: &[QuotaRow], subset: &[u32]) -> Self {
-        let by_start = ev_rows(subset, |r| Some(rows[r as usize].start));
+    fn build((): &(), rows: &Self::Rows, subset: &[u32]) -> Self {
+        let by_start = ev_rows(subset, |r| Some(rows.row(r).start));
         let max_end = by_start
             .v
             .iter()
             .scan(None, |latest: &mut Option<Timestamp>, r| {
-                let end = rows[*r as usize].end;
+                let end = rows.row(*r).end;
                 let m = latest.map_or(end, |l| l.max(end));
                 *latest = Some(m);
                 Some(m)
@@ -451,15 +470,6 @@ impl Ix for QuotaIx {
 
 // ---------------------------------------------------------------- leads
 
-/// A lead.
-pub(crate) struct LeadRow {
-    pub(crate) created: Timestamp,
-    pub(crate) converted: Option<Timestamp>,
-    /// The symbol of its source's name.
-    pub(crate) source: Sym,
-    pub(crate) campaign: Sym,
-}
-
 /// Leads by creation time.
 pub(crate) struct LeadIx {
     pub(crate) created: Ev<u32>,
@@ -469,25 +479,26 @@ pub(crate) struct LeadIx {
 
 impl Ix for LeadIx {
     type Row = LeadRow;
+    type Rows = Slab<LeadRow>;
     type Ctx = Arc<Lookups>;
 
     fn attr(lk: &Arc<Lookups>, l: &LeadRow, d: Dimension) -> Sym {
         match d {
-            Dimension::Source => l.source,
+            Dimension::Source => lk.source(l.source),
             Dimension::Campaign => l.campaign,
             Dimension::Channel => lk.channel(l.campaign),
             _ => NONE,
         }
     }
 
-    fn build(_: &Arc<Lookups>, rows: &[LeadRow], subset: &[u32]) -> Self {
-        let created = ev_rows(subset, |r| Some(rows[r as usize].created));
+    fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
+        let created = ev_rows(subset, |r| Some(rows.row(r).created_at));
         LeadIx {
             created_by_conversion: Blocked::new(
                 created
                     .v
                     .iter()
-                    .map(|r| rows[*r as usize].converted.unwrap_or(Timestamp::MAX))
+                    .map(|r| rows.row(*r).converted_at.unwrap_or(Timestamp::MAX))
                     .collect(),
                 Vec::new(),
             ),
@@ -528,6 +539,7 @@ pub(crate) struct CustomerIx {
 
 impl Ix for CustomerIx {
     type Row = CustomerRow;
+    type Rows = Vec<CustomerRow>;
     type Ctx = Arc<Lookups>;
 
     fn attr(lk: &Arc<Lookups>, c: &CustomerRow, d: Dimension) -> Sym {
@@ -541,8 +553,8 @@ impl Ix for CustomerIx {
         }
     }
 
-    fn build(_: &Arc<Lookups>, rows: &[CustomerRow], subset: &[u32]) -> Self {
-        let row = |r: u32| &rows[r as usize];
+    fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
+        let row = |r: u32| rows.row(r);
         let churned = ev_rows(subset, |r| row(r).churned);
         let acquired = ev_rows(subset, |r| Some(row(r).acquired));
         CustomerIx {
@@ -604,6 +616,7 @@ pub(crate) struct SpendIx {
 
 impl Ix for SpendIx {
     type Row = SpendRow;
+    type Rows = Vec<SpendRow>;
     type Ctx = ();
 
     fn attr((): &(), x: &SpendRow, d: Dimension) -> Sym {
@@ -614,9 +627,9 @@ impl Ix for SpendIx {
         }
     }
 
-    fn build((): &(), rows: &[SpendRow], subset: &[u32]) -> Self {
-        let row = |r: &u32| &rows[*r as usize];
-        let at = ev_rows(subset, |r| Some(rows[r as usize].at));
+    fn build((): &(), rows: &Self::Rows, subset: &[u32]) -> Self {
+        let row = |r: &u32| rows.row(*r);
+        let at = ev_rows(subset, |r| Some(rows.row(r).at));
         let by_category = (0..kpi_core::SpendCategories::NAMES.len())
             .map(|c| {
                 DecSums::new(at.v.iter().map(|r| {
@@ -667,6 +680,7 @@ pub(crate) struct CampaignIx {
 
 impl Ix for CampaignIx {
     type Row = CampaignRow;
+    type Rows = Vec<CampaignRow>;
     type Ctx = ();
 
     fn attr((): &(), c: &CampaignRow, d: Dimension) -> Sym {
@@ -677,10 +691,10 @@ impl Ix for CampaignIx {
         }
     }
 
-    fn build((): &(), rows: &[CampaignRow], subset: &[u32]) -> Self {
-        let row = |r: &u32| &rows[*r as usize];
+    fn build((): &(), rows: &Self::Rows, subset: &[u32]) -> Self {
+        let row = |r: &u32| rows.row(*r);
         let email = ev_rows(subset, |r| {
-            Some(rows[r as usize].started).filter(|_| rows[r as usize].email)
+            Some(rows.row(r).started).filter(|_| rows.row(r).email)
         });
         CampaignIx {
             delivered: IntSums::new(email.v.iter().map(|r| i128::from(row(r).delivered))),
@@ -692,13 +706,6 @@ impl Ix for CampaignIx {
 }
 
 // ---------------------------------------------------------------- purchases
-
-/// A purchase.
-pub(crate) struct PurchaseRow {
-    pub(crate) at: Timestamp,
-    pub(crate) amount: Decimal,
-    pub(crate) customer: Sym,
-}
 
 /// Purchases by time; for each, the previous purchase of the same customer and the one
 /// before that (distinct and repeat buyers of a range without a pass over it).
@@ -715,20 +722,21 @@ pub(crate) struct PurchaseIx {
 
 impl Ix for PurchaseIx {
     type Row = PurchaseRow;
+    type Rows = Slab<PurchaseRow>;
     type Ctx = Arc<Lookups>;
 
     fn attr(lk: &Arc<Lookups>, p: &PurchaseRow, d: Dimension) -> Sym {
         lk.customer_attr(p.customer, d)
     }
 
-    fn build(lk: &Arc<Lookups>, rows: &[PurchaseRow], subset: &[u32]) -> Self {
-        let at = ev_rows(subset, |r| Some(rows[r as usize].at));
-        let prev = previous_same(&at, |r| rows[r as usize].customer);
+    fn build(lk: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
+        let at = ev_rows(subset, |r| Some(rows.row(r).at));
+        let prev = previous_same(&at, |r| rows.row(r).customer);
         let prev2 = prev
             .iter()
             .map(|p| if *p == NONE { NONE } else { prev[*p as usize] })
             .collect();
-        let row = |r: &u32| &rows[*r as usize];
+        let row = |r: &u32| rows.row(*r);
         let customer = |r: &u32| lk.customer(row(r).customer);
         let acquired = || {
             at.v.iter()
@@ -749,7 +757,7 @@ impl Ix for PurchaseIx {
                     })
                     .collect(),
             ),
-            amount: DecSums::new(at.v.iter().map(|r| rows[*r as usize].amount)),
+            amount: DecSums::new(at.v.iter().map(|r| rows.row(*r).amount)),
             at,
             prev,
             prev2,
@@ -798,13 +806,14 @@ pub(crate) struct SubIx {
 
 impl Ix for SubIx {
     type Row = SubRow;
+    type Rows = Vec<SubRow>;
     type Ctx = Arc<Lookups>;
 
     fn attr(lk: &Arc<Lookups>, s: &SubRow, d: Dimension) -> Sym {
         lk.customer_attr(s.customer, d)
     }
 
-    fn build(_: &Arc<Lookups>, rows: &[SubRow], subset: &[u32]) -> Self {
+    fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
         let mut deltas = Vec::new();
         let mut new = Vec::new();
         let mut expansion = Vec::new();
@@ -812,7 +821,7 @@ impl Ix for SubIx {
         let mut churn = Vec::new();
         let mut intervals: HashMap<Sym, Vec<(Timestamp, Option<Timestamp>, u32)>> = HashMap::new();
         for r in subset {
-            let s = &rows[*r as usize];
+            let s = &rows.row(*r);
             deltas.push((s.started, (*r, s.first_mrr)));
             if s.new {
                 new.push((s.started, (*r, s.first_mrr)));
@@ -896,11 +905,9 @@ impl Ix for SubIx {
             expansion,
             contraction,
             churn,
-            due: ev_rows(subset, |r| rows[r as usize].renewal_due),
+            due: ev_rows(subset, |r| rows.row(r).renewal_due),
             renewed: ev_rows(subset, |r| {
-                rows[r as usize]
-                    .renewal_due
-                    .filter(|_| rows[r as usize].renewed)
+                rows.row(r).renewal_due.filter(|_| rows.row(r).renewed)
             }),
             paying_from: Ev::new(paying_from),
             paying_until: Ev::new(paying_until),
@@ -909,15 +916,6 @@ impl Ix for SubIx {
 }
 
 // ---------------------------------------------------------------- tickets
-
-/// A ticket.
-pub(crate) struct TicketRow {
-    pub(crate) customer: Sym,
-    pub(crate) agent: Sym,
-    pub(crate) opened: Timestamp,
-    pub(crate) responded: Option<Timestamp>,
-    pub(crate) resolved: Option<Timestamp>,
-}
 
 /// Tickets by resolution and by first response, with their durations summed.
 pub(crate) struct TicketIx {
@@ -929,6 +927,7 @@ pub(crate) struct TicketIx {
 
 impl Ix for TicketIx {
     type Row = TicketRow;
+    type Rows = Slab<TicketRow>;
     type Ctx = Arc<Lookups>;
 
     fn attr(lk: &Arc<Lookups>, t: &TicketRow, d: Dimension) -> Sym {
@@ -939,21 +938,23 @@ impl Ix for TicketIx {
         }
     }
 
-    fn build(_: &Arc<Lookups>, rows: &[TicketRow], subset: &[u32]) -> Self {
-        let row = |r: &u32| &rows[*r as usize];
-        let resolved = ev_rows(subset, |r| rows[r as usize].resolved);
-        let responded = ev_rows(subset, |r| rows[r as usize].responded);
+    fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
+        let row = |r: &u32| rows.row(*r);
+        let resolved = ev_rows(subset, |r| rows.row(r).resolved_at);
+        let responded = ev_rows(subset, |r| rows.row(r).first_response_at);
         TicketIx {
-            resolution: IntSums::new(
-                resolved.v.iter().map(|r| {
-                    nanos_between(row(r).opened, row(r).resolved.unwrap_or(row(r).opened))
-                }),
-            ),
-            response: IntSums::new(
-                responded.v.iter().map(|r| {
-                    nanos_between(row(r).opened, row(r).responded.unwrap_or(row(r).opened))
-                }),
-            ),
+            resolution: IntSums::new(resolved.v.iter().map(|r| {
+                nanos_between(
+                    row(r).opened_at,
+                    row(r).resolved_at.unwrap_or(row(r).opened_at),
+                )
+            })),
+            response: IntSums::new(responded.v.iter().map(|r| {
+                nanos_between(
+                    row(r).opened_at,
+                    row(r).first_response_at.unwrap_or(row(r).opened_at),
+                )
+            })),
             resolved,
             responded,
         }
@@ -961,15 +962,6 @@ impl Ix for TicketIx {
 }
 
 // ---------------------------------------------------------------- surveys
-
-/// A survey response.
-pub(crate) struct SurveyRow {
-    pub(crate) customer: Sym,
-    pub(crate) at: Timestamp,
-    pub(crate) kind: SurveyKind,
-    pub(crate) scale: u32,
-    pub(crate) score: Decimal,
-}
 
 /// Most (scale, score) groups counted group by group; beyond, responses are counted one
 /// by one.
@@ -1003,6 +995,7 @@ pub(crate) fn survey_slot(kind: SurveyKind) -> usize {
 
 impl Ix for SurveyIx {
     type Row = SurveyRow;
+    type Rows = Slab<SurveyRow>;
     type Ctx = Arc<Lookups>;
 
     fn attr(lk: &Arc<Lookups>, s: &SurveyRow, d: Dimension) -> Sym {
@@ -1012,16 +1005,16 @@ impl Ix for SurveyIx {
         }
     }
 
-    fn build(_: &Arc<Lookups>, rows: &[SurveyRow], subset: &[u32]) -> Self {
+    fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
         let kind = |k: SurveyKind| {
             let at = ev_rows(subset, |r| {
-                Some(rows[r as usize].at).filter(|_| rows[r as usize].kind == k)
+                Some(rows.row(r).at).filter(|_| rows.row(r).kind == k)
             });
             let mut groups: HashMap<(u32, Decimal), Vec<Timestamp>> = HashMap::new();
             let mut too_many = false;
             for (t, r) in at.t.iter().zip(&at.v) {
-                let s = &rows[*r as usize];
-                let key = (s.scale, s.score.normalize());
+                let s = &rows.row(*r);
+                let key = (s.scale_max, s.score.normalize());
                 if !groups.contains_key(&key) && groups.len() == MAX_SCORE_GROUPS {
                     too_many = true;
                     break;
@@ -1029,7 +1022,7 @@ impl Ix for SurveyIx {
                 groups.entry(key).or_default().push(t);
             }
             SurveyKindIx {
-                score: DecSums::new(at.v.iter().map(|r| rows[*r as usize].score)),
+                score: DecSums::new(at.v.iter().map(|r| rows.row(*r).score)),
                 groups: (!too_many).then(|| groups.into_iter().collect()),
                 at,
             }

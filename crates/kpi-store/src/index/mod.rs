@@ -31,14 +31,13 @@ use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope, SpendCategories, Window};
 
 use self::kinds::{
-    survey_slot, CampaignIx, CampaignRow, CustomerInfo, CustomerIx, CustomerRow, DealIx, DealRow,
-    ExitIx, LeadIx, LeadRow, Lookups, PurchaseIx, PurchaseRow, QuotaIx, QuotaRow, SpendIx,
-    SpendRow, StageCtx, StageRow, StageStayIx, SubIx, SubRow, SurveyIx, SurveyRow, TicketIx,
-    TicketRow,
+    survey_slot, CampaignIx, CampaignRow, CustomerInfo, CustomerIx, CustomerRow, DealIx, ExitIx,
+    LeadIx, Lookups, PurchaseIx, QuotaIx, QuotaRow, SpendIx, SpendRow, StageCtx, StageRow,
+    StageStayIx, SubIx, SubRow, SurveyIx, TicketIx,
 };
 use self::part::{add, overflow, Interner, Part, Resolved, Sym, Warm, NONE};
 use crate::dims::{channel_name, source_name, Unit};
-use crate::record::{Channel, DealKind, DealStatus, RecordKind, Source};
+use crate::record::{Channel, RecordKind, Source};
 use crate::rows::{self, Rows};
 use crate::units::{nanos_between, nanos_to, DAY_NANOS, HOUR_NANOS, YEAR_NANOS};
 
@@ -173,6 +172,7 @@ impl Index {
                 customers,
                 channels,
                 channel_sym[Channel::Email as usize],
+                source_sym,
             ))
         };
 
@@ -185,29 +185,18 @@ impl Index {
                     Arc::clone(&p.stays),
                 ),
                 None => {
+                    // The deal part reads the store's deals in place; the stage entries
+                    // are listed once for exits and stays.
                     let entries: usize = rows.deals.iter().map(|d| d.stages.len()).sum();
-                    let mut deals = Vec::with_capacity(rows.deals.len());
                     let mut stages = Vec::with_capacity(entries);
-                    for d in rows.deals.iter() {
-                        let deal = u32::try_from(deals.len()).expect("fewer than 2^32 deals");
-                        deals.push(DealRow {
-                            created: d.created_at,
-                            closed: d.closed_at,
-                            amount: d.amount,
-                            owner: d.owner,
-                            customer: d.customer,
-                            campaign: d.campaign,
-                            won: d.status == DealStatus::Won,
-                            lost: d.status == DealStatus::Lost,
-                            upsell: matches!(d.kind, DealKind::Upsell | DealKind::CrossSell),
-                        });
+                    for (deal, d) in rows.deals.slots() {
                         stages.extend(d.stages.iter().map(|(stage, entered)| StageRow {
                             deal,
                             stage: *stage,
                             entered: *entered,
                         }));
                     }
-                    let deals = Arc::new(deals);
+                    let deals = Arc::clone(&rows.deals);
                     let stages = Arc::new(stages);
                     let ctx = StageCtx {
                         deals: Arc::clone(&deals),
@@ -234,17 +223,7 @@ impl Index {
                 Part::new(Unit::Quota, rows, ())
             });
             let leads = part!(leads, [RecordKind::Lead, RecordKind::Campaign], {
-                let rows = rows
-                    .leads
-                    .iter()
-                    .map(|l| LeadRow {
-                        created: l.created_at,
-                        converted: l.converted_at,
-                        source: source_sym[l.source as usize],
-                        campaign: l.campaign,
-                    })
-                    .collect::<Vec<_>>();
-                Part::new(Unit::Lead, rows, Arc::clone(&lk))
+                Part::new(Unit::Lead, Arc::clone(&rows.leads), Arc::clone(&lk))
             });
             (deals, exits, stays, quotas, leads)
         };
@@ -309,49 +288,17 @@ impl Index {
                     .collect::<Vec<_>>();
                 Part::new(Unit::Campaign, rows, ())
             });
+            // Purchases, tickets and survey responses are read in place.
             let purchases = part!(purchases, [RecordKind::Purchase, RecordKind::Customer], {
-                let rows = rows
-                    .purchases
-                    .iter()
-                    .map(|p| PurchaseRow {
-                        at: p.at,
-                        amount: p.amount,
-                        customer: p.customer,
-                    })
-                    .collect::<Vec<_>>();
-                Part::new(Unit::Purchase, rows, Arc::clone(&lk))
+                Part::new(Unit::Purchase, Arc::clone(&rows.purchases), Arc::clone(&lk))
             });
             let tickets = part!(tickets, [RecordKind::Ticket, RecordKind::Customer], {
-                let rows = rows
-                    .tickets
-                    .iter()
-                    .map(|t| TicketRow {
-                        customer: t.customer,
-                        agent: t.agent,
-                        opened: t.opened_at,
-                        responded: t.first_response_at,
-                        resolved: t.resolved_at,
-                    })
-                    .collect::<Vec<_>>();
-                Part::new(Unit::Ticket, rows, Arc::clone(&lk))
+                Part::new(Unit::Ticket, Arc::clone(&rows.tickets), Arc::clone(&lk))
             });
             let surveys = part!(
                 surveys,
                 [RecordKind::SurveyResponse, RecordKind::Customer],
-                {
-                    let rows = rows
-                        .surveys
-                        .iter()
-                        .map(|s| SurveyRow {
-                            customer: s.customer,
-                            at: s.at,
-                            kind: s.kind,
-                            scale: s.scale_max,
-                            score: s.score,
-                        })
-                        .collect::<Vec<_>>();
-                    Part::new(Unit::Survey, rows, Arc::clone(&lk))
-                }
+                Part::new(Unit::Survey, Arc::clone(&rows.surveys), Arc::clone(&lk))
             );
             let subs = part!(subs, [RecordKind::Subscription, RecordKind::Customer], {
                 let mut sub_rows = Vec::with_capacity(subs.len());
@@ -504,7 +451,7 @@ impl Index {
                     count(s.ix.created_by_conversion.count(r, None, Some(w.end)))
                 } else {
                     count(s.count_where(&s.ix.created, r, |e| {
-                        s.row(e).converted.is_some_and(|c| c < w.end)
+                        s.row(e).converted_at.is_some_and(|c| c < w.end)
                     }))
                 }
             }
@@ -648,8 +595,12 @@ impl Index {
                     _ => {
                         let nanos = s.int_sum(ev, r, sums, |e| {
                             let t = s.row(e);
-                            let to = if resolved { t.resolved } else { t.responded };
-                            nanos_between(t.opened, to.unwrap_or(t.opened))
+                            let to = if resolved {
+                                t.resolved_at
+                            } else {
+                                t.first_response_at
+                            };
+                            nanos_between(t.opened_at, to.unwrap_or(t.opened_at))
                         });
                         nanos_to(nanos, HOUR_NANOS)?
                     }
@@ -682,7 +633,7 @@ impl Index {
                     ),
                     _ => count(s.count_where(&k.at, k.at.range(w), |e| {
                         let x = s.row(e);
-                        fits(x.scale, x.score)
+                        fits(x.scale_max, x.score)
                     })),
                 }
             }
@@ -716,7 +667,7 @@ impl Index {
             Measure::WonCycleDaysTotal => {
                 let nanos = s.int_sum(&ix.won, won(), &ix.won_cycle, |e| {
                     let d = s.row(e);
-                    nanos_between(d.created, d.closed.unwrap_or(d.created))
+                    nanos_between(d.created_at, d.closed_at.unwrap_or(d.created_at))
                 });
                 nanos_to(nanos, DAY_NANOS)?
             }
@@ -735,7 +686,7 @@ impl Index {
             Measure::DealsOpen => count(s.count_where(
                 &ix.created,
                 0..ix.created.before(w.end),
-                |e| s.row(e).closed.is_none_or(|c| c >= w.end),
+                |e| s.row(e).closed_at.is_none_or(|c| c >= w.end),
             )),
             Measure::OpenAmount => {
                 let fast = s
@@ -751,7 +702,7 @@ impl Index {
                     None => s.sum_where(
                         &ix.created,
                         0..ix.created.before(w.end),
-                        |e| s.row(e).closed.is_none_or(|c| c >= w.end),
+                        |e| s.row(e).closed_at.is_none_or(|c| c >= w.end),
                         |e| s.row(e).amount,
                     )?,
                 }

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, MetricError, Window};
 
 use crate::dims::{dim_index, Unit, NDIMS};
+use crate::rows::Slab;
 
 /// An interned string (a dimension value or a customer id).
 pub(crate) type Sym = u32;
@@ -273,16 +274,64 @@ pub(crate) fn add(acc: Decimal, x: Decimal) -> Result<Decimal, MetricError> {
     acc.checked_add(x).ok_or_else(overflow)
 }
 
+/// The rows a part reads, by position.
+pub(crate) trait Table: Send + Sync {
+    /// A row.
+    type Row;
+    /// The row at position `i` (one of [`Table::positions`]).
+    fn row(&self, i: u32) -> &Self::Row;
+    /// The positions of the rows, ascending.
+    fn positions(&self) -> Box<dyn Iterator<Item = u32> + '_>;
+    /// How many rows there are.
+    fn count(&self) -> usize;
+}
+
+/// Rows converted for the index, at positions `0..len`.
+impl<R: Send + Sync> Table for Vec<R> {
+    type Row = R;
+
+    fn row(&self, i: u32) -> &R {
+        &self[i as usize]
+    }
+
+    fn positions(&self) -> Box<dyn Iterator<Item = u32> + '_> {
+        Box::new(0..self.len() as u32)
+    }
+
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+/// The store's own rows, at their slots (read in place, not copied).
+impl<R: Send + Sync> Table for Slab<R> {
+    type Row = R;
+
+    fn row(&self, i: u32) -> &R {
+        Slab::row(self, i)
+    }
+
+    fn positions(&self) -> Box<dyn Iterator<Item = u32> + '_> {
+        Box::new(self.slots().map(|(i, _)| i))
+    }
+
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
 /// An index over a subset of a unit's rows.
 pub(crate) trait Ix: Sized + Send + Sync {
     /// The unit's row: what the index is built from, with the keys its dimension values
     /// are read through (not the values: rows carry no copies of what they inherit).
     type Row: Send + Sync;
+    /// Where the rows are.
+    type Rows: Table<Row = Self::Row>;
     /// What rows read their inherited fields and dimension values from (their customers,
     /// campaigns or deals), shared by every part built at the same time.
     type Ctx: Send + Sync;
     /// Builds the index of rows `subset` (ascending positions in `rows`).
-    fn build(ctx: &Self::Ctx, rows: &[Self::Row], subset: &[u32]) -> Self;
+    fn build(ctx: &Self::Ctx, rows: &Self::Rows, subset: &[u32]) -> Self;
     /// The value of dimension `d` of `row` ([`NONE`] when it has none).
     fn attr(ctx: &Self::Ctx, row: &Self::Row, d: Dimension) -> Sym;
 }
@@ -298,7 +347,7 @@ type Partition<I> = HashMap<Sym, (Vec<u32>, I)>;
 /// per value of each dimension.
 pub(crate) struct Part<I: Ix> {
     unit: Unit,
-    pub(crate) rows: Arc<Vec<I::Row>>,
+    pub(crate) rows: Arc<I::Rows>,
     pub(crate) ctx: I::Ctx,
     all: OnceLock<I>,
     parts: [OnceLock<Partition<I>>; NDIMS],
@@ -319,7 +368,7 @@ impl<I: Ix> Warm for Part<I> {
 /// Which rows a query reads: an index, and the filters it does not already apply.
 pub(crate) struct Sel<'a, I: Ix> {
     pub(crate) ix: &'a I,
-    pub(crate) rows: &'a [I::Row],
+    pub(crate) rows: &'a I::Rows,
     pub(crate) ctx: &'a I::Ctx,
     /// Remaining dimension = value conditions.
     conds: Vec<(Dimension, Sym)>,
@@ -329,9 +378,8 @@ pub(crate) struct Sel<'a, I: Ix> {
 
 impl<I: Ix> Part<I> {
     /// The part of `unit` over `rows`; its index is built on first use ([`Part::all`]).
-    pub(crate) fn new(unit: Unit, rows: impl Into<Arc<Vec<I::Row>>>, ctx: I::Ctx) -> Self {
+    pub(crate) fn new(unit: Unit, rows: impl Into<Arc<I::Rows>>, ctx: I::Ctx) -> Self {
         let rows = rows.into();
-        u32::try_from(rows.len()).expect("fewer than 2^32 rows");
         Self {
             unit,
             rows,
@@ -344,24 +392,24 @@ impl<I: Ix> Part<I> {
     /// The index over every row, built now if it was not yet.
     pub(crate) fn all(&self) -> &I {
         self.all.get_or_init(|| {
-            let subset: Vec<u32> = (0..self.rows.len() as u32).collect();
+            let subset: Vec<u32> = self.rows.positions().collect();
             I::build(&self.ctx, &self.rows, &subset)
         })
     }
 
     /// How many rows there are.
     pub(crate) fn len(&self) -> usize {
-        self.rows.len()
+        self.rows.count()
     }
 
     fn attr(&self, row: u32, d: Dimension) -> Sym {
-        I::attr(&self.ctx, &self.rows[row as usize], d)
+        I::attr(&self.ctx, self.rows.row(row), d)
     }
 
     fn partition(&self, d: Dimension) -> &Partition<I> {
         self.parts[dim_index(d)].get_or_init(|| {
             let mut groups: HashMap<Sym, Vec<u32>> = HashMap::new();
-            for i in 0..self.rows.len() as u32 {
+            for i in self.rows.positions() {
                 let v = self.attr(i, d);
                 if v != NONE {
                     groups.entry(v).or_default().push(i);
@@ -446,7 +494,7 @@ impl<'a, I: Ix> Sel<'a, I> {
 
     /// Whether `row` matches the remaining conditions.
     pub(crate) fn ok(&self, row: u32) -> bool {
-        let r = &self.rows[row as usize];
+        let r = self.rows.row(row);
         self.conds
             .iter()
             .all(|(d, s)| I::attr(self.ctx, r, *d) == *s)
@@ -455,13 +503,13 @@ impl<'a, I: Ix> Sel<'a, I> {
     fn subset_rows(&self) -> Box<dyn Iterator<Item = u32> + '_> {
         match self.subset {
             Some(s) => Box::new(s.iter().copied()),
-            None => Box::new(0..self.rows.len() as u32),
+            None => self.rows.positions(),
         }
     }
 
     /// The row of an event.
     pub(crate) fn row<T: HasRow>(&self, e: &T) -> &'a I::Row {
-        &self.rows[e.row() as usize]
+        self.rows.row(e.row())
     }
 
     /// Events `r` of `ev` that match.
