@@ -373,8 +373,9 @@ impl Index {
     /// the queries, which wait only for the parts they read (a part both reach is built
     /// once). Stops between parts once `wanted` says the index is no longer worth it.
     pub(crate) fn warm(&self, wanted: &dyn Fn() -> bool) {
-        // Not the stage stays: they are read through a stage partition only.
-        let order: [&dyn Warm; 11] = [
+        // Not the stage exits and stays: they are read through a stage partition (the
+        // dashboard's stage groups), and an index over all of them would only add memory.
+        let order: [&dyn Warm; 10] = [
             &*self.deals,
             &*self.customers,
             &*self.leads,
@@ -385,7 +386,6 @@ impl Index {
             &*self.spend,
             &*self.campaigns,
             &*self.quotas,
-            &*self.exits,
         ];
         for p in order {
             if !wanted() {

@@ -351,6 +351,8 @@ pub(crate) struct Part<I: Ix> {
     pub(crate) ctx: I::Ctx,
     all: OnceLock<I>,
     parts: [OnceLock<Partition<I>>; NDIMS],
+    /// Per dimension, the values the rows have (computed on first use, without indexes).
+    distinct: [OnceLock<HashSet<Sym>>; NDIMS],
 }
 
 /// A part whose index can be built ahead of the queries.
@@ -386,6 +388,7 @@ impl<I: Ix> Part<I> {
             ctx,
             all: OnceLock::new(),
             parts: Default::default(),
+            distinct: Default::default(),
         }
     }
 
@@ -471,7 +474,19 @@ impl<I: Ix> Part<I> {
             return;
         }
         if !filters.iter().any(|(f, _)| self.unit.carries(*f)) {
-            out.extend(self.partition(d).keys().copied());
+            // The values alone: a partition (an index per value) is built only when a
+            // query reads one.
+            let values =
+                self.distinct[dim_index(d)].get_or_init(|| match self.parts[dim_index(d)].get() {
+                    Some(p) => p.keys().copied().collect(),
+                    None => self
+                        .rows
+                        .positions()
+                        .map(|i| self.attr(i, d))
+                        .filter(|v| *v != NONE)
+                        .collect(),
+                });
+            out.extend(values.iter().copied());
             return;
         }
         let Some(sel) = self.select(filters) else {
