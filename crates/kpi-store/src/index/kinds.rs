@@ -90,15 +90,19 @@ impl Lookups {
 }
 
 fn ev_rows(rows_subset: &[u32], time: impl Fn(u32) -> Option<Timestamp>) -> Ev<u32> {
-    Ev::new(
-        rows_subset
-            .iter()
-            .filter_map(|r| time(*r).map(|t| (t, *r)))
-            .collect(),
+    Ev::collect(
+        rows_subset.len(),
+        rows_subset.iter().filter_map(|r| time(*r).map(|t| (t, *r))),
     )
 }
 
 // ---------------------------------------------------------------- deals
+
+/// The value column of a by-acquisition [`Blocked`] summing every amount.
+pub(crate) const ALL_AMOUNTS: usize = 0;
+/// The value column of a by-acquisition [`Blocked`] summing the amounts of
+/// marketing-sourced customers.
+pub(crate) const MARKETING_AMOUNTS: usize = 1;
 
 impl DealRow {
     /// Whether it was won.
@@ -135,10 +139,10 @@ pub(crate) struct DealIx {
     pub(crate) closed_prev_owner: Vec<u32>,
     pub(crate) upsell: Ev<u32>,
     pub(crate) upsell_prev_customer: Vec<u32>,
-    /// Won deals (in `won` order) by their customer's acquisition, summing amounts.
-    pub(crate) won_by_acquisition: Blocked<Option<Timestamp>>,
-    /// The same, summing only the amounts of marketing-sourced customers.
-    pub(crate) won_by_acquisition_marketing: Blocked<Option<Timestamp>>,
+    /// Won deals (in `won` order) by their customer's acquisition, summing amounts
+    /// ([`ALL_AMOUNTS`]) and the amounts of marketing-sourced customers
+    /// ([`MARKETING_AMOUNTS`]).
+    pub(crate) won_by_acquisition: Blocked,
     /// Every deal by creation time, with its amounts summed.
     pub(crate) created: Ev<u32>,
     pub(crate) created_amount: DecSums,
@@ -193,12 +197,11 @@ impl Ix for DealIx {
             };
             WonSide {
                 won_by_acquisition: Blocked::new(
-                    acquired.clone(),
-                    won.v.iter().map(amount).collect(),
-                ),
-                won_by_acquisition_marketing: Blocked::new(
-                    acquired,
-                    amounts_if(&|d| d.customer_acquired(lk).1),
+                    acquired.into_iter(),
+                    vec![
+                        won.v.iter().map(amount).collect(),
+                        amounts_if(&|d| d.customer_acquired(lk).1),
+                    ],
                 ),
                 won_amount: DecSums::new(won.v.iter().map(amount)),
                 won_cycle: IntSums::new(won.v.iter().map(|r| {
@@ -241,7 +244,6 @@ impl Ix for DealIx {
             upsell: w.upsell,
             upsell_prev_customer: w.upsell_prev_customer,
             won_by_acquisition: w.won_by_acquisition,
-            won_by_acquisition_marketing: w.won_by_acquisition_marketing,
             created,
             created_amount,
             closed_amount,
@@ -258,8 +260,7 @@ struct WonSide {
     won_email_amount: DecSums,
     upsell: Ev<u32>,
     upsell_prev_customer: Vec<u32>,
-    won_by_acquisition: Blocked<Option<Timestamp>>,
-    won_by_acquisition_marketing: Blocked<Option<Timestamp>>,
+    won_by_acquisition: Blocked,
 }
 
 /// Rows from which a part's index is built on two threads.
@@ -474,7 +475,7 @@ impl Ix for QuotaIx {
 pub(crate) struct LeadIx {
     pub(crate) created: Ev<u32>,
     /// Leads (in `created` order) by conversion time (never: the end of time).
-    pub(crate) created_by_conversion: Blocked<Timestamp>,
+    pub(crate) created_by_conversion: Blocked,
 }
 
 impl Ix for LeadIx {
@@ -498,8 +499,7 @@ impl Ix for LeadIx {
                 created
                     .v
                     .iter()
-                    .map(|r| rows.row(*r).converted_at.unwrap_or(Timestamp::MAX))
-                    .collect(),
+                    .map(|r| rows.row(*r).converted_at.unwrap_or(Timestamp::MAX)),
                 Vec::new(),
             ),
             created,
@@ -526,14 +526,14 @@ pub(crate) struct CustomerRow {
 pub(crate) struct CustomerIx {
     pub(crate) acquired: Ev<u32>,
     /// Customers (in `acquired` order) by churn time (never: the end of time).
-    pub(crate) acquired_by_churn: Blocked<Timestamp>,
+    pub(crate) acquired_by_churn: Blocked,
     /// How many customers (in `acquired` order) have a first MRR, and its sum.
     pub(crate) with_first_mrr: IntSums,
     pub(crate) first_mrr: DecSums,
     pub(crate) marketing: Ev<u32>,
     pub(crate) churned: Ev<u32>,
     /// Churned customers (in `churned` order) by acquisition time.
-    pub(crate) churned_by_acquisition: Blocked<Timestamp>,
+    pub(crate) churned_by_acquisition: Blocked,
     pub(crate) tenure: IntSums,
 }
 
@@ -562,8 +562,7 @@ impl Ix for CustomerIx {
                 acquired
                     .v
                     .iter()
-                    .map(|r| row(*r).churned.unwrap_or(Timestamp::MAX))
-                    .collect(),
+                    .map(|r| row(*r).churned.unwrap_or(Timestamp::MAX)),
                 Vec::new(),
             ),
             with_first_mrr: IntSums::new(
@@ -579,7 +578,7 @@ impl Ix for CustomerIx {
                     .map(|r| row(*r).first_mrr.unwrap_or(Decimal::ZERO)),
             ),
             churned_by_acquisition: Blocked::new(
-                churned.v.iter().map(|r| row(*r).acquired).collect(),
+                churned.v.iter().map(|r| row(*r).acquired),
                 Vec::new(),
             ),
             acquired,
@@ -714,10 +713,10 @@ pub(crate) struct PurchaseIx {
     pub(crate) amount: DecSums,
     pub(crate) prev: Vec<u32>,
     pub(crate) prev2: Vec<u32>,
-    /// Purchases (in `at` order) by their customer's acquisition, summing amounts.
-    pub(crate) by_acquisition: Blocked<Option<Timestamp>>,
-    /// The same, summing only the amounts of marketing-sourced customers.
-    pub(crate) by_acquisition_marketing: Blocked<Option<Timestamp>>,
+    /// Purchases (in `at` order) by their customer's acquisition, summing amounts
+    /// ([`ALL_AMOUNTS`]) and the amounts of marketing-sourced customers
+    /// ([`MARKETING_AMOUNTS`]).
+    pub(crate) by_acquisition: Blocked,
 }
 
 impl Ix for PurchaseIx {
@@ -738,24 +737,21 @@ impl Ix for PurchaseIx {
             .collect();
         let row = |r: &u32| rows.row(*r);
         let customer = |r: &u32| lk.customer(row(r).customer);
-        let acquired = || {
-            at.v.iter()
-                .map(|r| customer(r).map(|c| c.acquired))
-                .collect()
-        };
         PurchaseIx {
-            by_acquisition: Blocked::new(acquired(), at.v.iter().map(|r| row(r).amount).collect()),
-            by_acquisition_marketing: Blocked::new(
-                acquired(),
-                at.v.iter()
-                    .map(|r| {
-                        if customer(r).is_some_and(|c| c.marketing) {
-                            row(r).amount
-                        } else {
-                            Decimal::ZERO
-                        }
-                    })
-                    .collect(),
+            by_acquisition: Blocked::new(
+                at.v.iter().map(|r| customer(r).map(|c| c.acquired)),
+                vec![
+                    at.v.iter().map(|r| row(r).amount).collect(),
+                    at.v.iter()
+                        .map(|r| {
+                            if customer(r).is_some_and(|c| c.marketing) {
+                                row(r).amount
+                            } else {
+                                Decimal::ZERO
+                            }
+                        })
+                        .collect(),
+                ],
             ),
             amount: DecSums::new(at.v.iter().map(|r| rows.row(*r).amount)),
             at,

@@ -33,7 +33,7 @@ use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope, SpendCategories,
 use self::kinds::{
     survey_slot, CampaignIx, CampaignRow, CustomerInfo, CustomerIx, CustomerRow, DealIx, ExitIx,
     LeadIx, Lookups, PurchaseIx, QuotaIx, QuotaRow, SpendIx, SpendRow, StageCtx, StageRow,
-    StageStayIx, SubIx, SubRow, SurveyIx, TicketIx,
+    StageStayIx, SubIx, SubRow, SurveyIx, TicketIx, ALL_AMOUNTS, MARKETING_AMOUNTS,
 };
 use self::part::{add, overflow, Interner, Part, Resolved, Sym, Warm, NONE};
 use crate::dims::{channel_name, source_name, Unit};
@@ -472,16 +472,35 @@ impl Index {
                 };
                 let mut total = Decimal::ZERO;
                 let acquired_in_w = (Some(Some(w.start)), Some(Some(w.end)));
+                // The by-acquisition column summed, and an amount's value in it.
+                let col = if marketing_only {
+                    MARKETING_AMOUNTS
+                } else {
+                    ALL_AMOUNTS
+                };
+                let counted = |amount: Decimal, marketing: bool| {
+                    if marketing || !marketing_only {
+                        amount
+                    } else {
+                        Decimal::ZERO
+                    }
+                };
                 if let Some(s) = self.deals.select(&f) {
                     let won = &s.ix.won;
-                    let blocked = if marketing_only {
-                        &s.ix.won_by_acquisition_marketing
-                    } else {
-                        &s.ix.won_by_acquisition
-                    };
                     let fast = s
                         .all()
-                        .then(|| blocked.sum(won.range(w), acquired_in_w.0, acquired_in_w.1))
+                        .then(|| {
+                            s.ix.won_by_acquisition.sum(
+                                col,
+                                won.range(w),
+                                acquired_in_w.0,
+                                acquired_in_w.1,
+                                |i| {
+                                    let d = s.row(&won.v[i]);
+                                    counted(d.amount, d.customer_acquired(s.ctx).1)
+                                },
+                            )
+                        })
                         .flatten();
                     let part = match fast {
                         Some(sum) => sum?,
@@ -499,14 +518,22 @@ impl Index {
                 }
                 if let Some(s) = self.purchases.select(&f) {
                     let at = &s.ix.at;
-                    let blocked = if marketing_only {
-                        &s.ix.by_acquisition_marketing
-                    } else {
-                        &s.ix.by_acquisition
-                    };
                     let fast = s
                         .all()
-                        .then(|| blocked.sum(at.range(w), acquired_in_w.0, acquired_in_w.1))
+                        .then(|| {
+                            s.ix.by_acquisition.sum(
+                                col,
+                                at.range(w),
+                                acquired_in_w.0,
+                                acquired_in_w.1,
+                                |i| {
+                                    let p = s.row(&at.v[i]);
+                                    let marketing =
+                                        s.ctx.customer(p.customer).is_some_and(|c| c.marketing);
+                                    counted(p.amount, marketing)
+                                },
+                            )
+                        })
                         .flatten();
                     let part = match fast {
                         Some(sum) => sum?,

@@ -100,12 +100,15 @@ impl Times {
     /// The times, in order.
     pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = Timestamp> + '_> {
         match self {
-            Times::Nanos(v) => Box::new(v.iter().map(|n| {
-                Timestamp::from_nanosecond(i128::from(*n)).expect("stored from a timestamp")
-            })),
+            Times::Nanos(v) => Box::new(v.iter().map(|n| from_nanos(*n))),
             Times::Full(v) => Box::new(v.iter().copied()),
         }
     }
+}
+
+/// The timestamp of `i64` nanoseconds stored from one.
+fn from_nanos(n: i64) -> Timestamp {
+    Timestamp::from_nanosecond(i128::from(n)).expect("stored from a timestamp")
 }
 
 /// Events sorted by time (`t`), with their payloads (`v`) alongside.
@@ -117,25 +120,49 @@ pub(crate) struct Ev<T> {
 impl<T> Ev<T> {
     /// Sorts `items` by time (ties in any order: no query tells them apart).
     pub(crate) fn new(items: Vec<(Timestamp, T)>) -> Self {
-        let nanos = |t: &Timestamp| i64::try_from(t.as_nanosecond()).ok();
-        if items.iter().all(|(t, _)| nanos(t).is_some()) {
-            let mut items: Vec<(i64, T)> = items
-                .into_iter()
-                .map(|(t, x)| (nanos(&t).expect("checked above"), x))
-                .collect();
-            items.sort_unstable_by_key(|(t, _)| *t);
-            let (t, v) = items.into_iter().unzip();
-            Self {
-                t: Times::Nanos(t),
-                v,
+        let n = items.len();
+        Self::collect(n, items.into_iter())
+    }
+
+    /// Sorts `items` (about `hint` of them) by time. The events are gathered straight
+    /// into their narrow form while every time fits, so a large list is never held as
+    /// timestamps on the way.
+    pub(crate) fn collect(hint: usize, items: impl Iterator<Item = (Timestamp, T)>) -> Self {
+        let nanos = |t: Timestamp| i64::try_from(t.as_nanosecond()).ok();
+        let mut narrow: Vec<(i64, T)> = Vec::with_capacity(hint);
+        let mut full: Option<Vec<(Timestamp, T)>> = None;
+        for (t, x) in items {
+            match (&mut full, nanos(t)) {
+                (Some(f), _) => f.push((t, x)),
+                (None, Some(n)) => narrow.push((n, x)),
+                (None, None) => {
+                    let mut f: Vec<(Timestamp, T)> = std::mem::take(&mut narrow)
+                        .into_iter()
+                        .map(|(n, x)| (from_nanos(n), x))
+                        .collect();
+                    f.push((t, x));
+                    full = Some(f);
+                }
             }
-        } else {
-            let mut items = items;
-            items.sort_unstable_by_key(|(t, _)| *t);
-            let (t, v) = items.into_iter().unzip();
-            Self {
-                t: Times::Full(t),
-                v,
+        }
+        match full {
+            None => {
+                narrow.sort_unstable_by_key(|(t, _)| *t);
+                let t = narrow.iter().map(|(t, _)| *t).collect();
+                let v = narrow.into_iter().map(|(_, x)| x).collect();
+                Self {
+                    t: Times::Nanos(t),
+                    v,
+                }
+            }
+            Some(mut items) => {
+                items.sort_unstable_by_key(|(t, _)| *t);
+                let t = items.iter().map(|(t, _)| *t).collect();
+                let v = items.into_iter().map(|(_, x)| x).collect();
+                Self {
+                    t: Times::Full(t),
+                    v,
+                }
             }
         }
     }
@@ -230,8 +257,21 @@ impl DecSums {
     }
 }
 
-/// Prefix sums of integers (nanoseconds, message counts).
-pub(crate) struct IntSums(Vec<i128>);
+/// Prefix sums per [`SUM_BLOCK`] positions kept as `i128`, the sums in between as `i64`
+/// offsets from them.
+const SUM_BLOCK: usize = 64;
+
+/// Prefix sums of integers (nanoseconds, message counts): `p[i]` = sum of the first `i`
+/// values (saturating). Sums of durations outgrow `i64` nanoseconds (292 years) within
+/// a few thousand events, but not within a block of [`SUM_BLOCK`]: each `p[i]` is kept as
+/// its block's `i128` base plus an `i64` offset (8 bytes a sum instead of 16), or as
+/// `i128` when some offset does not fit. Both exact.
+pub(crate) enum IntSums {
+    /// `p[i] = base[i / SUM_BLOCK] + off[i]`.
+    Split { base: Vec<i128>, off: Vec<i64> },
+    /// `p[i]`.
+    Full(Vec<i128>),
+}
 
 impl IntSums {
     /// Prefix sums of `values`.
@@ -243,12 +283,28 @@ impl IntSums {
             acc = acc.saturating_add(v);
             p.push(acc);
         }
-        Self(p)
+        let base: Vec<i128> = p.iter().step_by(SUM_BLOCK).copied().collect();
+        let off: Option<Vec<i64>> = p
+            .iter()
+            .enumerate()
+            .map(|(i, x)| i64::try_from(x - base[i / SUM_BLOCK]).ok())
+            .collect();
+        match off {
+            Some(off) => IntSums::Split { base, off },
+            None => IntSums::Full(p),
+        }
+    }
+
+    fn at(&self, i: usize) -> i128 {
+        match self {
+            IntSums::Split { base, off } => base[i / SUM_BLOCK] + i128::from(off[i]),
+            IntSums::Full(p) => p[i],
+        }
     }
 
     /// The sum of values `r`.
     pub(crate) fn range(&self, r: Range<usize>) -> i128 {
-        self.0[r.end] - self.0[r.start]
+        self.at(r.end) - self.at(r.start)
     }
 }
 
@@ -628,49 +684,64 @@ const BLOCK: usize = 4;
 /// matching keys in its sorted keys; and the partial ranges at both ends.
 type Split = (Vec<(usize, Range<usize>)>, [Range<usize>; 2]);
 
-/// A second key per event of an event list, for counts and sums over a range of events
-/// restricted to second keys in `[lo, hi)`: each block of [`BLOCK`] events is kept sorted
-/// by second key with prefix sums, so a query costs O((n / BLOCK) · log BLOCK + BLOCK)
-/// instead of a pass over the range.
-pub(crate) struct Blocked<K> {
-    /// The second keys in event order.
-    keys: Vec<K>,
-    /// The values in event order (empty when only counting).
-    values: Vec<Decimal>,
-    /// Each block's keys, sorted.
-    sorted: Vec<K>,
-    /// Each block's prefix sums of values in sorted-key order (`BLOCK + 1` slots per
-    /// block); `None` when counting only or when a sum would not be exact.
-    sums: Option<Vec<Decimal>>,
+/// A second key of an event: a time, or an optional time (none sorts first).
+pub(crate) trait BlockKey: Copy {
+    /// An `i128` with the same order: nanoseconds since 1970 (none: `i128::MIN`).
+    fn rank(self) -> i128;
 }
 
-impl<K: Ord + Copy> Blocked<K> {
-    /// Second keys (and values to sum, if any) of the events, in event order.
-    pub(crate) fn new(keys: Vec<K>, values: Vec<Decimal>) -> Self {
-        debug_assert!(values.is_empty() || values.len() == keys.len());
+impl BlockKey for Timestamp {
+    fn rank(self) -> i128 {
+        self.as_nanosecond()
+    }
+}
+
+impl BlockKey for Option<Timestamp> {
+    fn rank(self) -> i128 {
+        self.map_or(i128::MIN, |t| t.as_nanosecond())
+    }
+}
+
+/// The `i64` form of a rank: none and the latest timestamp (a key meaning "never") map to
+/// `i64::MIN` and `i64::MAX`; times strictly between them to their nanoseconds; other
+/// ranks do not fit.
+fn narrow(rank: i128) -> Option<i64> {
+    if rank == i128::MIN {
+        Some(i64::MIN)
+    } else if rank == Timestamp::MAX.as_nanosecond() {
+        Some(i64::MAX)
+    } else {
+        i64::try_from(rank)
+            .ok()
+            .filter(|n| *n != i64::MIN && *n != i64::MAX)
+    }
+}
+
+/// The `i64` form of a query bound when every key fits ([`narrow`]): a bound beyond the
+/// times that fit compares with every key as the nearest form outside them does.
+fn narrow_bound(rank: i128) -> i64 {
+    narrow(rank).unwrap_or(if rank > 0 { i64::MAX } else { i64::MIN + 1 })
+}
+
+/// Keys in event order and, per block, sorted.
+struct Keys<K> {
+    keys: Vec<K>,
+    sorted: Vec<K>,
+}
+
+impl<K: Ord + Copy> Keys<K> {
+    /// Sorts each block of `keys`; the sorted order of each block's positions.
+    fn new(keys: Vec<K>) -> (Self, Vec<u32>) {
         let mut sorted = Vec::with_capacity(keys.len());
-        let mut sums = (!values.is_empty()).then(Vec::new);
+        let mut order = Vec::with_capacity(keys.len());
         for start in (0..keys.len()).step_by(BLOCK) {
             let end = (start + BLOCK).min(keys.len());
-            let mut order: Vec<usize> = (start..end).collect();
-            order.sort_by_key(|i| keys[*i]);
-            sorted.extend(order.iter().map(|i| keys[*i]));
-            if let Some(p) = sums.as_mut() {
-                match decimal_prefix(order.iter().map(|i| values[*i])) {
-                    Some(mut block) => {
-                        block.resize(BLOCK + 1, Decimal::ZERO);
-                        p.extend(block);
-                    }
-                    None => sums = None,
-                }
-            }
+            let mut block: Vec<u32> = (start as u32..end as u32).collect();
+            block.sort_by_key(|i| keys[*i as usize]);
+            sorted.extend(block.iter().map(|i| keys[*i as usize]));
+            order.extend(block);
         }
-        Self {
-            keys,
-            values,
-            sorted,
-            sums,
-        }
+        (Self { keys, sorted }, order)
     }
 
     fn in_range(lo: Option<K>, hi: Option<K>, k: K) -> bool {
@@ -699,42 +770,116 @@ impl<K: Ord + Copy> Blocked<K> {
         )
     }
 
-    /// How many events of `r` have a second key in `[lo, hi)` (`None`: unbounded).
-    pub(crate) fn count(&self, r: Range<usize>, lo: Option<K>, hi: Option<K>) -> usize {
-        let (blocks, ends) = self.split(r, lo, hi);
-        let full: usize = blocks.iter().map(|(_, x)| x.len()).sum();
-        full + ends
+    /// The split of `r` at `[lo, hi)` and the positions of the partial ends that match.
+    fn matching(&self, r: Range<usize>, lo: Option<K>, hi: Option<K>) -> (Split, Vec<usize>) {
+        let split = self.split(r, lo, hi);
+        let ends = split
+            .1
+            .clone()
             .into_iter()
             .flatten()
             .filter(|i| Self::in_range(lo, hi, self.keys[*i]))
-            .count()
+            .collect();
+        (split, ends)
+    }
+}
+
+/// Keys as `i64` when every one fits ([`narrow`]), else as `i128` ranks.
+enum KeyCol {
+    Narrow(Keys<i64>),
+    Wide(Keys<i128>),
+}
+
+/// A second key per event of an event list, for counts and sums over a range of events
+/// restricted to second keys in `[lo, hi)`: each block of [`BLOCK`] events is kept sorted
+/// by second key, with prefix sums of each value column in that order, so a query costs
+/// O((n / BLOCK) · log BLOCK + BLOCK) instead of a pass over the range. Keys take 8 bytes
+/// where they fit; values are not kept (the partial blocks at a range's ends read them
+/// from the rows).
+pub(crate) struct Blocked {
+    keys: KeyCol,
+    /// Per value column: prefix sums of the values in each block's sorted-key order.
+    sums: Vec<DecSums>,
+}
+
+impl Blocked {
+    /// Second keys of the events in event order, and value columns to sum (each in event
+    /// order, as long as the keys).
+    pub(crate) fn new<K: BlockKey>(
+        keys: impl Iterator<Item = K>,
+        columns: Vec<Vec<Decimal>>,
+    ) -> Self {
+        let ranks: Vec<i128> = keys.map(BlockKey::rank).collect();
+        debug_assert!(columns.iter().all(|c| c.len() == ranks.len()));
+        let narrowed: Option<Vec<i64>> = ranks.iter().map(|r| narrow(*r)).collect();
+        let (keys, order) = match narrowed {
+            Some(keys) => {
+                drop(ranks);
+                let (k, order) = Keys::new(keys);
+                (KeyCol::Narrow(k), order)
+            }
+            None => {
+                let (k, order) = Keys::new(ranks);
+                (KeyCol::Wide(k), order)
+            }
+        };
+        let sums = columns
+            .iter()
+            .map(|c| DecSums::new(order.iter().map(|i| c[*i as usize])))
+            .collect();
+        Self { keys, sums }
     }
 
-    /// The sum of the values of events of `r` with a second key in `[lo, hi)`, when the
-    /// block sums are exact (else `None`: add the values one by one).
-    pub(crate) fn sum(
+    /// The split of `r` at `[lo, hi)` and the positions of the partial ends that match.
+    fn matching<K: BlockKey>(
         &self,
         r: Range<usize>,
         lo: Option<K>,
         hi: Option<K>,
+    ) -> (Split, Vec<usize>) {
+        let (lo, hi) = (lo.map(BlockKey::rank), hi.map(BlockKey::rank));
+        match &self.keys {
+            KeyCol::Narrow(k) => k.matching(r, lo.map(narrow_bound), hi.map(narrow_bound)),
+            KeyCol::Wide(k) => k.matching(r, lo, hi),
+        }
+    }
+
+    /// How many events of `r` have a second key in `[lo, hi)` (`None`: unbounded).
+    pub(crate) fn count<K: BlockKey>(
+        &self,
+        r: Range<usize>,
+        lo: Option<K>,
+        hi: Option<K>,
+    ) -> usize {
+        let ((blocks, _), ends) = self.matching(r, lo, hi);
+        blocks.iter().map(|(_, x)| x.len()).sum::<usize>() + ends.len()
+    }
+
+    /// The sum of value column `col` over the events of `r` with a second key in
+    /// `[lo, hi)`, when the block sums are exact (else `None`: add the values one by
+    /// one); `value(i)` is the value of event `i` (read for the partial blocks).
+    pub(crate) fn sum<K: BlockKey>(
+        &self,
+        col: usize,
+        r: Range<usize>,
+        lo: Option<K>,
+        hi: Option<K>,
+        value: impl Fn(usize) -> Decimal,
     ) -> Option<Result<Decimal, MetricError>> {
-        let sums = self.sums.as_ref()?;
-        let (blocks, ends) = self.split(r, lo, hi);
+        let sums = &self.sums[col];
+        let ((blocks, _), ends) = self.matching(r, lo, hi);
         let mut acc = Decimal::ZERO;
         for (b, x) in blocks {
-            let base = b * (BLOCK + 1);
-            let part = sums[base + x.end].checked_sub(sums[base + x.start]);
-            match part.and_then(|p| acc.checked_add(p)) {
+            let part = sums.range(b * BLOCK + x.start..b * BLOCK + x.end)?;
+            match acc.checked_add(part) {
                 Some(a) => acc = a,
                 None => return Some(Err(overflow())),
             }
         }
-        for i in ends.into_iter().flatten() {
-            if Self::in_range(lo, hi, self.keys[i]) {
-                match add(acc, self.values[i]) {
-                    Ok(a) => acc = a,
-                    Err(e) => return Some(Err(e)),
-                }
+        for i in ends {
+            match add(acc, value(i)) {
+                Ok(a) => acc = a,
+                Err(e) => return Some(Err(e)),
             }
         }
         Some(Ok(acc))
@@ -790,6 +935,30 @@ mod tests {
     }
 
     #[test]
+    fn integer_prefix_sums_are_exact_in_both_forms() {
+        let day = 86_400_000_000_000i128;
+        // Durations of a few days: offsets within a block fit i64, totals do not.
+        let small: Vec<i128> = (0..3000).map(|i| (i % 7 + 1) * day * 10).collect();
+        // One value beyond i64 makes its block's offsets overflow.
+        let mut large = small.clone();
+        large[1300] = i128::from(i64::MAX) * 4;
+        for (values, split) in [(&small, true), (&large, false)] {
+            let sums = IntSums::new(values.iter().copied());
+            assert_eq!(matches!(sums, IntSums::Split { .. }), split);
+            for start in (0..=values.len()).step_by(37) {
+                for end in (start..=values.len()).step_by(53) {
+                    assert_eq!(
+                        sums.range(start..end),
+                        values[start..end].iter().sum::<i128>(),
+                        "{start}..{end}"
+                    );
+                }
+            }
+        }
+        assert!(small.iter().sum::<i128>() > i128::from(i64::MAX));
+    }
+
+    #[test]
     fn event_times_count_exactly_in_both_forms() {
         let ts = |s: &str| -> Timestamp { s.parse().unwrap() };
         let near = [
@@ -832,30 +1001,65 @@ mod tests {
 
     #[test]
     fn blocked_counts_and_sums_match_a_pass() {
-        let keys: Vec<u32> = (0..53u32).map(|i| (i * 7919) % 23).collect();
+        let ts = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let base = ts("2024-01-01T00:00:00Z");
+        let key = |i: i64| -> Option<Timestamp> {
+            // Repeats, none, and (for the wide form) a time beyond i64 nanoseconds.
+            match (i * 7919) % 23 {
+                0 => None,
+                k => Some(base + jiff::SignedDuration::from_hours(k)),
+            }
+        };
+        let narrow_keys: Vec<Option<Timestamp>> = (0..53).map(key).collect();
+        let mut wide_keys = narrow_keys.clone();
+        wide_keys[17] = Some(ts("9000-01-01T00:00:00Z"));
         let values: Vec<Decimal> = (0..53).map(|i| Decimal::new(i, 1)).collect();
-        let b = Blocked::new(keys.clone(), values.clone());
-        for start in 0..53 {
-            for end in start..=53 {
-                for (lo, hi) in [
-                    (None, None),
-                    (Some(5), None),
-                    (None, Some(11)),
-                    (Some(3), Some(17)),
-                ] {
-                    let inside = |i: &usize| {
-                        lo.is_none_or(|lo| keys[*i] >= lo) && hi.is_none_or(|hi| keys[*i] < hi)
-                    };
-                    let count = (start..end).filter(inside).count();
-                    let sum: Decimal = (start..end).filter(inside).map(|i| values[i]).sum();
-                    assert_eq!(b.count(start..end, lo, hi), count);
-                    assert_eq!(b.sum(start..end, lo, hi).unwrap().unwrap(), sum);
+        let never: Vec<Decimal> = (0..53).map(|i| Decimal::new(i % 3, 0)).collect();
+        let bounds = [
+            None,
+            Some(None),
+            Some(Some(base)),
+            Some(Some(base + jiff::SignedDuration::from_hours(5))),
+            Some(Some(base + jiff::SignedDuration::from_hours(11))),
+            Some(Some(ts("1000-01-01T00:00:00Z"))),
+            Some(Some(ts("2262-04-11T23:47:16.854775807Z"))),
+            Some(Some(ts("9000-01-01T00:00:00Z"))),
+            Some(Some(Timestamp::MAX)),
+        ];
+        for (keys, narrow) in [(&narrow_keys, true), (&wide_keys, false)] {
+            let b = Blocked::new(keys.iter().copied(), vec![values.clone(), never.clone()]);
+            assert_eq!(matches!(b.keys, KeyCol::Narrow(_)), narrow);
+            for start in 0..53 {
+                for end in start..=53 {
+                    for lo in bounds {
+                        for hi in bounds {
+                            let inside = |i: &usize| {
+                                lo.is_none_or(|lo| keys[*i] >= lo)
+                                    && hi.is_none_or(|hi| keys[*i] < hi)
+                            };
+                            let count = (start..end).filter(inside).count();
+                            assert_eq!(b.count(start..end, lo, hi), count);
+                            for (col, v) in [&values, &never].into_iter().enumerate() {
+                                let sum: Decimal = (start..end).filter(inside).map(|i| v[i]).sum();
+                                let got = b.sum(col, start..end, lo, hi, |i| v[i]);
+                                assert_eq!(got.unwrap().unwrap(), sum);
+                            }
+                        }
+                    }
                 }
             }
         }
-        // Without values there are no sums.
-        assert!(Blocked::new(keys, Vec::new())
-            .sum(0..10, None, None)
-            .is_none());
+        // "Never" keys (the latest timestamp) stay narrow and sort last.
+        let lead_keys = [
+            base,
+            Timestamp::MAX,
+            base - jiff::SignedDuration::from_hours(1),
+        ];
+        let b = Blocked::new(lead_keys.iter().copied(), Vec::new());
+        assert!(matches!(b.keys, KeyCol::Narrow(_)));
+        assert_eq!(b.count(0..3, None, Some(ts("9000-01-01T00:00:00Z"))), 2);
+        assert_eq!(b.count(0..3, Some(ts("9000-01-01T00:00:00Z")), None), 1);
+        assert_eq!(b.count(0..3, Some(Timestamp::MAX), None), 1);
+        assert_eq!(b.count(0..3, None, Some(Timestamp::MAX)), 2);
     }
 }
