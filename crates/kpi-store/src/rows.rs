@@ -18,12 +18,58 @@ use crate::dims::{channel_name, source_name};
 use crate::index::part::{Interner, Sym, NONE};
 use crate::record::{Channel, DealKind, DealStatus, Record, RecordKind, Source, SpendCategory};
 
+/// A timestamp in 12 bytes instead of 16: seconds and nanoseconds, 4-byte aligned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(C, packed(4))]
+pub(crate) struct Ts {
+    secs: i64,
+    nanos: i32,
+}
+
+impl Ts {
+    /// The compact form of `t`.
+    pub(crate) fn new(t: Timestamp) -> Self {
+        Ts {
+            secs: t.as_second(),
+            nanos: t.subsec_nanosecond(),
+        }
+    }
+
+    /// The timestamp.
+    pub(crate) fn get(self) -> Timestamp {
+        let (secs, nanos) = (self.secs, self.nanos);
+        Timestamp::new(secs, nanos).expect("stored from a timestamp")
+    }
+}
+
+/// An optional timestamp in 12 bytes instead of 24 (none: nanoseconds no timestamp has).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OptTs(Ts);
+
+impl OptTs {
+    const NONE: OptTs = OptTs(Ts {
+        secs: 0,
+        nanos: i32::MIN,
+    });
+
+    /// The compact form of `t`.
+    pub(crate) fn new(t: Option<Timestamp>) -> Self {
+        t.map_or(Self::NONE, |t| OptTs(Ts::new(t)))
+    }
+
+    /// The timestamp, if any.
+    pub(crate) fn get(self) -> Option<Timestamp> {
+        let nanos = self.0.nanos;
+        (nanos != i32::MIN).then(|| self.0.get())
+    }
+}
+
 /// A customer.
 #[derive(Clone)]
 pub(crate) struct CustomerRow {
     pub(crate) id: Sym,
-    pub(crate) acquired_at: Timestamp,
-    pub(crate) churned_at: Option<Timestamp>,
+    pub(crate) acquired_at: Ts,
+    pub(crate) churned_at: OptTs,
     pub(crate) source: Source,
     pub(crate) campaign: Sym,
     pub(crate) segment: Sym,
@@ -33,8 +79,8 @@ pub(crate) struct CustomerRow {
 /// A lead.
 #[derive(Clone)]
 pub(crate) struct LeadRow {
-    pub(crate) created_at: Timestamp,
-    pub(crate) converted_at: Option<Timestamp>,
+    pub(crate) created_at: Ts,
+    pub(crate) converted_at: OptTs,
     pub(crate) source: Source,
     pub(crate) campaign: Sym,
 }
@@ -44,14 +90,14 @@ pub(crate) struct LeadRow {
 pub(crate) struct DealRow {
     pub(crate) owner: Sym,
     pub(crate) amount: Decimal,
-    pub(crate) created_at: Timestamp,
-    pub(crate) closed_at: Option<Timestamp>,
+    pub(crate) created_at: Ts,
+    pub(crate) closed_at: OptTs,
     pub(crate) status: DealStatus,
     pub(crate) kind: DealKind,
     pub(crate) customer: Sym,
     pub(crate) campaign: Sym,
     /// Stage (interned) and when the deal entered it, in order.
-    pub(crate) stages: Box<[(Sym, Timestamp)]>,
+    pub(crate) stages: Box<[(Sym, Ts)]>,
 }
 
 /// A subscription.
@@ -60,10 +106,10 @@ pub(crate) struct SubRow {
     /// Its id: two subscriptions of a customer starting together are ordered by it.
     pub(crate) id: Box<str>,
     pub(crate) customer: Sym,
-    pub(crate) started_at: Timestamp,
-    pub(crate) ended_at: Option<Timestamp>,
-    pub(crate) mrr_changes: Box<[(Timestamp, Decimal)]>,
-    pub(crate) renewal_due_at: Option<Timestamp>,
+    pub(crate) started_at: Ts,
+    pub(crate) ended_at: OptTs,
+    pub(crate) mrr_changes: Box<[(Ts, Decimal)]>,
+    pub(crate) renewal_due_at: OptTs,
     pub(crate) renewed: Option<bool>,
 }
 
@@ -72,13 +118,13 @@ pub(crate) struct SubRow {
 pub(crate) struct PurchaseRow {
     pub(crate) customer: Sym,
     pub(crate) amount: Decimal,
-    pub(crate) at: Timestamp,
+    pub(crate) at: Ts,
 }
 
 /// Money spent.
 #[derive(Clone)]
 pub(crate) struct SpendRow {
-    pub(crate) at: Timestamp,
+    pub(crate) at: Ts,
     pub(crate) amount: Decimal,
     pub(crate) category: SpendCategory,
     pub(crate) channel: Option<Channel>,
@@ -91,7 +137,7 @@ pub(crate) struct CampaignRow {
     /// Its id, interned as the value of the campaign dimension.
     pub(crate) id: Sym,
     pub(crate) channel: Channel,
-    pub(crate) started_at: Timestamp,
+    pub(crate) started_at: Ts,
     pub(crate) delivered: u64,
     pub(crate) opens: u64,
     pub(crate) clicks: u64,
@@ -102,9 +148,9 @@ pub(crate) struct CampaignRow {
 pub(crate) struct TicketRow {
     pub(crate) customer: Sym,
     pub(crate) agent: Sym,
-    pub(crate) opened_at: Timestamp,
-    pub(crate) first_response_at: Option<Timestamp>,
-    pub(crate) resolved_at: Option<Timestamp>,
+    pub(crate) opened_at: Ts,
+    pub(crate) first_response_at: OptTs,
+    pub(crate) resolved_at: OptTs,
 }
 
 /// A survey response.
@@ -114,7 +160,7 @@ pub(crate) struct SurveyRow {
     pub(crate) kind: SurveyKind,
     pub(crate) score: Decimal,
     pub(crate) scale_max: u32,
-    pub(crate) at: Timestamp,
+    pub(crate) at: Ts,
 }
 
 /// A quota.
@@ -444,8 +490,8 @@ impl Rows {
                 slot,
                 CustomerRow {
                     id: ids.intern(&c.id),
-                    acquired_at: c.acquired_at,
-                    churned_at: c.churned_at,
+                    acquired_at: Ts::new(c.acquired_at),
+                    churned_at: OptTs::new(c.churned_at),
                     source: c.source,
                     campaign: d.intern_opt(c.campaign_id.as_deref()),
                     segment: d.intern_opt(c.segment.as_deref()),
@@ -455,8 +501,8 @@ impl Rows {
             Record::Lead(l) => Arc::make_mut(&mut self.leads).put(
                 slot,
                 LeadRow {
-                    created_at: l.created_at,
-                    converted_at: l.converted_at,
+                    created_at: Ts::new(l.created_at),
+                    converted_at: OptTs::new(l.converted_at),
                     source: l.source,
                     campaign: d.intern_opt(l.campaign_id.as_deref()),
                 },
@@ -466,8 +512,8 @@ impl Rows {
                 DealRow {
                     owner: d.intern(&x.owner),
                     amount: x.amount,
-                    created_at: x.created_at,
-                    closed_at: x.closed_at,
+                    created_at: Ts::new(x.created_at),
+                    closed_at: OptTs::new(x.closed_at),
                     status: x.status,
                     kind: x.kind,
                     customer: ids.intern_opt(x.customer_id.as_deref()),
@@ -475,7 +521,7 @@ impl Rows {
                     stages: x
                         .stage_history
                         .iter()
-                        .map(|e| (d.intern(&e.stage), e.entered_at))
+                        .map(|e| (d.intern(&e.stage), Ts::new(e.entered_at)))
                         .collect(),
                 },
             ),
@@ -484,10 +530,14 @@ impl Rows {
                 SubRow {
                     id: s.id.as_str().into(),
                     customer: ids.intern(&s.customer_id),
-                    started_at: s.started_at,
-                    ended_at: s.ended_at,
-                    mrr_changes: s.mrr_changes.iter().map(|c| (c.at, c.mrr)).collect(),
-                    renewal_due_at: s.renewal_due_at,
+                    started_at: Ts::new(s.started_at),
+                    ended_at: OptTs::new(s.ended_at),
+                    mrr_changes: s
+                        .mrr_changes
+                        .iter()
+                        .map(|c| (Ts::new(c.at), c.mrr))
+                        .collect(),
+                    renewal_due_at: OptTs::new(s.renewal_due_at),
                     renewed: s.renewed,
                 },
             ),
@@ -496,13 +546,13 @@ impl Rows {
                 PurchaseRow {
                     customer: ids.intern(&p.customer_id),
                     amount: p.amount,
-                    at: p.at,
+                    at: Ts::new(p.at),
                 },
             ),
             Record::Spend(s) => Arc::make_mut(&mut self.spend).put(
                 slot,
                 SpendRow {
-                    at: s.at,
+                    at: Ts::new(s.at),
                     amount: s.amount,
                     category: s.category,
                     channel: s.channel,
@@ -514,7 +564,7 @@ impl Rows {
                 CampaignRow {
                     id: d.intern(&c.id),
                     channel: c.channel,
-                    started_at: c.started_at,
+                    started_at: Ts::new(c.started_at),
                     delivered: c.delivered,
                     opens: c.opens,
                     clicks: c.clicks,
@@ -525,9 +575,9 @@ impl Rows {
                 TicketRow {
                     customer: ids.intern_opt(t.customer_id.as_deref()),
                     agent: d.intern(&t.agent),
-                    opened_at: t.opened_at,
-                    first_response_at: t.first_response_at,
-                    resolved_at: t.resolved_at,
+                    opened_at: Ts::new(t.opened_at),
+                    first_response_at: OptTs::new(t.first_response_at),
+                    resolved_at: OptTs::new(t.resolved_at),
                 },
             ),
             Record::SurveyResponse(s) => Arc::make_mut(&mut self.surveys).put(
@@ -537,7 +587,7 @@ impl Rows {
                     kind: s.kind,
                     score: s.score,
                     scale_max: s.scale_max,
-                    at: s.at,
+                    at: Ts::new(s.at),
                 },
             ),
             Record::Quota(q) => Arc::make_mut(&mut self.quotas).put(
@@ -581,5 +631,29 @@ impl Rows {
             + self.tickets.len()
             + self.surveys.len()
             + self.quotas.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_timestamps_round_trip() {
+        let times = [
+            Timestamp::MIN,
+            Timestamp::MAX,
+            Timestamp::UNIX_EPOCH,
+            "1969-12-31T23:59:59.999999999Z".parse().unwrap(),
+            "2024-02-29T12:00:00.000000001Z".parse().unwrap(),
+            "9000-01-01T00:00:00Z".parse().unwrap(),
+        ];
+        for t in times {
+            assert_eq!(Ts::new(t).get(), t);
+            assert_eq!(OptTs::new(Some(t)).get(), Some(t));
+        }
+        assert_eq!(OptTs::new(None).get(), None);
+        assert_eq!(std::mem::size_of::<Ts>(), 12);
+        assert_eq!(std::mem::size_of::<OptTs>(), 12);
     }
 }

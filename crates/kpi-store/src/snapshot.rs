@@ -26,8 +26,8 @@ use kpi_core::{Decimal, SurveyKind};
 
 use crate::record::{Channel, DealKind, DealStatus, Source, SpendCategory};
 use crate::rows::{
-    CampaignRow, CustomerRow, DealRow, LeadRow, PurchaseRow, QuotaRow, Rows, Slab, SpendRow,
-    SubRow, SurveyRow, TicketRow,
+    CampaignRow, CustomerRow, DealRow, LeadRow, OptTs, PurchaseRow, QuotaRow, Rows, Slab, SpendRow,
+    SubRow, SurveyRow, TicketRow, Ts,
 };
 
 const MAGIC: &[u8; 8] = b"kpidrows";
@@ -93,6 +93,26 @@ impl Snap for Timestamp {
     fn get(r: &mut impl Read) -> io::Result<Self> {
         let (s, n) = (i64::get(r)?, i32::get(r)?);
         Timestamp::new(s, n).map_err(|e| invalid(e.to_string()))
+    }
+}
+
+/// Written as the timestamp (the file's format does not depend on the row's layout).
+impl Snap for Ts {
+    fn put(&self, w: &mut impl Write) -> io::Result<()> {
+        self.get().put(w)
+    }
+    fn get(r: &mut impl Read) -> io::Result<Self> {
+        Timestamp::get(r).map(Ts::new)
+    }
+}
+
+/// Written as the optional timestamp.
+impl Snap for OptTs {
+    fn put(&self, w: &mut impl Write) -> io::Result<()> {
+        self.get().put(w)
+    }
+    fn get(r: &mut impl Read) -> io::Result<Self> {
+        Option::<Timestamp>::get(r).map(OptTs::new)
     }
 }
 

@@ -28,7 +28,10 @@ pub(crate) fn end(s: &Subscription) -> Option<Timestamp> {
 
 /// When the subscription held as a row ends, if it does.
 pub(crate) fn end_of(s: &SubRow) -> Option<Timestamp> {
-    end_at(s.ended_at, s.mrr_changes.iter().copied())
+    end_at(
+        s.ended_at.get(),
+        s.mrr_changes.iter().map(|(at, mrr)| (at.get(), *mrr)),
+    )
 }
 
 /// The earlier of `ended_at` and the first change (after the starting MRR) to 0.

@@ -170,10 +170,11 @@ impl Ix for DealIx {
         let amount = |r: &u32| row(*r).amount;
         // Won deals on one side, the rest on the other (two threads for large parts).
         let won_side = || {
-            let won = ev_rows(subset, |r| row(r).closed_at.filter(|_| row(r).won()));
+            let won = ev_rows(subset, |r| row(r).closed_at.get().filter(|_| row(r).won()));
             let upsell = ev_rows(subset, |r| {
                 let d = row(r);
                 d.closed_at
+                    .get()
                     .filter(|_| d.won() && d.upsell() && d.customer != NONE)
             });
             let acquired: Vec<_> = won
@@ -206,7 +207,10 @@ impl Ix for DealIx {
                 won_amount: DecSums::new(won.v.iter().map(amount)),
                 won_cycle: IntSums::new(won.v.iter().map(|r| {
                     let d = row(*r);
-                    nanos_between(d.created_at, d.closed_at.unwrap_or(d.created_at))
+                    nanos_between(
+                        d.created_at.get(),
+                        d.closed_at.get().unwrap_or(d.created_at.get()),
+                    )
                 })),
                 won_campaign_amount: DecSums::new(amounts_if(&|d| d.campaign != NONE).into_iter()),
                 won_email_amount: DecSums::new(
@@ -218,9 +222,9 @@ impl Ix for DealIx {
             }
         };
         let other_side = || {
-            let lost = ev_rows(subset, |r| row(r).closed_at.filter(|_| row(r).lost()));
-            let closed = ev_rows(subset, |r| row(r).closed_at);
-            let created = ev_rows(subset, |r| Some(row(r).created_at));
+            let lost = ev_rows(subset, |r| row(r).closed_at.get().filter(|_| row(r).lost()));
+            let closed = ev_rows(subset, |r| row(r).closed_at.get());
+            let created = ev_rows(subset, |r| Some(row(r).created_at.get()));
             (
                 DecSums::new(created.v.iter().map(amount)),
                 DecSums::new(closed.v.iter().map(amount)),
@@ -328,7 +332,7 @@ impl StageCtx {
 
     /// When the deal left the stage of `rows[i]`: its next stage's entry, else its close.
     pub(crate) fn exit(&self, rows: &[StageRow], i: u32) -> Option<Timestamp> {
-        Self::next_entry(rows, i).or(self.deal(&rows[i as usize]).closed_at)
+        Self::next_entry(rows, i).or(self.deal(&rows[i as usize]).closed_at.get())
     }
 
     /// The deal's stay in the stage of `rows[i]` while it is open.
@@ -336,8 +340,8 @@ impl StageCtx {
         let r = &rows[i as usize];
         let d = self.deal(r);
         Stay {
-            from: r.entered.max(d.created_at),
-            until: match (Self::next_entry(rows, i), d.closed_at) {
+            from: r.entered.max(d.created_at.get()),
+            until: match (Self::next_entry(rows, i), d.closed_at.get()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             },
@@ -493,13 +497,13 @@ impl Ix for LeadIx {
     }
 
     fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
-        let created = ev_rows(subset, |r| Some(rows.row(r).created_at));
+        let created = ev_rows(subset, |r| Some(rows.row(r).created_at.get()));
         LeadIx {
             created_by_conversion: Blocked::new(
                 created
                     .v
                     .iter()
-                    .map(|r| rows.row(*r).converted_at.unwrap_or(Timestamp::MAX)),
+                    .map(|r| rows.row(*r).converted_at.get().unwrap_or(Timestamp::MAX)),
                 Vec::new(),
             ),
             created,
@@ -729,7 +733,7 @@ impl Ix for PurchaseIx {
     }
 
     fn build(lk: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
-        let at = ev_rows(subset, |r| Some(rows.row(r).at));
+        let at = ev_rows(subset, |r| Some(rows.row(r).at.get()));
         let prev = previous_same(&at, |r| rows.row(r).customer);
         let prev2 = prev
             .iter()
@@ -936,19 +940,22 @@ impl Ix for TicketIx {
 
     fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
         let row = |r: &u32| rows.row(*r);
-        let resolved = ev_rows(subset, |r| rows.row(r).resolved_at);
-        let responded = ev_rows(subset, |r| rows.row(r).first_response_at);
+        let resolved = ev_rows(subset, |r| rows.row(r).resolved_at.get());
+        let responded = ev_rows(subset, |r| rows.row(r).first_response_at.get());
         TicketIx {
             resolution: IntSums::new(resolved.v.iter().map(|r| {
                 nanos_between(
-                    row(r).opened_at,
-                    row(r).resolved_at.unwrap_or(row(r).opened_at),
+                    row(r).opened_at.get(),
+                    row(r).resolved_at.get().unwrap_or(row(r).opened_at.get()),
                 )
             })),
             response: IntSums::new(responded.v.iter().map(|r| {
                 nanos_between(
-                    row(r).opened_at,
-                    row(r).first_response_at.unwrap_or(row(r).opened_at),
+                    row(r).opened_at.get(),
+                    row(r)
+                        .first_response_at
+                        .get()
+                        .unwrap_or(row(r).opened_at.get()),
                 )
             })),
             resolved,
@@ -1004,7 +1011,7 @@ impl Ix for SurveyIx {
     fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
         let kind = |k: SurveyKind| {
             let at = ev_rows(subset, |r| {
-                Some(rows.row(r).at).filter(|_| rows.row(r).kind == k)
+                Some(rows.row(r).at.get()).filter(|_| rows.row(r).kind == k)
             });
             let mut groups: HashMap<(u32, Decimal), Vec<Timestamp>> = HashMap::new();
             let mut too_many = false;

@@ -92,17 +92,17 @@ fn classify_subscriptions(subs: &[&rows::SubRow]) -> (Vec<bool>, HashMap<Sym, De
     for (customer, mut idxs) in by_customer {
         idxs.sort_by(|a, b| {
             let (a, b) = (subs[*a], subs[*b]);
-            (a.started_at, &a.id).cmp(&(b.started_at, &b.id))
+            (a.started_at.get(), &a.id).cmp(&(b.started_at.get(), &b.id))
         });
         first_mrr.insert(customer, subs[idxs[0]].mrr_changes[0].1);
         // The latest end among subscriptions that started earlier (None inside: never).
         let mut latest_end: Option<Option<Timestamp>> = None;
         let mut k = 0;
         while k < idxs.len() {
-            let start = subs[idxs[k]].started_at;
+            let start = subs[idxs[k]].started_at.get();
             let j = k + idxs[k..]
                 .iter()
-                .take_while(|i| subs[**i].started_at == start)
+                .take_while(|i| subs[**i].started_at.get() == start)
                 .count();
             let active = match latest_end {
                 None => false,
@@ -160,7 +160,7 @@ impl Index {
                     owner: c.owner,
                     source: source_sym[c.source as usize],
                     segment: c.segment,
-                    acquired: c.acquired_at,
+                    acquired: c.acquired_at.get(),
                     marketing: c.source == Source::Marketing,
                 });
             }
@@ -193,7 +193,7 @@ impl Index {
                         stages.extend(d.stages.iter().map(|(stage, entered)| StageRow {
                             deal,
                             stage: *stage,
-                            entered: *entered,
+                            entered: entered.get(),
                         }));
                     }
                     let deals = Arc::clone(&rows.deals);
@@ -243,8 +243,8 @@ impl Index {
                         .customers
                         .iter()
                         .map(|c| CustomerRow {
-                            acquired: c.acquired_at,
-                            churned: c.churned_at,
+                            acquired: c.acquired_at.get(),
+                            churned: c.churned_at.get(),
                             first_mrr: classified().1.get(&c.id).copied(),
                             owner: c.owner,
                             source: source_sym[c.source as usize],
@@ -261,7 +261,7 @@ impl Index {
                     .spend
                     .iter()
                     .map(|s| SpendRow {
-                        at: s.at,
+                        at: s.at.get(),
                         amount: s.amount,
                         category: s.category.index(),
                         campaign: s.campaign,
@@ -279,7 +279,7 @@ impl Index {
                     .map(|c| CampaignRow {
                         id: c.id,
                         channel: channel_sym[c.channel as usize],
-                        started: c.started_at,
+                        started: c.started_at.get(),
                         email: c.channel == Channel::Email,
                         delivered: c.delivered,
                         opens: c.opens,
@@ -307,20 +307,21 @@ impl Index {
                     let mut prev = s.mrr_changes[0].1;
                     let mut changes = Vec::new();
                     for (at, mrr) in s.mrr_changes.iter().skip(1) {
-                        if end.is_some_and(|e| *at >= e) {
+                        let at = at.get();
+                        if end.is_some_and(|e| at >= e) {
                             break;
                         }
-                        changes.push((*at, prev, *mrr));
+                        changes.push((at, prev, *mrr));
                         prev = *mrr;
                     }
                     sub_rows.push(SubRow {
                         customer: s.customer,
-                        started: s.started_at,
+                        started: s.started_at.get(),
                         first_mrr: s.mrr_changes[0].1,
                         new: *new,
                         changes,
                         end: end.map(|e| (e, prev)),
-                        renewal_due: s.renewal_due_at,
+                        renewal_due: s.renewal_due_at.get(),
                         renewed: s.renewed == Some(true),
                     });
                 }
@@ -451,7 +452,7 @@ impl Index {
                     count(s.ix.created_by_conversion.count(r, None, Some(w.end)))
                 } else {
                     count(s.count_where(&s.ix.created, r, |e| {
-                        s.row(e).converted_at.is_some_and(|c| c < w.end)
+                        s.row(e).converted_at.get().is_some_and(|c| c < w.end)
                     }))
                 }
             }
@@ -623,11 +624,11 @@ impl Index {
                         let nanos = s.int_sum(ev, r, sums, |e| {
                             let t = s.row(e);
                             let to = if resolved {
-                                t.resolved_at
+                                t.resolved_at.get()
                             } else {
-                                t.first_response_at
+                                t.first_response_at.get()
                             };
-                            nanos_between(t.opened_at, to.unwrap_or(t.opened_at))
+                            nanos_between(t.opened_at.get(), to.unwrap_or(t.opened_at.get()))
                         });
                         nanos_to(nanos, HOUR_NANOS)?
                     }
@@ -694,7 +695,10 @@ impl Index {
             Measure::WonCycleDaysTotal => {
                 let nanos = s.int_sum(&ix.won, won(), &ix.won_cycle, |e| {
                     let d = s.row(e);
-                    nanos_between(d.created_at, d.closed_at.unwrap_or(d.created_at))
+                    nanos_between(
+                        d.created_at.get(),
+                        d.closed_at.get().unwrap_or(d.created_at.get()),
+                    )
                 });
                 nanos_to(nanos, DAY_NANOS)?
             }
@@ -713,7 +717,7 @@ impl Index {
             Measure::DealsOpen => count(s.count_where(
                 &ix.created,
                 0..ix.created.before(w.end),
-                |e| s.row(e).closed_at.is_none_or(|c| c >= w.end),
+                |e| s.row(e).closed_at.get().is_none_or(|c| c >= w.end),
             )),
             Measure::OpenAmount => {
                 let fast = s
@@ -729,7 +733,7 @@ impl Index {
                     None => s.sum_where(
                         &ix.created,
                         0..ix.created.before(w.end),
-                        |e| s.row(e).closed_at.is_none_or(|c| c >= w.end),
+                        |e| s.row(e).closed_at.get().is_none_or(|c| c >= w.end),
                         |e| s.row(e).amount,
                     )?,
                 }
