@@ -183,25 +183,22 @@ impl Ix for DealIx {
                 .map(|r| row(*r).customer_acquired(lk).0)
                 .collect();
             // The won amounts, zero where `keep` does not hold.
-            let amounts_if = |keep: &dyn Fn(&DealRow) -> bool| -> Vec<Decimal> {
-                won.v
-                    .iter()
-                    .map(|r| {
-                        let d = row(*r);
-                        if keep(d) {
-                            d.amount
-                        } else {
-                            Decimal::ZERO
-                        }
-                    })
-                    .collect()
+            let amounts_if = |keep: fn(&DealRow, &Lookups) -> bool| {
+                won.v.iter().map(move |r| {
+                    let d = row(*r);
+                    if keep(d, lk) {
+                        d.amount
+                    } else {
+                        Decimal::ZERO
+                    }
+                })
             };
             WonSide {
                 won_by_acquisition: Blocked::new(
                     acquired.into_iter(),
                     vec![
                         won.v.iter().map(amount).collect(),
-                        amounts_if(&|d| d.customer_acquired(lk).1),
+                        amounts_if(|d, lk| d.customer_acquired(lk).1).collect(),
                     ],
                 ),
                 won_amount: DecSums::new(won.v.iter().map(amount)),
@@ -212,10 +209,8 @@ impl Ix for DealIx {
                         d.closed_at.get().unwrap_or(d.created_at.get()),
                     )
                 })),
-                won_campaign_amount: DecSums::new(amounts_if(&|d| d.campaign != NONE).into_iter()),
-                won_email_amount: DecSums::new(
-                    amounts_if(&|d| lk.is_email(d.campaign)).into_iter(),
-                ),
+                won_campaign_amount: DecSums::new(amounts_if(|d, _| d.campaign != NONE)),
+                won_email_amount: DecSums::new(amounts_if(|d, lk| lk.is_email(d.campaign))),
                 upsell_prev_customer: previous_same(&upsell, |r| row(r).customer),
                 won,
                 upsell,
@@ -292,17 +287,15 @@ fn join<A: Send, B: Send>(
 
 // ---------------------------------------------------------------- stage entries
 
-/// A deal's entry into a stage. A deal's entries are consecutive and in the order of its
-/// stage history, so the next one tells when it left the stage. Stage exits and stage
-/// stays are both read from these rows (shared), their deal's fields from the deal part's.
+/// A deal's entry into a stage: the deal (its slot among the store's deals) and the
+/// entry's position in its stage history, where the stage, the time and the next entry
+/// are read. Stage exits and stage stays both read these rows (shared).
 pub(crate) struct StageRow {
-    /// The deal's position among the deal part's rows.
     pub(crate) deal: u32,
-    pub(crate) stage: Sym,
-    pub(crate) entered: Timestamp,
+    pub(crate) idx: u32,
 }
 
-/// What stage rows read: the deal part's rows and lookups.
+/// What stage rows read: the store's deals and the lookups.
 #[derive(Clone)]
 pub(crate) struct StageCtx {
     pub(crate) deals: Arc<Slab<DealRow>>,
@@ -315,33 +308,38 @@ impl StageCtx {
         self.deals.row(r.deal)
     }
 
+    /// The stage of a stage row and when the deal entered it.
+    pub(crate) fn entry(&self, r: &StageRow) -> (Sym, Timestamp) {
+        let (stage, at) = self.deal(r).stages[r.idx as usize];
+        (stage, at.get())
+    }
+
     fn attr(&self, r: &StageRow, d: Dimension) -> Sym {
         match d {
-            Dimension::Stage => r.stage,
+            Dimension::Stage => self.entry(r).0,
             _ => DealIx::attr(&self.lk, self.deal(r), d),
         }
     }
 
-    /// When the deal entered the stage after `rows[i]`'s, if it did.
-    fn next_entry(rows: &[StageRow], i: u32) -> Option<Timestamp> {
-        let r = &rows[i as usize];
-        rows.get(i as usize + 1)
-            .filter(|n| n.deal == r.deal)
-            .map(|n| n.entered)
+    /// When the deal entered its next stage, if it did.
+    fn next_entry(&self, r: &StageRow) -> Option<Timestamp> {
+        self.deal(r)
+            .stages
+            .get(r.idx as usize + 1)
+            .map(|(_, at)| at.get())
     }
 
-    /// When the deal left the stage of `rows[i]`: its next stage's entry, else its close.
-    pub(crate) fn exit(&self, rows: &[StageRow], i: u32) -> Option<Timestamp> {
-        Self::next_entry(rows, i).or(self.deal(&rows[i as usize]).closed_at.get())
+    /// When the deal left the stage: its next stage's entry, else its close.
+    pub(crate) fn exit(&self, r: &StageRow) -> Option<Timestamp> {
+        self.next_entry(r).or(self.deal(r).closed_at.get())
     }
 
-    /// The deal's stay in the stage of `rows[i]` while it is open.
-    pub(crate) fn stay(&self, rows: &[StageRow], i: u32) -> Stay {
-        let r = &rows[i as usize];
+    /// The deal's stay in the stage while it is open.
+    pub(crate) fn stay(&self, r: &StageRow) -> Stay {
         let d = self.deal(r);
         Stay {
-            from: r.entered.max(d.created_at.get()),
-            until: match (Self::next_entry(rows, i), d.closed_at.get()) {
+            from: self.entry(r).1.max(d.created_at.get()),
+            until: match (self.next_entry(r), d.closed_at.get()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             },
@@ -365,14 +363,12 @@ impl Ix for ExitIx {
     }
 
     fn build(ctx: &StageCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
-        let exits = ev_rows(subset, |r| ctx.exit(rows, r));
-        let nanos = IntSums::new(
-            exits
-                .t
-                .iter()
-                .zip(&exits.v)
-                .map(|(exit, r)| nanos_between(rows.row(*r).entered, exit)),
-        );
+        let exits = ev_rows(subset, |r| ctx.exit(rows.row(r)));
+        let nanos = IntSums::new(exits.v.iter().map(|r| {
+            let e = rows.row(*r);
+            let entered = ctx.entry(e).1;
+            nanos_between(entered, ctx.exit(e).unwrap_or(entered))
+        }));
         ExitIx { exits, nanos }
     }
 }
@@ -415,7 +411,7 @@ impl Ix for StageStayIx {
     }
 
     fn build(ctx: &StageCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
-        let stay = |r: u32| Some(ctx.stay(rows, r)).filter(Stay::covers_some_time);
+        let stay = |r: u32| Some(ctx.stay(rows.row(r))).filter(Stay::covers_some_time);
         let from = ev_rows(subset, |r| stay(r).map(|s| s.from));
         let until = ev_rows(subset, |r| stay(r).and_then(|s| s.until));
         let amount = |r: &u32| ctx.deal(rows.row(*r)).amount;

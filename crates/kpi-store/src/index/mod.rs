@@ -190,11 +190,7 @@ impl Index {
                     let entries: usize = rows.deals.iter().map(|d| d.stages.len()).sum();
                     let mut stages = Vec::with_capacity(entries);
                     for (deal, d) in rows.deals.slots() {
-                        stages.extend(d.stages.iter().map(|(stage, entered)| StageRow {
-                            deal,
-                            stage: *stage,
-                            entered: entered.get(),
-                        }));
+                        stages.extend((0..d.stages.len() as u32).map(|idx| StageRow { deal, idx }));
                     }
                     let deals = Arc::clone(&rows.deals);
                     let stages = Arc::new(stages);
@@ -434,8 +430,9 @@ impl Index {
                     count(s.count(&s.ix.exits, r))
                 } else {
                     let nanos = s.int_sum(&s.ix.exits, r, &s.ix.nanos, |e| {
-                        let entered = s.row(e).entered;
-                        nanos_between(entered, s.ctx.exit(s.rows, *e).unwrap_or(entered))
+                        let x = s.row(e);
+                        let entered = s.ctx.entry(x).1;
+                        nanos_between(entered, s.ctx.exit(x).unwrap_or(entered))
                     });
                     nanos_to(nanos, DAY_NANOS)?
                 }
@@ -773,7 +770,7 @@ impl Index {
         let ix = s.ix;
         let begun = ix.from.before(end);
         let ended = ix.until.before(end);
-        let in_effect = |e: &u32| s.ctx.stay(s.rows, *e).until.is_none_or(|u| u >= end);
+        let in_effect = |e: &u32| s.ctx.stay(s.row(e)).until.is_none_or(|u| u >= end);
         Ok(match measure {
             Measure::DealsOpen if s.all() => count(begun - ended),
             Measure::DealsOpen => count(s.count_where(&ix.from, 0..begun, in_effect)),

@@ -214,15 +214,14 @@ pub(crate) enum DecSums {
 }
 
 impl DecSums {
-    /// Prefix sums of `values`.
-    pub(crate) fn new(values: impl Iterator<Item = Decimal>) -> Self {
-        let values: Vec<Decimal> = values.collect();
-        let scale = values.iter().map(Decimal::scale).max().unwrap_or(0);
+    /// Prefix sums of `values` (read twice, never collected).
+    pub(crate) fn new(values: impl Iterator<Item = Decimal> + Clone) -> Self {
+        let scale = values.clone().map(|v| v.scale()).max().unwrap_or(0);
         let small = || {
-            let mut p = Vec::with_capacity(values.len() + 1);
+            let mut p = Vec::with_capacity(values.size_hint().0 + 1);
             let mut acc = 0i64;
             p.push(acc);
-            for v in &values {
+            for v in values.clone() {
                 let factor = 10i128.checked_pow(scale - v.scale())?;
                 let m = i64::try_from(v.mantissa().checked_mul(factor)?).ok()?;
                 acc = acc.checked_add(m)?;
@@ -232,7 +231,7 @@ impl DecSums {
         };
         match small() {
             Some(p) => DecSums::Small { scale, p },
-            None => match decimal_prefix(values.into_iter()) {
+            None => match decimal_prefix(values) {
                 Some(p) => DecSums::Wide(p),
                 None => DecSums::Inexact,
             },
@@ -274,25 +273,27 @@ pub(crate) enum IntSums {
 }
 
 impl IntSums {
-    /// Prefix sums of `values`.
-    pub(crate) fn new(values: impl Iterator<Item = i128>) -> Self {
-        let mut p = Vec::with_capacity(values.size_hint().0 + 1);
-        let mut acc = 0i128;
-        p.push(acc);
-        for v in values {
-            acc = acc.saturating_add(v);
-            p.push(acc);
+    /// Prefix sums of `values` (read twice if the split form does not fit).
+    pub(crate) fn new(values: impl Iterator<Item = i128> + Clone) -> Self {
+        let prefix = || {
+            std::iter::once(0i128).chain(values.clone().scan(0i128, |acc, v| {
+                *acc = acc.saturating_add(v);
+                Some(*acc)
+            }))
+        };
+        let n = values.size_hint().0 + 1;
+        let mut base = Vec::with_capacity(n / SUM_BLOCK + 1);
+        let mut off = Vec::with_capacity(n);
+        for (i, p) in prefix().enumerate() {
+            if i % SUM_BLOCK == 0 {
+                base.push(p);
+            }
+            match i64::try_from(p - base[i / SUM_BLOCK]) {
+                Ok(o) => off.push(o),
+                Err(_) => return IntSums::Full(prefix().collect()),
+            }
         }
-        let base: Vec<i128> = p.iter().step_by(SUM_BLOCK).copied().collect();
-        let off: Option<Vec<i64>> = p
-            .iter()
-            .enumerate()
-            .map(|(i, x)| i64::try_from(x - base[i / SUM_BLOCK]).ok())
-            .collect();
-        match off {
-            Some(off) => IntSums::Split { base, off },
-            None => IntSums::Full(p),
-        }
+        IntSums::Split { base, off }
     }
 
     fn at(&self, i: usize) -> i128 {
