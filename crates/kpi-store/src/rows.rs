@@ -201,6 +201,11 @@ impl<T> Slab<T> {
         self.live
     }
 
+    /// One past the highest slot in use: every slot is below it.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.rows.len()
+    }
+
     fn put(&mut self, slot: u32, row: T) {
         let i = slot as usize;
         if i >= self.rows.len() {

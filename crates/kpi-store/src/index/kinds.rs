@@ -9,7 +9,7 @@ use kpi_core::{Decimal, Dimension, SurveyKind};
 use super::part::{previous_same, Blocked, DecSums, Ev, IntSums, Ix, Sym, Table, NONE};
 use crate::record::{DealKind, DealStatus, Source};
 use crate::rows::Slab;
-use crate::rows::{DealRow, LeadRow, PurchaseRow, SurveyRow, TicketRow};
+use crate::rows::{CustomerRow, DealRow, LeadRow, PurchaseRow, SubRow, SurveyRow, TicketRow};
 use crate::units::nanos_between;
 
 // ---------------------------------------------------------------- lookups
@@ -509,17 +509,23 @@ impl Ix for LeadIx {
 
 // ---------------------------------------------------------------- customers
 
-/// A customer, with the first MRR of their earliest subscription.
-pub(crate) struct CustomerRow {
-    pub(crate) acquired: Timestamp,
-    pub(crate) churned: Option<Timestamp>,
-    pub(crate) first_mrr: Option<Decimal>,
-    pub(crate) owner: Sym,
-    /// The symbol of its source's name.
-    pub(crate) source: Sym,
-    pub(crate) campaign: Sym,
-    pub(crate) segment: Sym,
-    pub(crate) marketing: bool,
+impl CustomerRow {
+    /// When the customer was acquired.
+    pub(crate) fn acquired(&self) -> Timestamp {
+        self.acquired_at.get()
+    }
+
+    /// When the customer churned, if they did.
+    pub(crate) fn churned(&self) -> Option<Timestamp> {
+        self.churned_at.get()
+    }
+}
+
+/// What customer rows read: the lookups, and per slot the first MRR of the customer's
+/// earliest subscription.
+pub(crate) struct CustomerCtx {
+    pub(crate) lk: Arc<Lookups>,
+    pub(crate) first_mrr: Vec<Option<Decimal>>,
 }
 
 /// Customers by acquisition (all, and marketing-sourced) and by churn.
@@ -539,55 +545,56 @@ pub(crate) struct CustomerIx {
 
 impl Ix for CustomerIx {
     type Row = CustomerRow;
-    type Rows = Vec<CustomerRow>;
-    type Ctx = Arc<Lookups>;
+    type Rows = Slab<CustomerRow>;
+    type Ctx = CustomerCtx;
 
-    fn attr(lk: &Arc<Lookups>, c: &CustomerRow, d: Dimension) -> Sym {
+    fn attr(ctx: &CustomerCtx, c: &CustomerRow, d: Dimension) -> Sym {
         match d {
             Dimension::Owner => c.owner,
-            Dimension::Source => c.source,
+            Dimension::Source => ctx.lk.source(c.source),
             Dimension::Campaign => c.campaign,
-            Dimension::Channel => lk.channel(c.campaign),
+            Dimension::Channel => ctx.lk.channel(c.campaign),
             Dimension::Segment => c.segment,
             Dimension::Stage | Dimension::Agent => NONE,
         }
     }
 
-    fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
+    fn build(ctx: &CustomerCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
+        let first_mrr = |r: u32| ctx.first_mrr[r as usize];
         let row = |r: u32| rows.row(r);
-        let churned = ev_rows(subset, |r| row(r).churned);
-        let acquired = ev_rows(subset, |r| Some(row(r).acquired));
+        let churned = ev_rows(subset, |r| row(r).churned());
+        let acquired = ev_rows(subset, |r| Some(row(r).acquired()));
         CustomerIx {
             acquired_by_churn: Blocked::new(
                 acquired
                     .v
                     .iter()
-                    .map(|r| row(*r).churned.unwrap_or(Timestamp::MAX)),
+                    .map(|r| row(*r).churned().unwrap_or(Timestamp::MAX)),
                 Vec::new(),
             ),
             with_first_mrr: IntSums::new(
                 acquired
                     .v
                     .iter()
-                    .map(|r| i128::from(row(*r).first_mrr.is_some())),
+                    .map(|r| i128::from(first_mrr(*r).is_some())),
             ),
             first_mrr: DecSums::new(
                 acquired
                     .v
                     .iter()
-                    .map(|r| row(*r).first_mrr.unwrap_or(Decimal::ZERO)),
+                    .map(|r| first_mrr(*r).unwrap_or(Decimal::ZERO)),
             ),
             churned_by_acquisition: Blocked::new(
-                churned.v.iter().map(|r| row(*r).acquired),
+                churned.v.iter().map(|r| row(*r).acquired()),
                 Vec::new(),
             ),
             acquired,
             marketing: ev_rows(subset, |r| {
-                Some(row(r).acquired).filter(|_| row(r).marketing)
+                Some(row(r).acquired()).filter(|_| row(r).source == Source::Marketing)
             }),
             tenure: IntSums::new(churned.v.iter().map(|r| {
                 let c = row(*r);
-                nanos_between(c.acquired, c.churned.unwrap_or(c.acquired))
+                nanos_between(c.acquired(), c.churned().unwrap_or(c.acquired()))
             })),
             churned,
         }
@@ -763,8 +770,9 @@ impl Ix for PurchaseIx {
 
 // ---------------------------------------------------------------- subscriptions
 
-/// A subscription's MRR history, read per the module doc of `crate::subscription`.
-pub(crate) struct SubRow {
+/// A subscription's MRR history, read per the module doc of `crate::subscription`
+/// (worked out from the store's row while the index is built, not kept).
+pub(crate) struct SubHistory {
     pub(crate) customer: Sym,
     pub(crate) started: Timestamp,
     pub(crate) first_mrr: Decimal,
@@ -774,8 +782,39 @@ pub(crate) struct SubRow {
     pub(crate) changes: Vec<(Timestamp, Decimal, Decimal)>,
     /// The end and the MRR in effect just before it.
     pub(crate) end: Option<(Timestamp, Decimal)>,
-    pub(crate) renewal_due: Option<Timestamp>,
-    pub(crate) renewed: bool,
+}
+
+impl SubHistory {
+    /// The history of `s`; `new`: whether its customer had no subscription active when
+    /// it started.
+    pub(crate) fn of(s: &SubRow, new: bool) -> Self {
+        let end = crate::subscription::end_of(s);
+        let mut prev = s.mrr_changes[0].1;
+        let mut changes = Vec::new();
+        for (at, mrr) in s.mrr_changes.iter().skip(1) {
+            let at = at.get();
+            if end.is_some_and(|e| at >= e) {
+                break;
+            }
+            changes.push((at, prev, *mrr));
+            prev = *mrr;
+        }
+        SubHistory {
+            customer: s.customer,
+            started: s.started_at.get(),
+            first_mrr: s.mrr_changes[0].1,
+            new,
+            changes,
+            end: end.map(|e| (e, prev)),
+        }
+    }
+}
+
+/// What subscription rows read: the lookups, and per slot whether the subscription is
+/// its customer's new MRR.
+pub(crate) struct SubCtx {
+    pub(crate) lk: Arc<Lookups>,
+    pub(crate) new: Vec<bool>,
 }
 
 /// MRR movements by time; renewals by due date; paying customers as intervals.
@@ -802,14 +841,14 @@ pub(crate) struct SubIx {
 
 impl Ix for SubIx {
     type Row = SubRow;
-    type Rows = Vec<SubRow>;
-    type Ctx = Arc<Lookups>;
+    type Rows = Slab<SubRow>;
+    type Ctx = SubCtx;
 
-    fn attr(lk: &Arc<Lookups>, s: &SubRow, d: Dimension) -> Sym {
-        lk.customer_attr(s.customer, d)
+    fn attr(ctx: &SubCtx, s: &SubRow, d: Dimension) -> Sym {
+        ctx.lk.customer_attr(s.customer, d)
     }
 
-    fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
+    fn build(ctx: &SubCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
         let mut deltas = Vec::new();
         let mut new = Vec::new();
         let mut expansion = Vec::new();
@@ -817,7 +856,7 @@ impl Ix for SubIx {
         let mut churn = Vec::new();
         let mut intervals: HashMap<Sym, Vec<(Timestamp, Option<Timestamp>, u32)>> = HashMap::new();
         for r in subset {
-            let s = &rows.row(*r);
+            let s = &SubHistory::of(rows.row(*r), ctx.new[*r as usize]);
             deltas.push((s.started, (*r, s.first_mrr)));
             if s.new {
                 new.push((s.started, (*r, s.first_mrr)));
@@ -901,9 +940,10 @@ impl Ix for SubIx {
             expansion,
             contraction,
             churn,
-            due: ev_rows(subset, |r| rows.row(r).renewal_due),
+            due: ev_rows(subset, |r| rows.row(r).renewal_due_at.get()),
             renewed: ev_rows(subset, |r| {
-                rows.row(r).renewal_due.filter(|_| rows.row(r).renewed)
+                let s = rows.row(r);
+                s.renewal_due_at.get().filter(|_| s.renewed == Some(true))
             }),
             paying_from: Ev::new(paying_from),
             paying_until: Ev::new(paying_until),

@@ -31,9 +31,9 @@ use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope, SpendCategories, Window};
 
 use self::kinds::{
-    survey_slot, CampaignIx, CampaignRow, CustomerInfo, CustomerIx, CustomerRow, DealIx, ExitIx,
+    survey_slot, CampaignIx, CampaignRow, CustomerCtx, CustomerInfo, CustomerIx, DealIx, ExitIx,
     LeadIx, Lookups, PurchaseIx, QuotaIx, QuotaRow, SpendIx, SpendRow, StageCtx, StageRow,
-    StageStayIx, SubIx, SubRow, SurveyIx, TicketIx, ALL_AMOUNTS, MARKETING_AMOUNTS,
+    StageStayIx, SubCtx, SubIx, SurveyIx, TicketIx, ALL_AMOUNTS, MARKETING_AMOUNTS,
 };
 use self::part::{add, overflow, Interner, Part, Resolved, Sym, Warm, NONE};
 use crate::dims::{channel_name, source_name, Unit};
@@ -227,6 +227,7 @@ impl Index {
             let subs: Vec<&rows::SubRow> = rows.subs.iter().collect();
             let classified = OnceLock::new();
             let classified = || classified.get_or_init(|| classify_subscriptions(&subs));
+            // Customers are read in place, with the first MRR of each by slot.
             let customers = part!(
                 customers,
                 [
@@ -235,21 +236,15 @@ impl Index {
                     RecordKind::Subscription
                 ],
                 {
-                    let rows = rows
-                        .customers
-                        .iter()
-                        .map(|c| CustomerRow {
-                            acquired: c.acquired_at.get(),
-                            churned: c.churned_at.get(),
-                            first_mrr: classified().1.get(&c.id).copied(),
-                            owner: c.owner,
-                            source: source_sym[c.source as usize],
-                            campaign: c.campaign,
-                            segment: c.segment,
-                            marketing: c.source == Source::Marketing,
-                        })
-                        .collect::<Vec<_>>();
-                    Part::new(Unit::Customer, rows, Arc::clone(&lk))
+                    let mut first_mrr = vec![None; rows.customers.slot_count()];
+                    for (slot, c) in rows.customers.slots() {
+                        first_mrr[slot as usize] = classified().1.get(&c.id).copied();
+                    }
+                    let ctx = CustomerCtx {
+                        lk: Arc::clone(&lk),
+                        first_mrr,
+                    };
+                    Part::new(Unit::Customer, Arc::clone(&rows.customers), ctx)
                 }
             );
             let spend = part!(spend, [RecordKind::Spend, RecordKind::Campaign], {
@@ -296,32 +291,17 @@ impl Index {
                 [RecordKind::SurveyResponse, RecordKind::Customer],
                 Part::new(Unit::Survey, Arc::clone(&rows.surveys), Arc::clone(&lk))
             );
+            // Subscriptions are read in place, with whether each is new MRR by slot.
             let subs = part!(subs, [RecordKind::Subscription, RecordKind::Customer], {
-                let mut sub_rows = Vec::with_capacity(subs.len());
-                for (s, new) in subs.iter().zip(&classified().0) {
-                    let end = crate::subscription::end_of(s);
-                    let mut prev = s.mrr_changes[0].1;
-                    let mut changes = Vec::new();
-                    for (at, mrr) in s.mrr_changes.iter().skip(1) {
-                        let at = at.get();
-                        if end.is_some_and(|e| at >= e) {
-                            break;
-                        }
-                        changes.push((at, prev, *mrr));
-                        prev = *mrr;
-                    }
-                    sub_rows.push(SubRow {
-                        customer: s.customer,
-                        started: s.started_at.get(),
-                        first_mrr: s.mrr_changes[0].1,
-                        new: *new,
-                        changes,
-                        end: end.map(|e| (e, prev)),
-                        renewal_due: s.renewal_due_at.get(),
-                        renewed: s.renewed == Some(true),
-                    });
+                let mut new = vec![false; rows.subs.slot_count()];
+                for ((slot, _), is_new) in rows.subs.slots().zip(&classified().0) {
+                    new[slot as usize] = *is_new;
                 }
-                Part::new(Unit::Subscription, sub_rows, Arc::clone(&lk))
+                let ctx = SubCtx {
+                    lk: Arc::clone(&lk),
+                    new,
+                };
+                Part::new(Unit::Subscription, Arc::clone(&rows.subs), ctx)
             });
             (
                 customers, spend, campaigns, purchases, subs, tickets, surveys,
@@ -846,7 +826,7 @@ impl Index {
                 ix.acquired.before(t) - ix.churned.before(t)
             } else {
                 s.count_where(&ix.acquired, 0..ix.acquired.before(t), |e| {
-                    s.row(e).churned.is_none_or(|c| c >= t)
+                    s.row(e).churned().is_none_or(|c| c >= t)
                 })
             }
         };
@@ -863,7 +843,7 @@ impl Index {
             ),
             Measure::CustomersChurnedFromStart => {
                 count(s.count_where(&ix.churned, ix.churned.range(w), |e| {
-                    s.row(e).acquired < w.start
+                    s.row(e).acquired() < w.start
                 }))
             }
             Measure::CustomersNewRetained if s.all() => count(ix.acquired_by_churn.count(
@@ -873,7 +853,7 @@ impl Index {
             )),
             Measure::CustomersNewRetained => {
                 count(s.count_where(&ix.acquired, ix.acquired.range(w), |e| {
-                    s.row(e).churned.is_none_or(|c| c >= w.end)
+                    s.row(e).churned().is_none_or(|c| c >= w.end)
                 }))
             }
             Measure::CustomersActiveInWindow => {
@@ -883,7 +863,7 @@ impl Index {
                 } else {
                     count(
                         s.count_where(&ix.acquired, 0..ix.acquired.before(w.end), |e| {
-                            s.row(e).churned.is_none_or(|c| c >= w.start)
+                            s.row(e).churned().is_none_or(|c| c >= w.start)
                         }),
                     )
                 }
@@ -898,7 +878,7 @@ impl Index {
                 } else {
                     let nanos = s.int_sum(&ix.churned, r, &ix.tenure, |e| {
                         let c = s.row(e);
-                        nanos_between(c.acquired, c.churned.unwrap_or(c.acquired))
+                        nanos_between(c.acquired(), c.churned().unwrap_or(c.acquired()))
                     });
                     nanos_to(nanos, YEAR_NANOS * n as i128)?
                 }
@@ -916,7 +896,7 @@ impl Index {
                         let mut total = Decimal::ZERO;
                         let mut n = 0u64;
                         for e in &ix.acquired.v[r] {
-                            if let Some(mrr) = s.row(e).first_mrr {
+                            if let Some(mrr) = s.ctx.first_mrr[*e as usize] {
                                 if s.ok(*e) {
                                     total = add(total, mrr)?;
                                     n += 1;
