@@ -117,6 +117,8 @@ fn default_out() -> &'static str {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench")
 }
 
+kpi_server::jemalloc!();
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {

@@ -32,6 +32,7 @@
 //! # }
 //! ```
 
+pub mod alloc;
 pub mod auth;
 mod concurrency;
 mod convert;
