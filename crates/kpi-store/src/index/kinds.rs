@@ -1,7 +1,7 @@
 //! The flattened rows of each unit and the event lists built over them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, SurveyKind};
@@ -127,7 +127,10 @@ impl DealRow {
     }
 }
 
-/// Deals by closing time (won, lost, both, won upsells) and by creation time.
+/// Deals by closing time (won, lost, both, won upsells) and by creation time. What a
+/// campaign's or a rep's dashboard rarely reads (every deal by creation and by close, won
+/// deals by their customer's acquisition) is built on first use ([`Sel::lazy`]), so the
+/// partitions grouped queries build stay small.
 pub(crate) struct DealIx {
     pub(crate) won: Ev<u32>,
     pub(crate) won_amount: DecSums,
@@ -135,19 +138,66 @@ pub(crate) struct DealIx {
     pub(crate) won_campaign_amount: DecSums,
     pub(crate) won_email_amount: DecSums,
     pub(crate) lost: Ev<u32>,
-    pub(crate) closed: Ev<u32>,
-    pub(crate) closed_prev_owner: Vec<u32>,
     pub(crate) upsell: Ev<u32>,
     pub(crate) upsell_prev_customer: Vec<u32>,
     /// Won deals (in `won` order) by their customer's acquisition, summing amounts
     /// ([`ALL_AMOUNTS`]) and the amounts of marketing-sourced customers
-    /// ([`MARKETING_AMOUNTS`]).
-    pub(crate) won_by_acquisition: Blocked,
-    /// Every deal by creation time, with its amounts summed.
-    pub(crate) created: Ev<u32>,
-    pub(crate) created_amount: DecSums,
+    /// ([`MARKETING_AMOUNTS`]); see [`DealIx::by_acquisition`].
+    pub(crate) won_by_acquisition: OnceLock<Blocked>,
+    /// Closed and created deals; see [`DealOther::build`].
+    pub(crate) other: OnceLock<DealOther>,
+}
+
+/// Every deal by close and by creation, with amounts summed.
+pub(crate) struct DealOther {
+    pub(crate) closed: Ev<u32>,
+    pub(crate) closed_prev_owner: Vec<u32>,
     /// Closed deals' amounts summed in `closed` order.
     pub(crate) closed_amount: DecSums,
+    pub(crate) created: Ev<u32>,
+    pub(crate) created_amount: DecSums,
+}
+
+impl DealOther {
+    /// The closed and created deals among `subset`.
+    pub(crate) fn build(_: &Arc<Lookups>, rows: &Slab<DealRow>, subset: &[u32]) -> Self {
+        let row = |r: u32| rows.row(r);
+        let amount = |r: &u32| row(*r).amount;
+        let (closed, created) = join(
+            subset.len() >= PARALLEL_ROWS,
+            || ev_rows(subset, |r| row(r).closed_at.get()),
+            || ev_rows(subset, |r| Some(row(r).created_at.get())),
+        );
+        DealOther {
+            closed_amount: DecSums::new(closed.v.iter().map(amount)),
+            closed_prev_owner: previous_same(&closed, |r| row(r).owner),
+            created_amount: DecSums::new(created.v.iter().map(amount)),
+            closed,
+            created,
+        }
+    }
+}
+
+impl DealIx {
+    /// The won deals of `won` by their customer's acquisition (for
+    /// [`DealIx::won_by_acquisition`]).
+    pub(crate) fn by_acquisition(lk: &Lookups, rows: &Slab<DealRow>, won: &Ev<u32>) -> Blocked {
+        let acquired = won.v.iter().map(|r| rows.row(*r).customer_acquired(lk).0);
+        let amounts = won.v.iter().map(|r| rows.row(*r).amount).collect();
+        let marketing = won
+            .v
+            .iter()
+            .map(|r| {
+                let d = rows.row(*r);
+                if d.customer_acquired(lk).1 {
+                    d.amount
+                } else {
+                    Decimal::ZERO
+                }
+            })
+            .collect();
+        Blocked::new(acquired, vec![amounts, marketing])
+    }
 }
 
 impl Ix for DealIx {
@@ -168,20 +218,10 @@ impl Ix for DealIx {
     fn build(lk: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
         let row = |r: u32| rows.row(r);
         let amount = |r: &u32| row(*r).amount;
-        // Won deals on one side, the rest on the other (two threads for large parts).
+        // Won deals on one side, lost deals and upsells on the other (two threads for
+        // large parts).
         let won_side = || {
             let won = ev_rows(subset, |r| row(r).closed_at.get().filter(|_| row(r).won()));
-            let upsell = ev_rows(subset, |r| {
-                let d = row(r);
-                d.closed_at
-                    .get()
-                    .filter(|_| d.won() && d.upsell() && d.customer != NONE)
-            });
-            let acquired: Vec<_> = won
-                .v
-                .iter()
-                .map(|r| row(*r).customer_acquired(lk).0)
-                .collect();
             // The won amounts, zero where `keep` does not hold.
             let amounts_if = |keep: fn(&DealRow, &Lookups) -> bool| {
                 won.v.iter().map(move |r| {
@@ -193,73 +233,61 @@ impl Ix for DealIx {
                     }
                 })
             };
-            WonSide {
-                won_by_acquisition: Blocked::new(
-                    acquired.into_iter(),
-                    vec![
-                        won.v.iter().map(amount).collect(),
-                        amounts_if(|d, lk| d.customer_acquired(lk).1).collect(),
-                    ],
-                ),
-                won_amount: DecSums::new(won.v.iter().map(amount)),
-                won_cycle: IntSums::new(won.v.iter().map(|r| {
+            let sums = (
+                DecSums::new(won.v.iter().map(amount)),
+                IntSums::new(won.v.iter().map(|r| {
                     let d = row(*r);
                     nanos_between(
                         d.created_at.get(),
                         d.closed_at.get().unwrap_or(d.created_at.get()),
                     )
                 })),
-                won_campaign_amount: DecSums::new(amounts_if(|d, _| d.campaign != NONE)),
-                won_email_amount: DecSums::new(amounts_if(|d, lk| lk.is_email(d.campaign))),
-                upsell_prev_customer: previous_same(&upsell, |r| row(r).customer),
-                won,
-                upsell,
-            }
+                DecSums::new(amounts_if(|d, _| d.campaign != NONE)),
+                DecSums::new(amounts_if(|d, lk| lk.is_email(d.campaign))),
+            );
+            (won, sums)
         };
         let other_side = || {
             let lost = ev_rows(subset, |r| row(r).closed_at.get().filter(|_| row(r).lost()));
-            let closed = ev_rows(subset, |r| row(r).closed_at.get());
-            let created = ev_rows(subset, |r| Some(row(r).created_at.get()));
-            (
-                DecSums::new(created.v.iter().map(amount)),
-                DecSums::new(closed.v.iter().map(amount)),
-                previous_same(&closed, |r| row(r).owner),
-                lost,
-                closed,
-                created,
-            )
+            let upsell = ev_rows(subset, |r| {
+                let d = row(r);
+                d.closed_at
+                    .get()
+                    .filter(|_| d.won() && d.upsell() && d.customer != NONE)
+            });
+            let upsell_prev_customer = previous_same(&upsell, |r| row(r).customer);
+            (lost, upsell, upsell_prev_customer)
         };
-        let (w, (created_amount, closed_amount, closed_prev_owner, lost, closed, created)) =
+        let ((won, (won_amount, won_cycle, won_campaign_amount, won_email_amount)), others) =
             join(subset.len() >= PARALLEL_ROWS, won_side, other_side);
+        let (lost, upsell, upsell_prev_customer) = others;
         DealIx {
-            won: w.won,
-            won_amount: w.won_amount,
-            won_cycle: w.won_cycle,
-            won_campaign_amount: w.won_campaign_amount,
-            won_email_amount: w.won_email_amount,
+            won,
+            won_amount,
+            won_cycle,
+            won_campaign_amount,
+            won_email_amount,
             lost,
-            closed,
-            closed_prev_owner,
-            upsell: w.upsell,
-            upsell_prev_customer: w.upsell_prev_customer,
-            won_by_acquisition: w.won_by_acquisition,
-            created,
-            created_amount,
-            closed_amount,
+            upsell,
+            upsell_prev_customer,
+            won_by_acquisition: OnceLock::new(),
+            other: OnceLock::new(),
         }
     }
-}
 
-/// The won-deal half of a [`DealIx`].
-struct WonSide {
-    won: Ev<u32>,
-    won_amount: DecSums,
-    won_cycle: IntSums,
-    won_campaign_amount: DecSums,
-    won_email_amount: DecSums,
-    upsell: Ev<u32>,
-    upsell_prev_customer: Vec<u32>,
-    won_by_acquisition: Blocked,
+    fn warm(&self, lk: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) {
+        join(
+            subset.len() >= PARALLEL_ROWS,
+            || {
+                self.other
+                    .get_or_init(|| DealOther::build(lk, rows, subset))
+            },
+            || {
+                self.won_by_acquisition
+                    .get_or_init(|| DealIx::by_acquisition(lk, rows, &self.won))
+            },
+        );
+    }
 }
 
 /// Rows from which a part's index is built on two threads.
@@ -953,12 +981,45 @@ impl Ix for SubIx {
 
 // ---------------------------------------------------------------- tickets
 
-/// Tickets by resolution and by first response, with their durations summed.
+/// Tickets by one of their times (resolution or first response), with the time from
+/// opening to it summed.
+pub(crate) struct TicketTimes {
+    pub(crate) ev: Ev<u32>,
+    pub(crate) nanos: IntSums,
+}
+
+impl TicketTimes {
+    /// The tickets among `subset` by the time `at` gives.
+    fn build(
+        rows: &Slab<TicketRow>,
+        subset: &[u32],
+        at: impl Fn(&TicketRow) -> Option<Timestamp>,
+    ) -> Self {
+        let ev = ev_rows(subset, |r| at(rows.row(r)));
+        let nanos = IntSums::new(ev.v.iter().map(|r| {
+            let t = rows.row(*r);
+            let opened = t.opened_at.get();
+            nanos_between(opened, at(t).unwrap_or(opened))
+        }));
+        TicketTimes { ev, nanos }
+    }
+
+    /// The tickets among `subset` by resolution.
+    pub(crate) fn resolved(_: &Arc<Lookups>, rows: &Slab<TicketRow>, subset: &[u32]) -> Self {
+        Self::build(rows, subset, |t| t.resolved_at.get())
+    }
+
+    /// The tickets among `subset` by first response.
+    pub(crate) fn responded(_: &Arc<Lookups>, rows: &Slab<TicketRow>, subset: &[u32]) -> Self {
+        Self::build(rows, subset, |t| t.first_response_at.get())
+    }
+}
+
+/// Tickets by resolution and by first response, each built on first use (an agent's
+/// partition is read for resolutions only).
 pub(crate) struct TicketIx {
-    pub(crate) resolved: Ev<u32>,
-    pub(crate) resolution: IntSums,
-    pub(crate) responded: Ev<u32>,
-    pub(crate) response: IntSums,
+    pub(crate) resolved: OnceLock<TicketTimes>,
+    pub(crate) responded: OnceLock<TicketTimes>,
 }
 
 impl Ix for TicketIx {
@@ -974,29 +1035,18 @@ impl Ix for TicketIx {
         }
     }
 
-    fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
-        let row = |r: &u32| rows.row(*r);
-        let resolved = ev_rows(subset, |r| rows.row(r).resolved_at.get());
-        let responded = ev_rows(subset, |r| rows.row(r).first_response_at.get());
+    fn build(_: &Arc<Lookups>, _: &Self::Rows, _: &[u32]) -> Self {
         TicketIx {
-            resolution: IntSums::new(resolved.v.iter().map(|r| {
-                nanos_between(
-                    row(r).opened_at.get(),
-                    row(r).resolved_at.get().unwrap_or(row(r).opened_at.get()),
-                )
-            })),
-            response: IntSums::new(responded.v.iter().map(|r| {
-                nanos_between(
-                    row(r).opened_at.get(),
-                    row(r)
-                        .first_response_at
-                        .get()
-                        .unwrap_or(row(r).opened_at.get()),
-                )
-            })),
-            resolved,
-            responded,
+            resolved: OnceLock::new(),
+            responded: OnceLock::new(),
         }
+    }
+
+    fn warm(&self, lk: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) {
+        self.resolved
+            .get_or_init(|| TicketTimes::resolved(lk, rows, subset));
+        self.responded
+            .get_or_init(|| TicketTimes::responded(lk, rows, subset));
     }
 }
 

@@ -31,9 +31,9 @@ use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope, SpendCategories, Window};
 
 use self::kinds::{
-    survey_slot, CampaignIx, CampaignRow, CustomerCtx, CustomerInfo, CustomerIx, DealIx, ExitIx,
-    LeadIx, Lookups, PurchaseIx, QuotaIx, QuotaRow, SpendIx, SpendRow, StageCtx, StageRow,
-    StageStayIx, SubCtx, SubIx, SurveyIx, TicketIx, ALL_AMOUNTS, MARKETING_AMOUNTS,
+    survey_slot, CampaignIx, CampaignRow, CustomerCtx, CustomerInfo, CustomerIx, DealIx, DealOther,
+    ExitIx, LeadIx, Lookups, PurchaseIx, QuotaIx, QuotaRow, SpendIx, SpendRow, StageCtx, StageRow,
+    StageStayIx, SubCtx, SubIx, SurveyIx, TicketIx, TicketTimes, ALL_AMOUNTS, MARKETING_AMOUNTS,
 };
 use self::part::{add, overflow, Interner, Part, Resolved, Sym, Warm, NONE};
 use crate::dims::{channel_name, source_name, Unit};
@@ -468,16 +468,13 @@ impl Index {
                     let fast = s
                         .all()
                         .then(|| {
-                            s.ix.won_by_acquisition.sum(
-                                col,
-                                won.range(w),
-                                acquired_in_w.0,
-                                acquired_in_w.1,
-                                |i| {
-                                    let d = s.row(&won.v[i]);
-                                    counted(d.amount, d.customer_acquired(s.ctx).1)
-                                },
-                            )
+                            let blocked = s.lazy(&s.ix.won_by_acquisition, |lk, rows, _| {
+                                DealIx::by_acquisition(lk, rows, won)
+                            });
+                            blocked.sum(col, won.range(w), acquired_in_w.0, acquired_in_w.1, |i| {
+                                let d = s.row(&won.v[i]);
+                                counted(d.amount, d.customer_acquired(s.ctx).1)
+                            })
                         })
                         .flatten();
                     let part = match fast {
@@ -588,12 +585,13 @@ impl Index {
                     return Ok(Decimal::ZERO);
                 };
                 let ix = s.ix;
-                let (ev, sums, resolved) = match measure {
+                let (times, resolved) = match measure {
                     Measure::TicketsResolved | Measure::ResolutionHoursTotal => {
-                        (&ix.resolved, &ix.resolution, true)
+                        (s.lazy(&ix.resolved, TicketTimes::resolved), true)
                     }
-                    _ => (&ix.responded, &ix.response, false),
+                    _ => (s.lazy(&ix.responded, TicketTimes::responded), false),
                 };
+                let (ev, sums) = (&times.ev, &times.nanos);
                 let r = ev.range(w);
                 match measure {
                     Measure::TicketsResolved | Measure::TicketsResponded => count(s.count(ev, r)),
@@ -664,6 +662,7 @@ impl Index {
         };
         let ix = s.ix;
         let won = || ix.won.range(w);
+        let other = || s.lazy(&ix.other, DealOther::build);
         let amount_if = |keep: bool, amount: Decimal| if keep { amount } else { Decimal::ZERO };
         Ok(match measure {
             Measure::DealsWon => count(s.count(&ix.won, won())),
@@ -680,36 +679,38 @@ impl Index {
                 nanos_to(nanos, DAY_NANOS)?
             }
             Measure::ClosingReps => count(s.distinct(
-                &ix.closed,
-                ix.closed.range(w),
-                &ix.closed_prev_owner,
+                &other().closed,
+                other().closed.range(w),
+                &other().closed_prev_owner,
                 |e| s.row(e).owner,
             )),
             // Open at end: created before it and not closed before it. A deal closed
             // before the end was created before it too, so the open ones are the
             // created ones less the closed ones.
             Measure::DealsOpen if s.all() => {
-                count(ix.created.before(w.end) - ix.closed.before(w.end))
+                count(other().created.before(w.end) - other().closed.before(w.end))
             }
             Measure::DealsOpen => count(s.count_where(
-                &ix.created,
-                0..ix.created.before(w.end),
+                &other().created,
+                0..other().created.before(w.end),
                 |e| s.row(e).closed_at.get().is_none_or(|c| c >= w.end),
             )),
             Measure::OpenAmount => {
                 let fast = s
                     .all()
                     .then(|| {
-                        let created = ix.created_amount.prefix(ix.created.before(w.end))?;
-                        let closed = ix.closed_amount.prefix(ix.closed.before(w.end))?;
+                        let created = other()
+                            .created_amount
+                            .prefix(other().created.before(w.end))?;
+                        let closed = other().closed_amount.prefix(other().closed.before(w.end))?;
                         created.checked_sub(closed)
                     })
                     .flatten();
                 match fast {
                     Some(sum) => sum,
                     None => s.sum_where(
-                        &ix.created,
-                        0..ix.created.before(w.end),
+                        &other().created,
+                        0..other().created.before(w.end),
                         |e| s.row(e).closed_at.get().is_none_or(|c| c >= w.end),
                         |e| s.row(e).amount,
                     )?,

@@ -391,6 +391,9 @@ pub(crate) trait Ix: Sized + Send + Sync {
     fn build(ctx: &Self::Ctx, rows: &Self::Rows, subset: &[u32]) -> Self;
     /// The value of dimension `d` of `row` ([`NONE`] when it has none).
     fn attr(ctx: &Self::Ctx, row: &Self::Row, d: Dimension) -> Sym;
+    /// Builds now what the index otherwise builds on first use ([`Sel::lazy`]), for rows
+    /// `subset` (the index's own).
+    fn warm(&self, _ctx: &Self::Ctx, _rows: &Self::Rows, _subset: &[u32]) {}
 }
 
 /// The dimension filters of a scope, resolved to symbols (`None`: a value no record has).
@@ -420,7 +423,9 @@ pub(crate) trait Warm: Sync {
 
 impl<I: Ix> Warm for Part<I> {
     fn warm(&self) {
-        self.all();
+        let all = self.all();
+        let subset: Vec<u32> = self.rows.positions().collect();
+        all.warm(&self.ctx, &self.rows, &subset);
     }
 }
 
@@ -477,7 +482,8 @@ impl<I: Ix> Part<I> {
             }
             groups
                 .into_iter()
-                .map(|(sym, subset)| {
+                .map(|(sym, mut subset)| {
+                    subset.shrink_to_fit();
                     let ix = I::build(&self.ctx, &self.rows, &subset);
                     (sym, (subset, ix))
                 })
@@ -559,6 +565,22 @@ impl<I: Ix> Part<I> {
 }
 
 impl<'a, I: Ix> Sel<'a, I> {
+    /// What the index builds on first use (`cell`, one of its fields), built now if it
+    /// was not yet, from the rows the index covers.
+    pub(crate) fn lazy<T>(
+        &self,
+        cell: &'a OnceLock<T>,
+        build: impl FnOnce(&I::Ctx, &I::Rows, &[u32]) -> T,
+    ) -> &'a T {
+        cell.get_or_init(|| match self.subset {
+            Some(subset) => build(self.ctx, self.rows, subset),
+            None => {
+                let all: Vec<u32> = self.rows.positions().collect();
+                build(self.ctx, self.rows, &all)
+            }
+        })
+    }
+
     /// Whether every row of the index matches (no condition left to check).
     pub(crate) fn all(&self) -> bool {
         self.conds.is_empty()
