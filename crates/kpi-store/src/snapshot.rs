@@ -26,8 +26,8 @@ use kpi_core::{Decimal, SurveyKind};
 
 use crate::record::{Channel, DealKind, DealStatus, Source, SpendCategory};
 use crate::rows::{
-    CampaignRow, CustomerRow, DealRow, LeadRow, OptTs, PurchaseRow, QuotaRow, Rows, Slab, SpendRow,
-    SubRow, SurveyRow, TicketRow, Ts,
+    CampaignRow, CustomerRow, DealRow, Ids, LeadRow, OptTs, PurchaseRow, QuotaRow, Rows, Slab,
+    SpendRow, SubRow, SurveyRow, TicketRow, Ts,
 };
 
 const MAGIC: &[u8; 8] = b"kpidrows";
@@ -285,11 +285,11 @@ fn get_rows(r: &mut impl Read) -> io::Result<Rows> {
         let name = Box::<str>::get(r)?;
         rows.dims.intern(&name);
     }
-    for _ in 0..u32::get(r)? {
-        let id = Box::<str>::get(r)?;
-        let sym = u32::get(r)?;
-        rows.customer_ids.insert(id, sym);
-    }
+    let ids = (0..u32::get(r)?)
+        .map(|_| Ok((Box::<str>::get(r)?, u32::get(r)?)))
+        .collect::<io::Result<Vec<_>>>()?;
+    rows.customer_ids =
+        Ids::load(ids).ok_or_else(|| invalid("customer ids are not 0..n, each once"))?;
     get_slab(Arc::make_mut(&mut rows.customers), r)?;
     get_slab(Arc::make_mut(&mut rows.leads), r)?;
     get_slab(Arc::make_mut(&mut rows.deals), r)?;
