@@ -426,7 +426,10 @@ impl Index {
                 if measure == Measure::LeadsCreated {
                     count(s.count(&s.ix.created, r))
                 } else if s.all() {
-                    count(s.ix.created_by_conversion.count(r, None, Some(w.end)))
+                    count(s.ix.created_by_conversion.count(r, None, Some(w.end), |i| {
+                        let lead = s.row(&s.ix.created.v[i]);
+                        lead.converted_at.get().unwrap_or(Timestamp::MAX)
+                    }))
                 } else {
                     count(s.count_where(&s.ix.created, r, |e| {
                         s.row(e).converted_at.get().is_some_and(|c| c < w.end)
@@ -473,7 +476,8 @@ impl Index {
                             });
                             blocked.sum(col, won.range(w), acquired_in_w.0, acquired_in_w.1, |i| {
                                 let d = s.row(&won.v[i]);
-                                counted(d.amount, d.customer_acquired(s.ctx).1)
+                                let (acquired, marketing) = d.customer_acquired(s.ctx);
+                                (acquired, counted(d.amount, marketing))
                             })
                         })
                         .flatten();
@@ -503,9 +507,9 @@ impl Index {
                                 acquired_in_w.1,
                                 |i| {
                                     let p = s.row(&at.v[i]);
-                                    let marketing =
-                                        s.ctx.customer(p.customer).is_some_and(|c| c.marketing);
-                                    counted(p.amount, marketing)
+                                    let c = s.ctx.customer(p.customer);
+                                    let marketing = c.is_some_and(|c| c.marketing);
+                                    (c.map(|c| c.acquired), counted(p.amount, marketing))
                                 },
                             )
                         })
@@ -840,7 +844,9 @@ impl Index {
             Measure::CustomersAtEnd => count(active_at(w.end)),
             Measure::CustomersChurnedFromStart if s.all() => count(
                 ix.churned_by_acquisition
-                    .count(ix.churned.range(w), None, Some(w.start)),
+                    .count(ix.churned.range(w), None, Some(w.start), |i| {
+                        s.row(&ix.churned.v[i]).acquired()
+                    }),
             ),
             Measure::CustomersChurnedFromStart => {
                 count(s.count_where(&ix.churned, ix.churned.range(w), |e| {
@@ -851,6 +857,7 @@ impl Index {
                 ix.acquired.range(w),
                 Some(w.end),
                 None,
+                |i| s.row(&ix.acquired.v[i]).churned().unwrap_or(Timestamp::MAX),
             )),
             Measure::CustomersNewRetained => {
                 count(s.count_where(&ix.acquired, ix.acquired.range(w), |e| {

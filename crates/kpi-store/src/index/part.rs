@@ -746,9 +746,8 @@ fn narrow_bound(rank: i128) -> i64 {
     narrow(rank).unwrap_or(if rank > 0 { i64::MAX } else { i64::MIN + 1 })
 }
 
-/// Keys in event order and, per block, sorted.
+/// Each block's keys, sorted.
 struct Keys<K> {
-    keys: Vec<K>,
     sorted: Vec<K>,
 }
 
@@ -764,11 +763,7 @@ impl<K: Ord + Copy> Keys<K> {
             sorted.extend(block.iter().map(|i| keys[*i as usize]));
             order.extend(block);
         }
-        (Self { keys, sorted }, order)
-    }
-
-    fn in_range(lo: Option<K>, hi: Option<K>, k: K) -> bool {
-        lo.is_none_or(|lo| k >= lo) && hi.is_none_or(|hi| k < hi)
+        (Self { sorted }, order)
     }
 
     /// For each block fully inside `r`, the positions (within the block's sorted keys)
@@ -792,22 +787,9 @@ impl<K: Ord + Copy> Keys<K> {
             [r.start..first_full * BLOCK, last_full * BLOCK..r.end],
         )
     }
-
-    /// The split of `r` at `[lo, hi)` and the positions of the partial ends that match.
-    fn matching(&self, r: Range<usize>, lo: Option<K>, hi: Option<K>) -> (Split, Vec<usize>) {
-        let split = self.split(r, lo, hi);
-        let ends = split
-            .1
-            .clone()
-            .into_iter()
-            .flatten()
-            .filter(|i| Self::in_range(lo, hi, self.keys[*i]))
-            .collect();
-        (split, ends)
-    }
 }
 
-/// Keys as `i64` when every one fits ([`narrow`]), else as `i128` ranks.
+/// Sorted block keys as `i64` when every one fits ([`narrow`]), else as `i128` ranks.
 enum KeyCol {
     Narrow(Keys<i64>),
     Wide(Keys<i128>),
@@ -816,9 +798,9 @@ enum KeyCol {
 /// A second key per event of an event list, for counts and sums over a range of events
 /// restricted to second keys in `[lo, hi)`: each block of [`BLOCK`] events is kept sorted
 /// by second key, with prefix sums of each value column in that order, so a query costs
-/// O((n / BLOCK) · log BLOCK + BLOCK) instead of a pass over the range. Keys take 8 bytes
-/// where they fit; values are not kept (the partial blocks at a range's ends read them
-/// from the rows).
+/// O((n / BLOCK) · log BLOCK + BLOCK) instead of a pass over the range. Only the sorted
+/// keys are kept, as 8 bytes where they fit: the partial blocks at a range's ends read
+/// their events' keys and values from the rows.
 pub(crate) struct Blocked {
     keys: KeyCol,
     /// Per value column: prefix sums of the values in each block's sorted-key order.
@@ -853,44 +835,53 @@ impl Blocked {
         Self { keys, sums }
     }
 
-    /// The split of `r` at `[lo, hi)` and the positions of the partial ends that match.
+    /// The whole blocks of `r` split at `[lo, hi)`, and the positions of the partial
+    /// ends whose key (`key(i)`: event `i`'s) lies in `[lo, hi)`.
     fn matching<K: BlockKey>(
         &self,
         r: Range<usize>,
         lo: Option<K>,
         hi: Option<K>,
-    ) -> (Split, Vec<usize>) {
+        key: impl Fn(usize) -> K,
+    ) -> (Vec<(usize, Range<usize>)>, Vec<usize>) {
         let (lo, hi) = (lo.map(BlockKey::rank), hi.map(BlockKey::rank));
-        match &self.keys {
-            KeyCol::Narrow(k) => k.matching(r, lo.map(narrow_bound), hi.map(narrow_bound)),
-            KeyCol::Wide(k) => k.matching(r, lo, hi),
-        }
+        let (blocks, ends) = match &self.keys {
+            KeyCol::Narrow(k) => k.split(r, lo.map(narrow_bound), hi.map(narrow_bound)),
+            KeyCol::Wide(k) => k.split(r, lo, hi),
+        };
+        let inside = |i: &usize| {
+            let k = key(*i).rank();
+            lo.is_none_or(|lo| k >= lo) && hi.is_none_or(|hi| k < hi)
+        };
+        (blocks, ends.into_iter().flatten().filter(inside).collect())
     }
 
-    /// How many events of `r` have a second key in `[lo, hi)` (`None`: unbounded).
+    /// How many events of `r` have a second key in `[lo, hi)` (`None`: unbounded);
+    /// `key(i)` is event `i`'s second key (read for the partial blocks).
     pub(crate) fn count<K: BlockKey>(
         &self,
         r: Range<usize>,
         lo: Option<K>,
         hi: Option<K>,
+        key: impl Fn(usize) -> K,
     ) -> usize {
-        let ((blocks, _), ends) = self.matching(r, lo, hi);
+        let (blocks, ends) = self.matching(r, lo, hi, key);
         blocks.iter().map(|(_, x)| x.len()).sum::<usize>() + ends.len()
     }
 
     /// The sum of value column `col` over the events of `r` with a second key in
     /// `[lo, hi)`, when the block sums are exact (else `None`: add the values one by
-    /// one); `value(i)` is the value of event `i` (read for the partial blocks).
+    /// one); `event(i)` is event `i`'s second key and value (read for the partial blocks).
     pub(crate) fn sum<K: BlockKey>(
         &self,
         col: usize,
         r: Range<usize>,
         lo: Option<K>,
         hi: Option<K>,
-        value: impl Fn(usize) -> Decimal,
+        event: impl Fn(usize) -> (K, Decimal),
     ) -> Option<Result<Decimal, MetricError>> {
         let sums = &self.sums[col];
-        let ((blocks, _), ends) = self.matching(r, lo, hi);
+        let (blocks, ends) = self.matching(r, lo, hi, |i| event(i).0);
         let mut acc = Decimal::ZERO;
         for (b, x) in blocks {
             let part = sums.range(b * BLOCK + x.start..b * BLOCK + x.end)?;
@@ -900,7 +891,7 @@ impl Blocked {
             }
         }
         for i in ends {
-            match add(acc, value(i)) {
+            match add(acc, event(i).1) {
                 Ok(a) => acc = a,
                 Err(e) => return Some(Err(e)),
             }
@@ -1061,10 +1052,10 @@ mod tests {
                                     && hi.is_none_or(|hi| keys[*i] < hi)
                             };
                             let count = (start..end).filter(inside).count();
-                            assert_eq!(b.count(start..end, lo, hi), count);
+                            assert_eq!(b.count(start..end, lo, hi, |i| keys[i]), count);
                             for (col, v) in [&values, &never].into_iter().enumerate() {
                                 let sum: Decimal = (start..end).filter(inside).map(|i| v[i]).sum();
-                                let got = b.sum(col, start..end, lo, hi, |i| v[i]);
+                                let got = b.sum(col, start..end, lo, hi, |i| (keys[i], v[i]));
                                 assert_eq!(got.unwrap().unwrap(), sum);
                             }
                         }
@@ -1080,9 +1071,16 @@ mod tests {
         ];
         let b = Blocked::new(lead_keys.iter().copied(), Vec::new());
         assert!(matches!(b.keys, KeyCol::Narrow(_)));
-        assert_eq!(b.count(0..3, None, Some(ts("9000-01-01T00:00:00Z"))), 2);
-        assert_eq!(b.count(0..3, Some(ts("9000-01-01T00:00:00Z")), None), 1);
-        assert_eq!(b.count(0..3, Some(Timestamp::MAX), None), 1);
-        assert_eq!(b.count(0..3, None, Some(Timestamp::MAX)), 2);
+        let key = |i: usize| lead_keys[i];
+        assert_eq!(
+            b.count(0..3, None, Some(ts("9000-01-01T00:00:00Z")), key),
+            2
+        );
+        assert_eq!(
+            b.count(0..3, Some(ts("9000-01-01T00:00:00Z")), None, key),
+            1
+        );
+        assert_eq!(b.count(0..3, Some(Timestamp::MAX), None, key), 1);
+        assert_eq!(b.count(0..3, None, Some(Timestamp::MAX), key), 2);
     }
 }
