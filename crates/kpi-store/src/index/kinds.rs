@@ -6,10 +6,10 @@ use std::sync::{Arc, OnceLock};
 use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, SurveyKind};
 
-use super::part::{previous_same, Blocked, DecSums, Ev, IntSums, Ix, Sym, Table, NONE};
+use super::part::{previous_same, Blocked, DecSums, Ev, IntSums, Ix, Sym, Table, Times, NONE};
 use crate::record::{DealKind, DealStatus, Source};
-use crate::rows::Slab;
 use crate::rows::{CustomerRow, DealRow, LeadRow, PurchaseRow, SubRow, SurveyRow, TicketRow};
+use crate::rows::{Slab, Ts};
 use crate::units::nanos_between;
 
 // ---------------------------------------------------------------- lookups
@@ -21,7 +21,7 @@ pub(crate) struct CustomerInfo {
     /// The symbol of its source's name.
     pub(crate) source: Sym,
     pub(crate) segment: Sym,
-    pub(crate) acquired: Timestamp,
+    pub(crate) acquired: Ts,
     pub(crate) marketing: bool,
 }
 
@@ -90,8 +90,11 @@ impl Lookups {
 }
 
 fn ev_rows(rows_subset: &[u32], time: impl Fn(u32) -> Option<Timestamp>) -> Ev<u32> {
+    // Counted first, so the sort buffer is no larger than the list (many lists hold a
+    // fraction of the rows: won deals, upsells, churned customers).
+    let n = rows_subset.iter().filter(|r| time(**r).is_some()).count();
     Ev::collect(
-        rows_subset.len(),
+        n,
         rows_subset.iter().filter_map(|r| time(*r).map(|t| (t, *r))),
     )
 }
@@ -123,7 +126,7 @@ impl DealRow {
     /// When its customer was acquired, and whether the customer is marketing-sourced.
     pub(crate) fn customer_acquired(&self, lk: &Lookups) -> (Option<Timestamp>, bool) {
         let c = lk.customer(self.customer);
-        (c.map(|c| c.acquired), c.is_some_and(|c| c.marketing))
+        (c.map(|c| c.acquired.get()), c.is_some_and(|c| c.marketing))
     }
 }
 
@@ -774,7 +777,7 @@ impl Ix for PurchaseIx {
         let customer = |r: &u32| lk.customer(row(r).customer);
         PurchaseIx {
             by_acquisition: Blocked::new(
-                at.v.iter().map(|r| customer(r).map(|c| c.acquired)),
+                at.v.iter().map(|r| customer(r).map(|c| c.acquired.get())),
                 vec![
                     at.v.iter().map(|r| row(r).amount).collect(),
                     at.v.iter()
@@ -1057,7 +1060,7 @@ impl Ix for TicketIx {
 pub(crate) const MAX_SCORE_GROUPS: usize = 64;
 
 /// Responses with one (scale_max, score): their times, sorted.
-pub(crate) type ScoreGroup = ((u32, Decimal), Vec<Timestamp>);
+pub(crate) type ScoreGroup = ((u32, Decimal), Times);
 
 /// The responses of one survey kind.
 pub(crate) struct SurveyKindIx {
@@ -1112,7 +1115,12 @@ impl Ix for SurveyIx {
             }
             SurveyKindIx {
                 score: DecSums::new(at.v.iter().map(|r| rows.row(*r).score)),
-                groups: (!too_many).then(|| groups.into_iter().collect()),
+                groups: (!too_many).then(|| {
+                    groups
+                        .into_iter()
+                        .map(|(key, times)| (key, Times::new(times)))
+                        .collect()
+                }),
                 at,
             }
         };

@@ -160,7 +160,7 @@ impl Index {
                     owner: c.owner,
                     source: source_sym[c.source as usize],
                     segment: c.segment,
-                    acquired: c.acquired_at.get(),
+                    acquired: c.acquired_at,
                     marketing: c.source == Source::Marketing,
                 });
             }
@@ -509,7 +509,7 @@ impl Index {
                                     let p = s.row(&at.v[i]);
                                     let c = s.ctx.customer(p.customer);
                                     let marketing = c.is_some_and(|c| c.marketing);
-                                    (c.map(|c| c.acquired), counted(p.amount, marketing))
+                                    (c.map(|c| c.acquired.get()), counted(p.amount, marketing))
                                 },
                             )
                         })
@@ -521,7 +521,10 @@ impl Index {
                             at.range(w),
                             |e| {
                                 let c = s.ctx.customer(s.row(e).customer);
-                                new_customer(c.map(|c| c.acquired), c.is_some_and(|c| c.marketing))
+                                new_customer(
+                                    c.map(|c| c.acquired.get()),
+                                    c.is_some_and(|c| c.marketing),
+                                )
                             },
                             |e| s.row(e).amount,
                         )?,
@@ -633,8 +636,8 @@ impl Index {
                             .iter()
                             .filter(|((sc, score), _)| fits(*sc, *score))
                             .map(|(_, times)| {
-                                let lo = times.partition_point(|t| *t < w.start);
-                                times.partition_point(|t| *t < w.end).max(lo) - lo
+                                let lo = times.before(w.start);
+                                times.before(w.end).max(lo) - lo
                             })
                             .sum(),
                     ),

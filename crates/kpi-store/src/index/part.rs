@@ -84,8 +84,20 @@ pub(crate) enum Times {
 }
 
 impl Times {
+    /// Sorted `times`, narrow when every one fits.
+    pub(crate) fn new(times: Vec<Timestamp>) -> Self {
+        let nanos: Option<Vec<i64>> = times
+            .iter()
+            .map(|t| i64::try_from(t.as_nanosecond()).ok())
+            .collect();
+        match nanos {
+            Some(n) => Times::Nanos(n),
+            None => Times::Full(times),
+        }
+    }
+
     /// How many times are strictly before `t`.
-    fn before(&self, t: Timestamp) -> usize {
+    pub(crate) fn before(&self, t: Timestamp) -> usize {
         match self {
             Times::Nanos(v) => match i64::try_from(t.as_nanosecond()) {
                 Ok(n) => v.partition_point(|x| *x < n),
