@@ -6,7 +6,9 @@ use std::sync::{Arc, OnceLock};
 use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, SurveyKind};
 
-use super::part::{previous_same, Blocked, DecSums, Ev, IntSums, Ix, Sym, Table, Times, NONE};
+use super::part::{
+    previous_same, Blocked, DecCol, DecSums, Ev, IntSums, Ix, Sym, Table, Times, NONE,
+};
 use crate::record::{DealKind, DealStatus, Source};
 use crate::rows::{CustomerRow, DealRow, LeadRow, PurchaseRow, SubRow, SurveyRow, TicketRow};
 use crate::rows::{Slab, Ts};
@@ -848,19 +850,44 @@ pub(crate) struct SubCtx {
     pub(crate) new: Vec<bool>,
 }
 
+/// MRR movements of one kind by time: each one's subscription (row) and amount, and the
+/// amounts' prefix sums.
+pub(crate) struct Moves {
+    pub(crate) ev: Ev<u32>,
+    amounts: DecCol,
+    pub(crate) sums: DecSums,
+}
+
+impl Moves {
+    /// The movements `items` (time, (row, amount)), sorted.
+    fn new(items: Vec<(Timestamp, (u32, Decimal))>) -> Self {
+        let n = items.len();
+        let ev = Ev::collect(n, items.into_iter());
+        let amounts = ev.v.iter().map(|(_, x)| *x);
+        Moves {
+            sums: DecSums::new(amounts.clone()),
+            amounts: DecCol::new(amounts),
+            ev: Ev {
+                v: ev.v.iter().map(|(r, _)| *r).collect(),
+                t: ev.t,
+            },
+        }
+    }
+
+    /// The amount of movement `i`.
+    pub(crate) fn amount(&self, i: usize) -> Decimal {
+        self.amounts.get(i)
+    }
+}
+
 /// MRR movements by time; renewals by due date; paying customers as intervals.
 pub(crate) struct SubIx {
     /// Every MRR movement, signed; prefix sums are the MRR at a time.
-    pub(crate) deltas: Ev<(u32, Decimal)>,
-    pub(crate) mrr: DecSums,
-    pub(crate) new: Ev<(u32, Decimal)>,
-    pub(crate) new_sums: DecSums,
-    pub(crate) expansion: Ev<(u32, Decimal)>,
-    pub(crate) expansion_sums: DecSums,
-    pub(crate) contraction: Ev<(u32, Decimal)>,
-    pub(crate) contraction_sums: DecSums,
-    pub(crate) churn: Ev<(u32, Decimal)>,
-    pub(crate) churn_sums: DecSums,
+    pub(crate) deltas: Moves,
+    pub(crate) new: Moves,
+    pub(crate) expansion: Moves,
+    pub(crate) contraction: Moves,
+    pub(crate) churn: Moves,
     pub(crate) due: Ev<u32>,
     pub(crate) renewed: Ev<u32>,
     /// Per customer, the maximal intervals `(a, b]` in which they have an active
@@ -954,23 +981,12 @@ impl Ix for SubIx {
                 }
             }
         }
-        let deltas = Ev::new(deltas);
-        let new = Ev::new(new);
-        let expansion = Ev::new(expansion);
-        let contraction = Ev::new(contraction);
-        let churn = Ev::new(churn);
-        let sums = |ev: &Ev<(u32, Decimal)>| DecSums::new(ev.v.iter().map(|(_, x)| *x));
         SubIx {
-            mrr: sums(&deltas),
-            new_sums: sums(&new),
-            expansion_sums: sums(&expansion),
-            contraction_sums: sums(&contraction),
-            churn_sums: sums(&churn),
-            deltas,
-            new,
-            expansion,
-            contraction,
-            churn,
+            deltas: Moves::new(deltas),
+            new: Moves::new(new),
+            expansion: Moves::new(expansion),
+            contraction: Moves::new(contraction),
+            churn: Moves::new(churn),
             due: ev_rows(subset, |r| rows.row(r).renewal_due_at.get()),
             renewed: ev_rows(subset, |r| {
                 let s = rows.row(r);

@@ -32,8 +32,9 @@ use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope, SpendCategories,
 
 use self::kinds::{
     survey_slot, CampaignIx, CampaignRow, CustomerCtx, CustomerInfo, CustomerIx, DealIx, DealOther,
-    ExitIx, LeadIx, Lookups, PurchaseIx, QuotaIx, QuotaRow, SpendIx, SpendRow, StageCtx, StageRow,
-    StageStayIx, SubCtx, SubIx, SurveyIx, TicketIx, TicketTimes, ALL_AMOUNTS, MARKETING_AMOUNTS,
+    ExitIx, LeadIx, Lookups, Moves, PurchaseIx, QuotaIx, QuotaRow, SpendIx, SpendRow, StageCtx,
+    StageRow, StageStayIx, SubCtx, SubIx, SurveyIx, TicketIx, TicketTimes, ALL_AMOUNTS,
+    MARKETING_AMOUNTS,
 };
 use self::part::{add, overflow, Interner, Part, Resolved, Sym, Warm, NONE};
 use crate::dims::{channel_name, source_name, Unit};
@@ -1006,18 +1007,23 @@ impl Index {
             return Ok(Decimal::ZERO);
         };
         let ix = s.ix;
-        let mrr_at = |t: Timestamp| -> Result<Decimal, MetricError> {
-            let n = ix.deltas.before(t);
+        // The sum of movements `r` that match: from the prefix sums when every one does.
+        let total = |m: &Moves, r: std::ops::Range<usize>| -> Result<Decimal, MetricError> {
             if s.all() {
-                if let Some(m) = ix.mrr.prefix(n) {
-                    return Ok(m);
+                if let Some(x) = m.sums.range(r.clone()) {
+                    return Ok(x);
                 }
             }
-            s.sum_where(&ix.deltas, 0..n, |_| true, |(_, x)| *x)
+            let mut acc = Decimal::ZERO;
+            for i in r {
+                if s.ok(m.ev.v[i]) {
+                    acc = add(acc, m.amount(i))?;
+                }
+            }
+            Ok(acc)
         };
-        let moved = |ev: &part::Ev<(u32, Decimal)>, sums: &part::DecSums| {
-            s.sum(ev, ev.range(w), sums, |(_, x)| *x)
-        };
+        let mrr_at = |t: Timestamp| total(&ix.deltas, 0..ix.deltas.ev.before(t));
+        let moved = |m: &Moves| total(m, m.ev.range(w));
         Ok(match measure {
             Measure::RenewalsDue => count(s.count(&ix.due, ix.due.range(w))),
             Measure::Renewed => count(s.count(&ix.renewed, ix.renewed.range(w))),
@@ -1033,10 +1039,10 @@ impl Index {
                     }))
                 }
             }
-            Measure::NewMrr => moved(&ix.new, &ix.new_sums)?,
-            Measure::ExpansionMrr => moved(&ix.expansion, &ix.expansion_sums)?,
-            Measure::ContractionMrr => moved(&ix.contraction, &ix.contraction_sums)?,
-            Measure::ChurnedMrr => moved(&ix.churn, &ix.churn_sums)?,
+            Measure::NewMrr => moved(&ix.new)?,
+            Measure::ExpansionMrr => moved(&ix.expansion)?,
+            Measure::ContractionMrr => moved(&ix.contraction)?,
+            Measure::ChurnedMrr => moved(&ix.churn)?,
             _ => unreachable!("subscription_measure is called with subscription measures only"),
         })
     }

@@ -268,6 +268,41 @@ impl DecSums {
     }
 }
 
+/// A column of decimals: `i64` multiples of `10^-scale` (the largest scale among them)
+/// when every value fits (8 bytes a value instead of 16), else decimals. Both exact.
+pub(crate) enum DecCol {
+    /// `v[i]` × 10^-scale.
+    Small { scale: u32, v: Vec<i64> },
+    /// The decimals.
+    Wide(Vec<Decimal>),
+}
+
+impl DecCol {
+    /// The column of `values` (read twice).
+    pub(crate) fn new(values: impl Iterator<Item = Decimal> + Clone) -> Self {
+        let scale = values.clone().map(|v| v.scale()).max().unwrap_or(0);
+        let small: Option<Vec<i64>> = values
+            .clone()
+            .map(|v| {
+                let factor = 10i128.checked_pow(scale - v.scale())?;
+                i64::try_from(v.mantissa().checked_mul(factor)?).ok()
+            })
+            .collect();
+        match small {
+            Some(v) => DecCol::Small { scale, v },
+            None => DecCol::Wide(values.collect()),
+        }
+    }
+
+    /// The value at `i`.
+    pub(crate) fn get(&self, i: usize) -> Decimal {
+        match self {
+            DecCol::Small { scale, v } => Decimal::from_i128_with_scale(i128::from(v[i]), *scale),
+            DecCol::Wide(v) => v[i],
+        }
+    }
+}
+
 /// Prefix sums per [`SUM_BLOCK`] positions kept as `i128`, the sums in between as `i64`
 /// offsets from them.
 const SUM_BLOCK: usize = 64;
@@ -958,6 +993,30 @@ mod tests {
         assert_eq!(inexact.range(0..2), None);
         let overflow = DecSums::new([Decimal::MAX, Decimal::ONE].into_iter());
         assert_eq!(overflow.prefix(2), None);
+    }
+
+    #[test]
+    fn decimal_columns_are_exact_in_both_forms() {
+        let small = [
+            Decimal::new(-5, 0),
+            Decimal::new(125, 3),
+            Decimal::new(i64::MAX / 10_000, 4),
+        ];
+        let col = DecCol::new(small.iter().copied());
+        assert!(matches!(col, DecCol::Small { scale: 4, .. }));
+        for (i, v) in small.iter().enumerate() {
+            assert_eq!(col.get(i), *v);
+        }
+        let wide = [
+            Decimal::new(1, 0),
+            Decimal::new(i64::MAX, 0),
+            Decimal::new(1, 1),
+        ];
+        let col = DecCol::new(wide.iter().copied());
+        assert!(matches!(col, DecCol::Wide(_)));
+        for (i, v) in wide.iter().enumerate() {
+            assert_eq!(col.get(i), *v);
+        }
     }
 
     #[test]
