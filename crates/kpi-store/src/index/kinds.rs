@@ -187,21 +187,19 @@ impl DealIx {
     /// The won deals of `won` by their customer's acquisition (for
     /// [`DealIx::won_by_acquisition`]).
     pub(crate) fn by_acquisition(lk: &Lookups, rows: &Slab<DealRow>, won: &Ev<u32>) -> Blocked {
-        let acquired = won.v.iter().map(|r| rows.row(*r).customer_acquired(lk).0);
-        let amounts = won.v.iter().map(|r| rows.row(*r).amount).collect();
-        let marketing = won
-            .v
-            .iter()
-            .map(|r| {
-                let d = rows.row(*r);
+        let deal = |i: usize| rows.row(won.v[i]);
+        Blocked::new(
+            won.v.len(),
+            |i| deal(i).customer_acquired(lk).0,
+            &[&|i| deal(i).amount, &|i| {
+                let d = deal(i);
                 if d.customer_acquired(lk).1 {
                     d.amount
                 } else {
                     Decimal::ZERO
                 }
-            })
-            .collect();
-        Blocked::new(acquired, vec![amounts, marketing])
+            }],
+        )
     }
 }
 
@@ -529,11 +527,12 @@ impl Ix for LeadIx {
         let created = ev_rows(subset, |r| Some(rows.row(r).created_at.get()));
         LeadIx {
             created_by_conversion: Blocked::new(
-                created
-                    .v
-                    .iter()
-                    .map(|r| rows.row(*r).converted_at.get().unwrap_or(Timestamp::MAX)),
-                Vec::new(),
+                created.v.len(),
+                |i| {
+                    let lead = rows.row(created.v[i]);
+                    lead.converted_at.get().unwrap_or(Timestamp::MAX)
+                },
+                &[],
             ),
             created,
         }
@@ -599,11 +598,9 @@ impl Ix for CustomerIx {
         let acquired = ev_rows(subset, |r| Some(row(r).acquired()));
         CustomerIx {
             acquired_by_churn: Blocked::new(
-                acquired
-                    .v
-                    .iter()
-                    .map(|r| row(*r).churned().unwrap_or(Timestamp::MAX)),
-                Vec::new(),
+                acquired.v.len(),
+                |i| row(acquired.v[i]).churned().unwrap_or(Timestamp::MAX),
+                &[],
             ),
             with_first_mrr: IntSums::new(
                 acquired
@@ -618,8 +615,9 @@ impl Ix for CustomerIx {
                     .map(|r| first_mrr(*r).unwrap_or(Decimal::ZERO)),
             ),
             churned_by_acquisition: Blocked::new(
-                churned.v.iter().map(|r| row(*r).acquired()),
-                Vec::new(),
+                churned.v.len(),
+                |i| row(churned.v[i]).acquired(),
+                &[],
             ),
             acquired,
             marketing: ev_rows(subset, |r| {
@@ -779,19 +777,15 @@ impl Ix for PurchaseIx {
         let customer = |r: &u32| lk.customer(row(r).customer);
         PurchaseIx {
             by_acquisition: Blocked::new(
-                at.v.iter().map(|r| customer(r).map(|c| c.acquired.get())),
-                vec![
-                    at.v.iter().map(|r| row(r).amount).collect(),
-                    at.v.iter()
-                        .map(|r| {
-                            if customer(r).is_some_and(|c| c.marketing) {
-                                row(r).amount
-                            } else {
-                                Decimal::ZERO
-                            }
-                        })
-                        .collect(),
-                ],
+                at.v.len(),
+                |i| customer(&at.v[i]).map(|c| c.acquired.get()),
+                &[&|i| row(&at.v[i]).amount, &|i| {
+                    if customer(&at.v[i]).is_some_and(|c| c.marketing) {
+                        row(&at.v[i]).amount
+                    } else {
+                        Decimal::ZERO
+                    }
+                }],
             ),
             amount: DecSums::new(at.v.iter().map(|r| rows.row(*r).amount)),
             at,

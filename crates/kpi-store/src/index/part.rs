@@ -800,15 +800,19 @@ struct Keys<K> {
 
 impl<K: Ord + Copy> Keys<K> {
     /// Sorts each block of `keys`; the sorted order of each block's positions.
-    fn new(keys: Vec<K>) -> (Self, Vec<u32>) {
-        let mut sorted = Vec::with_capacity(keys.len());
-        let mut order = Vec::with_capacity(keys.len());
-        for start in (0..keys.len()).step_by(BLOCK) {
-            let end = (start + BLOCK).min(keys.len());
-            let mut block: Vec<u32> = (start as u32..end as u32).collect();
-            block.sort_by_key(|i| keys[*i as usize]);
-            sorted.extend(block.iter().map(|i| keys[*i as usize]));
-            order.extend(block);
+    /// Sorts each block of the `n` keys `key(i)`; the sorted order of each block's
+    /// positions. Only a block's keys are held at a time besides the result.
+    fn new(n: usize, key: impl Fn(usize) -> K) -> (Self, Vec<u32>) {
+        let mut sorted = Vec::with_capacity(n);
+        let mut order = Vec::with_capacity(n);
+        let mut block: Vec<(K, u32)> = Vec::with_capacity(BLOCK);
+        for start in (0..n).step_by(BLOCK) {
+            let end = (start + BLOCK).min(n);
+            block.clear();
+            block.extend((start..end).map(|i| (key(i), i as u32)));
+            block.sort_by_key(|(k, _)| *k);
+            sorted.extend(block.iter().map(|(k, _)| *k));
+            order.extend(block.iter().map(|(_, i)| *i));
         }
         (Self { sorted }, order)
     }
@@ -855,29 +859,24 @@ pub(crate) struct Blocked {
 }
 
 impl Blocked {
-    /// Second keys of the events in event order, and value columns to sum (each in event
-    /// order, as long as the keys).
+    /// The second keys `key(i)` of `n` events (in event order), and value columns to sum
+    /// (`column(i)`: event `i`'s value), read as needed rather than collected.
     pub(crate) fn new<K: BlockKey>(
-        keys: impl Iterator<Item = K>,
-        columns: Vec<Vec<Decimal>>,
+        n: usize,
+        key: impl Fn(usize) -> K,
+        columns: &[&dyn Fn(usize) -> Decimal],
     ) -> Self {
-        let ranks: Vec<i128> = keys.map(BlockKey::rank).collect();
-        debug_assert!(columns.iter().all(|c| c.len() == ranks.len()));
-        let narrowed: Option<Vec<i64>> = ranks.iter().map(|r| narrow(*r)).collect();
-        let (keys, order) = match narrowed {
-            Some(keys) => {
-                drop(ranks);
-                let (k, order) = Keys::new(keys);
-                (KeyCol::Narrow(k), order)
-            }
-            None => {
-                let (k, order) = Keys::new(ranks);
-                (KeyCol::Wide(k), order)
-            }
+        let rank = |i: usize| key(i).rank();
+        let (keys, order) = if (0..n).all(|i| narrow(rank(i)).is_some()) {
+            let (k, order) = Keys::new(n, |i| narrow(rank(i)).expect("checked above"));
+            (KeyCol::Narrow(k), order)
+        } else {
+            let (k, order) = Keys::new(n, rank);
+            (KeyCol::Wide(k), order)
         };
         let sums = columns
             .iter()
-            .map(|c| DecSums::new(order.iter().map(|i| c[*i as usize])))
+            .map(|c| DecSums::new(order.iter().map(|i| c(*i as usize))))
             .collect();
         Self { keys, sums }
     }
@@ -1112,7 +1111,7 @@ mod tests {
             Some(Some(Timestamp::MAX)),
         ];
         for (keys, narrow) in [(&narrow_keys, true), (&wide_keys, false)] {
-            let b = Blocked::new(keys.iter().copied(), vec![values.clone(), never.clone()]);
+            let b = Blocked::new(keys.len(), |i| keys[i], &[&|i| values[i], &|i| never[i]]);
             assert_eq!(matches!(b.keys, KeyCol::Narrow(_)), narrow);
             for start in 0..53 {
                 for end in start..=53 {
@@ -1140,7 +1139,7 @@ mod tests {
             Timestamp::MAX,
             base - jiff::SignedDuration::from_hours(1),
         ];
-        let b = Blocked::new(lead_keys.iter().copied(), Vec::new());
+        let b = Blocked::new(lead_keys.len(), |i| lead_keys[i], &[]);
         assert!(matches!(b.keys, KeyCol::Narrow(_)));
         let key = |i: usize| lead_keys[i];
         assert_eq!(
