@@ -171,10 +171,21 @@ pub(crate) struct QuotaRow {
     pub(crate) amount: Decimal,
 }
 
-/// Rows of one kind at their slots; free slots are reused.
+/// Slots per chunk of a [`Slab`].
+#[cfg(not(test))]
+const CHUNK: usize = 4096;
+/// Small under test, so test data spans chunks.
+#[cfg(test)]
+const CHUNK: usize = 8;
+
+/// Rows of one kind at their slots; free slots are reused. The slots are held in chunks of
+/// [`CHUNK`], each behind an `Arc`: a copy of the slab (an index keeps one) shares the
+/// chunks, and a write copies only the chunk it changes if a copy still shares it.
 #[derive(Clone)]
 pub(crate) struct Slab<T> {
-    rows: Vec<Option<T>>,
+    chunks: Vec<Arc<Vec<Option<T>>>>,
+    /// One past the highest slot ever used.
+    end: usize,
     free: Vec<u32>,
     live: usize,
 }
@@ -182,17 +193,23 @@ pub(crate) struct Slab<T> {
 impl<T> Default for Slab<T> {
     fn default() -> Self {
         Self {
-            rows: Vec::new(),
+            chunks: Vec::new(),
+            end: 0,
             free: Vec::new(),
             live: 0,
         }
     }
 }
 
+/// The chunk of a slot and the slot's place in it.
+fn chunk_of(slot: u32) -> (usize, usize) {
+    (slot as usize / CHUNK, slot as usize % CHUNK)
+}
+
 impl<T> Slab<T> {
     /// The live rows.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.rows.iter().flatten()
+        self.chunks.iter().flat_map(|c| c.iter()).flatten()
     }
 
     /// How many rows are live.
@@ -202,49 +219,64 @@ impl<T> Slab<T> {
 
     /// One past the highest slot in use: every slot is below it.
     pub(crate) fn slot_count(&self) -> usize {
-        self.rows.len()
+        self.end
     }
 
+    fn get(&self, slot: u32) -> Option<&T> {
+        let (c, o) = chunk_of(slot);
+        self.chunks.get(c).and_then(|c| c[o].as_ref())
+    }
+
+    /// The row at `slot`, which must be live.
+    pub(crate) fn row(&self, slot: u32) -> &T {
+        self.get(slot).expect("a live slot")
+    }
+
+    /// The live rows with their slots.
+    pub(crate) fn slots(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.chunks.iter().enumerate().flat_map(|(c, chunk)| {
+            chunk
+                .iter()
+                .enumerate()
+                .filter_map(move |(o, r)| r.as_ref().map(|r| ((c * CHUNK + o) as u32, r)))
+        })
+    }
+
+    fn occupied(&self, slot: u32) -> bool {
+        self.get(slot).is_some()
+    }
+
+    /// Rebuilds the free list from the holes (after loading rows at their slots).
+    fn collect_free(&mut self) {
+        self.free = (0..self.end as u32)
+            .rev()
+            .filter(|s| !self.occupied(*s))
+            .collect();
+    }
+}
+
+impl<T: Clone> Slab<T> {
     fn put(&mut self, slot: u32, row: T) {
-        let i = slot as usize;
-        if i >= self.rows.len() {
-            // Grow by an eighth rather than doubling: at most 12.5% of a large slab is
-            // spare (a large vector is reallocated by remapping its pages, not copying).
-            if i >= self.rows.capacity() {
-                let want = (i + 1).max(self.rows.len() + self.rows.len() / 8).max(1024);
-                self.rows.reserve_exact(want - self.rows.len());
-            }
-            self.rows.resize_with(i + 1, || None);
+        let (c, o) = chunk_of(slot);
+        while self.chunks.len() <= c {
+            self.chunks
+                .push(Arc::new((0..CHUNK).map(|_| None).collect()));
         }
-        if self.rows[i].replace(row).is_none() {
+        self.end = self.end.max(slot as usize + 1);
+        if Arc::make_mut(&mut self.chunks[c])[o].replace(row).is_none() {
             self.live += 1;
         }
     }
 
     fn remove(&mut self, slot: u32) -> bool {
-        let gone = self
-            .rows
-            .get_mut(slot as usize)
-            .and_then(Option::take)
-            .is_some();
-        if gone {
-            self.live -= 1;
-            self.free.push(slot);
+        if !self.occupied(slot) {
+            return false;
         }
-        gone
-    }
-
-    /// The row at `slot`, which must be live.
-    pub(crate) fn row(&self, slot: u32) -> &T {
-        self.rows[slot as usize].as_ref().expect("a live slot")
-    }
-
-    /// The live rows with their slots.
-    pub(crate) fn slots(&self) -> impl Iterator<Item = (u32, &T)> {
-        self.rows
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.as_ref().map(|r| (i as u32, r)))
+        let (c, o) = chunk_of(slot);
+        Arc::make_mut(&mut self.chunks[c])[o] = None;
+        self.live -= 1;
+        self.free.push(slot);
+        true
     }
 
     /// Places a row at a free slot (when loading); false when the slot is taken.
@@ -254,20 +286,6 @@ impl<T> Slab<T> {
         }
         self.put(slot, row);
         true
-    }
-
-    fn occupied(&self, slot: u32) -> bool {
-        self.rows.get(slot as usize).is_some_and(Option::is_some)
-    }
-
-    /// Drops spare capacity and rebuilds the free list from the holes (after loading rows at
-    /// their slots).
-    fn collect_free(&mut self) {
-        self.rows.shrink_to_fit();
-        self.free = (0..self.rows.len() as u32)
-            .rev()
-            .filter(|s| self.rows[*s as usize].is_none())
-            .collect();
     }
 }
 
@@ -657,7 +675,7 @@ impl Rows {
         for kind in RecordKind::ALL {
             let len = with_slab!(self, kind, |s, mut| {
                 s.collect_free();
-                s.rows.len() as u32
+                s.slot_count() as u32
             });
             let next = &mut self.next[kind as usize];
             *next = (*next).max(len);
@@ -682,6 +700,33 @@ impl Rows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_copies_only_the_chunk_a_copy_shares() {
+        let mut slab: Slab<u64> = Slab::default();
+        for slot in 0..(3 * CHUNK as u32) {
+            slab.put(slot, u64::from(slot));
+        }
+        let copy = slab.clone();
+        slab.put(1, 100);
+        assert!(slab.remove(2 * CHUNK as u32));
+        assert!(!slab.remove(2 * CHUNK as u32));
+        // The copy still has what it had; the original has the writes.
+        assert_eq!((*copy.row(1), *slab.row(1)), (1, 100));
+        assert!(copy.occupied(2 * CHUNK as u32) && !slab.occupied(2 * CHUNK as u32));
+        assert_eq!((copy.len(), slab.len()), (3 * CHUNK, 3 * CHUNK - 1));
+        // Only the two written chunks were copied.
+        let shared: Vec<bool> = (0..3)
+            .map(|c| Arc::ptr_eq(&copy.chunks[c], &slab.chunks[c]))
+            .collect();
+        assert_eq!(shared, vec![false, true, false]);
+        assert_eq!(
+            slab.slots().map(|(s, _)| s).collect::<Vec<_>>(),
+            (0..3 * CHUNK as u32)
+                .filter(|s| *s != 2 * CHUNK as u32)
+                .collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn ids_intern_once_and_load_back() {

@@ -244,7 +244,7 @@ fn put_slab<T: Snap>(slab: &Slab<T>, w: &mut impl Write) -> io::Result<()> {
     })
 }
 
-fn get_slab<T: Snap>(slab: &mut Slab<T>, r: &mut impl Read) -> io::Result<()> {
+fn get_slab<T: Snap + Clone>(slab: &mut Slab<T>, r: &mut impl Read) -> io::Result<()> {
     for _ in 0..u32::get(r)? {
         let slot = u32::get(r)?;
         let row = T::get(r)?;
