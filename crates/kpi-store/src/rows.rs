@@ -385,92 +385,60 @@ pub(crate) struct Rows {
 }
 
 /// Calls `$body` with `$slab` bound to the slab of `$kind` (`|s, mut|`: mutably, copying
-/// it first if an index shares it).
+/// the slab's list of chunks first if an index shares it).
 macro_rules! with_slab {
     ($rows:expr, $kind:expr, |$slab:ident, mut| $body:expr) => {
-        match $kind {
-            RecordKind::Customer => {
-                let $slab = Arc::make_mut(&mut $rows.customers);
-                $body
-            }
-            RecordKind::Lead => {
-                let $slab = Arc::make_mut(&mut $rows.leads);
-                $body
-            }
-            RecordKind::Deal => {
-                let $slab = Arc::make_mut(&mut $rows.deals);
-                $body
-            }
-            RecordKind::Subscription => {
-                let $slab = Arc::make_mut(&mut $rows.subs);
-                $body
-            }
-            RecordKind::Purchase => {
-                let $slab = Arc::make_mut(&mut $rows.purchases);
-                $body
-            }
-            RecordKind::Spend => {
-                let $slab = Arc::make_mut(&mut $rows.spend);
-                $body
-            }
-            RecordKind::Campaign => {
-                let $slab = Arc::make_mut(&mut $rows.campaigns);
-                $body
-            }
-            RecordKind::Ticket => {
-                let $slab = Arc::make_mut(&mut $rows.tickets);
-                $body
-            }
-            RecordKind::SurveyResponse => {
-                let $slab = Arc::make_mut(&mut $rows.surveys);
-                $body
-            }
-            RecordKind::Quota => {
-                let $slab = Arc::make_mut(&mut $rows.quotas);
-                $body
-            }
-        }
+        with_slab!(@match $rows, $kind, $slab, $body, mut)
     };
     ($rows:expr, $kind:expr, |$slab:ident| $body:expr) => {
+        with_slab!(@match $rows, $kind, $slab, $body, ref)
+    };
+    (@get mut $slab:expr) => {
+        Arc::make_mut(&mut $slab)
+    };
+    (@get ref $slab:expr) => {
+        &*$slab
+    };
+    (@match $rows:expr, $kind:expr, $slab:ident, $body:expr, $how:tt) => {
         match $kind {
             RecordKind::Customer => {
-                let $slab = &*$rows.customers;
+                let $slab = with_slab!(@get $how $rows.customers);
                 $body
             }
             RecordKind::Lead => {
-                let $slab = &*$rows.leads;
+                let $slab = with_slab!(@get $how $rows.leads);
                 $body
             }
             RecordKind::Deal => {
-                let $slab = &*$rows.deals;
+                let $slab = with_slab!(@get $how $rows.deals);
                 $body
             }
             RecordKind::Subscription => {
-                let $slab = &*$rows.subs;
+                let $slab = with_slab!(@get $how $rows.subs);
                 $body
             }
             RecordKind::Purchase => {
-                let $slab = &*$rows.purchases;
+                let $slab = with_slab!(@get $how $rows.purchases);
                 $body
             }
             RecordKind::Spend => {
-                let $slab = &*$rows.spend;
+                let $slab = with_slab!(@get $how $rows.spend);
                 $body
             }
             RecordKind::Campaign => {
-                let $slab = &*$rows.campaigns;
+                let $slab = with_slab!(@get $how $rows.campaigns);
                 $body
             }
             RecordKind::Ticket => {
-                let $slab = &*$rows.tickets;
+                let $slab = with_slab!(@get $how $rows.tickets);
                 $body
             }
             RecordKind::SurveyResponse => {
-                let $slab = &*$rows.surveys;
+                let $slab = with_slab!(@get $how $rows.surveys);
                 $body
             }
             RecordKind::Quota => {
-                let $slab = &*$rows.quotas;
+                let $slab = with_slab!(@get $how $rows.quotas);
                 $body
             }
         }

@@ -66,6 +66,13 @@ impl Lookups {
         self.customers.get(id as usize).and_then(Option::as_ref)
     }
 
+    /// When the customer with this id symbol was acquired (`None`: no such customer), and
+    /// whether they are marketing-sourced.
+    pub(crate) fn acquisition(&self, id: Sym) -> (Option<Timestamp>, bool) {
+        let c = self.customer(id);
+        (c.map(|c| c.acquired.get()), c.is_some_and(|c| c.marketing))
+    }
+
     /// The channel of the campaign with this symbol ([`NONE`]: no such campaign).
     pub(crate) fn channel(&self, campaign: Sym) -> Sym {
         self.channels
@@ -127,8 +134,7 @@ impl DealRow {
 
     /// When its customer was acquired, and whether the customer is marketing-sourced.
     pub(crate) fn customer_acquired(&self, lk: &Lookups) -> (Option<Timestamp>, bool) {
-        let c = lk.customer(self.customer);
-        (c.map(|c| c.acquired.get()), c.is_some_and(|c| c.marketing))
+        lk.acquisition(self.customer)
     }
 }
 
@@ -774,13 +780,13 @@ impl Ix for PurchaseIx {
             .map(|p| if *p == NONE { NONE } else { prev[*p as usize] })
             .collect();
         let row = |r: &u32| rows.row(*r);
-        let customer = |r: &u32| lk.customer(row(r).customer);
+        let acquisition = |i: usize| lk.acquisition(row(&at.v[i]).customer);
         PurchaseIx {
             by_acquisition: Blocked::new(
                 at.v.len(),
-                |i| customer(&at.v[i]).map(|c| c.acquired.get()),
+                |i| acquisition(i).0,
                 &[&|i| row(&at.v[i]).amount, &|i| {
-                    if customer(&at.v[i]).is_some_and(|c| c.marketing) {
+                    if acquisition(i).1 {
                         row(&at.v[i]).amount
                     } else {
                         Decimal::ZERO

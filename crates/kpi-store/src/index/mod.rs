@@ -508,9 +508,8 @@ impl Index {
                                 acquired_in_w.1,
                                 |i| {
                                     let p = s.row(&at.v[i]);
-                                    let c = s.ctx.customer(p.customer);
-                                    let marketing = c.is_some_and(|c| c.marketing);
-                                    (c.map(|c| c.acquired.get()), counted(p.amount, marketing))
+                                    let (acquired, marketing) = s.ctx.acquisition(p.customer);
+                                    (acquired, counted(p.amount, marketing))
                                 },
                             )
                         })
@@ -521,11 +520,8 @@ impl Index {
                             at,
                             at.range(w),
                             |e| {
-                                let c = s.ctx.customer(s.row(e).customer);
-                                new_customer(
-                                    c.map(|c| c.acquired.get()),
-                                    c.is_some_and(|c| c.marketing),
-                                )
+                                let (acquired, marketing) = s.ctx.acquisition(s.row(e).customer);
+                                new_customer(acquired, marketing)
                             },
                             |e| s.row(e).amount,
                         )?,

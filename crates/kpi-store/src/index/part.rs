@@ -212,6 +212,17 @@ fn decimal_prefix(values: impl Iterator<Item = Decimal>) -> Option<Vec<Decimal>>
     Some(p)
 }
 
+/// The largest scale among `values` (0 for none).
+fn max_scale(values: impl Iterator<Item = Decimal>) -> u32 {
+    values.map(|v| v.scale()).max().unwrap_or(0)
+}
+
+/// `v` as an `i64` multiple of `10^-scale` (`scale` ≥ `v`'s), if it fits.
+fn at_scale(v: Decimal, scale: u32) -> Option<i64> {
+    let factor = 10i128.checked_pow(scale - v.scale())?;
+    i64::try_from(v.mantissa().checked_mul(factor)?).ok()
+}
+
 /// Prefix sums of decimals: `i64` multiples of `10^-scale` (the largest scale among the
 /// values) when every value and partial sum fits, which amounts usually do (8 bytes a
 /// sum instead of 16); else decimals; else none, when a partial sum would not be exact:
@@ -228,15 +239,13 @@ pub(crate) enum DecSums {
 impl DecSums {
     /// Prefix sums of `values` (read twice, never collected).
     pub(crate) fn new(values: impl Iterator<Item = Decimal> + Clone) -> Self {
-        let scale = values.clone().map(|v| v.scale()).max().unwrap_or(0);
+        let scale = max_scale(values.clone());
         let small = || {
             let mut p = Vec::with_capacity(values.size_hint().0 + 1);
             let mut acc = 0i64;
             p.push(acc);
             for v in values.clone() {
-                let factor = 10i128.checked_pow(scale - v.scale())?;
-                let m = i64::try_from(v.mantissa().checked_mul(factor)?).ok()?;
-                acc = acc.checked_add(m)?;
+                acc = acc.checked_add(at_scale(v, scale)?)?;
                 p.push(acc);
             }
             Some(p)
@@ -280,14 +289,8 @@ pub(crate) enum DecCol {
 impl DecCol {
     /// The column of `values` (read twice).
     pub(crate) fn new(values: impl Iterator<Item = Decimal> + Clone) -> Self {
-        let scale = values.clone().map(|v| v.scale()).max().unwrap_or(0);
-        let small: Option<Vec<i64>> = values
-            .clone()
-            .map(|v| {
-                let factor = 10i128.checked_pow(scale - v.scale())?;
-                i64::try_from(v.mantissa().checked_mul(factor)?).ok()
-            })
-            .collect();
+        let scale = max_scale(values.clone());
+        let small: Option<Vec<i64>> = values.clone().map(|v| at_scale(v, scale)).collect();
         match small {
             Some(v) => DecCol::Small { scale, v },
             None => DecCol::Wide(values.collect()),
