@@ -132,6 +132,30 @@ impl DealRow {
         matches!(self.kind, DealKind::Upsell | DealKind::CrossSell)
     }
 
+    /// The time from its creation to its close (zero while open), in nanoseconds.
+    pub(crate) fn cycle_nanos(&self) -> i128 {
+        let created = self.created_at.get();
+        nanos_between(created, self.closed_at.get().unwrap_or(created))
+    }
+
+    /// Its amount if it carries a campaign, else zero.
+    pub(crate) fn campaign_amount(&self) -> Decimal {
+        if self.campaign != NONE {
+            self.amount
+        } else {
+            Decimal::ZERO
+        }
+    }
+
+    /// Its amount if its campaign's channel is email, else zero.
+    pub(crate) fn email_amount(&self, lk: &Lookups) -> Decimal {
+        if lk.is_email(self.campaign) {
+            self.amount
+        } else {
+            Decimal::ZERO
+        }
+    }
+
     /// When its customer was acquired, and whether the customer is marketing-sourced.
     pub(crate) fn customer_acquired(&self, lk: &Lookups) -> (Option<Timestamp>, bool) {
         lk.acquisition(self.customer)
@@ -231,28 +255,12 @@ impl Ix for DealIx {
         // large parts).
         let won_side = || {
             let won = ev_rows(subset, |r| row(r).closed_at.get().filter(|_| row(r).won()));
-            // The won amounts, zero where `keep` does not hold.
-            let amounts_if = |keep: fn(&DealRow, &Lookups) -> bool| {
-                won.v.iter().map(move |r| {
-                    let d = row(*r);
-                    if keep(d, lk) {
-                        d.amount
-                    } else {
-                        Decimal::ZERO
-                    }
-                })
-            };
+            let won_rows = || won.v.iter().map(|r| row(*r));
             let sums = (
                 DecSums::new(won.v.iter().map(amount)),
-                IntSums::new(won.v.iter().map(|r| {
-                    let d = row(*r);
-                    nanos_between(
-                        d.created_at.get(),
-                        d.closed_at.get().unwrap_or(d.created_at.get()),
-                    )
-                })),
-                DecSums::new(amounts_if(|d, _| d.campaign != NONE)),
-                DecSums::new(amounts_if(|d, lk| lk.is_email(d.campaign))),
+                IntSums::new(won_rows().map(DealRow::cycle_nanos)),
+                DecSums::new(won_rows().map(DealRow::campaign_amount)),
+                DecSums::new(won_rows().map(|d| d.email_amount(lk))),
             );
             (won, sums)
         };
@@ -371,6 +379,12 @@ impl StageCtx {
         self.next_entry(r).or(self.deal(r).closed_at.get())
     }
 
+    /// The time spent in the stage until the exit (zero without one), in nanoseconds.
+    pub(crate) fn stage_nanos(&self, r: &StageRow) -> i128 {
+        let entered = self.entry(r).1;
+        nanos_between(entered, self.exit(r).unwrap_or(entered))
+    }
+
     /// The deal's stay in the stage while it is open.
     pub(crate) fn stay(&self, r: &StageRow) -> Stay {
         let d = self.deal(r);
@@ -401,11 +415,7 @@ impl Ix for ExitIx {
 
     fn build(ctx: &StageCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
         let exits = ev_rows(subset, |r| ctx.exit(rows.row(r)));
-        let nanos = IntSums::new(exits.v.iter().map(|r| {
-            let e = rows.row(*r);
-            let entered = ctx.entry(e).1;
-            nanos_between(entered, ctx.exit(e).unwrap_or(entered))
-        }));
+        let nanos = IntSums::new(exits.v.iter().map(|r| ctx.stage_nanos(rows.row(*r))));
         ExitIx { exits, nanos }
     }
 }
@@ -557,6 +567,11 @@ impl CustomerRow {
     pub(crate) fn churned(&self) -> Option<Timestamp> {
         self.churned_at.get()
     }
+
+    /// The time from acquisition to churn (zero without one), in nanoseconds.
+    pub(crate) fn tenure_nanos(&self) -> i128 {
+        nanos_between(self.acquired(), self.churned().unwrap_or(self.acquired()))
+    }
 }
 
 /// What customer rows read: the lookups, and per slot the first MRR of the customer's
@@ -629,10 +644,7 @@ impl Ix for CustomerIx {
             marketing: ev_rows(subset, |r| {
                 Some(row(r).acquired()).filter(|_| row(r).source == Source::Marketing)
             }),
-            tenure: IntSums::new(churned.v.iter().map(|r| {
-                let c = row(*r);
-                nanos_between(c.acquired(), c.churned().unwrap_or(c.acquired()))
-            })),
+            tenure: IntSums::new(churned.v.iter().map(|r| row(*r).tenure_nanos())),
             churned,
         }
     }
@@ -648,6 +660,26 @@ pub(crate) struct SpendRow {
     pub(crate) campaign: Sym,
     /// Its own channel's symbol, else its campaign's.
     pub(crate) channel: Sym,
+}
+
+impl SpendRow {
+    /// Its amount if it is of category `c`, else zero.
+    pub(crate) fn amount_in(&self, c: usize) -> Decimal {
+        if self.category == c {
+            self.amount
+        } else {
+            Decimal::ZERO
+        }
+    }
+
+    /// Its amount if it was spent on a campaign, else zero.
+    pub(crate) fn campaign_amount(&self) -> Decimal {
+        if self.campaign != NONE {
+            self.amount
+        } else {
+            Decimal::ZERO
+        }
+    }
 }
 
 /// Spend by time, with sums per category and for campaigns.
@@ -674,23 +706,9 @@ impl Ix for SpendIx {
         let row = |r: &u32| rows.row(*r);
         let at = ev_rows(subset, |r| Some(rows.row(r).at));
         let by_category = (0..kpi_core::SpendCategories::NAMES.len())
-            .map(|c| {
-                DecSums::new(at.v.iter().map(|r| {
-                    if row(r).category == c {
-                        row(r).amount
-                    } else {
-                        Decimal::ZERO
-                    }
-                }))
-            })
+            .map(|c| DecSums::new(at.v.iter().map(|r| row(r).amount_in(c))))
             .collect();
-        let campaign = DecSums::new(at.v.iter().map(|r| {
-            if row(r).campaign != NONE {
-                row(r).amount
-            } else {
-                Decimal::ZERO
-            }
-        }));
+        let campaign = DecSums::new(at.v.iter().map(|r| row(r).campaign_amount()));
         SpendIx {
             at,
             by_category,
@@ -1000,6 +1018,24 @@ impl Ix for SubIx {
 
 // ---------------------------------------------------------------- tickets
 
+impl TicketRow {
+    /// When it was resolved (`resolved`), else first responded to.
+    pub(crate) fn until(&self, resolved: bool) -> Option<Timestamp> {
+        if resolved {
+            self.resolved_at.get()
+        } else {
+            self.first_response_at.get()
+        }
+    }
+
+    /// The time from its opening to [`TicketRow::until`] (zero without it), in
+    /// nanoseconds.
+    pub(crate) fn wait_nanos(&self, resolved: bool) -> i128 {
+        let opened = self.opened_at.get();
+        nanos_between(opened, self.until(resolved).unwrap_or(opened))
+    }
+}
+
 /// Tickets by one of their times (resolution or first response), with the time from
 /// opening to it summed.
 pub(crate) struct TicketTimes {
@@ -1008,29 +1044,21 @@ pub(crate) struct TicketTimes {
 }
 
 impl TicketTimes {
-    /// The tickets among `subset` by the time `at` gives.
-    fn build(
-        rows: &Slab<TicketRow>,
-        subset: &[u32],
-        at: impl Fn(&TicketRow) -> Option<Timestamp>,
-    ) -> Self {
-        let ev = ev_rows(subset, |r| at(rows.row(r)));
-        let nanos = IntSums::new(ev.v.iter().map(|r| {
-            let t = rows.row(*r);
-            let opened = t.opened_at.get();
-            nanos_between(opened, at(t).unwrap_or(opened))
-        }));
+    /// The tickets among `subset` by resolution (`resolved`) or first response.
+    fn build(rows: &Slab<TicketRow>, subset: &[u32], resolved: bool) -> Self {
+        let ev = ev_rows(subset, |r| rows.row(r).until(resolved));
+        let nanos = IntSums::new(ev.v.iter().map(|r| rows.row(*r).wait_nanos(resolved)));
         TicketTimes { ev, nanos }
     }
 
     /// The tickets among `subset` by resolution.
     pub(crate) fn resolved(_: &Arc<Lookups>, rows: &Slab<TicketRow>, subset: &[u32]) -> Self {
-        Self::build(rows, subset, |t| t.resolved_at.get())
+        Self::build(rows, subset, true)
     }
 
     /// The tickets among `subset` by first response.
     pub(crate) fn responded(_: &Arc<Lookups>, rows: &Slab<TicketRow>, subset: &[u32]) -> Self {
-        Self::build(rows, subset, |t| t.first_response_at.get())
+        Self::build(rows, subset, false)
     }
 }
 

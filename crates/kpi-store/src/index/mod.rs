@@ -410,11 +410,8 @@ impl Index {
                 if measure == Measure::StageExits {
                     count(s.count(&s.ix.exits, r))
                 } else {
-                    let nanos = s.int_sum(&s.ix.exits, r, &s.ix.nanos, |e| {
-                        let x = s.row(e);
-                        let entered = s.ctx.entry(x).1;
-                        nanos_between(entered, s.ctx.exit(x).unwrap_or(entered))
-                    });
+                    let nanos =
+                        s.int_sum(&s.ix.exits, r, &s.ix.nanos, |e| s.ctx.stage_nanos(s.row(e)));
                     nanos_to(nanos, DAY_NANOS)?
                 }
             }
@@ -538,13 +535,7 @@ impl Index {
                 let r = ix.at.range(w);
                 match measure {
                     Measure::Spend(categories) => self.spend_in(&s, categories, r)?,
-                    _ => s.sum(&ix.at, r, &ix.campaign, |e| {
-                        if s.row(e).campaign != NONE {
-                            s.row(e).amount
-                        } else {
-                            Decimal::ZERO
-                        }
-                    })?,
+                    _ => s.sum(&ix.at, r, &ix.campaign, |e| s.row(e).campaign_amount())?,
                 }
             }
             Measure::EmailCampaigns
@@ -600,15 +591,7 @@ impl Index {
                 match measure {
                     Measure::TicketsResolved | Measure::TicketsResponded => count(s.count(ev, r)),
                     _ => {
-                        let nanos = s.int_sum(ev, r, sums, |e| {
-                            let t = s.row(e);
-                            let to = if resolved {
-                                t.resolved_at.get()
-                            } else {
-                                t.first_response_at.get()
-                            };
-                            nanos_between(t.opened_at.get(), to.unwrap_or(t.opened_at.get()))
-                        });
+                        let nanos = s.int_sum(ev, r, sums, |e| s.row(e).wait_nanos(resolved));
                         nanos_to(nanos, HOUR_NANOS)?
                     }
                 }
@@ -667,19 +650,12 @@ impl Index {
         let ix = s.ix;
         let won = || ix.won.range(w);
         let other = || s.lazy(&ix.other, DealOther::build);
-        let amount_if = |keep: bool, amount: Decimal| if keep { amount } else { Decimal::ZERO };
         Ok(match measure {
             Measure::DealsWon => count(s.count(&ix.won, won())),
             Measure::DealsLost => count(s.count(&ix.lost, ix.lost.range(w))),
             Measure::WonAmount => s.sum(&ix.won, won(), &ix.won_amount, |e| s.row(e).amount)?,
             Measure::WonCycleDaysTotal => {
-                let nanos = s.int_sum(&ix.won, won(), &ix.won_cycle, |e| {
-                    let d = s.row(e);
-                    nanos_between(
-                        d.created_at.get(),
-                        d.closed_at.get().unwrap_or(d.created_at.get()),
-                    )
-                });
+                let nanos = s.int_sum(&ix.won, won(), &ix.won_cycle, |e| s.row(e).cycle_nanos());
                 nanos_to(nanos, DAY_NANOS)?
             }
             Measure::ClosingReps => count(s.distinct(
@@ -703,10 +679,13 @@ impl Index {
                 let fast = s
                     .all()
                     .then(|| {
-                        let created = other()
+                        let (o, amount) = (other(), |e: &u32| s.row(e).amount);
+                        let created = o
                             .created_amount
-                            .prefix(other().created.before(w.end))?;
-                        let closed = other().closed_amount.prefix(other().closed.before(w.end))?;
+                            .prefix(o.created.before(w.end), |i| amount(&o.created.v[i]))?;
+                        let closed = o
+                            .closed_amount
+                            .prefix(o.closed.before(w.end), |i| amount(&o.closed.v[i]))?;
                         created.checked_sub(closed)
                     })
                     .flatten();
@@ -728,12 +707,12 @@ impl Index {
             )),
             Measure::CampaignAttributedRevenue => {
                 s.sum(&ix.won, won(), &ix.won_campaign_amount, |e| {
-                    amount_if(s.row(e).campaign != NONE, s.row(e).amount)
+                    s.row(e).campaign_amount()
                 })?
             }
             Measure::EmailAttributedRevenue => {
                 s.sum(&ix.won, won(), &ix.won_email_amount, |e| {
-                    amount_if(s.ctx.is_email(s.row(e).campaign), s.row(e).amount)
+                    s.row(e).email_amount(s.ctx)
                 })?
             }
             _ => unreachable!("deal_measure is called with deal measures only"),
@@ -763,9 +742,10 @@ impl Index {
                 let fast = s
                     .all()
                     .then(|| {
+                        let amount = |e: &u32| s.ctx.deal(s.row(e)).amount;
                         ix.from_amount
-                            .prefix(begun)?
-                            .checked_sub(ix.until_amount.prefix(ended)?)
+                            .prefix(begun, |i| amount(&ix.from.v[i]))?
+                            .checked_sub(ix.until_amount.prefix(ended, |i| amount(&ix.until.v[i]))?)
                     })
                     .flatten();
                 match fast {
@@ -884,10 +864,7 @@ impl Index {
                 } else if n == 0 {
                     Decimal::ZERO
                 } else {
-                    let nanos = s.int_sum(&ix.churned, r, &ix.tenure, |e| {
-                        let c = s.row(e);
-                        nanos_between(c.acquired(), c.churned().unwrap_or(c.acquired()))
-                    });
+                    let nanos = s.int_sum(&ix.churned, r, &ix.tenure, |e| s.row(e).tenure_nanos());
                     nanos_to(nanos, YEAR_NANOS * n as i128)?
                 }
             }
@@ -895,9 +872,17 @@ impl Index {
                 let r = ix.acquired.range(w);
                 let fast = s
                     .all()
-                    .then(|| ix.first_mrr.range(r.clone()))
-                    .flatten()
-                    .map(|total| (total, ix.with_first_mrr.range(r.clone()) as u64));
+                    .then(|| {
+                        let first_mrr = |i: usize| s.ctx.first_mrr[ix.acquired.v[i] as usize];
+                        let total = ix
+                            .first_mrr
+                            .range(r.clone(), |i| first_mrr(i).unwrap_or(Decimal::ZERO))?;
+                        let n = ix
+                            .with_first_mrr
+                            .range(r.clone(), |i| i128::from(first_mrr(i).is_some()));
+                        Some((total, n as u64))
+                    })
+                    .flatten();
                 let (total, n) = match fast {
                     Some(x) => x,
                     None => {
@@ -936,8 +921,10 @@ impl Index {
             let mut total = Some(Decimal::ZERO);
             for (c, sums) in s.ix.by_category.iter().enumerate() {
                 if categories.contains_index(c) {
-                    total =
-                        total.and_then(|t| sums.range(r.clone()).and_then(|x| t.checked_add(x)));
+                    total = total.and_then(|t| {
+                        let x = sums.range(r.clone(), |i| s.row(&s.ix.at.v[i]).amount_in(c))?;
+                        t.checked_add(x)
+                    });
                 }
             }
             if let Some(t) = total {
@@ -1006,7 +993,7 @@ impl Index {
         // The sum of movements `r` that match: from the prefix sums when every one does.
         let total = |m: &Moves, r: std::ops::Range<usize>| -> Result<Decimal, MetricError> {
             if s.all() {
-                if let Some(x) = m.sums.range(r.clone()) {
+                if let Some(x) = m.sums.range(r.clone(), |i| m.amount(i)) {
                     return Ok(x);
                 }
             }
