@@ -11,27 +11,18 @@ use super::part::{
 };
 use crate::record::{DealKind, DealStatus, Source};
 use crate::rows::{CustomerRow, DealRow, LeadRow, PurchaseRow, SubRow, SurveyRow, TicketRow};
-use crate::rows::{Slab, Ts};
+use crate::rows::{OptTs, Slab};
 use crate::units::nanos_between;
 
 // ---------------------------------------------------------------- lookups
 
-/// A customer, as rows of other kinds see it.
-#[derive(Clone, Copy)]
-pub(crate) struct CustomerInfo {
-    pub(crate) owner: Sym,
-    /// The symbol of its source's name.
-    pub(crate) source: Sym,
-    pub(crate) segment: Sym,
-    pub(crate) acquired: Ts,
-    pub(crate) marketing: bool,
-}
-
 /// What rows inherit from their customer or campaign, looked up by symbol when read
-/// (rows keep the key, not a copy).
+/// (rows keep the key, not a copy; customers are read in the store's rows).
 pub(crate) struct Lookups {
-    /// By customer id symbol.
-    customers: Vec<Option<CustomerInfo>>,
+    /// By customer id symbol: the customer's slot among `customers` ([`NONE`]: not stored).
+    slots: Vec<u32>,
+    /// The store's customers.
+    customers: Arc<Slab<CustomerRow>>,
     /// By the dimension symbol of a campaign id: the symbol of its channel's name.
     channels: Vec<Sym>,
     /// The symbol of the email channel's name.
@@ -41,14 +32,21 @@ pub(crate) struct Lookups {
 }
 
 impl Lookups {
-    /// Lookups over `customers` (by id symbol) and campaigns' channels (by id symbol).
+    /// Lookups over the store's `customers` (of `ids` customer id symbols) and campaigns'
+    /// channels (by id symbol).
     pub(crate) fn new(
-        customers: Vec<Option<CustomerInfo>>,
+        customers: Arc<Slab<CustomerRow>>,
+        ids: usize,
         channels: Vec<Sym>,
         email: Sym,
         sources: [Sym; Source::ALL.len()],
     ) -> Self {
+        let mut slots = vec![NONE; ids];
+        for (slot, c) in customers.slots() {
+            slots[c.id as usize] = slot;
+        }
         Self {
+            slots,
             customers,
             channels,
             email,
@@ -62,15 +60,19 @@ impl Lookups {
     }
 
     /// The customer with this id symbol, if stored.
-    pub(crate) fn customer(&self, id: Sym) -> Option<&CustomerInfo> {
-        self.customers.get(id as usize).and_then(Option::as_ref)
+    pub(crate) fn customer(&self, id: Sym) -> Option<&CustomerRow> {
+        let slot = *self.slots.get(id as usize)?;
+        (slot != NONE).then(|| self.customers.row(slot))
     }
 
     /// When the customer with this id symbol was acquired (`None`: no such customer), and
     /// whether they are marketing-sourced.
     pub(crate) fn acquisition(&self, id: Sym) -> (Option<Timestamp>, bool) {
         let c = self.customer(id);
-        (c.map(|c| c.acquired.get()), c.is_some_and(|c| c.marketing))
+        (
+            c.map(CustomerRow::acquired),
+            c.is_some_and(|c| c.source == Source::Marketing),
+        )
     }
 
     /// The channel of the campaign with this symbol ([`NONE`]: no such campaign).
@@ -91,7 +93,7 @@ impl Lookups {
     pub(crate) fn customer_attr(&self, id: Sym, d: Dimension) -> Sym {
         match (self.customer(id), d) {
             (Some(c), Dimension::Owner) => c.owner,
-            (Some(c), Dimension::Source) => c.source,
+            (Some(c), Dimension::Source) => self.source(c.source),
             (Some(c), Dimension::Segment) => c.segment,
             _ => NONE,
         }
@@ -574,11 +576,20 @@ impl CustomerRow {
     }
 }
 
-/// What customer rows read: the lookups, and per slot the first MRR of the customer's
-/// earliest subscription.
+/// What customer rows read: the lookups, and per slot the customer's earliest
+/// subscription (its slot among `subs`), whose first MRR is the customer's.
 pub(crate) struct CustomerCtx {
     pub(crate) lk: Arc<Lookups>,
-    pub(crate) first_mrr: Vec<Option<Decimal>>,
+    pub(crate) subs: Arc<Slab<SubRow>>,
+    pub(crate) first_sub: Vec<u32>,
+}
+
+impl CustomerCtx {
+    /// The first MRR of the customer at `slot`'s earliest subscription, if they have one.
+    pub(crate) fn first_mrr(&self, slot: u32) -> Option<Decimal> {
+        let sub = self.first_sub[slot as usize];
+        (sub != NONE).then(|| self.subs.row(sub).mrr_changes[0].1)
+    }
 }
 
 /// Customers by acquisition (all, and marketing-sourced) and by churn.
@@ -613,7 +624,7 @@ impl Ix for CustomerIx {
     }
 
     fn build(ctx: &CustomerCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
-        let first_mrr = |r: u32| ctx.first_mrr[r as usize];
+        let first_mrr = |r: u32| ctx.first_mrr(r);
         let row = |r: u32| rows.row(r);
         let churned = ev_rows(subset, |r| row(r).churned());
         let acquired = ev_rows(subset, |r| Some(row(r).acquired()));
@@ -910,7 +921,7 @@ pub(crate) struct SubIx {
     pub(crate) renewed: Ev<u32>,
     /// Per customer, the maximal intervals `(a, b]` in which they have an active
     /// subscription with MRR > 0: keyed by `a`, with a row of the customer and `b`.
-    pub(crate) paying_from: Ev<(u32, Option<Timestamp>)>,
+    pub(crate) paying_from: Ev<(u32, OptTs)>,
     /// The same intervals keyed by `b`.
     pub(crate) paying_until: Ev<u32>,
 }
@@ -993,7 +1004,7 @@ impl Ix for SubIx {
                 }
             }
             for (a, b, r) in merged {
-                paying_from.push((a, (r, b)));
+                paying_from.push((a, (r, OptTs::new(b))));
                 if let Some(b) = b {
                     paying_until.push((b, r));
                 }

@@ -31,10 +31,9 @@ use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope, SpendCategories, Window};
 
 use self::kinds::{
-    survey_slot, CampaignIx, CampaignRow, CustomerCtx, CustomerInfo, CustomerIx, DealIx, DealOther,
-    ExitIx, LeadIx, Lookups, Moves, PurchaseIx, QuotaIx, QuotaRow, SpendIx, SpendRow, StageCtx,
-    StageRow, StageStayIx, SubCtx, SubIx, SurveyIx, TicketIx, TicketTimes, ALL_AMOUNTS,
-    MARKETING_AMOUNTS,
+    survey_slot, CampaignIx, CampaignRow, CustomerCtx, CustomerIx, DealIx, DealOther, ExitIx,
+    LeadIx, Lookups, Moves, PurchaseIx, QuotaIx, QuotaRow, SpendIx, SpendRow, StageCtx, StageRow,
+    StageStayIx, SubCtx, SubIx, SurveyIx, TicketIx, TicketTimes, ALL_AMOUNTS, MARKETING_AMOUNTS,
 };
 use self::part::{add, overflow, Interner, Part, Resolved, Sym, Warm, NONE};
 use crate::dims::{channel_name, source_name, Unit};
@@ -81,9 +80,9 @@ fn count(n: usize) -> Decimal {
 }
 
 /// For each subscription (in `subs` order): whether it is its customer's new MRR (no
-/// other subscription of the customer active when it started); and per customer the
-/// first MRR of their earliest subscription (earliest start, then smallest id).
-fn classify_subscriptions(subs: &[&rows::SubRow]) -> (Vec<bool>, HashMap<Sym, Decimal>) {
+/// other subscription of the customer active when it started); and per customer their
+/// earliest subscription (earliest start, then smallest id), by its position in `subs`.
+fn classify_subscriptions(subs: &[&rows::SubRow]) -> (Vec<bool>, HashMap<Sym, usize>) {
     let mut by_customer: HashMap<Sym, Vec<usize>> = HashMap::new();
     for (i, s) in subs.iter().enumerate() {
         by_customer.entry(s.customer).or_default().push(i);
@@ -95,7 +94,7 @@ fn classify_subscriptions(subs: &[&rows::SubRow]) -> (Vec<bool>, HashMap<Sym, De
             let (a, b) = (subs[*a], subs[*b]);
             (a.started_at.get(), &a.id).cmp(&(b.started_at.get(), &b.id))
         });
-        first_mrr.insert(customer, subs[idxs[0]].mrr_changes[0].1);
+        first_mrr.insert(customer, idxs[0]);
         // The latest end among subscriptions that started earlier (None inside: never).
         let mut latest_end: Option<Option<Timestamp>> = None;
         let mut k = 0;
@@ -155,22 +154,13 @@ impl Index {
         }
         // What rows inherit from customers and campaigns, shared by the parts built now.
         let lk = {
-            let mut customers = vec![None; rows.customer_ids.len()];
-            for c in rows.customers.iter() {
-                customers[c.id as usize] = Some(CustomerInfo {
-                    owner: c.owner,
-                    source: source_sym[c.source as usize],
-                    segment: c.segment,
-                    acquired: c.acquired_at,
-                    marketing: c.source == Source::Marketing,
-                });
-            }
             let mut channels = vec![NONE; syms.names().len()];
             for c in rows.campaigns.iter() {
                 channels[c.id as usize] = channel_sym[c.channel as usize];
             }
             Arc::new(Lookups::new(
-                customers,
+                Arc::clone(&rows.customers),
+                rows.customer_ids.len(),
                 channels,
                 channel_sym[Channel::Email as usize],
                 source_sym,
@@ -225,6 +215,7 @@ impl Index {
             (deals, exits, stays, quotas, leads)
         };
         let rest = || {
+            let sub_slots: Vec<u32> = rows.subs.slots().map(|(slot, _)| slot).collect();
             let subs: Vec<&rows::SubRow> = rows.subs.iter().collect();
             let classified = OnceLock::new();
             let classified = || classified.get_or_init(|| classify_subscriptions(&subs));
@@ -237,13 +228,16 @@ impl Index {
                     RecordKind::Subscription
                 ],
                 {
-                    let mut first_mrr = vec![None; rows.customers.slot_count()];
+                    let mut first_sub = vec![NONE; rows.customers.slot_count()];
                     for (slot, c) in rows.customers.slots() {
-                        first_mrr[slot as usize] = classified().1.get(&c.id).copied();
+                        if let Some(i) = classified().1.get(&c.id) {
+                            first_sub[slot as usize] = sub_slots[*i];
+                        }
                     }
                     let ctx = CustomerCtx {
                         lk: Arc::clone(&lk),
-                        first_mrr,
+                        subs: Arc::clone(&rows.subs),
+                        first_sub,
                     };
                     Part::new(Unit::Customer, Arc::clone(&rows.customers), ctx)
                 }
@@ -873,7 +867,7 @@ impl Index {
                 let fast = s
                     .all()
                     .then(|| {
-                        let first_mrr = |i: usize| s.ctx.first_mrr[ix.acquired.v[i] as usize];
+                        let first_mrr = |i: usize| s.ctx.first_mrr(ix.acquired.v[i]);
                         let total = ix
                             .first_mrr
                             .range(r.clone(), |i| first_mrr(i).unwrap_or(Decimal::ZERO))?;
@@ -889,7 +883,7 @@ impl Index {
                         let mut total = Decimal::ZERO;
                         let mut n = 0u64;
                         for e in &ix.acquired.v[r] {
-                            if let Some(mrr) = s.ctx.first_mrr[*e as usize] {
+                            if let Some(mrr) = s.ctx.first_mrr(*e) {
                                 if s.ok(*e) {
                                     total = add(total, mrr)?;
                                     n += 1;
@@ -1018,7 +1012,7 @@ impl Index {
                     count(from - ix.paying_until.before(w.end))
                 } else {
                     count(s.count_where(&ix.paying_from, 0..from, |(_, b)| {
-                        b.is_none_or(|b| b >= w.end)
+                        b.get().is_none_or(|b| b >= w.end)
                     }))
                 }
             }
