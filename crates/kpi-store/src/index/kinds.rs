@@ -11,7 +11,7 @@ use super::part::{
 };
 use crate::record::{DealKind, DealStatus, Source};
 use crate::rows::{CustomerRow, DealRow, LeadRow, PurchaseRow, SubRow, SurveyRow, TicketRow};
-use crate::rows::{OptTs, Slab};
+use crate::rows::{OptTs, Slab, Ts};
 use crate::units::nanos_between;
 
 // ---------------------------------------------------------------- lookups
@@ -872,6 +872,69 @@ impl SubHistory {
     }
 }
 
+/// What an MRR movement is (every one is also a delta of the MRR).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MoveKind {
+    /// A start when the customer had no subscription active.
+    New,
+    /// A start beside another active subscription, or a change up.
+    Expansion,
+    /// A change down.
+    Contraction,
+    /// A change to the same MRR.
+    Unchanged,
+    /// The end: the MRR in effect just before it is lost.
+    Churn,
+}
+
+impl SubHistory {
+    /// Its MRR movements in order: when, the signed change of MRR, and what it is.
+    pub(crate) fn into_moves(self) -> impl Iterator<Item = (Timestamp, Decimal, MoveKind)> {
+        let start = if self.new {
+            MoveKind::New
+        } else {
+            MoveKind::Expansion
+        };
+        let changes = self.changes.into_iter().map(|(at, prev, next)| {
+            let kind = match next.cmp(&prev) {
+                std::cmp::Ordering::Greater => MoveKind::Expansion,
+                std::cmp::Ordering::Less => MoveKind::Contraction,
+                std::cmp::Ordering::Equal => MoveKind::Unchanged,
+            };
+            (at, next - prev, kind)
+        });
+        let end = self.end.map(|(at, before)| (at, -before, MoveKind::Churn));
+        std::iter::once((self.started, self.first_mrr, start))
+            .chain(changes)
+            .chain(end)
+    }
+
+    /// The intervals `(a, b]` (`b` none: still open) in which its MRR is above 0.
+    fn paying(&self) -> Vec<(Timestamp, Option<Timestamp>)> {
+        let mut out = Vec::new();
+        let mut open: Option<Timestamp> = None;
+        let steps = std::iter::once((self.started, self.first_mrr))
+            .chain(self.changes.iter().map(|(at, _, next)| (*at, *next)))
+            .chain(self.end.map(|(at, _)| (at, Decimal::ZERO)));
+        for (at, mrr) in steps {
+            match (open, mrr > Decimal::ZERO) {
+                (None, true) => open = Some(at),
+                (Some(a), false) => {
+                    if a < at {
+                        out.push((a, Some(at)));
+                    }
+                    open = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(a) = open {
+            out.push((a, None));
+        }
+        out
+    }
+}
+
 /// What subscription rows read: the lookups, and per slot whether the subscription is
 /// its customer's new MRR.
 pub(crate) struct SubCtx {
@@ -888,10 +951,9 @@ pub(crate) struct Moves {
 }
 
 impl Moves {
-    /// The movements `items` (time, (row, amount)), sorted.
-    fn new(items: Vec<(Timestamp, (u32, Decimal))>) -> Self {
-        let n = items.len();
-        let ev = Ev::collect(n, items.into_iter());
+    /// The `n` movements `items` (time, (row, amount)), sorted.
+    fn new(n: usize, items: impl Iterator<Item = (Timestamp, (u32, Decimal))>) -> Self {
+        let ev = Ev::collect(n, items);
         let amounts = ev.v.iter().map(|(_, x)| *x);
         Moves {
             sums: DecSums::new(amounts.clone()),
@@ -936,93 +998,72 @@ impl Ix for SubIx {
     }
 
     fn build(ctx: &SubCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
-        let mut deltas = Vec::new();
-        let mut new = Vec::new();
-        let mut expansion = Vec::new();
-        let mut contraction = Vec::new();
-        let mut churn = Vec::new();
-        let mut intervals: HashMap<Sym, Vec<(Timestamp, Option<Timestamp>, u32)>> = HashMap::new();
+        let history = |r: u32| SubHistory::of(rows.row(r), ctx.new[r as usize]);
+        // Each kind of movement in two passes over the histories (counted, then
+        // collected), one kind at a time: nothing but the list being sorted is held.
+        let moves = |keep: fn(MoveKind) -> bool, lost: bool| {
+            let items = || {
+                subset.iter().flat_map(move |r| {
+                    history(*r)
+                        .into_moves()
+                        .filter(move |(_, _, kind)| keep(*kind))
+                        .map(move |(at, d, _)| (at, (*r, if lost { -d } else { d })))
+                })
+            };
+            Moves::new(items().count(), items())
+        };
+        // Per customer, the maximal intervals in which they pay: each subscription's,
+        // sorted by customer and start, merged in place where they overlap.
+        let mut intervals: Vec<(Sym, Ts, OptTs, u32)> = Vec::with_capacity(subset.len());
         for r in subset {
-            let s = &SubHistory::of(rows.row(*r), ctx.new[*r as usize]);
-            deltas.push((s.started, (*r, s.first_mrr)));
-            if s.new {
-                new.push((s.started, (*r, s.first_mrr)));
-            } else {
-                expansion.push((s.started, (*r, s.first_mrr)));
-            }
-            for (at, prev, next) in &s.changes {
-                deltas.push((*at, (*r, *next - *prev)));
-                if next > prev {
-                    expansion.push((*at, (*r, *next - *prev)));
-                } else if next < prev {
-                    contraction.push((*at, (*r, *prev - *next)));
-                }
-            }
-            if let Some((at, before)) = s.end {
-                deltas.push((at, (*r, -before)));
-                churn.push((at, (*r, before)));
-            }
-            // Intervals (a, b] with MRR > 0: the MRR after each step holds until the next.
-            let mut open: Option<Timestamp> = None;
-            let mut steps = vec![(s.started, s.first_mrr)];
-            steps.extend(s.changes.iter().map(|(at, _, next)| (*at, *next)));
-            if let Some((at, _)) = s.end {
-                steps.push((at, Decimal::ZERO));
-            }
-            let list = intervals.entry(s.customer).or_default();
-            for (at, mrr) in steps {
-                match (open, mrr > Decimal::ZERO) {
-                    (None, true) => open = Some(at),
-                    (Some(a), false) => {
-                        if a < at {
-                            list.push((a, Some(at), *r));
-                        }
-                        open = None;
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(a) = open {
-                list.push((a, None, *r));
-            }
+            let h = history(*r);
+            intervals.extend(
+                h.paying()
+                    .into_iter()
+                    .map(|(a, b)| (h.customer, Ts::new(a), OptTs::new(b), *r)),
+            );
         }
-        let mut paying_from = Vec::new();
-        let mut paying_until = Vec::new();
-        for (_, mut list) in intervals {
-            list.sort_by_key(|(a, _, _)| *a);
-            let mut merged: Vec<(Timestamp, Option<Timestamp>, u32)> = Vec::new();
-            for (a, b, r) in list {
-                match merged.last_mut() {
-                    // (a1, b1] and (a2, b2] with a2 ≤ b1 make one interval.
-                    Some(last) if last.1.is_none_or(|b1| a <= b1) => {
-                        last.1 = match (last.1, b) {
-                            (Some(b1), Some(b2)) => Some(b1.max(b2)),
-                            _ => None,
-                        };
-                    }
-                    _ => merged.push((a, b, r)),
+        intervals.sort_by_key(|(c, a, _, _)| (*c, a.get()));
+        let mut kept: usize = 0;
+        for i in 0..intervals.len() {
+            let (c, a, b, r) = intervals[i];
+            match kept.checked_sub(1).map(|k| &mut intervals[k]) {
+                // (a1, b1] and (a2, b2] with a2 ≤ b1 make one interval.
+                Some(last) if last.0 == c && last.2.get().is_none_or(|b1| a.get() <= b1) => {
+                    last.2 = OptTs::new(match (last.2.get(), b.get()) {
+                        (Some(b1), Some(b2)) => Some(b1.max(b2)),
+                        _ => None,
+                    });
                 }
-            }
-            for (a, b, r) in merged {
-                paying_from.push((a, (r, OptTs::new(b))));
-                if let Some(b) = b {
-                    paying_until.push((b, r));
+                _ => {
+                    intervals[kept] = (c, a, b, r);
+                    kept += 1;
                 }
             }
         }
+        intervals.truncate(kept);
+        let ends = intervals.iter().filter(|i| i.2.get().is_some()).count();
         SubIx {
-            deltas: Moves::new(deltas),
-            new: Moves::new(new),
-            expansion: Moves::new(expansion),
-            contraction: Moves::new(contraction),
-            churn: Moves::new(churn),
+            deltas: moves(|_| true, false),
+            new: moves(|k| k == MoveKind::New, false),
+            expansion: moves(|k| k == MoveKind::Expansion, false),
+            contraction: moves(|k| k == MoveKind::Contraction, true),
+            churn: moves(|k| k == MoveKind::Churn, true),
             due: ev_rows(subset, |r| rows.row(r).renewal_due_at.get()),
             renewed: ev_rows(subset, |r| {
                 let s = rows.row(r);
                 s.renewal_due_at.get().filter(|_| s.renewed == Some(true))
             }),
-            paying_from: Ev::new(paying_from),
-            paying_until: Ev::new(paying_until),
+            paying_from: Ev::collect(
+                intervals.len(),
+                intervals.iter().map(|(_, a, b, r)| (a.get(), (*r, *b))),
+            ),
+            paying_until: Ev::collect(
+                ends,
+                intervals
+                    .iter()
+                    .filter_map(|(_, _, b, r)| b.get().map(|b| (b, *r))),
+            ),
         }
     }
 }

@@ -200,15 +200,9 @@ pub(crate) struct Ev<T> {
 }
 
 impl<T> Ev<T> {
-    /// Sorts `items` by time (ties in any order: no query tells them apart).
-    pub(crate) fn new(items: Vec<(Timestamp, T)>) -> Self {
-        let n = items.len();
-        Self::collect(n, items.into_iter())
-    }
-
-    /// Sorts `items` (about `hint` of them) by time. The events are gathered straight
-    /// into their narrow form while every time fits, so a large list is never held as
-    /// timestamps on the way.
+    /// Sorts `items` (about `hint` of them) by time (ties in any order: no query tells
+    /// them apart). The events are gathered straight into their narrow form while every
+    /// time fits, so a large list is never held as timestamps on the way.
     pub(crate) fn collect(hint: usize, items: impl Iterator<Item = (Timestamp, T)>) -> Self {
         let nanos = |t: Timestamp| i64::try_from(t.as_nanosecond()).ok();
         let mut narrow: Vec<(i64, T)> = Vec::with_capacity(hint);
@@ -1212,7 +1206,7 @@ mod tests {
             (years, "nanos"),
             (far, "full"),
         ] {
-            let ev = Ev::new(times.iter().map(|t| (*t, ())).collect());
+            let ev = Ev::collect(times.len(), times.iter().map(|t| (*t, ())));
             let got = match &ev.t {
                 Times::Packed { unit, .. } => format!("packed {unit}"),
                 Times::Nanos(_) => "nanos".into(),
