@@ -52,8 +52,10 @@ const DEAL_DEPS: [RecordKind; 3] = [RecordKind::Deal, RecordKind::Customer, Reco
 pub(crate) struct Index {
     syms: Interner,
     deals: Arc<Part<DealIx>>,
-    exits: Arc<Part<ExitIx>>,
-    stays: Arc<Part<StageStayIx>>,
+    /// What the stage parts read.
+    stage_ctx: StageCtx,
+    /// Stage exits and stays, listed on first use ([`Index::stages`]).
+    stages: OnceLock<Arc<StageParts>>,
     quotas: Arc<Part<QuotaIx>>,
     leads: Arc<Part<LeadIx>>,
     customers: Arc<Part<CustomerIx>>,
@@ -65,6 +67,13 @@ pub(crate) struct Index {
     surveys: Arc<Part<SurveyIx>>,
     /// The write counts of the rows it was built from.
     built_from: KindGens,
+}
+
+/// The deals' stage entries, as stage exits and as stage stays (one list of entries, read
+/// by both).
+struct StageParts {
+    exits: Part<ExitIx>,
+    stays: Part<StageStayIx>,
 }
 
 /// Rows from which building every part's index ahead of the queries, on two background
@@ -169,32 +178,28 @@ impl Index {
 
         // Large tenants convert their rows on two threads: the deal side and the rest.
         let sales = || {
-            let (deals, exits, stays) = match reuse(&DEAL_DEPS) {
+            // The deal part reads the store's deals in place; the stage parts are listed
+            // when first read (and kept with the deal part while the deals do not change).
+            let (deals, stage_ctx, stages) = match reuse(&DEAL_DEPS) {
                 Some(p) => (
                     Arc::clone(&p.deals),
-                    Arc::clone(&p.exits),
-                    Arc::clone(&p.stays),
+                    p.stage_ctx.clone(),
+                    p.stages
+                        .get()
+                        .map_or_else(OnceLock::new, |s| OnceLock::from(Arc::clone(s))),
                 ),
-                None => {
-                    // The deal part reads the store's deals in place; the stage entries
-                    // are listed once for exits and stays.
-                    let entries: usize = rows.deals.iter().map(|d| d.stages.len()).sum();
-                    let mut stages = Vec::with_capacity(entries);
-                    for (deal, d) in rows.deals.slots() {
-                        stages.extend((0..d.stages.len() as u32).map(|idx| StageRow { deal, idx }));
-                    }
-                    let deals = Arc::clone(&rows.deals);
-                    let stages = Arc::new(stages);
-                    let ctx = StageCtx {
-                        deals: Arc::clone(&deals),
+                None => (
+                    Arc::new(Part::new(
+                        Unit::Deal,
+                        Arc::clone(&rows.deals),
+                        Arc::clone(&lk),
+                    )),
+                    StageCtx {
+                        deals: Arc::clone(&rows.deals),
                         lk: Arc::clone(&lk),
-                    };
-                    (
-                        Arc::new(Part::new(Unit::Deal, deals, Arc::clone(&lk))),
-                        Arc::new(Part::new(Unit::StageExit, Arc::clone(&stages), ctx.clone())),
-                        Arc::new(Part::new(Unit::StageStay, stages, ctx)),
-                    )
-                }
+                    },
+                    OnceLock::new(),
+                ),
             };
             let quotas = part!(quotas, [RecordKind::Quota], {
                 let rows = rows
@@ -212,7 +217,7 @@ impl Index {
             let leads = part!(leads, [RecordKind::Lead, RecordKind::Campaign], {
                 Part::new(Unit::Lead, Arc::clone(&rows.leads), Arc::clone(&lk))
             });
-            (deals, exits, stays, quotas, leads)
+            (deals, stage_ctx, stages, quotas, leads)
         };
         let rest = || {
             let sub_slots: Vec<u32> = rows.subs.slots().map(|(slot, _)| slot).collect();
@@ -303,7 +308,7 @@ impl Index {
             )
         };
         let (
-            (deals, exits, stays, quotas, leads),
+            (deals, stage_ctx, stages, quotas, leads),
             (customers, spend, campaigns, purchases, subs, tickets, surveys),
         ) = if rows.len() >= WARM_ROWS {
             std::thread::scope(|scope| {
@@ -319,8 +324,8 @@ impl Index {
         };
         Index {
             deals,
-            exits,
-            stays,
+            stage_ctx,
+            stages,
             quotas,
             leads,
             customers,
@@ -337,7 +342,26 @@ impl Index {
 
     /// Whether the index is large enough to be worth [`Index::warm`]ing in the background.
     pub(crate) fn large(&self) -> bool {
-        self.deals.len() + self.exits.len() + self.leads.len() + self.purchases.len() >= WARM_ROWS
+        self.deals.len() + self.leads.len() + self.purchases.len() >= WARM_ROWS
+    }
+
+    /// The stage exits and stays, their entries listed now if they were not yet (one
+    /// entry per stage of each deal's history: `(deal slot, position)`).
+    fn stages(&self) -> &StageParts {
+        self.stages.get_or_init(|| {
+            let deals = &self.stage_ctx.deals;
+            let entries: usize = deals.iter().map(|d| d.stages.len()).sum();
+            let mut list = Vec::with_capacity(entries);
+            for (deal, d) in deals.slots() {
+                list.extend((0..d.stages.len() as u32).map(|idx| StageRow { deal, idx }));
+            }
+            let list = Arc::new(list);
+            let ctx = &self.stage_ctx;
+            Arc::new(StageParts {
+                exits: Part::new(Unit::StageExit, Arc::clone(&list), ctx.clone()),
+                stays: Part::new(Unit::StageStay, list, ctx.clone()),
+            })
+        })
     }
 
     /// Builds every part's index now, one after the other (each is otherwise built by the
@@ -397,7 +421,7 @@ impl Index {
             | Measure::CampaignAttributedRevenue
             | Measure::EmailAttributedRevenue => self.deal_measure(measure, w, &f)?,
             Measure::StageExits | Measure::StageDaysTotal => {
-                let Some(s) = self.exits.select(&f) else {
+                let Some(s) = self.stages().exits.select(&f) else {
                     return Ok(Decimal::ZERO);
                 };
                 let r = s.ix.exits.range(w);
@@ -722,7 +746,7 @@ impl Index {
         end: Timestamp,
         f: &Resolved,
     ) -> Result<Decimal, MetricError> {
-        let Some(s) = self.stays.select(f) else {
+        let Some(s) = self.stages().stays.select(f) else {
             return Ok(Decimal::ZERO);
         };
         let ix = s.ix;
@@ -1034,8 +1058,12 @@ impl Index {
         let f = self.resolve(&scope.filters);
         let mut syms = HashSet::new();
         self.deals.values(dimension, &f, &mut syms);
-        self.exits.values(dimension, &f, &mut syms);
-        self.stays.values(dimension, &f, &mut syms);
+        if dimension == Dimension::Stage {
+            // Only stage exits and stays carry a stage; their other values are their
+            // deals' (which the deal part lists, whatever the stage filter).
+            self.stages().exits.values(dimension, &f, &mut syms);
+            self.stages().stays.values(dimension, &f, &mut syms);
+        }
         self.quotas.values(dimension, &f, &mut syms);
         self.leads.values(dimension, &f, &mut syms);
         self.customers.values(dimension, &f, &mut syms);
