@@ -1,7 +1,7 @@
 //! The flattened rows of each unit and the event lists built over them.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, SurveyKind};
@@ -110,6 +110,37 @@ fn ev_rows(rows_subset: &[u32], time: impl Fn(u32) -> Option<Timestamp>) -> Ev<u
     )
 }
 
+/// What an index derives from its rows' customers (won deals or purchases by their
+/// customer's acquisition): built on first use through some lookups, and built again when
+/// read through other lookups (the part was refit to new customers: `Part::refit`).
+pub(crate) struct ByCustomers<T> {
+    cell: Mutex<Option<(Weak<Lookups>, Arc<T>)>>,
+}
+
+impl<T> Default for ByCustomers<T> {
+    fn default() -> Self {
+        Self {
+            cell: Mutex::new(None),
+        }
+    }
+}
+
+impl<T> ByCustomers<T> {
+    /// What `build` derives through `lk`, built now unless it was through these lookups.
+    pub(crate) fn get(&self, lk: &Arc<Lookups>, build: impl FnOnce() -> T) -> Arc<T> {
+        let mut cell = self.cell.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((of, v)) = &*cell {
+            // The weak reference keeps the lookups' allocation, so its address is theirs.
+            if std::ptr::eq(of.as_ptr(), Arc::as_ptr(lk)) {
+                return Arc::clone(v);
+            }
+        }
+        let v = Arc::new(build());
+        *cell = Some((Arc::downgrade(lk), Arc::clone(&v)));
+        v
+    }
+}
+
 // ---------------------------------------------------------------- deals
 
 /// The value column of a by-acquisition [`Blocked`] summing every amount.
@@ -180,7 +211,7 @@ pub(crate) struct DealIx {
     /// Won deals (in `won` order) by their customer's acquisition, summing amounts
     /// ([`ALL_AMOUNTS`]) and the amounts of marketing-sourced customers
     /// ([`MARKETING_AMOUNTS`]); see [`DealIx::by_acquisition`].
-    pub(crate) won_by_acquisition: OnceLock<Blocked>,
+    pub(crate) won_by_acquisition: ByCustomers<Blocked>,
     /// Closed and created deals; see [`DealOther::build`].
     pub(crate) other: OnceLock<DealOther>,
 }
@@ -289,7 +320,7 @@ impl Ix for DealIx {
             lost,
             upsell,
             upsell_prev_customer,
-            won_by_acquisition: OnceLock::new(),
+            won_by_acquisition: ByCustomers::default(),
             other: OnceLock::new(),
         }
     }
@@ -303,7 +334,7 @@ impl Ix for DealIx {
             },
             || {
                 self.won_by_acquisition
-                    .get_or_init(|| DealIx::by_acquisition(lk, rows, &self.won))
+                    .get(lk, || DealIx::by_acquisition(lk, rows, &self.won))
             },
         );
     }
@@ -576,19 +607,19 @@ impl CustomerRow {
     }
 }
 
-/// What customer rows read: the lookups, and per slot the customer's earliest
-/// subscription (its slot among `subs`), whose first MRR is the customer's.
+/// What customer rows read: the lookups, and the subscriptions with their classes (a
+/// customer's first MRR is their earliest subscription's).
 pub(crate) struct CustomerCtx {
     pub(crate) lk: Arc<Lookups>,
     pub(crate) subs: Arc<Slab<SubRow>>,
-    pub(crate) first_sub: Vec<u32>,
+    pub(crate) classes: Arc<SubClasses>,
 }
 
 impl CustomerCtx {
-    /// The first MRR of the customer at `slot`'s earliest subscription, if they have one.
-    pub(crate) fn first_mrr(&self, slot: u32) -> Option<Decimal> {
-        let sub = self.first_sub[slot as usize];
-        (sub != NONE).then(|| self.subs.row(sub).mrr_changes[0].1)
+    /// The first MRR of customer `c`'s earliest subscription, if they have one.
+    pub(crate) fn first_mrr(&self, c: &CustomerRow) -> Option<Decimal> {
+        let sub = self.classes.first(c.id)?;
+        Some(self.subs.row(sub).mrr_changes[0].1)
     }
 }
 
@@ -624,7 +655,7 @@ impl Ix for CustomerIx {
     }
 
     fn build(ctx: &CustomerCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
-        let first_mrr = |r: u32| ctx.first_mrr(r);
+        let first_mrr = |r: u32| ctx.first_mrr(rows.row(r));
         let row = |r: u32| rows.row(r);
         let churned = ev_rows(subset, |r| row(r).churned());
         let acquired = ev_rows(subset, |r| Some(row(r).acquired()));
@@ -788,8 +819,28 @@ pub(crate) struct PurchaseIx {
     pub(crate) prev2: Vec<u32>,
     /// Purchases (in `at` order) by their customer's acquisition, summing amounts
     /// ([`ALL_AMOUNTS`]) and the amounts of marketing-sourced customers
-    /// ([`MARKETING_AMOUNTS`]).
-    pub(crate) by_acquisition: Blocked,
+    /// ([`MARKETING_AMOUNTS`]); see [`PurchaseIx::by_acquisition`].
+    pub(crate) by_acquisition: ByCustomers<Blocked>,
+}
+
+impl PurchaseIx {
+    /// The purchases of `at` by their customer's acquisition (for
+    /// [`PurchaseIx::by_acquisition`]).
+    pub(crate) fn by_acquisition(lk: &Lookups, rows: &Slab<PurchaseRow>, at: &Ev<u32>) -> Blocked {
+        let row = |i: usize| rows.row(at.v[i]);
+        let acquisition = |i: usize| lk.acquisition(row(i).customer);
+        Blocked::new(
+            at.v.len(),
+            |i| acquisition(i).0,
+            &[&|i| row(i).amount, &|i| {
+                if acquisition(i).1 {
+                    row(i).amount
+                } else {
+                    Decimal::ZERO
+                }
+            }],
+        )
+    }
 }
 
 impl Ix for PurchaseIx {
@@ -801,32 +852,25 @@ impl Ix for PurchaseIx {
         lk.customer_attr(p.customer, d)
     }
 
-    fn build(lk: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
+    fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
         let at = ev_rows(subset, |r| Some(rows.row(r).at.get()));
         let prev = previous_same(&at, |r| rows.row(r).customer);
         let prev2 = prev
             .iter()
             .map(|p| if *p == NONE { NONE } else { prev[*p as usize] })
             .collect();
-        let row = |r: &u32| rows.row(*r);
-        let acquisition = |i: usize| lk.acquisition(row(&at.v[i]).customer);
         PurchaseIx {
-            by_acquisition: Blocked::new(
-                at.v.len(),
-                |i| acquisition(i).0,
-                &[&|i| row(&at.v[i]).amount, &|i| {
-                    if acquisition(i).1 {
-                        row(&at.v[i]).amount
-                    } else {
-                        Decimal::ZERO
-                    }
-                }],
-            ),
+            by_acquisition: ByCustomers::default(),
             amount: DecSums::new(at.v.iter().map(|r| rows.row(*r).amount)),
             at,
             prev,
             prev2,
         }
+    }
+
+    fn warm(&self, lk: &Arc<Lookups>, rows: &Self::Rows, _: &[u32]) {
+        self.by_acquisition
+            .get(lk, || PurchaseIx::by_acquisition(lk, rows, &self.at));
     }
 }
 
@@ -935,11 +979,75 @@ impl SubHistory {
     }
 }
 
-/// What subscription rows read: the lookups, and per slot whether the subscription is
-/// its customer's new MRR.
+/// What subscriptions are as a whole, which depends on the subscriptions alone (so an
+/// index keeps it while they do not change): per subscription slot, whether it is its
+/// customer's new MRR (no other subscription of the customer active when it started);
+/// per customer id symbol, the slot of their earliest subscription (earliest start, then
+/// smallest id; [`NONE`] without one).
+pub(crate) struct SubClasses {
+    new: Vec<bool>,
+    first: Vec<u32>,
+}
+
+impl SubClasses {
+    /// Whether the subscription at `slot` is its customer's new MRR.
+    pub(crate) fn new_mrr(&self, slot: u32) -> bool {
+        self.new[slot as usize]
+    }
+
+    /// The slot of the earliest subscription of the customer with id symbol `customer`.
+    pub(crate) fn first(&self, customer: Sym) -> Option<u32> {
+        self.first
+            .get(customer as usize)
+            .copied()
+            .filter(|s| *s != NONE)
+    }
+
+    /// The classes of `subs`: one sort by customer and start, then one pass.
+    pub(crate) fn of(subs: &Slab<SubRow>) -> Self {
+        let mut order: Vec<(Sym, Timestamp, u32)> = subs
+            .slots()
+            .map(|(slot, s)| (s.customer, s.started_at.get(), slot))
+            .collect();
+        order.sort_unstable_by(|a, b| {
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then_with(|| subs.row(a.2).id.cmp(&subs.row(b.2).id))
+        });
+        let customers = order.last().map_or(0, |(c, _, _)| *c as usize + 1);
+        let mut new = vec![false; subs.slot_count()];
+        let mut first = vec![NONE; customers];
+        for group in order.chunk_by(|a, b| a.0 == b.0) {
+            first[group[0].0 as usize] = group[0].2;
+            // The latest end among subscriptions that started earlier (None inside: never).
+            let mut latest_end: Option<Option<Timestamp>> = None;
+            for same_start in group.chunk_by(|a, b| a.1 == b.1) {
+                let start = same_start[0].1;
+                let active = match latest_end {
+                    None => false,
+                    Some(None) => true,
+                    Some(Some(e)) => e >= start,
+                };
+                for (_, _, slot) in same_start {
+                    new[*slot as usize] = !active;
+                    let end = crate::subscription::end_of(subs.row(*slot));
+                    latest_end = Some(match (latest_end, end) {
+                        (Some(None), _) | (_, None) => None,
+                        (Some(Some(a)), Some(b)) => Some(a.max(b)),
+                        (None, Some(b)) => Some(b),
+                    });
+                }
+            }
+        }
+        SubClasses { new, first }
+    }
+}
+
+/// What subscription rows read: the lookups, and whether each is its customer's new MRR.
+#[derive(Clone)]
 pub(crate) struct SubCtx {
     pub(crate) lk: Arc<Lookups>,
-    pub(crate) new: Vec<bool>,
+    pub(crate) classes: Arc<SubClasses>,
 }
 
 /// MRR movements of one kind by time: each one's subscription (row) and amount, and the
@@ -998,7 +1106,7 @@ impl Ix for SubIx {
     }
 
     fn build(ctx: &SubCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
-        let history = |r: u32| SubHistory::of(rows.row(r), ctx.new[r as usize]);
+        let history = |r: u32| SubHistory::of(rows.row(r), ctx.classes.new_mrr(r));
         // Each kind of movement in two passes over the histories (counted, then
         // collected), one kind at a time: nothing but the list being sorted is held.
         let moves = |keep: fn(MoveKind) -> bool, lost: bool| {

@@ -33,12 +33,13 @@ use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope, SpendCategories,
 use self::kinds::{
     survey_slot, CampaignIx, CampaignRow, CustomerCtx, CustomerIx, DealIx, DealOther, ExitIx,
     LeadIx, Lookups, Moves, PurchaseIx, QuotaIx, QuotaRow, SpendIx, SpendRow, StageCtx, StageRow,
-    StageStayIx, SubCtx, SubIx, SurveyIx, TicketIx, TicketTimes, ALL_AMOUNTS, MARKETING_AMOUNTS,
+    StageStayIx, SubClasses, SubCtx, SubIx, SurveyIx, TicketIx, TicketTimes, ALL_AMOUNTS,
+    MARKETING_AMOUNTS,
 };
-use self::part::{add, overflow, Interner, Part, Resolved, Sym, Warm, NONE};
+use self::part::{add, overflow, Interner, Part, Resolved, Warm, NONE};
 use crate::dims::{channel_name, source_name, Unit};
 use crate::record::{Channel, RecordKind, Source};
-use crate::rows::{self, Rows};
+use crate::rows::Rows;
 use crate::units::{nanos_between, nanos_to, DAY_NANOS, HOUR_NANOS, YEAR_NANOS};
 
 /// Per record kind, a count of the writes that changed records of that kind.
@@ -65,6 +66,8 @@ pub(crate) struct Index {
     subs: Arc<Part<SubIx>>,
     tickets: Arc<Part<TicketIx>>,
     surveys: Arc<Part<SurveyIx>>,
+    /// What subscriptions are as a whole (new MRR, each customer's first).
+    classes: Arc<SubClasses>,
     /// The write counts of the rows it was built from.
     built_from: KindGens,
 }
@@ -88,51 +91,6 @@ fn count(n: usize) -> Decimal {
     Decimal::from(n as u64)
 }
 
-/// For each subscription (in `subs` order): whether it is its customer's new MRR (no
-/// other subscription of the customer active when it started); and per customer their
-/// earliest subscription (earliest start, then smallest id), by its position in `subs`.
-fn classify_subscriptions(subs: &[&rows::SubRow]) -> (Vec<bool>, HashMap<Sym, usize>) {
-    let mut by_customer: HashMap<Sym, Vec<usize>> = HashMap::new();
-    for (i, s) in subs.iter().enumerate() {
-        by_customer.entry(s.customer).or_default().push(i);
-    }
-    let mut new = vec![false; subs.len()];
-    let mut first_mrr = HashMap::new();
-    for (customer, mut idxs) in by_customer {
-        idxs.sort_by(|a, b| {
-            let (a, b) = (subs[*a], subs[*b]);
-            (a.started_at.get(), &a.id).cmp(&(b.started_at.get(), &b.id))
-        });
-        first_mrr.insert(customer, idxs[0]);
-        // The latest end among subscriptions that started earlier (None inside: never).
-        let mut latest_end: Option<Option<Timestamp>> = None;
-        let mut k = 0;
-        while k < idxs.len() {
-            let start = subs[idxs[k]].started_at.get();
-            let j = k + idxs[k..]
-                .iter()
-                .take_while(|i| subs[**i].started_at.get() == start)
-                .count();
-            let active = match latest_end {
-                None => false,
-                Some(None) => true,
-                Some(Some(e)) => e >= start,
-            };
-            for i in &idxs[k..j] {
-                new[*i] = !active;
-                let end = crate::subscription::end_of(subs[*i]);
-                latest_end = Some(match (latest_end, end) {
-                    (Some(None), _) | (_, None) => None,
-                    (Some(Some(a)), Some(b)) => Some(a.max(b)),
-                    (None, Some(b)) => Some(b),
-                });
-            }
-            k = j;
-        }
-    }
-    (new, first_mrr)
-}
-
 impl Index {
     /// Builds the index of a tenant's `rows`, whose kinds are at the write counts `kinds`.
     /// Parts of `prev` (an index of earlier rows) whose kinds have not changed since are
@@ -153,11 +111,29 @@ impl Index {
                     .all(|k| p.built_from[*k as usize] == kinds[*k as usize])
             })
         };
+        // `prev` when, of `deps`, the customers alone changed since it was built: its parts
+        // that read customers only through the lookups are refit to new ones
+        // ([`Part::refit`]), keeping what does not depend on customers.
+        let refit = |deps: &[RecordKind]| {
+            prev.filter(|p| {
+                deps.iter().all(|k| {
+                    *k == RecordKind::Customer || p.built_from[*k as usize] == kinds[*k as usize]
+                })
+            })
+        };
         macro_rules! part {
             ($field:ident, $deps:expr, $build:expr) => {
                 match reuse(&$deps) {
                     Some(p) => Arc::clone(&p.$field),
                     None => Arc::new($build),
+                }
+            };
+            // A part whose rows read customers only through `$ctx`'s lookups.
+            ($field:ident, $deps:expr, |$p:ident| $ctx:expr, $build:expr) => {
+                match (reuse(&$deps), refit(&$deps)) {
+                    (Some(p), _) => Arc::clone(&p.$field),
+                    (None, Some($p)) => Arc::new($p.$field.refit($ctx)),
+                    (None, None) => Arc::new($build),
                 }
             };
         }
@@ -176,19 +152,38 @@ impl Index {
             ))
         };
 
+        // What subscriptions are as a whole, kept while they do not change.
+        let classes = match reuse(&[RecordKind::Subscription]) {
+            Some(p) => Arc::clone(&p.classes),
+            None => Arc::new(SubClasses::of(&rows.subs)),
+        };
+
         // Large tenants convert their rows on two threads: the deal side and the rest.
         let sales = || {
             // The deal part reads the store's deals in place; the stage parts are listed
             // when first read (and kept with the deal part while the deals do not change).
-            let (deals, stage_ctx, stages) = match reuse(&DEAL_DEPS) {
-                Some(p) => (
+            let (deals, stage_ctx, stages) = match (reuse(&DEAL_DEPS), refit(&DEAL_DEPS)) {
+                (Some(p), _) => (
                     Arc::clone(&p.deals),
                     p.stage_ctx.clone(),
                     p.stages
                         .get()
                         .map_or_else(OnceLock::new, |s| OnceLock::from(Arc::clone(s))),
                 ),
-                None => (
+                (None, Some(p)) => {
+                    let ctx = StageCtx {
+                        deals: Arc::clone(&p.stage_ctx.deals),
+                        lk: Arc::clone(&lk),
+                    };
+                    let stages = p.stages.get().map_or_else(OnceLock::new, |s| {
+                        OnceLock::from(Arc::new(StageParts {
+                            exits: s.exits.refit(ctx.clone()),
+                            stays: s.stays.refit(ctx.clone()),
+                        }))
+                    });
+                    (Arc::new(p.deals.refit(Arc::clone(&lk))), ctx, stages)
+                }
+                (None, None) => (
                     Arc::new(Part::new(
                         Unit::Deal,
                         Arc::clone(&rows.deals),
@@ -220,11 +215,8 @@ impl Index {
             (deals, stage_ctx, stages, quotas, leads)
         };
         let rest = || {
-            let sub_slots: Vec<u32> = rows.subs.slots().map(|(slot, _)| slot).collect();
-            let subs: Vec<&rows::SubRow> = rows.subs.iter().collect();
-            let classified = OnceLock::new();
-            let classified = || classified.get_or_init(|| classify_subscriptions(&subs));
-            // Customers are read in place, with the first MRR of each by slot.
+            // Customers are read in place, with the first MRR of each through their
+            // earliest subscription.
             let customers = part!(
                 customers,
                 [
@@ -233,16 +225,10 @@ impl Index {
                     RecordKind::Subscription
                 ],
                 {
-                    let mut first_sub = vec![NONE; rows.customers.slot_count()];
-                    for (slot, c) in rows.customers.slots() {
-                        if let Some(i) = classified().1.get(&c.id) {
-                            first_sub[slot as usize] = sub_slots[*i];
-                        }
-                    }
                     let ctx = CustomerCtx {
                         lk: Arc::clone(&lk),
                         subs: Arc::clone(&rows.subs),
-                        first_sub,
+                        classes: Arc::clone(&classes),
                     };
                     Part::new(Unit::Customer, Arc::clone(&rows.customers), ctx)
                 }
@@ -280,29 +266,35 @@ impl Index {
                 Part::new(Unit::Campaign, rows, ())
             });
             // Purchases, tickets and survey responses are read in place.
-            let purchases = part!(purchases, [RecordKind::Purchase, RecordKind::Customer], {
+            let purchases = part!(
+                purchases,
+                [RecordKind::Purchase, RecordKind::Customer],
+                |p| Arc::clone(&lk),
                 Part::new(Unit::Purchase, Arc::clone(&rows.purchases), Arc::clone(&lk))
-            });
-            let tickets = part!(tickets, [RecordKind::Ticket, RecordKind::Customer], {
+            );
+            let tickets = part!(
+                tickets,
+                [RecordKind::Ticket, RecordKind::Customer],
+                |p| Arc::clone(&lk),
                 Part::new(Unit::Ticket, Arc::clone(&rows.tickets), Arc::clone(&lk))
-            });
+            );
             let surveys = part!(
                 surveys,
                 [RecordKind::SurveyResponse, RecordKind::Customer],
+                |p| Arc::clone(&lk),
                 Part::new(Unit::Survey, Arc::clone(&rows.surveys), Arc::clone(&lk))
             );
-            // Subscriptions are read in place, with whether each is new MRR by slot.
-            let subs = part!(subs, [RecordKind::Subscription, RecordKind::Customer], {
-                let mut new = vec![false; rows.subs.slot_count()];
-                for ((slot, _), is_new) in rows.subs.slots().zip(&classified().0) {
-                    new[slot as usize] = *is_new;
-                }
-                let ctx = SubCtx {
-                    lk: Arc::clone(&lk),
-                    new,
-                };
-                Part::new(Unit::Subscription, Arc::clone(&rows.subs), ctx)
-            });
+            // Subscriptions are read in place, with whether each is new MRR.
+            let ctx = SubCtx {
+                lk: Arc::clone(&lk),
+                classes: Arc::clone(&classes),
+            };
+            let subs = part!(
+                subs,
+                [RecordKind::Subscription, RecordKind::Customer],
+                |p| ctx.clone(),
+                Part::new(Unit::Subscription, Arc::clone(&rows.subs), ctx.clone())
+            );
             (
                 customers, spend, campaigns, purchases, subs, tickets, surveys,
             )
@@ -336,6 +328,7 @@ impl Index {
             tickets,
             surveys,
             syms,
+            classes,
             built_from: *kinds,
         }
     }
@@ -487,9 +480,9 @@ impl Index {
                     let fast = s
                         .all()
                         .then(|| {
-                            let blocked = s.lazy(&s.ix.won_by_acquisition, |lk, rows, _| {
-                                DealIx::by_acquisition(lk, rows, won)
-                            });
+                            let blocked =
+                                s.ix.won_by_acquisition
+                                    .get(s.ctx, || DealIx::by_acquisition(s.ctx, s.rows, won));
                             blocked.sum(col, won.range(w), acquired_in_w.0, acquired_in_w.1, |i| {
                                 let d = s.row(&won.v[i]);
                                 let (acquired, marketing) = d.customer_acquired(s.ctx);
@@ -516,17 +509,14 @@ impl Index {
                     let fast = s
                         .all()
                         .then(|| {
-                            s.ix.by_acquisition.sum(
-                                col,
-                                at.range(w),
-                                acquired_in_w.0,
-                                acquired_in_w.1,
-                                |i| {
-                                    let p = s.row(&at.v[i]);
-                                    let (acquired, marketing) = s.ctx.acquisition(p.customer);
-                                    (acquired, counted(p.amount, marketing))
-                                },
-                            )
+                            let blocked =
+                                s.ix.by_acquisition
+                                    .get(s.ctx, || PurchaseIx::by_acquisition(s.ctx, s.rows, at));
+                            blocked.sum(col, at.range(w), acquired_in_w.0, acquired_in_w.1, |i| {
+                                let p = s.row(&at.v[i]);
+                                let (acquired, marketing) = s.ctx.acquisition(p.customer);
+                                (acquired, counted(p.amount, marketing))
+                            })
                         })
                         .flatten();
                     let part = match fast {
@@ -891,7 +881,7 @@ impl Index {
                 let fast = s
                     .all()
                     .then(|| {
-                        let first_mrr = |i: usize| s.ctx.first_mrr(ix.acquired.v[i]);
+                        let first_mrr = |i: usize| s.ctx.first_mrr(s.row(&ix.acquired.v[i]));
                         let total = ix
                             .first_mrr
                             .range(r.clone(), |i| first_mrr(i).unwrap_or(Decimal::ZERO))?;
@@ -907,7 +897,7 @@ impl Index {
                         let mut total = Decimal::ZERO;
                         let mut n = 0u64;
                         for e in &ix.acquired.v[r] {
-                            if let Some(mrr) = s.ctx.first_mrr(*e) {
+                            if let Some(mrr) = s.ctx.first_mrr(s.row(e)) {
                                 if s.ok(*e) {
                                     total = add(total, mrr)?;
                                     n += 1;

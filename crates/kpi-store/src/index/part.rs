@@ -552,17 +552,28 @@ pub(crate) type Resolved = Vec<(Dimension, Option<Sym>)>;
 /// Per value of one dimension: the rows having it, and the index over them.
 type Partition<I> = HashMap<Sym, (Vec<u32>, I)>;
 
+/// The dimensions a row may read through its customer (a purchase's owner is its
+/// customer's): what [`Part::refit`] does not keep.
+const VIA_CUSTOMER: [Dimension; 3] = [Dimension::Owner, Dimension::Source, Dimension::Segment];
+
 /// The rows of one unit (a record kind, deal stage exits or stays), what they read their
 /// dimension values from; the index over all of them; and, built on first use, one index
-/// per value of each dimension.
+/// per value of each dimension. Each is behind an `Arc`, so a part refit to new
+/// customers ([`Part::refit`]) shares what they do not change.
 pub(crate) struct Part<I: Ix> {
     unit: Unit,
     pub(crate) rows: Arc<I::Rows>,
     pub(crate) ctx: I::Ctx,
-    all: OnceLock<I>,
-    parts: [OnceLock<Partition<I>>; NDIMS],
+    all: OnceLock<Arc<I>>,
+    parts: [OnceLock<Arc<Partition<I>>>; NDIMS],
     /// Per dimension, the values the rows have (computed on first use, without indexes).
-    distinct: [OnceLock<HashSet<Sym>>; NDIMS],
+    distinct: [OnceLock<Arc<HashSet<Sym>>>; NDIMS],
+}
+
+/// A cell holding what `cell` holds, shared.
+fn shared<T>(cell: &OnceLock<Arc<T>>) -> OnceLock<Arc<T>> {
+    cell.get()
+        .map_or_else(OnceLock::new, |v| OnceLock::from(Arc::clone(v)))
 }
 
 /// A part whose index can be built ahead of the queries.
@@ -604,11 +615,40 @@ impl<I: Ix> Part<I> {
         }
     }
 
+    /// The same rows read through `ctx`, whose customers changed (nothing else it reads
+    /// did): the index over every row and the partitions by dimensions no row reads
+    /// through its customer are shared; the rest is rebuilt on first use, and what an
+    /// index derives from customers is rebuilt when first read through the new lookups
+    /// (`ByCustomers`).
+    pub(crate) fn refit(&self, ctx: I::Ctx) -> Self {
+        let keep = |i: usize| !VIA_CUSTOMER.contains(&Dimension::ALL[i]);
+        Self {
+            unit: self.unit,
+            rows: Arc::clone(&self.rows),
+            ctx,
+            all: shared(&self.all),
+            parts: std::array::from_fn(|i| {
+                if keep(i) {
+                    shared(&self.parts[i])
+                } else {
+                    OnceLock::new()
+                }
+            }),
+            distinct: std::array::from_fn(|i| {
+                if keep(i) {
+                    shared(&self.distinct[i])
+                } else {
+                    OnceLock::new()
+                }
+            }),
+        }
+    }
+
     /// The index over every row, built now if it was not yet.
     pub(crate) fn all(&self) -> &I {
         self.all.get_or_init(|| {
             let subset: Vec<u32> = self.rows.positions().collect();
-            I::build(&self.ctx, &self.rows, &subset)
+            Arc::new(I::build(&self.ctx, &self.rows, &subset))
         })
     }
 
@@ -622,23 +662,25 @@ impl<I: Ix> Part<I> {
     }
 
     fn partition(&self, d: Dimension) -> &Partition<I> {
-        self.parts[dim_index(d)].get_or_init(|| {
-            let mut groups: HashMap<Sym, Vec<u32>> = HashMap::new();
-            for i in self.rows.positions() {
-                let v = self.attr(i, d);
-                if v != NONE {
-                    groups.entry(v).or_default().push(i);
-                }
+        self.parts[dim_index(d)].get_or_init(|| Arc::new(self.build_partition(d)))
+    }
+
+    fn build_partition(&self, d: Dimension) -> Partition<I> {
+        let mut groups: HashMap<Sym, Vec<u32>> = HashMap::new();
+        for i in self.rows.positions() {
+            let v = self.attr(i, d);
+            if v != NONE {
+                groups.entry(v).or_default().push(i);
             }
-            groups
-                .into_iter()
-                .map(|(sym, mut subset)| {
-                    subset.shrink_to_fit();
-                    let ix = I::build(&self.ctx, &self.rows, &subset);
-                    (sym, (subset, ix))
-                })
-                .collect()
-        })
+        }
+        groups
+            .into_iter()
+            .map(|(sym, mut subset)| {
+                subset.shrink_to_fit();
+                let ix = I::build(&self.ctx, &self.rows, &subset);
+                (sym, (subset, ix))
+            })
+            .collect()
     }
 
     /// The rows matching `filters` (those on dimensions this unit carries), or `None`
@@ -689,8 +731,8 @@ impl<I: Ix> Part<I> {
         if !filters.iter().any(|(f, _)| self.unit.carries(*f)) {
             // The values alone: a partition (an index per value) is built only when a
             // query reads one.
-            let values =
-                self.distinct[dim_index(d)].get_or_init(|| match self.parts[dim_index(d)].get() {
+            let values = self.distinct[dim_index(d)].get_or_init(|| {
+                Arc::new(match self.parts[dim_index(d)].get() {
                     Some(p) => p.keys().copied().collect(),
                     None => self
                         .rows
@@ -698,7 +740,8 @@ impl<I: Ix> Part<I> {
                         .map(|i| self.attr(i, d))
                         .filter(|v| *v != NONE)
                         .collect(),
-                });
+                })
+            });
             out.extend(values.iter().copied());
             return;
         }
