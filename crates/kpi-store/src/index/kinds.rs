@@ -141,6 +141,24 @@ impl<T> ByCustomers<T> {
     }
 }
 
+/// `n` sales (`sale(i)`: the customer and the amount of sale `i`) by their customer's
+/// acquisition, summing every amount ([`ALL_AMOUNTS`]) and the amounts of
+/// marketing-sourced customers ([`MARKETING_AMOUNTS`]).
+fn by_acquisition(lk: &Lookups, n: usize, sale: impl Fn(usize) -> (Sym, Decimal)) -> Blocked {
+    let acquisition = |i: usize| lk.acquisition(sale(i).0);
+    Blocked::new(
+        n,
+        |i| acquisition(i).0,
+        &[&|i| sale(i).1, &|i| {
+            if acquisition(i).1 {
+                sale(i).1
+            } else {
+                Decimal::ZERO
+            }
+        }],
+    )
+}
+
 // ---------------------------------------------------------------- deals
 
 /// The value column of a by-acquisition [`Blocked`] summing every amount.
@@ -250,19 +268,10 @@ impl DealIx {
     /// The won deals of `won` by their customer's acquisition (for
     /// [`DealIx::won_by_acquisition`]).
     pub(crate) fn by_acquisition(lk: &Lookups, rows: &Slab<DealRow>, won: &Ev<u32>) -> Blocked {
-        let deal = |i: usize| rows.row(won.v[i]);
-        Blocked::new(
-            won.v.len(),
-            |i| deal(i).customer_acquired(lk).0,
-            &[&|i| deal(i).amount, &|i| {
-                let d = deal(i);
-                if d.customer_acquired(lk).1 {
-                    d.amount
-                } else {
-                    Decimal::ZERO
-                }
-            }],
-        )
+        by_acquisition(lk, won.v.len(), |i| {
+            let d = rows.row(won.v[i]);
+            (d.customer, d.amount)
+        })
     }
 }
 
@@ -827,19 +836,10 @@ impl PurchaseIx {
     /// The purchases of `at` by their customer's acquisition (for
     /// [`PurchaseIx::by_acquisition`]).
     pub(crate) fn by_acquisition(lk: &Lookups, rows: &Slab<PurchaseRow>, at: &Ev<u32>) -> Blocked {
-        let row = |i: usize| rows.row(at.v[i]);
-        let acquisition = |i: usize| lk.acquisition(row(i).customer);
-        Blocked::new(
-            at.v.len(),
-            |i| acquisition(i).0,
-            &[&|i| row(i).amount, &|i| {
-                if acquisition(i).1 {
-                    row(i).amount
-                } else {
-                    Decimal::ZERO
-                }
-            }],
-        )
+        by_acquisition(lk, at.v.len(), |i| {
+            let p = rows.row(at.v[i]);
+            (p.customer, p.amount)
+        })
     }
 }
 

@@ -576,6 +576,18 @@ fn shared<T>(cell: &OnceLock<Arc<T>>) -> OnceLock<Arc<T>> {
         .map_or_else(OnceLock::new, |v| OnceLock::from(Arc::clone(v)))
 }
 
+/// Per dimension, what `cells` hold, shared, except for the dimensions a row may read
+/// through its customer ([`VIA_CUSTOMER`]), left empty.
+fn not_via_customer<T>(cells: &[OnceLock<Arc<T>>; NDIMS]) -> [OnceLock<Arc<T>>; NDIMS] {
+    std::array::from_fn(|i| {
+        if VIA_CUSTOMER.contains(&Dimension::ALL[i]) {
+            OnceLock::new()
+        } else {
+            shared(&cells[i])
+        }
+    })
+}
+
 /// A part whose index can be built ahead of the queries.
 pub(crate) trait Warm: Sync {
     /// Builds the index over every row, if not yet built.
@@ -621,26 +633,13 @@ impl<I: Ix> Part<I> {
     /// index derives from customers is rebuilt when first read through the new lookups
     /// (`ByCustomers`).
     pub(crate) fn refit(&self, ctx: I::Ctx) -> Self {
-        let keep = |i: usize| !VIA_CUSTOMER.contains(&Dimension::ALL[i]);
         Self {
             unit: self.unit,
             rows: Arc::clone(&self.rows),
             ctx,
             all: shared(&self.all),
-            parts: std::array::from_fn(|i| {
-                if keep(i) {
-                    shared(&self.parts[i])
-                } else {
-                    OnceLock::new()
-                }
-            }),
-            distinct: std::array::from_fn(|i| {
-                if keep(i) {
-                    shared(&self.distinct[i])
-                } else {
-                    OnceLock::new()
-                }
-            }),
+            parts: not_via_customer(&self.parts),
+            distinct: not_via_customer(&self.distinct),
         }
     }
 
