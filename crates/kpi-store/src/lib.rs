@@ -15,7 +15,9 @@ mod durable;
 mod error;
 pub mod generate;
 mod index;
+mod pending;
 pub mod record;
+mod recovery;
 #[cfg(test)]
 mod reference;
 mod rows;
@@ -27,8 +29,9 @@ mod validate;
 
 pub use error::StoreError;
 pub use record::*;
+pub use recovery::WriteHealth;
 pub use store::{
-    PutOutcome, RecordKey, RecordPage, Rejected, Store, StoreStats, TenantSource,
+    OpenOptions, PutOutcome, RecordKey, RecordPage, Rejected, Store, StoreStats, TenantSource,
     DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 pub use validate::{validate, MAX_ID_BYTES};

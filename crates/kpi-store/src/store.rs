@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
 use kpi_core::{DataSource, Decimal, Dimension, Measure, MetricError, Scope};
@@ -18,7 +18,9 @@ use crate::codec::{
 use crate::durable::Commit;
 use crate::error::StoreError;
 use crate::index::{Index, KindGens};
+use crate::pending::{add_originals, Before, Originals, PendingWrites, RowChanges};
 use crate::record::{Record, RecordKind};
+use crate::recovery::{Cause, WriteHealth, WriteState};
 use crate::rows::Rows;
 use crate::snapshot;
 use crate::validate::validate;
@@ -110,8 +112,9 @@ impl Canonical {
     }
 }
 
-/// A tenant's rows plus a counter bumped on every change. Mirrors sled exactly: every
-/// change is applied to sled first, then here, under the store's writer lock.
+/// A tenant's rows plus a counter bumped on every change. Mirrors what sled holds durably:
+/// every change is applied to sled first, then here once a commit covers it, in the order
+/// of the writes (`pending.rs`).
 #[derive(Default)]
 struct TenantRecords {
     rows: Rows,
@@ -179,24 +182,91 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-struct Inner {
+/// One opening of the sled database: a recovery from a full disk reopens it.
+#[derive(Clone)]
+struct Sled {
     db: sled::Db,
+    /// Every record of every tenant.
     tree: sled::Tree,
+    /// The token of the current snapshot.
+    meta: sled::Tree,
+    /// The fsync'd commit point (`None` for a temporary store, which nothing outlives).
+    commit: Option<Arc<Commit>>,
+}
+
+impl Sled {
+    fn new(db: sled::Db, commit: Option<Commit>) -> Result<Sled, StoreError> {
+        Ok(Sled {
+            tree: db.open_tree("records")?,
+            meta: db.open_tree("meta")?,
+            db,
+            commit: commit.map(Arc::new),
+        })
+    }
+
+    /// Notes a write applied to sled, for the commit point.
+    fn wrote(&self) {
+        if let Some(commit) = &self.commit {
+            commit.wrote();
+        }
+    }
+
+    /// The commit point: sled flush plus fsync, shared by concurrent writers.
+    fn commit(&self) -> Result<(), StoreError> {
+        match &self.commit {
+            Some(commit) => commit.commit(&self.db),
+            None => {
+                self.db.flush()?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// sled opened on `dir` with kpid's settings.
+fn open_sled_dir(dir: &Path) -> Result<sled::Db, StoreError> {
+    Ok(open_sled(
+        sled::Config::new()
+            .path(dir)
+            .cache_capacity(SLED_CACHE_BYTES),
+    )?)
+}
+
+struct Inner {
+    /// sled's handles; `None` after a failed write poisoned them, until a recovery
+    /// reopens the database.
+    sled: RwLock<Option<Sled>>,
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
     /// Serializes writes so sled and the in-memory records change in the same order.
     writer: Mutex<()>,
-    /// The fsync'd commit point (`None` for a temporary store, which nothing outlives).
-    commit: Option<Commit>,
+    /// Writes in sled whose commit has not returned: their row changes wait there.
+    pending: PendingWrites<Tenant>,
+    /// Whether writes are taken (changed under the writer lock).
+    write_state: Mutex<WriteState>,
+    /// Whether a thread retries the recovery from a full disk.
+    recovering: AtomicBool,
+    /// sled's size on disk when last read (kept while sled is closed).
+    disk_bytes: AtomicU64,
     /// The data directory (`None` for a temporary store).
     dir: Option<PathBuf>,
-    /// sled's `meta` tree: the token of the current snapshot.
-    meta: sled::Tree,
     /// Whether `meta` names a current snapshot, which the next write must retire first.
     snapshot_current: AtomicBool,
 }
 
+/// How often a store whose disk was full tries to take writes again.
+const RECOVERY_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The key in `meta` of the current snapshot's token.
 const SNAPSHOT_TOKEN: &[u8] = b"snapshot";
+
+/// How [`Store::open_with`] opens a store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// After loading a rows snapshot that verified, also scan sled and compare the rows: on
+    /// any difference (logged as a warning) serve the scanned rows. An operator's scrub: it
+    /// costs a scan's time, and holds both readings in memory while comparing.
+    pub verify_snapshot: bool,
+}
 
 /// The record store: durable in sled, queried from memory. Cheap to clone; every clone is
 /// the same store.
@@ -299,15 +369,17 @@ impl Store {
                 (name, Arc::new(tenant))
             })
             .collect();
+        drop((tree, meta));
         Ok(Store {
             inner: Arc::new(Inner {
-                db,
-                tree,
+                sled: RwLock::new(Some(Sled::new(db, commit)?)),
                 tenants: RwLock::new(tenants),
                 writer: Mutex::new(()),
-                commit,
+                pending: PendingWrites::default(),
+                write_state: Mutex::new(WriteState::Writable),
+                recovering: AtomicBool::new(false),
+                disk_bytes: AtomicU64::new(0),
                 dir,
-                meta,
                 snapshot_current: AtomicBool::new(snapshot_current),
             }),
         })
@@ -415,9 +487,9 @@ impl Store {
                 .iter()
                 .map(|r| (record_key(tenant, r.kind(), r.id()), encode_record(r, 0)))
                 .collect();
-            let _writer = lock(&self.inner.writer);
-            self.check_writable()?;
-            self.retire_snapshot()?;
+            let writer = lock(&self.inner.writer);
+            let sled = self.writable_sled()?;
+            self.retire_snapshot(&sled)?;
             let t = self.tenant_or_create(tenant);
             let slots: Vec<u32> = {
                 let mut state = t.records.write().unwrap_or_else(PoisonError::into_inner);
@@ -428,49 +500,47 @@ impl Store {
             };
             // One insert per record, not one sled `Batch`: a batch holds sled's exclusive
             // lock and one epoch for all of it, which halves throughput. Queries still see
-            // the call all at once (the rows change below, under the lock); after a crash
+            // the call all at once (its rows change once it is committed); after a crash
             // an unacknowledged call may be stored in part. sled hands back the value each
             // insert replaces, which names the slot to free.
             let mut replaced = Vec::with_capacity(valid.len());
-            let mut failed = None;
+            let mut before: Vec<(Vec<u8>, Before)> = Vec::with_capacity(valid.len());
             for ((key, mut value), slot) in encoded.drain(..).zip(&slots) {
                 value[1..5].copy_from_slice(&slot.to_le_bytes());
-                match self.inner.tree.insert(&key, value) {
-                    Ok(old) => match old.map(|v| value_slot(&key, &v)).transpose() {
-                        Ok(old) => replaced.push(old.flatten()),
-                        Err(e) => {
-                            replaced.push(None);
-                            failed = Some(e);
-                            break;
+                let failed = match sled.tree.insert(&key, value) {
+                    Ok(old) => {
+                        let old_slot = old.as_ref().map(|v| value_slot(&key, v)).transpose();
+                        before.push((key, old));
+                        match old_slot {
+                            Ok(old_slot) => {
+                                replaced.push(old_slot.flatten());
+                                continue;
+                            }
+                            Err(e) => e,
                         }
-                    },
-                    Err(e) => {
-                        failed = Some(e.into());
-                        break;
                     }
+                    Err(e) => e.into(),
+                };
+                // Nothing of the call reaches the rows: its reserved slots go back.
+                let mut records = t.records.write().unwrap_or_else(PoisonError::into_inner);
+                for (record, slot) in valid.iter().zip(&slots) {
+                    records.rows.release(record.kind(), *slot);
                 }
+                drop(records);
+                return Err(self.abandon(&sled, failed, before));
             }
-            self.wrote();
-            // What sled holds, memory holds too, even when an insert failed midway.
-            let mut state = t.records.write().unwrap_or_else(PoisonError::into_inner);
-            for ((r, slot), old) in valid.iter().zip(&slots).zip(&replaced) {
-                state.rows.put(*slot, r);
-                if let Some(old) = old {
-                    state.rows.remove(r.kind(), *old);
-                }
-            }
-            for (r, slot) in valid.iter().zip(&slots).skip(replaced.len()) {
-                state.rows.release(r.kind(), *slot);
-            }
-            state.changed(valid.iter().take(replaced.len()).map(Record::kind));
-            if let Some(e) = failed {
-                return Err(e);
-            }
-        }
-        // Committing outside the writer lock lets concurrent writers share one fsync;
-        // none of them returns before its batch is on disk.
-        if accepted > 0 {
-            self.commit()?;
+            let changes = valid
+                .into_iter()
+                .zip(slots)
+                .zip(replaced)
+                .map(|((record, slot), old)| (record, slot, old))
+                .collect();
+            let ticket = self.inner.pending.push(t, RowChanges::Put(changes), before);
+            sled.wrote();
+            // Committing outside the writer lock lets concurrent writers share one fsync;
+            // none of them returns before its batch is on disk.
+            drop(writer);
+            self.commit_through(&sled, ticket)?;
         }
         Ok(PutOutcome { accepted, rejected })
     }
@@ -481,45 +551,42 @@ impl Store {
         let Some(t) = self.tenant(tenant) else {
             return Ok(0);
         };
-        let removed = {
-            let _writer = lock(&self.inner.writer);
-            self.check_writable()?;
-            self.retire_snapshot()?;
-            let mut freed = Vec::new();
-            let mut failed = None;
-            for k in keys {
-                let key = record_key(tenant, k.kind, &k.id);
-                match self.inner.tree.remove(&key) {
-                    Ok(None) => {}
-                    Ok(Some(old)) => match value_slot(&key, &old) {
-                        Ok(Some(slot)) => freed.push((k.kind, slot)),
-                        Ok(None) => {}
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
+        let writer = lock(&self.inner.writer);
+        let sled = self.writable_sled()?;
+        self.retire_snapshot(&sled)?;
+        let mut freed = Vec::new();
+        let mut before: Vec<(Vec<u8>, Before)> = Vec::new();
+        for k in keys {
+            let key = record_key(tenant, k.kind, &k.id);
+            let failed = match sled.tree.remove(&key) {
+                Ok(None) => continue,
+                Ok(Some(old)) => {
+                    let slot = value_slot(&key, &old);
+                    before.push((key, Some(old)));
+                    match slot {
+                        Ok(Some(slot)) => {
+                            freed.push((k.kind, slot));
+                            continue;
                         }
-                    },
-                    Err(e) => {
-                        failed = Some(e.into());
-                        break;
+                        Ok(None) => continue,
+                        Err(e) => e,
                     }
                 }
-            }
-            if freed.is_empty() && failed.is_none() {
-                return Ok(0);
-            }
-            self.wrote();
-            let mut state = t.records.write().unwrap_or_else(PoisonError::into_inner);
-            for (kind, slot) in &freed {
-                state.rows.remove(*kind, *slot);
-            }
-            state.changed(freed.iter().map(|(kind, _)| *kind));
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            freed.len() as u64
-        };
-        self.commit()?;
+                Err(e) => e.into(),
+            };
+            return Err(self.abandon(&sled, failed, before));
+        }
+        if before.is_empty() {
+            return Ok(0);
+        }
+        let removed = freed.len() as u64;
+        let ticket = self
+            .inner
+            .pending
+            .push(t, RowChanges::Delete(freed), before);
+        sled.wrote();
+        drop(writer);
+        self.commit_through(&sled, ticket)?;
         Ok(removed)
     }
 
@@ -554,7 +621,16 @@ impl Store {
         };
         let mut records = Vec::new();
         let mut more = false;
-        for item in self.inner.tree.range(start..) {
+        let tree = match &*self
+            .inner
+            .sled
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            Some(sled) => sled.tree.clone(),
+            None => return Err(self.unreadable()),
+        };
+        for item in tree.range(start..) {
             let (key, value) = item?;
             if !key.starts_with(&prefix) {
                 break;
@@ -590,18 +666,210 @@ impl Store {
     /// `sync_file_range`, which survives a process crash but not a power loss).
     /// [`Store::put`] and [`Store::delete`] do this before they return.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.commit()
+        let _writer = lock(&self.inner.writer);
+        let sled = self.writable_sled()?;
+        let ticket = self.inner.pending.last_ticket();
+        self.commit_through(&sled, ticket)
     }
 
-    /// The commit point: sled flush plus fsync, shared by concurrent writers.
-    fn commit(&self) -> Result<(), StoreError> {
-        match &self.inner.commit {
-            Some(commit) => commit.commit(&self.inner.db),
-            None => {
-                self.inner.db.flush()?;
-                Ok(())
+    /// Commits (see [`Sled::commit`]); then the writes up to `ticket` are durable and their
+    /// rows change. A write whose commit failed, or that a failed commit of another
+    /// discarded, answers the error that stopped writes.
+    fn commit_through(&self, sled: &Sled, ticket: u64) -> Result<(), StoreError> {
+        if let Err(e) = sled.commit() {
+            let _writer = lock(&self.inner.writer);
+            return Err(self.stop_writes(e, Originals::new()));
+        }
+        let applied = self.inner.pending.apply_through(ticket, |write| {
+            let mut records = write
+                .tenant
+                .records
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let kinds = write.changes.apply(&mut records.rows);
+            records.changed(kinds);
+        });
+        if applied {
+            Ok(())
+        } else {
+            Err(self.refusal())
+        }
+    }
+
+    /// A write that failed midway (under the writer lock, after changing sled as `before`
+    /// says): undoes it in sled, or, when sled failed, stops writes. The error to answer.
+    fn abandon(
+        &self,
+        sled: &Sled,
+        error: StoreError,
+        before: Vec<(Vec<u8>, Before)>,
+    ) -> StoreError {
+        if matches!(error, StoreError::Sled(sled::Error::Io(_))) {
+            let mut originals = Originals::new();
+            add_originals(&mut originals, before);
+            return self.stop_writes(error, originals);
+        }
+        // A stored value that does not decode: sled works, so the call is undone at once.
+        for (key, value) in before.into_iter().rev() {
+            let undone = match value {
+                Some(value) => sled.tree.insert(&key, value).map(drop),
+                None => sled.tree.remove(&key).map(drop),
+            };
+            if let Err(e) = undone {
+                return self.stop_writes(e.into(), Originals::new());
             }
         }
+        error
+    }
+
+    /// After a failed write (under the writer lock): discards every write not yet
+    /// committed, stops writes, closes sled (which refuses everything once a write failed)
+    /// and, for a full disk, starts retrying the recovery. The error to answer.
+    fn stop_writes(&self, error: StoreError, mut originals: Originals) -> StoreError {
+        let mut discarded = Originals::new();
+        self.inner.pending.discard_all(&mut discarded, |write| {
+            let mut records = write
+                .tenant
+                .records
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            write.changes.discard(&mut records.rows);
+        });
+        // The queued writes came before the one that failed midway.
+        add_originals(&mut discarded, std::mem::take(&mut originals));
+        let answer = lock(&self.inner.write_state).fail(&error, discarded);
+        if let Some(sled) = self
+            .inner
+            .sled
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            self.inner
+                .disk_bytes
+                .store(sled.db.size_on_disk().unwrap_or(0), Ordering::Relaxed);
+        }
+        match self.write_health() {
+            WriteHealth::DiskFull => {
+                tracing::error!(error = %error, "the disk is full: writes stop until space is freed; queries keep answering");
+                self.spawn_recovery();
+            }
+            _ => {
+                tracing::error!(error = %error, "a write failed: the store refuses writes until kpid restarts; queries keep answering")
+            }
+        }
+        answer
+    }
+
+    /// The error a write answers while writes are stopped.
+    fn refusal(&self) -> StoreError {
+        match &*lock(&self.inner.write_state) {
+            WriteState::Failed { cause, .. } => WriteState::refusal(cause),
+            WriteState::Writable => StoreError::Unavailable(
+                "the write was undone by a failed write before it; send it again".into(),
+            ),
+        }
+    }
+
+    /// The error a listing answers while sled is closed.
+    fn unreadable(&self) -> StoreError {
+        match &*lock(&self.inner.write_state) {
+            WriteState::Failed {
+                cause: Cause::Full, ..
+            } => StoreError::Unavailable(
+                "the record store cannot list records while its disk is full; queries keep \
+                 answering, and listings resume by themselves once space is freed"
+                    .into(),
+            ),
+            WriteState::Failed { cause, .. } => WriteState::refusal(cause),
+            WriteState::Writable => {
+                StoreError::Unavailable("the record store is reopening; retry shortly".into())
+            }
+        }
+    }
+
+    /// sled's handles, when writes are taken (call under the writer lock).
+    fn writable_sled(&self) -> Result<Sled, StoreError> {
+        if let WriteState::Failed { cause, .. } = &*lock(&self.inner.write_state) {
+            return Err(WriteState::refusal(cause));
+        }
+        self.inner
+            .sled
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| self.unreadable())
+    }
+
+    /// Whether the store takes writes (for health checks).
+    pub fn write_health(&self) -> WriteHealth {
+        lock(&self.inner.write_state).health()
+    }
+
+    /// Retries [`Store::recover`] in a thread until it succeeds or the store is dropped.
+    fn spawn_recovery(&self) {
+        if self.inner.recovering.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let inner = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new()
+            .name("kpid-store-recovery".into())
+            .spawn(move || loop {
+                std::thread::sleep(RECOVERY_RETRY);
+                let Some(inner) = inner.upgrade() else { return };
+                let store = Store { inner };
+                match store.recover() {
+                    Ok(true) => {
+                        store.inner.recovering.store(false, Ordering::SeqCst);
+                        return;
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::debug!(error = %e, "the store cannot take writes yet"),
+                }
+            });
+        if let Err(e) = spawned {
+            self.inner.recovering.store(false, Ordering::SeqCst);
+            tracing::error!(error = %e, "cannot start the store's recovery thread");
+        }
+    }
+
+    /// After a full disk: reopens sled, writes back what the failed writes replaced, and
+    /// commits; then writes are taken again. Whether the store takes writes now (`false`:
+    /// it never will before a restart).
+    fn recover(&self) -> Result<bool, StoreError> {
+        let _writer = lock(&self.inner.writer);
+        let originals = match &*lock(&self.inner.write_state) {
+            WriteState::Writable => return Ok(true),
+            WriteState::Failed {
+                cause: Cause::Full,
+                originals,
+            } => originals.clone(),
+            WriteState::Failed { .. } => return Ok(false),
+        };
+        let Some(dir) = &self.inner.dir else {
+            return Ok(false);
+        };
+        let db = open_sled_dir(dir)?;
+        let sled = Sled::new(db, Some(Commit::open(dir)?))?;
+        for (key, value) in &originals {
+            match value {
+                Some(value) => sled.tree.insert(key, value.clone()).map(drop)?,
+                None => sled.tree.remove(key).map(drop)?,
+            }
+        }
+        sled.wrote();
+        sled.commit()?;
+        *self
+            .inner
+            .sled
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(sled);
+        *lock(&self.inner.write_state) = WriteState::Writable;
+        tracing::info!(
+            restored = originals.len(),
+            "disk space is back: the store takes writes again"
+        );
+        Ok(true)
     }
 
     /// Writes every tenant's rows to the snapshot file that the next open reads instead of
@@ -611,10 +879,18 @@ impl Store {
     /// committed and no snapshot is current: the next open scans.
     pub fn save_snapshot(&self) -> Result<(), StoreError> {
         let Some(dir) = &self.inner.dir else {
-            return self.commit();
+            return self.flush();
         };
         let _writer = lock(&self.inner.writer);
-        self.commit()?;
+        let sled = match self.writable_sled() {
+            Ok(sled) => sled,
+            // Every acknowledged write is durable; only the next start is slower.
+            Err(e) => return Err(StoreError::Snapshot(std::io::Error::other(e.to_string()))),
+        };
+        // Every acknowledged write is committed already; what fails here was never
+        // acknowledged.
+        self.commit_through(&sled, self.inner.pending.last_ticket())
+            .map_err(|e| StoreError::Snapshot(std::io::Error::other(e.to_string())))?;
         let token = {
             use std::hash::{BuildHasher, Hasher};
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -645,11 +921,9 @@ impl Store {
         let rows: Vec<(&str, &Rows)> = guards.iter().map(|(n, g)| (*n, &g.rows)).collect();
         let started = std::time::Instant::now();
         snapshot::write(dir, token, &rows).map_err(StoreError::Snapshot)?;
-        self.inner
-            .meta
-            .insert(SNAPSHOT_TOKEN, &token.to_le_bytes())?;
-        self.wrote();
-        self.commit()?;
+        sled.meta.insert(SNAPSHOT_TOKEN, &token.to_le_bytes())?;
+        sled.wrote();
+        sled.commit()?;
         self.inner.snapshot_current.store(true, Ordering::SeqCst);
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -665,31 +939,32 @@ impl Store {
         self.inner.snapshot_current.load(Ordering::SeqCst)
     }
 
+    /// Calls `f` with a tenant's rows (no rows when the tenant has none).
+    #[cfg(test)]
+    pub(crate) fn with_rows<R>(&self, tenant: &str, f: impl FnOnce(&Rows) -> R) -> R {
+        match self.tenant(tenant) {
+            Some(t) => f(&t
+                .records
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .rows),
+            None => f(&Rows::default()),
+        }
+    }
+
     /// Before the first write after a snapshot was written or loaded: removes its token,
     /// durably, so that a crash after this write cannot reopen the stale snapshot.
-    fn retire_snapshot(&self) -> Result<(), StoreError> {
+    /// Call under the writer lock.
+    fn retire_snapshot(&self, sled: &Sled) -> Result<(), StoreError> {
         if self.inner.snapshot_current.load(Ordering::SeqCst) {
-            self.inner.meta.remove(SNAPSHOT_TOKEN)?;
-            self.wrote();
-            self.commit()?;
+            let retired = sled.meta.remove(SNAPSHOT_TOKEN).map_err(StoreError::from);
+            sled.wrote();
+            if let Err(e) = retired.and_then(|_| sled.commit()) {
+                return Err(self.stop_writes(e, Originals::new()));
+            }
             self.inner.snapshot_current.store(false, Ordering::SeqCst);
         }
         Ok(())
-    }
-
-    /// Notes a write applied to sled, for the commit point.
-    fn wrote(&self) {
-        if let Some(commit) = &self.inner.commit {
-            commit.wrote();
-        }
-    }
-
-    /// Refuses writes after a failed fsync.
-    fn check_writable(&self) -> Result<(), StoreError> {
-        match &self.inner.commit {
-            Some(commit) => commit.check(),
-            None => Ok(()),
-        }
     }
 
     /// Records held and bytes on disk.
@@ -710,7 +985,19 @@ impl Store {
             .sum();
         StoreStats {
             records,
-            disk_bytes: self.inner.db.size_on_disk().unwrap_or(0),
+            disk_bytes: match &*self
+                .inner
+                .sled
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+            {
+                Some(sled) => {
+                    let bytes = sled.db.size_on_disk().unwrap_or(0);
+                    self.inner.disk_bytes.store(bytes, Ordering::Relaxed);
+                    bytes
+                }
+                None => self.inner.disk_bytes.load(Ordering::Relaxed),
+            },
         }
     }
 }

@@ -758,3 +758,158 @@ fn a_snapshot_that_cannot_be_written_is_not_read() {
     assert!(!store.snapshot_is_current(), "the older snapshot was read");
     compare_store(&store, "t", &model, &scopes);
 }
+
+/// A small tmpfs, unmounted when dropped: a disk that really fills (mounting needs root,
+/// as CI runs).
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(bytes: u64) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(Tmpfs { dir })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Every record a listing holds, by kind and id.
+fn listed(store: &crate::Store, tenant: &str) -> Vec<Record> {
+    let mut records = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = store
+            .list(tenant, None, crate::MAX_PAGE_SIZE, &token)
+            .unwrap();
+        records.extend(page.records);
+        if page.next_page_token.is_empty() {
+            return records;
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// Writes until the disk is full: the failed call changes nothing the queries, a listing
+/// after recovery or a reopen show; writes answer `StorageFull` until space is freed and
+/// then resume without a reopen.
+#[test]
+fn a_full_disk_changes_nothing_visible_and_writes_resume() {
+    let Some(disk) = Tmpfs::mount(8 << 20) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root and must run the disk-full test"
+        );
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let base: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+    let grid: Vec<Timestamp> = (0..8)
+        .map(|i| base + jiff::SignedDuration::from_hours(36 * i))
+        .collect();
+    let scopes = grid_scopes(&grid);
+    let store = crate::Store::open(disk.dir.path().join("data")).unwrap();
+    // Fill the disk, then leave 1.5 MiB for the store.
+    let filler = disk.dir.path().join("filler");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&filler).unwrap();
+        while file.write_all(&[1u8; 64 << 10]).is_ok() {}
+        let len = file.metadata().unwrap().len();
+        file.set_len(len.saturating_sub(3 << 19)).unwrap();
+    }
+    let mut model = Canonical::default();
+    let mut rng = Rng(5);
+    let mut full = None;
+    for round in 0..5000u64 {
+        let records = RandomTenant {
+            rng: Rng(round + 1),
+            grid: grid.clone(),
+        }
+        .records();
+        if round % 3 == 2 {
+            let keys: Vec<crate::RecordKey> = model
+                .records()
+                .filter(|_| rng.chance(10))
+                .map(|r| crate::RecordKey {
+                    kind: r.kind(),
+                    id: r.id().to_owned(),
+                })
+                .collect();
+            match store.delete("t", &keys) {
+                Ok(_) => keys.iter().for_each(|k| {
+                    model.remove(k.kind, &k.id);
+                }),
+                Err(e) => {
+                    full = Some(e);
+                    break;
+                }
+            }
+        }
+        match store.put("t", records.clone()) {
+            Ok(outcome) => {
+                assert!(outcome.rejected.is_empty());
+                records.into_iter().for_each(|r| model.upsert(r));
+            }
+            Err(e) => {
+                full = Some(e);
+                break;
+            }
+        }
+    }
+    let full = full.expect("the disk filled up");
+    assert!(matches!(full, crate::StoreError::StorageFull), "{full}");
+    assert!(!full.to_string().contains("Os {"), "{full}");
+    assert_eq!(store.write_health(), crate::WriteHealth::DiskFull);
+    // Queries answer what was acknowledged, nothing of the failed call.
+    compare_store(&store, "t", &model, &scopes);
+    assert!(matches!(
+        store.list("t", None, 10, ""),
+        Err(crate::StoreError::Unavailable(_))
+    ));
+    let one = model.records().next().unwrap().clone();
+    assert!(matches!(
+        store.put("t", vec![one.clone()]),
+        Err(crate::StoreError::StorageFull)
+    ));
+    // Space comes back: writes resume by themselves, with no reopen.
+    std::fs::remove_file(&filler).unwrap();
+    let waited = std::time::Instant::now();
+    while store.write_health() != crate::WriteHealth::Writable {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(30),
+            "writes did not resume"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut expected: Vec<Record> = model.records().cloned().collect();
+    assert_eq!(listed(&store, "t"), expected, "sled holds what queries saw");
+    let more = RandomTenant {
+        rng: Rng(9999),
+        grid: grid.clone(),
+    }
+    .records();
+    for r in &more {
+        model.upsert(r.clone());
+    }
+    store.put("t", more).unwrap();
+    compare_store(&store, "t", &model, &scopes);
+    drop(store);
+    let store = crate::Store::open(disk.dir.path().join("data")).unwrap();
+    compare_store(&store, "t", &model, &scopes);
+    expected = model.records().cloned().collect();
+    assert_eq!(listed(&store, "t"), expected, "a restart shows the same");
+}
