@@ -296,3 +296,56 @@ pub(crate) async fn list_all(
         assert!(pages < 10_000, "paging does not end");
     }
 }
+
+/// A small tmpfs, unmounted when dropped: a disk that really fills. Mounting needs root,
+/// which CI has; elsewhere [`Tmpfs::mount`] gives `None` (and a test that needs it fails
+/// under CI rather than pass without running).
+pub(crate) struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `bytes`, or `None` where this process may not mount.
+    pub(crate) fn mount(bytes: u64) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs as root and must run the tests on a full disk"
+            );
+            eprintln!("skipped: mounting a tmpfs needs root");
+        }
+        mounted.then_some(Tmpfs { dir })
+    }
+
+    /// Where it is mounted.
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills it, leaving `left` bytes free, with the file `filler` (removed to free them).
+    pub(crate) fn fill(&self, left: u64) -> PathBuf {
+        use std::io::Write as _;
+        let filler = self.path().join("filler");
+        let mut file = std::fs::File::create(&filler).expect("create the filler");
+        while file.write_all(&[1u8; 64 << 10]).is_ok() {}
+        let len = file.metadata().expect("filler size").len();
+        file.set_len(len.saturating_sub(left)).expect("free space");
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}

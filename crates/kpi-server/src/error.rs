@@ -7,6 +7,8 @@
 //! | `ComputeError::Cancelled` (deadline passed, caller gone) | DEADLINE_EXCEEDED |
 //! | `ComputeError::TooManyRows` | RESOURCE_EXHAUSTED: the answer is larger than this server allows; a narrower window, a coarser granularity or fewer groups fits |
 //! | `ComputeError::Store`, `StoreError` | INTERNAL |
+//! | `StoreError::StorageFull` | RESOURCE_EXHAUSTED: the disk is full; nothing of the call was stored |
+//! | `StoreError::Unavailable` | UNAVAILABLE: writes refused after a failed write, or a listing while the disk is full |
 //! | `StoreError::InvalidPageToken` | INVALID_ARGUMENT (field `page_token`) |
 //! | `StoreError::InvalidTenant` | INVALID_ARGUMENT (field `tenant`) |
 //!
@@ -105,6 +107,14 @@ pub(crate) fn store_status(err: StoreError) -> Status {
             format!("invalid tenant: {reason}"),
             &[FieldViolation::new("tenant", reason)],
         ),
+        StoreError::StorageFull => {
+            tracing::warn!("a write was refused: the disk is full");
+            Status::resource_exhausted(StoreError::StorageFull.to_string())
+        }
+        StoreError::Unavailable(reason) => {
+            tracing::warn!(reason = %reason, "the store could not serve a call");
+            Status::unavailable(clip(&reason, MAX_MESSAGE_BYTES))
+        }
         other => {
             tracing::error!(error = %other, "store failed");
             Status::internal(clip(&format!("store: {other}"), MAX_MESSAGE_BYTES))

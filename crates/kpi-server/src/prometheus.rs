@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use kpi_store::Store;
+use kpi_store::{Store, WriteHealth};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -54,6 +54,7 @@ pub(crate) struct GrpcMetrics {
     handling: Family<HandledLabels, Histogram, fn() -> Histogram>,
     records_stored: Gauge,
     store_size_bytes: Gauge,
+    store_writable: Gauge,
     store: Arc<OnceLock<Store>>,
 }
 
@@ -77,6 +78,7 @@ impl GrpcMetrics {
             Family::new_with_constructor(handling_histogram);
         let records_stored = Gauge::default();
         let store_size_bytes = Gauge::default();
+        let store_writable = Gauge::default();
         registry.register(
             "grpc_server_started",
             "Total number of RPCs started on the server",
@@ -102,6 +104,11 @@ impl GrpcMetrics {
             "Bytes the store uses on disk",
             store_size_bytes.clone(),
         );
+        registry.register(
+            "kpid_store_writable",
+            "1 while the store takes writes, 0 while it refuses them (a full disk, a failed write)",
+            store_writable.clone(),
+        );
         Self {
             registry,
             started,
@@ -109,6 +116,7 @@ impl GrpcMetrics {
             handling,
             records_stored,
             store_size_bytes,
+            store_writable,
             store,
         }
     }
@@ -146,6 +154,8 @@ impl GrpcMetrics {
                 .set(i64::try_from(stats.records).unwrap_or(i64::MAX));
             self.store_size_bytes
                 .set(i64::try_from(stats.disk_bytes).unwrap_or(i64::MAX));
+            self.store_writable
+                .set(i64::from(store.write_health() == WriteHealth::Writable));
         }
         let mut text = String::new();
         // Writing to a String cannot fail. (The encoder ends each HELP text with a period.)
@@ -286,6 +296,7 @@ mod tests {
         );
         assert!(text.contains("kpid_records_stored 0"), "{text}");
         assert!(text.contains("kpid_store_size_bytes "), "{text}");
+        assert!(text.contains("kpid_store_writable 1"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 

@@ -27,7 +27,7 @@ use hyper_util::service::TowerToHyperService;
 use kpi_core::RegistryError;
 use kpi_proto::kpi::v1::metrics_service_server::{MetricsServiceServer, SERVICE_NAME as METRICS};
 use kpi_proto::kpi::v1::records_service_server::{RecordsServiceServer, SERVICE_NAME as RECORDS};
-use kpi_store::{Store, StoreError};
+use kpi_store::{Store, StoreError, WriteHealth};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -129,6 +129,9 @@ pub enum ServeError {
 
 const SERVICES: [&str; 3] = ["", METRICS, RECORDS];
 
+/// How often the records service's health reads whether the store takes writes.
+const WRITE_HEALTH_POLL: Duration = Duration::from_millis(250);
+
 /// How long the metrics endpoint's connections may take to close after shutdown.
 const METRICS_GRACE: Duration = Duration::from_secs(1);
 
@@ -157,8 +160,10 @@ pub async fn serve(
 /// server reflection v1 and v1alpha, over HTTP/2 and (grpc-web) HTTP/1.1. Health is
 /// NOT_SERVING for "" and both services until the store is open (their RPCs answer
 /// UNAVAILABLE meanwhile), SERVING then, and NOT_SERVING again from the shutdown signal
-/// on. Logs `kpid ready` with the bound `addr` once the store is open, and the metrics
-/// endpoint's address before that when [`ServerConfig::metrics_addr`] is set.
+/// on; in between, `kpi.v1.RecordsService` is NOT_SERVING while the store refuses writes
+/// ([`Store::write_health`]). Logs `kpid ready` with the bound `addr` once the store is
+/// open, and the metrics endpoint's address before that when
+/// [`ServerConfig::metrics_addr`] is set.
 pub async fn serve_opening<E>(
     open: impl Future<Output = Result<Store, E>>,
     config: ServerConfig,
@@ -310,7 +315,28 @@ where
         }
         tracing::info!(addr = %addr, metrics = registry.len(), "kpid ready");
 
-        shutdown.await;
+        // While serving, the records service's health follows whether the store takes
+        // writes (a full disk turns it NOT_SERVING; queries stay SERVING).
+        let mut writes = WriteHealth::Writable;
+        let mut poll = tokio::time::interval(WRITE_HEALTH_POLL);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = poll.tick() => {
+                    let now = store.write_health();
+                    if now != writes {
+                        writes = now;
+                        let status = if now == WriteHealth::Writable {
+                            ServingStatus::Serving
+                        } else {
+                            ServingStatus::NotServing
+                        };
+                        tracing::warn!(writes = ?now, "{RECORDS} health is now {status:?}");
+                        health_reporter.set_service_status(RECORDS, status).await;
+                    }
+                }
+            }
+        }
         tracing::info!(
             "shutdown requested: refusing new connections, finishing in-flight requests"
         );
