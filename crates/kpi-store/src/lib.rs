@@ -24,6 +24,7 @@ mod rows;
 mod snapshot;
 mod store;
 mod subscription;
+mod symbols;
 mod units;
 mod validate;
 

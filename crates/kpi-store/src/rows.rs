@@ -14,8 +14,8 @@ use jiff::Timestamp;
 use kpi_core::{Decimal, SurveyKind};
 
 use crate::dims::{channel_name, source_name};
-use crate::index::part::{Interner, Sym, NONE};
 use crate::record::{Channel, DealKind, DealStatus, Record, RecordKind, Source, SpendCategory};
+use crate::symbols::{Interner, Sym, NONE};
 
 /// A timestamp in 12 bytes instead of 16: seconds and nanoseconds, 4-byte aligned.
 #[derive(Clone, Copy, PartialEq, Eq)]

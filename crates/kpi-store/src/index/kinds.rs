@@ -6,12 +6,15 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, SurveyKind};
 
-use super::part::{
-    previous_same, Blocked, DecCol, DecSums, Ev, IntSums, Ix, Sym, Table, Times, NONE,
-};
+use super::blocked::Blocked;
+use super::events::{previous_same, EventList};
+use super::part::{Ix, Table};
+use super::sums::{DecCol, DecSums, IntSums};
+use super::times::Times;
 use crate::record::{DealKind, DealStatus, Source};
 use crate::rows::{CustomerRow, DealRow, LeadRow, PurchaseRow, SubRow, SurveyRow, TicketRow};
 use crate::rows::{OptTs, Slab, Ts};
+use crate::symbols::{Sym, NONE};
 use crate::units::nanos_between;
 
 // ---------------------------------------------------------------- lookups
@@ -100,11 +103,11 @@ impl Lookups {
     }
 }
 
-fn ev_rows(rows_subset: &[u32], time: impl Fn(u32) -> Option<Timestamp>) -> Ev<u32> {
+fn ev_rows(rows_subset: &[u32], time: impl Fn(u32) -> Option<Timestamp>) -> EventList<u32> {
     // Counted first, so the sort buffer is no larger than the list (many lists hold a
     // fraction of the rows: won deals, upsells, churned customers).
     let n = rows_subset.iter().filter(|r| time(**r).is_some()).count();
-    Ev::collect(
+    EventList::collect(
         n,
         rows_subset.iter().filter_map(|r| time(*r).map(|t| (t, *r))),
     )
@@ -218,13 +221,13 @@ impl DealRow {
 /// deals by their customer's acquisition) is built on first use ([`Sel::lazy`]), so the
 /// partitions grouped queries build stay small.
 pub(crate) struct DealIx {
-    pub(crate) won: Ev<u32>,
+    pub(crate) won: EventList<u32>,
     pub(crate) won_amount: DecSums,
     pub(crate) won_cycle: IntSums,
     pub(crate) won_campaign_amount: DecSums,
     pub(crate) won_email_amount: DecSums,
-    pub(crate) lost: Ev<u32>,
-    pub(crate) upsell: Ev<u32>,
+    pub(crate) lost: EventList<u32>,
+    pub(crate) upsell: EventList<u32>,
     pub(crate) upsell_prev_customer: Vec<u32>,
     /// Won deals (in `won` order) by their customer's acquisition, summing amounts
     /// ([`ALL_AMOUNTS`]) and the amounts of marketing-sourced customers
@@ -236,11 +239,11 @@ pub(crate) struct DealIx {
 
 /// Every deal by close and by creation, with amounts summed.
 pub(crate) struct DealOther {
-    pub(crate) closed: Ev<u32>,
+    pub(crate) closed: EventList<u32>,
     pub(crate) closed_prev_owner: Vec<u32>,
     /// Closed deals' amounts summed in `closed` order.
     pub(crate) closed_amount: DecSums,
-    pub(crate) created: Ev<u32>,
+    pub(crate) created: EventList<u32>,
     pub(crate) created_amount: DecSums,
 }
 
@@ -255,9 +258,9 @@ impl DealOther {
             || ev_rows(subset, |r| Some(row(r).created_at.get())),
         );
         DealOther {
-            closed_amount: DecSums::new(closed.v.iter().map(amount)),
+            closed_amount: DecSums::new(closed.items.iter().map(amount)),
             closed_prev_owner: previous_same(&closed, |r| row(r).owner),
-            created_amount: DecSums::new(created.v.iter().map(amount)),
+            created_amount: DecSums::new(created.items.iter().map(amount)),
             closed,
             created,
         }
@@ -267,9 +270,13 @@ impl DealOther {
 impl DealIx {
     /// The won deals of `won` by their customer's acquisition (for
     /// [`DealIx::won_by_acquisition`]).
-    pub(crate) fn by_acquisition(lk: &Lookups, rows: &Slab<DealRow>, won: &Ev<u32>) -> Blocked {
-        by_acquisition(lk, won.v.len(), |i| {
-            let d = rows.row(won.v[i]);
+    pub(crate) fn by_acquisition(
+        lk: &Lookups,
+        rows: &Slab<DealRow>,
+        won: &EventList<u32>,
+    ) -> Blocked {
+        by_acquisition(lk, won.items.len(), |i| {
+            let d = rows.row(won.items[i]);
             (d.customer, d.amount)
         })
     }
@@ -297,9 +304,9 @@ impl Ix for DealIx {
         // large parts).
         let won_side = || {
             let won = ev_rows(subset, |r| row(r).closed_at.get().filter(|_| row(r).won()));
-            let won_rows = || won.v.iter().map(|r| row(*r));
+            let won_rows = || won.items.iter().map(|r| row(*r));
             let sums = (
-                DecSums::new(won.v.iter().map(amount)),
+                DecSums::new(won.items.iter().map(amount)),
                 IntSums::new(won_rows().map(DealRow::cycle_nanos)),
                 DecSums::new(won_rows().map(DealRow::campaign_amount)),
                 DecSums::new(won_rows().map(|d| d.email_amount(lk))),
@@ -442,7 +449,7 @@ impl StageCtx {
 
 /// Stage exits by exit time.
 pub(crate) struct ExitIx {
-    pub(crate) exits: Ev<u32>,
+    pub(crate) exits: EventList<u32>,
     pub(crate) nanos: IntSums,
 }
 
@@ -457,7 +464,7 @@ impl Ix for ExitIx {
 
     fn build(ctx: &StageCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
         let exits = ev_rows(subset, |r| ctx.exit(rows.row(r)));
-        let nanos = IntSums::new(exits.v.iter().map(|r| ctx.stage_nanos(rows.row(*r))));
+        let nanos = IntSums::new(exits.items.iter().map(|r| ctx.stage_nanos(rows.row(*r))));
         ExitIx { exits, nanos }
     }
 }
@@ -484,9 +491,9 @@ impl Stay {
 /// time are left out, so the stays in effect at `t` are those starting before `t` less
 /// those ending before `t`.
 pub(crate) struct StageStayIx {
-    pub(crate) from: Ev<u32>,
+    pub(crate) from: EventList<u32>,
     pub(crate) from_amount: DecSums,
-    pub(crate) until: Ev<u32>,
+    pub(crate) until: EventList<u32>,
     pub(crate) until_amount: DecSums,
 }
 
@@ -505,8 +512,8 @@ impl Ix for StageStayIx {
         let until = ev_rows(subset, |r| stay(r).and_then(|s| s.until));
         let amount = |r: &u32| ctx.deal(rows.row(*r)).amount;
         StageStayIx {
-            from_amount: DecSums::new(from.v.iter().map(amount)),
-            until_amount: DecSums::new(until.v.iter().map(amount)),
+            from_amount: DecSums::new(from.items.iter().map(amount)),
+            until_amount: DecSums::new(until.items.iter().map(amount)),
             from,
             until,
         }
@@ -525,7 +532,7 @@ pub(crate) struct QuotaRow {
 
 /// Quotas by period start.
 pub(crate) struct QuotaIx {
-    pub(crate) by_start: Ev<u32>,
+    pub(crate) by_start: EventList<u32>,
     /// `max_end[i]`: the latest end among quotas `0..=i` (by start).
     pub(crate) max_end: Vec<Timestamp>,
 }
@@ -545,7 +552,7 @@ impl Ix for QuotaIx {
     fn build((): &(), rows: &Self::Rows, subset: &[u32]) -> Self {
         let by_start = ev_rows(subset, |r| Some(rows.row(r).start));
         let max_end = by_start
-            .v
+            .items
             .iter()
             .scan(None, |latest: &mut Option<Timestamp>, r| {
                 let end = rows.row(*r).end;
@@ -562,7 +569,7 @@ impl Ix for QuotaIx {
 
 /// Leads by creation time.
 pub(crate) struct LeadIx {
-    pub(crate) created: Ev<u32>,
+    pub(crate) created: EventList<u32>,
     /// Leads (in `created` order) by conversion time (never: the end of time).
     pub(crate) created_by_conversion: Blocked,
 }
@@ -585,9 +592,9 @@ impl Ix for LeadIx {
         let created = ev_rows(subset, |r| Some(rows.row(r).created_at.get()));
         LeadIx {
             created_by_conversion: Blocked::new(
-                created.v.len(),
+                created.items.len(),
                 |i| {
-                    let lead = rows.row(created.v[i]);
+                    let lead = rows.row(created.items[i]);
                     lead.converted_at.get().unwrap_or(Timestamp::MAX)
                 },
                 &[],
@@ -634,14 +641,14 @@ impl CustomerCtx {
 
 /// Customers by acquisition (all, and marketing-sourced) and by churn.
 pub(crate) struct CustomerIx {
-    pub(crate) acquired: Ev<u32>,
+    pub(crate) acquired: EventList<u32>,
     /// Customers (in `acquired` order) by churn time (never: the end of time).
     pub(crate) acquired_by_churn: Blocked,
     /// How many customers (in `acquired` order) have a first MRR, and its sum.
     pub(crate) with_first_mrr: IntSums,
     pub(crate) first_mrr: DecSums,
-    pub(crate) marketing: Ev<u32>,
-    pub(crate) churned: Ev<u32>,
+    pub(crate) marketing: EventList<u32>,
+    pub(crate) churned: EventList<u32>,
     /// Churned customers (in `churned` order) by acquisition time.
     pub(crate) churned_by_acquisition: Blocked,
     pub(crate) tenure: IntSums,
@@ -670,32 +677,32 @@ impl Ix for CustomerIx {
         let acquired = ev_rows(subset, |r| Some(row(r).acquired()));
         CustomerIx {
             acquired_by_churn: Blocked::new(
-                acquired.v.len(),
-                |i| row(acquired.v[i]).churned().unwrap_or(Timestamp::MAX),
+                acquired.items.len(),
+                |i| row(acquired.items[i]).churned().unwrap_or(Timestamp::MAX),
                 &[],
             ),
             with_first_mrr: IntSums::new(
                 acquired
-                    .v
+                    .items
                     .iter()
                     .map(|r| i128::from(first_mrr(*r).is_some())),
             ),
             first_mrr: DecSums::new(
                 acquired
-                    .v
+                    .items
                     .iter()
                     .map(|r| first_mrr(*r).unwrap_or(Decimal::ZERO)),
             ),
             churned_by_acquisition: Blocked::new(
-                churned.v.len(),
-                |i| row(churned.v[i]).acquired(),
+                churned.items.len(),
+                |i| row(churned.items[i]).acquired(),
                 &[],
             ),
             acquired,
             marketing: ev_rows(subset, |r| {
                 Some(row(r).acquired()).filter(|_| row(r).source == Source::Marketing)
             }),
-            tenure: IntSums::new(churned.v.iter().map(|r| row(*r).tenure_nanos())),
+            tenure: IntSums::new(churned.items.iter().map(|r| row(*r).tenure_nanos())),
             churned,
         }
     }
@@ -735,7 +742,7 @@ impl SpendRow {
 
 /// Spend by time, with sums per category and for campaigns.
 pub(crate) struct SpendIx {
-    pub(crate) at: Ev<u32>,
+    pub(crate) at: EventList<u32>,
     pub(crate) by_category: Vec<DecSums>,
     pub(crate) campaign: DecSums,
 }
@@ -757,9 +764,9 @@ impl Ix for SpendIx {
         let row = |r: &u32| rows.row(*r);
         let at = ev_rows(subset, |r| Some(rows.row(r).at));
         let by_category = (0..kpi_core::SpendCategories::NAMES.len())
-            .map(|c| DecSums::new(at.v.iter().map(|r| row(r).amount_in(c))))
+            .map(|c| DecSums::new(at.items.iter().map(|r| row(r).amount_in(c))))
             .collect();
-        let campaign = DecSums::new(at.v.iter().map(|r| row(r).campaign_amount()));
+        let campaign = DecSums::new(at.items.iter().map(|r| row(r).campaign_amount()));
         SpendIx {
             at,
             by_category,
@@ -784,7 +791,7 @@ pub(crate) struct CampaignRow {
 
 /// Email campaigns by start, with sums of their counters.
 pub(crate) struct CampaignIx {
-    pub(crate) email: Ev<u32>,
+    pub(crate) email: EventList<u32>,
     pub(crate) delivered: IntSums,
     pub(crate) opens: IntSums,
     pub(crate) clicks: IntSums,
@@ -809,9 +816,9 @@ impl Ix for CampaignIx {
             Some(rows.row(r).started).filter(|_| rows.row(r).email)
         });
         CampaignIx {
-            delivered: IntSums::new(email.v.iter().map(|r| i128::from(row(r).delivered))),
-            opens: IntSums::new(email.v.iter().map(|r| i128::from(row(r).opens))),
-            clicks: IntSums::new(email.v.iter().map(|r| i128::from(row(r).clicks))),
+            delivered: IntSums::new(email.items.iter().map(|r| i128::from(row(r).delivered))),
+            opens: IntSums::new(email.items.iter().map(|r| i128::from(row(r).opens))),
+            clicks: IntSums::new(email.items.iter().map(|r| i128::from(row(r).clicks))),
             email,
         }
     }
@@ -822,7 +829,7 @@ impl Ix for CampaignIx {
 /// Purchases by time; for each, the previous purchase of the same customer and the one
 /// before that (distinct and repeat buyers of a range without a pass over it).
 pub(crate) struct PurchaseIx {
-    pub(crate) at: Ev<u32>,
+    pub(crate) at: EventList<u32>,
     pub(crate) amount: DecSums,
     pub(crate) prev: Vec<u32>,
     pub(crate) prev2: Vec<u32>,
@@ -835,9 +842,13 @@ pub(crate) struct PurchaseIx {
 impl PurchaseIx {
     /// The purchases of `at` by their customer's acquisition (for
     /// [`PurchaseIx::by_acquisition`]).
-    pub(crate) fn by_acquisition(lk: &Lookups, rows: &Slab<PurchaseRow>, at: &Ev<u32>) -> Blocked {
-        by_acquisition(lk, at.v.len(), |i| {
-            let p = rows.row(at.v[i]);
+    pub(crate) fn by_acquisition(
+        lk: &Lookups,
+        rows: &Slab<PurchaseRow>,
+        at: &EventList<u32>,
+    ) -> Blocked {
+        by_acquisition(lk, at.items.len(), |i| {
+            let p = rows.row(at.items[i]);
             (p.customer, p.amount)
         })
     }
@@ -861,7 +872,7 @@ impl Ix for PurchaseIx {
             .collect();
         PurchaseIx {
             by_acquisition: ByCustomers::default(),
-            amount: DecSums::new(at.v.iter().map(|r| rows.row(*r).amount)),
+            amount: DecSums::new(at.items.iter().map(|r| rows.row(*r).amount)),
             at,
             prev,
             prev2,
@@ -1053,7 +1064,7 @@ pub(crate) struct SubCtx {
 /// MRR movements of one kind by time: each one's subscription (row) and amount, and the
 /// amounts' prefix sums.
 pub(crate) struct Moves {
-    pub(crate) ev: Ev<u32>,
+    pub(crate) ev: EventList<u32>,
     amounts: DecCol,
     pub(crate) sums: DecSums,
 }
@@ -1061,14 +1072,14 @@ pub(crate) struct Moves {
 impl Moves {
     /// The `n` movements `items` (time, (row, amount)), sorted.
     fn new(n: usize, items: impl Iterator<Item = (Timestamp, (u32, Decimal))>) -> Self {
-        let ev = Ev::collect(n, items);
-        let amounts = ev.v.iter().map(|(_, x)| *x);
+        let ev = EventList::collect(n, items);
+        let amounts = ev.items.iter().map(|(_, x)| *x);
         Moves {
             sums: DecSums::new(amounts.clone()),
             amounts: DecCol::new(amounts),
-            ev: Ev {
-                v: ev.v.iter().map(|(r, _)| *r).collect(),
-                t: ev.t,
+            ev: EventList {
+                items: ev.items.iter().map(|(r, _)| *r).collect(),
+                times: ev.times,
             },
         }
     }
@@ -1087,13 +1098,13 @@ pub(crate) struct SubIx {
     pub(crate) expansion: Moves,
     pub(crate) contraction: Moves,
     pub(crate) churn: Moves,
-    pub(crate) due: Ev<u32>,
-    pub(crate) renewed: Ev<u32>,
+    pub(crate) due: EventList<u32>,
+    pub(crate) renewed: EventList<u32>,
     /// Per customer, the maximal intervals `(a, b]` in which they have an active
     /// subscription with MRR > 0: keyed by `a`, with a row of the customer and `b`.
-    pub(crate) paying_from: Ev<(u32, OptTs)>,
+    pub(crate) paying_from: EventList<(u32, OptTs)>,
     /// The same intervals keyed by `b`.
-    pub(crate) paying_until: Ev<u32>,
+    pub(crate) paying_until: EventList<u32>,
 }
 
 impl Ix for SubIx {
@@ -1162,11 +1173,11 @@ impl Ix for SubIx {
                 let s = rows.row(r);
                 s.renewal_due_at.get().filter(|_| s.renewed == Some(true))
             }),
-            paying_from: Ev::collect(
+            paying_from: EventList::collect(
                 intervals.len(),
                 intervals.iter().map(|(_, a, b, r)| (a.get(), (*r, *b))),
             ),
-            paying_until: Ev::collect(
+            paying_until: EventList::collect(
                 ends,
                 intervals
                     .iter()
@@ -1199,7 +1210,7 @@ impl TicketRow {
 /// Tickets by one of their times (resolution or first response), with the time from
 /// opening to it summed.
 pub(crate) struct TicketTimes {
-    pub(crate) ev: Ev<u32>,
+    pub(crate) ev: EventList<u32>,
     pub(crate) nanos: IntSums,
 }
 
@@ -1207,7 +1218,7 @@ impl TicketTimes {
     /// The tickets among `subset` by resolution (`resolved`) or first response.
     fn build(rows: &Slab<TicketRow>, subset: &[u32], resolved: bool) -> Self {
         let ev = ev_rows(subset, |r| rows.row(r).until(resolved));
-        let nanos = IntSums::new(ev.v.iter().map(|r| rows.row(*r).wait_nanos(resolved)));
+        let nanos = IntSums::new(ev.items.iter().map(|r| rows.row(*r).wait_nanos(resolved)));
         TicketTimes { ev, nanos }
     }
 
@@ -1268,7 +1279,7 @@ pub(crate) type ScoreGroup = ((u32, Decimal), Times);
 
 /// The responses of one survey kind.
 pub(crate) struct SurveyKindIx {
-    pub(crate) at: Ev<u32>,
+    pub(crate) at: EventList<u32>,
     pub(crate) score: DecSums,
     /// Response times per (scale_max, score), when there are at most
     /// [`MAX_SCORE_GROUPS`] groups.
@@ -1308,7 +1319,7 @@ impl Ix for SurveyIx {
             });
             let mut groups: HashMap<(u32, Decimal), Vec<Timestamp>> = HashMap::new();
             let mut too_many = false;
-            for (t, r) in at.t.iter().zip(&at.v) {
+            for (t, r) in at.times.iter().zip(&at.items) {
                 let s = &rows.row(*r);
                 let key = (s.scale_max, s.score.normalize());
                 if !groups.contains_key(&key) && groups.len() == MAX_SCORE_GROUPS {
@@ -1318,7 +1329,7 @@ impl Ix for SurveyIx {
                 groups.entry(key).or_default().push(t);
             }
             SurveyKindIx {
-                score: DecSums::new(at.v.iter().map(|r| rows.row(*r).score)),
+                score: DecSums::new(at.items.iter().map(|r| rows.row(*r).score)),
                 groups: (!too_many).then(|| {
                     groups
                         .into_iter()

@@ -19,10 +19,14 @@
 //! sharing every part whose record kinds the writes did not change. A part sorts its event
 //! lists on first use.
 
+mod blocked;
+mod events;
 mod kinds;
-pub(crate) mod part;
+mod part;
+mod sums;
 #[cfg(test)]
 mod tests;
+mod times;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -36,10 +40,12 @@ use self::kinds::{
     StageStayIx, SubClasses, SubCtx, SubIx, SurveyIx, TicketIx, TicketTimes, ALL_AMOUNTS,
     MARKETING_AMOUNTS,
 };
-use self::part::{add, overflow, Interner, Part, Resolved, Warm, NONE};
+use self::part::{Part, Resolved, Warm};
+use self::sums::{add, overflow};
 use crate::dims::{channel_name, source_name, Unit};
 use crate::record::{Channel, RecordKind, Source};
 use crate::rows::Rows;
+use crate::symbols::{Interner, NONE};
 use crate::units::{nanos_between, nanos_to, DAY_NANOS, HOUR_NANOS, YEAR_NANOS};
 
 /// Per record kind, a count of the writes that changed records of that kind.
@@ -436,7 +442,7 @@ impl Index {
                     count(s.count(&s.ix.created, r))
                 } else if s.all() {
                     count(s.ix.created_by_conversion.count(r, None, Some(w.end), |i| {
-                        let lead = s.row(&s.ix.created.v[i]);
+                        let lead = s.row(&s.ix.created.items[i]);
                         lead.converted_at.get().unwrap_or(Timestamp::MAX)
                     }))
                 } else {
@@ -484,7 +490,7 @@ impl Index {
                                 s.ix.won_by_acquisition
                                     .get(s.ctx, || DealIx::by_acquisition(s.ctx, s.rows, won));
                             blocked.sum(col, won.range(w), acquired_in_w.0, acquired_in_w.1, |i| {
-                                let d = s.row(&won.v[i]);
+                                let d = s.row(&won.items[i]);
                                 let (acquired, marketing) = d.customer_acquired(s.ctx);
                                 (acquired, counted(d.amount, marketing))
                             })
@@ -513,7 +519,7 @@ impl Index {
                                 s.ix.by_acquisition
                                     .get(s.ctx, || PurchaseIx::by_acquisition(s.ctx, s.rows, at));
                             blocked.sum(col, at.range(w), acquired_in_w.0, acquired_in_w.1, |i| {
-                                let p = s.row(&at.v[i]);
+                                let p = s.row(&at.items[i]);
                                 let (acquired, marketing) = s.ctx.acquisition(p.customer);
                                 (acquired, counted(p.amount, marketing))
                             })
@@ -690,10 +696,10 @@ impl Index {
                         let (o, amount) = (other(), |e: &u32| s.row(e).amount);
                         let created = o
                             .created_amount
-                            .prefix(o.created.before(w.end), |i| amount(&o.created.v[i]))?;
+                            .prefix(o.created.before(w.end), |i| amount(&o.created.items[i]))?;
                         let closed = o
                             .closed_amount
-                            .prefix(o.closed.before(w.end), |i| amount(&o.closed.v[i]))?;
+                            .prefix(o.closed.before(w.end), |i| amount(&o.closed.items[i]))?;
                         created.checked_sub(closed)
                     })
                     .flatten();
@@ -752,8 +758,11 @@ impl Index {
                     .then(|| {
                         let amount = |e: &u32| s.ctx.deal(s.row(e)).amount;
                         ix.from_amount
-                            .prefix(begun, |i| amount(&ix.from.v[i]))?
-                            .checked_sub(ix.until_amount.prefix(ended, |i| amount(&ix.until.v[i]))?)
+                            .prefix(begun, |i| amount(&ix.from.items[i]))?
+                            .checked_sub(
+                                ix.until_amount
+                                    .prefix(ended, |i| amount(&ix.until.items[i]))?,
+                            )
                     })
                     .flatten();
                 match fast {
@@ -774,7 +783,7 @@ impl Index {
         let mut total = Decimal::ZERO;
         // Quotas before `first` all end at or before the window's start.
         let first = s.ix.max_end.partition_point(|end| *end <= w.start);
-        for e in &ev.v[first..ev.before(w.end).max(first)] {
+        for e in &ev.items[first..ev.before(w.end).max(first)] {
             let q = s.row(e);
             if q.end <= w.start || !s.ok(*e) {
                 continue;
@@ -833,7 +842,7 @@ impl Index {
             Measure::CustomersChurnedFromStart if s.all() => count(
                 ix.churned_by_acquisition
                     .count(ix.churned.range(w), None, Some(w.start), |i| {
-                        s.row(&ix.churned.v[i]).acquired()
+                        s.row(&ix.churned.items[i]).acquired()
                     }),
             ),
             Measure::CustomersChurnedFromStart => {
@@ -841,12 +850,16 @@ impl Index {
                     s.row(e).acquired() < w.start
                 }))
             }
-            Measure::CustomersNewRetained if s.all() => count(ix.acquired_by_churn.count(
-                ix.acquired.range(w),
-                Some(w.end),
-                None,
-                |i| s.row(&ix.acquired.v[i]).churned().unwrap_or(Timestamp::MAX),
-            )),
+            Measure::CustomersNewRetained if s.all() => {
+                count(
+                    ix.acquired_by_churn
+                        .count(ix.acquired.range(w), Some(w.end), None, |i| {
+                            s.row(&ix.acquired.items[i])
+                                .churned()
+                                .unwrap_or(Timestamp::MAX)
+                        }),
+                )
+            }
             Measure::CustomersNewRetained => {
                 count(s.count_where(&ix.acquired, ix.acquired.range(w), |e| {
                     s.row(e).churned().is_none_or(|c| c >= w.end)
@@ -881,7 +894,7 @@ impl Index {
                 let fast = s
                     .all()
                     .then(|| {
-                        let first_mrr = |i: usize| s.ctx.first_mrr(s.row(&ix.acquired.v[i]));
+                        let first_mrr = |i: usize| s.ctx.first_mrr(s.row(&ix.acquired.items[i]));
                         let total = ix
                             .first_mrr
                             .range(r.clone(), |i| first_mrr(i).unwrap_or(Decimal::ZERO))?;
@@ -896,7 +909,7 @@ impl Index {
                     None => {
                         let mut total = Decimal::ZERO;
                         let mut n = 0u64;
-                        for e in &ix.acquired.v[r] {
+                        for e in &ix.acquired.items[r] {
                             if let Some(mrr) = s.ctx.first_mrr(s.row(e)) {
                                 if s.ok(*e) {
                                     total = add(total, mrr)?;
@@ -930,7 +943,7 @@ impl Index {
             for (c, sums) in s.ix.by_category.iter().enumerate() {
                 if categories.contains_index(c) {
                     total = total.and_then(|t| {
-                        let x = sums.range(r.clone(), |i| s.row(&s.ix.at.v[i]).amount_in(c))?;
+                        let x = sums.range(r.clone(), |i| s.row(&s.ix.at.items[i]).amount_in(c))?;
                         t.checked_add(x)
                     });
                 }
@@ -976,7 +989,7 @@ impl Index {
                     )
                 } else {
                     let mut per: HashMap<u32, u32> = HashMap::new();
-                    for e in &ix.at.v[r] {
+                    for e in &ix.at.items[r] {
                         if s.ok(*e) {
                             *per.entry(s.row(e).customer).or_default() += 1;
                         }
@@ -1007,7 +1020,7 @@ impl Index {
             }
             let mut acc = Decimal::ZERO;
             for i in r {
-                if s.ok(m.ev.v[i]) {
+                if s.ok(m.ev.items[i]) {
                     acc = add(acc, m.amount(i))?;
                 }
             }
