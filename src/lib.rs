@@ -115,6 +115,15 @@ struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize)
     )]
     max_concurrent_requests: usize,
+    /// Most kpi.v1 RPCs of one tenant (one API key's) served at once; one more is answered
+    /// RESOURCE_EXHAUSTED at once. Default: half of --max-concurrent-requests with
+    /// --api-keys, all of it without (every caller is then the tenant `default`).
+    #[arg(
+        long,
+        env = "KPID_MAX_CONCURRENT_REQUESTS_PER_TENANT",
+        value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize)
+    )]
+    max_concurrent_requests_per_tenant: Option<usize>,
     /// PEM certificate chain: serve TLS (needs --tls-key).
     #[arg(long, env = "KPID_TLS_CERT", requires = "tls_key", value_name = "PEM")]
     tls_cert: Option<PathBuf>,
@@ -263,6 +272,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics_addr: args.metrics_addr,
         api_keys,
         max_concurrent_requests: args.max_concurrent_requests,
+        max_concurrent_requests_per_tenant: args.max_concurrent_requests_per_tenant,
         tls,
         request_timeout: args.request_timeout.map(std::time::Duration::from_secs),
         ..ServerConfig::default()
@@ -547,6 +557,8 @@ mod tests {
             "7",
             "--max-concurrent-requests",
             "2",
+            "--max-concurrent-requests-per-tenant",
+            "1",
             "--tls-cert",
             "c.pem",
             "--tls-key",
@@ -568,12 +580,14 @@ mod tests {
             ),
             (5, 7, 2)
         );
+        assert_eq!(args.max_concurrent_requests_per_tenant, Some(1));
         assert_eq!(args.tls_client_ca, Some(PathBuf::from("ca.pem")));
         assert_eq!(args.request_timeout, Some(30));
         for bad in [
             &["kpid", "serve", "--tls-cert", "c.pem"][..],
             &["kpid", "serve", "--tls-client-ca", "ca.pem"],
             &["kpid", "serve", "--max-concurrent-requests", "0"],
+            &["kpid", "serve", "--max-concurrent-requests-per-tenant", "0"],
             &["kpid", "serve", "--max-rows", "0"],
             &["kpid", "serve", "--request-timeout", "0"],
         ] {

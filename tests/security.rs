@@ -717,8 +717,20 @@ async fn the_request_timeout_frees_a_slot_held_by_a_stream_left_open() {
         ],
     );
     let mut records = kpid.records().await;
-    // A caller that opens an Ingest stream and never closes it.
+    // A caller that opens an Ingest stream, sends one message (from which on the stream
+    // holds the slot) and never closes it.
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::IngestRequest>(1);
+    tx.send(pb::IngestRequest {
+        records: vec![deal(
+            "d1",
+            "alice",
+            pb::DealStatus::Won,
+            "1",
+            "2024-01-10T00:00:00Z",
+        )],
+    })
+    .await
+    .unwrap();
     let started = Instant::now();
     let status = records
         .ingest(tokio_stream::wrappers::ReceiverStream::new(rx))
@@ -743,6 +755,291 @@ async fn the_request_timeout_frees_a_slot_held_by_a_stream_left_open() {
             Err(status) if status.code() == Code::ResourceExhausted => {
                 assert!(Instant::now() < deadline, "the slot was never freed");
                 tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(status) => panic!("{status:?}"),
+        }
+    }
+}
+
+/// A raw HTTP/2 connection to kpid (hyper's low-level client), to send what tonic never
+/// would: requests whose bodies never come.
+struct RawConnection {
+    sender: hyper::client::conn::http2::SendRequest<RawBody>,
+    base: String,
+}
+
+type RawBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>;
+
+impl RawConnection {
+    async fn open(kpid: &Kpid) -> RawConnection {
+        let stream = tokio::net::TcpStream::connect(kpid.addr).await.unwrap();
+        let (sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(connection);
+        RawConnection {
+            sender,
+            base: kpid.url(),
+        }
+    }
+
+    /// Sends a gRPC request's headers (as `key`'s tenant) and `body`; the answer's
+    /// status (from its headers or its trailers), or the transport error.
+    fn send(
+        &mut self,
+        path: &str,
+        key: Option<&str>,
+        body: RawBody,
+    ) -> impl std::future::Future<Output = Result<Status, hyper::Error>> {
+        let mut request = http::Request::post(format!("{}{path}", self.base))
+            .header(http::header::CONTENT_TYPE, "application/grpc")
+            .header(http::header::TE, "trailers");
+        if let Some(key) = key {
+            request = request.header(http::header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        let response = self.sender.send_request(request.body(body).unwrap());
+        async move {
+            use http_body_util::BodyExt as _;
+            let response = response.await?;
+            if let Some(status) = Status::from_header_map(response.headers()) {
+                return Ok(status);
+            }
+            let trailers = response.into_body().collect().await?.trailers().cloned();
+            Ok(trailers
+                .and_then(|t| Status::from_header_map(&t))
+                .unwrap_or_else(|| Status::unknown("no grpc-status")))
+        }
+    }
+
+    /// Opens a Compute call as `key`'s tenant whose request message never comes: only
+    /// headers are sent and the stream stays open.
+    fn bodiless_compute(
+        &mut self,
+        key: &str,
+    ) -> impl std::future::Future<Output = Result<Status, hyper::Error>> {
+        use http_body_util::BodyExt as _;
+        let never = http_body_util::StreamBody::new(tokio_stream::pending::<
+            Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>,
+        >());
+        self.send("/kpi.v1.MetricsService/Compute", Some(key), never.boxed())
+    }
+
+    /// A health check on this connection, answered only once the server has taken every
+    /// stream opened before it (HTTP/2 streams are accepted in order).
+    async fn health(&mut self) -> Status {
+        use http_body_util::BodyExt as _;
+        use prost::Message as _;
+        let message = HealthCheckRequest::default().encode_to_vec();
+        let mut framed = vec![0];
+        framed.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+        framed.extend(message);
+        let body = http_body_util::Full::new(bytes::Bytes::from(framed)).boxed();
+        self.send("/grpc.health.v1.Health/Check", None, body)
+            .await
+            .expect("health answers")
+    }
+}
+
+fn calculator_cac() -> pb::ComputeRequest {
+    pb::ComputeRequest {
+        metric_id: "marketing.cac".into(),
+        inputs: [("spend", "10000"), ("new_customers", "10")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Runs `calls` Computes (calculator and stored mode, alternately) and returns their
+/// latencies, sorted; every one must answer OK within a generous deadline.
+async fn timed_computes(metrics: &mut Metrics, calls: usize) -> Vec<Duration> {
+    let mut latencies = Vec::with_capacity(calls);
+    for i in 0..calls {
+        let started = Instant::now();
+        let answer = if i % 2 == 0 {
+            tokio::time::timeout(Duration::from_secs(30), metrics.compute(calculator_cac())).await
+        } else {
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                metrics.compute(win_rate("2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z")),
+            )
+            .await
+        };
+        let answer = answer.expect("answered within 30 s");
+        let rows = answer
+            .unwrap_or_else(|s| panic!("call {i}: {s:?}"))
+            .into_inner()
+            .rows;
+        assert!(!rows.is_empty());
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    latencies
+}
+
+fn summary(latencies: &[Duration]) -> String {
+    format!(
+        "{} calls, p50 {:.2} ms, max {:.2} ms",
+        latencies.len(),
+        latencies[latencies.len() / 2].as_secs_f64() * 1000.0,
+        latencies[latencies.len() - 1].as_secs_f64() * 1000.0
+    )
+}
+
+#[tokio::test]
+async fn bodiless_streams_of_one_tenant_lock_nobody_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, acme_key, globex_key) = two_tenants(dir.path());
+    let kpid = Kpid::start_in(
+        &dir.path().join("data"),
+        &[
+            ("KPID_API_KEYS", file.to_str().unwrap()),
+            ("KPID_MAX_CONCURRENT_REQUESTS", "16"),
+        ],
+    );
+    let (mut globex_metrics, _) = clients(&kpid, Bearer::key(&globex_key)).await;
+    let (mut acme_metrics, _) = clients(&kpid, Bearer::key(&acme_key)).await;
+    let before = timed_computes(&mut globex_metrics, 40).await;
+
+    // acme opens 3 connections × 99 Compute streams (the server allows 100 per
+    // connection; the 100th is the health check below) and never sends a message.
+    let mut silent = Vec::new();
+    let mut connections = Vec::new();
+    for _ in 0..3 {
+        let mut connection = RawConnection::open(&kpid).await;
+        for _ in 0..99 {
+            silent.push(tokio::spawn(connection.bodiless_compute(&acme_key)));
+        }
+        assert_eq!(connection.health().await.code(), Code::Ok);
+        connections.push(connection);
+    }
+    assert!(silent.iter().all(|call| !call.is_finished()));
+
+    // 297 waiting streams, 16 slots: globex is served, in both modes, and so is acme's
+    // own well-formed call, because a stream without its message holds no slot.
+    let during = timed_computes(&mut globex_metrics, 40).await;
+    let acme_answer = acme_metrics.compute(calculator_cac()).await.unwrap();
+    assert_eq!(acme_answer.into_inner().rows[0].value, "1000");
+    assert_eq!(serving(&kpid).await, ServingStatus::Serving);
+    eprintln!(
+        "globex Compute before: {}; during 297 bodiless streams of acme: {}",
+        summary(&before),
+        summary(&during)
+    );
+
+    // Each silent stream is answered DEADLINE_EXCEEDED once it has waited the server's
+    // first-message timeout.
+    for call in silent {
+        let status = tokio::time::timeout(Duration::from_secs(60), call)
+            .await
+            .expect("a silent stream was never answered")
+            .unwrap()
+            .expect("an answer, not a reset");
+        assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+        assert!(
+            status.message().contains("no request message"),
+            "{status:?}"
+        );
+    }
+    drop(connections);
+}
+
+#[tokio::test]
+async fn one_tenant_is_shed_at_its_own_limit_while_another_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, acme_key, globex_key) = two_tenants(dir.path());
+    let kpid = Kpid::start_in(
+        &dir.path().join("data"),
+        &[
+            ("KPID_API_KEYS", file.to_str().unwrap()),
+            ("KPID_MAX_CONCURRENT_REQUESTS", "16"),
+            ("KPID_MAX_CONCURRENT_REQUESTS_PER_TENANT", "4"),
+        ],
+    );
+    let (mut acme_metrics, acme_records) = clients(&kpid, Bearer::key(&acme_key)).await;
+    let (mut globex_metrics, _) = clients(&kpid, Bearer::key(&globex_key)).await;
+
+    // acme opens 6 Ingest streams, sends one message on each and keeps them open: 4
+    // hold acme's slots for as long as they stay open, 2 are shed.
+    let mut open = Vec::new();
+    for i in 0..6 {
+        let (tx, rx) = tokio::sync::mpsc::channel::<pb::IngestRequest>(1);
+        tx.send(pb::IngestRequest {
+            records: vec![deal(
+                &format!("d{i}"),
+                "alice",
+                pb::DealStatus::Won,
+                "1",
+                "2024-01-10T00:00:00Z",
+            )],
+        })
+        .await
+        .unwrap();
+        let mut records = acme_records.clone();
+        let call = tokio::spawn(async move {
+            records
+                .ingest(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+        });
+        open.push((tx, call));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut shed = Vec::new();
+    while shed.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the Ingest streams were never shed"
+        );
+        let finished = open.iter().position(|(_, call)| call.is_finished());
+        let Some(finished) = finished else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let (_, call) = open.swap_remove(finished);
+        shed.push(call.await.unwrap().unwrap_err());
+    }
+    for status in &shed {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(
+            status
+                .message()
+                .contains("--max-concurrent-requests-per-tenant")
+                && status.message().contains("acme"),
+            "{status:?}"
+        );
+    }
+    assert_eq!(open.len(), 4);
+
+    // acme's own further calls are shed, globex's are served, in both modes.
+    let status = acme_metrics.compute(calculator_cac()).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("--max-concurrent-requests-per-tenant"),
+        "{status:?}"
+    );
+    timed_computes(&mut globex_metrics, 10).await;
+
+    // Closing the streams gives acme its slots back.
+    for (tx, call) in open {
+        drop(tx);
+        assert_eq!(call.await.unwrap().unwrap().into_inner().accepted, 1);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match acme_metrics.compute(calculator_cac()).await {
+            Ok(answer) => {
+                assert_eq!(answer.into_inner().rows[0].value, "1000");
+                break;
+            }
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                assert!(Instant::now() < deadline, "acme's slots never came back");
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
             Err(status) => panic!("{status:?}"),
         }

@@ -61,19 +61,27 @@ where
     }
 }
 
-/// Where the reader is in the stream of length-prefixed messages.
+/// Where the reader is in the stream of length-prefixed messages. Only the prefixes are
+/// read: a compressed message's prefix gives its compressed length, which is what arrives.
 #[derive(Debug, Default)]
-struct Framing {
+pub(crate) struct Framing {
     /// Bytes of the current 5-byte prefix (compression flag, big-endian length) seen.
     prefix: [u8; 5],
     prefix_len: usize,
     /// Bytes of the current message still to come.
     remaining: u64,
+    /// Messages whose last byte has been seen.
+    complete: u64,
 }
 
 impl Framing {
+    /// How many messages have arrived whole.
+    pub(crate) fn complete_messages(&self) -> u64 {
+        self.complete
+    }
+
     /// Follows `chunk`; the declared length of the first message over `max_bytes`.
-    fn advance(&mut self, mut chunk: &[u8], max_bytes: usize) -> Result<(), u64> {
+    pub(crate) fn advance(&mut self, mut chunk: &[u8], max_bytes: usize) -> Result<(), u64> {
         while !chunk.is_empty() {
             if self.remaining > 0 {
                 let skip = usize::try_from(self.remaining)
@@ -81,6 +89,9 @@ impl Framing {
                     .min(chunk.len());
                 chunk.advance(skip);
                 self.remaining -= skip as u64;
+                if self.remaining == 0 {
+                    self.complete += 1;
+                }
                 continue;
             }
             let take = (5 - self.prefix_len).min(chunk.len());
@@ -99,6 +110,9 @@ impl Framing {
                 }
                 self.prefix_len = 0;
                 self.remaining = declared;
+                if declared == 0 {
+                    self.complete += 1;
+                }
             }
         }
         Ok(())
@@ -118,7 +132,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<B> LimitedBody<B> {
-    fn new(inner: B, max_bytes: usize) -> Self {
+    pub(crate) fn new(inner: B, max_bytes: usize) -> Self {
         Self {
             inner,
             framing: Framing::default(),
@@ -191,6 +205,7 @@ mod tests {
                 assert_eq!(framing.advance(chunk, 10), Ok(()), "chunks of {chunk_size}");
             }
             assert_eq!((framing.prefix_len, framing.remaining), (0, 0));
+            assert_eq!(framing.complete_messages(), 3, "chunks of {chunk_size}");
         }
     }
 

@@ -4,9 +4,10 @@
 //!
 //! Every request passes, outermost first: CORS (a browser page on another origin may call),
 //! grpc-web translation (HTTP/1.1 `application/grpc-web*` becomes gRPC), observation (a
-//! span per RPC, Prometheus metrics), the deadline (`grpc-timeout` and the server's
-//! request timeout answer DEADLINE_EXCEEDED), the request message limit
-//! (RESOURCE_EXHAUSTED), then the services. kpid serves HTTP/1.1 and HTTP/2 on one port.
+//! span per RPC, Prometheus metrics), authentication, the deadline (`grpc-timeout` and the
+//! server's request timeout answer DEADLINE_EXCEEDED), the request message limit
+//! (RESOURCE_EXHAUSTED), load shedding (a slot once the first message is in), then the
+//! services. kpid serves HTTP/1.1 and HTTP/2 on one port.
 //!
 //! The accept loop is ours rather than `tonic::transport::Server`'s because tonic's server
 //! enforces `grpc-timeout` outside every user layer and answers CANCELLED; here the
@@ -66,7 +67,11 @@ pub struct ServerConfig {
     /// the tenant `default`).
     pub api_keys: Option<Arc<ApiKeys>>,
     /// Most kpi.v1 RPCs running at once; one more is answered RESOURCE_EXHAUSTED at once.
+    /// An RPC counts from the arrival of its (first) request message.
     pub max_concurrent_requests: usize,
+    /// Most kpi.v1 RPCs of one tenant running at once (`None`: see
+    /// [`ServerConfig::per_tenant_limit`]).
+    pub max_concurrent_requests_per_tenant: Option<usize>,
     /// Serve TLS (and mutual TLS with a client CA) instead of plaintext.
     pub tls: Option<TlsFiles>,
 }
@@ -74,6 +79,19 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// The default for [`ServerConfig::max_concurrent_requests`].
     pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
+
+    /// The most RPCs one tenant may run at once: the configured value (at most the global
+    /// limit), else, with API keys, half the global limit (at least 1), so that no tenant
+    /// can take every slot; without keys every caller is the one tenant `default`, which
+    /// then has the whole global limit.
+    pub fn per_tenant_limit(&self) -> usize {
+        let global = self.max_concurrent_requests.max(1);
+        match (self.max_concurrent_requests_per_tenant, &self.api_keys) {
+            (Some(limit), _) => limit.clamp(1, global),
+            (None, Some(_)) => (global / 2).max(1),
+            (None, None) => global,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -87,6 +105,7 @@ impl Default for ServerConfig {
             metrics_addr: None,
             api_keys: None,
             max_concurrent_requests: Self::DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_concurrent_requests_per_tenant: None,
             tls: None,
         }
     }
@@ -134,6 +153,10 @@ const WRITE_HEALTH_POLL: Duration = Duration::from_millis(250);
 
 /// How long the metrics endpoint's connections may take to close after shutdown.
 const METRICS_GRACE: Duration = Duration::from_secs(1);
+
+/// Most HTTP/2 streams (RPCs) open at once on one connection (RFC 9113 advises at least
+/// 100); the client waits for one to end before it opens another.
+const MAX_STREAMS_PER_CONNECTION: u32 = 100;
 
 /// Serves kpid over an opened `store` on `listener` until `shutdown` completes; see
 /// [`serve_opening`].
@@ -247,13 +270,16 @@ where
         .layer(AuthLayer {
             keys: config.api_keys.clone(),
         })
-        .layer(ConcurrencyLimitLayer::new(config.max_concurrent_requests))
         .layer(DeadlineLayer {
             server_timeout: config.request_timeout,
         })
         .layer(MessageLimitLayer {
             max_bytes: limits.max_decoding_message_bytes,
         })
+        .layer(ConcurrencyLimitLayer::new(
+            config.max_concurrent_requests,
+            config.per_tenant_limit(),
+        ))
         .service(routes);
     let grpc = grpc.map_request(|request: Request<Incoming>| request.map(Body::new));
 
@@ -423,6 +449,11 @@ where
     // hyper enforces its HTTP/1 header read timeout only with a timer.
     builder.http1().timer(TokioTimer::new());
     builder.http2().timer(TokioTimer::new());
+    // A stream waiting for its request message holds no concurrency slot: bound how many
+    // one connection may open.
+    builder
+        .http2()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let graceful = GracefulShutdown::new();
     // An error means the sender is gone, which means stop too.
     let mut stopped = std::pin::pin!(async move {
