@@ -101,3 +101,17 @@ pub(crate) fn previous_same<T: HasRow>(ev: &EventList<T>, key: impl Fn(u32) -> S
         })
         .collect()
 }
+
+/// The rows `subset` that have a time (`time(row)`), sorted by it.
+pub(crate) fn rows_by_time(
+    rows_subset: &[u32],
+    time: impl Fn(u32) -> Option<Timestamp>,
+) -> EventList<u32> {
+    // Counted first, so the sort buffer is no larger than the list (many lists hold a
+    // fraction of the rows: won deals, upsells, churned customers).
+    let n = rows_subset.iter().filter(|r| time(**r).is_some()).count();
+    EventList::collect(
+        n,
+        rows_subset.iter().filter_map(|r| time(*r).map(|t| (t, *r))),
+    )
+}

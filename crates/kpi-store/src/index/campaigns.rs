@@ -1,0 +1,127 @@
+//! Campaigns: email campaigns by start, with their counters summed; the measures they
+//! answer.
+
+use jiff::Timestamp;
+use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
+
+use super::count;
+use super::events::{rows_by_time, EventList};
+use super::part::{Ix, Part, Resolved, Table};
+use super::sums::{overflow, IntSums};
+use crate::dims::Unit;
+use crate::record::{Channel, RecordKind};
+use crate::rows::Rows;
+use crate::symbols::{Sym, NONE};
+
+/// The kinds the campaign part reads.
+pub(crate) const READS: &[RecordKind] = &[RecordKind::Campaign];
+
+/// Whether the campaign part answers `measure`.
+pub(crate) fn answers(measure: Measure) -> bool {
+    matches!(
+        measure,
+        Measure::EmailCampaigns
+            | Measure::EmailDelivered
+            | Measure::EmailOpens
+            | Measure::EmailClicks
+    )
+}
+
+/// The campaign part of `rows` (converted: the channel as its name's symbol, from
+/// `channels`).
+pub(crate) fn part(rows: &Rows, channels: &[Sym; Channel::ALL.len()]) -> Part<CampaignIx> {
+    let campaigns = rows
+        .campaigns
+        .iter()
+        .map(|c| CampaignRow {
+            id: c.id,
+            channel: channels[c.channel as usize],
+            started: c.started_at.get(),
+            email: c.channel == Channel::Email,
+            delivered: c.delivered,
+            opens: c.opens,
+            clicks: c.clicks,
+        })
+        .collect::<Vec<_>>();
+    Part::new(Unit::Campaign, campaigns, ())
+}
+
+/// A campaign.
+pub(crate) struct CampaignRow {
+    pub(crate) id: Sym,
+    /// The symbol of its channel's name.
+    pub(crate) channel: Sym,
+    pub(crate) started: Timestamp,
+    pub(crate) email: bool,
+    pub(crate) delivered: u64,
+    pub(crate) opens: u64,
+    pub(crate) clicks: u64,
+}
+
+/// Email campaigns by start, with sums of their counters.
+pub(crate) struct CampaignIx {
+    pub(crate) email: EventList<u32>,
+    pub(crate) delivered: IntSums,
+    pub(crate) opens: IntSums,
+    pub(crate) clicks: IntSums,
+}
+
+impl Ix for CampaignIx {
+    type Row = CampaignRow;
+    type Rows = Vec<CampaignRow>;
+    type Ctx = ();
+
+    fn attr((): &(), c: &CampaignRow, d: Dimension) -> Sym {
+        match d {
+            Dimension::Campaign => c.id,
+            Dimension::Channel => c.channel,
+            _ => NONE,
+        }
+    }
+
+    fn build((): &(), rows: &Self::Rows, subset: &[u32]) -> Self {
+        let row = |r: &u32| rows.row(*r);
+        let email = rows_by_time(subset, |r| {
+            Some(rows.row(r).started).filter(|_| rows.row(r).email)
+        });
+        CampaignIx {
+            delivered: IntSums::new(email.items.iter().map(|r| i128::from(row(r).delivered))),
+            opens: IntSums::new(email.items.iter().map(|r| i128::from(row(r).opens))),
+            clicks: IntSums::new(email.items.iter().map(|r| i128::from(row(r).clicks))),
+            email,
+        }
+    }
+}
+
+/// The campaigns' value of `measure` (one [`answers`]) over `w` and the filters `f`.
+pub(crate) fn measure(
+    part: &Part<CampaignIx>,
+    measure: Measure,
+    w: &Window,
+    f: &Resolved,
+) -> Result<Decimal, MetricError> {
+    Ok(match measure {
+        Measure::EmailCampaigns
+        | Measure::EmailDelivered
+        | Measure::EmailOpens
+        | Measure::EmailClicks => {
+            let Some(s) = part.select(f) else {
+                return Ok(Decimal::ZERO);
+            };
+            let ix = s.ix;
+            let r = ix.email.range(w);
+            let total = match measure {
+                Measure::EmailCampaigns => return Ok(count(s.count(&ix.email, r))),
+                Measure::EmailDelivered => s.int_sum(&ix.email, r, &ix.delivered, |e| {
+                    i128::from(s.row(e).delivered)
+                }),
+                Measure::EmailOpens => {
+                    s.int_sum(&ix.email, r, &ix.opens, |e| i128::from(s.row(e).opens))
+                }
+                _ => s.int_sum(&ix.email, r, &ix.clicks, |e| i128::from(s.row(e).clicks)),
+            };
+            Decimal::try_from_i128_with_scale(total, 0).map_err(|_| overflow())?
+        }
+        _ => unreachable!("campaigns::measure is called with the measures campaigns answer only"),
+    })
+}

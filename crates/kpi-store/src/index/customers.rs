@@ -1,0 +1,267 @@
+//! Customers: by acquisition (all, and marketing-sourced) and by churn, with tenures and
+//! first MRRs summed; the measures they answer.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
+
+use super::blocked::Blocked;
+use super::count;
+use super::events::{rows_by_time, EventList};
+use super::lookups::Lookups;
+use super::part::{Ix, Part, Resolved};
+use super::subscriptions::SubClasses;
+use super::sums::{add, DecSums, IntSums};
+use crate::record::{RecordKind, Source};
+use crate::rows::{CustomerRow, Slab, SubRow};
+use crate::symbols::{Sym, NONE};
+use crate::units::{nanos_between, nanos_to, YEAR_NANOS};
+
+/// The kinds the customer part reads: customers, the campaigns whose channel they inherit,
+/// and the subscriptions their first MRR is read from.
+pub(crate) const READS: &[RecordKind] = &[
+    RecordKind::Customer,
+    RecordKind::Campaign,
+    RecordKind::Subscription,
+];
+
+/// Whether the customer part answers `measure`.
+pub(crate) fn answers(measure: Measure) -> bool {
+    matches!(
+        measure,
+        Measure::CustomersAcquired
+            | Measure::CustomersAcquiredFromMarketing
+            | Measure::CustomersAtStart
+            | Measure::CustomersAtEnd
+            | Measure::CustomersChurnedFromStart
+            | Measure::CustomersNewRetained
+            | Measure::CustomersActiveInWindow
+            | Measure::MeanChurnedTenureYears
+            | Measure::CustomersChurnedBeforeEnd
+            | Measure::NewCustomerMeanFirstMrr
+    )
+}
+
+impl CustomerRow {
+    /// When the customer was acquired.
+    pub(crate) fn acquired(&self) -> Timestamp {
+        self.acquired_at.get()
+    }
+
+    /// When the customer churned, if they did.
+    pub(crate) fn churned(&self) -> Option<Timestamp> {
+        self.churned_at.get()
+    }
+
+    /// The time from acquisition to churn (zero without one), in nanoseconds.
+    pub(crate) fn tenure_nanos(&self) -> i128 {
+        nanos_between(self.acquired(), self.churned().unwrap_or(self.acquired()))
+    }
+}
+
+/// What customer rows read: the lookups, and the subscriptions with their classes (a
+/// customer's first MRR is their earliest subscription's).
+pub(crate) struct CustomerCtx {
+    pub(crate) lk: Arc<Lookups>,
+    pub(crate) subs: Arc<Slab<SubRow>>,
+    pub(crate) classes: Arc<SubClasses>,
+}
+
+impl CustomerCtx {
+    /// The first MRR of customer `c`'s earliest subscription, if they have one.
+    pub(crate) fn first_mrr(&self, c: &CustomerRow) -> Option<Decimal> {
+        let sub = self.classes.first(c.id)?;
+        Some(self.subs.row(sub).mrr_changes[0].1)
+    }
+}
+
+/// Customers by acquisition (all, and marketing-sourced) and by churn.
+pub(crate) struct CustomerIx {
+    pub(crate) acquired: EventList<u32>,
+    /// Customers (in `acquired` order) by churn time (never: the end of time).
+    pub(crate) acquired_by_churn: Blocked,
+    /// How many customers (in `acquired` order) have a first MRR, and its sum.
+    pub(crate) with_first_mrr: IntSums,
+    pub(crate) first_mrr: DecSums,
+    pub(crate) marketing: EventList<u32>,
+    pub(crate) churned: EventList<u32>,
+    /// Churned customers (in `churned` order) by acquisition time.
+    pub(crate) churned_by_acquisition: Blocked,
+    pub(crate) tenure: IntSums,
+}
+
+impl Ix for CustomerIx {
+    type Row = CustomerRow;
+    type Rows = Slab<CustomerRow>;
+    type Ctx = CustomerCtx;
+
+    fn attr(ctx: &CustomerCtx, c: &CustomerRow, d: Dimension) -> Sym {
+        match d {
+            Dimension::Owner => c.owner,
+            Dimension::Source => ctx.lk.source(c.source),
+            Dimension::Campaign => c.campaign,
+            Dimension::Channel => ctx.lk.channel(c.campaign),
+            Dimension::Segment => c.segment,
+            Dimension::Stage | Dimension::Agent => NONE,
+        }
+    }
+
+    fn build(ctx: &CustomerCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
+        let first_mrr = |r: u32| ctx.first_mrr(rows.row(r));
+        let row = |r: u32| rows.row(r);
+        let churned = rows_by_time(subset, |r| row(r).churned());
+        let acquired = rows_by_time(subset, |r| Some(row(r).acquired()));
+        CustomerIx {
+            acquired_by_churn: Blocked::new(
+                acquired.items.len(),
+                |i| row(acquired.items[i]).churned().unwrap_or(Timestamp::MAX),
+                &[],
+            ),
+            with_first_mrr: IntSums::new(
+                acquired
+                    .items
+                    .iter()
+                    .map(|r| i128::from(first_mrr(*r).is_some())),
+            ),
+            first_mrr: DecSums::new(
+                acquired
+                    .items
+                    .iter()
+                    .map(|r| first_mrr(*r).unwrap_or(Decimal::ZERO)),
+            ),
+            churned_by_acquisition: Blocked::new(
+                churned.items.len(),
+                |i| row(churned.items[i]).acquired(),
+                &[],
+            ),
+            acquired,
+            marketing: rows_by_time(subset, |r| {
+                Some(row(r).acquired()).filter(|_| row(r).source == Source::Marketing)
+            }),
+            tenure: IntSums::new(churned.items.iter().map(|r| row(*r).tenure_nanos())),
+            churned,
+        }
+    }
+}
+
+/// The customers' value of `measure` (one [`answers`]) over `w` and the filters `f`.
+pub(crate) fn measure(
+    part: &Part<CustomerIx>,
+    measure: Measure,
+    w: &Window,
+    f: &Resolved,
+) -> Result<Decimal, MetricError> {
+    let Some(s) = part.select(f) else {
+        return Ok(Decimal::ZERO);
+    };
+    let ix = s.ix;
+    // Customers active at t: acquired before t, not churned before t.
+    let active_at = |t: Timestamp| {
+        if s.all() {
+            ix.acquired.before(t) - ix.churned.before(t)
+        } else {
+            s.count_where(&ix.acquired, 0..ix.acquired.before(t), |e| {
+                s.row(e).churned().is_none_or(|c| c >= t)
+            })
+        }
+    };
+    Ok(match measure {
+        Measure::CustomersAcquired => count(s.count(&ix.acquired, ix.acquired.range(w))),
+        Measure::CustomersAcquiredFromMarketing => {
+            count(s.count(&ix.marketing, ix.marketing.range(w)))
+        }
+        Measure::CustomersAtStart => count(active_at(w.start)),
+        Measure::CustomersAtEnd => count(active_at(w.end)),
+        Measure::CustomersChurnedFromStart if s.all() => count(ix.churned_by_acquisition.count(
+            ix.churned.range(w),
+            None,
+            Some(w.start),
+            |i| s.row(&ix.churned.items[i]).acquired(),
+        )),
+        Measure::CustomersChurnedFromStart => {
+            count(s.count_where(&ix.churned, ix.churned.range(w), |e| {
+                s.row(e).acquired() < w.start
+            }))
+        }
+        Measure::CustomersNewRetained if s.all() => {
+            count(
+                ix.acquired_by_churn
+                    .count(ix.acquired.range(w), Some(w.end), None, |i| {
+                        s.row(&ix.acquired.items[i])
+                            .churned()
+                            .unwrap_or(Timestamp::MAX)
+                    }),
+            )
+        }
+        Measure::CustomersNewRetained => {
+            count(s.count_where(&ix.acquired, ix.acquired.range(w), |e| {
+                s.row(e).churned().is_none_or(|c| c >= w.end)
+            }))
+        }
+        Measure::CustomersActiveInWindow => {
+            if s.all() {
+                // Churned before start implies acquired before end.
+                count(ix.acquired.before(w.end) - ix.churned.before(w.start))
+            } else {
+                count(
+                    s.count_where(&ix.acquired, 0..ix.acquired.before(w.end), |e| {
+                        s.row(e).churned().is_none_or(|c| c >= w.start)
+                    }),
+                )
+            }
+        }
+        Measure::MeanChurnedTenureYears | Measure::CustomersChurnedBeforeEnd => {
+            let r = 0..ix.churned.before(w.end);
+            let n = s.count(&ix.churned, r.clone());
+            if measure == Measure::CustomersChurnedBeforeEnd {
+                count(n)
+            } else if n == 0 {
+                Decimal::ZERO
+            } else {
+                let nanos = s.int_sum(&ix.churned, r, &ix.tenure, |e| s.row(e).tenure_nanos());
+                nanos_to(nanos, YEAR_NANOS * n as i128)?
+            }
+        }
+        Measure::NewCustomerMeanFirstMrr => {
+            let r = ix.acquired.range(w);
+            let fast = s
+                .all()
+                .then(|| {
+                    let first_mrr = |i: usize| s.ctx.first_mrr(s.row(&ix.acquired.items[i]));
+                    let total = ix
+                        .first_mrr
+                        .range(r.clone(), |i| first_mrr(i).unwrap_or(Decimal::ZERO))?;
+                    let n = ix
+                        .with_first_mrr
+                        .range(r.clone(), |i| i128::from(first_mrr(i).is_some()));
+                    Some((total, n as u64))
+                })
+                .flatten();
+            let (total, n) = match fast {
+                Some(x) => x,
+                None => {
+                    let mut total = Decimal::ZERO;
+                    let mut n = 0u64;
+                    for e in &ix.acquired.items[r] {
+                        if let Some(mrr) = s.ctx.first_mrr(s.row(e)) {
+                            if s.ok(*e) {
+                                total = add(total, mrr)?;
+                                n += 1;
+                            }
+                        }
+                    }
+                    (total, n)
+                }
+            };
+            if n == 0 {
+                Decimal::ZERO
+            } else {
+                total
+                    .checked_div(Decimal::from(n))
+                    .ok_or_else(|| MetricError::Overflow("a mean first MRR".into()))?
+            }
+        }
+        _ => unreachable!("customers::measure is called with the measures customers answer only"),
+    })
+}

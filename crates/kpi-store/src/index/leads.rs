@@ -1,0 +1,90 @@
+//! Leads: by creation, with their conversions blocked by time; the measures they answer.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
+
+use super::blocked::Blocked;
+use super::count;
+use super::events::{rows_by_time, EventList};
+use super::lookups::Lookups;
+use super::part::{Ix, Part, Resolved};
+use crate::record::RecordKind;
+use crate::rows::{LeadRow, Slab};
+use crate::symbols::{Sym, NONE};
+
+/// The kinds the lead part reads: leads, and the campaigns whose channel they inherit.
+pub(crate) const READS: &[RecordKind] = &[RecordKind::Lead, RecordKind::Campaign];
+
+/// Whether the lead part answers `measure`.
+pub(crate) fn answers(measure: Measure) -> bool {
+    matches!(measure, Measure::LeadsCreated | Measure::LeadsConverted)
+}
+
+/// Leads by creation time.
+pub(crate) struct LeadIx {
+    pub(crate) created: EventList<u32>,
+    /// Leads (in `created` order) by conversion time (never: the end of time).
+    pub(crate) created_by_conversion: Blocked,
+}
+
+impl Ix for LeadIx {
+    type Row = LeadRow;
+    type Rows = Slab<LeadRow>;
+    type Ctx = Arc<Lookups>;
+
+    fn attr(lk: &Arc<Lookups>, l: &LeadRow, d: Dimension) -> Sym {
+        match d {
+            Dimension::Source => lk.source(l.source),
+            Dimension::Campaign => l.campaign,
+            Dimension::Channel => lk.channel(l.campaign),
+            _ => NONE,
+        }
+    }
+
+    fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
+        let created = rows_by_time(subset, |r| Some(rows.row(r).created_at.get()));
+        LeadIx {
+            created_by_conversion: Blocked::new(
+                created.items.len(),
+                |i| {
+                    let lead = rows.row(created.items[i]);
+                    lead.converted_at.get().unwrap_or(Timestamp::MAX)
+                },
+                &[],
+            ),
+            created,
+        }
+    }
+}
+
+/// The leads' value of `measure` (one [`answers`]) over `w` and the filters `f`.
+pub(crate) fn measure(
+    part: &Part<LeadIx>,
+    measure: Measure,
+    w: &Window,
+    f: &Resolved,
+) -> Result<Decimal, MetricError> {
+    Ok(match measure {
+        Measure::LeadsCreated | Measure::LeadsConverted => {
+            let Some(s) = part.select(f) else {
+                return Ok(Decimal::ZERO);
+            };
+            let r = s.ix.created.range(w);
+            if measure == Measure::LeadsCreated {
+                count(s.count(&s.ix.created, r))
+            } else if s.all() {
+                count(s.ix.created_by_conversion.count(r, None, Some(w.end), |i| {
+                    let lead = s.row(&s.ix.created.items[i]);
+                    lead.converted_at.get().unwrap_or(Timestamp::MAX)
+                }))
+            } else {
+                count(s.count_where(&s.ix.created, r, |e| {
+                    s.row(e).converted_at.get().is_some_and(|c| c < w.end)
+                }))
+            }
+        }
+        _ => unreachable!("leads::measure is called with the measures leads answer only"),
+    })
+}

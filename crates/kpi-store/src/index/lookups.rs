@@ -1,0 +1,204 @@
+//! What rows inherit from their customer or campaign, looked up when read (rows keep the
+//! key, not a copy), and what an index derives from it: sales by their customer's
+//! acquisition, rebuilt when read through other lookups.
+
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use jiff::Timestamp;
+use kpi_core::{Decimal, Dimension, Measure, Window};
+
+use super::blocked::Blocked;
+use crate::record::Source;
+use crate::rows::{CustomerRow, Slab};
+use crate::symbols::{Sym, NONE};
+
+/// What rows inherit from their customer or campaign, looked up by symbol when read
+/// (rows keep the key, not a copy; customers are read in the store's rows).
+pub(crate) struct Lookups {
+    /// By customer id symbol: the customer's slot among `customers` ([`NONE`]: not stored).
+    slots: Vec<u32>,
+    /// The store's customers.
+    customers: Arc<Slab<CustomerRow>>,
+    /// By the dimension symbol of a campaign id: the symbol of its channel's name.
+    channels: Vec<Sym>,
+    /// The symbol of the email channel's name.
+    email: Sym,
+    /// By source: the symbol of its name.
+    sources: [Sym; Source::ALL.len()],
+}
+
+impl Lookups {
+    /// Lookups over the store's `customers` (of `ids` customer id symbols) and campaigns'
+    /// channels (by id symbol).
+    pub(crate) fn new(
+        customers: Arc<Slab<CustomerRow>>,
+        ids: usize,
+        channels: Vec<Sym>,
+        email: Sym,
+        sources: [Sym; Source::ALL.len()],
+    ) -> Self {
+        let mut slots = vec![NONE; ids];
+        for (slot, c) in customers.slots() {
+            slots[c.id as usize] = slot;
+        }
+        Self {
+            slots,
+            customers,
+            channels,
+            email,
+            sources,
+        }
+    }
+
+    /// The symbol of a source's name.
+    pub(crate) fn source(&self, s: Source) -> Sym {
+        self.sources[s as usize]
+    }
+
+    /// The customer with this id symbol, if stored.
+    pub(crate) fn customer(&self, id: Sym) -> Option<&CustomerRow> {
+        let slot = *self.slots.get(id as usize)?;
+        (slot != NONE).then(|| self.customers.row(slot))
+    }
+
+    /// When the customer with this id symbol was acquired (`None`: no such customer), and
+    /// whether they are marketing-sourced.
+    pub(crate) fn acquisition(&self, id: Sym) -> (Option<Timestamp>, bool) {
+        let c = self.customer(id);
+        (
+            c.map(CustomerRow::acquired),
+            c.is_some_and(|c| c.source == Source::Marketing),
+        )
+    }
+
+    /// The channel of the campaign with this symbol ([`NONE`]: no such campaign).
+    pub(crate) fn channel(&self, campaign: Sym) -> Sym {
+        self.channels
+            .get(campaign as usize)
+            .copied()
+            .unwrap_or(NONE)
+    }
+
+    /// Whether the campaign with this symbol is an email campaign.
+    pub(crate) fn is_email(&self, campaign: Sym) -> bool {
+        self.channel(campaign) == self.email
+    }
+
+    /// The owner, source or segment of a customer ([`NONE`] for other dimensions or no
+    /// such customer).
+    pub(crate) fn customer_attr(&self, id: Sym, d: Dimension) -> Sym {
+        match (self.customer(id), d) {
+            (Some(c), Dimension::Owner) => c.owner,
+            (Some(c), Dimension::Source) => self.source(c.source),
+            (Some(c), Dimension::Segment) => c.segment,
+            _ => NONE,
+        }
+    }
+}
+
+/// What an index derives from its rows' customers (won deals or purchases by their
+/// customer's acquisition): built on first use through some lookups, and built again when
+/// read through other lookups (the part was refit to new customers: `Part::refit`).
+pub(crate) struct ByCustomers<T> {
+    cell: Mutex<Option<(Weak<Lookups>, Arc<T>)>>,
+}
+
+impl<T> Default for ByCustomers<T> {
+    fn default() -> Self {
+        Self {
+            cell: Mutex::new(None),
+        }
+    }
+}
+
+impl<T> ByCustomers<T> {
+    /// What `build` derives through `lk`, built now unless it was through these lookups.
+    pub(crate) fn get(&self, lk: &Arc<Lookups>, build: impl FnOnce() -> T) -> Arc<T> {
+        let mut cell = self.cell.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((of, v)) = &*cell {
+            // The weak reference keeps the lookups' allocation, so its address is theirs.
+            if std::ptr::eq(of.as_ptr(), Arc::as_ptr(lk)) {
+                return Arc::clone(v);
+            }
+        }
+        let v = Arc::new(build());
+        *cell = Some((Arc::downgrade(lk), Arc::clone(&v)));
+        v
+    }
+}
+
+/// `n` sales (`sale(i)`: the customer and the amount of sale `i`) by their customer's
+/// acquisition, summing every amount ([`ALL_AMOUNTS`]) and the amounts of
+/// marketing-sourced customers ([`MARKETING_AMOUNTS`]).
+pub(crate) fn by_acquisition(
+    lk: &Lookups,
+    n: usize,
+    sale: impl Fn(usize) -> (Sym, Decimal),
+) -> Blocked {
+    let acquisition = |i: usize| lk.acquisition(sale(i).0);
+    Blocked::new(
+        n,
+        |i| acquisition(i).0,
+        &[&|i| sale(i).1, &|i| {
+            if acquisition(i).1 {
+                sale(i).1
+            } else {
+                Decimal::ZERO
+            }
+        }],
+    )
+}
+
+/// The value column of a by-acquisition [`Blocked`] summing every amount.
+pub(crate) const ALL_AMOUNTS: usize = 0;
+/// The value column of a by-acquisition [`Blocked`] summing the amounts of
+/// marketing-sourced customers.
+pub(crate) const MARKETING_AMOUNTS: usize = 1;
+
+/// Which sales are new-customer revenue ([`Measure::NewCustomerRevenue`] and
+/// [`Measure::NewCustomerRevenueFromMarketing`], the won deals' and the purchases' shares
+/// alike): those in the window of customers acquired in it (marketing-sourced ones only).
+#[derive(Clone, Copy)]
+pub(crate) struct NewCustomerSales {
+    marketing_only: bool,
+}
+
+impl NewCustomerSales {
+    /// The rule of `measure`, one of the two new-customer revenue measures.
+    pub(crate) fn of(measure: Measure) -> Self {
+        Self {
+            marketing_only: measure == Measure::NewCustomerRevenueFromMarketing,
+        }
+    }
+
+    /// The by-acquisition column summed.
+    pub(crate) fn column(self) -> usize {
+        if self.marketing_only {
+            MARKETING_AMOUNTS
+        } else {
+            ALL_AMOUNTS
+        }
+    }
+
+    /// An amount's value in that column (`marketing`: whether its customer is
+    /// marketing-sourced).
+    pub(crate) fn counted(self, amount: Decimal, marketing: bool) -> Decimal {
+        if marketing || !self.marketing_only {
+            amount
+        } else {
+            Decimal::ZERO
+        }
+    }
+
+    /// Whether a sale in `w` of a customer acquired at `acquired` counts.
+    pub(crate) fn counts(self, w: &Window, acquired: Option<Timestamp>, marketing: bool) -> bool {
+        acquired.is_some_and(|a| w.contains(a)) && (marketing || !self.marketing_only)
+    }
+
+    /// The acquisition bounds of the customers counted: `[start, end)` of `w`.
+    pub(crate) fn acquired_in(
+        w: &Window,
+    ) -> (Option<Option<Timestamp>>, Option<Option<Timestamp>>) {
+        (Some(Some(w.start)), Some(Some(w.end)))
+    }
+}

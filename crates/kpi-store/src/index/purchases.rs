@@ -1,0 +1,181 @@
+//! Purchases: by time, with each one's previous purchase of the same customer, and by
+//! their customer's acquisition; the measures they answer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
+
+use super::blocked::Blocked;
+use super::count;
+use super::events::{previous_same, rows_by_time, EventList};
+use super::lookups::{by_acquisition, ByCustomers, Lookups, NewCustomerSales};
+use super::part::{Ix, Part, Resolved};
+use super::sums::DecSums;
+use crate::record::RecordKind;
+use crate::rows::{PurchaseRow, Slab};
+use crate::symbols::{Sym, NONE};
+
+/// The kinds the purchase part reads: purchases, and their customers (through the
+/// lookups only).
+pub(crate) const READS: &[RecordKind] = &[RecordKind::Purchase, RecordKind::Customer];
+
+/// Whether the purchase part answers `measure` (new-customer revenue with the won deals).
+pub(crate) fn answers(measure: Measure) -> bool {
+    matches!(
+        measure,
+        Measure::PurchaseRevenue
+            | Measure::Purchases
+            | Measure::Buyers
+            | Measure::RepeatBuyers
+            | Measure::NewCustomerRevenue
+            | Measure::NewCustomerRevenueFromMarketing
+    )
+}
+
+/// Purchases by time; for each, the previous purchase of the same customer and the one
+/// before that (distinct and repeat buyers of a range without a pass over it).
+pub(crate) struct PurchaseIx {
+    pub(crate) at: EventList<u32>,
+    pub(crate) amount: DecSums,
+    pub(crate) prev: Vec<u32>,
+    pub(crate) prev2: Vec<u32>,
+    /// Purchases (in `at` order) by their customer's acquisition, summing amounts
+    /// ([`ALL_AMOUNTS`]) and the amounts of marketing-sourced customers
+    /// ([`MARKETING_AMOUNTS`]); see [`PurchaseIx::by_acquisition`].
+    pub(crate) by_acquisition: ByCustomers<Blocked>,
+}
+
+impl PurchaseIx {
+    /// The purchases of `at` by their customer's acquisition (for
+    /// [`PurchaseIx::by_acquisition`]).
+    pub(crate) fn by_acquisition(
+        lk: &Lookups,
+        rows: &Slab<PurchaseRow>,
+        at: &EventList<u32>,
+    ) -> Blocked {
+        by_acquisition(lk, at.items.len(), |i| {
+            let p = rows.row(at.items[i]);
+            (p.customer, p.amount)
+        })
+    }
+}
+
+impl Ix for PurchaseIx {
+    type Row = PurchaseRow;
+    type Rows = Slab<PurchaseRow>;
+    type Ctx = Arc<Lookups>;
+
+    fn attr(lk: &Arc<Lookups>, p: &PurchaseRow, d: Dimension) -> Sym {
+        lk.customer_attr(p.customer, d)
+    }
+
+    fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
+        let at = rows_by_time(subset, |r| Some(rows.row(r).at.get()));
+        let prev = previous_same(&at, |r| rows.row(r).customer);
+        let prev2 = prev
+            .iter()
+            .map(|p| if *p == NONE { NONE } else { prev[*p as usize] })
+            .collect();
+        PurchaseIx {
+            by_acquisition: ByCustomers::default(),
+            amount: DecSums::new(at.items.iter().map(|r| rows.row(*r).amount)),
+            at,
+            prev,
+            prev2,
+        }
+    }
+
+    fn warm(&self, lk: &Arc<Lookups>, rows: &Self::Rows, _: &[u32]) {
+        self.by_acquisition
+            .get(lk, || PurchaseIx::by_acquisition(lk, rows, &self.at));
+    }
+}
+
+/// The purchases' value of `measure` (one [`answers`]) over `w` and the filters `f`.
+pub(crate) fn measure(
+    part: &Part<PurchaseIx>,
+    measure: Measure,
+    w: &Window,
+    f: &Resolved,
+) -> Result<Decimal, MetricError> {
+    if matches!(
+        measure,
+        Measure::NewCustomerRevenue | Measure::NewCustomerRevenueFromMarketing
+    ) {
+        return new_customer_revenue(part, NewCustomerSales::of(measure), w, f);
+    }
+    let Some(s) = part.select(f) else {
+        return Ok(Decimal::ZERO);
+    };
+    let ix = s.ix;
+    let r = ix.at.range(w);
+    Ok(match measure {
+        Measure::PurchaseRevenue => s.sum(&ix.at, r, &ix.amount, |e| s.row(e).amount)?,
+        Measure::Purchases => count(s.count(&ix.at, r)),
+        Measure::Buyers => count(s.distinct(&ix.at, r, &ix.prev, |e| s.row(e).customer)),
+        Measure::RepeatBuyers => {
+            if s.all() {
+                // The second purchase in the range of each customer with two or more.
+                let lo = r.start as u32;
+                count(
+                    r.filter(|i| {
+                        let p = ix.prev[*i];
+                        let p2 = ix.prev2[*i];
+                        p != NONE && p >= lo && (p2 == NONE || p2 < lo)
+                    })
+                    .count(),
+                )
+            } else {
+                let mut per: HashMap<u32, u32> = HashMap::new();
+                for e in &ix.at.items[r] {
+                    if s.ok(*e) {
+                        *per.entry(s.row(e).customer).or_default() += 1;
+                    }
+                }
+                count(per.values().filter(|n| **n >= 2).count())
+            }
+        }
+        _ => unreachable!("purchases::measure is called with the measures purchases answer only"),
+    })
+}
+
+/// The purchases' share of new-customer revenue: purchases in `w` of customers acquired
+/// in `w` (as `sales` says).
+fn new_customer_revenue(
+    part: &Part<PurchaseIx>,
+    sales: NewCustomerSales,
+    w: &Window,
+    f: &Resolved,
+) -> Result<Decimal, MetricError> {
+    let Some(s) = part.select(f) else {
+        return Ok(Decimal::ZERO);
+    };
+    let at = &s.ix.at;
+    let (from, to) = NewCustomerSales::acquired_in(w);
+    let fast = s
+        .all()
+        .then(|| {
+            let blocked =
+                s.ix.by_acquisition
+                    .get(s.ctx, || PurchaseIx::by_acquisition(s.ctx, s.rows, at));
+            blocked.sum(sales.column(), at.range(w), from, to, |i| {
+                let p = s.row(&at.items[i]);
+                let (acquired, marketing) = s.ctx.acquisition(p.customer);
+                (acquired, sales.counted(p.amount, marketing))
+            })
+        })
+        .flatten();
+    match fast {
+        Some(sum) => sum,
+        None => s.sum_where(
+            at,
+            at.range(w),
+            |e| {
+                let (acquired, marketing) = s.ctx.acquisition(s.row(e).customer);
+                sales.counts(w, acquired, marketing)
+            },
+            |e| s.row(e).amount,
+        ),
+    }
+}

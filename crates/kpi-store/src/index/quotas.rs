@@ -1,0 +1,129 @@
+//! Quotas: by period start, with the latest end so far; the prorated quota of a window.
+
+use jiff::Timestamp;
+use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
+
+use super::events::{rows_by_time, EventList};
+use super::part::{Ix, Part, Resolved, Table};
+use super::sums::{add, overflow};
+use crate::dims::Unit;
+use crate::record::RecordKind;
+use crate::rows::Rows;
+use crate::symbols::{Sym, NONE};
+use crate::units::nanos_between;
+
+/// The kinds the quota part reads.
+pub(crate) const READS: &[RecordKind] = &[RecordKind::Quota];
+
+/// Whether the quota part answers `measure`.
+pub(crate) fn answers(measure: Measure) -> bool {
+    matches!(measure, Measure::QuotaProrated)
+}
+
+/// The quota part of `rows` (converted: periods as timestamps).
+pub(crate) fn part(rows: &Rows) -> Part<QuotaIx> {
+    let quotas = rows
+        .quotas
+        .iter()
+        .map(|q| QuotaRow {
+            owner: q.owner,
+            start: q.period_start,
+            end: q.period_end,
+            amount: q.amount,
+        })
+        .collect::<Vec<_>>();
+    Part::new(Unit::Quota, quotas, ())
+}
+
+/// A quota.
+pub(crate) struct QuotaRow {
+    pub(crate) owner: Sym,
+    pub(crate) start: Timestamp,
+    pub(crate) end: Timestamp,
+    pub(crate) amount: Decimal,
+}
+
+/// Quotas by period start.
+pub(crate) struct QuotaIx {
+    pub(crate) by_start: EventList<u32>,
+    /// `max_end[i]`: the latest end among quotas `0..=i` (by start).
+    pub(crate) max_end: Vec<Timestamp>,
+}
+
+impl Ix for QuotaIx {
+    type Row = QuotaRow;
+    type Rows = Vec<QuotaRow>;
+    type Ctx = ();
+
+    fn attr((): &(), q: &QuotaRow, d: Dimension) -> Sym {
+        match d {
+            Dimension::Owner => q.owner,
+            _ => NONE,
+        }
+    }
+
+    fn build((): &(), rows: &Self::Rows, subset: &[u32]) -> Self {
+        let by_start = rows_by_time(subset, |r| Some(rows.row(r).start));
+        let max_end = by_start
+            .items
+            .iter()
+            .scan(None, |latest: &mut Option<Timestamp>, r| {
+                let end = rows.row(*r).end;
+                let m = latest.map_or(end, |l| l.max(end));
+                *latest = Some(m);
+                Some(m)
+            })
+            .collect();
+        QuotaIx { by_start, max_end }
+    }
+}
+
+/// The quotas' value of `measure` (one [`answers`]) over `w` and the filters `f`.
+pub(crate) fn measure(
+    part: &Part<QuotaIx>,
+    measure: Measure,
+    w: &Window,
+    f: &Resolved,
+) -> Result<Decimal, MetricError> {
+    Ok(match measure {
+        Measure::QuotaProrated => quota_prorated(part, w, f)?,
+        _ => unreachable!("quotas::measure is called with the measures quotas answer only"),
+    })
+}
+
+fn quota_prorated(part: &Part<QuotaIx>, w: &Window, f: &Resolved) -> Result<Decimal, MetricError> {
+    let Some(s) = part.select(f) else {
+        return Ok(Decimal::ZERO);
+    };
+    let ev = &s.ix.by_start;
+    let mut total = Decimal::ZERO;
+    // Quotas before `first` all end at or before the window's start.
+    let first = s.ix.max_end.partition_point(|end| *end <= w.start);
+    for e in &ev.items[first..ev.before(w.end).max(first)] {
+        let q = s.row(e);
+        if q.end <= w.start || !s.ok(*e) {
+            continue;
+        }
+        if w.start <= q.start && q.end <= w.end {
+            // Entirely in W: the whole amount.
+            total = add(total, q.amount)?;
+            continue;
+        }
+        let from = q.start.max(w.start);
+        let to = q.end.min(w.end);
+        if to <= from {
+            continue;
+        }
+        let overlap = Decimal::try_from_i128_with_scale(nanos_between(from, to), 0)
+            .map_err(|_| overflow())?;
+        let period = Decimal::try_from_i128_with_scale(nanos_between(q.start, q.end), 0)
+            .map_err(|_| overflow())?;
+        let part = q
+            .amount
+            .checked_mul(overlap)
+            .and_then(|x| x.checked_div(period))
+            .ok_or_else(|| MetricError::Overflow("a prorated quota".into()))?;
+        total = add(total, part)?;
+    }
+    Ok(total)
+}

@@ -1,0 +1,160 @@
+//! Spend: by time, with sums per category and for campaigns; the measures it answers.
+
+use jiff::Timestamp;
+use kpi_core::{Decimal, Dimension, Measure, MetricError, SpendCategories, Window};
+
+use super::events::{rows_by_time, EventList};
+use super::lookups::Lookups;
+use super::part::{Ix, Part, Resolved, Sel, Table};
+use super::sums::DecSums;
+use crate::dims::Unit;
+use crate::record::{Channel, RecordKind};
+use crate::rows::Rows;
+use crate::symbols::{Sym, NONE};
+
+/// The kinds the spend part reads: spend, and the campaigns whose channel it inherits when
+/// it names none.
+pub(crate) const READS: &[RecordKind] = &[RecordKind::Spend, RecordKind::Campaign];
+
+/// Whether the spend part answers `measure`.
+pub(crate) fn answers(measure: Measure) -> bool {
+    matches!(measure, Measure::Spend(_) | Measure::CampaignSpend)
+}
+
+/// The spend part of `rows` (converted: each with its own channel, else its campaign's);
+/// `channels`: the symbol of each channel's name.
+pub(crate) fn part(
+    rows: &Rows,
+    lookups: &Lookups,
+    channels: &[Sym; Channel::ALL.len()],
+) -> Part<SpendIx> {
+    let spend = rows
+        .spend
+        .iter()
+        .map(|s| SpendRow {
+            at: s.at.get(),
+            amount: s.amount,
+            category: s.category.index(),
+            campaign: s.campaign,
+            channel: s
+                .channel
+                .map_or_else(|| lookups.channel(s.campaign), |c| channels[c as usize]),
+        })
+        .collect::<Vec<_>>();
+    Part::new(Unit::Spend, spend, ())
+}
+
+/// Money spent.
+pub(crate) struct SpendRow {
+    pub(crate) at: Timestamp,
+    pub(crate) amount: Decimal,
+    pub(crate) category: usize,
+    pub(crate) campaign: Sym,
+    /// Its own channel's symbol, else its campaign's.
+    pub(crate) channel: Sym,
+}
+
+impl SpendRow {
+    /// Its amount if it is of category `c`, else zero.
+    pub(crate) fn amount_in(&self, c: usize) -> Decimal {
+        if self.category == c {
+            self.amount
+        } else {
+            Decimal::ZERO
+        }
+    }
+
+    /// Its amount if it was spent on a campaign, else zero.
+    pub(crate) fn campaign_amount(&self) -> Decimal {
+        if self.campaign != NONE {
+            self.amount
+        } else {
+            Decimal::ZERO
+        }
+    }
+}
+
+/// Spend by time, with sums per category and for campaigns.
+pub(crate) struct SpendIx {
+    pub(crate) at: EventList<u32>,
+    pub(crate) by_category: Vec<DecSums>,
+    pub(crate) campaign: DecSums,
+}
+
+impl Ix for SpendIx {
+    type Row = SpendRow;
+    type Rows = Vec<SpendRow>;
+    type Ctx = ();
+
+    fn attr((): &(), x: &SpendRow, d: Dimension) -> Sym {
+        match d {
+            Dimension::Campaign => x.campaign,
+            Dimension::Channel => x.channel,
+            _ => NONE,
+        }
+    }
+
+    fn build((): &(), rows: &Self::Rows, subset: &[u32]) -> Self {
+        let row = |r: &u32| rows.row(*r);
+        let at = rows_by_time(subset, |r| Some(rows.row(r).at));
+        let by_category = (0..kpi_core::SpendCategories::NAMES.len())
+            .map(|c| DecSums::new(at.items.iter().map(|r| row(r).amount_in(c))))
+            .collect();
+        let campaign = DecSums::new(at.items.iter().map(|r| row(r).campaign_amount()));
+        SpendIx {
+            at,
+            by_category,
+            campaign,
+        }
+    }
+}
+
+/// The spend' value of `measure` (one [`answers`]) over `w` and the filters `f`.
+pub(crate) fn measure(
+    part: &Part<SpendIx>,
+    measure: Measure,
+    w: &Window,
+    f: &Resolved,
+) -> Result<Decimal, MetricError> {
+    Ok(match measure {
+        Measure::Spend(_) | Measure::CampaignSpend => {
+            let Some(s) = part.select(f) else {
+                return Ok(Decimal::ZERO);
+            };
+            let ix = s.ix;
+            let r = ix.at.range(w);
+            match measure {
+                Measure::Spend(categories) => spend_in(&s, categories, r)?,
+                _ => s.sum(&ix.at, r, &ix.campaign, |e| s.row(e).campaign_amount())?,
+            }
+        }
+        _ => unreachable!("spend::measure is called with the measures spend answer only"),
+    })
+}
+
+fn spend_in(
+    s: &Sel<'_, SpendIx>,
+    categories: SpendCategories,
+    r: std::ops::Range<usize>,
+) -> Result<Decimal, MetricError> {
+    if s.all() {
+        let mut total = Some(Decimal::ZERO);
+        for (c, sums) in s.ix.by_category.iter().enumerate() {
+            if categories.contains_index(c) {
+                total = total.and_then(|t| {
+                    let x = sums.range(r.clone(), |i| s.row(&s.ix.at.items[i]).amount_in(c))?;
+                    t.checked_add(x)
+                });
+            }
+        }
+        if let Some(t) = total {
+            return Ok(t);
+        }
+    }
+    s.sum_where(
+        &s.ix.at,
+        r,
+        |e| categories.contains_index(s.row(e).category),
+        |e| s.row(e).amount,
+    )
+}

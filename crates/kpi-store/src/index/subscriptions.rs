@@ -1,0 +1,393 @@
+//! Subscriptions: MRR movements by time (every delta, new, expansion, contraction,
+//! churn), renewals by due date, paying customers as intervals, and what subscriptions are
+//! as a whole (new MRR, each customer's first); the measures they answer.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
+
+use super::count;
+use super::events::{rows_by_time, EventList};
+use super::lookups::Lookups;
+use super::part::{Ix, Part, Resolved};
+use super::sums::{add, DecCol, DecSums};
+use crate::record::RecordKind;
+use crate::rows::{OptTs, Slab, SubRow, Ts};
+use crate::symbols::{Sym, NONE};
+
+/// The kinds the subscription part reads: subscriptions, and their customers (through the
+/// lookups only).
+pub(crate) const READS: &[RecordKind] = &[RecordKind::Subscription, RecordKind::Customer];
+
+/// The kinds [`SubClasses`] reads.
+pub(crate) const CLASSES_READ: &[RecordKind] = &[RecordKind::Subscription];
+
+/// Whether the subscription part answers `measure`.
+pub(crate) fn answers(measure: Measure) -> bool {
+    matches!(
+        measure,
+        Measure::RenewalsDue
+            | Measure::Renewed
+            | Measure::MrrAtEnd
+            | Measure::MrrAtStart
+            | Measure::PayingCustomersAtEnd
+            | Measure::NewMrr
+            | Measure::ExpansionMrr
+            | Measure::ContractionMrr
+            | Measure::ChurnedMrr
+    )
+}
+
+/// A subscription's MRR history, read per the module doc of `crate::subscription`
+/// (worked out from the store's row while the index is built, not kept).
+pub(crate) struct SubHistory {
+    pub(crate) customer: Sym,
+    pub(crate) started: Timestamp,
+    pub(crate) first_mrr: Decimal,
+    /// Whether its customer had no subscription active when it started.
+    pub(crate) new: bool,
+    /// Changes after the starting one and before the end: (at, previous MRR, new MRR).
+    pub(crate) changes: Vec<(Timestamp, Decimal, Decimal)>,
+    /// The end and the MRR in effect just before it.
+    pub(crate) end: Option<(Timestamp, Decimal)>,
+}
+
+impl SubHistory {
+    /// The history of `s`; `new`: whether its customer had no subscription active when
+    /// it started.
+    pub(crate) fn of(s: &SubRow, new: bool) -> Self {
+        let end = crate::subscription::end_of(s);
+        let mut prev = s.mrr_changes[0].1;
+        let mut changes = Vec::new();
+        for (at, mrr) in s.mrr_changes.iter().skip(1) {
+            let at = at.get();
+            if end.is_some_and(|e| at >= e) {
+                break;
+            }
+            changes.push((at, prev, *mrr));
+            prev = *mrr;
+        }
+        SubHistory {
+            customer: s.customer,
+            started: s.started_at.get(),
+            first_mrr: s.mrr_changes[0].1,
+            new,
+            changes,
+            end: end.map(|e| (e, prev)),
+        }
+    }
+}
+
+/// What an MRR movement is (every one is also a delta of the MRR).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MoveKind {
+    /// A start when the customer had no subscription active.
+    New,
+    /// A start beside another active subscription, or a change up.
+    Expansion,
+    /// A change down.
+    Contraction,
+    /// A change to the same MRR.
+    Unchanged,
+    /// The end: the MRR in effect just before it is lost.
+    Churn,
+}
+
+impl SubHistory {
+    /// Its MRR movements in order: when, the signed change of MRR, and what it is.
+    pub(crate) fn into_moves(self) -> impl Iterator<Item = (Timestamp, Decimal, MoveKind)> {
+        let start = if self.new {
+            MoveKind::New
+        } else {
+            MoveKind::Expansion
+        };
+        let changes = self.changes.into_iter().map(|(at, prev, next)| {
+            let kind = match next.cmp(&prev) {
+                std::cmp::Ordering::Greater => MoveKind::Expansion,
+                std::cmp::Ordering::Less => MoveKind::Contraction,
+                std::cmp::Ordering::Equal => MoveKind::Unchanged,
+            };
+            (at, next - prev, kind)
+        });
+        let end = self.end.map(|(at, before)| (at, -before, MoveKind::Churn));
+        std::iter::once((self.started, self.first_mrr, start))
+            .chain(changes)
+            .chain(end)
+    }
+
+    /// The intervals `(a, b]` (`b` none: still open) in which its MRR is above 0.
+    fn paying(&self) -> Vec<(Timestamp, Option<Timestamp>)> {
+        let mut out = Vec::new();
+        let mut open: Option<Timestamp> = None;
+        let steps = std::iter::once((self.started, self.first_mrr))
+            .chain(self.changes.iter().map(|(at, _, next)| (*at, *next)))
+            .chain(self.end.map(|(at, _)| (at, Decimal::ZERO)));
+        for (at, mrr) in steps {
+            match (open, mrr > Decimal::ZERO) {
+                (None, true) => open = Some(at),
+                (Some(a), false) => {
+                    if a < at {
+                        out.push((a, Some(at)));
+                    }
+                    open = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(a) = open {
+            out.push((a, None));
+        }
+        out
+    }
+}
+
+/// What subscriptions are as a whole, which depends on the subscriptions alone (so an
+/// index keeps it while they do not change): per subscription slot, whether it is its
+/// customer's new MRR (no other subscription of the customer active when it started);
+/// per customer id symbol, the slot of their earliest subscription (earliest start, then
+/// smallest id; [`NONE`] without one).
+pub(crate) struct SubClasses {
+    new: Vec<bool>,
+    first: Vec<u32>,
+}
+
+impl SubClasses {
+    /// Whether the subscription at `slot` is its customer's new MRR.
+    pub(crate) fn new_mrr(&self, slot: u32) -> bool {
+        self.new[slot as usize]
+    }
+
+    /// The slot of the earliest subscription of the customer with id symbol `customer`.
+    pub(crate) fn first(&self, customer: Sym) -> Option<u32> {
+        self.first
+            .get(customer as usize)
+            .copied()
+            .filter(|s| *s != NONE)
+    }
+
+    /// The classes of `subs`: one sort by customer and start, then one pass.
+    pub(crate) fn of(subs: &Slab<SubRow>) -> Self {
+        let mut order: Vec<(Sym, Timestamp, u32)> = subs
+            .slots()
+            .map(|(slot, s)| (s.customer, s.started_at.get(), slot))
+            .collect();
+        order.sort_unstable_by(|a, b| {
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then_with(|| subs.row(a.2).id.cmp(&subs.row(b.2).id))
+        });
+        let customers = order.last().map_or(0, |(c, _, _)| *c as usize + 1);
+        let mut new = vec![false; subs.slot_count()];
+        let mut first = vec![NONE; customers];
+        for group in order.chunk_by(|a, b| a.0 == b.0) {
+            first[group[0].0 as usize] = group[0].2;
+            // The latest end among subscriptions that started earlier (None inside: never).
+            let mut latest_end: Option<Option<Timestamp>> = None;
+            for same_start in group.chunk_by(|a, b| a.1 == b.1) {
+                let start = same_start[0].1;
+                let active = match latest_end {
+                    None => false,
+                    Some(None) => true,
+                    Some(Some(e)) => e >= start,
+                };
+                for (_, _, slot) in same_start {
+                    new[*slot as usize] = !active;
+                    let end = crate::subscription::end_of(subs.row(*slot));
+                    latest_end = Some(match (latest_end, end) {
+                        (Some(None), _) | (_, None) => None,
+                        (Some(Some(a)), Some(b)) => Some(a.max(b)),
+                        (None, Some(b)) => Some(b),
+                    });
+                }
+            }
+        }
+        SubClasses { new, first }
+    }
+}
+
+/// What subscription rows read: the lookups, and whether each is its customer's new MRR.
+#[derive(Clone)]
+pub(crate) struct SubCtx {
+    pub(crate) lk: Arc<Lookups>,
+    pub(crate) classes: Arc<SubClasses>,
+}
+
+/// MRR movements of one kind by time: each one's subscription (row) and amount, and the
+/// amounts' prefix sums.
+pub(crate) struct Moves {
+    pub(crate) ev: EventList<u32>,
+    amounts: DecCol,
+    pub(crate) sums: DecSums,
+}
+
+impl Moves {
+    /// The `n` movements `items` (time, (row, amount)), sorted.
+    fn new(n: usize, items: impl Iterator<Item = (Timestamp, (u32, Decimal))>) -> Self {
+        let ev = EventList::collect(n, items);
+        let amounts = ev.items.iter().map(|(_, x)| *x);
+        Moves {
+            sums: DecSums::new(amounts.clone()),
+            amounts: DecCol::new(amounts),
+            ev: EventList {
+                items: ev.items.iter().map(|(r, _)| *r).collect(),
+                times: ev.times,
+            },
+        }
+    }
+
+    /// The amount of movement `i`.
+    pub(crate) fn amount(&self, i: usize) -> Decimal {
+        self.amounts.get(i)
+    }
+}
+
+/// MRR movements by time; renewals by due date; paying customers as intervals.
+pub(crate) struct SubIx {
+    /// Every MRR movement, signed; prefix sums are the MRR at a time.
+    pub(crate) deltas: Moves,
+    pub(crate) new: Moves,
+    pub(crate) expansion: Moves,
+    pub(crate) contraction: Moves,
+    pub(crate) churn: Moves,
+    pub(crate) due: EventList<u32>,
+    pub(crate) renewed: EventList<u32>,
+    /// Per customer, the maximal intervals `(a, b]` in which they have an active
+    /// subscription with MRR > 0: keyed by `a`, with a row of the customer and `b`.
+    pub(crate) paying_from: EventList<(u32, OptTs)>,
+    /// The same intervals keyed by `b`.
+    pub(crate) paying_until: EventList<u32>,
+}
+
+impl Ix for SubIx {
+    type Row = SubRow;
+    type Rows = Slab<SubRow>;
+    type Ctx = SubCtx;
+
+    fn attr(ctx: &SubCtx, s: &SubRow, d: Dimension) -> Sym {
+        ctx.lk.customer_attr(s.customer, d)
+    }
+
+    fn build(ctx: &SubCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
+        let history = |r: u32| SubHistory::of(rows.row(r), ctx.classes.new_mrr(r));
+        // Each kind of movement in two passes over the histories (counted, then
+        // collected), one kind at a time: nothing but the list being sorted is held.
+        let moves = |keep: fn(MoveKind) -> bool, lost: bool| {
+            let items = || {
+                subset.iter().flat_map(move |r| {
+                    history(*r)
+                        .into_moves()
+                        .filter(move |(_, _, kind)| keep(*kind))
+                        .map(move |(at, d, _)| (at, (*r, if lost { -d } else { d })))
+                })
+            };
+            Moves::new(items().count(), items())
+        };
+        // Per customer, the maximal intervals in which they pay: each subscription's,
+        // sorted by customer and start, merged in place where they overlap.
+        let mut intervals: Vec<(Sym, Ts, OptTs, u32)> = Vec::with_capacity(subset.len());
+        for r in subset {
+            let h = history(*r);
+            intervals.extend(
+                h.paying()
+                    .into_iter()
+                    .map(|(a, b)| (h.customer, Ts::new(a), OptTs::new(b), *r)),
+            );
+        }
+        intervals.sort_by_key(|(c, a, _, _)| (*c, a.get()));
+        let mut kept: usize = 0;
+        for i in 0..intervals.len() {
+            let (c, a, b, r) = intervals[i];
+            match kept.checked_sub(1).map(|k| &mut intervals[k]) {
+                // (a1, b1] and (a2, b2] with a2 ≤ b1 make one interval.
+                Some(last) if last.0 == c && last.2.get().is_none_or(|b1| a.get() <= b1) => {
+                    last.2 = OptTs::new(match (last.2.get(), b.get()) {
+                        (Some(b1), Some(b2)) => Some(b1.max(b2)),
+                        _ => None,
+                    });
+                }
+                _ => {
+                    intervals[kept] = (c, a, b, r);
+                    kept += 1;
+                }
+            }
+        }
+        intervals.truncate(kept);
+        let ends = intervals.iter().filter(|i| i.2.get().is_some()).count();
+        SubIx {
+            deltas: moves(|_| true, false),
+            new: moves(|k| k == MoveKind::New, false),
+            expansion: moves(|k| k == MoveKind::Expansion, false),
+            contraction: moves(|k| k == MoveKind::Contraction, true),
+            churn: moves(|k| k == MoveKind::Churn, true),
+            due: rows_by_time(subset, |r| rows.row(r).renewal_due_at.get()),
+            renewed: rows_by_time(subset, |r| {
+                let s = rows.row(r);
+                s.renewal_due_at.get().filter(|_| s.renewed == Some(true))
+            }),
+            paying_from: EventList::collect(
+                intervals.len(),
+                intervals.iter().map(|(_, a, b, r)| (a.get(), (*r, *b))),
+            ),
+            paying_until: EventList::collect(
+                ends,
+                intervals
+                    .iter()
+                    .filter_map(|(_, _, b, r)| b.get().map(|b| (b, *r))),
+            ),
+        }
+    }
+}
+
+/// The subscriptions' value of `measure` (one [`answers`]) over `w` and the filters `f`.
+pub(crate) fn measure(
+    part: &Part<SubIx>,
+    measure: Measure,
+    w: &Window,
+    f: &Resolved,
+) -> Result<Decimal, MetricError> {
+    let Some(s) = part.select(f) else {
+        return Ok(Decimal::ZERO);
+    };
+    let ix = s.ix;
+    // The sum of movements `r` that match: from the prefix sums when every one does.
+    let total = |m: &Moves, r: std::ops::Range<usize>| -> Result<Decimal, MetricError> {
+        if s.all() {
+            if let Some(x) = m.sums.range(r.clone(), |i| m.amount(i)) {
+                return Ok(x);
+            }
+        }
+        let mut acc = Decimal::ZERO;
+        for i in r {
+            if s.ok(m.ev.items[i]) {
+                acc = add(acc, m.amount(i))?;
+            }
+        }
+        Ok(acc)
+    };
+    let mrr_at = |t: Timestamp| total(&ix.deltas, 0..ix.deltas.ev.before(t));
+    let moved = |m: &Moves| total(m, m.ev.range(w));
+    Ok(match measure {
+        Measure::RenewalsDue => count(s.count(&ix.due, ix.due.range(w))),
+        Measure::Renewed => count(s.count(&ix.renewed, ix.renewed.range(w))),
+        Measure::MrrAtEnd => mrr_at(w.end)?,
+        Measure::MrrAtStart => mrr_at(w.start)?,
+        Measure::PayingCustomersAtEnd => {
+            let from = ix.paying_from.before(w.end);
+            if s.all() {
+                count(from - ix.paying_until.before(w.end))
+            } else {
+                count(s.count_where(&ix.paying_from, 0..from, |(_, b)| {
+                    b.get().is_none_or(|b| b >= w.end)
+                }))
+            }
+        }
+        Measure::NewMrr => moved(&ix.new)?,
+        Measure::ExpansionMrr => moved(&ix.expansion)?,
+        Measure::ContractionMrr => moved(&ix.contraction)?,
+        Measure::ChurnedMrr => moved(&ix.churn)?,
+        _ => unreachable!(
+            "subscriptions::measure is called with the measures subscriptions answer only"
+        ),
+    })
+}

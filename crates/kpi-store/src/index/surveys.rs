@@ -1,0 +1,161 @@
+//! Survey responses: per kind (NPS, CSAT, CES) by time, with scores summed and times per
+//! (scale, score); the measures they answer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kpi_core::{Decimal, Dimension, Measure, MetricError, SurveyKind, Window};
+
+use super::count;
+use super::events::{rows_by_time, EventList};
+use super::lookups::Lookups;
+use super::part::{Ix, Part, Resolved};
+use super::sums::DecSums;
+use super::times::Times;
+use crate::record::RecordKind;
+use crate::rows::{Slab, SurveyRow};
+use crate::symbols::{Sym, NONE};
+
+/// The kinds the survey part reads: survey responses, and their customers (through the
+/// lookups only).
+pub(crate) const READS: &[RecordKind] = &[RecordKind::SurveyResponse, RecordKind::Customer];
+
+/// Whether the survey part answers `measure`.
+pub(crate) fn answers(measure: Measure) -> bool {
+    matches!(
+        measure,
+        Measure::SurveyResponses { .. } | Measure::SurveyScoreTotal(_)
+    )
+}
+
+/// Most (scale, score) groups counted group by group; beyond, responses are counted one
+/// by one.
+pub(crate) const MAX_SCORE_GROUPS: usize = 64;
+
+/// Responses with one (scale_max, score): their times, sorted.
+pub(crate) type ScoreGroup = ((u32, Decimal), Times);
+
+/// The responses of one survey kind.
+pub(crate) struct SurveyKindIx {
+    pub(crate) at: EventList<u32>,
+    pub(crate) score: DecSums,
+    /// Response times per (scale_max, score), when there are at most
+    /// [`MAX_SCORE_GROUPS`] groups.
+    pub(crate) groups: Option<Vec<ScoreGroup>>,
+}
+
+/// Survey responses per kind (NPS, CSAT, CES).
+pub(crate) struct SurveyIx {
+    pub(crate) kinds: [SurveyKindIx; 3],
+}
+
+/// Position of a survey kind in [`SurveyIx::kinds`].
+pub(crate) fn survey_slot(kind: SurveyKind) -> usize {
+    match kind {
+        SurveyKind::Nps => 0,
+        SurveyKind::Csat => 1,
+        SurveyKind::Ces => 2,
+    }
+}
+
+impl Ix for SurveyIx {
+    type Row = SurveyRow;
+    type Rows = Slab<SurveyRow>;
+    type Ctx = Arc<Lookups>;
+
+    fn attr(lk: &Arc<Lookups>, s: &SurveyRow, d: Dimension) -> Sym {
+        match d {
+            Dimension::Source | Dimension::Segment => lk.customer_attr(s.customer, d),
+            _ => NONE,
+        }
+    }
+
+    fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
+        let kind = |k: SurveyKind| {
+            let at = rows_by_time(subset, |r| {
+                Some(rows.row(r).at.get()).filter(|_| rows.row(r).kind == k)
+            });
+            let mut groups: HashMap<(u32, Decimal), Vec<Timestamp>> = HashMap::new();
+            let mut too_many = false;
+            for (t, r) in at.times.iter().zip(&at.items) {
+                let s = &rows.row(*r);
+                let key = (s.scale_max, s.score.normalize());
+                if !groups.contains_key(&key) && groups.len() == MAX_SCORE_GROUPS {
+                    too_many = true;
+                    break;
+                }
+                groups.entry(key).or_default().push(t);
+            }
+            SurveyKindIx {
+                score: DecSums::new(at.items.iter().map(|r| rows.row(*r).score)),
+                groups: (!too_many).then(|| {
+                    groups
+                        .into_iter()
+                        .map(|(key, times)| (key, Times::new(times)))
+                        .collect()
+                }),
+                at,
+            }
+        };
+        SurveyIx {
+            kinds: [
+                kind(SurveyKind::Nps),
+                kind(SurveyKind::Csat),
+                kind(SurveyKind::Ces),
+            ],
+        }
+    }
+}
+
+/// The survey responses' value of `measure` (one [`answers`]) over `w` and the filters `f`.
+pub(crate) fn measure(
+    part: &Part<SurveyIx>,
+    measure: Measure,
+    w: &Window,
+    f: &Resolved,
+) -> Result<Decimal, MetricError> {
+    Ok(match measure {
+        Measure::SurveyResponses {
+            kind,
+            scale,
+            min,
+            max,
+        } => {
+            let Some(s) = part.select(f) else {
+                return Ok(Decimal::ZERO);
+            };
+            let k = &s.ix.kinds[survey_slot(kind)];
+            let (min, max) = (Decimal::from(min), Decimal::from(max));
+            let fits = |sc: u32, score: Decimal| {
+                (scale == 0 || sc == scale) && min <= score && score <= max
+            };
+            match &k.groups {
+                Some(groups) if s.all() => count(
+                    groups
+                        .iter()
+                        .filter(|((sc, score), _)| fits(*sc, *score))
+                        .map(|(_, times)| {
+                            let lo = times.before(w.start);
+                            times.before(w.end).max(lo) - lo
+                        })
+                        .sum(),
+                ),
+                _ => count(s.count_where(&k.at, k.at.range(w), |e| {
+                    let x = s.row(e);
+                    fits(x.scale_max, x.score)
+                })),
+            }
+        }
+        Measure::SurveyScoreTotal(kind) => {
+            let Some(s) = part.select(f) else {
+                return Ok(Decimal::ZERO);
+            };
+            let k = &s.ix.kinds[survey_slot(kind)];
+            s.sum(&k.at, k.at.range(w), &k.score, |e| s.row(e).score)?
+        }
+        _ => unreachable!(
+            "surveys::measure is called with the measures survey responses answer only"
+        ),
+    })
+}
