@@ -15,12 +15,12 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kpi_proto::kpi::v1 as pb;
 use kpi_proto::kpi::v1::records_service_client::RecordsServiceClient;
-use kpi_store::RecordKind;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::descriptors::{kind_arg, RecordKind};
 use super::readers::{read_csv, read_ndjson, Sink};
-use super::{fail, print_status, records, ServerAddr, EXIT_FAILURE};
+use super::{fail, print_status, ServerAddr, EXIT_FAILURE};
 
 /// Exit code of `--fail-on-reject` when a record was rejected.
 const EXIT_REJECTED: u8 = 2;
@@ -42,7 +42,7 @@ pub(crate) struct ImportArgs {
     format: Option<InputFormat>,
     /// Record kind of every CSV file (`deal`, `survey_response`…), instead of taking it
     /// from the file name (`deals.csv`, `deal.csv`).
-    #[arg(long, value_parser = records::kind_arg)]
+    #[arg(long, value_parser = kind_arg)]
     kind: Option<RecordKind>,
     /// Records per Ingest message.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -219,7 +219,7 @@ fn progress_bar(total_bytes: u64) -> ProgressBar {
 }
 
 /// How to read the files.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Plan {
     format: Option<InputFormat>,
     kind: Option<RecordKind>,
@@ -276,7 +276,7 @@ fn read_file(path: &Path, plan: &Plan, sink: &mut Batcher<'_>) -> Result<(), Str
             .to_owned()
     })?;
     let kind = match format {
-        InputFormat::Csv => Some(plan.kind.or_else(|| records::kind_of_file(path)).ok_or_else(|| {
+        InputFormat::Csv => Some(plan.kind.clone().or_else(|| RecordKind::of_file(path)).ok_or_else(|| {
             "cannot tell the record kind from the file name: name it after the kind (deals.csv) or pass --kind"
                 .to_owned()
         })?),

@@ -5,13 +5,17 @@
 //! `kpi.v1` clients; nothing here reaches into the store or the registry directly.
 
 pub(crate) mod compute;
+pub(crate) mod csv_columns;
 pub(crate) mod demo;
-pub(crate) mod fields;
+pub(crate) mod descriptors;
 pub(crate) mod import;
+pub(crate) mod messages;
 pub(crate) mod metrics;
 pub(crate) mod ndjson;
+#[cfg(test)]
+mod probe;
 pub(crate) mod readers;
-pub(crate) mod records;
+pub(crate) mod scalars;
 pub(crate) mod table;
 
 use std::process::ExitCode;

@@ -7,11 +7,10 @@
 //! "not set". Unknown fields are errors, so a typo never silently drops data.
 
 use kpi_proto::kpi::v1 as pb;
-use kpi_store::RecordKind;
 use serde_json::Value;
 
-use super::fields::Fields;
-use super::records::{parse_kind, record};
+use super::descriptors::RecordKind;
+use super::messages::{message_from_json, record};
 
 /// The record on one NDJSON line (without its line break).
 pub(crate) fn parse_line(line: &str) -> Result<pb::Record, String> {
@@ -28,24 +27,27 @@ pub(crate) fn parse_line(line: &str) -> Result<pb::Record, String> {
     };
     let mut set = members.iter().filter(|(_, value)| !value.is_null());
     let Some((name, body)) = set.next() else {
-        return Err(format!("record: no kind set (one of {})", kind_list()));
+        return Err(format!(
+            "record: no kind set (one of {})",
+            RecordKind::list()
+        ));
     };
     if let Some((other, _)) = set.next() {
         return Err(format!(
             "record: more than one kind set (`{name}` and `{other}`): one record per line"
         ));
     }
-    let kind = parse_kind(name)
-        .filter(|kind| super::fields::snake_case(name) == kind.as_str())
-        .ok_or_else(|| format!("record: unknown kind `{name}` (one of {})", kind_list()))?;
+    let kind = RecordKind::named(name).ok_or_else(|| {
+        format!(
+            "record: unknown kind `{name}` (one of {})",
+            RecordKind::list()
+        )
+    })?;
     let Value::Object(fields) = body else {
-        return Err(format!("{}: must be an object", kind.as_str()));
+        return Err(format!("{}: must be an object", kind.name()));
     };
-    record(kind, Fields::from_json(kind.as_str(), fields)?)
-}
-
-fn kind_list() -> String {
-    RecordKind::ALL.map(RecordKind::as_str).join(", ")
+    let message = message_from_json(kind.message(), kind.name(), fields)?;
+    record(&kind, message)
 }
 
 #[cfg(test)]

@@ -7,11 +7,11 @@
 use std::io::{BufRead, Read};
 
 use kpi_proto::kpi::v1 as pb;
-use kpi_store::RecordKind;
 
-use super::fields::{Cell, Fields};
+use super::csv_columns::Columns;
+use super::descriptors::RecordKind;
+use super::messages::record;
 use super::ndjson::parse_line;
-use super::records::{field_names, record};
 
 /// Where a reader puts what it reads.
 pub(crate) trait Sink {
@@ -61,8 +61,9 @@ pub(crate) fn read_ndjson(mut input: impl BufRead, sink: &mut impl Sink) -> Resu
 }
 
 /// Reads a CSV file of one record kind: a header row of proto field names (snake_case
-/// or lowerCamelCase), then one record per row; an empty cell means "not set". Fails on
-/// I/O errors and on a header that names an unknown or repeated column.
+/// or lowerCamelCase) and map entries (`attr.region`, see [`Columns`]), then one record
+/// per row; an empty cell means "not set". Fails on I/O errors and on a header that names
+/// an unknown or repeated column.
 pub(crate) fn read_csv(
     input: impl Read,
     kind: RecordKind,
@@ -76,14 +77,14 @@ pub(crate) fn read_csv(
         .headers()
         .map_err(|e| format!("cannot read the header row: {e}"))?
         .clone();
-    let columns = check_header(&header, kind)?;
+    let columns = Columns::from_header(&header, kind.message(), kind.name())?;
     let mut row = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut row) {
             Ok(false) => return Ok(()),
             Ok(true) => {
                 let line = row.position().map_or(0, csv::Position::line);
-                let go_on = match row_record(&columns, &row, kind) {
+                let go_on = match columns.message(&row).and_then(|m| record(&kind, m)) {
                     Ok(record) => sink.record(line, record),
                     Err(reason) => {
                         sink.bad_line(line, reason);
@@ -109,52 +110,14 @@ pub(crate) fn read_csv(
     }
 }
 
-/// The header's column names, snake_case; an error for an unknown or repeated one.
-fn check_header(header: &csv::StringRecord, kind: RecordKind) -> Result<Vec<String>, String> {
-    let known = field_names(kind);
-    let mut columns: Vec<String> = Vec::with_capacity(header.len());
-    for written in header {
-        let name = super::fields::snake_case(written.trim_start_matches('\u{feff}'));
-        if !known.contains(&name.as_str()) {
-            return Err(format!(
-                "line 1: unknown column `{written}` for {} records (columns: {})",
-                kind.as_str(),
-                known.join(", ")
-            ));
-        }
-        if columns.contains(&name) {
-            return Err(format!("line 1: column `{written}` is given twice"));
-        }
-        columns.push(name);
-    }
-    Ok(columns)
-}
-
-fn row_record(
-    columns: &[String],
-    row: &csv::StringRecord,
-    kind: RecordKind,
-) -> Result<pb::Record, String> {
-    if row.len() != columns.len() {
-        return Err(format!(
-            "{} fields, but the header has {} columns",
-            row.len(),
-            columns.len()
-        ));
-    }
-    let mut fields = Fields::empty(kind.as_str());
-    for (name, cell) in columns.iter().zip(row) {
-        if !cell.is_empty() {
-            fields.insert(name, Cell::Text(cell))?;
-        }
-    }
-    record(kind, fields)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use pb::record::Record as Kind;
+
+    fn kind(name: &str) -> RecordKind {
+        RecordKind::named(name).unwrap()
+    }
 
     #[derive(Default)]
     struct Collect {
@@ -222,7 +185,7 @@ mod tests {
             stop_after: Some(1),
             ..Collect::default()
         };
-        read_csv(csv.as_bytes(), RecordKind::Lead, &mut sink).unwrap();
+        read_csv(csv.as_bytes(), kind("lead"), &mut sink).unwrap();
         assert_eq!(sink.records.len(), 1);
     }
 
@@ -234,7 +197,7 @@ mod tests {
             d3,bob,10,yesterday,,open,upsell,,\n\
             \"d4\",\"carl, jr\",\"7\",2024-01-05T10:00:00Z,,DEAL_STATUS_OPEN,DEAL_KIND_RENEWAL,c9,\n";
         let mut sink = Collect::default();
-        read_csv(text.as_bytes(), RecordKind::Deal, &mut sink).unwrap();
+        read_csv(text.as_bytes(), kind("deal"), &mut sink).unwrap();
         assert_eq!(
             sink.bad,
             [
@@ -270,19 +233,14 @@ mod tests {
     #[test]
     fn csv_headers_are_checked() {
         let mut sink = Collect::default();
-        let err = read_csv(
-            "id,colour\nd1,red\n".as_bytes(),
-            RecordKind::Deal,
-            &mut sink,
-        )
-        .unwrap_err();
+        let err = read_csv("id,colour\nd1,red\n".as_bytes(), kind("deal"), &mut sink).unwrap_err();
         assert!(
             err.starts_with("line 1: unknown column `colour` for deal records (columns: amount,"),
             "{err}"
         );
         let err = read_csv(
             "id,createdAt,created_at\n".as_bytes(),
-            RecordKind::Deal,
+            kind("deal"),
             &mut sink,
         )
         .unwrap_err();
