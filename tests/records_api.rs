@@ -280,6 +280,7 @@ async fn list_records_pages_in_key_order() {
         "2024-01-10T00:00:00Z",
     ));
     records.push(record(Kind::Quota(pb::Quota {
+        attributes: Default::default(),
         id: "q1".into(),
         owner: "alice".into(),
         period_start: ts("2024-01-01T00:00:00Z"),
@@ -349,4 +350,102 @@ async fn list_records_pages_in_key_order() {
         let bad = status.get_details_bad_request().expect("BadRequest");
         assert_eq!(bad.field_violations[0].field, field);
     }
+}
+
+/// `attributes` of a record from `(name, value)` pairs.
+fn attributes(
+    pairs: &[(&str, pb::attribute_value::Value)],
+) -> std::collections::BTreeMap<String, pb::AttributeValue> {
+    pairs
+        .iter()
+        .map(|(name, value)| {
+            (
+                (*name).to_owned(),
+                pb::AttributeValue {
+                    value: Some(value.clone()),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Custom attributes of every type are stored and listed as sent; an upsert replaces the
+/// whole map; a bad name, type or size rejects that record only, by index and reason.
+#[tokio::test]
+async fn custom_attributes_are_stored_replaced_whole_and_checked() {
+    use pb::attribute_value::Value;
+    let kpid = Kpid::start();
+    let mut client = kpid.records().await;
+    let with = |id: &str, pairs: &[(&str, Value)]| {
+        let mut r = customer(id, "2024-01-01T00:00:00Z", pb::Source::Sales);
+        if let Some(Kind::Customer(c)) = r.record.as_mut() {
+            c.attributes = attributes(pairs);
+        }
+        r
+    };
+    let full = with(
+        "c1",
+        &[
+            ("region", Value::Text("EMEA".into())),
+            ("seats", Value::Decimal("12.5".into())),
+            ("vip", Value::Flag(true)),
+            ("renewal", Value::Time(ts("2025-03-01T00:00:00Z").unwrap())),
+        ],
+    );
+    let many: Vec<(String, Value)> = (0..65)
+        .map(|i| (format!("a{i}"), Value::Flag(true)))
+        .collect();
+    let many: Vec<(&str, Value)> = many.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+    let bad = vec![
+        with("b0", &[("Region", Value::Text("EMEA".into()))]),
+        with("b1", &[("seats", Value::Decimal("12,5".into()))]),
+        with("b2", &[("note", Value::Text("x".repeat(257)))]),
+        with("b3", &many),
+        {
+            let mut r = with("b4", &[]);
+            if let Some(Kind::Customer(c)) = r.record.as_mut() {
+                c.attributes
+                    .insert("plan".into(), pb::AttributeValue { value: None });
+            }
+            r
+        },
+    ];
+    let mut records = vec![full.clone()];
+    records.extend(bad);
+    let answer = client
+        .put_records(pb::PutRecordsRequest { records })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.accepted, 1);
+    let reasons: Vec<(u64, String)> = answer
+        .rejected
+        .iter()
+        .map(|r| (r.index, r.reason.clone()))
+        .collect();
+    assert_eq!(reasons.len(), 5, "{reasons:?}");
+    for (i, (index, reason)) in reasons.iter().enumerate() {
+        assert_eq!(*index as usize, i + 1, "{reasons:?}");
+        let expected = [
+            "`Region` is not an attribute name",
+            "customer.attributes[seats]: `12,5`",
+            "attributes[note]: text of 257 bytes",
+            "65 attributes; a record carries at most 64",
+            "customer.attributes[plan]: no value set",
+        ][i];
+        assert!(reason.contains(expected), "{reason} lacks {expected}");
+    }
+    let (listed, _) = list_all(&mut client, "customer", 100).await;
+    assert_eq!(listed, vec![full]);
+
+    // An upsert replaces the whole map: `seats` and the rest are gone.
+    let replaced = with("c1", &[("region", Value::Text("APAC".into()))]);
+    client
+        .put_records(pb::PutRecordsRequest {
+            records: vec![replaced.clone()],
+        })
+        .await
+        .unwrap();
+    let (listed, _) = list_all(&mut client, "customer", 100).await;
+    assert_eq!(listed, vec![replaced]);
 }

@@ -125,6 +125,7 @@ fn customer(
     owner: Option<&str>,
 ) -> pb::Record {
     record(Kind::Customer(pb::Customer {
+        attributes: Default::default(),
         id: id.into(),
         acquired_at: t(acquired),
         churned_at: churned.and_then(t),
@@ -151,6 +152,7 @@ struct D<'a> {
 
 fn deal(d: D<'_>) -> pb::Record {
     record(Kind::Deal(pb::Deal {
+        attributes: Default::default(),
         id: d.id.into(),
         owner: d.owner.into(),
         amount: d.amount.into(),
@@ -179,6 +181,7 @@ fn lead(
     converted: Option<&str>,
 ) -> pb::Record {
     record(Kind::Lead(pb::Lead {
+        attributes: Default::default(),
         id: id.into(),
         created_at: t(created),
         source: source.into(),
@@ -198,6 +201,7 @@ fn subscription(
     renewed: Option<bool>,
 ) -> pb::Record {
     record(Kind::Subscription(pb::Subscription {
+        attributes: Default::default(),
         id: id.into(),
         customer_id: customer.into(),
         started_at: t(started),
@@ -216,6 +220,7 @@ fn subscription(
 
 fn purchase(id: &str, customer: &str, at: &str, amount: &str) -> pb::Record {
     record(Kind::Purchase(pb::Purchase {
+        attributes: Default::default(),
         id: id.into(),
         customer_id: customer.into(),
         amount: amount.into(),
@@ -232,6 +237,7 @@ fn spend(
     campaign: Option<&str>,
 ) -> pb::Record {
     record(Kind::Spend(pb::Spend {
+        attributes: Default::default(),
         id: id.into(),
         at: t(at),
         amount: amount.into(),
@@ -250,6 +256,7 @@ fn campaign(
     clicks: u64,
 ) -> pb::Record {
     record(Kind::Campaign(pb::Campaign {
+        attributes: Default::default(),
         id: id.into(),
         name: format!("campaign {id}"),
         channel: channel.into(),
@@ -270,6 +277,7 @@ fn ticket(
     resolved: Option<&str>,
 ) -> pb::Record {
     record(Kind::Ticket(pb::Ticket {
+        attributes: Default::default(),
         id: id.into(),
         customer_id: opt(customer),
         agent: agent.into(),
@@ -288,6 +296,7 @@ fn survey(
     at: &str,
 ) -> pb::Record {
     record(Kind::SurveyResponse(pb::SurveyResponse {
+        attributes: Default::default(),
         id: id.into(),
         customer_id: opt(customer),
         kind: kind.into(),
@@ -299,6 +308,7 @@ fn survey(
 
 fn quota(id: &str, owner: &str, start: &str, end: &str, amount: &str) -> pb::Record {
     record(Kind::Quota(pb::Quota {
+        attributes: Default::default(),
         id: id.into(),
         owner: owner.into(),
         period_start: t(start),

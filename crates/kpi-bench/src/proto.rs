@@ -77,6 +77,7 @@ fn survey_kind(k: SurveyKind) -> pb::SurveyKind {
 pub(crate) fn record(record: &Record) -> pb::Record {
     let kind = match record {
         Record::Customer(c) => Kind::Customer(pb::Customer {
+            attributes: Default::default(),
             id: c.id.clone(),
             acquired_at: time(c.acquired_at),
             churned_at: optional_time(c.churned_at),
@@ -86,6 +87,7 @@ pub(crate) fn record(record: &Record) -> pb::Record {
             owner: c.owner.clone(),
         }),
         Record::Lead(l) => Kind::Lead(pb::Lead {
+            attributes: Default::default(),
             id: l.id.clone(),
             created_at: time(l.created_at),
             source: source(l.source).into(),
@@ -94,6 +96,7 @@ pub(crate) fn record(record: &Record) -> pb::Record {
             customer_id: l.customer_id.clone(),
         }),
         Record::Deal(d) => Kind::Deal(pb::Deal {
+            attributes: Default::default(),
             id: d.id.clone(),
             owner: d.owner.clone(),
             amount: d.amount.to_string(),
@@ -113,6 +116,7 @@ pub(crate) fn record(record: &Record) -> pb::Record {
                 .collect(),
         }),
         Record::Subscription(s) => Kind::Subscription(pb::Subscription {
+            attributes: Default::default(),
             id: s.id.clone(),
             customer_id: s.customer_id.clone(),
             started_at: time(s.started_at),
@@ -129,12 +133,14 @@ pub(crate) fn record(record: &Record) -> pb::Record {
             renewed: s.renewed,
         }),
         Record::Purchase(p) => Kind::Purchase(pb::Purchase {
+            attributes: Default::default(),
             id: p.id.clone(),
             customer_id: p.customer_id.clone(),
             amount: p.amount.to_string(),
             at: time(p.at),
         }),
         Record::Spend(s) => Kind::Spend(pb::Spend {
+            attributes: Default::default(),
             id: s.id.clone(),
             at: time(s.at),
             amount: s.amount.to_string(),
@@ -143,6 +149,7 @@ pub(crate) fn record(record: &Record) -> pb::Record {
             campaign_id: s.campaign_id.clone(),
         }),
         Record::Campaign(c) => Kind::Campaign(pb::Campaign {
+            attributes: Default::default(),
             id: c.id.clone(),
             name: c.name.clone(),
             channel: channel(Some(c.channel)).into(),
@@ -153,6 +160,7 @@ pub(crate) fn record(record: &Record) -> pb::Record {
             unsubscribes: c.unsubscribes,
         }),
         Record::Ticket(t) => Kind::Ticket(pb::Ticket {
+            attributes: Default::default(),
             id: t.id.clone(),
             customer_id: t.customer_id.clone(),
             agent: t.agent.clone(),
@@ -161,6 +169,7 @@ pub(crate) fn record(record: &Record) -> pb::Record {
             resolved_at: optional_time(t.resolved_at),
         }),
         Record::SurveyResponse(r) => Kind::SurveyResponse(pb::SurveyResponse {
+            attributes: Default::default(),
             id: r.id.clone(),
             customer_id: r.customer_id.clone(),
             kind: survey_kind(r.kind).into(),
@@ -169,6 +178,7 @@ pub(crate) fn record(record: &Record) -> pb::Record {
             at: time(r.at),
         }),
         Record::Quota(q) => Kind::Quota(pb::Quota {
+            attributes: Default::default(),
             id: q.id.clone(),
             owner: q.owner.clone(),
             period_start: time(q.period_start),

@@ -296,6 +296,7 @@ mod tests {
     #[test]
     fn values_carry_their_slot_and_first_release_values_still_decode() {
         let r = Record::Quota(crate::record::Quota {
+            attributes: Default::default(),
             id: "q".into(),
             owner: "rep".into(),
             period_start: jiff::Timestamp::UNIX_EPOCH,

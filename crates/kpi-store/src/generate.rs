@@ -235,6 +235,7 @@ impl DemoStream {
                 i + 1
             );
             self.push(Record::Campaign(Campaign {
+                attributes: Default::default(),
                 id: id.clone(),
                 name,
                 channel,
@@ -250,6 +251,7 @@ impl DemoStream {
                 let amount = money(self.rng.range(50_000, 1_500_000));
                 let own_channel = self.rng.chance(50).then_some(channel);
                 self.push(Record::Spend(Spend {
+                    attributes: Default::default(),
                     id: format!("spend-{id}-{k}"),
                     at: ts(at),
                     amount,
@@ -287,6 +289,7 @@ impl DemoStream {
             ];
             for (k, (category, cents, channel)) in items.into_iter().enumerate() {
                 self.push(Record::Spend(Spend {
+                    attributes: Default::default(),
                     id: format!("spend-m{month:02}-{k}"),
                     at: ts(at),
                     amount: money(cents),
@@ -301,6 +304,7 @@ impl DemoStream {
             for q in 0..8i64 {
                 let period_start = self.start + q * 91 * DAY + (SPAN_DAYS - 8 * 91) * DAY;
                 self.push(Record::Quota(Quota {
+                    attributes: Default::default(),
                     id: format!("quota-rep-{rep:03}-q{}", q + 1),
                     owner: format!("rep-{rep:03}"),
                     period_start: ts(period_start),
@@ -347,6 +351,7 @@ impl DemoStream {
             self.next_customer += 1;
             let customer_id = format!("cust-{:07}", self.next_customer);
             self.push(Record::Lead(Lead {
+                attributes: Default::default(),
                 id: lead_id,
                 created_at: ts(created),
                 source,
@@ -357,6 +362,7 @@ impl DemoStream {
             self.customer_story(customer_id, created, converted, source, campaign_id, owner);
         } else {
             self.push(Record::Lead(Lead {
+                attributes: Default::default(),
                 id: lead_id,
                 created_at: ts(created),
                 source,
@@ -423,6 +429,7 @@ impl DemoStream {
             })
             .collect();
         self.push(Record::Deal(Deal {
+            attributes: Default::default(),
             id: format!("deal-{:07}", self.next_deal),
             owner,
             amount,
@@ -455,6 +462,7 @@ impl DemoStream {
             (at < self.end).then_some(at)
         };
         self.push(Record::Customer(Customer {
+            attributes: Default::default(),
             id: customer_id.clone(),
             acquired_at: ts(acquired),
             churned_at: churned.map(ts),
@@ -535,6 +543,7 @@ impl DemoStream {
             self.next_purchase += 1;
             let amount = money(self.rng.range(5_000, 250_000));
             self.push(Record::Purchase(Purchase {
+                attributes: Default::default(),
                 id: format!("purchase-{:07}", self.next_purchase),
                 customer_id: customer_id.clone(),
                 amount,
@@ -549,6 +558,7 @@ impl DemoStream {
             self.next_ticket += 1;
             let agent = self.agent();
             self.push(Record::Ticket(Ticket {
+                attributes: Default::default(),
                 id: format!("ticket-{:07}", self.next_ticket),
                 customer_id: Some(customer_id.clone()),
                 agent,
@@ -622,6 +632,7 @@ impl DemoStream {
             (None, None)
         };
         self.push(Record::Subscription(Subscription {
+            attributes: Default::default(),
             id: format!("sub-{:07}", self.next_sub),
             customer_id: customer_id.to_owned(),
             started_at: ts(started),
@@ -638,6 +649,7 @@ impl DemoStream {
         }
         self.next_survey += 1;
         self.push(Record::SurveyResponse(SurveyResponse {
+            attributes: Default::default(),
             id: format!("survey-{:07}", self.next_survey),
             customer_id: Some(customer_id.to_owned()),
             kind,

@@ -9,6 +9,7 @@
 //!
 //! The sled key layout is documented in the `codec` module (and ARCHITECTURE.md).
 
+pub mod attributes;
 mod codec;
 mod dims;
 mod durable;

@@ -5,6 +5,7 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub use crate::attributes::{AttributeValue, Attributes};
 pub use kpi_core::SurveyKind;
 
 /// Where a customer or lead came from.
@@ -124,6 +125,9 @@ pub struct Customer {
     pub segment: Option<String>,
     /// Their account owner.
     pub owner: Option<String>,
+    /// Custom attributes, by name (absent in values stored before they existed).
+    #[serde(default)]
+    pub attributes: Attributes,
 }
 
 /// A lead.
@@ -141,6 +145,9 @@ pub struct Lead {
     pub converted_at: Option<Timestamp>,
     /// The customer it converted to.
     pub customer_id: Option<String>,
+    /// Custom attributes, by name (absent in values stored before they existed).
+    #[serde(default)]
+    pub attributes: Attributes,
 }
 
 /// A deal stage entry.
@@ -175,6 +182,9 @@ pub struct Deal {
     pub campaign_id: Option<String>,
     /// The stages it went through, in order.
     pub stage_history: Vec<StageEntry>,
+    /// Custom attributes, by name (absent in values stored before they existed).
+    #[serde(default)]
+    pub attributes: Attributes,
 }
 
 /// A change of a subscription's MRR.
@@ -203,6 +213,9 @@ pub struct Subscription {
     pub renewal_due_at: Option<Timestamp>,
     /// Whether it was renewed.
     pub renewed: Option<bool>,
+    /// Custom attributes, by name (absent in values stored before they existed).
+    #[serde(default)]
+    pub attributes: Attributes,
 }
 
 /// A one-time purchase (non-recurring revenue).
@@ -216,6 +229,9 @@ pub struct Purchase {
     pub amount: Decimal,
     /// When it happened.
     pub at: Timestamp,
+    /// Custom attributes, by name (absent in values stored before they existed).
+    #[serde(default)]
+    pub attributes: Attributes,
 }
 
 /// Money spent.
@@ -233,6 +249,9 @@ pub struct Spend {
     pub channel: Option<Channel>,
     /// For which campaign.
     pub campaign_id: Option<String>,
+    /// Custom attributes, by name (absent in values stored before they existed).
+    #[serde(default)]
+    pub attributes: Attributes,
 }
 
 /// A marketing campaign.
@@ -254,6 +273,9 @@ pub struct Campaign {
     pub clicks: u64,
     /// Unsubscribes.
     pub unsubscribes: u64,
+    /// Custom attributes, by name (absent in values stored before they existed).
+    #[serde(default)]
+    pub attributes: Attributes,
 }
 
 /// A support ticket.
@@ -271,6 +293,9 @@ pub struct Ticket {
     pub first_response_at: Option<Timestamp>,
     /// When it was resolved.
     pub resolved_at: Option<Timestamp>,
+    /// Custom attributes, by name (absent in values stored before they existed).
+    #[serde(default)]
+    pub attributes: Attributes,
 }
 
 /// A survey answer (NPS, CSAT or CES).
@@ -288,6 +313,9 @@ pub struct SurveyResponse {
     pub scale_max: u32,
     /// When it was answered.
     pub at: Timestamp,
+    /// Custom attributes, by name (absent in values stored before they existed).
+    #[serde(default)]
+    pub attributes: Attributes,
 }
 
 /// A sales quota.
@@ -303,6 +331,9 @@ pub struct Quota {
     pub period_end: Timestamp,
     /// The amount to sell in the period.
     pub amount: Decimal,
+    /// Custom attributes, by name (absent in values stored before they existed).
+    #[serde(default)]
+    pub attributes: Attributes,
 }
 
 /// The kind of a record: the `oneof record` field name in the proto.
@@ -406,6 +437,22 @@ impl Record {
             Record::Ticket(_) => RecordKind::Ticket,
             Record::SurveyResponse(_) => RecordKind::SurveyResponse,
             Record::Quota(_) => RecordKind::Quota,
+        }
+    }
+
+    /// The record's custom attributes.
+    pub fn attributes(&self) -> &Attributes {
+        match self {
+            Record::Customer(r) => &r.attributes,
+            Record::Lead(r) => &r.attributes,
+            Record::Deal(r) => &r.attributes,
+            Record::Subscription(r) => &r.attributes,
+            Record::Purchase(r) => &r.attributes,
+            Record::Spend(r) => &r.attributes,
+            Record::Campaign(r) => &r.attributes,
+            Record::Ticket(r) => &r.attributes,
+            Record::SurveyResponse(r) => &r.attributes,
+            Record::Quota(r) => &r.attributes,
         }
     }
 

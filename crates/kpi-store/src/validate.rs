@@ -24,9 +24,11 @@ const EARLIEST: Timestamp = Timestamp::UNIX_EPOCH;
 /// `closed_at` is present exactly when the deal is won or lost; `mrr_changes` is
 /// non-empty, sorted by `at`, starts at or after `started_at` and has no negative MRR; a
 /// survey's `scale_max ≥ 1` and `0 ≤ score ≤ scale_max`; a campaign's opens and clicks do
-/// not exceed `delivered`; every timestamp lies in the years 1970..=9999.
+/// not exceed `delivered`; every timestamp lies in the years 1970..=9999; custom attributes
+/// follow [`crate::attributes`]'s rules (names, at most 64, text of 1 to 256 bytes).
 pub fn validate(record: &Record) -> Result<(), String> {
     check_id(record.id())?;
+    crate::attributes::check(record.attributes(), EARLIEST)?;
     match record {
         Record::Customer(c) => {
             time("acquired_at", c.acquired_at)?;
@@ -281,6 +283,7 @@ mod tests {
 
     fn deal() -> Deal {
         Deal {
+            attributes: Default::default(),
             id: "d1".into(),
             owner: "alice".into(),
             amount: Decimal::from(100),
@@ -305,6 +308,7 @@ mod tests {
 
     fn subscription() -> Subscription {
         Subscription {
+            attributes: Default::default(),
             id: "s1".into(),
             customer_id: "c1".into(),
             started_at: t("2024-01-01"),
@@ -451,6 +455,7 @@ mod tests {
     #[test]
     fn customers_leads_purchases_spend() {
         let c = Customer {
+            attributes: Default::default(),
             id: "c1".into(),
             acquired_at: t("2024-02-01"),
             churned_at: Some(t("2024-01-01")),
@@ -464,6 +469,7 @@ mod tests {
             "churned_at 2024-01-01T00:00:00Z is before acquired_at 2024-02-01T00:00:00Z"
         );
         let l = Lead {
+            attributes: Default::default(),
             id: "l1".into(),
             created_at: t("2024-02-01"),
             source: Source::Sales,
@@ -476,6 +482,7 @@ mod tests {
             "converted_at 2024-01-31T00:00:00Z is before created_at 2024-02-01T00:00:00Z"
         );
         let p = Purchase {
+            attributes: Default::default(),
             id: "p1".into(),
             customer_id: String::new(),
             amount: Decimal::ONE,
@@ -492,6 +499,7 @@ mod tests {
         };
         assert_eq!(reason(Record::Purchase(p)), "amount -1 is negative");
         let s = Spend {
+            attributes: Default::default(),
             id: "x1".into(),
             at: t("2024-01-01"),
             amount: Decimal::new(-250, 2),
@@ -505,6 +513,7 @@ mod tests {
     #[test]
     fn campaigns() {
         let c = Campaign {
+            attributes: Default::default(),
             id: "k1".into(),
             name: "Spring".into(),
             channel: Channel::Email,
@@ -541,6 +550,7 @@ mod tests {
     #[test]
     fn tickets() {
         let tk = Ticket {
+            attributes: Default::default(),
             id: "t1".into(),
             customer_id: None,
             agent: "ann".into(),
@@ -575,6 +585,7 @@ mod tests {
     #[test]
     fn surveys() {
         let s = SurveyResponse {
+            attributes: Default::default(),
             id: "v1".into(),
             customer_id: None,
             kind: SurveyKind::Nps,
@@ -610,6 +621,7 @@ mod tests {
     #[test]
     fn quotas() {
         let q = Quota {
+            attributes: Default::default(),
             id: "q1".into(),
             owner: "alice".into(),
             period_start: t("2024-01-01"),
@@ -646,6 +658,7 @@ mod tests {
         assert_eq!(validate(&Record::Deal(d.clone())), Ok(()));
         // The latest instant a timestamp can hold is in 9999.
         let p = Purchase {
+            attributes: Default::default(),
             id: "p1".into(),
             customer_id: "c1".into(),
             amount: Decimal::ONE,

@@ -42,6 +42,7 @@ fn customer(
     owner: Option<&str>,
 ) -> Record {
     Record::Customer(Customer {
+        attributes: Default::default(),
         id: id.into(),
         acquired_at: t(acquired),
         churned_at: churned.map(t),
@@ -66,6 +67,7 @@ fn deal(
     stages: &[(&str, &str)],
 ) -> Record {
     Record::Deal(Deal {
+        attributes: Default::default(),
         id: id.into(),
         owner: owner.into(),
         amount: d(amount),
@@ -94,6 +96,7 @@ fn campaign(
     clicks: u64,
 ) -> Record {
     Record::Campaign(Campaign {
+        attributes: Default::default(),
         id: id.into(),
         name: format!("campaign {id}"),
         channel,
@@ -113,6 +116,7 @@ fn lead(
     converted: Option<&str>,
 ) -> Record {
     Record::Lead(Lead {
+        attributes: Default::default(),
         id: id.into(),
         created_at: t(created),
         source,
@@ -124,6 +128,7 @@ fn lead(
 
 fn quota(id: &str, owner: &str, start: &str, end: &str, amount: &str) -> Record {
     Record::Quota(Quota {
+        attributes: Default::default(),
         id: id.into(),
         owner: owner.into(),
         period_start: t(start),
@@ -141,6 +146,7 @@ fn spend(
     campaign: Option<&str>,
 ) -> Record {
     Record::Spend(Spend {
+        attributes: Default::default(),
         id: id.into(),
         at: t(at),
         amount: d(amount),
@@ -152,6 +158,7 @@ fn spend(
 
 fn purchase(id: &str, customer: &str, at: &str, amount: &str) -> Record {
     Record::Purchase(Purchase {
+        attributes: Default::default(),
         id: id.into(),
         customer_id: customer.into(),
         amount: d(amount),
@@ -168,6 +175,7 @@ fn subscription(
     renewal: Option<(&str, Option<bool>)>,
 ) -> Record {
     Record::Subscription(Subscription {
+        attributes: Default::default(),
         id: id.into(),
         customer_id: customer.into(),
         started_at: t(started),
@@ -193,6 +201,7 @@ fn ticket(
     resolved: Option<&str>,
 ) -> Record {
     Record::Ticket(Ticket {
+        attributes: Default::default(),
         id: id.into(),
         customer_id: customer.map(Into::into),
         agent: agent.into(),
@@ -211,6 +220,7 @@ fn survey(
     at: &str,
 ) -> Record {
     Record::SurveyResponse(SurveyResponse {
+        attributes: Default::default(),
         id: id.into(),
         customer_id: customer.map(Into::into),
         kind,

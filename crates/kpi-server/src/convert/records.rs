@@ -52,6 +52,40 @@ impl Fields {
         parse_decimal(text).map_err(|e| self.error(field, e))
     }
 
+    /// Custom attributes: each value's one field set, decimals and times parsed. Names and
+    /// sizes are the store's `validate()` rules.
+    fn attributes(
+        &self,
+        map: std::collections::BTreeMap<String, pb::AttributeValue>,
+    ) -> Result<domain::Attributes, String> {
+        use pb::attribute_value::Value;
+        map.into_iter()
+            .map(|(name, value)| {
+                let field = format!(
+                    "attributes[{}]",
+                    crate::error::clip(&name, domain::attributes::MAX_ATTRIBUTE_NAME_BYTES)
+                );
+                let value = match value.value {
+                    None => {
+                        return Err(self.error(
+                            &field,
+                            "no value set: set one of text, decimal, flag or time",
+                        ))
+                    }
+                    Some(Value::Text(text)) => domain::AttributeValue::Text(text),
+                    Some(Value::Decimal(text)) => {
+                        domain::AttributeValue::Decimal(self.decimal(&field, &text)?)
+                    }
+                    Some(Value::Flag(flag)) => domain::AttributeValue::Flag(flag),
+                    Some(Value::Time(ts)) => domain::AttributeValue::Time(
+                        timestamp_from_proto(&ts).map_err(|e| self.error(&field, e))?,
+                    ),
+                };
+                Ok((name, value))
+            })
+            .collect()
+    }
+
     /// A required enum: the `_UNSPECIFIED` zero and unknown numbers are errors.
     fn required_enum<E, D>(
         &self,
@@ -219,6 +253,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 campaign_id: optional(c.campaign_id),
                 segment: optional(c.segment),
                 owner: optional(c.owner),
+                attributes: f.attributes(c.attributes)?,
             })
         }
         Kind::Lead(l) => {
@@ -230,6 +265,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 campaign_id: optional(l.campaign_id),
                 converted_at: f.optional_time("converted_at", l.converted_at)?,
                 customer_id: optional(l.customer_id),
+                attributes: f.attributes(l.attributes)?,
             })
         }
         Kind::Deal(d) => {
@@ -257,6 +293,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 customer_id: optional(d.customer_id),
                 campaign_id: optional(d.campaign_id),
                 stage_history,
+                attributes: f.attributes(d.attributes)?,
             })
         }
         Kind::Subscription(s) => {
@@ -280,6 +317,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 mrr_changes,
                 renewal_due_at: f.optional_time("renewal_due_at", s.renewal_due_at)?,
                 renewed: s.renewed,
+                attributes: f.attributes(s.attributes)?,
             })
         }
         Kind::Purchase(p) => {
@@ -289,6 +327,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 customer_id: p.customer_id,
                 amount: f.decimal("amount", &p.amount)?,
                 at: f.time("at", p.at)?,
+                attributes: f.attributes(p.attributes)?,
             })
         }
         Kind::Spend(s) => {
@@ -311,6 +350,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 )?,
                 channel,
                 campaign_id: optional(s.campaign_id),
+                attributes: f.attributes(s.attributes)?,
             })
         }
         Kind::Campaign(c) => {
@@ -324,6 +364,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 opens: c.opens,
                 clicks: c.clicks,
                 unsubscribes: c.unsubscribes,
+                attributes: f.attributes(c.attributes)?,
             })
         }
         Kind::Ticket(t) => {
@@ -335,6 +376,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 opened_at: f.time("opened_at", t.opened_at)?,
                 first_response_at: f.optional_time("first_response_at", t.first_response_at)?,
                 resolved_at: f.optional_time("resolved_at", t.resolved_at)?,
+                attributes: f.attributes(t.attributes)?,
             })
         }
         Kind::SurveyResponse(r) => {
@@ -346,6 +388,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 score: f.decimal("score", &r.score)?,
                 scale_max: r.scale_max,
                 at: f.time("at", r.at)?,
+                attributes: f.attributes(r.attributes)?,
             })
         }
         Kind::Quota(q) => {
@@ -356,9 +399,29 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 period_start: f.time("period_start", q.period_start)?,
                 period_end: f.time("period_end", q.period_end)?,
                 amount: f.decimal("amount", &q.amount)?,
+                attributes: f.attributes(q.attributes)?,
             })
         }
     })
+}
+
+/// Custom attributes in their wire form.
+fn attributes_to_proto(
+    attributes: domain::Attributes,
+) -> std::collections::BTreeMap<String, pb::AttributeValue> {
+    use pb::attribute_value::Value;
+    attributes
+        .into_iter()
+        .map(|(name, value)| {
+            let value = match value {
+                domain::AttributeValue::Text(text) => Value::Text(text),
+                domain::AttributeValue::Decimal(d) => Value::Decimal(d.to_string()),
+                domain::AttributeValue::Flag(flag) => Value::Flag(flag),
+                domain::AttributeValue::Time(t) => Value::Time(timestamp_to_proto(t)),
+            };
+            (name, pb::AttributeValue { value: Some(value) })
+        })
+        .collect()
 }
 
 fn time(ts: Timestamp) -> Option<prost_types::Timestamp> {
@@ -380,6 +443,7 @@ pub(crate) fn record_to_proto(record: domain::Record) -> pb::Record {
             campaign_id: c.campaign_id,
             segment: c.segment,
             owner: c.owner,
+            attributes: attributes_to_proto(c.attributes),
         }),
         domain::Record::Lead(l) => Kind::Lead(pb::Lead {
             id: l.id,
@@ -388,6 +452,7 @@ pub(crate) fn record_to_proto(record: domain::Record) -> pb::Record {
             campaign_id: l.campaign_id,
             converted_at: optional_time(l.converted_at),
             customer_id: l.customer_id,
+            attributes: attributes_to_proto(l.attributes),
         }),
         domain::Record::Deal(d) => Kind::Deal(pb::Deal {
             id: d.id,
@@ -407,6 +472,7 @@ pub(crate) fn record_to_proto(record: domain::Record) -> pb::Record {
                     entered_at: time(s.entered_at),
                 })
                 .collect(),
+            attributes: attributes_to_proto(d.attributes),
         }),
         domain::Record::Subscription(s) => Kind::Subscription(pb::Subscription {
             id: s.id,
@@ -423,12 +489,14 @@ pub(crate) fn record_to_proto(record: domain::Record) -> pb::Record {
                 .collect(),
             renewal_due_at: optional_time(s.renewal_due_at),
             renewed: s.renewed,
+            attributes: attributes_to_proto(s.attributes),
         }),
         domain::Record::Purchase(p) => Kind::Purchase(pb::Purchase {
             id: p.id,
             customer_id: p.customer_id,
             amount: p.amount.to_string(),
             at: time(p.at),
+            attributes: attributes_to_proto(p.attributes),
         }),
         domain::Record::Spend(s) => Kind::Spend(pb::Spend {
             id: s.id,
@@ -437,6 +505,7 @@ pub(crate) fn record_to_proto(record: domain::Record) -> pb::Record {
             category: spend_category_to_proto(s.category).into(),
             channel: channel_to_proto(s.channel).into(),
             campaign_id: s.campaign_id,
+            attributes: attributes_to_proto(s.attributes),
         }),
         domain::Record::Campaign(c) => Kind::Campaign(pb::Campaign {
             id: c.id,
@@ -447,6 +516,7 @@ pub(crate) fn record_to_proto(record: domain::Record) -> pb::Record {
             opens: c.opens,
             clicks: c.clicks,
             unsubscribes: c.unsubscribes,
+            attributes: attributes_to_proto(c.attributes),
         }),
         domain::Record::Ticket(t) => Kind::Ticket(pb::Ticket {
             id: t.id,
@@ -455,6 +525,7 @@ pub(crate) fn record_to_proto(record: domain::Record) -> pb::Record {
             opened_at: time(t.opened_at),
             first_response_at: optional_time(t.first_response_at),
             resolved_at: optional_time(t.resolved_at),
+            attributes: attributes_to_proto(t.attributes),
         }),
         domain::Record::SurveyResponse(r) => Kind::SurveyResponse(pb::SurveyResponse {
             id: r.id,
@@ -463,6 +534,7 @@ pub(crate) fn record_to_proto(record: domain::Record) -> pb::Record {
             score: r.score.to_string(),
             scale_max: r.scale_max,
             at: time(r.at),
+            attributes: attributes_to_proto(r.attributes),
         }),
         domain::Record::Quota(q) => Kind::Quota(pb::Quota {
             id: q.id,
@@ -470,6 +542,7 @@ pub(crate) fn record_to_proto(record: domain::Record) -> pb::Record {
             period_start: time(q.period_start),
             period_end: time(q.period_end),
             amount: q.amount.to_string(),
+            attributes: attributes_to_proto(q.attributes),
         }),
     };
     pb::Record { record: Some(kind) }
@@ -496,6 +569,7 @@ mod tests {
 
     fn deal() -> pb::Deal {
         pb::Deal {
+            attributes: Default::default(),
             id: "d1".into(),
             owner: "alice".into(),
             amount: "1250.50".into(),
@@ -632,10 +706,68 @@ mod tests {
         );
     }
 
+    fn attribute(value: pb::attribute_value::Value) -> pb::AttributeValue {
+        pb::AttributeValue { value: Some(value) }
+    }
+
+    #[test]
+    fn attributes_convert_each_type_and_name_the_bad_one() {
+        use pb::attribute_value::Value;
+        let mut deal = deal();
+        deal.attributes = [
+            ("region", attribute(Value::Text("EMEA".into()))),
+            ("seats", attribute(Value::Decimal("12.50".into()))),
+            ("vip", attribute(Value::Flag(true))),
+            (
+                "renewal",
+                attribute(Value::Time(ts("2025-03-01T00:00:00Z").unwrap())),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let domain::Record::Deal(converted) =
+            record_from_proto(wrap(Kind::Deal(deal.clone()))).unwrap()
+        else {
+            panic!("a deal")
+        };
+        assert_eq!(
+            converted.attributes["seats"],
+            domain::AttributeValue::Decimal(Decimal::new(1250, 2))
+        );
+        assert_eq!(
+            converted.attributes["region"],
+            domain::AttributeValue::Text("EMEA".into())
+        );
+        let Some(Kind::Deal(back)) = record_to_proto(domain::Record::Deal(converted)).record else {
+            panic!("a deal")
+        };
+        assert_eq!(back.attributes, deal.attributes);
+
+        let mut bad = deal.clone();
+        bad.attributes
+            .insert("seats".into(), attribute(Value::Decimal("12,5".into())));
+        let err = record_from_proto(wrap(Kind::Deal(bad))).unwrap_err();
+        assert!(err.starts_with("deal.attributes[seats]: "), "{err}");
+        let mut unset = deal;
+        unset
+            .attributes
+            .insert("x".repeat(1000), pb::AttributeValue { value: None });
+        let err = record_from_proto(wrap(Kind::Deal(unset))).unwrap_err();
+        assert!(err.contains("no value set"), "{err}");
+        assert!(err.len() < 200, "the name is clipped: {err}");
+    }
+
     #[test]
     fn every_kind_round_trips() {
         let records = vec![
             Kind::Customer(pb::Customer {
+                attributes: [(
+                    "plan".to_owned(),
+                    attribute(pb::attribute_value::Value::Text("pro".into())),
+                )]
+                .into_iter()
+                .collect(),
                 id: "c1".into(),
                 acquired_at: ts("2024-01-01T00:00:00Z"),
                 churned_at: ts("2024-06-01T00:00:00Z"),
@@ -645,6 +777,7 @@ mod tests {
                 owner: None,
             }),
             Kind::Lead(pb::Lead {
+                attributes: Default::default(),
                 id: "l1".into(),
                 created_at: ts("2024-01-01T00:00:00Z"),
                 source: pb::Source::Marketing.into(),
@@ -657,6 +790,7 @@ mod tests {
                 ..deal()
             }),
             Kind::Subscription(pb::Subscription {
+                attributes: Default::default(),
                 id: "s1".into(),
                 customer_id: "c1".into(),
                 started_at: ts("2024-01-01T00:00:00Z"),
@@ -669,12 +803,14 @@ mod tests {
                 renewed: Some(true),
             }),
             Kind::Purchase(pb::Purchase {
+                attributes: Default::default(),
                 id: "p1".into(),
                 customer_id: "c1".into(),
                 amount: "35".into(),
                 at: ts("2024-03-01T00:00:00Z"),
             }),
             Kind::Spend(pb::Spend {
+                attributes: Default::default(),
                 id: "sp1".into(),
                 at: ts("2024-01-01T00:00:00Z"),
                 amount: "10000".into(),
@@ -683,6 +819,7 @@ mod tests {
                 campaign_id: Some("cmp".into()),
             }),
             Kind::Campaign(pb::Campaign {
+                attributes: Default::default(),
                 id: "cmp".into(),
                 name: "Spring".into(),
                 channel: pb::Channel::Email.into(),
@@ -693,6 +830,7 @@ mod tests {
                 unsubscribes: 3,
             }),
             Kind::Ticket(pb::Ticket {
+                attributes: Default::default(),
                 id: "t1".into(),
                 customer_id: None,
                 agent: "bob".into(),
@@ -701,6 +839,7 @@ mod tests {
                 resolved_at: None,
             }),
             Kind::SurveyResponse(pb::SurveyResponse {
+                attributes: Default::default(),
                 id: "r1".into(),
                 customer_id: Some("c1".into()),
                 kind: pb::SurveyKind::Nps.into(),
@@ -709,6 +848,7 @@ mod tests {
                 at: ts("2024-01-01T00:00:00Z"),
             }),
             Kind::Quota(pb::Quota {
+                attributes: Default::default(),
                 id: "q1".into(),
                 owner: "alice".into(),
                 period_start: ts("2024-01-01T00:00:00Z"),

@@ -179,6 +179,7 @@ impl RandomTenant {
             let started_at = self.grid[started];
             let channel = *self.pick(&channels);
             out.push(Record::Campaign(Campaign {
+                attributes: Default::default(),
                 id: format!("k{i}"),
                 name: format!("campaign {i}"),
                 channel,
@@ -199,6 +200,7 @@ impl RandomTenant {
             let owner = self.pick(&["o1", "o2"]).to_string();
             let owner = self.opt(owner);
             out.push(Record::Customer(Customer {
+                attributes: Default::default(),
                 id: format!("c{i}"),
                 acquired_at: self.grid[a],
                 churned_at: churned.map(|j| self.grid[j]),
@@ -239,6 +241,7 @@ impl RandomTenant {
             let campaign_id = self.id_of("k", 3);
             let amount = self.money();
             out.push(Record::Deal(Deal {
+                attributes: Default::default(),
                 id: format!("d{i}"),
                 owner,
                 amount,
@@ -274,6 +277,7 @@ impl RandomTenant {
             let due = self.rng.chance(60).then(|| self.time());
             let renewed = self.rng.chance(50).then(|| self.rng.chance(50));
             out.push(Record::Subscription(Subscription {
+                attributes: Default::default(),
                 id: format!("s{i}"),
                 customer_id: format!("c{}", self.rng.range(0, 6)),
                 started_at: self.grid[started],
@@ -287,6 +291,7 @@ impl RandomTenant {
             let at = self.time();
             let amount = self.money();
             out.push(Record::Purchase(Purchase {
+                attributes: Default::default(),
                 id: format!("p{i}"),
                 customer_id: format!("c{}", self.rng.range(0, 6)),
                 amount,
@@ -308,6 +313,7 @@ impl RandomTenant {
             let channel = self.rng.chance(40).then(|| *self.pick(&channels));
             let campaign_id = self.id_of("k", 3);
             out.push(Record::Spend(Spend {
+                attributes: Default::default(),
                 id: format!("x{i}"),
                 at: self.grid[at],
                 amount,
@@ -322,6 +328,7 @@ impl RandomTenant {
             let source = *self.pick(&sources);
             let campaign_id = self.id_of("k", 3);
             out.push(Record::Lead(Lead {
+                attributes: Default::default(),
                 id: format!("l{i}"),
                 created_at: self.grid[created],
                 source,
@@ -336,6 +343,7 @@ impl RandomTenant {
             let owner = self.pick(&["o1", "o2", "o3"]).to_string();
             let amount = self.money();
             out.push(Record::Quota(Quota {
+                attributes: Default::default(),
                 id: format!("q{i}"),
                 owner,
                 period_start: self.grid[a],
@@ -350,6 +358,7 @@ impl RandomTenant {
             let agent = self.pick(&["a1", "a2"]).to_string();
             let customer_id = self.id_of("c", 6);
             out.push(Record::Ticket(Ticket {
+                attributes: Default::default(),
                 id: format!("t{i}"),
                 customer_id,
                 agent,
@@ -365,6 +374,7 @@ impl RandomTenant {
             let score = score.min(Decimal::from(scale));
             let at = self.time();
             out.push(Record::SurveyResponse(SurveyResponse {
+                attributes: Default::default(),
                 id: format!("v{i}"),
                 customer_id: self.id_of("c", 6),
                 kind,
