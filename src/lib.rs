@@ -40,7 +40,7 @@ use clap::builder::{Resettable, TypedValueParser as _};
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use kpi_server::auth::ApiKeys;
-use kpi_server::{Limits, ServerConfig, TlsFiles};
+use kpi_server::{ConnectionLimits, Limits, ServerConfig, TlsFiles};
 use kpi_store::Store;
 use tracing_subscriber::EnvFilter;
 
@@ -148,6 +148,36 @@ struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     request_timeout: Option<u64>,
+    /// Most client connections open at once (each holds a file descriptor; at most the
+    /// open-file limit less 128). At the limit a new connection closes the oldest one that
+    /// has not sent its first request, else the longest idle one (GOAWAY), else itself.
+    #[arg(
+        long,
+        env = "KPID_MAX_CONNECTIONS",
+        default_value_t = ConnectionLimits::DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize)
+    )]
+    max_connections: usize,
+    /// Seconds a new connection has to send its first request (HTTP/2 preface or HTTP/1
+    /// request line), its TLS handshake included; then it is closed.
+    #[arg(
+        long,
+        env = "KPID_HANDSHAKE_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = ConnectionLimits::DEFAULT_HANDSHAKE_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    handshake_timeout: u64,
+    /// Seconds a connection may stay with no request in flight; then it is closed
+    /// gracefully (GOAWAY for HTTP/2).
+    #[arg(
+        long,
+        env = "KPID_IDLE_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = ConnectionLimits::DEFAULT_IDLE_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    idle_timeout: u64,
     /// Log format on stderr.
     #[arg(long, env = "KPID_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -226,6 +256,40 @@ async fn shutdown_signal() {
     }
 }
 
+/// File descriptors kept for other than client connections (the store's files, the
+/// listeners, the runtime's own).
+const RESERVED_FILES: u64 = 128;
+
+/// The connection limits of the serve flags, after raising the soft open-file limit to
+/// the hard one (logged): `--max-connections` is lowered to fit under it.
+fn connection_limits(args: &ServeArgs) -> ConnectionLimits {
+    let mut max_connections = args.max_connections;
+    #[cfg(unix)]
+    match kpi_server::raise_open_file_limit() {
+        Ok(open_files) => {
+            let room = usize::try_from(open_files.saturating_sub(RESERVED_FILES))
+                .unwrap_or(usize::MAX)
+                .max(1);
+            if max_connections > room {
+                tracing::warn!(
+                    open_files,
+                    asked = max_connections,
+                    max_connections = room,
+                    "the open-file limit is too low for --max-connections: lowered"
+                );
+                max_connections = room;
+            }
+            tracing::info!(open_files, max_connections, "open-file limit raised");
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+    ConnectionLimits {
+        max_connections,
+        handshake_timeout: std::time::Duration::from_secs(args.handshake_timeout),
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
+    }
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let registry = kpi_core::registry().context("the linked metrics are inconsistent")?;
     tracing::info!(metrics = registry.len(), "metric registry built");
@@ -275,6 +339,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_concurrent_requests_per_tenant: args.max_concurrent_requests_per_tenant,
         tls,
         request_timeout: args.request_timeout.map(std::time::Duration::from_secs),
+        connections: connection_limits(&args),
         ..ServerConfig::default()
     };
     let open = async move {

@@ -935,3 +935,173 @@ async fn undecodable_messages_are_internal_as_grpc_specifies_and_the_server_stay
     .unwrap();
     assert_eq!(rows[0].value, "1000");
 }
+
+/// Whether the server closes `socket` (EOF or reset) before `deadline` passes.
+async fn closed_within(socket: &mut tokio::net::TcpStream, deadline: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 64];
+    let read_to_end = async {
+        // Frames the server sends first (SETTINGS, GOAWAY) are skipped.
+        while matches!(socket.read(&mut buf).await, Ok(1..)) {}
+    };
+    tokio::time::timeout(deadline, read_to_end).await.is_ok()
+}
+
+/// Idle TCP sockets that never send a byte cannot lock clients out: with 80 of them open
+/// against `--max-connections 50` (and a handshake timeout too long to help), a client
+/// that connects next is answered, because each new connection evicts the oldest one that
+/// has not sent its first request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_beyond_the_connection_limit_do_not_lock_out_a_client() {
+    const LIMIT: usize = 50;
+    const IDLE: usize = 80;
+    let dir = tempfile::tempdir().unwrap();
+    let kpid = Kpid::start_in(
+        dir.path(),
+        &[
+            ("KPID_MAX_CONNECTIONS", "50"),
+            ("KPID_HANDSHAKE_TIMEOUT", "120"),
+        ],
+    );
+    let mut idle = Vec::new();
+    for _ in 0..IDLE {
+        idle.push(tokio::net::TcpStream::connect(kpid.addr).await.unwrap());
+    }
+
+    let started = std::time::Instant::now();
+    let channel = Channel::from_shared(kpid.url())
+        .unwrap()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await
+        .expect("a new client connects");
+    let status = HealthClient::new(channel)
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("a new client is answered")
+        .into_inner()
+        .status();
+    assert_eq!(status, ServingStatus::Serving);
+    eprintln!(
+        "{IDLE} idle sockets against --max-connections {LIMIT}: a new client answered in {:?}",
+        started.elapsed()
+    );
+
+    // The evicted sockets were closed, which is what freed their file descriptors.
+    let mut reads = tokio::task::JoinSet::new();
+    for mut socket in idle {
+        reads.spawn(
+            async move { closed_within(&mut socket, std::time::Duration::from_secs(5)).await },
+        );
+    }
+    let closed = reads.join_all().await.into_iter().filter(|c| *c).count();
+    assert!(
+        closed > IDLE - LIMIT,
+        "only {closed} of {IDLE} idle sockets were closed"
+    );
+    assert_up(&kpid).await;
+}
+
+/// A connection that never sends its first request is closed after the handshake timeout.
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_after_the_handshake_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let kpid = Kpid::start_in(dir.path(), &[("KPID_HANDSHAKE_TIMEOUT", "1")]);
+    let mut socket = tokio::net::TcpStream::connect(kpid.addr).await.unwrap();
+    assert!(
+        closed_within(&mut socket, std::time::Duration::from_secs(20)).await,
+        "the server kept a silent connection open"
+    );
+    assert_up(&kpid).await;
+}
+
+/// With `--idle-timeout 1`, an HTTP/2 connection that sends no request is closed by the
+/// server (GOAWAY, then the connection ends), while an Ingest stream kept open longer than
+/// that, its connection busy all along, is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed_and_a_busy_one_is_not() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let dir = tempfile::tempdir().unwrap();
+    let kpid = Kpid::start_in(dir.path(), &[("KPID_IDLE_TIMEOUT", "1")]);
+
+    let tcp = tokio::net::TcpStream::connect(kpid.addr).await.unwrap();
+    let (_requests, connection) = hyper::client::conn::http2::handshake::<
+        _,
+        _,
+        http_body_util::Empty<bytes::Bytes>,
+    >(TokioExecutor::new(), TokioIo::new(tcp))
+    .await
+    .expect("HTTP/2 handshake");
+    tokio::time::timeout(std::time::Duration::from_secs(20), connection)
+        .await
+        .expect("the server closes an idle connection")
+        .expect("closed gracefully, by GOAWAY");
+
+    let mut records = kpid.records().await;
+    let (messages, stream) = tokio::sync::mpsc::channel(2);
+    let ingest = tokio::spawn(async move {
+        records
+            .ingest(tokio_stream::wrappers::ReceiverStream::new(stream))
+            .await
+    });
+    let message = |id: &str| pb::IngestRequest {
+        records: vec![customer(id, "2024-01-01T00:00:00Z", pb::Source::Sales)],
+    };
+    messages.send(message("busy-1")).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    messages.send(message("busy-2")).await.unwrap();
+    drop(messages);
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(20), ingest)
+        .await
+        .expect("the Ingest stream is answered")
+        .unwrap()
+        .expect("the Ingest stream succeeds")
+        .into_inner();
+    assert_eq!(answer.accepted, 2);
+}
+
+/// kpid raises its soft open-file limit to the hard limit at start.
+#[cfg(target_os = "linux")]
+#[test]
+fn kpid_raises_its_open_file_limit_to_the_hard_limit() {
+    use std::os::unix::process::CommandExt as _;
+
+    let mut ours = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we pass it.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut ours) },
+        0
+    );
+    let hard = ours.rlim_max.min(4096);
+    let soft = 256.min(hard);
+    let dir = tempfile::tempdir().unwrap();
+    let kpid = Kpid::start_with(dir.path(), &[], |command| {
+        let limit = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: runs in the child between fork and exec and calls only setrlimit, which
+        // is async-signal-safe, on a struct it owns.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", kpid.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[3..5], [hard.to_string(), hard.to_string()], "{line}");
+    assert!(kpid.logs().contains("open-file limit"), "{}", kpid.logs());
+}

@@ -56,6 +56,16 @@ impl Kpid {
 
     /// Starts a server on `data_dir` with extra environment variables.
     pub(crate) fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Kpid {
+        Self::start_with(data_dir, env, |_| {})
+    }
+
+    /// Starts a server on `data_dir` with extra environment variables and a last `edit` of
+    /// its command.
+    pub(crate) fn start_with(
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        edit: impl FnOnce(&mut Command),
+    ) -> Kpid {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kpid"));
         command
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
@@ -69,6 +79,7 @@ impl Kpid {
         for (k, v) in env {
             command.env(k, v);
         }
+        edit(&mut command);
         let mut child = command.spawn().expect("spawn kpid");
         let stderr = child.stderr.take().expect("stderr piped");
         let logs = Arc::new(Mutex::new(Vec::new()));

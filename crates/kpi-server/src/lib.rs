@@ -35,6 +35,7 @@
 pub mod alloc;
 pub mod auth;
 mod concurrency;
+mod connections;
 mod convert;
 mod deadline;
 mod error;
@@ -52,6 +53,9 @@ mod rpc;
 mod server;
 mod tls;
 
+#[cfg(unix)]
+pub use connections::raise_open_file_limit;
+pub use connections::ConnectionLimits;
 pub use metrics::MetricsApi;
 pub use records::RecordsApi;
 pub use server::{serve, serve_opening, ServeError, ServerConfig};

@@ -23,13 +23,12 @@ use http::{HeaderName, Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use kpi_core::RegistryError;
 use kpi_proto::kpi::v1::metrics_service_server::{MetricsServiceServer, SERVICE_NAME as METRICS};
 use kpi_proto::kpi::v1::records_service_server::{RecordsServiceServer, SERVICE_NAME as RECORDS};
 use kpi_store::{Store, StoreError, WriteHealth};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tonic::body::Body;
@@ -41,13 +40,14 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::auth::{ApiKeys, AuthLayer};
 use crate::concurrency::ConcurrencyLimitLayer;
+use crate::connections::{ConnectionLimits, Connections, Slot};
 use crate::deadline::DeadlineLayer;
 use crate::limit::MessageLimitLayer;
 use crate::methods::MethodTable;
 use crate::observe::ObserveLayer;
 use crate::opening::Opening;
 use crate::prometheus::{scrape, GrpcMetrics};
-use crate::tls::{TlsError, TlsFiles, HANDSHAKE_TIMEOUT};
+use crate::tls::{TlsError, TlsFiles};
 use crate::{Limits, MetricsApi, RecordsApi};
 
 /// How the server runs, apart from its store.
@@ -74,6 +74,8 @@ pub struct ServerConfig {
     pub max_concurrent_requests_per_tenant: Option<usize>,
     /// Serve TLS (and mutual TLS with a client CA) instead of plaintext.
     pub tls: Option<TlsFiles>,
+    /// Most connections, and the handshake and idle timeouts.
+    pub connections: ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -107,6 +109,7 @@ impl Default for ServerConfig {
             max_concurrent_requests: Self::DEFAULT_MAX_CONCURRENT_REQUESTS,
             max_concurrent_requests_per_tenant: None,
             tls: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -294,6 +297,7 @@ where
             endpoint,
             stop_rx.clone(),
             METRICS_GRACE,
+            config.connections,
         ))
     });
 
@@ -376,7 +380,14 @@ where
     };
     let (opened, drained) = tokio::join!(
         control,
-        run_http(listener, tls, grpc, stop_rx.clone(), config.shutdown_grace)
+        run_http(
+            listener,
+            tls,
+            grpc,
+            stop_rx.clone(),
+            config.shutdown_grace,
+            config.connections
+        )
     );
     if !drained {
         tracing::warn!(
@@ -425,15 +436,16 @@ fn cors() -> CorsLayer {
 }
 
 /// Accepts HTTP/1.1 and HTTP/2 connections (over TLS when `tls` is set) on `listener`
-/// for `service` until `stop` turns true, then stops accepting, lets each connection
-/// finish its in-flight requests and closes it. Whether every connection closed within
-/// `grace`.
+/// for `service`, within `limits` (see `connections`), until `stop` turns true, then
+/// stops accepting, lets each connection finish its in-flight requests and closes it.
+/// Whether every connection closed within `grace`.
 async fn run_http<S, B>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     service: S,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
+    limits: ConnectionLimits,
 ) -> bool
 where
     S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
@@ -454,7 +466,7 @@ where
     builder
         .http2()
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
-    let graceful = GracefulShutdown::new();
+    let connections = Connections::new(limits);
     // An error means the sender is gone, which means stop too.
     let mut stopped = std::pin::pin!(async move {
         let _ = stop.wait_for(|stop| *stop).await;
@@ -464,42 +476,17 @@ where
             () = &mut stopped => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
+                    let Some(slot) = connections.admit() else {
+                        tracing::warn!(
+                            max_connections = limits.max_connections,
+                            "connection limit reached with a request in flight on every connection: closing a new one"
+                        );
+                        continue;
+                    };
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
                     }
-                    let service = TowerToHyperService::new(service.clone());
-                    if let Some(tls) = &tls {
-                        // The handshake runs in the connection's task, not in the accept
-                        // loop, and is bounded in time.
-                        let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
-                        tokio::spawn(async move {
-                            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(e)) => {
-                                    tracing::debug!(error = %e, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!("TLS handshake timed out");
-                                    return;
-                                }
-                            };
-                            let connection = builder.serve_connection(TokioIo::new(stream), service);
-                            if let Err(e) = watcher.watch(connection).await {
-                                tracing::debug!(error = %e, "connection closed with an error");
-                            }
-                        });
-                        continue;
-                    }
-                    let connection = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned();
-                    let connection = graceful.watch(connection);
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::debug!(error = %e, "connection closed with an error");
-                        }
-                    });
+                    tokio::spawn(serve_connection(slot, stream, tls.clone(), builder.clone(), service.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off rather than spin.
@@ -510,7 +497,58 @@ where
         }
     }
     drop(listener);
-    tokio::time::timeout(grace, graceful.shutdown())
+    tokio::time::timeout(grace, connections.shutdown())
         .await
         .is_ok()
+}
+
+/// Serves one accepted connection in its `slot`, after a TLS handshake when `tls` is set
+/// (the handshake runs here, not in the accept loop, and within the slot's handshake
+/// deadline).
+async fn serve_connection<S, B>(
+    slot: Slot,
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    builder: auto::Builder<TokioExecutor>,
+    service: S,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let service = TowerToHyperService::new(slot.service(service));
+    let served = match tls {
+        None => {
+            let io = TokioIo::new(slot.io(stream));
+            slot.serve(builder.serve_connection(io, service)).await
+        }
+        Some(tls) => {
+            let handshake = tokio::time::timeout_at(slot.handshake_deadline(), tls.accept(stream));
+            let stream = tokio::select! {
+                handshake = handshake => handshake,
+                () = slot.told_to_close() => return,
+            };
+            let stream = match stream {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
+                    return;
+                }
+            };
+            let io = TokioIo::new(slot.io(stream));
+            slot.serve(builder.serve_connection(io, service)).await
+        }
+    };
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "connection closed with an error");
+    }
 }

@@ -1,19 +1,16 @@
 //! Optional TLS and mutual TLS with rustls (ring provider): [`TlsFiles`] names the PEM
 //! files, and the server turns them into an acceptor before it serves. The server
 //! offers HTTP/2 and HTTP/1.1 by ALPN (gRPC and grpc-web). With a client CA, every client
-//! must present a certificate that CA signed; the handshake fails otherwise.
+//! must present a certificate that CA signed; the handshake fails otherwise. The handshake
+//! counts against the connection's handshake timeout (`ConnectionLimits`, 10 s by default).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
-
-/// How long a client may take to complete its TLS handshake.
-pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The PEM files of the server's TLS identity and, for mutual TLS, of the CA that signs
 /// client certificates.
