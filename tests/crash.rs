@@ -770,3 +770,153 @@ async fn a_full_disk_refuses_writes_plainly_and_recovers_without_a_restart() {
     let (listed, _) = list_all(&mut kpid.records().await, "lead", 1000).await;
     assert_eq!(listed.len(), acknowledged);
 }
+
+/// SIGTERM rounds when `KPID_SIGTERM_ROUNDS` is unset.
+const DEFAULT_SIGTERM_ROUNDS: u64 = 20;
+/// The SIGTERM rounds stop early (after at least [`MIN_RUNS`]) once this much time has gone.
+const SIGTERM_TIME_BUDGET: Duration = Duration::from_secs(25);
+
+/// One write call made across a SIGTERM: the keys it sent and whether it was answered OK.
+struct Call {
+    keys: Vec<Key>,
+    answer: Result<(), tonic::Status>,
+}
+
+/// Write calls of 1–10 records with fresh ids `{prefix}-N` (PutRecords, or Ingest streams
+/// of two messages when `ingest`), one after another, until one fails or `deadline`.
+async fn sigterm_writer(
+    mut client: RecordsServiceClient<Channel>,
+    mut rng: Rng,
+    prefix: String,
+    ingest: bool,
+    acks: Arc<std::sync::atomic::AtomicU64>,
+    deadline: Instant,
+) -> Vec<Call> {
+    let mut calls = Vec::new();
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        let mut records = Vec::new();
+        for _ in 0..1 + rng.below(10) {
+            n += 1;
+            records.push(random_record(&mut rng, &format!("{prefix}-{n}")));
+        }
+        let keys: Vec<Key> = records.iter().map(key_of).collect();
+        let answer = if ingest {
+            let half = records.len() / 2;
+            let second = records.split_off(half);
+            let messages = vec![
+                pb::IngestRequest { records },
+                pb::IngestRequest { records: second },
+            ];
+            client
+                .ingest(tokio_stream::iter(messages))
+                .await
+                .map(|a| a.into_inner().accepted)
+        } else {
+            client
+                .put_records(pb::PutRecordsRequest { records })
+                .await
+                .map(|a| a.into_inner().accepted)
+        };
+        let answer = answer.map(|accepted| assert_eq!(accepted, keys.len() as u64));
+        let failed = answer.is_err();
+        if !failed {
+            acks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        calls.push(Call { keys, answer });
+        if failed {
+            break;
+        }
+    }
+    calls
+}
+
+/// Every call answered OK has all its records stored; a call answered with an error has
+/// none of them stored (it never ran: a server that ran it must answer it). Returns the
+/// number of calls answered OK and with an error.
+async fn check_calls(kpid: &Kpid, calls: &[Call], label: &str) -> (usize, usize) {
+    let mut client = kpid.records().await;
+    let (stored, _) = list_all(&mut client, "", 1000).await;
+    let present: BTreeSet<Key> = stored.iter().map(key_of).collect();
+    let (mut ok, mut failed) = (0, 0);
+    for call in calls {
+        let stored = call.keys.iter().filter(|k| present.contains(*k)).count();
+        match &call.answer {
+            Ok(()) => {
+                ok += 1;
+                assert_eq!(
+                    stored,
+                    call.keys.len(),
+                    "{label}: a call answered OK lost records"
+                );
+            }
+            Err(status) => {
+                failed += 1;
+                assert_eq!(
+                    stored,
+                    0,
+                    "{label}: a call answered {:?} ({}) has {stored} of its {} records stored",
+                    status.code(),
+                    status.message(),
+                    call.keys.len()
+                );
+            }
+        }
+    }
+    (ok, failed)
+}
+
+/// A write that kpid commits is answered OK, also when SIGTERM arrives while it is sent: in
+/// each round, two PutRecords and two Ingest writers (each on its own connection) write
+/// fresh ids until the server refuses them; after a restart every call answered OK is
+/// stored whole and every call answered with an error is absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_never_answers_a_committed_write_with_an_error() {
+    let rounds = env_u64("KPID_SIGTERM_ROUNDS", DEFAULT_SIGTERM_ROUNDS);
+    let data = tempfile::tempdir().unwrap();
+    let mut rng = Rng(0x676f_6177);
+    let started = Instant::now();
+    let mut kpid = start(data.path());
+    let (mut ok, mut failed, mut done) = (0, 0, 0);
+    for round in 0..rounds {
+        if round >= MIN_RUNS && started.elapsed() > SIGTERM_TIME_BUDGET {
+            break;
+        }
+        let acks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut writers = Vec::new();
+        for w in 0..4 {
+            writers.push(tokio::spawn(sigterm_writer(
+                kpid.records().await,
+                Rng(rng.next()),
+                format!("t{round}-{w}"),
+                w % 2 == 1,
+                acks.clone(),
+                deadline,
+            )));
+        }
+        let wait = Instant::now();
+        while acks.load(std::sync::atomic::Ordering::Relaxed) < 4 {
+            assert!(wait.elapsed() < Duration::from_secs(10), "no progress");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.below(50))).await;
+        kpid.send_sigterm();
+        let mut calls = Vec::new();
+        for writer in writers {
+            let writer = tokio::time::timeout(Duration::from_secs(30), writer);
+        }
+        let status = block_in_place(|| kpid.wait_exit(Duration::from_secs(30)));
+        assert!(status.success(), "{status:?}; logs:\n{}", kpid.logs());
+        kpid = start(data.path());
+        let (o, f) = check_calls(&kpid, &calls, &format!("round {round}")).await;
+        ok += o;
+        failed += f;
+        done += 1;
+    }
+    block_in_place(|| kpid.terminate());
+    eprintln!(
+        "{done} SIGTERM rounds in {:.1?}: {ok} writes answered OK, {failed} refused (none of them stored)",
+        started.elapsed()
+    );
+}
