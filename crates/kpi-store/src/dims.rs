@@ -118,13 +118,13 @@ pub(crate) type DimValues<'a> = [Option<&'a str>; NDIMS];
 /// Customers and campaigns by id, to resolve the dimensions records inherit from them
 /// (the reference's view; the index does the same over rows).
 #[cfg(test)]
-pub(crate) struct Lookup<'a> {
+pub(crate) struct RecordLookup<'a> {
     customers: HashMap<&'a str, &'a Customer>,
     campaigns: HashMap<&'a str, &'a Campaign>,
 }
 
 #[cfg(test)]
-impl<'a> Lookup<'a> {
+impl<'a> RecordLookup<'a> {
     /// Indexes the customers and campaigns of `records`.
     pub(crate) fn new(records: &'a Canonical) -> Self {
         let customers = records
@@ -165,7 +165,7 @@ impl<'a> Lookup<'a> {
         }
     }
 
-    /// A deal's dimensions (stage excluded: see [`Lookup::stage_exit`]).
+    /// A deal's dimensions (stage excluded: see [`RecordLookup::deal_stage`]).
     pub(crate) fn deal(&self, d: &'a Deal) -> DimValues<'a> {
         let mut v = [None; NDIMS];
         self.customer_dims(d.customer_id.as_deref(), &mut v);

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope};
 
-use crate::dims::{dim_index, DimValues, Lookup, Unit};
+use crate::dims::{dim_index, DimValues, RecordLookup, Unit};
 use crate::record::{Channel, DealKind, DealStatus, Record, RecordKind, Source, Subscription};
 use crate::store::Canonical;
 use crate::units::{nanos_between, nanos_to, DAY_NANOS, HOUR_NANOS, YEAR_NANOS};
@@ -14,7 +14,7 @@ use crate::units::{nanos_between, nanos_to, DAY_NANOS, HOUR_NANOS, YEAR_NANOS};
 /// Answers measures by scanning `records`.
 pub(crate) struct Reference<'a> {
     records: &'a Canonical,
-    lookup: Lookup<'a>,
+    lookup: RecordLookup<'a>,
 }
 
 fn add(acc: &mut Decimal, x: Decimal) -> Result<(), MetricError> {
@@ -60,7 +60,7 @@ impl<'a> Reference<'a> {
     pub(crate) fn new(records: &'a Canonical) -> Self {
         Self {
             records,
-            lookup: Lookup::new(records),
+            lookup: RecordLookup::new(records),
         }
     }
 
@@ -72,11 +72,11 @@ impl<'a> Reference<'a> {
     pub(crate) fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
         let w = scope.window;
         let f = &scope.filters;
-        let lk = &self.lookup;
+        let lookup = &self.lookup;
         let count = |n: usize| Ok(Decimal::from(n as u64));
         let deals = || {
             self.all(RecordKind::Deal).filter_map(move |r| match r {
-                Record::Deal(d) if matches(Unit::Deal, &lk.deal(d), f) => Some(d),
+                Record::Deal(d) if matches(Unit::Deal, &lookup.deal(d), f) => Some(d),
                 _ => None,
             })
         };
@@ -87,7 +87,9 @@ impl<'a> Reference<'a> {
         };
         let customers = || {
             self.all(RecordKind::Customer).filter_map(move |r| match r {
-                Record::Customer(c) if matches(Unit::Customer, &lk.customer_row(c), f) => Some(c),
+                Record::Customer(c) if matches(Unit::Customer, &lookup.customer_row(c), f) => {
+                    Some(c)
+                }
                 _ => None,
             })
         };
@@ -97,7 +99,7 @@ impl<'a> Reference<'a> {
         let purchases = || {
             self.all(RecordKind::Purchase).filter_map(move |r| match r {
                 Record::Purchase(p)
-                    if w.contains(p.at) && matches(Unit::Purchase, &lk.purchase(p), f) =>
+                    if w.contains(p.at) && matches(Unit::Purchase, &lookup.purchase(p), f) =>
                 {
                     Some(p)
                 }
@@ -108,7 +110,7 @@ impl<'a> Reference<'a> {
             self.all(RecordKind::Subscription)
                 .filter_map(move |r| match r {
                     Record::Subscription(s)
-                        if matches(Unit::Subscription, &lk.subscription(s), f) =>
+                        if matches(Unit::Subscription, &lookup.subscription(s), f) =>
                     {
                         Some(s)
                     }
@@ -120,7 +122,7 @@ impl<'a> Reference<'a> {
                 Record::Campaign(c)
                     if c.channel == Channel::Email
                         && w.contains(c.started_at)
-                        && matches(Unit::Campaign, &lk.campaign(c), f) =>
+                        && matches(Unit::Campaign, &lookup.campaign(c), f) =>
                 {
                     Some(c)
                 }
@@ -129,7 +131,9 @@ impl<'a> Reference<'a> {
         };
         let spends = || {
             self.all(RecordKind::Spend).filter_map(move |r| match r {
-                Record::Spend(s) if w.contains(s.at) && matches(Unit::Spend, &lk.spend(s), f) => {
+                Record::Spend(s)
+                    if w.contains(s.at) && matches(Unit::Spend, &lookup.spend(s), f) =>
+                {
                     Some(s)
                 }
                 _ => None,
@@ -137,7 +141,7 @@ impl<'a> Reference<'a> {
         };
         let tickets = || {
             self.all(RecordKind::Ticket).filter_map(move |r| match r {
-                Record::Ticket(t) if matches(Unit::Ticket, &lk.ticket(t), f) => Some(t),
+                Record::Ticket(t) if matches(Unit::Ticket, &lookup.ticket(t), f) => Some(t),
                 _ => None,
             })
         };
@@ -145,7 +149,7 @@ impl<'a> Reference<'a> {
             self.all(RecordKind::SurveyResponse)
                 .filter_map(move |r| match r {
                     Record::SurveyResponse(s)
-                        if w.contains(s.at) && matches(Unit::Survey, &lk.survey(s), f) =>
+                        if w.contains(s.at) && matches(Unit::Survey, &lookup.survey(s), f) =>
                     {
                         Some(s)
                     }
@@ -216,7 +220,7 @@ impl<'a> Reference<'a> {
                         };
                         let Some(exit) = exit else { continue };
                         if w.contains(exit)
-                            && matches(Unit::StageExit, &lk.deal_stage(d, &entry.stage), f)
+                            && matches(Unit::StageExit, &lookup.deal_stage(d, &entry.stage), f)
                         {
                             n += 1;
                             nanos += nanos_between(entry.entered_at, exit);
@@ -240,13 +244,15 @@ impl<'a> Reference<'a> {
                 sum(&mut won().filter(|d| d.campaign_id.is_some()).map(|d| d.amount))
             }
             Measure::EmailAttributedRevenue => sum(&mut won()
-                .filter(|d| lk.campaign_channel(d.campaign_id.as_deref()) == Some(Channel::Email))
+                .filter(|d| {
+                    lookup.campaign_channel(d.campaign_id.as_deref()) == Some(Channel::Email)
+                })
                 .map(|d| d.amount)),
             Measure::QuotaProrated => {
                 let mut acc = Decimal::ZERO;
                 for r in self.all(RecordKind::Quota) {
                     let Record::Quota(q) = r else { continue };
-                    if !matches(Unit::Quota, &lk.quota(q), f) {
+                    if !matches(Unit::Quota, &lookup.quota(q), f) {
                         continue;
                     }
                     let from = q.period_start.max(w.start);
@@ -276,7 +282,7 @@ impl<'a> Reference<'a> {
                 let n = self
                     .all(RecordKind::Lead)
                     .filter_map(|r| match r {
-                        Record::Lead(l) if matches(Unit::Lead, &lk.lead(l), f) => Some(l),
+                        Record::Lead(l) if matches(Unit::Lead, &lookup.lead(l), f) => Some(l),
                         _ => None,
                     })
                     .filter(|l| w.contains(l.created_at))
@@ -334,7 +340,7 @@ impl<'a> Reference<'a> {
             }
             Measure::NewCustomerRevenue | Measure::NewCustomerRevenueFromMarketing => {
                 let new_customer = |id: Option<&str>| {
-                    lk.customer(id).is_some_and(|c| {
+                    lookup.customer(id).is_some_and(|c| {
                         w.contains(c.acquired_at)
                             && (measure == Measure::NewCustomerRevenue
                                 || c.source == Source::Marketing)
@@ -531,7 +537,7 @@ impl<'a> Reference<'a> {
     /// filters (the window is ignored).
     pub(crate) fn group_values(&self, dimension: Dimension, scope: &Scope) -> Vec<String> {
         let f = &scope.filters;
-        let lk = &self.lookup;
+        let lookup = &self.lookup;
         let i = dim_index(dimension);
         let mut out: BTreeSet<&str> = BTreeSet::new();
         let mut take = |unit: Unit, dims: DimValues<'a>| {
@@ -544,26 +550,26 @@ impl<'a> Reference<'a> {
         for kind in RecordKind::ALL {
             for r in self.all(kind) {
                 match r {
-                    Record::Customer(c) => take(Unit::Customer, lk.customer_row(c)),
-                    Record::Lead(l) => take(Unit::Lead, lk.lead(l)),
+                    Record::Customer(c) => take(Unit::Customer, lookup.customer_row(c)),
+                    Record::Lead(l) => take(Unit::Lead, lookup.lead(l)),
                     Record::Deal(d) => {
-                        take(Unit::Deal, lk.deal(d));
+                        take(Unit::Deal, lookup.deal(d));
                         for (j, entry) in d.stage_history.iter().enumerate() {
                             // Every stage a deal was ever in (a stage an open deal is in
                             // has no exit yet).
-                            take(Unit::StageStay, lk.deal_stage(d, &entry.stage));
+                            take(Unit::StageStay, lookup.deal_stage(d, &entry.stage));
                             if j + 1 < d.stage_history.len() || d.closed_at.is_some() {
-                                take(Unit::StageExit, lk.deal_stage(d, &entry.stage));
+                                take(Unit::StageExit, lookup.deal_stage(d, &entry.stage));
                             }
                         }
                     }
-                    Record::Subscription(s) => take(Unit::Subscription, lk.subscription(s)),
-                    Record::Purchase(p) => take(Unit::Purchase, lk.purchase(p)),
-                    Record::Spend(s) => take(Unit::Spend, lk.spend(s)),
-                    Record::Campaign(c) => take(Unit::Campaign, lk.campaign(c)),
-                    Record::Ticket(t) => take(Unit::Ticket, lk.ticket(t)),
-                    Record::SurveyResponse(s) => take(Unit::Survey, lk.survey(s)),
-                    Record::Quota(q) => take(Unit::Quota, lk.quota(q)),
+                    Record::Subscription(s) => take(Unit::Subscription, lookup.subscription(s)),
+                    Record::Purchase(p) => take(Unit::Purchase, lookup.purchase(p)),
+                    Record::Spend(s) => take(Unit::Spend, lookup.spend(s)),
+                    Record::Campaign(c) => take(Unit::Campaign, lookup.campaign(c)),
+                    Record::Ticket(t) => take(Unit::Ticket, lookup.ticket(t)),
+                    Record::SurveyResponse(s) => take(Unit::Survey, lookup.survey(s)),
+                    Record::Quota(q) => take(Unit::Quota, lookup.quota(q)),
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::ops::Range;
 use jiff::Timestamp;
 use kpi_core::{Decimal, MetricError};
 
-use super::sums::{add, overflow, DecSums};
+use super::sums::{add, overflow, DecimalSums};
 
 /// Positions per block of [`Blocked`] (tiny under test, so small datasets span blocks).
 #[cfg(not(test))]
@@ -105,7 +105,7 @@ impl<K: Ord + Copy> Keys<K> {
 }
 
 /// Sorted block keys as `i64` when every one fits ([`narrow`]), else as `i128` ranks.
-enum KeyCol {
+enum KeyColumn {
     Narrow(Keys<i64>),
     Wide(Keys<i128>),
 }
@@ -117,9 +117,9 @@ enum KeyCol {
 /// keys are kept, as 8 bytes where they fit: the partial blocks at a range's ends read
 /// their events' keys and values from the rows.
 pub(crate) struct Blocked {
-    keys: KeyCol,
+    keys: KeyColumn,
     /// Per value column: prefix sums of the values in each block's sorted-key order.
-    sums: Vec<DecSums>,
+    sums: Vec<DecimalSums>,
 }
 
 impl Blocked {
@@ -133,14 +133,14 @@ impl Blocked {
         let rank = |i: usize| key(i).rank();
         let (keys, order) = if (0..n).all(|i| narrow(rank(i)).is_some()) {
             let (k, order) = Keys::new(n, |i| narrow(rank(i)).expect("checked above"));
-            (KeyCol::Narrow(k), order)
+            (KeyColumn::Narrow(k), order)
         } else {
             let (k, order) = Keys::new(n, rank);
-            (KeyCol::Wide(k), order)
+            (KeyColumn::Wide(k), order)
         };
         let sums = columns
             .iter()
-            .map(|c| DecSums::dense(order.iter().map(|i| c(*i as usize))))
+            .map(|c| DecimalSums::dense(order.iter().map(|i| c(*i as usize))))
             .collect();
         Self { keys, sums }
     }
@@ -156,8 +156,8 @@ impl Blocked {
     ) -> (Vec<(usize, Range<usize>)>, Vec<usize>) {
         let (lo, hi) = (lo.map(BlockKey::rank), hi.map(BlockKey::rank));
         let (blocks, ends) = match &self.keys {
-            KeyCol::Narrow(k) => k.split(r, lo.map(narrow_bound), hi.map(narrow_bound)),
-            KeyCol::Wide(k) => k.split(r, lo, hi),
+            KeyColumn::Narrow(k) => k.split(r, lo.map(narrow_bound), hi.map(narrow_bound)),
+            KeyColumn::Wide(k) => k.split(r, lo, hi),
         };
         let inside = |i: &usize| {
             let k = key(*i).rank();
@@ -245,7 +245,7 @@ mod tests {
         ];
         for (keys, narrow) in [(&narrow_keys, true), (&wide_keys, false)] {
             let b = Blocked::new(keys.len(), |i| keys[i], &[&|i| values[i], &|i| never[i]]);
-            assert_eq!(matches!(b.keys, KeyCol::Narrow(_)), narrow);
+            assert_eq!(matches!(b.keys, KeyColumn::Narrow(_)), narrow);
             for start in 0..53 {
                 for end in start..=53 {
                     for lo in bounds {
@@ -273,7 +273,7 @@ mod tests {
             base - jiff::SignedDuration::from_hours(1),
         ];
         let b = Blocked::new(lead_keys.len(), |i| lead_keys[i], &[]);
-        assert!(matches!(b.keys, KeyCol::Narrow(_)));
+        assert!(matches!(b.keys, KeyColumn::Narrow(_)));
         let key = |i: usize| lead_keys[i];
         assert_eq!(
             b.count(0..3, None, Some(ts("9000-01-01T00:00:00Z")), key),

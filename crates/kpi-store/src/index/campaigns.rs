@@ -6,8 +6,8 @@ use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
 
 use super::count;
 use super::events::{rows_by_time, EventList};
-use super::part::{Ix, Part, Resolved, Table};
-use super::sums::{overflow, IntSums};
+use super::part::{KindIndex, Part, ResolvedFilters, RowTable};
+use super::sums::{overflow, IntegerSums};
 use crate::dims::Unit;
 use crate::record::{Channel, RecordKind};
 use crate::rows::Rows;
@@ -29,11 +29,11 @@ pub(crate) fn answers(measure: Measure) -> bool {
 
 /// The campaign part of `rows` (converted: the channel as its name's symbol, from
 /// `channels`).
-pub(crate) fn part(rows: &Rows, channels: &[Sym; Channel::ALL.len()]) -> Part<CampaignIx> {
+pub(crate) fn part(rows: &Rows, channels: &[Sym; Channel::ALL.len()]) -> Part<CampaignIndex> {
     let campaigns = rows
         .campaigns
         .iter()
-        .map(|c| CampaignRow {
+        .map(|c| ResolvedCampaign {
             id: c.id,
             channel: channels[c.channel as usize],
             started: c.started_at.get(),
@@ -47,7 +47,7 @@ pub(crate) fn part(rows: &Rows, channels: &[Sym; Channel::ALL.len()]) -> Part<Ca
 }
 
 /// A campaign.
-pub(crate) struct CampaignRow {
+pub(crate) struct ResolvedCampaign {
     pub(crate) id: Sym,
     /// The symbol of its channel's name.
     pub(crate) channel: Sym,
@@ -59,19 +59,19 @@ pub(crate) struct CampaignRow {
 }
 
 /// Email campaigns by start, with sums of their counters.
-pub(crate) struct CampaignIx {
+pub(crate) struct CampaignIndex {
     pub(crate) email: EventList<u32>,
-    pub(crate) delivered: IntSums,
-    pub(crate) opens: IntSums,
-    pub(crate) clicks: IntSums,
+    pub(crate) delivered: IntegerSums,
+    pub(crate) opens: IntegerSums,
+    pub(crate) clicks: IntegerSums,
 }
 
-impl Ix for CampaignIx {
-    type Row = CampaignRow;
-    type Rows = Vec<CampaignRow>;
-    type Ctx = ();
+impl KindIndex for CampaignIndex {
+    type Row = ResolvedCampaign;
+    type Table = Vec<ResolvedCampaign>;
+    type Context = ();
 
-    fn attr((): &(), c: &CampaignRow, d: Dimension) -> Sym {
+    fn attr((): &(), c: &ResolvedCampaign, d: Dimension) -> Sym {
         match d {
             Dimension::Campaign => c.id,
             Dimension::Channel => c.channel,
@@ -79,15 +79,15 @@ impl Ix for CampaignIx {
         }
     }
 
-    fn build((): &(), rows: &Self::Rows, subset: &[u32]) -> Self {
+    fn build((): &(), rows: &Self::Table, subset: &[u32]) -> Self {
         let row = |r: &u32| rows.row(*r);
         let email = rows_by_time(subset, |r| {
             Some(rows.row(r).started).filter(|_| rows.row(r).email)
         });
-        CampaignIx {
-            delivered: IntSums::new(email.items.iter().map(|r| i128::from(row(r).delivered))),
-            opens: IntSums::new(email.items.iter().map(|r| i128::from(row(r).opens))),
-            clicks: IntSums::new(email.items.iter().map(|r| i128::from(row(r).clicks))),
+        CampaignIndex {
+            delivered: IntegerSums::new(email.items.iter().map(|r| i128::from(row(r).delivered))),
+            opens: IntegerSums::new(email.items.iter().map(|r| i128::from(row(r).opens))),
+            clicks: IntegerSums::new(email.items.iter().map(|r| i128::from(row(r).clicks))),
             email,
         }
     }
@@ -95,10 +95,10 @@ impl Ix for CampaignIx {
 
 /// The campaigns' value of `measure` (one [`answers`]) over `w` and the filters `f`.
 pub(crate) fn measure(
-    part: &Part<CampaignIx>,
+    part: &Part<CampaignIndex>,
     measure: Measure,
     w: &Window,
-    f: &Resolved,
+    f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
     Ok(match measure {
         Measure::EmailCampaigns
@@ -108,17 +108,19 @@ pub(crate) fn measure(
             let Some(s) = part.select(f) else {
                 return Ok(Decimal::ZERO);
             };
-            let ix = s.ix;
-            let r = ix.email.range(w);
+            let index = s.index;
+            let r = index.email.range(w);
             let total = match measure {
-                Measure::EmailCampaigns => return Ok(count(s.count(&ix.email, r))),
-                Measure::EmailDelivered => s.int_sum(&ix.email, r, &ix.delivered, |e| {
+                Measure::EmailCampaigns => return Ok(count(s.count(&index.email, r))),
+                Measure::EmailDelivered => s.int_sum(&index.email, r, &index.delivered, |e| {
                     i128::from(s.row(e).delivered)
                 }),
-                Measure::EmailOpens => {
-                    s.int_sum(&ix.email, r, &ix.opens, |e| i128::from(s.row(e).opens))
-                }
-                _ => s.int_sum(&ix.email, r, &ix.clicks, |e| i128::from(s.row(e).clicks)),
+                Measure::EmailOpens => s.int_sum(&index.email, r, &index.opens, |e| {
+                    i128::from(s.row(e).opens)
+                }),
+                _ => s.int_sum(&index.email, r, &index.clicks, |e| {
+                    i128::from(s.row(e).clicks)
+                }),
             };
             Decimal::try_from_i128_with_scale(total, 0).map_err(|_| overflow())?
         }

@@ -10,9 +10,9 @@ use super::blocked::Blocked;
 use super::count;
 use super::events::{rows_by_time, EventList};
 use super::lookups::Lookups;
-use super::part::{Ix, Part, Resolved};
-use super::subscriptions::SubClasses;
-use super::sums::{add, DecSums, IntSums};
+use super::part::{KindIndex, Part, ResolvedFilters};
+use super::subscriptions::SubscriptionClasses;
+use super::sums::{add, DecimalSums, IntegerSums};
 use crate::record::{RecordKind, Source};
 use crate::rows::{CustomerRow, Slab, SubRow};
 use crate::symbols::{Sym, NONE};
@@ -62,69 +62,69 @@ impl CustomerRow {
 
 /// What customer rows read: the lookups, and the subscriptions with their classes (a
 /// customer's first MRR is their earliest subscription's).
-pub(crate) struct CustomerCtx {
-    pub(crate) lk: Arc<Lookups>,
-    pub(crate) subs: Arc<Slab<SubRow>>,
-    pub(crate) classes: Arc<SubClasses>,
+pub(crate) struct CustomerContext {
+    pub(crate) lookups: Arc<Lookups>,
+    pub(crate) subscriptions: Arc<Slab<SubRow>>,
+    pub(crate) classes: Arc<SubscriptionClasses>,
 }
 
-impl CustomerCtx {
+impl CustomerContext {
     /// The first MRR of customer `c`'s earliest subscription, if they have one.
     pub(crate) fn first_mrr(&self, c: &CustomerRow) -> Option<Decimal> {
         let sub = self.classes.first(c.id)?;
-        Some(self.subs.row(sub).mrr_changes[0].1)
+        Some(self.subscriptions.row(sub).mrr_changes[0].1)
     }
 }
 
 /// Customers by acquisition (all, and marketing-sourced) and by churn.
-pub(crate) struct CustomerIx {
+pub(crate) struct CustomerIndex {
     pub(crate) acquired: EventList<u32>,
     /// Customers (in `acquired` order) by churn time (never: the end of time).
     pub(crate) acquired_by_churn: Blocked,
     /// How many customers (in `acquired` order) have a first MRR, and its sum.
-    pub(crate) with_first_mrr: IntSums,
-    pub(crate) first_mrr: DecSums,
+    pub(crate) with_first_mrr: IntegerSums,
+    pub(crate) first_mrr: DecimalSums,
     pub(crate) marketing: EventList<u32>,
     pub(crate) churned: EventList<u32>,
     /// Churned customers (in `churned` order) by acquisition time.
     pub(crate) churned_by_acquisition: Blocked,
-    pub(crate) tenure: IntSums,
+    pub(crate) tenure: IntegerSums,
 }
 
-impl Ix for CustomerIx {
+impl KindIndex for CustomerIndex {
     type Row = CustomerRow;
-    type Rows = Slab<CustomerRow>;
-    type Ctx = CustomerCtx;
+    type Table = Slab<CustomerRow>;
+    type Context = CustomerContext;
 
-    fn attr(ctx: &CustomerCtx, c: &CustomerRow, d: Dimension) -> Sym {
+    fn attr(context: &CustomerContext, c: &CustomerRow, d: Dimension) -> Sym {
         match d {
             Dimension::Owner => c.owner,
-            Dimension::Source => ctx.lk.source(c.source),
+            Dimension::Source => context.lookups.source(c.source),
             Dimension::Campaign => c.campaign,
-            Dimension::Channel => ctx.lk.channel(c.campaign),
+            Dimension::Channel => context.lookups.channel(c.campaign),
             Dimension::Segment => c.segment,
             Dimension::Stage | Dimension::Agent => NONE,
         }
     }
 
-    fn build(ctx: &CustomerCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
-        let first_mrr = |r: u32| ctx.first_mrr(rows.row(r));
+    fn build(context: &CustomerContext, rows: &Self::Table, subset: &[u32]) -> Self {
+        let first_mrr = |r: u32| context.first_mrr(rows.row(r));
         let row = |r: u32| rows.row(r);
         let churned = rows_by_time(subset, |r| row(r).churned());
         let acquired = rows_by_time(subset, |r| Some(row(r).acquired()));
-        CustomerIx {
+        CustomerIndex {
             acquired_by_churn: Blocked::new(
                 acquired.items.len(),
                 |i| row(acquired.items[i]).churned().unwrap_or(Timestamp::MAX),
                 &[],
             ),
-            with_first_mrr: IntSums::new(
+            with_first_mrr: IntegerSums::new(
                 acquired
                     .items
                     .iter()
                     .map(|r| i128::from(first_mrr(*r).is_some())),
             ),
-            first_mrr: DecSums::new(
+            first_mrr: DecimalSums::new(
                 acquired
                     .items
                     .iter()
@@ -139,7 +139,7 @@ impl Ix for CustomerIx {
             marketing: rows_by_time(subset, |r| {
                 Some(row(r).acquired()).filter(|_| row(r).source == Source::Marketing)
             }),
-            tenure: IntSums::new(churned.items.iter().map(|r| row(*r).tenure_nanos())),
+            tenure: IntegerSums::new(churned.items.iter().map(|r| row(*r).tenure_nanos())),
             churned,
         }
     }
@@ -147,92 +147,94 @@ impl Ix for CustomerIx {
 
 /// The customers' value of `measure` (one [`answers`]) over `w` and the filters `f`.
 pub(crate) fn measure(
-    part: &Part<CustomerIx>,
+    part: &Part<CustomerIndex>,
     measure: Measure,
     w: &Window,
-    f: &Resolved,
+    f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
     let Some(s) = part.select(f) else {
         return Ok(Decimal::ZERO);
     };
-    let ix = s.ix;
+    let index = s.index;
     // Customers active at t: acquired before t, not churned before t.
     let active_at = |t: Timestamp| {
         if s.all() {
-            ix.acquired.before(t) - ix.churned.before(t)
+            index.acquired.before(t) - index.churned.before(t)
         } else {
-            s.count_where(&ix.acquired, 0..ix.acquired.before(t), |e| {
+            s.count_where(&index.acquired, 0..index.acquired.before(t), |e| {
                 s.row(e).churned().is_none_or(|c| c >= t)
             })
         }
     };
     Ok(match measure {
-        Measure::CustomersAcquired => count(s.count(&ix.acquired, ix.acquired.range(w))),
+        Measure::CustomersAcquired => count(s.count(&index.acquired, index.acquired.range(w))),
         Measure::CustomersAcquiredFromMarketing => {
-            count(s.count(&ix.marketing, ix.marketing.range(w)))
+            count(s.count(&index.marketing, index.marketing.range(w)))
         }
         Measure::CustomersAtStart => count(active_at(w.start)),
         Measure::CustomersAtEnd => count(active_at(w.end)),
-        Measure::CustomersChurnedFromStart if s.all() => count(ix.churned_by_acquisition.count(
-            ix.churned.range(w),
+        Measure::CustomersChurnedFromStart if s.all() => count(index.churned_by_acquisition.count(
+            index.churned.range(w),
             None,
             Some(w.start),
-            |i| s.row(&ix.churned.items[i]).acquired(),
+            |i| s.row(&index.churned.items[i]).acquired(),
         )),
         Measure::CustomersChurnedFromStart => {
-            count(s.count_where(&ix.churned, ix.churned.range(w), |e| {
+            count(s.count_where(&index.churned, index.churned.range(w), |e| {
                 s.row(e).acquired() < w.start
             }))
         }
-        Measure::CustomersNewRetained if s.all() => {
-            count(
-                ix.acquired_by_churn
-                    .count(ix.acquired.range(w), Some(w.end), None, |i| {
-                        s.row(&ix.acquired.items[i])
-                            .churned()
-                            .unwrap_or(Timestamp::MAX)
-                    }),
-            )
-        }
-        Measure::CustomersNewRetained => {
-            count(s.count_where(&ix.acquired, ix.acquired.range(w), |e| {
-                s.row(e).churned().is_none_or(|c| c >= w.end)
-            }))
-        }
+        Measure::CustomersNewRetained if s.all() => count(index.acquired_by_churn.count(
+            index.acquired.range(w),
+            Some(w.end),
+            None,
+            |i| {
+                s.row(&index.acquired.items[i])
+                    .churned()
+                    .unwrap_or(Timestamp::MAX)
+            },
+        )),
+        Measure::CustomersNewRetained => count(s.count_where(
+            &index.acquired,
+            index.acquired.range(w),
+            |e| s.row(e).churned().is_none_or(|c| c >= w.end),
+        )),
         Measure::CustomersActiveInWindow => {
             if s.all() {
                 // Churned before start implies acquired before end.
-                count(ix.acquired.before(w.end) - ix.churned.before(w.start))
+                count(index.acquired.before(w.end) - index.churned.before(w.start))
             } else {
                 count(
-                    s.count_where(&ix.acquired, 0..ix.acquired.before(w.end), |e| {
+                    s.count_where(&index.acquired, 0..index.acquired.before(w.end), |e| {
                         s.row(e).churned().is_none_or(|c| c >= w.start)
                     }),
                 )
             }
         }
         Measure::MeanChurnedTenureYears | Measure::CustomersChurnedBeforeEnd => {
-            let r = 0..ix.churned.before(w.end);
-            let n = s.count(&ix.churned, r.clone());
+            let r = 0..index.churned.before(w.end);
+            let n = s.count(&index.churned, r.clone());
             if measure == Measure::CustomersChurnedBeforeEnd {
                 count(n)
             } else if n == 0 {
                 Decimal::ZERO
             } else {
-                let nanos = s.int_sum(&ix.churned, r, &ix.tenure, |e| s.row(e).tenure_nanos());
+                let nanos = s.int_sum(&index.churned, r, &index.tenure, |e| {
+                    s.row(e).tenure_nanos()
+                });
                 nanos_to(nanos, YEAR_NANOS * n as i128)?
             }
         }
         Measure::NewCustomerMeanFirstMrr => {
-            let r = ix.acquired.range(w);
+            let r = index.acquired.range(w);
             let fast = s
                 .all()
                 .then(|| {
-                    let first_mrr = |i: usize| s.ctx.first_mrr(s.row(&ix.acquired.items[i]));
-                    let total = ix
+                    let first_mrr = |i: usize| s.context.first_mrr(s.row(&index.acquired.items[i]));
+                    let total = index
                         .first_mrr
                         .range(r.clone(), |i| first_mrr(i).unwrap_or(Decimal::ZERO))?;
-                    let n = ix
+                    let n = index
                         .with_first_mrr
                         .range(r.clone(), |i| i128::from(first_mrr(i).is_some()));
                     Some((total, n as u64))
@@ -243,8 +245,8 @@ pub(crate) fn measure(
                 None => {
                     let mut total = Decimal::ZERO;
                     let mut n = 0u64;
-                    for e in &ix.acquired.items[r] {
-                        if let Some(mrr) = s.ctx.first_mrr(s.row(e)) {
+                    for e in &index.acquired.items[r] {
+                        if let Some(mrr) = s.context.first_mrr(s.row(e)) {
                             if s.ok(*e) {
                                 total = add(total, mrr)?;
                                 n += 1;

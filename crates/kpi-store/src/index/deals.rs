@@ -11,8 +11,8 @@ use super::count;
 use super::events::{previous_same, rows_by_time, EventList};
 use super::lookups::{by_acquisition, ByCustomers, Lookups, NewCustomerSales};
 use super::parallel::{join, PARALLEL_ROWS};
-use super::part::{Ix, Part, Resolved};
-use super::sums::{DecSums, IntSums};
+use super::part::{KindIndex, Part, ResolvedFilters};
+use super::sums::{DecimalSums, IntegerSums};
 use crate::record::{DealKind, DealStatus, RecordKind};
 use crate::rows::{DealRow, Slab};
 use crate::symbols::{Sym, NONE};
@@ -75,8 +75,8 @@ impl DealRow {
     }
 
     /// Its amount if its campaign's channel is email, else zero.
-    pub(crate) fn email_amount(&self, lk: &Lookups) -> Decimal {
-        if lk.is_email(self.campaign) {
+    pub(crate) fn email_amount(&self, lookups: &Lookups) -> Decimal {
+        if lookups.is_email(self.campaign) {
             self.amount
         } else {
             Decimal::ZERO
@@ -84,43 +84,43 @@ impl DealRow {
     }
 
     /// When its customer was acquired, and whether the customer is marketing-sourced.
-    pub(crate) fn customer_acquired(&self, lk: &Lookups) -> (Option<Timestamp>, bool) {
-        lk.acquisition(self.customer)
+    pub(crate) fn customer_acquired(&self, lookups: &Lookups) -> (Option<Timestamp>, bool) {
+        lookups.acquisition(self.customer)
     }
 }
 
 /// Deals by closing time (won, lost, both, won upsells) and by creation time. What a
 /// campaign's or a rep's dashboard rarely reads (every deal by creation and by close, won
-/// deals by their customer's acquisition) is built on first use ([`Sel::lazy`]), so the
+/// deals by their customer's acquisition) is built on first use ([`Selection::lazy`]), so the
 /// partitions grouped queries build stay small.
-pub(crate) struct DealIx {
+pub(crate) struct DealIndex {
     pub(crate) won: EventList<u32>,
-    pub(crate) won_amount: DecSums,
-    pub(crate) won_cycle: IntSums,
-    pub(crate) won_campaign_amount: DecSums,
-    pub(crate) won_email_amount: DecSums,
+    pub(crate) won_amount: DecimalSums,
+    pub(crate) won_cycle: IntegerSums,
+    pub(crate) won_campaign_amount: DecimalSums,
+    pub(crate) won_email_amount: DecimalSums,
     pub(crate) lost: EventList<u32>,
     pub(crate) upsell: EventList<u32>,
     pub(crate) upsell_prev_customer: Vec<u32>,
     /// Won deals (in `won` order) by their customer's acquisition, summing amounts
     /// ([`ALL_AMOUNTS`]) and the amounts of marketing-sourced customers
-    /// ([`MARKETING_AMOUNTS`]); see [`DealIx::by_acquisition`].
+    /// ([`MARKETING_AMOUNTS`]); see [`DealIndex::by_acquisition`].
     pub(crate) won_by_acquisition: ByCustomers<Blocked>,
-    /// Closed and created deals; see [`DealOther::build`].
-    pub(crate) other: OnceLock<DealOther>,
+    /// Closed and created deals; see [`DealsClosedAndCreated::build`].
+    pub(crate) other: OnceLock<DealsClosedAndCreated>,
 }
 
 /// Every deal by close and by creation, with amounts summed.
-pub(crate) struct DealOther {
+pub(crate) struct DealsClosedAndCreated {
     pub(crate) closed: EventList<u32>,
     pub(crate) closed_prev_owner: Vec<u32>,
     /// Closed deals' amounts summed in `closed` order.
-    pub(crate) closed_amount: DecSums,
+    pub(crate) closed_amount: DecimalSums,
     pub(crate) created: EventList<u32>,
-    pub(crate) created_amount: DecSums,
+    pub(crate) created_amount: DecimalSums,
 }
 
-impl DealOther {
+impl DealsClosedAndCreated {
     /// The closed and created deals among `subset`.
     pub(crate) fn build(_: &Arc<Lookups>, rows: &Slab<DealRow>, subset: &[u32]) -> Self {
         let row = |r: u32| rows.row(r);
@@ -130,47 +130,47 @@ impl DealOther {
             || rows_by_time(subset, |r| row(r).closed_at.get()),
             || rows_by_time(subset, |r| Some(row(r).created_at.get())),
         );
-        DealOther {
-            closed_amount: DecSums::new(closed.items.iter().map(amount)),
+        DealsClosedAndCreated {
+            closed_amount: DecimalSums::new(closed.items.iter().map(amount)),
             closed_prev_owner: previous_same(&closed, |r| row(r).owner),
-            created_amount: DecSums::new(created.items.iter().map(amount)),
+            created_amount: DecimalSums::new(created.items.iter().map(amount)),
             closed,
             created,
         }
     }
 }
 
-impl DealIx {
+impl DealIndex {
     /// The won deals of `won` by their customer's acquisition (for
-    /// [`DealIx::won_by_acquisition`]).
+    /// [`DealIndex::won_by_acquisition`]).
     pub(crate) fn by_acquisition(
-        lk: &Lookups,
+        lookups: &Lookups,
         rows: &Slab<DealRow>,
         won: &EventList<u32>,
     ) -> Blocked {
-        by_acquisition(lk, won.items.len(), |i| {
+        by_acquisition(lookups, won.items.len(), |i| {
             let d = rows.row(won.items[i]);
             (d.customer, d.amount)
         })
     }
 }
 
-impl Ix for DealIx {
+impl KindIndex for DealIndex {
     type Row = DealRow;
-    type Rows = Slab<DealRow>;
-    type Ctx = Arc<Lookups>;
+    type Table = Slab<DealRow>;
+    type Context = Arc<Lookups>;
 
-    fn attr(lk: &Arc<Lookups>, d: &DealRow, dim: Dimension) -> Sym {
+    fn attr(lookups: &Arc<Lookups>, d: &DealRow, dim: Dimension) -> Sym {
         match dim {
             Dimension::Owner => d.owner,
             Dimension::Campaign => d.campaign,
-            Dimension::Channel => lk.channel(d.campaign),
-            Dimension::Source | Dimension::Segment => lk.customer_attr(d.customer, dim),
+            Dimension::Channel => lookups.channel(d.campaign),
+            Dimension::Source | Dimension::Segment => lookups.customer_attr(d.customer, dim),
             Dimension::Stage | Dimension::Agent => NONE,
         }
     }
 
-    fn build(lk: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
+    fn build(lookups: &Arc<Lookups>, rows: &Self::Table, subset: &[u32]) -> Self {
         let row = |r: u32| rows.row(r);
         let amount = |r: &u32| row(*r).amount;
         // Won deals on one side, lost deals and upsells on the other (two threads for
@@ -179,10 +179,10 @@ impl Ix for DealIx {
             let won = rows_by_time(subset, |r| row(r).closed_at.get().filter(|_| row(r).won()));
             let won_rows = || won.items.iter().map(|r| row(*r));
             let sums = (
-                DecSums::new(won.items.iter().map(amount)),
-                IntSums::new(won_rows().map(DealRow::cycle_nanos)),
-                DecSums::new(won_rows().map(DealRow::campaign_amount)),
-                DecSums::new(won_rows().map(|d| d.email_amount(lk))),
+                DecimalSums::new(won.items.iter().map(amount)),
+                IntegerSums::new(won_rows().map(DealRow::cycle_nanos)),
+                DecimalSums::new(won_rows().map(DealRow::campaign_amount)),
+                DecimalSums::new(won_rows().map(|d| d.email_amount(lookups))),
             );
             (won, sums)
         };
@@ -200,7 +200,7 @@ impl Ix for DealIx {
         let ((won, (won_amount, won_cycle, won_campaign_amount, won_email_amount)), others) =
             join(subset.len() >= PARALLEL_ROWS, won_side, other_side);
         let (lost, upsell, upsell_prev_customer) = others;
-        DealIx {
+        DealIndex {
             won,
             won_amount,
             won_cycle,
@@ -214,16 +214,17 @@ impl Ix for DealIx {
         }
     }
 
-    fn warm(&self, lk: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) {
+    fn warm(&self, lookups: &Arc<Lookups>, rows: &Self::Table, subset: &[u32]) {
         join(
             subset.len() >= PARALLEL_ROWS,
             || {
                 self.other
-                    .get_or_init(|| DealOther::build(lk, rows, subset))
+                    .get_or_init(|| DealsClosedAndCreated::build(lookups, rows, subset))
             },
             || {
-                self.won_by_acquisition
-                    .get(lk, || DealIx::by_acquisition(lk, rows, &self.won))
+                self.won_by_acquisition.get(lookups, || {
+                    DealIndex::by_acquisition(lookups, rows, &self.won)
+                })
             },
         );
     }
@@ -231,10 +232,10 @@ impl Ix for DealIx {
 
 /// The deals' value of `measure` (one [`answers`]) over `w` and the filters `f`.
 pub(crate) fn measure(
-    part: &Part<DealIx>,
+    part: &Part<DealIndex>,
     measure: Measure,
     w: &Window,
-    f: &Resolved,
+    f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
     if matches!(
         measure,
@@ -245,15 +246,17 @@ pub(crate) fn measure(
     let Some(s) = part.select(f) else {
         return Ok(Decimal::ZERO);
     };
-    let ix = s.ix;
-    let won = || ix.won.range(w);
-    let other = || s.lazy(&ix.other, DealOther::build);
+    let index = s.index;
+    let won = || index.won.range(w);
+    let other = || s.lazy(&index.other, DealsClosedAndCreated::build);
     Ok(match measure {
-        Measure::DealsWon => count(s.count(&ix.won, won())),
-        Measure::DealsLost => count(s.count(&ix.lost, ix.lost.range(w))),
-        Measure::WonAmount => s.sum(&ix.won, won(), &ix.won_amount, |e| s.row(e).amount)?,
+        Measure::DealsWon => count(s.count(&index.won, won())),
+        Measure::DealsLost => count(s.count(&index.lost, index.lost.range(w))),
+        Measure::WonAmount => s.sum(&index.won, won(), &index.won_amount, |e| s.row(e).amount)?,
         Measure::WonCycleDaysTotal => {
-            let nanos = s.int_sum(&ix.won, won(), &ix.won_cycle, |e| s.row(e).cycle_nanos());
+            let nanos = s.int_sum(&index.won, won(), &index.won_cycle, |e| {
+                s.row(e).cycle_nanos()
+            });
             nanos_to(nanos, DAY_NANOS)?
         }
         Measure::ClosingReps => count(s.distinct(
@@ -298,19 +301,21 @@ pub(crate) fn measure(
             }
         }
         Measure::UpsoldCustomers => count(s.distinct(
-            &ix.upsell,
-            ix.upsell.range(w),
-            &ix.upsell_prev_customer,
+            &index.upsell,
+            index.upsell.range(w),
+            &index.upsell_prev_customer,
             |e| s.row(e).customer,
         )),
         Measure::CampaignAttributedRevenue => {
-            s.sum(&ix.won, won(), &ix.won_campaign_amount, |e| {
+            s.sum(&index.won, won(), &index.won_campaign_amount, |e| {
                 s.row(e).campaign_amount()
             })?
         }
-        Measure::EmailAttributedRevenue => s.sum(&ix.won, won(), &ix.won_email_amount, |e| {
-            s.row(e).email_amount(s.ctx)
-        })?,
+        Measure::EmailAttributedRevenue => {
+            s.sum(&index.won, won(), &index.won_email_amount, |e| {
+                s.row(e).email_amount(s.context)
+            })?
+        }
         _ => unreachable!("deals::measure is called with the measures deals answer only"),
     })
 }
@@ -318,25 +323,25 @@ pub(crate) fn measure(
 /// The won deals' share of new-customer revenue: won deals closed in `w` whose customer
 /// was acquired in `w` (as `sales` says).
 fn new_customer_revenue(
-    part: &Part<DealIx>,
+    part: &Part<DealIndex>,
     sales: NewCustomerSales,
     w: &Window,
-    f: &Resolved,
+    f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
     let Some(s) = part.select(f) else {
         return Ok(Decimal::ZERO);
     };
-    let won = &s.ix.won;
+    let won = &s.index.won;
     let (from, to) = NewCustomerSales::acquired_in(w);
     let fast = s
         .all()
         .then(|| {
-            let blocked =
-                s.ix.won_by_acquisition
-                    .get(s.ctx, || DealIx::by_acquisition(s.ctx, s.rows, won));
+            let blocked = s.index.won_by_acquisition.get(s.context, || {
+                DealIndex::by_acquisition(s.context, s.rows, won)
+            });
             blocked.sum(sales.column(), won.range(w), from, to, |i| {
                 let d = s.row(&won.items[i]);
-                let (acquired, marketing) = d.customer_acquired(s.ctx);
+                let (acquired, marketing) = d.customer_acquired(s.context);
                 (acquired, sales.counted(d.amount, marketing))
             })
         })
@@ -347,7 +352,7 @@ fn new_customer_revenue(
             won,
             won.range(w),
             |e| {
-                let (acquired, marketing) = s.row(e).customer_acquired(s.ctx);
+                let (acquired, marketing) = s.row(e).customer_acquired(s.context);
                 sales.counts(w, acquired, marketing)
             },
             |e| s.row(e).amount,

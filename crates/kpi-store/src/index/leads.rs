@@ -9,7 +9,7 @@ use super::blocked::Blocked;
 use super::count;
 use super::events::{rows_by_time, EventList};
 use super::lookups::Lookups;
-use super::part::{Ix, Part, Resolved};
+use super::part::{KindIndex, Part, ResolvedFilters};
 use crate::record::RecordKind;
 use crate::rows::{LeadRow, Slab};
 use crate::symbols::{Sym, NONE};
@@ -23,29 +23,29 @@ pub(crate) fn answers(measure: Measure) -> bool {
 }
 
 /// Leads by creation time.
-pub(crate) struct LeadIx {
+pub(crate) struct LeadIndex {
     pub(crate) created: EventList<u32>,
     /// Leads (in `created` order) by conversion time (never: the end of time).
     pub(crate) created_by_conversion: Blocked,
 }
 
-impl Ix for LeadIx {
+impl KindIndex for LeadIndex {
     type Row = LeadRow;
-    type Rows = Slab<LeadRow>;
-    type Ctx = Arc<Lookups>;
+    type Table = Slab<LeadRow>;
+    type Context = Arc<Lookups>;
 
-    fn attr(lk: &Arc<Lookups>, l: &LeadRow, d: Dimension) -> Sym {
+    fn attr(lookups: &Arc<Lookups>, l: &LeadRow, d: Dimension) -> Sym {
         match d {
-            Dimension::Source => lk.source(l.source),
+            Dimension::Source => lookups.source(l.source),
             Dimension::Campaign => l.campaign,
-            Dimension::Channel => lk.channel(l.campaign),
+            Dimension::Channel => lookups.channel(l.campaign),
             _ => NONE,
         }
     }
 
-    fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
+    fn build(_: &Arc<Lookups>, rows: &Self::Table, subset: &[u32]) -> Self {
         let created = rows_by_time(subset, |r| Some(rows.row(r).created_at.get()));
-        LeadIx {
+        LeadIndex {
             created_by_conversion: Blocked::new(
                 created.items.len(),
                 |i| {
@@ -61,26 +61,30 @@ impl Ix for LeadIx {
 
 /// The leads' value of `measure` (one [`answers`]) over `w` and the filters `f`.
 pub(crate) fn measure(
-    part: &Part<LeadIx>,
+    part: &Part<LeadIndex>,
     measure: Measure,
     w: &Window,
-    f: &Resolved,
+    f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
     Ok(match measure {
         Measure::LeadsCreated | Measure::LeadsConverted => {
             let Some(s) = part.select(f) else {
                 return Ok(Decimal::ZERO);
             };
-            let r = s.ix.created.range(w);
+            let r = s.index.created.range(w);
             if measure == Measure::LeadsCreated {
-                count(s.count(&s.ix.created, r))
+                count(s.count(&s.index.created, r))
             } else if s.all() {
-                count(s.ix.created_by_conversion.count(r, None, Some(w.end), |i| {
-                    let lead = s.row(&s.ix.created.items[i]);
-                    lead.converted_at.get().unwrap_or(Timestamp::MAX)
-                }))
+                count(
+                    s.index
+                        .created_by_conversion
+                        .count(r, None, Some(w.end), |i| {
+                            let lead = s.row(&s.index.created.items[i]);
+                            lead.converted_at.get().unwrap_or(Timestamp::MAX)
+                        }),
+                )
             } else {
-                count(s.count_where(&s.ix.created, r, |e| {
+                count(s.count_where(&s.index.created, r, |e| {
                     s.row(e).converted_at.get().is_some_and(|c| c < w.end)
                 }))
             }

@@ -112,17 +112,17 @@ impl<T> Default for ByCustomers<T> {
 }
 
 impl<T> ByCustomers<T> {
-    /// What `build` derives through `lk`, built now unless it was through these lookups.
-    pub(crate) fn get(&self, lk: &Arc<Lookups>, build: impl FnOnce() -> T) -> Arc<T> {
+    /// What `build` derives through `lookups`, built now unless it was through these lookups.
+    pub(crate) fn get(&self, lookups: &Arc<Lookups>, build: impl FnOnce() -> T) -> Arc<T> {
         let mut cell = self.cell.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((of, v)) = &*cell {
             // The weak reference keeps the lookups' allocation, so its address is theirs.
-            if std::ptr::eq(of.as_ptr(), Arc::as_ptr(lk)) {
+            if std::ptr::eq(of.as_ptr(), Arc::as_ptr(lookups)) {
                 return Arc::clone(v);
             }
         }
         let v = Arc::new(build());
-        *cell = Some((Arc::downgrade(lk), Arc::clone(&v)));
+        *cell = Some((Arc::downgrade(lookups), Arc::clone(&v)));
         v
     }
 }
@@ -131,11 +131,11 @@ impl<T> ByCustomers<T> {
 /// acquisition, summing every amount ([`ALL_AMOUNTS`]) and the amounts of
 /// marketing-sourced customers ([`MARKETING_AMOUNTS`]).
 pub(crate) fn by_acquisition(
-    lk: &Lookups,
+    lookups: &Lookups,
     n: usize,
     sale: impl Fn(usize) -> (Sym, Decimal),
 ) -> Blocked {
-    let acquisition = |i: usize| lk.acquisition(sale(i).0);
+    let acquisition = |i: usize| lookups.acquisition(sale(i).0);
     Blocked::new(
         n,
         |i| acquisition(i).0,

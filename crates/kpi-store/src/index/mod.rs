@@ -45,20 +45,20 @@ use std::sync::{Arc, OnceLock};
 
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope};
 
-use self::campaigns::CampaignIx;
-use self::customers::{CustomerCtx, CustomerIx};
-use self::deals::DealIx;
-use self::leads::LeadIx;
+use self::campaigns::CampaignIndex;
+use self::customers::{CustomerContext, CustomerIndex};
+use self::deals::DealIndex;
+use self::leads::LeadIndex;
 use self::lookups::Lookups;
-use self::part::{Part, Resolved, Warm};
-use self::purchases::PurchaseIx;
-use self::quotas::QuotaIx;
-use self::spend::SpendIx;
-use self::stages::{StageCtx, StageParts};
-use self::subscriptions::{SubClasses, SubCtx, SubIx};
+use self::part::{Part, ResolvedFilters, Warm};
+use self::purchases::PurchaseIndex;
+use self::quotas::QuotaIndex;
+use self::spend::SpendIndex;
+use self::stages::{StageContext, StageParts};
+use self::subscriptions::{SubscriptionClasses, SubscriptionContext, SubscriptionIndex};
 use self::sums::add;
-use self::surveys::SurveyIx;
-use self::tickets::TicketIx;
+use self::surveys::SurveyIndex;
+use self::tickets::TicketIndex;
 use crate::dims::{channel_name, source_name, Unit};
 use crate::record::{Channel, RecordKind, Source};
 use crate::rows::Rows;
@@ -71,22 +71,22 @@ pub(crate) type KindGens = [u64; RecordKind::ALL.len()];
 /// when the kinds it reads did not change.
 pub(crate) struct Index {
     syms: Interner,
-    deals: Arc<Part<DealIx>>,
+    deals: Arc<Part<DealIndex>>,
     /// What the stage parts read.
-    stage_ctx: StageCtx,
+    stage_context: StageContext,
     /// Stage exits and stays, listed on first use ([`Index::stages`]).
     stages: OnceLock<Arc<StageParts>>,
-    quotas: Arc<Part<QuotaIx>>,
-    leads: Arc<Part<LeadIx>>,
-    customers: Arc<Part<CustomerIx>>,
-    spend: Arc<Part<SpendIx>>,
-    campaigns: Arc<Part<CampaignIx>>,
-    purchases: Arc<Part<PurchaseIx>>,
-    subs: Arc<Part<SubIx>>,
-    tickets: Arc<Part<TicketIx>>,
-    surveys: Arc<Part<SurveyIx>>,
+    quotas: Arc<Part<QuotaIndex>>,
+    leads: Arc<Part<LeadIndex>>,
+    customers: Arc<Part<CustomerIndex>>,
+    spend: Arc<Part<SpendIndex>>,
+    campaigns: Arc<Part<CampaignIndex>>,
+    purchases: Arc<Part<PurchaseIndex>>,
+    subscriptions: Arc<Part<SubscriptionIndex>>,
+    tickets: Arc<Part<TicketIndex>>,
+    surveys: Arc<Part<SurveyIndex>>,
     /// What subscriptions are as a whole (new MRR, each customer's first).
-    classes: Arc<SubClasses>,
+    classes: Arc<SubscriptionClasses>,
     /// The write counts of the rows it was built from.
     built_from: KindGens,
 }
@@ -140,17 +140,17 @@ impl Index {
                     None => Arc::new($build),
                 }
             };
-            // A part whose rows read customers only through `$ctx`'s lookups.
-            ($field:ident, $deps:expr, |$p:ident| $ctx:expr, $build:expr) => {
+            // A part whose rows read customers only through `$context`'s lookups.
+            ($field:ident, $deps:expr, |$p:ident| $context:expr, $build:expr) => {
                 match (reuse($deps), refit($deps)) {
                     (Some(p), _) => Arc::clone(&p.$field),
-                    (None, Some($p)) => Arc::new($p.$field.refit($ctx)),
+                    (None, Some($p)) => Arc::new($p.$field.refit($context)),
                     (None, None) => Arc::new($build),
                 }
             };
         }
         // What rows inherit from customers and campaigns, shared by the parts built now.
-        let lk = {
+        let lookups = {
             let mut channels = vec![NONE; syms.names().len()];
             for c in rows.campaigns.iter() {
                 channels[c.id as usize] = channel_sym[c.channel as usize];
@@ -167,63 +167,70 @@ impl Index {
         // What subscriptions are as a whole, kept while they do not change.
         let classes = match reuse(subscriptions::CLASSES_READ) {
             Some(p) => Arc::clone(&p.classes),
-            None => Arc::new(SubClasses::of(&rows.subs)),
+            None => Arc::new(SubscriptionClasses::of(&rows.subs)),
         };
 
         // Large tenants convert their rows on two threads: the deal side and the rest.
         let sales = || {
             // The deal part reads the store's deals in place; the stage parts are listed
             // when first read (and kept with the deal part while the deals do not change).
-            let (deals, stage_ctx, stages) = match (reuse(deals::READS), refit(deals::READS)) {
+            let (deals, stage_context, stages) = match (reuse(deals::READS), refit(deals::READS)) {
                 (Some(p), _) => (
                     Arc::clone(&p.deals),
-                    p.stage_ctx.clone(),
+                    p.stage_context.clone(),
                     p.stages
                         .get()
                         .map_or_else(OnceLock::new, |s| OnceLock::from(Arc::clone(s))),
                 ),
                 (None, Some(p)) => {
-                    let ctx = StageCtx {
-                        deals: Arc::clone(&p.stage_ctx.deals),
-                        lk: Arc::clone(&lk),
+                    let context = StageContext {
+                        deals: Arc::clone(&p.stage_context.deals),
+                        lookups: Arc::clone(&lookups),
                     };
-                    let stages = p
-                        .stages
-                        .get()
-                        .map_or_else(OnceLock::new, |s| OnceLock::from(Arc::new(s.refit(&ctx))));
-                    (Arc::new(p.deals.refit(Arc::clone(&lk))), ctx, stages)
+                    let stages = p.stages.get().map_or_else(OnceLock::new, |s| {
+                        OnceLock::from(Arc::new(s.refit(&context)))
+                    });
+                    (
+                        Arc::new(p.deals.refit(Arc::clone(&lookups))),
+                        context,
+                        stages,
+                    )
                 }
                 (None, None) => (
                     Arc::new(Part::new(
                         Unit::Deal,
                         Arc::clone(&rows.deals),
-                        Arc::clone(&lk),
+                        Arc::clone(&lookups),
                     )),
-                    StageCtx {
+                    StageContext {
                         deals: Arc::clone(&rows.deals),
-                        lk: Arc::clone(&lk),
+                        lookups: Arc::clone(&lookups),
                     },
                     OnceLock::new(),
                 ),
             };
             let quotas = part!(quotas, quotas::READS, quotas::part(rows));
             let leads = part!(leads, leads::READS, {
-                Part::new(Unit::Lead, Arc::clone(&rows.leads), Arc::clone(&lk))
+                Part::new(Unit::Lead, Arc::clone(&rows.leads), Arc::clone(&lookups))
             });
-            (deals, stage_ctx, stages, quotas, leads)
+            (deals, stage_context, stages, quotas, leads)
         };
         let rest = || {
             // Customers are read in place, with the first MRR of each through their
             // earliest subscription.
             let customers = part!(customers, customers::READS, {
-                let ctx = CustomerCtx {
-                    lk: Arc::clone(&lk),
-                    subs: Arc::clone(&rows.subs),
+                let context = CustomerContext {
+                    lookups: Arc::clone(&lookups),
+                    subscriptions: Arc::clone(&rows.subs),
                     classes: Arc::clone(&classes),
                 };
-                Part::new(Unit::Customer, Arc::clone(&rows.customers), ctx)
+                Part::new(Unit::Customer, Arc::clone(&rows.customers), context)
             });
-            let spend = part!(spend, spend::READS, spend::part(rows, &lk, &channel_sym));
+            let spend = part!(
+                spend,
+                spend::READS,
+                spend::part(rows, &lookups, &channel_sym)
+            );
             let campaigns = part!(
                 campaigns,
                 campaigns::READS,
@@ -233,39 +240,57 @@ impl Index {
             let purchases = part!(
                 purchases,
                 purchases::READS,
-                |p| Arc::clone(&lk),
-                Part::new(Unit::Purchase, Arc::clone(&rows.purchases), Arc::clone(&lk))
+                |p| Arc::clone(&lookups),
+                Part::new(
+                    Unit::Purchase,
+                    Arc::clone(&rows.purchases),
+                    Arc::clone(&lookups)
+                )
             );
             let tickets = part!(
                 tickets,
                 tickets::READS,
-                |p| Arc::clone(&lk),
-                Part::new(Unit::Ticket, Arc::clone(&rows.tickets), Arc::clone(&lk))
+                |p| Arc::clone(&lookups),
+                Part::new(
+                    Unit::Ticket,
+                    Arc::clone(&rows.tickets),
+                    Arc::clone(&lookups)
+                )
             );
             let surveys = part!(
                 surveys,
                 surveys::READS,
-                |p| Arc::clone(&lk),
-                Part::new(Unit::Survey, Arc::clone(&rows.surveys), Arc::clone(&lk))
+                |p| Arc::clone(&lookups),
+                Part::new(
+                    Unit::Survey,
+                    Arc::clone(&rows.surveys),
+                    Arc::clone(&lookups)
+                )
             );
             // Subscriptions are read in place, with whether each is new MRR.
-            let ctx = SubCtx {
-                lk: Arc::clone(&lk),
+            let context = SubscriptionContext {
+                lookups: Arc::clone(&lookups),
                 classes: Arc::clone(&classes),
             };
-            let subs = part!(
-                subs,
+            let subscriptions = part!(
+                subscriptions,
                 subscriptions::READS,
-                |p| ctx.clone(),
-                Part::new(Unit::Subscription, Arc::clone(&rows.subs), ctx.clone())
+                |p| context.clone(),
+                Part::new(Unit::Subscription, Arc::clone(&rows.subs), context.clone())
             );
             (
-                customers, spend, campaigns, purchases, subs, tickets, surveys,
+                customers,
+                spend,
+                campaigns,
+                purchases,
+                subscriptions,
+                tickets,
+                surveys,
             )
         };
         let (
-            (deals, stage_ctx, stages, quotas, leads),
-            (customers, spend, campaigns, purchases, subs, tickets, surveys),
+            (deals, stage_context, stages, quotas, leads),
+            (customers, spend, campaigns, purchases, subscriptions, tickets, surveys),
         ) = if rows.len() >= WARM_ROWS {
             std::thread::scope(|scope| {
                 let sales = scope.spawn(sales);
@@ -280,7 +305,7 @@ impl Index {
         };
         Index {
             deals,
-            stage_ctx,
+            stage_context,
             stages,
             quotas,
             leads,
@@ -288,7 +313,7 @@ impl Index {
             spend,
             campaigns,
             purchases,
-            subs,
+            subscriptions,
             tickets,
             surveys,
             syms,
@@ -305,7 +330,7 @@ impl Index {
     /// The stage exits and stays, their entries listed now if they were not yet.
     fn stages(&self) -> &StageParts {
         self.stages
-            .get_or_init(|| Arc::new(StageParts::list(&self.stage_ctx)))
+            .get_or_init(|| Arc::new(StageParts::list(&self.stage_context)))
     }
 
     /// Builds every part's index now, one after the other (each is otherwise built by the
@@ -319,7 +344,7 @@ impl Index {
             &*self.deals,
             &*self.customers,
             &*self.leads,
-            &*self.subs,
+            &*self.subscriptions,
             &*self.purchases,
             &*self.tickets,
             &*self.surveys,
@@ -335,7 +360,7 @@ impl Index {
         }
     }
 
-    fn resolve(&self, filters: &BTreeMap<Dimension, String>) -> Resolved {
+    fn resolve(&self, filters: &BTreeMap<Dimension, String>) -> ResolvedFilters {
         filters
             .iter()
             .map(|(d, v)| (*d, self.syms.get(v)))
@@ -386,7 +411,7 @@ impl Index {
             purchases::measure(&self.purchases, measure, w, &f)
         })?;
         share(subscriptions::answers(measure), &|| {
-            subscriptions::measure(&self.subs, measure, w, &f)
+            subscriptions::measure(&self.subscriptions, measure, w, &f)
         })?;
         share(tickets::answers(measure), &|| {
             tickets::measure(&self.tickets, measure, w, &f)
@@ -420,7 +445,7 @@ impl Index {
         self.spend.values(dimension, &f, &mut syms);
         self.campaigns.values(dimension, &f, &mut syms);
         self.purchases.values(dimension, &f, &mut syms);
-        self.subs.values(dimension, &f, &mut syms);
+        self.subscriptions.values(dimension, &f, &mut syms);
         self.tickets.values(dimension, &f, &mut syms);
         self.surveys.values(dimension, &f, &mut syms);
         let mut out: Vec<String> = syms

@@ -8,16 +8,16 @@ use std::sync::{Arc, OnceLock};
 use kpi_core::{Decimal, Dimension, MetricError};
 
 use super::events::{EventList, HasRow};
-use super::sums::{add, DecSums, IntSums};
+use super::sums::{add, DecimalSums, IntegerSums};
 use crate::dims::{dim_index, Unit, NDIMS};
 use crate::rows::Slab;
 use crate::symbols::{Sym, NONE};
 
 /// The rows a part reads, by position.
-pub(crate) trait Table: Send + Sync {
+pub(crate) trait RowTable: Send + Sync {
     /// A row.
     type Row;
-    /// The row at position `i` (one of [`Table::positions`]).
+    /// The row at position `i` (one of [`RowTable::positions`]).
     fn row(&self, i: u32) -> &Self::Row;
     /// The positions of the rows, ascending.
     fn positions(&self) -> Box<dyn Iterator<Item = u32> + '_>;
@@ -26,7 +26,7 @@ pub(crate) trait Table: Send + Sync {
 }
 
 /// Rows converted for the index, at positions `0..len`.
-impl<R: Send + Sync> Table for Vec<R> {
+impl<R: Send + Sync> RowTable for Vec<R> {
     type Row = R;
 
     fn row(&self, i: u32) -> &R {
@@ -43,7 +43,7 @@ impl<R: Send + Sync> Table for Vec<R> {
 }
 
 /// The store's own rows, at their slots (read in place, not copied).
-impl<R: Send + Sync> Table for Slab<R> {
+impl<R: Send + Sync> RowTable for Slab<R> {
     type Row = R;
 
     fn row(&self, i: u32) -> &R {
@@ -60,26 +60,26 @@ impl<R: Send + Sync> Table for Slab<R> {
 }
 
 /// An index over a subset of a unit's rows.
-pub(crate) trait Ix: Sized + Send + Sync {
+pub(crate) trait KindIndex: Sized + Send + Sync {
     /// The unit's row: what the index is built from, with the keys its dimension values
     /// are read through (not the values: rows carry no copies of what they inherit).
     type Row: Send + Sync;
     /// Where the rows are.
-    type Rows: Table<Row = Self::Row>;
+    type Table: RowTable<Row = Self::Row>;
     /// What rows read their inherited fields and dimension values from (their customers,
     /// campaigns or deals), shared by every part built at the same time.
-    type Ctx: Send + Sync;
+    type Context: Send + Sync;
     /// Builds the index of rows `subset` (ascending positions in `rows`).
-    fn build(ctx: &Self::Ctx, rows: &Self::Rows, subset: &[u32]) -> Self;
+    fn build(context: &Self::Context, rows: &Self::Table, subset: &[u32]) -> Self;
     /// The value of dimension `d` of `row` ([`NONE`] when it has none).
-    fn attr(ctx: &Self::Ctx, row: &Self::Row, d: Dimension) -> Sym;
-    /// Builds now what the index otherwise builds on first use ([`Sel::lazy`]), for rows
+    fn attr(context: &Self::Context, row: &Self::Row, d: Dimension) -> Sym;
+    /// Builds now what the index otherwise builds on first use ([`Selection::lazy`]), for rows
     /// `subset` (the index's own).
-    fn warm(&self, _ctx: &Self::Ctx, _rows: &Self::Rows, _subset: &[u32]) {}
+    fn warm(&self, _context: &Self::Context, _rows: &Self::Table, _subset: &[u32]) {}
 }
 
 /// The dimension filters of a scope, resolved to symbols (`None`: a value no record has).
-pub(crate) type Resolved = Vec<(Dimension, Option<Sym>)>;
+pub(crate) type ResolvedFilters = Vec<(Dimension, Option<Sym>)>;
 
 /// Per value of one dimension: the rows having it, and the index over them.
 type Partition<I> = HashMap<Sym, (Vec<u32>, I)>;
@@ -92,10 +92,10 @@ const VIA_CUSTOMER: [Dimension; 3] = [Dimension::Owner, Dimension::Source, Dimen
 /// dimension values from; the index over all of them; and, built on first use, one index
 /// per value of each dimension. Each is behind an `Arc`, so a part refit to new
 /// customers ([`Part::refit`]) shares what they do not change.
-pub(crate) struct Part<I: Ix> {
+pub(crate) struct Part<I: KindIndex> {
     unit: Unit,
-    pub(crate) rows: Arc<I::Rows>,
-    pub(crate) ctx: I::Ctx,
+    pub(crate) rows: Arc<I::Table>,
+    pub(crate) context: I::Context,
     all: OnceLock<Arc<I>>,
     parts: [OnceLock<Arc<Partition<I>>>; NDIMS],
     /// Per dimension, the values the rows have (computed on first use, without indexes).
@@ -126,49 +126,49 @@ pub(crate) trait Warm: Sync {
     fn warm(&self);
 }
 
-impl<I: Ix> Warm for Part<I> {
+impl<I: KindIndex> Warm for Part<I> {
     fn warm(&self) {
         let all = self.all();
         let subset: Vec<u32> = self.rows.positions().collect();
-        all.warm(&self.ctx, &self.rows, &subset);
+        all.warm(&self.context, &self.rows, &subset);
     }
 }
 
 /// Which rows a query reads: an index, and the filters it does not already apply.
-pub(crate) struct Sel<'a, I: Ix> {
-    pub(crate) ix: &'a I,
-    pub(crate) rows: &'a I::Rows,
-    pub(crate) ctx: &'a I::Ctx,
+pub(crate) struct Selection<'a, I: KindIndex> {
+    pub(crate) index: &'a I,
+    pub(crate) rows: &'a I::Table,
+    pub(crate) context: &'a I::Context,
     /// Remaining dimension = value conditions.
     conds: Vec<(Dimension, Sym)>,
-    /// The rows `ix` covers, `None` for all.
+    /// The rows `index` covers, `None` for all.
     subset: Option<&'a [u32]>,
 }
 
-impl<I: Ix> Part<I> {
+impl<I: KindIndex> Part<I> {
     /// The part of `unit` over `rows`; its index is built on first use ([`Part::all`]).
-    pub(crate) fn new(unit: Unit, rows: impl Into<Arc<I::Rows>>, ctx: I::Ctx) -> Self {
+    pub(crate) fn new(unit: Unit, rows: impl Into<Arc<I::Table>>, context: I::Context) -> Self {
         let rows = rows.into();
         Self {
             unit,
             rows,
-            ctx,
+            context,
             all: OnceLock::new(),
             parts: Default::default(),
             distinct: Default::default(),
         }
     }
 
-    /// The same rows read through `ctx`, whose customers changed (nothing else it reads
+    /// The same rows read through `context`, whose customers changed (nothing else it reads
     /// did): the index over every row and the partitions by dimensions no row reads
     /// through its customer are shared; the rest is rebuilt on first use, and what an
     /// index derives from customers is rebuilt when first read through the new lookups
     /// (`ByCustomers`).
-    pub(crate) fn refit(&self, ctx: I::Ctx) -> Self {
+    pub(crate) fn refit(&self, context: I::Context) -> Self {
         Self {
             unit: self.unit,
             rows: Arc::clone(&self.rows),
-            ctx,
+            context,
             all: shared(&self.all),
             parts: not_via_customer(&self.parts),
             distinct: not_via_customer(&self.distinct),
@@ -179,7 +179,7 @@ impl<I: Ix> Part<I> {
     pub(crate) fn all(&self) -> &I {
         self.all.get_or_init(|| {
             let subset: Vec<u32> = self.rows.positions().collect();
-            Arc::new(I::build(&self.ctx, &self.rows, &subset))
+            Arc::new(I::build(&self.context, &self.rows, &subset))
         })
     }
 
@@ -189,7 +189,7 @@ impl<I: Ix> Part<I> {
     }
 
     fn attr(&self, row: u32, d: Dimension) -> Sym {
-        I::attr(&self.ctx, self.rows.row(row), d)
+        I::attr(&self.context, self.rows.row(row), d)
     }
 
     fn partition(&self, d: Dimension) -> &Partition<I> {
@@ -208,15 +208,15 @@ impl<I: Ix> Part<I> {
             .into_iter()
             .map(|(sym, mut subset)| {
                 subset.shrink_to_fit();
-                let ix = I::build(&self.ctx, &self.rows, &subset);
-                (sym, (subset, ix))
+                let index = I::build(&self.context, &self.rows, &subset);
+                (sym, (subset, index))
             })
             .collect()
     }
 
     /// The rows matching `filters` (those on dimensions this unit carries), or `None`
     /// when none can.
-    pub(crate) fn select(&self, filters: &Resolved) -> Option<Sel<'_, I>> {
+    pub(crate) fn select(&self, filters: &ResolvedFilters) -> Option<Selection<'_, I>> {
         let mut conds = Vec::new();
         for (d, sym) in filters {
             if self.unit.carries(*d) {
@@ -234,20 +234,20 @@ impl<I: Ix> Part<I> {
             }
         }
         Some(match best {
-            Some((k, (subset, ix))) => {
+            Some((k, (subset, index))) => {
                 conds.swap_remove(k);
-                Sel {
-                    ix,
+                Selection {
+                    index,
                     rows: &self.rows,
-                    ctx: &self.ctx,
+                    context: &self.context,
                     conds,
                     subset: Some(subset),
                 }
             }
-            None => Sel {
-                ix: self.all(),
+            None => Selection {
+                index: self.all(),
                 rows: &self.rows,
-                ctx: &self.ctx,
+                context: &self.context,
                 conds: Vec::new(),
                 subset: None,
             },
@@ -255,7 +255,7 @@ impl<I: Ix> Part<I> {
     }
 
     /// Adds to `out` the values of dimension `d` among the rows matching `filters`.
-    pub(crate) fn values(&self, d: Dimension, filters: &Resolved, out: &mut HashSet<Sym>) {
+    pub(crate) fn values(&self, d: Dimension, filters: &ResolvedFilters, out: &mut HashSet<Sym>) {
         if !self.unit.carries(d) {
             return;
         }
@@ -288,19 +288,19 @@ impl<I: Ix> Part<I> {
     }
 }
 
-impl<'a, I: Ix> Sel<'a, I> {
+impl<'a, I: KindIndex> Selection<'a, I> {
     /// What the index builds on first use (`cell`, one of its fields), built now if it
     /// was not yet, from the rows the index covers.
     pub(crate) fn lazy<T>(
         &self,
         cell: &'a OnceLock<T>,
-        build: impl FnOnce(&I::Ctx, &I::Rows, &[u32]) -> T,
+        build: impl FnOnce(&I::Context, &I::Table, &[u32]) -> T,
     ) -> &'a T {
         cell.get_or_init(|| match self.subset {
-            Some(subset) => build(self.ctx, self.rows, subset),
+            Some(subset) => build(self.context, self.rows, subset),
             None => {
                 let all: Vec<u32> = self.rows.positions().collect();
-                build(self.ctx, self.rows, &all)
+                build(self.context, self.rows, &all)
             }
         })
     }
@@ -315,7 +315,7 @@ impl<'a, I: Ix> Sel<'a, I> {
         let r = self.rows.row(row);
         self.conds
             .iter()
-            .all(|(d, s)| I::attr(self.ctx, r, *d) == *s)
+            .all(|(d, s)| I::attr(self.context, r, *d) == *s)
     }
 
     fn subset_rows(&self) -> Box<dyn Iterator<Item = u32> + '_> {
@@ -356,7 +356,7 @@ impl<'a, I: Ix> Sel<'a, I> {
         &self,
         ev: &EventList<T>,
         r: Range<usize>,
-        sums: &DecSums,
+        sums: &DecimalSums,
         f: impl Fn(&T) -> Decimal,
     ) -> Result<Decimal, MetricError> {
         if self.all() {
@@ -389,7 +389,7 @@ impl<'a, I: Ix> Sel<'a, I> {
         &self,
         ev: &EventList<T>,
         r: Range<usize>,
-        sums: &IntSums,
+        sums: &IntegerSums,
         f: impl Fn(&T) -> i128,
     ) -> i128 {
         if self.all() {

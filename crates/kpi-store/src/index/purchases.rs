@@ -10,8 +10,8 @@ use super::blocked::Blocked;
 use super::count;
 use super::events::{previous_same, rows_by_time, EventList};
 use super::lookups::{by_acquisition, ByCustomers, Lookups, NewCustomerSales};
-use super::part::{Ix, Part, Resolved};
-use super::sums::DecSums;
+use super::part::{KindIndex, Part, ResolvedFilters};
+use super::sums::DecimalSums;
 use crate::record::RecordKind;
 use crate::rows::{PurchaseRow, Slab};
 use crate::symbols::{Sym, NONE};
@@ -35,69 +35,70 @@ pub(crate) fn answers(measure: Measure) -> bool {
 
 /// Purchases by time; for each, the previous purchase of the same customer and the one
 /// before that (distinct and repeat buyers of a range without a pass over it).
-pub(crate) struct PurchaseIx {
+pub(crate) struct PurchaseIndex {
     pub(crate) at: EventList<u32>,
-    pub(crate) amount: DecSums,
+    pub(crate) amount: DecimalSums,
     pub(crate) prev: Vec<u32>,
     pub(crate) prev2: Vec<u32>,
     /// Purchases (in `at` order) by their customer's acquisition, summing amounts
     /// ([`ALL_AMOUNTS`]) and the amounts of marketing-sourced customers
-    /// ([`MARKETING_AMOUNTS`]); see [`PurchaseIx::by_acquisition`].
+    /// ([`MARKETING_AMOUNTS`]); see [`PurchaseIndex::by_acquisition`].
     pub(crate) by_acquisition: ByCustomers<Blocked>,
 }
 
-impl PurchaseIx {
+impl PurchaseIndex {
     /// The purchases of `at` by their customer's acquisition (for
-    /// [`PurchaseIx::by_acquisition`]).
+    /// [`PurchaseIndex::by_acquisition`]).
     pub(crate) fn by_acquisition(
-        lk: &Lookups,
+        lookups: &Lookups,
         rows: &Slab<PurchaseRow>,
         at: &EventList<u32>,
     ) -> Blocked {
-        by_acquisition(lk, at.items.len(), |i| {
+        by_acquisition(lookups, at.items.len(), |i| {
             let p = rows.row(at.items[i]);
             (p.customer, p.amount)
         })
     }
 }
 
-impl Ix for PurchaseIx {
+impl KindIndex for PurchaseIndex {
     type Row = PurchaseRow;
-    type Rows = Slab<PurchaseRow>;
-    type Ctx = Arc<Lookups>;
+    type Table = Slab<PurchaseRow>;
+    type Context = Arc<Lookups>;
 
-    fn attr(lk: &Arc<Lookups>, p: &PurchaseRow, d: Dimension) -> Sym {
-        lk.customer_attr(p.customer, d)
+    fn attr(lookups: &Arc<Lookups>, p: &PurchaseRow, d: Dimension) -> Sym {
+        lookups.customer_attr(p.customer, d)
     }
 
-    fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
+    fn build(_: &Arc<Lookups>, rows: &Self::Table, subset: &[u32]) -> Self {
         let at = rows_by_time(subset, |r| Some(rows.row(r).at.get()));
         let prev = previous_same(&at, |r| rows.row(r).customer);
         let prev2 = prev
             .iter()
             .map(|p| if *p == NONE { NONE } else { prev[*p as usize] })
             .collect();
-        PurchaseIx {
+        PurchaseIndex {
             by_acquisition: ByCustomers::default(),
-            amount: DecSums::new(at.items.iter().map(|r| rows.row(*r).amount)),
+            amount: DecimalSums::new(at.items.iter().map(|r| rows.row(*r).amount)),
             at,
             prev,
             prev2,
         }
     }
 
-    fn warm(&self, lk: &Arc<Lookups>, rows: &Self::Rows, _: &[u32]) {
-        self.by_acquisition
-            .get(lk, || PurchaseIx::by_acquisition(lk, rows, &self.at));
+    fn warm(&self, lookups: &Arc<Lookups>, rows: &Self::Table, _: &[u32]) {
+        self.by_acquisition.get(lookups, || {
+            PurchaseIndex::by_acquisition(lookups, rows, &self.at)
+        });
     }
 }
 
 /// The purchases' value of `measure` (one [`answers`]) over `w` and the filters `f`.
 pub(crate) fn measure(
-    part: &Part<PurchaseIx>,
+    part: &Part<PurchaseIndex>,
     measure: Measure,
     w: &Window,
-    f: &Resolved,
+    f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
     if matches!(
         measure,
@@ -108,27 +109,27 @@ pub(crate) fn measure(
     let Some(s) = part.select(f) else {
         return Ok(Decimal::ZERO);
     };
-    let ix = s.ix;
-    let r = ix.at.range(w);
+    let index = s.index;
+    let r = index.at.range(w);
     Ok(match measure {
-        Measure::PurchaseRevenue => s.sum(&ix.at, r, &ix.amount, |e| s.row(e).amount)?,
-        Measure::Purchases => count(s.count(&ix.at, r)),
-        Measure::Buyers => count(s.distinct(&ix.at, r, &ix.prev, |e| s.row(e).customer)),
+        Measure::PurchaseRevenue => s.sum(&index.at, r, &index.amount, |e| s.row(e).amount)?,
+        Measure::Purchases => count(s.count(&index.at, r)),
+        Measure::Buyers => count(s.distinct(&index.at, r, &index.prev, |e| s.row(e).customer)),
         Measure::RepeatBuyers => {
             if s.all() {
                 // The second purchase in the range of each customer with two or more.
                 let lo = r.start as u32;
                 count(
                     r.filter(|i| {
-                        let p = ix.prev[*i];
-                        let p2 = ix.prev2[*i];
+                        let p = index.prev[*i];
+                        let p2 = index.prev2[*i];
                         p != NONE && p >= lo && (p2 == NONE || p2 < lo)
                     })
                     .count(),
                 )
             } else {
                 let mut per: HashMap<u32, u32> = HashMap::new();
-                for e in &ix.at.items[r] {
+                for e in &index.at.items[r] {
                     if s.ok(*e) {
                         *per.entry(s.row(e).customer).or_default() += 1;
                     }
@@ -143,25 +144,25 @@ pub(crate) fn measure(
 /// The purchases' share of new-customer revenue: purchases in `w` of customers acquired
 /// in `w` (as `sales` says).
 fn new_customer_revenue(
-    part: &Part<PurchaseIx>,
+    part: &Part<PurchaseIndex>,
     sales: NewCustomerSales,
     w: &Window,
-    f: &Resolved,
+    f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
     let Some(s) = part.select(f) else {
         return Ok(Decimal::ZERO);
     };
-    let at = &s.ix.at;
+    let at = &s.index.at;
     let (from, to) = NewCustomerSales::acquired_in(w);
     let fast = s
         .all()
         .then(|| {
-            let blocked =
-                s.ix.by_acquisition
-                    .get(s.ctx, || PurchaseIx::by_acquisition(s.ctx, s.rows, at));
+            let blocked = s.index.by_acquisition.get(s.context, || {
+                PurchaseIndex::by_acquisition(s.context, s.rows, at)
+            });
             blocked.sum(sales.column(), at.range(w), from, to, |i| {
                 let p = s.row(&at.items[i]);
-                let (acquired, marketing) = s.ctx.acquisition(p.customer);
+                let (acquired, marketing) = s.context.acquisition(p.customer);
                 (acquired, sales.counted(p.amount, marketing))
             })
         })
@@ -172,7 +173,7 @@ fn new_customer_revenue(
             at,
             at.range(w),
             |e| {
-                let (acquired, marketing) = s.ctx.acquisition(s.row(e).customer);
+                let (acquired, marketing) = s.context.acquisition(s.row(e).customer);
                 sales.counts(w, acquired, marketing)
             },
             |e| s.row(e).amount,

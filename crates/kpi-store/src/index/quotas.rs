@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
 
 use super::events::{rows_by_time, EventList};
-use super::part::{Ix, Part, Resolved, Table};
+use super::part::{KindIndex, Part, ResolvedFilters, RowTable};
 use super::sums::{add, overflow};
 use crate::dims::Unit;
 use crate::record::RecordKind;
@@ -21,11 +21,11 @@ pub(crate) fn answers(measure: Measure) -> bool {
 }
 
 /// The quota part of `rows` (converted: periods as timestamps).
-pub(crate) fn part(rows: &Rows) -> Part<QuotaIx> {
+pub(crate) fn part(rows: &Rows) -> Part<QuotaIndex> {
     let quotas = rows
         .quotas
         .iter()
-        .map(|q| QuotaRow {
+        .map(|q| QuotaPeriod {
             owner: q.owner,
             start: q.period_start,
             end: q.period_end,
@@ -36,7 +36,7 @@ pub(crate) fn part(rows: &Rows) -> Part<QuotaIx> {
 }
 
 /// A quota.
-pub(crate) struct QuotaRow {
+pub(crate) struct QuotaPeriod {
     pub(crate) owner: Sym,
     pub(crate) start: Timestamp,
     pub(crate) end: Timestamp,
@@ -44,25 +44,25 @@ pub(crate) struct QuotaRow {
 }
 
 /// Quotas by period start.
-pub(crate) struct QuotaIx {
+pub(crate) struct QuotaIndex {
     pub(crate) by_start: EventList<u32>,
     /// `max_end[i]`: the latest end among quotas `0..=i` (by start).
     pub(crate) max_end: Vec<Timestamp>,
 }
 
-impl Ix for QuotaIx {
-    type Row = QuotaRow;
-    type Rows = Vec<QuotaRow>;
-    type Ctx = ();
+impl KindIndex for QuotaIndex {
+    type Row = QuotaPeriod;
+    type Table = Vec<QuotaPeriod>;
+    type Context = ();
 
-    fn attr((): &(), q: &QuotaRow, d: Dimension) -> Sym {
+    fn attr((): &(), q: &QuotaPeriod, d: Dimension) -> Sym {
         match d {
             Dimension::Owner => q.owner,
             _ => NONE,
         }
     }
 
-    fn build((): &(), rows: &Self::Rows, subset: &[u32]) -> Self {
+    fn build((): &(), rows: &Self::Table, subset: &[u32]) -> Self {
         let by_start = rows_by_time(subset, |r| Some(rows.row(r).start));
         let max_end = by_start
             .items
@@ -74,16 +74,16 @@ impl Ix for QuotaIx {
                 Some(m)
             })
             .collect();
-        QuotaIx { by_start, max_end }
+        QuotaIndex { by_start, max_end }
     }
 }
 
 /// The quotas' value of `measure` (one [`answers`]) over `w` and the filters `f`.
 pub(crate) fn measure(
-    part: &Part<QuotaIx>,
+    part: &Part<QuotaIndex>,
     measure: Measure,
     w: &Window,
-    f: &Resolved,
+    f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
     Ok(match measure {
         Measure::QuotaProrated => quota_prorated(part, w, f)?,
@@ -91,14 +91,18 @@ pub(crate) fn measure(
     })
 }
 
-fn quota_prorated(part: &Part<QuotaIx>, w: &Window, f: &Resolved) -> Result<Decimal, MetricError> {
+fn quota_prorated(
+    part: &Part<QuotaIndex>,
+    w: &Window,
+    f: &ResolvedFilters,
+) -> Result<Decimal, MetricError> {
     let Some(s) = part.select(f) else {
         return Ok(Decimal::ZERO);
     };
-    let ev = &s.ix.by_start;
+    let ev = &s.index.by_start;
     let mut total = Decimal::ZERO;
     // Quotas before `first` all end at or before the window's start.
-    let first = s.ix.max_end.partition_point(|end| *end <= w.start);
+    let first = s.index.max_end.partition_point(|end| *end <= w.start);
     for e in &ev.items[first..ev.before(w.end).max(first)] {
         let q = s.row(e);
         if q.end <= w.start || !s.ok(*e) {

@@ -5,8 +5,8 @@ use kpi_core::{Decimal, Dimension, Measure, MetricError, SpendCategories, Window
 
 use super::events::{rows_by_time, EventList};
 use super::lookups::Lookups;
-use super::part::{Ix, Part, Resolved, Sel, Table};
-use super::sums::DecSums;
+use super::part::{KindIndex, Part, ResolvedFilters, RowTable, Selection};
+use super::sums::DecimalSums;
 use crate::dims::Unit;
 use crate::record::{Channel, RecordKind};
 use crate::rows::Rows;
@@ -27,11 +27,11 @@ pub(crate) fn part(
     rows: &Rows,
     lookups: &Lookups,
     channels: &[Sym; Channel::ALL.len()],
-) -> Part<SpendIx> {
+) -> Part<SpendIndex> {
     let spend = rows
         .spend
         .iter()
-        .map(|s| SpendRow {
+        .map(|s| ResolvedSpend {
             at: s.at.get(),
             amount: s.amount,
             category: s.category.index(),
@@ -45,7 +45,7 @@ pub(crate) fn part(
 }
 
 /// Money spent.
-pub(crate) struct SpendRow {
+pub(crate) struct ResolvedSpend {
     pub(crate) at: Timestamp,
     pub(crate) amount: Decimal,
     pub(crate) category: usize,
@@ -54,7 +54,7 @@ pub(crate) struct SpendRow {
     pub(crate) channel: Sym,
 }
 
-impl SpendRow {
+impl ResolvedSpend {
     /// Its amount if it is of category `c`, else zero.
     pub(crate) fn amount_in(&self, c: usize) -> Decimal {
         if self.category == c {
@@ -75,18 +75,18 @@ impl SpendRow {
 }
 
 /// Spend by time, with sums per category and for campaigns.
-pub(crate) struct SpendIx {
+pub(crate) struct SpendIndex {
     pub(crate) at: EventList<u32>,
-    pub(crate) by_category: Vec<DecSums>,
-    pub(crate) campaign: DecSums,
+    pub(crate) by_category: Vec<DecimalSums>,
+    pub(crate) campaign: DecimalSums,
 }
 
-impl Ix for SpendIx {
-    type Row = SpendRow;
-    type Rows = Vec<SpendRow>;
-    type Ctx = ();
+impl KindIndex for SpendIndex {
+    type Row = ResolvedSpend;
+    type Table = Vec<ResolvedSpend>;
+    type Context = ();
 
-    fn attr((): &(), x: &SpendRow, d: Dimension) -> Sym {
+    fn attr((): &(), x: &ResolvedSpend, d: Dimension) -> Sym {
         match d {
             Dimension::Campaign => x.campaign,
             Dimension::Channel => x.channel,
@@ -94,14 +94,14 @@ impl Ix for SpendIx {
         }
     }
 
-    fn build((): &(), rows: &Self::Rows, subset: &[u32]) -> Self {
+    fn build((): &(), rows: &Self::Table, subset: &[u32]) -> Self {
         let row = |r: &u32| rows.row(*r);
         let at = rows_by_time(subset, |r| Some(rows.row(r).at));
         let by_category = (0..kpi_core::SpendCategories::NAMES.len())
-            .map(|c| DecSums::new(at.items.iter().map(|r| row(r).amount_in(c))))
+            .map(|c| DecimalSums::new(at.items.iter().map(|r| row(r).amount_in(c))))
             .collect();
-        let campaign = DecSums::new(at.items.iter().map(|r| row(r).campaign_amount()));
-        SpendIx {
+        let campaign = DecimalSums::new(at.items.iter().map(|r| row(r).campaign_amount()));
+        SpendIndex {
             at,
             by_category,
             campaign,
@@ -111,21 +111,23 @@ impl Ix for SpendIx {
 
 /// The spend' value of `measure` (one [`answers`]) over `w` and the filters `f`.
 pub(crate) fn measure(
-    part: &Part<SpendIx>,
+    part: &Part<SpendIndex>,
     measure: Measure,
     w: &Window,
-    f: &Resolved,
+    f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
     Ok(match measure {
         Measure::Spend(_) | Measure::CampaignSpend => {
             let Some(s) = part.select(f) else {
                 return Ok(Decimal::ZERO);
             };
-            let ix = s.ix;
-            let r = ix.at.range(w);
+            let index = s.index;
+            let r = index.at.range(w);
             match measure {
                 Measure::Spend(categories) => spend_in(&s, categories, r)?,
-                _ => s.sum(&ix.at, r, &ix.campaign, |e| s.row(e).campaign_amount())?,
+                _ => s.sum(&index.at, r, &index.campaign, |e| {
+                    s.row(e).campaign_amount()
+                })?,
             }
         }
         _ => unreachable!("spend::measure is called with the measures spend answer only"),
@@ -133,16 +135,16 @@ pub(crate) fn measure(
 }
 
 fn spend_in(
-    s: &Sel<'_, SpendIx>,
+    s: &Selection<'_, SpendIndex>,
     categories: SpendCategories,
     r: std::ops::Range<usize>,
 ) -> Result<Decimal, MetricError> {
     if s.all() {
         let mut total = Some(Decimal::ZERO);
-        for (c, sums) in s.ix.by_category.iter().enumerate() {
+        for (c, sums) in s.index.by_category.iter().enumerate() {
             if categories.contains_index(c) {
                 total = total.and_then(|t| {
-                    let x = sums.range(r.clone(), |i| s.row(&s.ix.at.items[i]).amount_in(c))?;
+                    let x = sums.range(r.clone(), |i| s.row(&s.index.at.items[i]).amount_in(c))?;
                     t.checked_add(x)
                 });
             }
@@ -152,7 +154,7 @@ fn spend_in(
         }
     }
     s.sum_where(
-        &s.ix.at,
+        &s.index.at,
         r,
         |e| categories.contains_index(s.row(e).category),
         |e| s.row(e).amount,

@@ -10,11 +10,11 @@ use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
 
 use super::count;
-use super::deals::DealIx;
+use super::deals::DealIndex;
 use super::events::{rows_by_time, EventList};
 use super::lookups::Lookups;
-use super::part::{Ix, Part, Resolved, Table};
-use super::sums::{DecSums, IntSums};
+use super::part::{KindIndex, Part, ResolvedFilters, RowTable};
+use super::sums::{DecimalSums, IntegerSums};
 use crate::dims::Unit;
 use crate::rows::{DealRow, Slab};
 use crate::symbols::Sym;
@@ -35,60 +35,60 @@ pub(crate) fn stays_answer(measure: Measure) -> bool {
 /// A deal's entry into a stage: the deal (its slot among the store's deals) and the
 /// entry's position in its stage history, where the stage, the time and the next entry
 /// are read. Stage exits and stage stays both read these rows (shared).
-pub(crate) struct StageRow {
+pub(crate) struct StageEntryRef {
     pub(crate) deal: u32,
-    pub(crate) idx: u32,
+    pub(crate) position: u32,
 }
 
 /// What stage rows read: the store's deals and the lookups.
 #[derive(Clone)]
-pub(crate) struct StageCtx {
+pub(crate) struct StageContext {
     pub(crate) deals: Arc<Slab<DealRow>>,
-    pub(crate) lk: Arc<Lookups>,
+    pub(crate) lookups: Arc<Lookups>,
 }
 
-impl StageCtx {
+impl StageContext {
     /// The deal of a stage row.
-    pub(crate) fn deal(&self, r: &StageRow) -> &DealRow {
+    pub(crate) fn deal(&self, r: &StageEntryRef) -> &DealRow {
         self.deals.row(r.deal)
     }
 
     /// The stage of a stage row and when the deal entered it.
-    pub(crate) fn entry(&self, r: &StageRow) -> (Sym, Timestamp) {
-        let (stage, at) = self.deal(r).stages[r.idx as usize];
+    pub(crate) fn entry(&self, r: &StageEntryRef) -> (Sym, Timestamp) {
+        let (stage, at) = self.deal(r).stages[r.position as usize];
         (stage, at.get())
     }
 
-    fn attr(&self, r: &StageRow, d: Dimension) -> Sym {
+    fn attr(&self, r: &StageEntryRef, d: Dimension) -> Sym {
         match d {
             Dimension::Stage => self.entry(r).0,
-            _ => DealIx::attr(&self.lk, self.deal(r), d),
+            _ => DealIndex::attr(&self.lookups, self.deal(r), d),
         }
     }
 
     /// When the deal entered its next stage, if it did.
-    fn next_entry(&self, r: &StageRow) -> Option<Timestamp> {
+    fn next_entry(&self, r: &StageEntryRef) -> Option<Timestamp> {
         self.deal(r)
             .stages
-            .get(r.idx as usize + 1)
+            .get(r.position as usize + 1)
             .map(|(_, at)| at.get())
     }
 
     /// When the deal left the stage: its next stage's entry, else its close.
-    pub(crate) fn exit(&self, r: &StageRow) -> Option<Timestamp> {
+    pub(crate) fn exit(&self, r: &StageEntryRef) -> Option<Timestamp> {
         self.next_entry(r).or(self.deal(r).closed_at.get())
     }
 
     /// The time spent in the stage until the exit (zero without one), in nanoseconds.
-    pub(crate) fn stage_nanos(&self, r: &StageRow) -> i128 {
+    pub(crate) fn stage_nanos(&self, r: &StageEntryRef) -> i128 {
         let entered = self.entry(r).1;
         nanos_between(entered, self.exit(r).unwrap_or(entered))
     }
 
     /// The deal's stay in the stage while it is open.
-    pub(crate) fn stay(&self, r: &StageRow) -> Stay {
+    pub(crate) fn stay(&self, r: &StageEntryRef) -> StageStay {
         let d = self.deal(r);
-        Stay {
+        StageStay {
             from: self.entry(r).1.max(d.created_at.get()),
             until: match (self.next_entry(r), d.closed_at.get()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -99,24 +99,29 @@ impl StageCtx {
 }
 
 /// Stage exits by exit time.
-pub(crate) struct ExitIx {
+pub(crate) struct StageExitIndex {
     pub(crate) exits: EventList<u32>,
-    pub(crate) nanos: IntSums,
+    pub(crate) nanos: IntegerSums,
 }
 
-impl Ix for ExitIx {
-    type Row = StageRow;
-    type Rows = Vec<StageRow>;
-    type Ctx = StageCtx;
+impl KindIndex for StageExitIndex {
+    type Row = StageEntryRef;
+    type Table = Vec<StageEntryRef>;
+    type Context = StageContext;
 
-    fn attr(ctx: &StageCtx, r: &StageRow, d: Dimension) -> Sym {
-        ctx.attr(r, d)
+    fn attr(context: &StageContext, r: &StageEntryRef, d: Dimension) -> Sym {
+        context.attr(r, d)
     }
 
-    fn build(ctx: &StageCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
-        let exits = rows_by_time(subset, |r| ctx.exit(rows.row(r)));
-        let nanos = IntSums::new(exits.items.iter().map(|r| ctx.stage_nanos(rows.row(*r))));
-        ExitIx { exits, nanos }
+    fn build(context: &StageContext, rows: &Self::Table, subset: &[u32]) -> Self {
+        let exits = rows_by_time(subset, |r| context.exit(rows.row(r)));
+        let nanos = IntegerSums::new(
+            exits
+                .items
+                .iter()
+                .map(|r| context.stage_nanos(rows.row(*r))),
+        );
+        StageExitIndex { exits, nanos }
     }
 }
 
@@ -125,12 +130,12 @@ impl Ix for ExitIx {
 /// entry; `until` the earlier of the next stage's entry and the deal's close (`None`:
 /// still there). So at `t` the stay counts exactly when the deal was created before `t`,
 /// is open at `t` (not closed before it) and the stage is the last one entered before `t`.
-pub(crate) struct Stay {
+pub(crate) struct StageStay {
     pub(crate) from: Timestamp,
     pub(crate) until: Option<Timestamp>,
 }
 
-impl Stay {
+impl StageStay {
     /// Whether the stay covers any instant (a stage left before the deal was created
     /// covers none).
     pub(crate) fn covers_some_time(&self) -> bool {
@@ -141,30 +146,30 @@ impl Stay {
 /// Stage stays by start and by end, with their deals' amounts summed. Stays that cover no
 /// time are left out, so the stays in effect at `t` are those starting before `t` less
 /// those ending before `t`.
-pub(crate) struct StageStayIx {
+pub(crate) struct StageStayIndex {
     pub(crate) from: EventList<u32>,
-    pub(crate) from_amount: DecSums,
+    pub(crate) from_amount: DecimalSums,
     pub(crate) until: EventList<u32>,
-    pub(crate) until_amount: DecSums,
+    pub(crate) until_amount: DecimalSums,
 }
 
-impl Ix for StageStayIx {
-    type Row = StageRow;
-    type Rows = Vec<StageRow>;
-    type Ctx = StageCtx;
+impl KindIndex for StageStayIndex {
+    type Row = StageEntryRef;
+    type Table = Vec<StageEntryRef>;
+    type Context = StageContext;
 
-    fn attr(ctx: &StageCtx, r: &StageRow, d: Dimension) -> Sym {
-        ctx.attr(r, d)
+    fn attr(context: &StageContext, r: &StageEntryRef, d: Dimension) -> Sym {
+        context.attr(r, d)
     }
 
-    fn build(ctx: &StageCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
-        let stay = |r: u32| Some(ctx.stay(rows.row(r))).filter(Stay::covers_some_time);
+    fn build(context: &StageContext, rows: &Self::Table, subset: &[u32]) -> Self {
+        let stay = |r: u32| Some(context.stay(rows.row(r))).filter(StageStay::covers_some_time);
         let from = rows_by_time(subset, |r| stay(r).map(|s| s.from));
         let until = rows_by_time(subset, |r| stay(r).and_then(|s| s.until));
-        let amount = |r: &u32| ctx.deal(rows.row(*r)).amount;
-        StageStayIx {
-            from_amount: DecSums::new(from.items.iter().map(amount)),
-            until_amount: DecSums::new(until.items.iter().map(amount)),
+        let amount = |r: &u32| context.deal(rows.row(*r)).amount;
+        StageStayIndex {
+            from_amount: DecimalSums::new(from.items.iter().map(amount)),
+            until_amount: DecimalSums::new(until.items.iter().map(amount)),
             from,
             until,
         }
@@ -174,51 +179,55 @@ impl Ix for StageStayIx {
 /// The deals' stage entries, as stage exits and as stage stays (one list of entries, read
 /// by both).
 pub(crate) struct StageParts {
-    pub(crate) exits: Part<ExitIx>,
-    pub(crate) stays: Part<StageStayIx>,
+    pub(crate) exits: Part<StageExitIndex>,
+    pub(crate) stays: Part<StageStayIndex>,
 }
 
 impl StageParts {
-    /// The entries of the deals `ctx` reads, listed now (one entry per stage of each
+    /// The entries of the deals `context` reads, listed now (one entry per stage of each
     /// deal's history: `(deal slot, position)`).
-    pub(crate) fn list(ctx: &StageCtx) -> Self {
-        let deals = &ctx.deals;
+    pub(crate) fn list(context: &StageContext) -> Self {
+        let deals = &context.deals;
         let entries: usize = deals.iter().map(|d| d.stages.len()).sum();
         let mut list = Vec::with_capacity(entries);
         for (deal, d) in deals.slots() {
-            list.extend((0..d.stages.len() as u32).map(|idx| StageRow { deal, idx }));
+            list.extend(
+                (0..d.stages.len() as u32).map(|position| StageEntryRef { deal, position }),
+            );
         }
         let list = Arc::new(list);
         StageParts {
-            exits: Part::new(Unit::StageExit, Arc::clone(&list), ctx.clone()),
-            stays: Part::new(Unit::StageStay, list, ctx.clone()),
+            exits: Part::new(Unit::StageExit, Arc::clone(&list), context.clone()),
+            stays: Part::new(Unit::StageStay, list, context.clone()),
         }
     }
 
-    /// The same entries read through `ctx`, whose customers changed ([`Part::refit`]).
-    pub(crate) fn refit(&self, ctx: &StageCtx) -> Self {
+    /// The same entries read through `context`, whose customers changed ([`Part::refit`]).
+    pub(crate) fn refit(&self, context: &StageContext) -> Self {
         StageParts {
-            exits: self.exits.refit(ctx.clone()),
-            stays: self.stays.refit(ctx.clone()),
+            exits: self.exits.refit(context.clone()),
+            stays: self.stays.refit(context.clone()),
         }
     }
 }
 
 /// The stage exits' value of `measure` (one the exits answer: [`exits_answer`]) over `w` and the filters `f`.
 pub(crate) fn measure(
-    exits: &Part<ExitIx>,
+    exits: &Part<StageExitIndex>,
     measure: Measure,
     w: &Window,
-    f: &Resolved,
+    f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
     let Some(s) = exits.select(f) else {
         return Ok(Decimal::ZERO);
     };
-    let r = s.ix.exits.range(w);
+    let r = s.index.exits.range(w);
     Ok(if measure == Measure::StageExits {
-        count(s.count(&s.ix.exits, r))
+        count(s.count(&s.index.exits, r))
     } else {
-        let nanos = s.int_sum(&s.ix.exits, r, &s.ix.nanos, |e| s.ctx.stage_nanos(s.row(e)));
+        let nanos = s.int_sum(&s.index.exits, r, &s.index.nanos, |e| {
+            s.context.stage_nanos(s.row(e))
+        });
         nanos_to(nanos, DAY_NANOS)?
     })
 }
@@ -227,38 +236,40 @@ pub(crate) fn measure(
 /// (the filters name a stage): the stays in effect at `end` began before it and did
 /// not end before it.
 pub(crate) fn open_in_stage(
-    stays: &Part<StageStayIx>,
+    stays: &Part<StageStayIndex>,
     measure: Measure,
     end: Timestamp,
-    f: &Resolved,
+    f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
     let Some(s) = stays.select(f) else {
         return Ok(Decimal::ZERO);
     };
-    let ix = s.ix;
-    let begun = ix.from.before(end);
-    let ended = ix.until.before(end);
-    let in_effect = |e: &u32| s.ctx.stay(s.row(e)).until.is_none_or(|u| u >= end);
+    let index = s.index;
+    let begun = index.from.before(end);
+    let ended = index.until.before(end);
+    let in_effect = |e: &u32| s.context.stay(s.row(e)).until.is_none_or(|u| u >= end);
     Ok(match measure {
         Measure::DealsOpen if s.all() => count(begun - ended),
-        Measure::DealsOpen => count(s.count_where(&ix.from, 0..begun, in_effect)),
+        Measure::DealsOpen => count(s.count_where(&index.from, 0..begun, in_effect)),
         _ => {
             let fast = s
                 .all()
                 .then(|| {
-                    let amount = |e: &u32| s.ctx.deal(s.row(e)).amount;
-                    ix.from_amount
-                        .prefix(begun, |i| amount(&ix.from.items[i]))?
+                    let amount = |e: &u32| s.context.deal(s.row(e)).amount;
+                    index
+                        .from_amount
+                        .prefix(begun, |i| amount(&index.from.items[i]))?
                         .checked_sub(
-                            ix.until_amount
-                                .prefix(ended, |i| amount(&ix.until.items[i]))?,
+                            index
+                                .until_amount
+                                .prefix(ended, |i| amount(&index.until.items[i]))?,
                         )
                 })
                 .flatten();
             match fast {
                 Some(sum) => sum,
-                None => s.sum_where(&ix.from, 0..begun, in_effect, |e| {
-                    s.ctx.deal(s.row(e)).amount
+                None => s.sum_where(&index.from, 0..begun, in_effect, |e| {
+                    s.context.deal(s.row(e)).amount
                 })?,
             }
         }

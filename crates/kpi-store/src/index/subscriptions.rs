@@ -10,8 +10,8 @@ use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
 use super::count;
 use super::events::{rows_by_time, EventList};
 use super::lookups::Lookups;
-use super::part::{Ix, Part, Resolved};
-use super::sums::{add, DecCol, DecSums};
+use super::part::{KindIndex, Part, ResolvedFilters};
+use super::sums::{add, DecimalColumn, DecimalSums};
 use crate::record::RecordKind;
 use crate::rows::{OptTs, Slab, SubRow, Ts};
 use crate::symbols::{Sym, NONE};
@@ -20,7 +20,7 @@ use crate::symbols::{Sym, NONE};
 /// lookups only).
 pub(crate) const READS: &[RecordKind] = &[RecordKind::Subscription, RecordKind::Customer];
 
-/// The kinds [`SubClasses`] reads.
+/// The kinds [`SubscriptionClasses`] reads.
 pub(crate) const CLASSES_READ: &[RecordKind] = &[RecordKind::Subscription];
 
 /// Whether the subscription part answers `measure`.
@@ -41,7 +41,7 @@ pub(crate) fn answers(measure: Measure) -> bool {
 
 /// A subscription's MRR history, read per the module doc of `crate::subscription`
 /// (worked out from the store's row while the index is built, not kept).
-pub(crate) struct SubHistory {
+pub(crate) struct SubscriptionHistory {
     pub(crate) customer: Sym,
     pub(crate) started: Timestamp,
     pub(crate) first_mrr: Decimal,
@@ -53,7 +53,7 @@ pub(crate) struct SubHistory {
     pub(crate) end: Option<(Timestamp, Decimal)>,
 }
 
-impl SubHistory {
+impl SubscriptionHistory {
     /// The history of `s`; `new`: whether its customer had no subscription active when
     /// it started.
     pub(crate) fn of(s: &SubRow, new: bool) -> Self {
@@ -68,7 +68,7 @@ impl SubHistory {
             changes.push((at, prev, *mrr));
             prev = *mrr;
         }
-        SubHistory {
+        SubscriptionHistory {
             customer: s.customer,
             started: s.started_at.get(),
             first_mrr: s.mrr_changes[0].1,
@@ -81,7 +81,7 @@ impl SubHistory {
 
 /// What an MRR movement is (every one is also a delta of the MRR).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum MoveKind {
+pub(crate) enum MrrMoveKind {
     /// A start when the customer had no subscription active.
     New,
     /// A start beside another active subscription, or a change up.
@@ -94,23 +94,25 @@ pub(crate) enum MoveKind {
     Churn,
 }
 
-impl SubHistory {
+impl SubscriptionHistory {
     /// Its MRR movements in order: when, the signed change of MRR, and what it is.
-    pub(crate) fn into_moves(self) -> impl Iterator<Item = (Timestamp, Decimal, MoveKind)> {
+    pub(crate) fn into_moves(self) -> impl Iterator<Item = (Timestamp, Decimal, MrrMoveKind)> {
         let start = if self.new {
-            MoveKind::New
+            MrrMoveKind::New
         } else {
-            MoveKind::Expansion
+            MrrMoveKind::Expansion
         };
         let changes = self.changes.into_iter().map(|(at, prev, next)| {
             let kind = match next.cmp(&prev) {
-                std::cmp::Ordering::Greater => MoveKind::Expansion,
-                std::cmp::Ordering::Less => MoveKind::Contraction,
-                std::cmp::Ordering::Equal => MoveKind::Unchanged,
+                std::cmp::Ordering::Greater => MrrMoveKind::Expansion,
+                std::cmp::Ordering::Less => MrrMoveKind::Contraction,
+                std::cmp::Ordering::Equal => MrrMoveKind::Unchanged,
             };
             (at, next - prev, kind)
         });
-        let end = self.end.map(|(at, before)| (at, -before, MoveKind::Churn));
+        let end = self
+            .end
+            .map(|(at, before)| (at, -before, MrrMoveKind::Churn));
         std::iter::once((self.started, self.first_mrr, start))
             .chain(changes)
             .chain(end)
@@ -147,12 +149,12 @@ impl SubHistory {
 /// customer's new MRR (no other subscription of the customer active when it started);
 /// per customer id symbol, the slot of their earliest subscription (earliest start, then
 /// smallest id; [`NONE`] without one).
-pub(crate) struct SubClasses {
+pub(crate) struct SubscriptionClasses {
     new: Vec<bool>,
     first: Vec<u32>,
 }
 
-impl SubClasses {
+impl SubscriptionClasses {
     /// Whether the subscription at `slot` is its customer's new MRR.
     pub(crate) fn new_mrr(&self, slot: u32) -> bool {
         self.new[slot as usize]
@@ -166,19 +168,19 @@ impl SubClasses {
             .filter(|s| *s != NONE)
     }
 
-    /// The classes of `subs`: one sort by customer and start, then one pass.
-    pub(crate) fn of(subs: &Slab<SubRow>) -> Self {
-        let mut order: Vec<(Sym, Timestamp, u32)> = subs
+    /// The classes of `subscriptions`: one sort by customer and start, then one pass.
+    pub(crate) fn of(subscriptions: &Slab<SubRow>) -> Self {
+        let mut order: Vec<(Sym, Timestamp, u32)> = subscriptions
             .slots()
             .map(|(slot, s)| (s.customer, s.started_at.get(), slot))
             .collect();
         order.sort_unstable_by(|a, b| {
             (a.0, a.1)
                 .cmp(&(b.0, b.1))
-                .then_with(|| subs.row(a.2).id.cmp(&subs.row(b.2).id))
+                .then_with(|| subscriptions.row(a.2).id.cmp(&subscriptions.row(b.2).id))
         });
         let customers = order.last().map_or(0, |(c, _, _)| *c as usize + 1);
-        let mut new = vec![false; subs.slot_count()];
+        let mut new = vec![false; subscriptions.slot_count()];
         let mut first = vec![NONE; customers];
         for group in order.chunk_by(|a, b| a.0 == b.0) {
             first[group[0].0 as usize] = group[0].2;
@@ -193,7 +195,7 @@ impl SubClasses {
                 };
                 for (_, _, slot) in same_start {
                     new[*slot as usize] = !active;
-                    let end = crate::subscription::end_of(subs.row(*slot));
+                    let end = crate::subscription::end_of(subscriptions.row(*slot));
                     latest_end = Some(match (latest_end, end) {
                         (Some(None), _) | (_, None) => None,
                         (Some(Some(a)), Some(b)) => Some(a.max(b)),
@@ -202,33 +204,33 @@ impl SubClasses {
                 }
             }
         }
-        SubClasses { new, first }
+        SubscriptionClasses { new, first }
     }
 }
 
 /// What subscription rows read: the lookups, and whether each is its customer's new MRR.
 #[derive(Clone)]
-pub(crate) struct SubCtx {
-    pub(crate) lk: Arc<Lookups>,
-    pub(crate) classes: Arc<SubClasses>,
+pub(crate) struct SubscriptionContext {
+    pub(crate) lookups: Arc<Lookups>,
+    pub(crate) classes: Arc<SubscriptionClasses>,
 }
 
 /// MRR movements of one kind by time: each one's subscription (row) and amount, and the
 /// amounts' prefix sums.
-pub(crate) struct Moves {
+pub(crate) struct MrrMoves {
     pub(crate) ev: EventList<u32>,
-    amounts: DecCol,
-    pub(crate) sums: DecSums,
+    amounts: DecimalColumn,
+    pub(crate) sums: DecimalSums,
 }
 
-impl Moves {
+impl MrrMoves {
     /// The `n` movements `items` (time, (row, amount)), sorted.
     fn new(n: usize, items: impl Iterator<Item = (Timestamp, (u32, Decimal))>) -> Self {
         let ev = EventList::collect(n, items);
         let amounts = ev.items.iter().map(|(_, x)| *x);
-        Moves {
-            sums: DecSums::new(amounts.clone()),
-            amounts: DecCol::new(amounts),
+        MrrMoves {
+            sums: DecimalSums::new(amounts.clone()),
+            amounts: DecimalColumn::new(amounts),
             ev: EventList {
                 items: ev.items.iter().map(|(r, _)| *r).collect(),
                 times: ev.times,
@@ -243,13 +245,13 @@ impl Moves {
 }
 
 /// MRR movements by time; renewals by due date; paying customers as intervals.
-pub(crate) struct SubIx {
+pub(crate) struct SubscriptionIndex {
     /// Every MRR movement, signed; prefix sums are the MRR at a time.
-    pub(crate) deltas: Moves,
-    pub(crate) new: Moves,
-    pub(crate) expansion: Moves,
-    pub(crate) contraction: Moves,
-    pub(crate) churn: Moves,
+    pub(crate) deltas: MrrMoves,
+    pub(crate) new: MrrMoves,
+    pub(crate) expansion: MrrMoves,
+    pub(crate) contraction: MrrMoves,
+    pub(crate) churn: MrrMoves,
     pub(crate) due: EventList<u32>,
     pub(crate) renewed: EventList<u32>,
     /// Per customer, the maximal intervals `(a, b]` in which they have an active
@@ -259,20 +261,20 @@ pub(crate) struct SubIx {
     pub(crate) paying_until: EventList<u32>,
 }
 
-impl Ix for SubIx {
+impl KindIndex for SubscriptionIndex {
     type Row = SubRow;
-    type Rows = Slab<SubRow>;
-    type Ctx = SubCtx;
+    type Table = Slab<SubRow>;
+    type Context = SubscriptionContext;
 
-    fn attr(ctx: &SubCtx, s: &SubRow, d: Dimension) -> Sym {
-        ctx.lk.customer_attr(s.customer, d)
+    fn attr(context: &SubscriptionContext, s: &SubRow, d: Dimension) -> Sym {
+        context.lookups.customer_attr(s.customer, d)
     }
 
-    fn build(ctx: &SubCtx, rows: &Self::Rows, subset: &[u32]) -> Self {
-        let history = |r: u32| SubHistory::of(rows.row(r), ctx.classes.new_mrr(r));
+    fn build(context: &SubscriptionContext, rows: &Self::Table, subset: &[u32]) -> Self {
+        let history = |r: u32| SubscriptionHistory::of(rows.row(r), context.classes.new_mrr(r));
         // Each kind of movement in two passes over the histories (counted, then
         // collected), one kind at a time: nothing but the list being sorted is held.
-        let moves = |keep: fn(MoveKind) -> bool, lost: bool| {
+        let moves = |keep: fn(MrrMoveKind) -> bool, lost: bool| {
             let items = || {
                 subset.iter().flat_map(move |r| {
                     history(*r)
@@ -281,7 +283,7 @@ impl Ix for SubIx {
                         .map(move |(at, d, _)| (at, (*r, if lost { -d } else { d })))
                 })
             };
-            Moves::new(items().count(), items())
+            MrrMoves::new(items().count(), items())
         };
         // Per customer, the maximal intervals in which they pay: each subscription's,
         // sorted by customer and start, merged in place where they overlap.
@@ -314,12 +316,12 @@ impl Ix for SubIx {
         }
         intervals.truncate(kept);
         let ends = intervals.iter().filter(|i| i.2.get().is_some()).count();
-        SubIx {
+        SubscriptionIndex {
             deltas: moves(|_| true, false),
-            new: moves(|k| k == MoveKind::New, false),
-            expansion: moves(|k| k == MoveKind::Expansion, false),
-            contraction: moves(|k| k == MoveKind::Contraction, true),
-            churn: moves(|k| k == MoveKind::Churn, true),
+            new: moves(|k| k == MrrMoveKind::New, false),
+            expansion: moves(|k| k == MrrMoveKind::Expansion, false),
+            contraction: moves(|k| k == MrrMoveKind::Contraction, true),
+            churn: moves(|k| k == MrrMoveKind::Churn, true),
             due: rows_by_time(subset, |r| rows.row(r).renewal_due_at.get()),
             renewed: rows_by_time(subset, |r| {
                 let s = rows.row(r);
@@ -341,17 +343,17 @@ impl Ix for SubIx {
 
 /// The subscriptions' value of `measure` (one [`answers`]) over `w` and the filters `f`.
 pub(crate) fn measure(
-    part: &Part<SubIx>,
+    part: &Part<SubscriptionIndex>,
     measure: Measure,
     w: &Window,
-    f: &Resolved,
+    f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
     let Some(s) = part.select(f) else {
         return Ok(Decimal::ZERO);
     };
-    let ix = s.ix;
+    let index = s.index;
     // The sum of movements `r` that match: from the prefix sums when every one does.
-    let total = |m: &Moves, r: std::ops::Range<usize>| -> Result<Decimal, MetricError> {
+    let total = |m: &MrrMoves, r: std::ops::Range<usize>| -> Result<Decimal, MetricError> {
         if s.all() {
             if let Some(x) = m.sums.range(r.clone(), |i| m.amount(i)) {
                 return Ok(x);
@@ -365,27 +367,27 @@ pub(crate) fn measure(
         }
         Ok(acc)
     };
-    let mrr_at = |t: Timestamp| total(&ix.deltas, 0..ix.deltas.ev.before(t));
-    let moved = |m: &Moves| total(m, m.ev.range(w));
+    let mrr_at = |t: Timestamp| total(&index.deltas, 0..index.deltas.ev.before(t));
+    let moved = |m: &MrrMoves| total(m, m.ev.range(w));
     Ok(match measure {
-        Measure::RenewalsDue => count(s.count(&ix.due, ix.due.range(w))),
-        Measure::Renewed => count(s.count(&ix.renewed, ix.renewed.range(w))),
+        Measure::RenewalsDue => count(s.count(&index.due, index.due.range(w))),
+        Measure::Renewed => count(s.count(&index.renewed, index.renewed.range(w))),
         Measure::MrrAtEnd => mrr_at(w.end)?,
         Measure::MrrAtStart => mrr_at(w.start)?,
         Measure::PayingCustomersAtEnd => {
-            let from = ix.paying_from.before(w.end);
+            let from = index.paying_from.before(w.end);
             if s.all() {
-                count(from - ix.paying_until.before(w.end))
+                count(from - index.paying_until.before(w.end))
             } else {
-                count(s.count_where(&ix.paying_from, 0..from, |(_, b)| {
+                count(s.count_where(&index.paying_from, 0..from, |(_, b)| {
                     b.get().is_none_or(|b| b >= w.end)
                 }))
             }
         }
-        Measure::NewMrr => moved(&ix.new)?,
-        Measure::ExpansionMrr => moved(&ix.expansion)?,
-        Measure::ContractionMrr => moved(&ix.contraction)?,
-        Measure::ChurnedMrr => moved(&ix.churn)?,
+        Measure::NewMrr => moved(&index.new)?,
+        Measure::ExpansionMrr => moved(&index.expansion)?,
+        Measure::ContractionMrr => moved(&index.contraction)?,
+        Measure::ChurnedMrr => moved(&index.churn)?,
         _ => unreachable!(
             "subscriptions::measure is called with the measures subscriptions answer only"
         ),

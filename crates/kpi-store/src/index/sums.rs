@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use kpi_core::{Decimal, MetricError};
 
-/// Positions between two kept prefix sums of a [`DecSums`] or an [`IntSums`]: a range's
+/// Positions between two kept prefix sums of a [`DecimalSums`] or an [`IntegerSums`]: a range's
 /// sum is the difference of two kept sums plus at most `2 × (SUM_STRIDE − 1)` values read
 /// from the rows, so the sums cost a fraction of a byte per event instead of 8.
 #[cfg(not(test))]
@@ -76,13 +76,13 @@ fn at_scale(v: Decimal, scale: u32) -> Option<i64> {
 /// values) when every value and partial sum fits, which amounts usually do; else
 /// decimals; else none, when a partial sum would not be exact: queries then add the
 /// values one by one. Each form is exact.
-pub(crate) struct DecSums {
+pub(crate) struct DecimalSums {
     stride: usize,
-    form: DecForm,
+    form: DecimalSumsForm,
 }
 
-/// How a [`DecSums`] keeps its sums.
-enum DecForm {
+/// How a [`DecimalSums`] keeps its sums.
+enum DecimalSumsForm {
     /// `p[k]` × 10^-scale: the sum of the first `k × stride` values.
     Small { scale: u32, p: Vec<i64> },
     /// Decimal partial sums.
@@ -91,14 +91,14 @@ enum DecForm {
     Inexact,
 }
 
-impl DecSums {
+impl DecimalSums {
     /// Prefix sums of `values` (read twice, never collected), kept every [`SUM_STRIDE`]:
-    /// a range's sum reads the values of its ends ([`DecSums::range`]).
+    /// a range's sum reads the values of its ends ([`DecimalSums::range`]).
     pub(crate) fn new(values: impl Iterator<Item = Decimal> + Clone) -> Self {
         Self::every(SUM_STRIDE, values)
     }
 
-    /// Prefix sums of `values` at every position: [`DecSums::range`] reads no value.
+    /// Prefix sums of `values` at every position: [`DecimalSums::range`] reads no value.
     pub(crate) fn dense(values: impl Iterator<Item = Decimal> + Clone) -> Self {
         Self::every(1, values)
     }
@@ -111,10 +111,10 @@ impl DecSums {
             })
         };
         let form = match small() {
-            Some(p) => DecForm::Small { scale, p },
+            Some(p) => DecimalSumsForm::Small { scale, p },
             None => match kept_sums(values, stride, Decimal::ZERO, exact_add) {
-                Some(p) => DecForm::Wide(p),
-                None => DecForm::Inexact,
+                Some(p) => DecimalSumsForm::Wide(p),
+                None => DecimalSumsForm::Inexact,
             },
         };
         Self { stride, form }
@@ -130,25 +130,25 @@ impl DecSums {
         let [head, kept, tail] = cut(r, self.stride);
         let ends = head.chain(tail);
         match &self.form {
-            DecForm::Small { scale, p } => {
+            DecimalSumsForm::Small { scale, p } => {
                 let mut s = i128::from(p[kept.end]) - i128::from(p[kept.start]);
                 for i in ends {
                     s += i128::from(at_scale(value(i), *scale)?);
                 }
                 Some(Decimal::from_i128_with_scale(s, *scale))
             }
-            DecForm::Wide(p) => {
+            DecimalSumsForm::Wide(p) => {
                 let mut s = exact_add(p[kept.end], -p[kept.start])?;
                 for i in ends {
                     s = exact_add(s, value(i))?;
                 }
                 Some(s)
             }
-            DecForm::Inexact => None,
+            DecimalSumsForm::Inexact => None,
         }
     }
 
-    /// The exact sum of the first `n` values, if known ([`DecSums::range`]).
+    /// The exact sum of the first `n` values, if known ([`DecimalSums::range`]).
     pub(crate) fn prefix(&self, n: usize, value: impl Fn(usize) -> Decimal) -> Option<Decimal> {
         self.range(0..n, value)
     }
@@ -156,29 +156,31 @@ impl DecSums {
 
 /// A column of decimals: `i64` multiples of `10^-scale` (the largest scale among them)
 /// when every value fits (8 bytes a value instead of 16), else decimals. Both exact.
-pub(crate) enum DecCol {
+pub(crate) enum DecimalColumn {
     /// `v[i]` × 10^-scale.
     Small { scale: u32, v: Vec<i64> },
     /// The decimals.
     Wide(Vec<Decimal>),
 }
 
-impl DecCol {
+impl DecimalColumn {
     /// The column of `values` (read twice).
     pub(crate) fn new(values: impl Iterator<Item = Decimal> + Clone) -> Self {
         let scale = max_scale(values.clone());
         let small: Option<Vec<i64>> = values.clone().map(|v| at_scale(v, scale)).collect();
         match small {
-            Some(v) => DecCol::Small { scale, v },
-            None => DecCol::Wide(values.collect()),
+            Some(v) => DecimalColumn::Small { scale, v },
+            None => DecimalColumn::Wide(values.collect()),
         }
     }
 
     /// The value at `i`.
     pub(crate) fn get(&self, i: usize) -> Decimal {
         match self {
-            DecCol::Small { scale, v } => Decimal::from_i128_with_scale(i128::from(v[i]), *scale),
-            DecCol::Wide(v) => v[i],
+            DecimalColumn::Small { scale, v } => {
+                Decimal::from_i128_with_scale(i128::from(v[i]), *scale)
+            }
+            DecimalColumn::Wide(v) => v[i],
         }
     }
 }
@@ -186,19 +188,19 @@ impl DecCol {
 /// Prefix sums of integers (nanoseconds, message counts), kept every [`SUM_STRIDE`]
 /// events as `i128` (sums of durations outgrow `i64` nanoseconds within a few thousand
 /// events); saturating.
-pub(crate) struct IntSums {
+pub(crate) struct IntegerSums {
     /// `p[k]`: the sum of the first `k × SUM_STRIDE` values.
     p: Vec<i128>,
 }
 
-impl IntSums {
+impl IntegerSums {
     /// Prefix sums of `values`.
     pub(crate) fn new(values: impl Iterator<Item = i128>) -> Self {
         let p = kept_sums(values, SUM_STRIDE, 0i128, |acc, v| {
             Some(acc.saturating_add(v))
         })
         .expect("saturating sums always add");
-        IntSums { p }
+        IntegerSums { p }
     }
 
     /// The sum of values `r`; `value(i)` is the `i`-th value (read for the positions
@@ -226,7 +228,7 @@ mod tests {
     use super::*;
 
     /// Every range of `values` summed by `sums` (reading `values` between kept sums).
-    fn ranges(sums: &DecSums, values: &[Decimal]) -> Vec<Option<Decimal>> {
+    fn ranges(sums: &DecimalSums, values: &[Decimal]) -> Vec<Option<Decimal>> {
         let mut out = Vec::new();
         for start in 0..=values.len() {
             for end in start..=values.len() {
@@ -256,10 +258,10 @@ mod tests {
             .map(|i| Decimal::new(i * 37 % 11 - 5, (i % 3) as u32))
             .collect();
         for sums in [
-            DecSums::new(exact.iter().copied()),
-            DecSums::dense(exact.iter().copied()),
+            DecimalSums::new(exact.iter().copied()),
+            DecimalSums::dense(exact.iter().copied()),
         ] {
-            assert!(matches!(sums.form, DecForm::Small { scale: 2, .. }));
+            assert!(matches!(sums.form, DecimalSumsForm::Small { scale: 2, .. }));
             assert_eq!(ranges(&sums, &exact), passes(&exact));
         }
         // Too wide for i64 at scale 2, still exact as decimals.
@@ -270,21 +272,21 @@ mod tests {
                 _ => Decimal::new(i, 2),
             })
             .collect();
-        let sums = DecSums::new(wide.iter().copied());
-        assert!(matches!(sums.form, DecForm::Wide(_)));
+        let sums = DecimalSums::new(wide.iter().copied());
+        assert!(matches!(sums.form, DecimalSumsForm::Wide(_)));
         assert_eq!(ranges(&sums, &wide), passes(&wide));
         assert_eq!(sums.range(0..3, |i| wide[i]), Some(Decimal::new(2, 2)));
         // 10^28 + 0.5 needs a mantissa of 10^29 + 5, beyond 96 bits: it would be rounded.
         let big = Decimal::from_i128_with_scale(10i128.pow(28), 0);
         let inexact = [big, Decimal::new(5, 1)];
-        let sums = DecSums::new(inexact.iter().copied());
+        let sums = DecimalSums::new(inexact.iter().copied());
         assert_eq!(sums.range(0..2, |i| inexact[i]), None);
         let overflow = [Decimal::MAX, Decimal::ONE];
-        let sums = DecSums::new(overflow.iter().copied());
+        let sums = DecimalSums::new(overflow.iter().copied());
         assert_eq!(sums.prefix(2, |i| overflow[i]), None);
         // A range between kept sums whose values alone are not exact.
         let head = [Decimal::new(1, 1), big, Decimal::new(5, 1), -big];
-        let sums = DecSums::new(head.iter().chain(&[Decimal::ZERO; 5]).copied());
+        let sums = DecimalSums::new(head.iter().chain(&[Decimal::ZERO; 5]).copied());
         assert_eq!(sums.range(0..3, |i| head[i]), None);
     }
 
@@ -295,8 +297,8 @@ mod tests {
             Decimal::new(125, 3),
             Decimal::new(i64::MAX / 10_000, 4),
         ];
-        let col = DecCol::new(small.iter().copied());
-        assert!(matches!(col, DecCol::Small { scale: 4, .. }));
+        let col = DecimalColumn::new(small.iter().copied());
+        assert!(matches!(col, DecimalColumn::Small { scale: 4, .. }));
         for (i, v) in small.iter().enumerate() {
             assert_eq!(col.get(i), *v);
         }
@@ -305,8 +307,8 @@ mod tests {
             Decimal::new(i64::MAX, 0),
             Decimal::new(1, 1),
         ];
-        let col = DecCol::new(wide.iter().copied());
-        assert!(matches!(col, DecCol::Wide(_)));
+        let col = DecimalColumn::new(wide.iter().copied());
+        assert!(matches!(col, DecimalColumn::Wide(_)));
         for (i, v) in wide.iter().enumerate() {
             assert_eq!(col.get(i), *v);
         }
@@ -318,7 +320,7 @@ mod tests {
         // Durations of a few days, their totals beyond i64; one value beyond i64.
         let mut values: Vec<i128> = (0..300).map(|i| (i % 7 - 2) * day * 10).collect();
         values[130] = i128::from(i64::MAX) * 4;
-        let sums = IntSums::new(values.iter().copied());
+        let sums = IntegerSums::new(values.iter().copied());
         for start in 0..=values.len() {
             for end in start..=values.len() {
                 let read = |i: usize| {

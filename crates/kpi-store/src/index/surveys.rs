@@ -10,8 +10,8 @@ use kpi_core::{Decimal, Dimension, Measure, MetricError, SurveyKind, Window};
 use super::count;
 use super::events::{rows_by_time, EventList};
 use super::lookups::Lookups;
-use super::part::{Ix, Part, Resolved};
-use super::sums::DecSums;
+use super::part::{KindIndex, Part, ResolvedFilters};
+use super::sums::DecimalSums;
 use super::times::Times;
 use crate::record::RecordKind;
 use crate::rows::{Slab, SurveyRow};
@@ -37,20 +37,20 @@ pub(crate) const MAX_SCORE_GROUPS: usize = 64;
 pub(crate) type ScoreGroup = ((u32, Decimal), Times);
 
 /// The responses of one survey kind.
-pub(crate) struct SurveyKindIx {
+pub(crate) struct SurveyKindIndex {
     pub(crate) at: EventList<u32>,
-    pub(crate) score: DecSums,
+    pub(crate) score: DecimalSums,
     /// Response times per (scale_max, score), when there are at most
     /// [`MAX_SCORE_GROUPS`] groups.
     pub(crate) groups: Option<Vec<ScoreGroup>>,
 }
 
 /// Survey responses per kind (NPS, CSAT, CES).
-pub(crate) struct SurveyIx {
-    pub(crate) kinds: [SurveyKindIx; 3],
+pub(crate) struct SurveyIndex {
+    pub(crate) kinds: [SurveyKindIndex; 3],
 }
 
-/// Position of a survey kind in [`SurveyIx::kinds`].
+/// Position of a survey kind in [`SurveyIndex::kinds`].
 pub(crate) fn survey_slot(kind: SurveyKind) -> usize {
     match kind {
         SurveyKind::Nps => 0,
@@ -59,19 +59,19 @@ pub(crate) fn survey_slot(kind: SurveyKind) -> usize {
     }
 }
 
-impl Ix for SurveyIx {
+impl KindIndex for SurveyIndex {
     type Row = SurveyRow;
-    type Rows = Slab<SurveyRow>;
-    type Ctx = Arc<Lookups>;
+    type Table = Slab<SurveyRow>;
+    type Context = Arc<Lookups>;
 
-    fn attr(lk: &Arc<Lookups>, s: &SurveyRow, d: Dimension) -> Sym {
+    fn attr(lookups: &Arc<Lookups>, s: &SurveyRow, d: Dimension) -> Sym {
         match d {
-            Dimension::Source | Dimension::Segment => lk.customer_attr(s.customer, d),
+            Dimension::Source | Dimension::Segment => lookups.customer_attr(s.customer, d),
             _ => NONE,
         }
     }
 
-    fn build(_: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) -> Self {
+    fn build(_: &Arc<Lookups>, rows: &Self::Table, subset: &[u32]) -> Self {
         let kind = |k: SurveyKind| {
             let at = rows_by_time(subset, |r| {
                 Some(rows.row(r).at.get()).filter(|_| rows.row(r).kind == k)
@@ -87,8 +87,8 @@ impl Ix for SurveyIx {
                 }
                 groups.entry(key).or_default().push(t);
             }
-            SurveyKindIx {
-                score: DecSums::new(at.items.iter().map(|r| rows.row(*r).score)),
+            SurveyKindIndex {
+                score: DecimalSums::new(at.items.iter().map(|r| rows.row(*r).score)),
                 groups: (!too_many).then(|| {
                     groups
                         .into_iter()
@@ -98,7 +98,7 @@ impl Ix for SurveyIx {
                 at,
             }
         };
-        SurveyIx {
+        SurveyIndex {
             kinds: [
                 kind(SurveyKind::Nps),
                 kind(SurveyKind::Csat),
@@ -110,10 +110,10 @@ impl Ix for SurveyIx {
 
 /// The survey responses' value of `measure` (one [`answers`]) over `w` and the filters `f`.
 pub(crate) fn measure(
-    part: &Part<SurveyIx>,
+    part: &Part<SurveyIndex>,
     measure: Measure,
     w: &Window,
-    f: &Resolved,
+    f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
     Ok(match measure {
         Measure::SurveyResponses {
@@ -125,7 +125,7 @@ pub(crate) fn measure(
             let Some(s) = part.select(f) else {
                 return Ok(Decimal::ZERO);
             };
-            let k = &s.ix.kinds[survey_slot(kind)];
+            let k = &s.index.kinds[survey_slot(kind)];
             let (min, max) = (Decimal::from(min), Decimal::from(max));
             let fits = |sc: u32, score: Decimal| {
                 (scale == 0 || sc == scale) && min <= score && score <= max
@@ -151,7 +151,7 @@ pub(crate) fn measure(
             let Some(s) = part.select(f) else {
                 return Ok(Decimal::ZERO);
             };
-            let k = &s.ix.kinds[survey_slot(kind)];
+            let k = &s.index.kinds[survey_slot(kind)];
             s.sum(&k.at, k.at.range(w), &k.score, |e| s.row(e).score)?
         }
         _ => unreachable!(

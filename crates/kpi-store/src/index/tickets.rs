@@ -9,8 +9,8 @@ use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
 use super::count;
 use super::events::{rows_by_time, EventList};
 use super::lookups::Lookups;
-use super::part::{Ix, Part, Resolved};
-use super::sums::IntSums;
+use super::part::{KindIndex, Part, ResolvedFilters};
+use super::sums::IntegerSums;
 use crate::record::RecordKind;
 use crate::rows::{Slab, TicketRow};
 use crate::symbols::{Sym, NONE};
@@ -53,14 +53,14 @@ impl TicketRow {
 /// opening to it summed.
 pub(crate) struct TicketTimes {
     pub(crate) ev: EventList<u32>,
-    pub(crate) nanos: IntSums,
+    pub(crate) nanos: IntegerSums,
 }
 
 impl TicketTimes {
     /// The tickets among `subset` by resolution (`resolved`) or first response.
     fn build(rows: &Slab<TicketRow>, subset: &[u32], resolved: bool) -> Self {
         let ev = rows_by_time(subset, |r| rows.row(r).until(resolved));
-        let nanos = IntSums::new(ev.items.iter().map(|r| rows.row(*r).wait_nanos(resolved)));
+        let nanos = IntegerSums::new(ev.items.iter().map(|r| rows.row(*r).wait_nanos(resolved)));
         TicketTimes { ev, nanos }
     }
 
@@ -77,45 +77,45 @@ impl TicketTimes {
 
 /// Tickets by resolution and by first response, each built on first use (an agent's
 /// partition is read for resolutions only).
-pub(crate) struct TicketIx {
+pub(crate) struct TicketIndex {
     pub(crate) resolved: OnceLock<TicketTimes>,
     pub(crate) responded: OnceLock<TicketTimes>,
 }
 
-impl Ix for TicketIx {
+impl KindIndex for TicketIndex {
     type Row = TicketRow;
-    type Rows = Slab<TicketRow>;
-    type Ctx = Arc<Lookups>;
+    type Table = Slab<TicketRow>;
+    type Context = Arc<Lookups>;
 
-    fn attr(lk: &Arc<Lookups>, t: &TicketRow, d: Dimension) -> Sym {
+    fn attr(lookups: &Arc<Lookups>, t: &TicketRow, d: Dimension) -> Sym {
         match d {
             Dimension::Agent => t.agent,
-            Dimension::Source | Dimension::Segment => lk.customer_attr(t.customer, d),
+            Dimension::Source | Dimension::Segment => lookups.customer_attr(t.customer, d),
             _ => NONE,
         }
     }
 
-    fn build(_: &Arc<Lookups>, _: &Self::Rows, _: &[u32]) -> Self {
-        TicketIx {
+    fn build(_: &Arc<Lookups>, _: &Self::Table, _: &[u32]) -> Self {
+        TicketIndex {
             resolved: OnceLock::new(),
             responded: OnceLock::new(),
         }
     }
 
-    fn warm(&self, lk: &Arc<Lookups>, rows: &Self::Rows, subset: &[u32]) {
+    fn warm(&self, lookups: &Arc<Lookups>, rows: &Self::Table, subset: &[u32]) {
         self.resolved
-            .get_or_init(|| TicketTimes::resolved(lk, rows, subset));
+            .get_or_init(|| TicketTimes::resolved(lookups, rows, subset));
         self.responded
-            .get_or_init(|| TicketTimes::responded(lk, rows, subset));
+            .get_or_init(|| TicketTimes::responded(lookups, rows, subset));
     }
 }
 
 /// The tickets' value of `measure` (one [`answers`]) over `w` and the filters `f`.
 pub(crate) fn measure(
-    part: &Part<TicketIx>,
+    part: &Part<TicketIndex>,
     measure: Measure,
     w: &Window,
-    f: &Resolved,
+    f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
     Ok(match measure {
         Measure::TicketsResolved
@@ -125,12 +125,12 @@ pub(crate) fn measure(
             let Some(s) = part.select(f) else {
                 return Ok(Decimal::ZERO);
             };
-            let ix = s.ix;
+            let index = s.index;
             let (times, resolved) = match measure {
                 Measure::TicketsResolved | Measure::ResolutionHoursTotal => {
-                    (s.lazy(&ix.resolved, TicketTimes::resolved), true)
+                    (s.lazy(&index.resolved, TicketTimes::resolved), true)
                 }
-                _ => (s.lazy(&ix.responded, TicketTimes::responded), false),
+                _ => (s.lazy(&index.responded, TicketTimes::responded), false),
             };
             let (ev, sums) = (&times.ev, &times.nanos);
             let r = ev.range(w);
