@@ -41,7 +41,7 @@ use clap::parser::ValueSource;
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use kpi_server::auth::ApiKeys;
 use kpi_server::{ConnectionLimits, Limits, ServerConfig, TlsFiles};
-use kpi_store::Store;
+use kpi_store::{OpenOptions, Store};
 use tracing_subscriber::EnvFilter;
 
 /// kpid computes CRM KPIs (CAC, CLV, churn, NPS, win rate, MRR…) over gRPC.
@@ -195,6 +195,15 @@ struct ServeArgs {
     /// picks a free port, logged at startup).
     #[arg(long, env = "KPID_METRICS_ADDR", value_name = "HOST:PORT")]
     metrics_addr: Option<SocketAddr>,
+    /// After loading the rows snapshot (which must pass its checksums in any case), also
+    /// scan the records in sled and compare: on any difference, log a warning and serve the
+    /// scanned rows. The start then takes as long as without a snapshot: an operator's check.
+    #[arg(
+        long,
+        env = "KPID_VERIFY_SNAPSHOT",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    verify_snapshot: bool,
     /// Load the generated demo dataset (see `kpid demo`) into the store before serving.
     #[arg(long)]
     demo: bool,
@@ -344,7 +353,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let open = async move {
         let data_dir = args.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+        let options = OpenOptions {
+            verify_snapshot: args.verify_snapshot,
+        };
+        let store = tokio::task::spawn_blocking(move || Store::open_with(&data_dir, options))
             .await?
             .with_context(|| {
                 format!(
@@ -685,5 +697,24 @@ mod tests {
         assert_eq!(args.addr.port(), 0);
         assert_eq!(args.api_keys, Some(PathBuf::from("/tmp/keys")));
         assert_eq!(args.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn verify_snapshot_is_off_unless_asked() {
+        let verify = |argv: &[&str]| {
+            let (cli, _) = parse(argv).unwrap();
+            match cli.command {
+                Command::Serve(args) | Command::Demo(DemoArgs { serve: args }) => {
+                    args.verify_snapshot
+                }
+                other => panic!("not serve: {other:?}"),
+            }
+        };
+        if std::env::var_os("KPID_VERIFY_SNAPSHOT").is_none() {
+            assert!(!verify(&["kpid", "serve"]));
+        }
+        assert!(verify(&["kpid", "serve", "--verify-snapshot"]));
+        assert!(verify(&["kpid", "demo", "--verify-snapshot"]));
+        assert!(parse(&["kpid", "serve", "--verify-snapshot=maybe"]).is_err());
     }
 }

@@ -771,6 +771,60 @@ async fn a_full_disk_refuses_writes_plainly_and_recovers_without_a_restart() {
     assert_eq!(listed.len(), acknowledged);
 }
 
+/// A damaged rows snapshot is never served: with ten bytes flipped across the
+/// `rows.snapshot` a clean stop wrote (the first and the last among them), the next start
+/// discards it, saying why, and scans sled: every record is there and Compute answers as
+/// before the stop. The clean stop after writes a good snapshot again, which is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_rows_snapshot_is_discarded_and_sled_scanned() {
+    let data = tempfile::tempdir().unwrap();
+    let model = Shared::default();
+    let mut rng = Rng(0x666c_6970);
+    let mut kpid = start(data.path());
+    put_ids(&kpid, &model, &mut rng, "a", 300).await;
+    let before = answers(&kpid).await;
+    let (listed, _) = list_all(&mut kpid.records().await, "", 1000).await;
+    let status = block_in_place(|| kpid.terminate());
+    assert!(status.success(), "{}", kpid.logs());
+    assert!(
+        kpid.logs().contains("rows snapshot written"),
+        "{}",
+        kpid.logs()
+    );
+
+    let path = data.path().join("rows.snapshot");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    for i in 0..10 {
+        bytes[last * i / 9] ^= 0xFF;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let kpid = start(data.path());
+    let logs = kpid.logs();
+    assert!(!logs.contains("loaded from its snapshot"), "{logs}");
+    assert!(
+        logs.contains("the rows snapshot does not verify"),
+        "no warning saying why:\n{logs}"
+    );
+    assert!(!path.exists(), "the damaged snapshot is removed");
+    check(&kpid, &model, "after a damaged snapshot").await;
+    assert_eq!(
+        answers(&kpid).await,
+        before,
+        "answers after a damaged snapshot"
+    );
+    let (relisted, _) = list_all(&mut kpid.records().await, "", 1000).await;
+    assert_eq!(relisted, listed, "ListRecords after a damaged snapshot");
+
+    let kpid = stop_and_reopen(kpid, data.path());
+    check(&kpid, &model, "after the next clean stop").await;
+    assert_eq!(
+        answers(&kpid).await,
+        before,
+        "answers after the next clean stop"
+    );
+}
+
 /// SIGTERM rounds when `KPID_SIGTERM_ROUNDS` is unset.
 const DEFAULT_SIGTERM_ROUNDS: u64 = 20;
 /// The SIGTERM rounds stop early (after at least [`MIN_RUNS`]) once this much time has gone.

@@ -7,31 +7,63 @@
 //! anything. A crash therefore never leaves a stale snapshot that looks current; without a
 //! current snapshot the store opens by scanning sled.
 //!
+//! A snapshot is also only read when it is intact. Its content is cut into blocks of at
+//! most 1 MiB, each followed by the CRC-32 of every byte of the file before it, and the
+//! reader checks a block's CRC before it decodes any byte of it; the file ends with an
+//! empty block, whose CRC covers the whole file. So a damaged byte is found before the
+//! decoder sees it, and even so every length, count and slot the decoder reads is bounded
+//! (by the bytes left in the file, or by how many slots its rows may span) before anything
+//! is allocated, and every symbol a row holds is checked against its table. A snapshot that
+//! does not verify is an error, which the store logs before it scans sled instead.
+//!
 //! ```text
-//! file   = "kpidrows" ‖ version u32 ‖ token u64 ‖ tenants u32 ‖ tenant*
-//! tenant = name ‖ dimension values (count u32 ‖ str*) ‖ customer ids (count u32 ‖ (str ‖ u32)*)
-//!          ‖ per record kind: live rows (count u32 ‖ (slot u32 ‖ row)*)
+//! file    = "kpidrows" ‖ version u32 (2) ‖ token u64 ‖ block* ‖ end
+//! block   = length u32 (1..=2^20) ‖ content bytes ‖ crc u32
+//! end     = length u32 (0) ‖ crc u32
+//! content = tenants u32 ‖ tenant*                        (cut into blocks anywhere)
+//! tenant  = name ‖ dimension values (count u32 ‖ str*) ‖ customer ids (count u32 ‖ (str ‖ u32)*)
+//!           ‖ per record kind: live rows (count u32 ‖ (slot u32 ‖ row)*, slots ascending)
 //! ```
 //!
-//! Integers are little-endian; a string is its length (u32) and UTF-8 bytes; a decimal its
-//! 16-byte `rust_decimal` serialization; a timestamp its seconds (i64) and nanoseconds (i32).
+//! A crc is the CRC-32 (IEEE, `crc32fast`: about 10 GB/s with PCLMULQDQ) of every byte of
+//! the file before it. Integers are little-endian; a string is its length (u32) and UTF-8
+//! bytes; a decimal its 16-byte `rust_decimal` serialization; a timestamp its seconds (i64)
+//! and nanoseconds (i32).
 
+use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use kpi_core::{Decimal, SurveyKind};
 
-use crate::record::{Channel, DealKind, DealStatus, Source, SpendCategory};
+use crate::record::{Channel, DealKind, DealStatus, RecordKind, Source, SpendCategory};
 use crate::rows::{
     CampaignRow, CustomerRow, DealRow, Ids, LeadRow, OptTs, PurchaseRow, QuotaRow, Rows, Slab,
     SpendRow, SubRow, SurveyRow, TicketRow, Ts,
 };
+use crate::symbols::{Sym, NONE};
 
 const MAGIC: &[u8; 8] = b"kpidrows";
-const VERSION: u32 = 1;
+/// 2: checksummed blocks (version 1 files, without, are discarded: the store scans).
+const VERSION: u32 = 2;
+/// Magic, version and token.
+const HEADER: usize = 20;
+/// Most content bytes in one block.
+#[cfg(not(test))]
+const BLOCK: usize = 1 << 20;
+/// Small under test, so a small snapshot spans blocks.
+#[cfg(test)]
+const BLOCK: usize = 256;
+/// A slab's slots may span at most this many per live row, plus [`SPARE_SLOTS`]: bounds
+/// what a slot read from the file makes the reader allocate. Free slots are those of
+/// deleted records not yet reused, so a kind with more than 15 of every 16 slots free (and
+/// over a million of them) is read by scanning instead.
+const SLOTS_PER_ROW: u64 = 16;
+/// See [`SLOTS_PER_ROW`].
+const SPARE_SLOTS: u64 = 1 << 20;
 /// The file's name in the data directory.
 pub(crate) const FILE: &str = "rows.snapshot";
 
@@ -39,10 +71,232 @@ fn invalid(why: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, why.into())
 }
 
+/// Cuts what is written into checksummed blocks.
+struct BlockWriter<W: Write> {
+    out: W,
+    /// The block being filled: room for its length, then its content.
+    block: Vec<u8>,
+    /// The CRC of every byte written so far.
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> BlockWriter<W> {
+    fn new(mut out: W, header: &[u8]) -> io::Result<Self> {
+        out.write_all(header)?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(header);
+        let mut block = Vec::with_capacity(4 + BLOCK + 4);
+        block.extend_from_slice(&[0; 4]);
+        Ok(Self { out, block, crc })
+    }
+
+    /// Writes the block filled so far (an empty one ends the file).
+    fn emit(&mut self) -> io::Result<()> {
+        let len = u32::try_from(self.block.len() - 4).expect("a block holds at most BLOCK bytes");
+        self.block[..4].copy_from_slice(&len.to_le_bytes());
+        self.crc.update(&self.block);
+        let crc = self.crc.clone().finalize().to_le_bytes();
+        self.crc.update(&crc);
+        self.block.extend_from_slice(&crc);
+        self.out.write_all(&self.block)?;
+        self.block.truncate(4);
+        Ok(())
+    }
+
+    /// Writes the last block and the end; hands back the output.
+    fn finish(mut self) -> io::Result<W> {
+        if self.block.len() > 4 {
+            self.emit()?;
+        }
+        self.emit()?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Write for BlockWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(4 + BLOCK - self.block.len());
+        self.block.extend_from_slice(&data[..n]);
+        if self.block.len() == 4 + BLOCK {
+            self.emit()?;
+        }
+        Ok(n)
+    }
+
+    /// Blocks are written when full and by [`BlockWriter::finish`].
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads the content of checksummed blocks, checking each block's CRC before handing out
+/// any of its bytes.
+struct BlockReader {
+    file: Box<dyn Read>,
+    /// The CRC of every byte read so far.
+    crc: crc32fast::Hasher,
+    /// The current block as read: length, content, crc.
+    block: Vec<u8>,
+    /// The next content byte of `block` to hand out, and the end of its content.
+    pos: usize,
+    end: usize,
+    /// Bytes of the file not read yet.
+    unread: u64,
+    /// Where the next block starts in the file.
+    next_at: u64,
+    /// Whether the end was read.
+    ended: bool,
+}
+
+impl BlockReader {
+    /// Reads the header of a file of `len` bytes.
+    fn start(mut file: Box<dyn Read>, len: u64) -> io::Result<([u8; HEADER], Self)> {
+        if len < HEADER as u64 {
+            return Err(invalid(format!(
+                "truncated: {len} bytes, shorter than a header"
+            )));
+        }
+        let mut header = [0; HEADER];
+        file.read_exact(&mut header)?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&header);
+        let reader = Self {
+            file,
+            crc,
+            block: Vec::with_capacity(4 + BLOCK + 4),
+            pos: 0,
+            end: 0,
+            unread: len - HEADER as u64,
+            next_at: HEADER as u64,
+            ended: false,
+        };
+        Ok((header, reader))
+    }
+
+    /// Reads and checks the next block; false at the end.
+    fn next_block(&mut self) -> io::Result<bool> {
+        if self.ended {
+            return Ok(false);
+        }
+        let at = self.next_at;
+        if self.unread < 8 {
+            return Err(invalid(format!(
+                "truncated: the file ends at byte {}, inside the block at byte {at}",
+                at + self.unread
+            )));
+        }
+        let mut len = [0; 4];
+        self.file.read_exact(&mut len)?;
+        let n = u32::from_le_bytes(len) as usize;
+        if n > BLOCK {
+            return Err(invalid(format!(
+                "the block at byte {at} claims {n} bytes; blocks hold at most {BLOCK}"
+            )));
+        }
+        if n as u64 + 8 > self.unread {
+            return Err(invalid(format!(
+                "truncated: the block at byte {at} holds {n} bytes, but the file ends at byte {}",
+                at + self.unread
+            )));
+        }
+        self.block.clear();
+        self.block.extend_from_slice(&len);
+        self.block.resize(4 + n + 4, 0);
+        self.file.read_exact(&mut self.block[4..])?;
+        self.unread -= n as u64 + 8;
+        self.next_at += n as u64 + 8;
+        self.crc.update(&self.block[..4 + n]);
+        let stored = &self.block[4 + n..];
+        if stored != self.crc.clone().finalize().to_le_bytes() {
+            return Err(invalid(format!(
+                "checksum mismatch in the block at byte {at}"
+            )));
+        }
+        self.crc.update(stored);
+        self.pos = 4;
+        self.end = 4 + n;
+        self.ended = n == 0;
+        Ok(!self.ended)
+    }
+
+    /// At most how many content bytes follow.
+    fn remaining(&self) -> u64 {
+        (self.end - self.pos) as u64 + self.unread
+    }
+
+    /// Checks that the content was read to its end and the file ends there.
+    fn finish(&mut self) -> io::Result<()> {
+        if self.pos < self.end || self.next_block()? {
+            return Err(invalid(format!(
+                "content after the last tenant, in the block before byte {}",
+                self.next_at
+            )));
+        }
+        if self.unread > 0 {
+            return Err(invalid(format!(
+                "{} bytes after the end, at byte {}",
+                self.unread, self.next_at
+            )));
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn read_exact_across(&mut self, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read(buf)? {
+                0 => {
+                    return Err(invalid(format!(
+                        "the content ends inside a value, before byte {}",
+                        self.next_at
+                    )))
+                }
+                n => buf = &mut buf[n..],
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for BlockReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.end && !self.next_block()? {
+            return Ok(0);
+        }
+        let n = buf.len().min(self.end - self.pos);
+        buf[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+
+    #[inline]
+    fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        if self.end - self.pos >= buf.len() {
+            buf.copy_from_slice(&self.block[self.pos..self.pos + buf.len()]);
+            self.pos += buf.len();
+            return Ok(());
+        }
+        self.read_exact_across(buf)
+    }
+}
+
+/// A count read from the file: at most the bytes that remain (each thing counted takes at
+/// least one).
+fn get_count(r: &mut BlockReader, what: &str) -> io::Result<u32> {
+    let n = u32::get(r)?;
+    if u64::from(n) > r.remaining() {
+        return Err(invalid(format!(
+            "{n} {what}, with {} bytes left",
+            r.remaining()
+        )));
+    }
+    Ok(n)
+}
+
 /// A value with a binary form.
 trait Snap: Sized {
     fn put(&self, w: &mut impl Write) -> io::Result<()>;
-    fn get(r: &mut impl Read) -> io::Result<Self>;
+    fn get(r: &mut BlockReader) -> io::Result<Self>;
 }
 
 macro_rules! snap_int {
@@ -51,7 +305,7 @@ macro_rules! snap_int {
             fn put(&self, w: &mut impl Write) -> io::Result<()> {
                 w.write_all(&self.to_le_bytes())
             }
-            fn get(r: &mut impl Read) -> io::Result<Self> {
+            fn get(r: &mut BlockReader) -> io::Result<Self> {
                 let mut b = [0u8; std::mem::size_of::<$t>()];
                 r.read_exact(&mut b)?;
                 Ok(<$t>::from_le_bytes(b))
@@ -65,7 +319,7 @@ impl Snap for bool {
     fn put(&self, w: &mut impl Write) -> io::Result<()> {
         u8::from(*self).put(w)
     }
-    fn get(r: &mut impl Read) -> io::Result<Self> {
+    fn get(r: &mut BlockReader) -> io::Result<Self> {
         match u8::get(r)? {
             0 => Ok(false),
             1 => Ok(true),
@@ -78,10 +332,15 @@ impl Snap for Decimal {
     fn put(&self, w: &mut impl Write) -> io::Result<()> {
         w.write_all(&self.serialize())
     }
-    fn get(r: &mut impl Read) -> io::Result<Self> {
+    /// Only the bytes a decimal serializes to (no unused flag bits, a scale of at most 28).
+    fn get(r: &mut BlockReader) -> io::Result<Self> {
         let mut b = [0u8; 16];
         r.read_exact(&mut b)?;
-        Ok(Decimal::deserialize(b))
+        let d = Decimal::deserialize(b);
+        if d.serialize() != b {
+            return Err(invalid("a decimal's bytes are not one a decimal writes"));
+        }
+        Ok(d)
     }
 }
 
@@ -90,7 +349,7 @@ impl Snap for Timestamp {
         self.as_second().put(w)?;
         self.subsec_nanosecond().put(w)
     }
-    fn get(r: &mut impl Read) -> io::Result<Self> {
+    fn get(r: &mut BlockReader) -> io::Result<Self> {
         let (s, n) = (i64::get(r)?, i32::get(r)?);
         Timestamp::new(s, n).map_err(|e| invalid(e.to_string()))
     }
@@ -101,7 +360,7 @@ impl Snap for Ts {
     fn put(&self, w: &mut impl Write) -> io::Result<()> {
         self.get().put(w)
     }
-    fn get(r: &mut impl Read) -> io::Result<Self> {
+    fn get(r: &mut BlockReader) -> io::Result<Self> {
         Timestamp::get(r).map(Ts::new)
     }
 }
@@ -111,7 +370,7 @@ impl Snap for OptTs {
     fn put(&self, w: &mut impl Write) -> io::Result<()> {
         self.get().put(w)
     }
-    fn get(r: &mut impl Read) -> io::Result<Self> {
+    fn get(r: &mut BlockReader) -> io::Result<Self> {
         Option::<Timestamp>::get(r).map(OptTs::new)
     }
 }
@@ -122,8 +381,9 @@ impl Snap for Box<str> {
         len.put(w)?;
         w.write_all(self.as_bytes())
     }
-    fn get(r: &mut impl Read) -> io::Result<Self> {
-        let mut b = vec![0u8; u32::get(r)? as usize];
+    fn get(r: &mut BlockReader) -> io::Result<Self> {
+        let len = get_count(r, "bytes of a string")?;
+        let mut b = vec![0u8; len as usize];
         r.read_exact(&mut b)?;
         String::from_utf8(b)
             .map(String::into_boxed_str)
@@ -141,7 +401,7 @@ impl<T: Snap> Snap for Option<T> {
             }
         }
     }
-    fn get(r: &mut impl Read) -> io::Result<Self> {
+    fn get(r: &mut BlockReader) -> io::Result<Self> {
         Ok(if bool::get(r)? {
             Some(T::get(r)?)
         } else {
@@ -155,7 +415,7 @@ impl<A: Snap, B: Snap> Snap for (A, B) {
         self.0.put(w)?;
         self.1.put(w)
     }
-    fn get(r: &mut impl Read) -> io::Result<Self> {
+    fn get(r: &mut BlockReader) -> io::Result<Self> {
         Ok((A::get(r)?, B::get(r)?))
     }
 }
@@ -166,9 +426,10 @@ impl<T: Snap> Snap for Box<[T]> {
         len.put(w)?;
         self.iter().try_for_each(|x| x.put(w))
     }
-    fn get(r: &mut impl Read) -> io::Result<Self> {
-        let n = u32::get(r)? as usize;
-        let mut v = Vec::with_capacity(n.min(1 << 16));
+    fn get(r: &mut BlockReader) -> io::Result<Self> {
+        let n = get_count(r, "list items")?;
+        // Lists are short (stages, MRR changes): grown as read, never sized by the file.
+        let mut v = Vec::new();
         for _ in 0..n {
             v.push(T::get(r)?);
         }
@@ -184,7 +445,7 @@ macro_rules! snap_enum {
                 let i = $all.iter().position(|x| x == self).expect("every variant is listed");
                 (i as u8).put(w)
             }
-            fn get(r: &mut impl Read) -> io::Result<Self> {
+            fn get(r: &mut BlockReader) -> io::Result<Self> {
                 let i = u8::get(r)? as usize;
                 $all.get(i).copied().ok_or_else(|| invalid(format!("bad {} {i}", stringify!($t))))
             }
@@ -207,31 +468,191 @@ snap_enum!(
     SurveyKind => [SurveyKind::Nps, SurveyKind::Csat, SurveyKind::Ces],
 );
 
-/// Structs field by field, in declaration order.
+/// What a symbol in a row names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ref {
+    /// A dimension value (`Rows::dims`).
+    Dim,
+    /// A dimension value or [`NONE`].
+    OptDim,
+    /// A customer id (`Rows::customer_ids`).
+    Id,
+    /// A customer id or [`NONE`].
+    OptId,
+}
+
+/// A row as symbols and other values: what the reader checks and `differing_kinds`
+/// compares.
+trait Refs {
+    /// Each symbol with what it names, in a fixed order.
+    fn refs(&self, f: &mut impl FnMut(Ref, Sym));
+    /// Writes every field that is not a symbol.
+    fn put_values(&self, w: &mut impl Write) -> io::Result<()>;
+}
+
+/// Structs field by field, in declaration order; `refs` lists their symbols, `values` the
+/// other fields (every field is in one of them: the pattern below has no `..`).
 macro_rules! snap_struct {
-    ($($t:ident { $($f:ident),* $(,)? })*) => {$(
+    ($($t:ident { refs: [$($s:ident: $k:ident),*], values: [$($v:ident),*] $(,)? })*) => {$(
         impl Snap for $t {
             fn put(&self, w: &mut impl Write) -> io::Result<()> {
-                $( self.$f.put(w)?; )*
+                let $t { $($s,)* $($v,)* } = self;
+                $( $s.put(w)?; )*
+                $( $v.put(w)?; )*
                 Ok(())
             }
-            fn get(r: &mut impl Read) -> io::Result<Self> {
-                Ok($t { $( $f: Snap::get(r)?, )* })
+            fn get(r: &mut BlockReader) -> io::Result<Self> {
+                $( let $s = Snap::get(r)?; )*
+                $( let $v = Snap::get(r)?; )*
+                Ok($t { $($s,)* $($v,)* })
+            }
+        }
+        impl Refs for $t {
+            fn refs(&self, f: &mut impl FnMut(Ref, Sym)) {
+                $( f(Ref::$k, self.$s); )*
+            }
+            fn put_values(&self, w: &mut impl Write) -> io::Result<()> {
+                $( self.$v.put(w)?; )*
+                Ok(())
             }
         }
     )*};
 }
 snap_struct! {
-    CustomerRow { id, acquired_at, churned_at, source, campaign, segment, owner }
-    LeadRow { created_at, converted_at, source, campaign }
-    DealRow { owner, amount, created_at, closed_at, status, kind, customer, campaign, stages }
-    SubRow { id, customer, started_at, ended_at, mrr_changes, renewal_due_at, renewed }
-    PurchaseRow { customer, amount, at }
-    SpendRow { at, amount, category, channel, campaign }
-    CampaignRow { id, channel, started_at, delivered, opens, clicks }
-    TicketRow { customer, agent, opened_at, first_response_at, resolved_at }
-    SurveyRow { customer, kind, score, scale_max, at }
-    QuotaRow { owner, period_start, period_end, amount }
+    CustomerRow {
+        refs: [id: Id, campaign: OptDim, segment: OptDim, owner: OptDim],
+        values: [acquired_at, churned_at, source],
+    }
+    LeadRow { refs: [campaign: OptDim], values: [created_at, converted_at, source] }
+    SubRow {
+        refs: [customer: Id],
+        values: [id, started_at, ended_at, mrr_changes, renewal_due_at, renewed],
+    }
+    PurchaseRow { refs: [customer: Id], values: [amount, at] }
+    SpendRow { refs: [campaign: OptDim], values: [at, amount, category, channel] }
+    CampaignRow { refs: [id: Dim], values: [channel, started_at, delivered, opens, clicks] }
+    TicketRow {
+        refs: [customer: OptId, agent: Dim],
+        values: [opened_at, first_response_at, resolved_at],
+    }
+    SurveyRow { refs: [customer: OptId], values: [kind, score, scale_max, at] }
+    QuotaRow { refs: [owner: Dim], values: [period_start, period_end, amount] }
+}
+
+/// A deal's stages hold symbols too.
+impl Snap for DealRow {
+    fn put(&self, w: &mut impl Write) -> io::Result<()> {
+        let DealRow {
+            owner,
+            customer,
+            campaign,
+            amount,
+            created_at,
+            closed_at,
+            status,
+            kind,
+            stages,
+        } = self;
+        owner.put(w)?;
+        customer.put(w)?;
+        campaign.put(w)?;
+        amount.put(w)?;
+        created_at.put(w)?;
+        closed_at.put(w)?;
+        status.put(w)?;
+        kind.put(w)?;
+        stages.put(w)
+    }
+    fn get(r: &mut BlockReader) -> io::Result<Self> {
+        Ok(DealRow {
+            owner: Snap::get(r)?,
+            customer: Snap::get(r)?,
+            campaign: Snap::get(r)?,
+            amount: Snap::get(r)?,
+            created_at: Snap::get(r)?,
+            closed_at: Snap::get(r)?,
+            status: Snap::get(r)?,
+            kind: Snap::get(r)?,
+            stages: Snap::get(r)?,
+        })
+    }
+}
+
+impl Refs for DealRow {
+    fn refs(&self, f: &mut impl FnMut(Ref, Sym)) {
+        f(Ref::Dim, self.owner);
+        f(Ref::OptId, self.customer);
+        f(Ref::OptDim, self.campaign);
+        for (stage, _) in &*self.stages {
+            f(Ref::Dim, *stage);
+        }
+    }
+    fn put_values(&self, w: &mut impl Write) -> io::Result<()> {
+        self.amount.put(w)?;
+        self.created_at.put(w)?;
+        self.closed_at.put(w)?;
+        self.status.put(w)?;
+        self.kind.put(w)?;
+        (self.stages.len() as u64).put(w)?;
+        self.stages.iter().try_for_each(|(_, at)| at.put(w))
+    }
+}
+
+/// What the symbols of one tenant's rows name.
+struct Tables<'a> {
+    dims: &'a [String],
+    /// Customer ids by symbol.
+    ids: Vec<&'a str>,
+}
+
+impl<'a> Tables<'a> {
+    fn of(rows: &'a Rows) -> Self {
+        let ids = rows
+            .customer_ids
+            .entries()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        Self {
+            dims: rows.dims.names(),
+            ids,
+        }
+    }
+
+    /// What `sym` names, `None` for [`NONE`]; `Err` when the table has no such symbol, or
+    /// the row must name something and does not.
+    fn name(&self, of: Ref, sym: Sym) -> Result<Option<&'a str>, ()> {
+        let found = match of {
+            Ref::Dim | Ref::OptDim => self.dims.get(sym as usize).map(String::as_str),
+            Ref::Id | Ref::OptId => self.ids.get(sym as usize).copied(),
+        };
+        match found {
+            Some(name) => Ok(Some(name)),
+            None if sym == NONE && of.optional() => Ok(None),
+            None => Err(()),
+        }
+    }
+}
+
+impl Ref {
+    /// Whether the symbol may be [`NONE`].
+    fn optional(self) -> bool {
+        matches!(self, Ref::OptDim | Ref::OptId)
+    }
+}
+
+/// Whether every symbol of `row` names something its tables hold, `dims` and `ids` their
+/// sizes.
+fn refs_hold<T: Refs>(row: &T, dims: usize, ids: usize) -> bool {
+    let mut ok = true;
+    row.refs(&mut |of, sym| {
+        let len = match of {
+            Ref::Dim | Ref::OptDim => dims,
+            Ref::Id | Ref::OptId => ids,
+        };
+        ok &= (sym as usize) < len || (sym == NONE && of.optional());
+    });
+    ok
 }
 
 fn put_slab<T: Snap>(slab: &Slab<T>, w: &mut impl Write) -> io::Result<()> {
@@ -244,15 +665,59 @@ fn put_slab<T: Snap>(slab: &Slab<T>, w: &mut impl Write) -> io::Result<()> {
     })
 }
 
-fn get_slab<T: Snap + Clone>(slab: &mut Slab<T>, r: &mut impl Read) -> io::Result<()> {
-    for _ in 0..u32::get(r)? {
+/// Reads a slab's rows, `(dims, ids)` the sizes of the tenant's tables.
+fn get_slab<T: Snap + Refs + Clone>(
+    slab: &mut Slab<T>,
+    kind: RecordKind,
+    (dims, ids): (usize, usize),
+    r: &mut BlockReader,
+) -> io::Result<()> {
+    let kind = kind.as_str();
+    let n = get_count(r, &format!("{kind} rows"))?;
+    let most = u64::from(n) * SLOTS_PER_ROW + SPARE_SLOTS;
+    // The least slot the next row may have: slots ascend.
+    let mut least = 0u64;
+    for _ in 0..n {
         let slot = u32::get(r)?;
+        if u64::from(slot) < least {
+            return Err(invalid(format!(
+                "{kind} slot {slot} follows slot {}",
+                least - 1
+            )));
+        }
+        if u64::from(slot) >= most {
+            return Err(invalid(format!(
+                "{kind} slot {slot}: {n} rows may not span more than {most} slots"
+            )));
+        }
+        least = u64::from(slot) + 1;
         let row = T::get(r)?;
+        if !refs_hold(&row, dims, ids) {
+            return Err(invalid(format!(
+                "the {kind} row at slot {slot} names a dimension value or customer id the tenant does not have"
+            )));
+        }
         if !slab.insert(slot, row) {
-            return Err(invalid(format!("slot {slot} twice")));
+            return Err(invalid(format!("{kind} slot {slot} twice")));
         }
     }
     Ok(())
+}
+
+/// Calls `$each!(kind, field)` for every record kind and its slab in `Rows`.
+macro_rules! for_each_slab {
+    ($each:ident) => {
+        $each!(Customer, customers);
+        $each!(Lead, leads);
+        $each!(Deal, deals);
+        $each!(Subscription, subs);
+        $each!(Purchase, purchases);
+        $each!(Spend, spend);
+        $each!(Campaign, campaigns);
+        $each!(Ticket, tickets);
+        $each!(SurveyResponse, surveys);
+        $each!(Quota, quotas);
+    };
 }
 
 fn put_rows(rows: &Rows, w: &mut impl Write) -> io::Result<()> {
@@ -267,41 +732,81 @@ fn put_rows(rows: &Rows, w: &mut impl Write) -> io::Result<()> {
         Box::<str>::from(*s).put(w)?;
         sym.put(w)
     })?;
-    put_slab(&rows.customers, w)?;
-    put_slab(&rows.leads, w)?;
-    put_slab(&rows.deals, w)?;
-    put_slab(&rows.subs, w)?;
-    put_slab(&rows.purchases, w)?;
-    put_slab(&rows.spend, w)?;
-    put_slab(&rows.campaigns, w)?;
-    put_slab(&rows.tickets, w)?;
-    put_slab(&rows.surveys, w)?;
-    put_slab(&rows.quotas, w)
+    macro_rules! put {
+        ($kind:ident, $slab:ident) => {
+            put_slab(&rows.$slab, w)?
+        };
+    }
+    for_each_slab!(put);
+    Ok(())
 }
 
-fn get_rows(r: &mut impl Read) -> io::Result<Rows> {
+fn get_rows(r: &mut BlockReader) -> io::Result<Rows> {
     let mut rows = Rows::default();
-    for _ in 0..u32::get(r)? {
+    for i in 0..get_count(r, "dimension values")? {
         let name = Box::<str>::get(r)?;
-        rows.dims.intern(&name);
+        // The first ones are interned already (sources and channels): the same, in order.
+        if rows.dims.intern(&name) != i {
+            return Err(invalid(format!(
+                "dimension value {i} ({name:?}) is out of place"
+            )));
+        }
     }
-    let ids = (0..u32::get(r)?)
-        .map(|_| Ok((Box::<str>::get(r)?, u32::get(r)?)))
-        .collect::<io::Result<Vec<_>>>()?;
+    let mut ids = Vec::new();
+    for _ in 0..get_count(r, "customer ids")? {
+        ids.push((Box::<str>::get(r)?, u32::get(r)?));
+    }
     rows.customer_ids =
         Ids::load(ids).ok_or_else(|| invalid("customer ids are not 0..n, each once"))?;
-    get_slab(Arc::make_mut(&mut rows.customers), r)?;
-    get_slab(Arc::make_mut(&mut rows.leads), r)?;
-    get_slab(Arc::make_mut(&mut rows.deals), r)?;
-    get_slab(Arc::make_mut(&mut rows.subs), r)?;
-    get_slab(Arc::make_mut(&mut rows.purchases), r)?;
-    get_slab(Arc::make_mut(&mut rows.spend), r)?;
-    get_slab(Arc::make_mut(&mut rows.campaigns), r)?;
-    get_slab(Arc::make_mut(&mut rows.tickets), r)?;
-    get_slab(Arc::make_mut(&mut rows.surveys), r)?;
-    get_slab(Arc::make_mut(&mut rows.quotas), r)?;
+    let tables = (rows.dims.names().len(), rows.customer_ids.len());
+    macro_rules! get {
+        ($kind:ident, $slab:ident) => {
+            get_slab(Arc::make_mut(&mut rows.$slab), RecordKind::$kind, tables, r)?
+        };
+    }
+    for_each_slab!(get);
     rows.loaded();
     Ok(rows)
+}
+
+/// Whether two slabs hold the same rows at the same slots, symbols compared by what they
+/// name.
+fn same_slab<T: Refs>(a: &Slab<T>, at: &Tables, b: &Slab<T>, bt: &Tables) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut va, mut vb) = (Vec::new(), Vec::new());
+    let (mut ra, mut rb) = (Vec::new(), Vec::new());
+    a.slots().zip(b.slots()).all(|((sa, x), (sb, y))| {
+        va.clear();
+        vb.clear();
+        ra.clear();
+        rb.clear();
+        x.refs(&mut |of, sym| ra.push(at.name(of, sym)));
+        y.refs(&mut |of, sym| rb.push(bt.name(of, sym)));
+        sa == sb
+            && x.put_values(&mut va).is_ok()
+            && y.put_values(&mut vb).is_ok()
+            && va == vb
+            && ra == rb
+            && ra.iter().all(Result::is_ok)
+    })
+}
+
+/// The kinds whose rows differ between `a` and `b`, two readings of one tenant: the same
+/// records at the same slots, whatever order their strings were interned in.
+pub(crate) fn differing_kinds(a: &Rows, b: &Rows) -> Vec<RecordKind> {
+    let (at, bt) = (Tables::of(a), Tables::of(b));
+    let mut kinds = Vec::new();
+    macro_rules! compare {
+        ($kind:ident, $slab:ident) => {
+            if !same_slab(&a.$slab, &at, &b.$slab, &bt) {
+                kinds.push(RecordKind::$kind);
+            }
+        };
+    }
+    for_each_slab!(compare);
+    kinds
 }
 
 /// Writes the snapshot of `tenants` to `dir`, durably (a temporary file, fsync'd, renamed,
@@ -319,42 +824,65 @@ pub(crate) fn write(dir: &Path, token: u64, tenants: &[(&str, &Rows)]) -> io::Re
 }
 
 fn write_to(tmp: &Path, token: u64, tenants: &[(&str, &Rows)]) -> io::Result<()> {
-    {
-        let file = File::create(tmp)?;
-        let mut w = BufWriter::with_capacity(1 << 20, &file);
-        w.write_all(MAGIC)?;
-        VERSION.put(&mut w)?;
-        token.put(&mut w)?;
-        (tenants.len() as u32).put(&mut w)?;
-        for (name, rows) in tenants {
-            Box::<str>::from(*name).put(&mut w)?;
-            put_rows(rows, &mut w)?;
-        }
-        w.flush()?;
-        drop(w);
-        file.sync_all()?;
+    let file = File::create(tmp)?;
+    let mut header = Vec::with_capacity(HEADER);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&VERSION.to_le_bytes());
+    header.extend_from_slice(&token.to_le_bytes());
+    let mut w = BlockWriter::new(&file, &header)?;
+    (tenants.len() as u32).put(&mut w)?;
+    for (name, rows) in tenants {
+        Box::<str>::from(*name).put(&mut w)?;
+        put_rows(rows, &mut w)?;
     }
-    Ok(())
+    w.finish()?;
+    file.sync_all()
 }
 
-/// Reads the snapshot in `dir` if it exists and carries `token`.
+/// Reads the snapshot in `dir`: `None` when there is none; an error, saying why, when it
+/// does not verify (damaged, truncated, of another format version) or is not the one
+/// `token` names.
 pub(crate) fn read(dir: &Path, token: u64) -> io::Result<Option<Vec<(String, Rows)>>> {
     let file = match File::open(dir.join(FILE)) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut r = BufReader::with_capacity(1 << 20, file);
-    let mut magic = [0u8; 8];
-    r.read_exact(&mut magic)?;
-    if &magic != MAGIC || u32::get(&mut r)? != VERSION || u64::get(&mut r)? != token {
-        return Ok(None);
-    }
-    let n = u32::get(&mut r)?;
-    let mut tenants = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        let name = Box::<str>::get(&mut r)?;
-        tenants.push((name.into(), get_rows(&mut r)?));
-    }
-    Ok(Some(tenants))
+    let len = file.metadata()?.len();
+    read_from(Box::new(file), len, token).map(Some)
 }
+
+fn read_from(file: Box<dyn Read>, len: u64, token: u64) -> io::Result<Vec<(String, Rows)>> {
+    let (header, mut r) = BlockReader::start(file, len)?;
+    if header[..8] != MAGIC[..] {
+        return Err(invalid("not a rows snapshot (its first bytes are wrong)"));
+    }
+    let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(invalid(format!(
+            "format version {version}; this kpid reads version {VERSION}"
+        )));
+    }
+    // The first block's checksum covers the header: the token is as written.
+    r.next_block()?;
+    if u64::from_le_bytes(header[12..].try_into().expect("8 bytes")) != token {
+        return Err(invalid(
+            "not the current snapshot (its token is not the one sled holds)",
+        ));
+    }
+    let n = get_count(&mut r, "tenants")?;
+    let mut tenants = Vec::new();
+    let mut names = HashSet::new();
+    for _ in 0..n {
+        let name = String::from(Box::<str>::get(&mut r)?);
+        if !names.insert(name.clone()) {
+            return Err(invalid(format!("tenant {name:?} twice")));
+        }
+        tenants.push((name, get_rows(&mut r)?));
+    }
+    r.finish()?;
+    Ok(tenants)
+}
+
+#[cfg(test)]
+mod tests;

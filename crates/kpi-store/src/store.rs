@@ -283,8 +283,13 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (or creates) the store in directory `path` and loads every record into
-    /// memory.
+    /// memory (from the rows snapshot when a current one verifies, else by scanning sled).
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Self::open_with(path, OpenOptions::default())
+    }
+
+    /// [`Store::open`], as `options` say.
+    pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Store, StoreError> {
         let db = open_sled(
             sled::Config::new()
                 .path(path.as_ref())
@@ -298,19 +303,23 @@ impl Store {
             )))
         })?;
         let commit = Commit::open(&dir)?;
-        Self::load(db, Some(commit), Some(dir))
+        Self::load(db, Some(commit), Some(dir), options)
     }
 
     /// A store in a temporary sled database, removed when dropped (for tests).
     pub fn temporary() -> Result<Store, StoreError> {
         let db = sled::Config::new().temporary(true).open()?;
-        Self::load(db, None, None)
+        Self::load(db, None, None, OpenOptions::default())
     }
 
-    fn load(
+    /// Loads the records of sled `db`: from the snapshot in `dir` when it is current and
+    /// verifies (and, with [`OpenOptions::verify_snapshot`], matches a scan), else by
+    /// scanning; a snapshot not read is removed.
+    pub(crate) fn load(
         db: sled::Db,
         commit: Option<Commit>,
         dir: Option<PathBuf>,
+        options: OpenOptions,
     ) -> Result<Store, StoreError> {
         let tree = db.open_tree("records")?;
         let meta = db.open_tree("meta")?;
@@ -318,12 +327,32 @@ impl Store {
             .get(SNAPSHOT_TOKEN)?
             .and_then(|v| <[u8; 8]>::try_from(&*v).ok())
             .map(u64::from_le_bytes);
+        let started = std::time::Instant::now();
         let snapshot = match (&dir, token) {
             (Some(dir), Some(token)) => snapshot::read(dir, token).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "the rows snapshot does not read; scanning the records");
+                tracing::warn!(
+                    path = %dir.join(snapshot::FILE).display(),
+                    reason = %e,
+                    "the rows snapshot does not verify: removing it and scanning the records"
+                );
                 None
             }),
             _ => None,
+        };
+        // The rows of a scan already made (to verify the snapshot, which differed).
+        let mut scanned = None;
+        let snapshot = match snapshot {
+            Some(tenants) if options.verify_snapshot => {
+                let rows = Self::scan(&db, &tree)?;
+                if Self::same_rows(&tenants, &rows) {
+                    tracing::info!("the rows snapshot matches the records in sled");
+                    Some(tenants)
+                } else {
+                    scanned = Some(rows);
+                    None
+                }
+            }
+            other => other,
         };
         let snapshot_current = snapshot.is_some();
         let tenants = match snapshot {
@@ -342,6 +371,7 @@ impl Store {
                 tracing::info!(
                     records = count,
                     tenants = tenants.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
                     "record store loaded from its snapshot"
                 );
                 tenants
@@ -356,7 +386,10 @@ impl Store {
                     // A stale snapshot is never read again: free its space.
                     let _ = std::fs::remove_file(dir.join(snapshot::FILE));
                 }
-                Self::scan(&db, &tree)?
+                match scanned {
+                    Some(rows) => rows,
+                    None => Self::scan(&db, &tree)?,
+                }
             }
         };
         let tenants = tenants
@@ -443,6 +476,39 @@ impl Store {
             "record store loaded"
         );
         Ok(tenants)
+    }
+
+    /// Whether the rows of a snapshot equal those of a scan of sled; when not, logs a
+    /// warning counting the tenants and naming the kinds that differ.
+    fn same_rows(snapshot: &[(String, Rows)], scanned: &HashMap<String, TenantRecords>) -> bool {
+        let empty = Rows::default();
+        let from_snapshot: HashMap<&str, &Rows> = snapshot
+            .iter()
+            .map(|(n, rows)| (n.as_str(), rows))
+            .collect();
+        let mut names: Vec<&str> = from_snapshot.keys().copied().collect();
+        names.extend(scanned.keys().map(String::as_str));
+        names.sort_unstable();
+        names.dedup();
+        let mut tenants = 0usize;
+        let mut kinds = std::collections::BTreeSet::new();
+        for name in names {
+            let a = from_snapshot.get(name).copied().unwrap_or(&empty);
+            let b = scanned.get(name).map_or(&empty, |t| &t.rows);
+            let differing = snapshot::differing_kinds(a, b);
+            if !differing.is_empty() {
+                tenants += 1;
+                kinds.extend(differing);
+            }
+        }
+        if tenants > 0 {
+            tracing::warn!(
+                tenants,
+                kinds = kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(","),
+                "the rows snapshot differs from the records in sled: removing it and serving the scanned rows"
+            );
+        }
+        tenants == 0
     }
 
     fn tenant(&self, tenant: &str) -> Option<Arc<Tenant>> {
