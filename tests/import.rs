@@ -278,3 +278,106 @@ async fn kind_and_format_flags_override_the_file_name() {
     let (purchases, _) = list_all(&mut client, "purchase", 100).await;
     assert_eq!(ids(&purchases), ["p1"]);
 }
+
+/// One attribute's value of a stored record.
+fn attribute(
+    attributes: &std::collections::BTreeMap<String, pb::AttributeValue>,
+    name: &str,
+) -> Option<pb::attribute_value::Value> {
+    attributes.get(name).and_then(|a| a.value.clone())
+}
+
+#[tokio::test]
+async fn attributes_import_from_ndjson_and_attr_columns() {
+    use pb::attribute_value::Value as Attr;
+
+    let server = Kpid::start();
+    let addr = server.addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let customers = dir.path().join("customers.ndjson");
+    std::fs::write(
+        &customers,
+        r#"{"customer": {"id": "c1", "acquiredAt": "2024-01-05T10:00:00Z", "source": "marketing", "attributes": {"region": {"text": "EMEA"}, "seats": {"decimal": 12}, "vip": {"flag": true}, "renewal": {"time": "2025-01-01T01:00:00+01:00"}}}}
+{"customer": {"id": "c2", "acquiredAt": "2024-01-05T10:00:00Z", "source": "marketing", "attributes": {"seats": {"decimal": 1.5}}}}
+{"customer": {"id": "c3", "acquiredAt": "2024-01-05T10:00:00Z", "source": "marketing", "attributes": {"Bad Name": {"text": "x"}}}}
+"#,
+    )
+    .unwrap();
+    let deals = dir.path().join("deals.csv");
+    std::fs::write(
+        &deals,
+        "id,owner,amount,created_at,status,kind,attr.region,attr.seats:decimal,attr.vip:flag,attr.renewal:time\n\
+         d1,ann,100,2024-01-05T10:00:00Z,open,upsell,EMEA,12.5,true,2025-01-01T00:00:00Z\n\
+         d2,ann,100,2024-01-05T10:00:00Z,open,upsell,,,,\n\
+         d3,ann,100,2024-01-05T10:00:00Z,open,upsell,,,maybe,\n",
+    )
+    .unwrap();
+
+    let run = kpid(&["import", "--addr", &addr], &[&customers, &deals]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let c = customers.display();
+    let d = deals.display();
+    for expected in [
+        format!("{c}:2: customer.attributes[seats].decimal: must be a decimal string (\"1.5\")"),
+        // Refused by the server, which names the attribute.
+        format!("{c}:3: "),
+        format!("{d}:4: deal.attributes[vip].flag: `maybe` is not true or false"),
+    ] {
+        assert!(
+            run.stderr.contains(&expected),
+            "no `{expected}` in:\n{}",
+            run.stderr
+        );
+    }
+    assert_eq!(run.stderr.lines().count(), 3, "{}", run.stderr);
+    let refused = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&format!("{c}:3: ")));
+    assert!(refused.unwrap().contains("Bad Name"), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .ends_with("total: 3 accepted, 3 rejected (2 not parsed, 1 refused by the server)\n"),
+        "{}",
+        run.stdout
+    );
+
+    let mut client = server.records().await;
+    let (stored, _) = list_all(&mut client, "customer", 100).await;
+    assert_eq!(ids(&stored), ["c1"]);
+    let Some(Kind::Customer(c1)) = &stored[0].record else {
+        panic!("{stored:?}")
+    };
+    assert_eq!(
+        attribute(&c1.attributes, "region"),
+        Some(Attr::Text("EMEA".into()))
+    );
+    assert_eq!(
+        attribute(&c1.attributes, "seats"),
+        Some(Attr::Decimal("12".into()))
+    );
+    assert_eq!(attribute(&c1.attributes, "vip"), Some(Attr::Flag(true)));
+    assert_eq!(
+        attribute(&c1.attributes, "renewal"),
+        Some(Attr::Time(common::ts("2025-01-01T00:00:00Z").unwrap()))
+    );
+
+    let (stored, _) = list_all(&mut client, "deal", 100).await;
+    assert_eq!(ids(&stored), ["d1", "d2"]);
+    let Some(Kind::Deal(d1)) = &stored[0].record else {
+        panic!("{stored:?}")
+    };
+    assert_eq!(d1.attributes.len(), 4);
+    assert_eq!(
+        attribute(&d1.attributes, "seats"),
+        Some(Attr::Decimal("12.5".into()))
+    );
+    assert_eq!(
+        attribute(&d1.attributes, "renewal"),
+        Some(Attr::Time(common::ts("2025-01-01T00:00:00Z").unwrap()))
+    );
+    let Some(Kind::Deal(d2)) = &stored[1].record else {
+        panic!("{stored:?}")
+    };
+    assert!(d2.attributes.is_empty(), "{d2:?}");
+}

@@ -10,7 +10,7 @@
 
 use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor};
 
-use super::descriptors::{field_list, snake_case};
+use super::descriptors::snake_case;
 use super::messages::MessageBuilder;
 use super::scalars::{is_timestamp, Cell};
 
@@ -115,13 +115,19 @@ fn target(message: &MessageDescriptor, kind: &str, written: &str) -> Result<Targ
         return Ok(Target::Field(field));
     }
     let unknown = || {
-        let mut known = field_list(message);
-        for map in message.fields().filter(FieldDescriptor::is_map) {
-            known.push(format!("{}.<key>", column_prefix(&map)));
-        }
+        let mut known: Vec<String> = message
+            .fields()
+            .map(|field| {
+                if field.is_map() {
+                    format!("{}.<key>", column_prefix(&field))
+                } else {
+                    field.name().to_owned()
+                }
+            })
+            .collect();
+        known.sort();
         format!(
-            "unknown column `{written}` for {} records (columns: {})",
-            kind,
+            "unknown column `{written}` for {kind} records (columns: {})",
             known.join(", ")
         )
     };
@@ -137,8 +143,7 @@ fn target(message: &MessageDescriptor, kind: &str, written: &str) -> Result<Targ
         Some(map) if map.is_map() => map,
         _ if prefix == ATTRIBUTE_PREFIX => {
             return Err(format!(
-                "column `{written}`: {} records have no attributes",
-                kind
+                "column `{written}`: {kind} records have no attributes"
             ))
         }
         _ => return Err(unknown()),
@@ -214,6 +219,7 @@ mod tests {
     use super::*;
     use crate::cli::descriptors::RecordKind;
     use crate::cli::probe::probe;
+    use kpi_proto::kpi::v1 as pb;
     use prost_reflect::{MapKey, Value};
 
     fn columns(message: MessageDescriptor, header: &[&str]) -> Result<Columns, String> {
@@ -295,7 +301,7 @@ mod tests {
             ),
             (
                 &["colour"],
-                "line 1: unknown column `colour` for probe records (columns: attributes, choice, names, numbers, attr.<key>, names.<key>)",
+                "line 1: unknown column `colour` for probe records (columns: attr.<key>, choice, names.<key>, numbers)",
             ),
             (
                 &["names.seven"],
@@ -342,15 +348,40 @@ mod tests {
     }
 
     #[test]
-    fn record_kinds_without_attributes_say_so() {
+    fn attr_columns_of_a_deal_and_of_a_message_without_attributes() {
         let deal = RecordKind::named("deal").unwrap();
-        if deal.message().get_field_by_name("attributes").is_some() {
-            return;
-        }
-        let header = csv::StringRecord::from(vec!["id", "attr.region"]);
+        let header = ["id", "attr.region", "attr.seats:decimal"];
+        let columns = Columns::from_header(
+            &csv::StringRecord::from(header.to_vec()),
+            deal.message(),
+            "deal",
+        )
+        .unwrap();
+        let message = row(&columns, &["d1", "EMEA", "12"]).unwrap();
+        let record = crate::cli::messages::record(&deal, message).unwrap();
+        let Some(pb::record::Record::Deal(d1)) = record.record else {
+            panic!("{record:?}")
+        };
         assert_eq!(
-            Columns::from_header(&header, deal.message(), "deal").unwrap_err(),
-            "line 1: column `attr.region`: deal records have no attributes"
+            d1.attributes["seats"].value,
+            Some(pb::attribute_value::Value::Decimal("12".into()))
+        );
+        assert_eq!(
+            d1.attributes["region"].value,
+            Some(pb::attribute_value::Value::Text("EMEA".into()))
+        );
+
+        // A message with no `attributes` field (no record kind today) says so.
+        let stage_entry = deal
+            .message()
+            .get_field_by_name("stage_history")
+            .unwrap()
+            .kind();
+        let stage_entry = stage_entry.as_message().unwrap().clone();
+        let header = csv::StringRecord::from(vec!["stage", "attr.region"]);
+        assert_eq!(
+            Columns::from_header(&header, stage_entry, "stage_entry").unwrap_err(),
+            "line 1: column `attr.region`: stage_entry records have no attributes"
         );
     }
 }
