@@ -449,3 +449,69 @@ async fn custom_attributes_are_stored_replaced_whole_and_checked() {
     let (listed, _) = list_all(&mut client, "customer", 100).await;
     assert_eq!(listed, vec![replaced]);
 }
+
+/// An activity of `type` by `owner`.
+fn activity(id: &str, activity_type: &str, owner: &str, amount: &str) -> pb::Record {
+    record(Kind::Activity(pb::Activity {
+        id: id.into(),
+        r#type: activity_type.into(),
+        occurred_at: ts("2025-01-15T10:00:00Z"),
+        customer_id: Some("c1".into()),
+        deal_id: Some("d1".into()),
+        owner: Some(owner.into()),
+        amount: amount.into(),
+        ..Default::default()
+    }))
+}
+
+/// Activities are stored, listed by kind and deleted like every record; a bad type,
+/// amount or time rejects that activity only.
+#[tokio::test]
+async fn activities_are_records_of_their_own_kind() {
+    let kpid = Kpid::start();
+    let mut client = kpid.records().await;
+    let meeting = activity("a1", "meeting", "ann", "");
+    let demo = activity("a2", "demo", "bob", "250.00");
+    let mut no_time = activity("a5", "call", "ann", "");
+    if let Some(Kind::Activity(a)) = no_time.record.as_mut() {
+        a.occurred_at = None;
+    }
+    let answer = client
+        .put_records(pb::PutRecordsRequest {
+            records: vec![
+                meeting.clone(),
+                demo.clone(),
+                activity("a3", "Cold Call", "ann", ""),
+                activity("a4", "call", "ann", "-5"),
+                no_time,
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.accepted, 2);
+    let reasons: Vec<String> = answer.rejected.iter().map(|r| r.reason.clone()).collect();
+    assert_eq!(
+        answer.rejected.iter().map(|r| r.index).collect::<Vec<_>>(),
+        [2, 3, 4],
+        "{reasons:?}"
+    );
+    assert!(reasons[0].contains("`Cold Call` is not an activity type"), "{reasons:?}");
+    assert!(reasons[1].contains("amount -5 is negative"), "{reasons:?}");
+    assert!(reasons[2].contains("activity.occurred_at: missing"), "{reasons:?}");
+    let (listed, _) = list_all(&mut client, "activity", 100).await;
+    assert_eq!(listed, vec![meeting, demo.clone()]);
+    let deleted = client
+        .delete_records(pb::DeleteRecordsRequest {
+            keys: vec![pb::RecordKey {
+                kind: "activity".into(),
+                id: "a1".into(),
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.deleted, 1);
+    let (listed, _) = list_all(&mut client, "", 100).await;
+    assert_eq!(listed, vec![demo]);
+}

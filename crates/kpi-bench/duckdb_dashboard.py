@@ -78,6 +78,11 @@ TABLES = {
         "id": "VARCHAR", "owner": "VARCHAR", "period_start": "TIMESTAMP",
         "period_end": "TIMESTAMP", "amount": MONEY,
     },
+    "activities": {
+        "id": "VARCHAR", "type": "VARCHAR", "occurred_at": "TIMESTAMP",
+        "customer_id": "VARCHAR", "lead_id": "VARCHAR", "deal_id": "VARCHAR",
+        "owner": "VARCHAR", "amount": MONEY,
+    },
 }
 
 

@@ -275,6 +275,7 @@ pub(crate) fn key_of(record: &pb::Record) -> (String, String) {
         Kind::Ticket(r) => ("ticket", &r.id),
         Kind::SurveyResponse(r) => ("survey_response", &r.id),
         Kind::Quota(r) => ("quota", &r.id),
+        Kind::Activity(r) => ("activity", &r.id),
     };
     (kind.to_owned(), id.clone())
 }

@@ -20,7 +20,7 @@ use kpi_store::{Channel, DealKind, DealStatus, Record, Source, SpendCategory, Su
 pub(crate) const MAX_SCALE: u32 = 4;
 
 /// The tables, in the order `duckdb_dashboard.py` loads them, with their header.
-const TABLES: [(&str, &[&str]); 12] = [
+const TABLES: [(&str, &[&str]); 13] = [
     (
         "customers",
         &[
@@ -108,6 +108,19 @@ const TABLES: [(&str, &[&str]); 12] = [
         "quotas",
         &["id", "owner", "period_start", "period_end", "amount"],
     ),
+    (
+        "activities",
+        &[
+            "id",
+            "type",
+            "occurred_at",
+            "customer_id",
+            "lead_id",
+            "deal_id",
+            "owner",
+            "amount",
+        ],
+    ),
 ];
 
 fn time(t: Timestamp) -> anyhow::Result<String> {
@@ -192,7 +205,7 @@ pub(crate) fn write_csv(records: &[Record], dir: &Path) -> anyhow::Result<u64> {
         w.write_record(header)?;
         writers.push(w);
     }
-    let [customers, leads, deals, stages, subs, changes, purchases, spend, campaigns, tickets, surveys, quotas] =
+    let [customers, leads, deals, stages, subs, changes, purchases, spend, campaigns, tickets, surveys, quotas, activities] =
         writers.as_mut_slice()
     else {
         unreachable!("one writer per table");
@@ -301,6 +314,16 @@ pub(crate) fn write_csv(records: &[Record], dir: &Path) -> anyhow::Result<u64> {
                 time(q.period_start)?,
                 time(q.period_end)?,
                 money(q.amount)?,
+            ])?,
+            Record::Activity(a) => activities.write_record([
+                a.id.clone(),
+                a.activity_type.clone(),
+                time(a.occurred_at)?,
+                opt(&a.customer_id),
+                opt(&a.lead_id),
+                opt(&a.deal_id),
+                opt(&a.owner),
+                a.amount.map(money).transpose()?.unwrap_or_default(),
             ])?,
         }
     }

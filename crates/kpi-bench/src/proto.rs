@@ -185,6 +185,17 @@ pub(crate) fn record(record: &Record) -> pb::Record {
             period_end: time(q.period_end),
             amount: q.amount.to_string(),
         }),
+        Record::Activity(a) => Kind::Activity(pb::Activity {
+            id: a.id.clone(),
+            r#type: a.activity_type.clone(),
+            occurred_at: time(a.occurred_at),
+            customer_id: a.customer_id.clone(),
+            lead_id: a.lead_id.clone(),
+            deal_id: a.deal_id.clone(),
+            owner: a.owner.clone(),
+            amount: a.amount.map(|v| v.to_string()).unwrap_or_default(),
+            attributes: Default::default(),
+        }),
     };
     pb::Record { record: Some(kind) }
 }

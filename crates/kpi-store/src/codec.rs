@@ -50,6 +50,7 @@ pub(crate) fn kind_byte(kind: RecordKind) -> u8 {
         RecordKind::Ticket => 0x08,
         RecordKind::SurveyResponse => 0x09,
         RecordKind::Quota => 0x0A,
+        RecordKind::Activity => 0x0B,
     }
 }
 

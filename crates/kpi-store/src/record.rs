@@ -336,6 +336,30 @@ pub struct Quota {
     pub attributes: Attributes,
 }
 
+/// An activity: a call, a meeting, an email, a demo… that a rep or agent did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    /// Id.
+    pub id: String,
+    /// What it was (`call`, `meeting`…), named as attributes are.
+    pub activity_type: String,
+    /// When it happened.
+    pub occurred_at: Timestamp,
+    /// The customer it concerned.
+    pub customer_id: Option<String>,
+    /// The lead it concerned.
+    pub lead_id: Option<String>,
+    /// The deal it concerned.
+    pub deal_id: Option<String>,
+    /// Who did it.
+    pub owner: Option<String>,
+    /// An amount it carries.
+    pub amount: Option<Decimal>,
+    /// Custom attributes, by name.
+    #[serde(default)]
+    pub attributes: Attributes,
+}
+
 /// The kind of a record: the `oneof record` field name in the proto.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum RecordKind {
@@ -359,11 +383,13 @@ pub enum RecordKind {
     SurveyResponse,
     /// `quota`
     Quota,
+    /// `activity`
+    Activity,
 }
 
 impl RecordKind {
     /// Every kind.
-    pub const ALL: [RecordKind; 10] = [
+    pub const ALL: [RecordKind; 11] = [
         RecordKind::Customer,
         RecordKind::Lead,
         RecordKind::Deal,
@@ -374,6 +400,7 @@ impl RecordKind {
         RecordKind::Ticket,
         RecordKind::SurveyResponse,
         RecordKind::Quota,
+        RecordKind::Activity,
     ];
 
     /// The proto oneof field name (`survey_response`).
@@ -389,6 +416,7 @@ impl RecordKind {
             RecordKind::Ticket => "ticket",
             RecordKind::SurveyResponse => "survey_response",
             RecordKind::Quota => "quota",
+            RecordKind::Activity => "activity",
         }
     }
 
@@ -421,6 +449,8 @@ pub enum Record {
     SurveyResponse(SurveyResponse),
     /// A quota.
     Quota(Quota),
+    /// An activity.
+    Activity(Activity),
 }
 
 impl Record {
@@ -437,6 +467,7 @@ impl Record {
             Record::Ticket(_) => RecordKind::Ticket,
             Record::SurveyResponse(_) => RecordKind::SurveyResponse,
             Record::Quota(_) => RecordKind::Quota,
+            Record::Activity(_) => RecordKind::Activity,
         }
     }
 
@@ -453,6 +484,7 @@ impl Record {
             Record::Ticket(r) => &r.attributes,
             Record::SurveyResponse(r) => &r.attributes,
             Record::Quota(r) => &r.attributes,
+            Record::Activity(r) => &r.attributes,
         }
     }
 
@@ -469,6 +501,7 @@ impl Record {
             Record::Ticket(r) => &r.id,
             Record::SurveyResponse(r) => &r.id,
             Record::Quota(r) => &r.id,
+            Record::Activity(r) => &r.id,
         }
     }
 }

@@ -570,6 +570,8 @@ impl<'a> Reference<'a> {
                     Record::Ticket(t) => take(Unit::Ticket, lookup.ticket(t)),
                     Record::SurveyResponse(s) => take(Unit::Survey, lookup.survey(s)),
                     Record::Quota(q) => take(Unit::Quota, lookup.quota(q)),
+                    // No measure reads activities yet.
+                    Record::Activity(_) => {}
                 }
             }
         }

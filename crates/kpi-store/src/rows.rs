@@ -171,6 +171,16 @@ pub(crate) struct QuotaRow {
     pub(crate) amount: Decimal,
 }
 
+/// An activity.
+#[derive(Clone)]
+pub(crate) struct ActivityRow {
+    pub(crate) activity_type: Sym,
+    pub(crate) owner: Sym,
+    pub(crate) customer: Sym,
+    pub(crate) occurred_at: Ts,
+    pub(crate) amount: Option<Decimal>,
+}
+
 /// Slots per chunk of a [`Slab`].
 #[cfg(not(test))]
 const CHUNK: usize = 4096;
@@ -380,6 +390,7 @@ pub(crate) struct Rows {
     pub(crate) tickets: Arc<Slab<TicketRow>>,
     pub(crate) surveys: Arc<Slab<SurveyRow>>,
     pub(crate) quotas: Arc<Slab<QuotaRow>>,
+    pub(crate) activities: Arc<Slab<ActivityRow>>,
     /// Per kind, the next slot never used (slots below it are used or free).
     next: [u32; RecordKind::ALL.len()],
 }
@@ -441,6 +452,10 @@ macro_rules! with_slab {
                 let $slab = with_slab!(@get $how $rows.quotas);
                 $body
             }
+            RecordKind::Activity => {
+                let $slab = with_slab!(@get $how $rows.activities);
+                $body
+            }
         }
     };
 }
@@ -468,6 +483,7 @@ impl Default for Rows {
             campaigns: Arc::default(),
             tickets: Arc::default(),
             surveys: Arc::default(),
+            activities: Arc::default(),
             quotas: Arc::default(),
             next: [0; RecordKind::ALL.len()],
         }
@@ -628,6 +644,16 @@ impl Rows {
                     period_start: q.period_start,
                     period_end: q.period_end,
                     amount: q.amount,
+                },
+            ),
+            Record::Activity(a) => Arc::make_mut(&mut self.activities).put(
+                slot,
+                ActivityRow {
+                    activity_type: d.intern(&a.activity_type),
+                    owner: d.intern_opt(a.owner.as_deref()),
+                    customer: ids.intern_opt(a.customer_id.as_deref()),
+                    occurred_at: Ts::new(a.occurred_at),
+                    amount: a.amount,
                 },
             ),
         }

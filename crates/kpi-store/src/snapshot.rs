@@ -41,7 +41,7 @@ use kpi_core::{Decimal, SurveyKind};
 
 use crate::record::{Channel, DealKind, DealStatus, RecordKind, Source, SpendCategory};
 use crate::rows::{
-    CampaignRow, CustomerRow, DealRow, Ids, LeadRow, OptTs, PurchaseRow, QuotaRow, Rows, Slab,
+    ActivityRow, CampaignRow, CustomerRow, DealRow, Ids, LeadRow, OptTs, PurchaseRow, QuotaRow, Rows, Slab,
     SpendRow, SubRow, SurveyRow, TicketRow, Ts,
 };
 use crate::symbols::{Sym, NONE};
@@ -537,6 +537,10 @@ snap_struct! {
     }
     SurveyRow { refs: [customer: OptId], values: [kind, score, scale_max, at] }
     QuotaRow { refs: [owner: Dim], values: [period_start, period_end, amount] }
+    ActivityRow {
+        refs: [activity_type: Dim, owner: OptDim, customer: OptId],
+        values: [occurred_at, amount],
+    }
 }
 
 /// A deal's stages hold symbols too.
@@ -717,6 +721,7 @@ macro_rules! for_each_slab {
         $each!(Ticket, tickets);
         $each!(SurveyResponse, surveys);
         $each!(Quota, quotas);
+        $each!(Activity, activities);
     };
 }
 

@@ -23,7 +23,8 @@ const EARLIEST: Timestamp = Timestamp::UNIX_EPOCH;
 /// started_at`, `period_end > period_start`, `stage_history` sorted by `entered_at`);
 /// `closed_at` is present exactly when the deal is won or lost; `mrr_changes` is
 /// non-empty, sorted by `at`, starts at or after `started_at` and has no negative MRR; a
-/// survey's `scale_max ≥ 1` and `0 ≤ score ≤ scale_max`; a campaign's opens and clicks do
+/// survey's `scale_max ≥ 1` and `0 ≤ score ≤ scale_max`; an activity's type is named as
+/// attributes are; a campaign's opens and clicks do
 /// not exceed `delivered`; every timestamp lies in the years 1970..=9999; custom attributes
 /// follow [`crate::attributes`]'s rules (names, at most 64, text of 1 to 256 bytes).
 pub fn validate(record: &Record) -> Result<(), String> {
@@ -200,6 +201,17 @@ pub fn validate(record: &Record) -> Result<(), String> {
                 ));
             }
             Ok(())
+        }
+        Record::Activity(a) => {
+            crate::attributes::check_name(&a.activity_type).map_err(|e| {
+                format!("type: {}", e.replace("an attribute name", "an activity type"))
+            })?;
+            time("occurred_at", a.occurred_at)?;
+            opt_id("customer_id", &a.customer_id)?;
+            opt_id("lead_id", &a.lead_id)?;
+            opt_id("deal_id", &a.deal_id)?;
+            opt_id("owner", &a.owner)?;
+            a.amount.map_or(Ok(()), |v| amount("amount", v))
         }
     }
 }

@@ -238,7 +238,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
     let Some(kind) = record.record else {
         return Err(
             "record: no kind set (set exactly one of customer, lead, deal, subscription, \
-             purchase, spend, campaign, ticket, survey_response, quota)"
+             purchase, spend, campaign, ticket, survey_response, quota, activity)"
                 .to_owned(),
         );
     };
@@ -402,6 +402,23 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 attributes: f.attributes(q.attributes)?,
             })
         }
+        Kind::Activity(a) => {
+            let f = Fields("activity");
+            domain::Record::Activity(domain::Activity {
+                id: f.id(a.id)?,
+                activity_type: a.r#type,
+                occurred_at: f.time("occurred_at", a.occurred_at)?,
+                customer_id: optional(a.customer_id),
+                lead_id: optional(a.lead_id),
+                deal_id: optional(a.deal_id),
+                owner: optional(a.owner),
+                amount: match a.amount.as_str() {
+                    "" => None,
+                    text => Some(f.decimal("amount", text)?),
+                },
+                attributes: f.attributes(a.attributes)?,
+            })
+        }
     })
 }
 
@@ -543,6 +560,17 @@ pub(crate) fn record_to_proto(record: domain::Record) -> pb::Record {
             period_end: time(q.period_end),
             amount: q.amount.to_string(),
             attributes: attributes_to_proto(q.attributes),
+        }),
+        domain::Record::Activity(a) => Kind::Activity(pb::Activity {
+            id: a.id,
+            r#type: a.activity_type,
+            occurred_at: time(a.occurred_at),
+            customer_id: a.customer_id,
+            lead_id: a.lead_id,
+            deal_id: a.deal_id,
+            owner: a.owner,
+            amount: a.amount.map(|v| v.to_string()).unwrap_or_default(),
+            attributes: attributes_to_proto(a.attributes),
         }),
     };
     pb::Record { record: Some(kind) }

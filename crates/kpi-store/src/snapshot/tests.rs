@@ -28,10 +28,43 @@ fn dataset() -> Vec<(&'static str, Vec<Record>)> {
         records: 2000,
         ..DemoOptions::default()
     });
+    // The demo has no activities yet: two of them, one with neither owner nor customer.
+    let activities = [
+        Record::Activity(crate::record::Activity {
+            id: "a1".into(),
+            activity_type: "meeting".into(),
+            occurred_at: "2024-03-01T10:00:00Z".parse().unwrap(),
+            customer_id: demo.iter().find_map(|r| match r {
+                Record::Customer(c) => Some(c.id.clone()),
+                _ => None,
+            }),
+            lead_id: None,
+            deal_id: None,
+            owner: Some("ann".into()),
+            amount: Some(Decimal::new(12550, 2)),
+            attributes: Default::default(),
+        }),
+        Record::Activity(crate::record::Activity {
+            id: "a2".into(),
+            activity_type: "call".into(),
+            occurred_at: "2024-03-02T10:00:00Z".parse().unwrap(),
+            customer_id: None,
+            lead_id: None,
+            deal_id: None,
+            owner: None,
+            amount: None,
+            attributes: Default::default(),
+        }),
+    ];
     let first = |n: usize| -> Vec<Record> {
         RecordKind::ALL
             .iter()
-            .flat_map(|kind| demo.iter().filter(|r| r.kind() == *kind).take(n))
+            .flat_map(|kind| {
+                demo.iter()
+                    .chain(&activities)
+                    .filter(|r| r.kind() == *kind)
+                    .take(n)
+            })
             .cloned()
             .collect()
     };
