@@ -30,6 +30,7 @@ mod units;
 mod validate;
 
 pub use error::StoreError;
+pub use index::filtering_dimensions;
 pub use record::*;
 pub use recovery::WriteHealth;
 pub use store::{

@@ -23,6 +23,8 @@ mod blocked;
 mod campaigns;
 mod customers;
 mod deals;
+#[cfg(test)]
+mod declared;
 mod events;
 mod leads;
 mod lookups;
@@ -89,6 +91,108 @@ pub(crate) struct Index {
     classes: Arc<SubscriptionClasses>,
     /// The write counts of the rows it was built from.
     built_from: KindGens,
+}
+
+/// What a part declares: the unit of its rows (whose dimensions filter it), the kinds of
+/// records it reads (it is rebuilt when one of them changes), and which measures it
+/// answers. Each is declared once, in the part's module; `declared.rs` checks them
+/// against what the part really reads and carries.
+pub(crate) struct PartDeclaration {
+    pub(crate) unit: Unit,
+    /// [`Index::build`] reads each module's `READS` itself; the tests read them here.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) reads: &'static [RecordKind],
+    pub(crate) answers: fn(Measure) -> bool,
+}
+
+/// Every part's declarations. The stage parts are kept, refit and rebuilt with the deal
+/// part, reading what it reads; the stage stays answer the open deals in place of the deal
+/// part when the filters name a stage.
+pub(crate) const PARTS: [PartDeclaration; 12] = [
+    PartDeclaration {
+        unit: Unit::Deal,
+        reads: deals::READS,
+        answers: deals::answers,
+    },
+    PartDeclaration {
+        unit: Unit::StageExit,
+        reads: deals::READS,
+        answers: stages::exits_answer,
+    },
+    PartDeclaration {
+        unit: Unit::StageStay,
+        reads: deals::READS,
+        answers: stages::stays_answer,
+    },
+    PartDeclaration {
+        unit: Unit::Quota,
+        reads: quotas::READS,
+        answers: quotas::answers,
+    },
+    PartDeclaration {
+        unit: Unit::Lead,
+        reads: leads::READS,
+        answers: leads::answers,
+    },
+    PartDeclaration {
+        unit: Unit::Customer,
+        reads: customers::READS,
+        answers: customers::answers,
+    },
+    PartDeclaration {
+        unit: Unit::Spend,
+        reads: spend::READS,
+        answers: spend::answers,
+    },
+    PartDeclaration {
+        unit: Unit::Campaign,
+        reads: campaigns::READS,
+        answers: campaigns::answers,
+    },
+    PartDeclaration {
+        unit: Unit::Purchase,
+        reads: purchases::READS,
+        answers: purchases::answers,
+    },
+    PartDeclaration {
+        unit: Unit::Subscription,
+        reads: subscriptions::READS,
+        answers: subscriptions::answers,
+    },
+    PartDeclaration {
+        unit: Unit::Ticket,
+        reads: tickets::READS,
+        answers: tickets::answers,
+    },
+    PartDeclaration {
+        unit: Unit::Survey,
+        reads: surveys::READS,
+        answers: surveys::answers,
+    },
+];
+
+/// The positions in [`PARTS`] of the parts that answer `measure`; `staged`: the filters
+/// name a stage (the stage stays then answer the open deals in place of the deals).
+fn readers(measure: Measure, staged: bool) -> impl Iterator<Item = usize> {
+    let stays = staged && stages::stays_answer(measure);
+    PARTS
+        .iter()
+        .enumerate()
+        .filter(move |(_, p)| (p.answers)(measure) && (p.unit == Unit::StageStay) == stays)
+        .map(|(i, _)| i)
+}
+
+/// The dimensions that filter `measure`: those the rows of every part answering it carry
+/// (directly, or through their deal, customer or campaign), and the stage for the open
+/// deals. A filter on another dimension is ignored by a part the measure reads.
+pub fn filtering_dimensions(measure: Measure) -> Vec<Dimension> {
+    Dimension::ALL
+        .into_iter()
+        .filter(|d| {
+            let mut parts = readers(measure, *d == Dimension::Stage).peekable();
+            parts.peek().is_some() && parts.all(|p| PARTS[p].unit.carries(*d))
+        })
+        .collect()
 }
 
 /// Rows from which building every part's index ahead of the queries, on two background

@@ -15,7 +15,7 @@ use crate::rows::Rows;
 use crate::store::Canonical;
 use crate::validate::validate;
 
-fn all_measures() -> Vec<Measure> {
+pub(super) fn all_measures() -> Vec<Measure> {
     use Measure::*;
     let mut v = vec![
         DealsWon,
@@ -95,7 +95,7 @@ fn all_measures() -> Vec<Measure> {
     v
 }
 
-fn canonical(records: Vec<Record>) -> Canonical {
+pub(super) fn canonical(records: Vec<Record>) -> Canonical {
     let mut c = Canonical::default();
     for r in records {
         assert_eq!(validate(&r), Ok(()), "{r:?}");
@@ -130,9 +130,9 @@ fn compare(records: &Canonical, scopes: &[Scope]) {
 }
 
 /// Random records with times on a grid of 8 days.
-struct RandomTenant {
-    rng: Rng,
-    grid: Vec<Timestamp>,
+pub(super) struct RandomTenant {
+    pub(super) rng: Rng,
+    pub(super) grid: Vec<Timestamp>,
 }
 
 impl RandomTenant {
@@ -163,7 +163,7 @@ impl RandomTenant {
         Some(format!("{prefix}{}", self.rng.range(0, n)))
     }
 
-    fn records(&mut self) -> Vec<Record> {
+    pub(super) fn records(&mut self) -> Vec<Record> {
         let mut out = Vec::new();
         let sources = [
             Source::Marketing,
@@ -515,7 +515,7 @@ fn compare_store(store: &crate::Store, tenant: &str, model: &Canonical, scopes: 
     assert_eq!(store.stats().records, model.records().count() as u64);
 }
 
-fn grid_scopes(grid: &[Timestamp]) -> Vec<Scope> {
+pub(super) fn grid_scopes(grid: &[Timestamp]) -> Vec<Scope> {
     let mut scopes = Vec::new();
     for filters in filter_sets() {
         for (a, b) in [(0, grid.len() - 1), (2, 5)] {
