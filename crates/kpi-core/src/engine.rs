@@ -1,6 +1,7 @@
 //! The compute engine: validates a [`ComputeSpec`] against the metric's descriptor, splits
 //! the window into buckets and groups, reads inputs (explicit ones from the request, the rest
-//! from a [`DataSource`] or from other metrics), evaluates the formula and rounds.
+//! from a [`DataSource`] or from other metrics), evaluates the formula and rounds; with a
+//! comparison, evaluates each row's previous period through the same memo and compares.
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -11,6 +12,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 
+use crate::comparison::{Compared, Comparison};
 use crate::descriptor::{Dimension, InputSource, MetricDescriptor};
 use crate::error::{ComputeError, FieldViolation, MetricError};
 use crate::inputs::Inputs;
@@ -44,6 +46,8 @@ pub struct ComputeSpec {
     pub params: BTreeMap<String, String>,
     /// Raw explicit inputs (decimal strings), replacing stored values.
     pub inputs: BTreeMap<String, String>,
+    /// Compare each row with this period (needs a window).
+    pub compare: Option<Comparison>,
     /// Most rows the answer may have (`None` = unlimited).
     pub max_rows: Option<usize>,
     /// Set when the caller gave up (deadline passed); the engine stops between rows.
@@ -77,6 +81,7 @@ impl ComputeSpec {
             filters: BTreeMap::new(),
             params: BTreeMap::new(),
             inputs: BTreeMap::new(),
+            compare: None,
             max_rows: None,
             cancelled: None,
         }
@@ -94,6 +99,9 @@ pub struct Row {
     pub value: Value,
     /// The unrounded inputs the value was computed from.
     pub inputs: Inputs,
+    /// The previous period's value and the change, when the request asked for a
+    /// comparison.
+    pub comparison: Option<Compared>,
 }
 
 /// Memoizes measures for the life of one request or batch, so metrics sharing an input
@@ -382,6 +390,12 @@ fn validate<'r>(
         }
     }
     if spec.window.is_none() {
+        if spec.compare.is_some() {
+            violations.push(FieldViolation::new(
+                "compare",
+                "a comparison needs a window: give start and end (calculator mode has no previous period)",
+            ));
+        }
         if spec.granularity.is_some() {
             violations.push(FieldViolation::new(
                 "granularity",
@@ -520,12 +534,22 @@ impl Registry {
                 group: BTreeMap::new(),
                 value,
                 inputs: v.explicit,
+                comparison: None,
             }]);
         };
         let source = source.expect("validated: a window needs a source");
         let windows = match spec.granularity {
             Some(g) => window.buckets(g, &spec.time_zone)?,
             None => vec![window],
+        };
+        let previous_windows = match spec.compare {
+            Some(compare) => Some(
+                windows
+                    .iter()
+                    .map(|w| compare.previous_window(w, spec.granularity, &spec.time_zone))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => None,
         };
         let mut base = Scope::new(window);
         base.filters = spec.filters.clone();
@@ -537,7 +561,7 @@ impl Registry {
             }
         }
         let mut out = Vec::with_capacity(rows);
-        for w in &windows {
+        for (i, w) in windows.iter().enumerate() {
             for group in &groups {
                 if spec
                     .cancelled
@@ -566,11 +590,41 @@ impl Registry {
                 if !group.is_empty() && inputs.iter().all(|(_, x)| x.is_zero()) {
                     continue;
                 }
+                let value = value.rounded(precision);
+                let comparison = match &previous_windows {
+                    Some(previous_windows) => {
+                        // The previous period's scope: the same filters and group, its own
+                        // window. Its measures go through the same memo as the row's.
+                        let previous_scope = Scope {
+                            window: previous_windows[i],
+                            filters: scope.filters.clone(),
+                        };
+                        let (previous, previous_inputs) = evaluate_in_scope(
+                            v.metric,
+                            &Gather {
+                                scope: &previous_scope,
+                                ..ctx
+                            },
+                        )
+                        .map_err(ComputeError::from_metric)?;
+                        let compared = Compared::new(
+                            &value,
+                            previous.rounded(precision),
+                            previous_inputs,
+                            v.metric.descriptor().direction,
+                            precision,
+                        )
+                        .map_err(ComputeError::from_metric)?;
+                        Some(compared)
+                    }
+                    None => None,
+                };
                 out.push(Row {
                     bucket_start: spec.granularity.map(|_| w.start),
                     group: group.clone(),
-                    value: value.rounded(precision),
+                    value,
                     inputs,
+                    comparison,
                 });
             }
         }

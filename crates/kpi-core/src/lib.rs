@@ -1,6 +1,7 @@
 //! Core of kpid: the [`Metric`] trait, metric descriptors, the link-time registry, exact
 //! values and rounding, time windows and buckets, the measures metrics read from stored
-//! records, and the [`engine`] that turns a compute request into answered rows.
+//! records, comparisons with a previous period, and the [`engine`] that turns a compute
+//! request into answered rows.
 //!
 //! Nothing here knows about protobuf or sled: the server converts at its edge, the store
 //! implements [`DataSource`].
@@ -42,6 +43,7 @@
 //! # fn main() {}
 //! ```
 
+mod comparison;
 mod descriptor;
 pub mod docs;
 pub mod engine;
@@ -55,6 +57,7 @@ pub mod testing;
 mod value;
 mod window;
 
+pub use comparison::{Compared, Comparison, Trend};
 pub use descriptor::{
     Dimension, Direction, InputKind, InputSource, InputSpec, MetricDescriptor, ParamKind,
     ParamSpec, Unit, PRECISION_PARAM,

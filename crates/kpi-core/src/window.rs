@@ -1,3 +1,6 @@
+//! Time windows `[start, end)`, calendar buckets cut in a time zone, and months(W) and
+//! years(W) of METRICS.md.
+
 use std::str::FromStr;
 
 use jiff::civil::Date;
@@ -110,12 +113,17 @@ impl Granularity {
     }
 
     fn next(self, date: Date) -> Result<Date, jiff::Error> {
+        date.checked_add(self.span())
+    }
+
+    /// One bucket's length in calendar units: a day, a week, a month, three months, a year.
+    pub(crate) fn span(self) -> jiff::Span {
         match self {
-            Granularity::Day => date.checked_add(1.day()),
-            Granularity::Week => date.checked_add(1.week()),
-            Granularity::Month => date.checked_add(1.month()),
-            Granularity::Quarter => date.checked_add(3.months()),
-            Granularity::Year => date.checked_add(1.year()),
+            Granularity::Day => 1.day(),
+            Granularity::Week => 1.week(),
+            Granularity::Month => 1.month(),
+            Granularity::Quarter => 3.months(),
+            Granularity::Year => 1.year(),
         }
     }
 }
@@ -152,22 +160,30 @@ pub fn parse_time_zone(name: &str) -> Result<TimeZone, ComputeError> {
 /// months(W) of METRICS.md: the number of calendar months when W starts and ends on the
 /// first of a month at midnight in `tz`, otherwise days(W) × 12 / 365.
 pub fn months_in(window: &Window, tz: &TimeZone) -> Decimal {
-    let start = window.start.to_zoned(tz.clone());
-    let end = window.end.to_zoned(tz.clone());
-    // The first instant of a local 1st of the month: midnight, or later where a DST gap
-    // skips midnight on that day (America/Asuncion on 2017-10-01 starts at 01:00).
-    let on_first = |z: &jiff::Zoned| {
-        z.day() == 1
-            && z.date()
-                .to_zoned(tz.clone())
-                .is_ok_and(|day_start| day_start.timestamp() == z.timestamp())
-    };
-    if on_first(&start) && on_first(&end) {
-        let months = (i64::from(end.year()) * 12 + i64::from(end.month()))
-            - (i64::from(start.year()) * 12 + i64::from(start.month()));
+    if let Some(months) = whole_months(window, tz) {
         return Decimal::from(months);
     }
     window.days() * Decimal::from(12) / Decimal::from(365)
+}
+
+/// The local date of which `t` is the first instant in `tz`: midnight, or later where a DST
+/// gap skips midnight on that day (America/Asuncion on 2017-10-01 starts at 01:00). `None`
+/// when `t` is not the start of a local day.
+pub(crate) fn day_started_at(t: Timestamp, tz: &TimeZone) -> Option<Date> {
+    let date = t.to_zoned(tz.clone()).date();
+    let day_start = date.to_zoned(tz.clone()).ok()?;
+    (day_start.timestamp() == t).then_some(date)
+}
+
+/// The number of calendar months of `window` when it starts and ends at the first instant
+/// of a local 1st of the month in `tz`; `None` otherwise.
+pub(crate) fn whole_months(window: &Window, tz: &TimeZone) -> Option<i64> {
+    let start = day_started_at(window.start, tz).filter(|d| d.day() == 1)?;
+    let end = day_started_at(window.end, tz).filter(|d| d.day() == 1)?;
+    Some(
+        (i64::from(end.year()) * 12 + i64::from(end.month()))
+            - (i64::from(start.year()) * 12 + i64::from(start.month())),
+    )
 }
 
 /// years(W) = months(W) / 12.

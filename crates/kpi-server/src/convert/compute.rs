@@ -8,14 +8,16 @@ use std::sync::Arc;
 use jiff::tz::TimeZone;
 use kpi_core::engine::parse_dimension;
 use kpi_core::{
-    parse_time_zone, ComputeError, ComputeSpec, Dimension, Direction, FieldViolation, Granularity,
-    InputKind, InputSource, MetricDescriptor, ParamKind, Row, Unit, Value, Window,
+    parse_time_zone, Compared, Comparison, ComputeError, ComputeSpec, Dimension, Direction,
+    FieldViolation, Granularity, InputKind, InputSource, Inputs, MetricDescriptor, ParamKind, Row,
+    Trend, Unit, Value, Window,
 };
 use kpi_proto::kpi::v1 as pb;
 
 use super::{timestamp_from_proto, timestamp_to_proto};
 
-/// What every compute request of a call shares: window, buckets, zone, groups, filters.
+/// What every compute request of a call shares: window, buckets, zone, groups, filters,
+/// comparison.
 #[derive(Debug, Clone)]
 struct Shape {
     window: Option<Window>,
@@ -24,6 +26,7 @@ struct Shape {
     group_by: Vec<Dimension>,
     ungrouped: bool,
     filters: BTreeMap<Dimension, String>,
+    compare: Option<Comparison>,
 }
 
 /// The `group_by` entry that asks for one row even when the metric groups by default.
@@ -38,6 +41,7 @@ struct ShapeFields<'a> {
     time_zone: &'a str,
     group_by: &'a [String],
     filters: &'a BTreeMap<String, String>,
+    compare: i32,
 }
 
 fn shape(fields: ShapeFields<'_>, violations: &mut Vec<FieldViolation>) -> Option<Shape> {
@@ -133,6 +137,18 @@ fn shape(fields: ShapeFields<'_>, violations: &mut Vec<FieldViolation>) -> Optio
             Err(v) => violations.push(v),
         }
     }
+    let compare = match pb::Comparison::try_from(fields.compare) {
+        Ok(pb::Comparison::Unspecified) => None,
+        Ok(pb::Comparison::PreviousPeriod) => Some(Comparison::PreviousPeriod),
+        Ok(pb::Comparison::PreviousYear) => Some(Comparison::PreviousYear),
+        Err(_) => {
+            violations.push(FieldViolation::new(
+                "compare",
+                format!("{} is not a COMPARISON value", fields.compare),
+            ));
+            None
+        }
+    };
     let mut filters = BTreeMap::new();
     for (name, value) in fields.filters {
         match parse_dimension(&format!("filters[{name}]"), name) {
@@ -152,6 +168,7 @@ fn shape(fields: ShapeFields<'_>, violations: &mut Vec<FieldViolation>) -> Optio
         group_by,
         ungrouped,
         filters,
+        compare,
     })
 }
 
@@ -181,6 +198,7 @@ fn spec(
         filters: shape.filters.clone(),
         params,
         inputs,
+        compare: shape.compare,
         max_rows: Some(limits.max_rows),
         cancelled: Some(limits.cancelled.clone()),
     }
@@ -206,6 +224,7 @@ pub(crate) fn compute_spec(
             time_zone: &request.time_zone,
             group_by: &request.group_by,
             filters: &request.filters,
+            compare: request.compare,
         },
         &mut violations,
     );
@@ -251,6 +270,7 @@ pub(crate) fn batch_specs(
             time_zone: &request.time_zone,
             group_by: &request.group_by,
             filters: &request.filters,
+            compare: request.compare,
         },
         &mut violations,
     );
@@ -264,13 +284,36 @@ pub(crate) fn batch_specs(
     }
 }
 
-/// An answered row in its wire form: values and inputs as decimal strings.
-pub(crate) fn row_to_proto(row: Row) -> pb::Row {
-    let (value, undefined_reason) = match row.value {
+/// A value in its wire form: the decimal string and the undefined reason, one of them empty.
+fn value_to_proto(value: Value) -> (String, String) {
+    match value {
         Value::Defined(v) => (v.to_string(), String::new()),
         Value::Undefined(reason) => (String::new(), reason),
-    };
-    pb::Row {
+    }
+}
+
+/// Inputs in their wire form: decimal strings by name.
+fn inputs_to_proto(inputs: &Inputs) -> BTreeMap<String, String> {
+    inputs
+        .iter()
+        .map(|(name, v)| (name.to_owned(), v.normalize().to_string()))
+        .collect()
+}
+
+fn trend_to_proto(trend: Option<Trend>) -> pb::Trend {
+    match trend {
+        None => pb::Trend::Unspecified,
+        Some(Trend::Improved) => pb::Trend::Improved,
+        Some(Trend::Worsened) => pb::Trend::Worsened,
+        Some(Trend::Unchanged) => pb::Trend::Unchanged,
+    }
+}
+
+/// An answered row in its wire form: values and inputs as decimal strings; the comparison
+/// fields stay empty without a comparison.
+pub(crate) fn row_to_proto(row: Row) -> pb::Row {
+    let (value, undefined_reason) = value_to_proto(row.value);
+    let mut wire = pb::Row {
         bucket_start: row.bucket_start.map(timestamp_to_proto),
         group: row
             .group
@@ -279,12 +322,24 @@ pub(crate) fn row_to_proto(row: Row) -> pb::Row {
             .collect(),
         value,
         undefined_reason,
-        inputs: row
-            .inputs
-            .iter()
-            .map(|(name, v)| (name.to_owned(), v.normalize().to_string()))
-            .collect(),
+        inputs: inputs_to_proto(&row.inputs),
+        ..Default::default()
+    };
+    if let Some(compared) = row.comparison {
+        let Compared {
+            previous,
+            previous_inputs,
+            change,
+            change_pct,
+            trend,
+        } = compared;
+        (wire.previous_value, wire.previous_undefined_reason) = value_to_proto(previous);
+        wire.previous_inputs = inputs_to_proto(&previous_inputs);
+        wire.change = change.map(|c| c.to_string()).unwrap_or_default();
+        (wire.change_pct, wire.change_pct_undefined_reason) = value_to_proto(change_pct);
+        wire.trend = trend_to_proto(trend).into();
     }
+    wire
 }
 
 fn unit_to_proto(unit: Unit) -> pb::Unit {
@@ -569,6 +624,7 @@ mod tests {
             inputs: Inputs::new()
                 .with("cac", Decimal::new(100000, 2))
                 .with("new_customer_mrr", Decimal::from(100)),
+            comparison: None,
         });
         assert_eq!(row.value, "12.5");
         assert_eq!(row.undefined_reason, "");
@@ -582,9 +638,87 @@ mod tests {
             group: BTreeMap::new(),
             value: Value::Undefined("no deals were closed".into()),
             inputs: Inputs::new(),
+            comparison: None,
         });
         assert_eq!(row.value, "");
         assert_eq!(row.undefined_reason, "no deals were closed");
         assert_eq!(row.bucket_start, None);
+        assert_eq!(row.previous_value, "");
+        assert_eq!(row.trend, pb::Trend::Unspecified as i32);
+    }
+
+    #[test]
+    fn compare_converts_and_an_unknown_value_is_refused() {
+        let request = |compare: i32| pb::ComputeRequest {
+            metric_id: "sales.win_rate".into(),
+            start: ts("2024-01-01T00:00:00Z"),
+            end: ts("2024-02-01T00:00:00Z"),
+            compare,
+            ..Default::default()
+        };
+        let spec = compute_spec(request(pb::Comparison::PreviousYear.into()), &limits()).unwrap();
+        assert_eq!(spec.compare, Some(Comparison::PreviousYear));
+        let spec = compute_spec(request(0), &limits()).unwrap();
+        assert_eq!(spec.compare, None);
+        let err = compute_spec(request(7), &limits()).unwrap_err();
+        assert_eq!(fields(err), ["compare"]);
+        let batch = pb::BatchComputeRequest {
+            start: ts("2024-01-01T00:00:00Z"),
+            end: ts("2024-02-01T00:00:00Z"),
+            compare: pb::Comparison::PreviousPeriod.into(),
+            metrics: vec![pb::BatchComputeMetric {
+                metric_id: "sales.win_rate".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let specs = batch_specs(batch, &limits(), 10).unwrap();
+        assert_eq!(specs[0].compare, Some(Comparison::PreviousPeriod));
+    }
+
+    #[test]
+    fn compared_rows_carry_the_previous_value_and_the_change() {
+        let row = row_to_proto(Row {
+            bucket_start: None,
+            group: BTreeMap::new(),
+            value: Value::Defined(Decimal::from(75)),
+            inputs: Inputs::new().with("won", Decimal::from(3)),
+            comparison: Some(Compared {
+                previous: Value::Defined(Decimal::new(6667, 2)),
+                previous_inputs: Inputs::new().with("won", Decimal::from(2)),
+                change: Some(Decimal::new(833, 2)),
+                change_pct: Value::Defined(Decimal::new(1249, 2)),
+                trend: Some(Trend::Improved),
+            }),
+        });
+        assert_eq!(row.previous_value, "66.67");
+        assert_eq!(row.previous_undefined_reason, "");
+        assert_eq!(row.previous_inputs["won"], "2");
+        assert_eq!(row.change, "8.33");
+        assert_eq!(row.change_pct, "12.49");
+        assert_eq!(row.trend, pb::Trend::Improved as i32);
+
+        let row = row_to_proto(Row {
+            bucket_start: None,
+            group: BTreeMap::new(),
+            value: Value::Defined(Decimal::from(75)),
+            inputs: Inputs::new(),
+            comparison: Some(Compared {
+                previous: Value::Undefined("no deals were closed".into()),
+                previous_inputs: Inputs::new(),
+                change: None,
+                change_pct: Value::Undefined("the previous value is undefined".into()),
+                trend: None,
+            }),
+        });
+        assert_eq!(row.previous_value, "");
+        assert_eq!(row.previous_undefined_reason, "no deals were closed");
+        assert_eq!(row.change, "");
+        assert_eq!(row.change_pct, "");
+        assert_eq!(
+            row.change_pct_undefined_reason,
+            "the previous value is undefined"
+        );
+        assert_eq!(row.trend, pb::Trend::Unspecified as i32);
     }
 }
