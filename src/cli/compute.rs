@@ -52,9 +52,32 @@ pub(crate) struct ComputeArgs {
     /// An explicit input, a decimal (`spend=10000`); replaces the stored value; repeatable.
     #[arg(long = "input", value_name = "K=V", value_parser = key_value)]
     inputs: Vec<(String, String)>,
+    /// Compare each row with the previous period (the bucket before, or the window before)
+    /// or with the same dates a year earlier: adds the previous value, the change, the
+    /// change in percent and the trend. Needs --from and --to.
+    #[arg(long, value_enum, value_name = "PERIOD")]
+    compare: Option<CompareWith>,
     /// Output format: an aligned table, the JSON of the Compute response, or CSV.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
+}
+
+/// The period each row is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CompareWith {
+    /// The bucket (or window) just before.
+    PreviousPeriod,
+    /// The same dates one year earlier.
+    PreviousYear,
+}
+
+impl CompareWith {
+    fn comparison(self) -> pb::Comparison {
+        match self {
+            CompareWith::PreviousPeriod => pb::Comparison::PreviousPeriod,
+            CompareWith::PreviousYear => pb::Comparison::PreviousYear,
+        }
+    }
 }
 
 /// A time-series bucket size.
@@ -155,6 +178,9 @@ fn request(args: &ComputeArgs) -> Result<pb::ComputeRequest, String> {
         filters: unique("--filter", &args.filters)?,
         params: unique("--param", &args.params)?,
         inputs: unique("--input", &args.inputs)?,
+        compare: args
+            .compare
+            .map_or(pb::Comparison::Unspecified, CompareWith::comparison) as i32,
     })
 }
 
@@ -221,8 +247,54 @@ fn pairs(map: &BTreeMap<String, String>) -> String {
         .join(", ")
 }
 
-/// The rows in `format`.
+/// Whether the row was compared with a previous period (its previous value, or the reason
+/// it is undefined, is set).
+fn is_compared(row: &pb::Row) -> bool {
+    !row.previous_value.is_empty() || !row.previous_undefined_reason.is_empty()
+}
+
+/// A value or `undefined (reason)`.
+fn value_cell(value: &str, undefined_reason: &str) -> String {
+    if value.is_empty() {
+        format!("undefined ({undefined_reason})")
+    } else {
+        value.to_owned()
+    }
+}
+
+/// A change with its sign (`+8.33`, `-100`, `0`), or `—` when there is none.
+fn signed(change: &str, suffix: &str) -> String {
+    match change {
+        "" => "—".to_owned(),
+        "0" => format!("0{suffix}"),
+        c if c.starts_with('-') => format!("{c}{suffix}"),
+        c => format!("+{c}{suffix}"),
+    }
+}
+
+/// The table's change-in-percent cell: signed, or why it is undefined when both values are
+/// defined (a previous value of 0); `—` when a value is undefined (its column says why).
+fn change_pct_cell(row: &pb::Row) -> String {
+    if row.change_pct.is_empty() && !row.change.is_empty() {
+        format!("undefined ({})", row.change_pct_undefined_reason)
+    } else {
+        signed(&row.change_pct, "%")
+    }
+}
+
+/// The trend in a word.
+fn trend_word(trend: i32) -> &'static str {
+    match pb::Trend::try_from(trend) {
+        Ok(pb::Trend::Improved) => "improved",
+        Ok(pb::Trend::Worsened) => "worsened",
+        Ok(pb::Trend::Unchanged) => "unchanged",
+        _ => "—",
+    }
+}
+
+/// The rows in `format`; compared rows add the previous value, the change and the trend.
 fn render(rows: &[pb::Row], format: OutputFormat, labels: &Labels) -> String {
+    let compared = rows.iter().any(is_compared);
     match format {
         OutputFormat::Table => {
             if rows.is_empty() {
@@ -238,7 +310,11 @@ fn render(rows: &[pb::Row], format: OutputFormat, labels: &Labels) -> String {
             if with_group {
                 header.push("group");
             }
-            header.extend(["value", "inputs"]);
+            header.push("value");
+            if compared {
+                header.extend(["previous", "change", "change %", "trend"]);
+            }
+            header.push("inputs");
             let mut table = Table::new(header);
             for row in rows {
                 let mut cells = Vec::new();
@@ -253,11 +329,16 @@ fn render(rows: &[pb::Row], format: OutputFormat, labels: &Labels) -> String {
                 if with_group {
                     cells.push(pairs(&row.group));
                 }
-                cells.push(if row.value.is_empty() {
-                    format!("undefined ({})", row.undefined_reason)
-                } else {
-                    row.value.clone()
-                });
+                cells.push(value_cell(&row.value, &row.undefined_reason));
+                if compared {
+                    cells.push(value_cell(
+                        &row.previous_value,
+                        &row.previous_undefined_reason,
+                    ));
+                    cells.push(signed(&row.change, ""));
+                    cells.push(change_pct_cell(row));
+                    cells.push(trend_word(row.trend).to_owned());
+                }
                 cells.push(pairs(&row.inputs));
                 table.push(cells);
             }
@@ -266,10 +347,25 @@ fn render(rows: &[pb::Row], format: OutputFormat, labels: &Labels) -> String {
         OutputFormat::Csv => {
             let dimensions: Vec<&String> = union(rows.iter().map(|r| &r.group));
             let inputs: Vec<&String> = union(rows.iter().map(|r| &r.inputs));
+            let previous_inputs: Vec<&String> = union(rows.iter().map(|r| &r.previous_inputs));
             let mut header: Vec<String> = vec!["bucket_start".into()];
             header.extend(dimensions.iter().map(|d| d.to_string()));
             header.extend(["value".into(), "undefined_reason".into()]);
+            if compared {
+                header.extend(
+                    [
+                        "previous_value",
+                        "previous_undefined_reason",
+                        "change",
+                        "change_pct",
+                        "change_pct_undefined_reason",
+                        "trend",
+                    ]
+                    .map(String::from),
+                );
+            }
             header.extend(inputs.iter().map(|i| i.to_string()));
+            header.extend(previous_inputs.iter().map(|i| format!("previous.{i}")));
             let mut table = Table::new(header);
             for row in rows {
                 let mut cells = vec![row
@@ -283,10 +379,25 @@ fn render(rows: &[pb::Row], format: OutputFormat, labels: &Labels) -> String {
                         .map(|d| row.group.get(*d).cloned().unwrap_or_default()),
                 );
                 cells.extend([row.value.clone(), row.undefined_reason.clone()]);
+                if compared {
+                    cells.extend([
+                        row.previous_value.clone(),
+                        row.previous_undefined_reason.clone(),
+                        row.change.clone(),
+                        row.change_pct.clone(),
+                        row.change_pct_undefined_reason.clone(),
+                        trend_name(row.trend),
+                    ]);
+                }
                 cells.extend(
                     inputs
                         .iter()
                         .map(|i| row.inputs.get(*i).cloned().unwrap_or_default()),
+                );
+                cells.extend(
+                    previous_inputs
+                        .iter()
+                        .map(|i| row.previous_inputs.get(*i).cloned().unwrap_or_default()),
                 );
                 table.push(cells);
             }
@@ -305,12 +416,31 @@ fn render(rows: &[pb::Row], format: OutputFormat, labels: &Labels) -> String {
                     if let Some(start) = &row.bucket_start {
                         object["bucketStart"] = Value::from(timestamp_text(start));
                     }
+                    if compared {
+                        object["previousValue"] = Value::from(row.previous_value.as_str());
+                        object["previousUndefinedReason"] =
+                            Value::from(row.previous_undefined_reason.as_str());
+                        object["previousInputs"] = json!(row.previous_inputs);
+                        object["change"] = Value::from(row.change.as_str());
+                        object["changePct"] = Value::from(row.change_pct.as_str());
+                        object["changePctUndefinedReason"] =
+                            Value::from(row.change_pct_undefined_reason.as_str());
+                        object["trend"] = Value::from(trend_name(row.trend));
+                    }
                     object
                 })
                 .collect();
             format!("{:#}\n", json!({ "rows": rows }))
         }
     }
+}
+
+/// The trend's proto enum name (`TREND_IMPROVED`), as the proto3 JSON mapping writes it.
+fn trend_name(trend: i32) -> String {
+    pb::Trend::try_from(trend)
+        .unwrap_or(pb::Trend::Unspecified)
+        .as_str_name()
+        .to_owned()
 }
 
 /// Every key of the maps, sorted.
@@ -434,6 +564,7 @@ mod tests {
                     ("won".to_owned(), "3".to_owned()),
                 ]
                 .into(),
+                ..Default::default()
             },
             pb::Row {
                 bucket_start: Some(ts("2024-04-01T00:00:00Z")),
@@ -445,8 +576,116 @@ mod tests {
                     ("won".to_owned(), "0".to_owned()),
                 ]
                 .into(),
+                ..Default::default()
             },
         ]
+    }
+
+    /// Win rates by month compared with the month before: 75 after 66.67; 100 after no
+    /// deals at all; 0 after 0.
+    fn compared_rows() -> Vec<pb::Row> {
+        let won = |n: &str| [("won".to_owned(), n.to_owned())].into();
+        vec![
+            pb::Row {
+                bucket_start: Some(ts("2024-03-01T00:00:00Z")),
+                value: "75".into(),
+                inputs: won("3"),
+                previous_value: "66.67".into(),
+                previous_inputs: won("2"),
+                change: "8.33".into(),
+                change_pct: "12.49".into(),
+                trend: pb::Trend::Improved.into(),
+                ..Default::default()
+            },
+            pb::Row {
+                bucket_start: Some(ts("2024-04-01T00:00:00Z")),
+                value: "100".into(),
+                inputs: won("1"),
+                previous_undefined_reason: "no deals".into(),
+                previous_inputs: won("0"),
+                change_pct_undefined_reason: "the previous value is undefined (no deals)".into(),
+                ..Default::default()
+            },
+            pb::Row {
+                bucket_start: Some(ts("2024-05-01T00:00:00Z")),
+                value: "0".into(),
+                inputs: won("0"),
+                previous_value: "0".into(),
+                previous_inputs: won("0"),
+                change: "0".into(),
+                change_pct_undefined_reason: "the previous value is 0".into(),
+                trend: pb::Trend::Unchanged.into(),
+                ..Default::default()
+            },
+        ]
+    }
+
+    #[test]
+    fn compare_flag_sets_the_request_field() {
+        let args = parse(&[
+            "sales.win_rate",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-04-01",
+            "--compare",
+            "previous-year",
+        ])
+        .unwrap();
+        assert_eq!(
+            request(&args).unwrap().compare,
+            pb::Comparison::PreviousYear as i32
+        );
+        let args = parse(&["sales.win_rate", "--compare", "previous-period"]).unwrap();
+        assert_eq!(
+            request(&args).unwrap().compare,
+            pb::Comparison::PreviousPeriod as i32
+        );
+        let args = parse(&["sales.win_rate"]).unwrap();
+        assert_eq!(request(&args).unwrap().compare, 0);
+        assert!(parse(&["m", "--compare", "last-week"]).is_err());
+    }
+
+    #[test]
+    fn compared_table_shows_previous_change_and_trend() {
+        assert_eq!(
+            render(
+                &compared_rows(),
+                OutputFormat::Table,
+                &utc(Some(Bucket::Month))
+            ),
+            "BUCKET   VALUE  PREVIOUS              CHANGE  CHANGE %                             TREND      INPUTS\n\
+             2024-03  75     66.67                 +8.33   +12.49%                              improved   won=3\n\
+             2024-04  100    undefined (no deals)  —       —                                    —          won=1\n\
+             2024-05  0      0                     0       undefined (the previous value is 0)  unchanged  won=0\n"
+        );
+    }
+
+    #[test]
+    fn compared_csv_and_json_carry_every_comparison_field() {
+        let csv = render(&compared_rows(), OutputFormat::Csv, &utc(None));
+        let mut lines = csv.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "bucket_start,value,undefined_reason,previous_value,previous_undefined_reason,\
+             change,change_pct,change_pct_undefined_reason,trend,won,previous.won"
+        );
+        assert_eq!(
+            lines.next().unwrap(),
+            "2024-03-01T00:00:00Z,75,,66.67,,8.33,12.49,,TREND_IMPROVED,3,2"
+        );
+        let text = render(&compared_rows(), OutputFormat::Json, &utc(None));
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["rows"][0]["previousValue"], "66.67");
+        assert_eq!(value["rows"][0]["previousInputs"]["won"], "2");
+        assert_eq!(value["rows"][0]["changePct"], "12.49");
+        assert_eq!(value["rows"][0]["trend"], "TREND_IMPROVED");
+        assert_eq!(value["rows"][1]["previousUndefinedReason"], "no deals");
+        assert_eq!(value["rows"][1]["trend"], "TREND_UNSPECIFIED");
+        // Without a comparison the rows keep their shape.
+        let value: Value =
+            serde_json::from_str(&render(&rows(), OutputFormat::Json, &utc(None))).unwrap();
+        assert!(value["rows"][0].get("previousValue").is_none());
     }
 
     #[test]
