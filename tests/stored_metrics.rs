@@ -711,6 +711,29 @@ fn dataset() -> Vec<pb::Record> {
     ] {
         v.push(survey(id, Some(customer), Ces, score, 7, at));
     }
+    for (id, activity_type, owner, at, customer) in [
+        ("x1", "meeting", Some("ann"), "2024-01-10", Some("c1")),
+        ("x2", "call", Some("ann"), "2024-02-01", Some("c2")),
+        ("x3", "call", Some("bob"), "2024-03-31T23:00:00Z", None),
+        ("x4", "demo", Some("bob"), "2024-04-01", None),
+        (
+            "x5",
+            "meeting",
+            Some("bob"),
+            "2023-12-31T23:59:59Z",
+            Some("c1"),
+        ),
+        ("x6", "call", None, "2024-02-20", Some("c3")),
+    ] {
+        v.push(record(Kind::Activity(pb::Activity {
+            id: id.into(),
+            r#type: activity_type.into(),
+            occurred_at: t(at),
+            customer_id: opt(customer),
+            owner: opt(owner),
+            ..Default::default()
+        })));
+    }
     v
 }
 
@@ -968,6 +991,8 @@ fn first_quarter() -> Vec<(&'static str, Vec<Want>)> {
         ),
         // Leads created in W: l1, l2, l3, l4, l7 (l5 before, l6 at end).
         ("sales.leads_created", vec![is("5", &[("leads", "5")])]),
+        // Activities in W: x1, x2, x3, x6 (x4 at end, x5 before).
+        ("sales.activities", vec![is("4", &[("activities", "4")])]),
         // Converted before end: l1, l4 (l2 converts exactly at end). 2 / 5.
         (
             "sales.lead_conversion_rate",
@@ -1221,7 +1246,7 @@ async fn every_catalogue_metric_from_stored_records() {
     ids.sort_unstable();
     let listed: Vec<&str> = listed.metrics.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, listed);
-    assert_eq!(ids.len(), 39);
+    assert_eq!(ids.len(), 40);
     for (id, want) in table {
         expect(&mut client, q1(id), &want).await;
     }
@@ -2218,4 +2243,63 @@ async fn bad_time_zone_and_unsupported_dimension_are_invalid_argument() {
         .await
         .unwrap_err();
     assert_eq!(violation(status), ["time_zone"]);
+}
+
+/// Activities per rep and by type, filtered to one type, and the dimensions activities do
+/// not carry.
+#[tokio::test]
+async fn activities_by_owner_by_type_and_filtered() {
+    let (_kpid, mut c) = loaded().await;
+    // x6 has no owner: in no owner's row.
+    expect(
+        &mut c,
+        group_by(q1("sales.activities"), &["owner"]),
+        &[
+            is("2", &[("activities", "2")]).group("owner", "ann"),
+            is("1", &[("activities", "1")]).group("owner", "bob"),
+        ],
+    )
+    .await;
+    expect(
+        &mut c,
+        group_by(q1("sales.activities"), &["activity_type"]),
+        &[
+            is("3", &[("activities", "3")]).group("activity_type", "call"),
+            is("1", &[("activities", "1")]).group("activity_type", "meeting"),
+        ],
+    )
+    .await;
+    // Meetings booked per rep: x1 (ann).
+    expect(
+        &mut c,
+        group_by(
+            filters(q1("sales.activities"), &[("activity_type", "meeting")]),
+            &["owner"],
+        ),
+        &[is("1", &[("activities", "1")]).group("owner", "ann")],
+    )
+    .await;
+    // Calls over February by month: x2 and x6.
+    expect(
+        &mut c,
+        filters(
+            over("sales.activities", "2024-02-01", "2024-03-01"),
+            &[("activity_type", "call")],
+        ),
+        &[is("2", &[("activities", "2")])],
+    )
+    .await;
+    // Activities carry no agent; deals carry no activity type.
+    for (request, field) in [
+        (group_by(q1("sales.activities"), &["agent"]), "group_by[0]"),
+        (
+            filters(q1("sales.win_rate"), &[("activity_type", "call")]),
+            "filters[activity_type]",
+        ),
+    ] {
+        let status = c.compute(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        let bad = status.get_details_bad_request().expect("BadRequest");
+        assert_eq!(bad.field_violations[0].field, field, "{status:?}");
+    }
 }

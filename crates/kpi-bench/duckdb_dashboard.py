@@ -146,6 +146,11 @@ def queries(start, end):
         f"FROM leads WHERE created_at >= {S} AND created_at < {E} GROUP BY 1"
     )
     q["sales.leads_created"] = monthly(leads, ["leads"], "leads")
+    activities = (
+        f"SELECT date_trunc('month', occurred_at) AS m, count(*) AS activities "
+        f"FROM activities WHERE occurred_at >= {S} AND occurred_at < {E} GROUP BY 1"
+    )
+    q["sales.activities"] = monthly(activities, ["activities"], "activities")
     q["sales.lead_conversion_rate"] = monthly(
         leads, ["converted", "leads"], ratio("converted", "leads", pct)
     )

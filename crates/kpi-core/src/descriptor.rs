@@ -62,7 +62,7 @@ impl Direction {
 /// A dimension rows can be grouped by or filtered on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dimension {
-    /// The deal's or quota's owner (a sales rep); a customer's owner.
+    /// The deal's or quota's owner (a sales rep); a customer's owner; who did an activity.
     Owner,
     /// The customer's or lead's source (marketing, sales, referral, partner, other).
     Source,
@@ -76,11 +76,13 @@ pub enum Dimension {
     Stage,
     /// The support agent of a ticket.
     Agent,
+    /// The type of an activity (`call`, `meeting`, `demo`…).
+    ActivityType,
 }
 
 impl Dimension {
     /// Every dimension, in declaration order.
-    pub const ALL: [Dimension; 7] = [
+    pub const ALL: [Dimension; 8] = [
         Dimension::Owner,
         Dimension::Source,
         Dimension::Campaign,
@@ -88,6 +90,7 @@ impl Dimension {
         Dimension::Segment,
         Dimension::Stage,
         Dimension::Agent,
+        Dimension::ActivityType,
     ];
 
     /// The lowercase name used in requests (`owner`, `source`…).
@@ -100,6 +103,7 @@ impl Dimension {
             Dimension::Segment => "segment",
             Dimension::Stage => "stage",
             Dimension::Agent => "agent",
+            Dimension::ActivityType => "activity_type",
         }
     }
 }
@@ -117,7 +121,11 @@ impl FromStr for Dimension {
             .into_iter()
             .find(|d| d.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown dimension `{s}`; expected one of owner, source, campaign, channel, segment, stage, agent")
+                let names: Vec<&str> = Dimension::ALL.iter().map(|d| d.as_str()).collect();
+                format!(
+                    "unknown dimension `{s}`; expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }

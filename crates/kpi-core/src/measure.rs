@@ -202,6 +202,11 @@ pub enum Measure {
     },
     /// Sum of scores of survey responses of this kind in W.
     SurveyScoreTotal(SurveyKind),
+    // ---- activities ----
+    /// Count of activities with `occurred_at` in W.
+    Activities,
+    /// Sum of the amounts of activities in W (an activity without one adds nothing).
+    ActivityAmount,
 }
 
 /// What one measure is computed over: a window and dimension constraints (the request's

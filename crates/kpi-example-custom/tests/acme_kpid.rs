@@ -95,8 +95,8 @@ async fn the_custom_metric_is_listed_and_computed_from_stored_deals() {
         .metrics;
     assert_eq!(
         listed.len(),
-        40,
-        "the 39 built-ins and acme.weighted_pipeline"
+        41,
+        "the 40 built-ins and acme.weighted_pipeline"
     );
     let acme = listed
         .iter()

@@ -1,9 +1,10 @@
 //! Sales KPIs: win rate, deal size, sales cycle, stage duration, quota attainment, revenue,
-//! leads and upsell. Each metric lives in its own module with its descriptor, formula and
+//! leads, upsell and activities. Each metric lives in its own module with its descriptor, formula and
 //! worked-example tests, and registers itself with `kpi_core::register_metric!`.
 
 use kpi_core::{Decimal, MetricError};
 
+mod activities;
 mod average_deal_size;
 mod lead_conversion_rate;
 mod leads_created;
@@ -15,6 +16,7 @@ mod stage_duration_days;
 mod upsell_rate;
 mod win_rate;
 
+pub use activities::Activities;
 pub use average_deal_size::AverageDealSize;
 pub use lead_conversion_rate::LeadConversionRate;
 pub use leads_created::LeadsCreated;
@@ -43,6 +45,15 @@ const LEAD_DIMENSIONS: &[kpi_core::Dimension] = &[
     kpi_core::Dimension::Channel,
 ];
 
+/// Dimensions every activity carries: who did it, its type, and its customer's source and
+/// segment.
+const ACTIVITY_DIMENSIONS: &[kpi_core::Dimension] = &[
+    kpi_core::Dimension::Owner,
+    kpi_core::Dimension::ActivityType,
+    kpi_core::Dimension::Source,
+    kpi_core::Dimension::Segment,
+];
+
 /// A total over records (an amount, a number of days) cannot be non-zero when the count of
 /// records it sums over is zero: `total` with `count = 0` is an impossible pair of inputs.
 fn total_needs_records(
@@ -64,7 +75,7 @@ fn total_needs_records(
 
 /// The ids of METRICS.md's sales family, in catalogue order.
 #[cfg(test)]
-const CATALOGUE_IDS: [&str; 10] = [
+const CATALOGUE_IDS: [&str; 11] = [
     "sales.win_rate",
     "sales.average_deal_size",
     "sales.sales_cycle_days",
@@ -75,6 +86,7 @@ const CATALOGUE_IDS: [&str; 10] = [
     "sales.leads_created",
     "sales.lead_conversion_rate",
     "sales.upsell_rate",
+    "sales.activities",
 ];
 
 #[cfg(test)]

@@ -70,6 +70,7 @@ fn case(id: &str, p: &Pool) -> Case {
             .over(n(c0))
             .range(NON_NEGATIVE),
         "sales.leads_created" => Case::new(vec![("leads", n(c0))]).range(NON_NEGATIVE),
+        "sales.activities" => Case::new(vec![("activities", n(c0))]).range(NON_NEGATIVE),
         "sales.lead_conversion_rate" => {
             Case::new(vec![("converted", n(part(c1, c0))), ("leads", n(c0))])
                 .over(n(c0))

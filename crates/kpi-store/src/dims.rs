@@ -11,6 +11,7 @@
 //! - purchase, subscription: owner, source, segment (via the customer)
 //! - ticket: agent, source, segment (via the customer)
 //! - survey response: source, segment (via the customer)
+//! - activity: owner (who did it), activity_type, source and segment (via its customer)
 //!
 //! A filter on a dimension a kind does not carry leaves that kind unfiltered; a record of a
 //! kind that carries the dimension but has no value for it matches no filter on it.
@@ -22,8 +23,8 @@ use kpi_core::Dimension;
 
 #[cfg(test)]
 use crate::record::{
-    Campaign, Customer, Deal, Lead, Purchase, Quota, Record, RecordKind, Spend, Subscription,
-    SurveyResponse, Ticket,
+    Activity, Campaign, Customer, Deal, Lead, Purchase, Quota, Record, RecordKind, Spend,
+    Subscription, SurveyResponse, Ticket,
 };
 use crate::record::{Channel, Source};
 #[cfg(test)]
@@ -42,6 +43,7 @@ pub(crate) fn dim_index(d: Dimension) -> usize {
         Dimension::Segment => 4,
         Dimension::Stage => 5,
         Dimension::Agent => 6,
+        Dimension::ActivityType => 7,
     }
 }
 
@@ -83,6 +85,7 @@ pub(crate) enum Unit {
     Subscription,
     Ticket,
     Survey,
+    Activity,
 }
 
 impl Unit {
@@ -102,6 +105,7 @@ impl Unit {
             Unit::Purchase | Unit::Subscription => &[Owner, Source, Segment],
             Unit::Ticket => &[Agent, Source, Segment],
             Unit::Survey => &[Source, Segment],
+            Unit::Activity => &[Owner, ActivityType, Source, Segment],
         }
     }
 
@@ -264,6 +268,16 @@ impl<'a> RecordLookup<'a> {
         let mut v = [None; NDIMS];
         self.customer_dims(s.customer_id.as_deref(), &mut v);
         v[dim_index(Dimension::Owner)] = None;
+        v
+    }
+
+    /// An activity's dimensions: its own owner and type, its customer's source and
+    /// segment.
+    pub(crate) fn activity(&self, a: &'a Activity) -> DimValues<'a> {
+        let mut v = [None; NDIMS];
+        self.customer_dims(a.customer_id.as_deref(), &mut v);
+        v[dim_index(Dimension::Owner)] = a.owner.as_deref();
+        v[dim_index(Dimension::ActivityType)] = Some(a.activity_type.as_str());
         v
     }
 }

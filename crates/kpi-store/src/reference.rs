@@ -156,6 +156,17 @@ impl<'a> Reference<'a> {
                     _ => None,
                 })
         };
+        let activities = || {
+            self.all(RecordKind::Activity).filter_map(move |r| match r {
+                Record::Activity(a)
+                    if w.contains(a.occurred_at)
+                        && matches(Unit::Activity, &lookup.activity(a), f) =>
+                {
+                    Some(a)
+                }
+                _ => None,
+            })
+        };
         let sum = |it: &mut dyn Iterator<Item = Decimal>| -> Result<Decimal, MetricError> {
             let mut acc = Decimal::ZERO;
             for x in it {
@@ -164,6 +175,8 @@ impl<'a> Reference<'a> {
             Ok(acc)
         };
         match measure {
+            Measure::Activities => count(activities().count()),
+            Measure::ActivityAmount => sum(&mut activities().filter_map(|a| a.amount)),
             Measure::DealsWon => count(won().count()),
             Measure::DealsLost => count(
                 deals()
@@ -570,8 +583,7 @@ impl<'a> Reference<'a> {
                     Record::Ticket(t) => take(Unit::Ticket, lookup.ticket(t)),
                     Record::SurveyResponse(s) => take(Unit::Survey, lookup.survey(s)),
                     Record::Quota(q) => take(Unit::Quota, lookup.quota(q)),
-                    // No measure reads activities yet.
-                    Record::Activity(_) => {}
+                    Record::Activity(a) => take(Unit::Activity, lookup.activity(a)),
                 }
             }
         }

@@ -678,16 +678,10 @@ impl Rows {
 
     /// How many records there are.
     pub(crate) fn len(&self) -> usize {
-        self.customers.len()
-            + self.leads.len()
-            + self.deals.len()
-            + self.subs.len()
-            + self.purchases.len()
-            + self.spend.len()
-            + self.campaigns.len()
-            + self.tickets.len()
-            + self.surveys.len()
-            + self.quotas.len()
+        RecordKind::ALL
+            .into_iter()
+            .map(|kind| with_slab!(self, kind, |s| s.len()))
+            .sum()
     }
 }
 

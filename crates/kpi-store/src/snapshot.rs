@@ -41,8 +41,8 @@ use kpi_core::{Decimal, SurveyKind};
 
 use crate::record::{Channel, DealKind, DealStatus, RecordKind, Source, SpendCategory};
 use crate::rows::{
-    ActivityRow, CampaignRow, CustomerRow, DealRow, Ids, LeadRow, OptTs, PurchaseRow, QuotaRow, Rows, Slab,
-    SpendRow, SubRow, SurveyRow, TicketRow, Ts,
+    ActivityRow, CampaignRow, CustomerRow, DealRow, Ids, LeadRow, OptTs, PurchaseRow, QuotaRow,
+    Rows, Slab, SpendRow, SubRow, SurveyRow, TicketRow, Ts,
 };
 use crate::symbols::{Sym, NONE};
 

@@ -204,7 +204,10 @@ pub fn validate(record: &Record) -> Result<(), String> {
         }
         Record::Activity(a) => {
             crate::attributes::check_name(&a.activity_type).map_err(|e| {
-                format!("type: {}", e.replace("an attribute name", "an activity type"))
+                format!(
+                    "type: {}",
+                    e.replace("an attribute name", "an activity type")
+                )
             })?;
             time("occurred_at", a.occurred_at)?;
             opt_id("customer_id", &a.customer_id)?;

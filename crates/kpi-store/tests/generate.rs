@@ -62,7 +62,10 @@ fn every_record_is_valid_unique_and_in_the_two_years_before_end() {
     }
     // The demo has no activities yet: they come with the benchmark's dataset variant with
     // attributes and activities (issue 13).
-    for kind in RecordKind::ALL.into_iter().filter(|k| *k != RecordKind::Activity) {
+    for kind in RecordKind::ALL
+        .into_iter()
+        .filter(|k| *k != RecordKind::Activity)
+    {
         assert!(
             per_kind.get(&kind).copied().unwrap_or(0) > 10,
             "{kind:?}: {per_kind:?}"

@@ -12,8 +12,9 @@ use kpi_core::{
     DataSource, Decimal, Dimension, Measure, Scope, SpendCategories, SurveyKind, Window,
 };
 use kpi_store::{
-    Campaign, Channel, Customer, Deal, DealKind, DealStatus, Lead, MrrChange, Purchase, Quota,
-    Record, Source, Spend, SpendCategory, StageEntry, Store, Subscription, SurveyResponse, Ticket,
+    Activity, Campaign, Channel, Customer, Deal, DealKind, DealStatus, Lead, MrrChange, Purchase,
+    Quota, Record, Source, Spend, SpendCategory, StageEntry, Store, Subscription, SurveyResponse,
+    Ticket,
 };
 
 fn t(s: &str) -> Timestamp {
@@ -227,6 +228,27 @@ fn survey(
         score: d(score),
         scale_max: scale,
         at: t(at),
+    })
+}
+
+fn activity(
+    id: &str,
+    customer: Option<&str>,
+    activity_type: &str,
+    owner: Option<&str>,
+    at: &str,
+    amount: Option<&str>,
+) -> Record {
+    Record::Activity(Activity {
+        attributes: Default::default(),
+        id: id.into(),
+        activity_type: activity_type.into(),
+        occurred_at: t(at),
+        customer_id: customer.map(Into::into),
+        lead_id: None,
+        deal_id: None,
+        owner: owner.map(Into::into),
+        amount: amount.map(d),
     })
 }
 
@@ -624,6 +646,33 @@ fn records() -> Vec<Record> {
         survey("v10", Some("c4"), Csat, "8", 10, "2024-03-10"),
         survey("v11", Some("c1"), Ces, "6", 7, "2024-01-11"),
         survey("v12", Some("c2"), Ces, "3", 7, "2024-03-11"),
+        // ---- activities: a1 at start (in), a4 at end and a5 before start (out).
+        activity(
+            "a1",
+            Some("c1"),
+            "meeting",
+            Some("alice"),
+            "2024-01-01",
+            Some("100"),
+        ),
+        activity("a2", Some("c2"), "call", Some("bob"), "2024-02-15", None),
+        activity(
+            "a3",
+            None,
+            "demo",
+            Some("alice"),
+            "2024-03-31T23:59:59Z",
+            Some("50.5"),
+        ),
+        activity("a4", Some("c3"), "call", None, "2024-04-01", Some("999")),
+        activity(
+            "a5",
+            Some("c5"),
+            "email",
+            Some("bob"),
+            "2023-12-31T23:59:59Z",
+            Some("7"),
+        ),
     ]
 }
 
@@ -761,6 +810,10 @@ fn expectations() -> Vec<(Measure, Decimal, Decimal)> {
         (SurveyScoreTotal(SurveyKind::Nps), d("34"), d("24")),
         (SurveyScoreTotal(SurveyKind::Csat), d("14.5"), d("6.5")),
         (SurveyScoreTotal(SurveyKind::Ces), d("9"), d("6")),
+        // In W: a1 (c1, marketing), a2 (c2), a3 (no customer, so no source).
+        (Activities, d("3"), d("1")),
+        // a1 100 + a3 50.5 (a2 has no amount); marketing a1.
+        (ActivityAmount, d("150.5"), d("100")),
     ]
 }
 
@@ -820,7 +873,9 @@ fn covered(m: Measure) -> bool {
         | TicketsResponded
         | FirstResponseHoursTotal
         | SurveyResponses { .. }
-        | SurveyScoreTotal(_) => true,
+        | SurveyScoreTotal(_)
+        | Activities
+        | ActivityAmount => true,
     }
 }
 

@@ -103,7 +103,7 @@ impl KindIndex for CustomerIndex {
             Dimension::Campaign => c.campaign,
             Dimension::Channel => context.lookups.channel(c.campaign),
             Dimension::Segment => c.segment,
-            Dimension::Stage | Dimension::Agent => NONE,
+            Dimension::Stage | Dimension::Agent | Dimension::ActivityType => NONE,
         }
     }
 

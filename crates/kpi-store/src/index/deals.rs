@@ -166,7 +166,7 @@ impl KindIndex for DealIndex {
             Dimension::Campaign => d.campaign,
             Dimension::Channel => lookups.channel(d.campaign),
             Dimension::Source | Dimension::Segment => lookups.customer_attr(d.customer, dim),
-            Dimension::Stage | Dimension::Agent => NONE,
+            Dimension::Stage | Dimension::Agent | Dimension::ActivityType => NONE,
         }
     }
 

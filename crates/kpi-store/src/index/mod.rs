@@ -19,6 +19,7 @@
 //! sharing every part whose record kinds the writes did not change. A part sorts its event
 //! lists on first use.
 
+mod activities;
 mod blocked;
 mod campaigns;
 mod customers;
@@ -47,6 +48,7 @@ use std::sync::{Arc, OnceLock};
 
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope};
 
+use self::activities::ActivityIndex;
 use self::campaigns::CampaignIndex;
 use self::customers::{CustomerContext, CustomerIndex};
 use self::deals::DealIndex;
@@ -87,6 +89,7 @@ pub(crate) struct Index {
     subscriptions: Arc<Part<SubscriptionIndex>>,
     tickets: Arc<Part<TicketIndex>>,
     surveys: Arc<Part<SurveyIndex>>,
+    activities: Arc<Part<ActivityIndex>>,
     /// What subscriptions are as a whole (new MRR, each customer's first).
     classes: Arc<SubscriptionClasses>,
     /// The write counts of the rows it was built from.
@@ -108,7 +111,7 @@ pub(crate) struct PartDeclaration {
 /// Every part's declarations. The stage parts are kept, refit and rebuilt with the deal
 /// part, reading what it reads; the stage stays answer the open deals in place of the deal
 /// part when the filters name a stage.
-pub(crate) const PARTS: [PartDeclaration; 12] = [
+pub(crate) const PARTS: [PartDeclaration; 13] = [
     PartDeclaration {
         unit: Unit::Deal,
         reads: deals::READS,
@@ -168,6 +171,11 @@ pub(crate) const PARTS: [PartDeclaration; 12] = [
         unit: Unit::Survey,
         reads: surveys::READS,
         answers: surveys::answers,
+    },
+    PartDeclaration {
+        unit: Unit::Activity,
+        reads: activities::READS,
+        answers: activities::answers,
     },
 ];
 
@@ -371,6 +379,16 @@ impl Index {
                     Arc::clone(&lookups)
                 )
             );
+            let activities = part!(
+                activities,
+                activities::READS,
+                |p| Arc::clone(&lookups),
+                Part::new(
+                    Unit::Activity,
+                    Arc::clone(&rows.activities),
+                    Arc::clone(&lookups)
+                )
+            );
             // Subscriptions are read in place, with whether each is new MRR.
             let context = SubscriptionContext {
                 lookups: Arc::clone(&lookups),
@@ -390,11 +408,12 @@ impl Index {
                 subscriptions,
                 tickets,
                 surveys,
+                activities,
             )
         };
         let (
             (deals, stage_context, stages, quotas, leads),
-            (customers, spend, campaigns, purchases, subscriptions, tickets, surveys),
+            (customers, spend, campaigns, purchases, subscriptions, tickets, surveys, activities),
         ) = if rows.len() >= WARM_ROWS {
             std::thread::scope(|scope| {
                 let sales = scope.spawn(sales);
@@ -420,6 +439,7 @@ impl Index {
             subscriptions,
             tickets,
             surveys,
+            activities,
             syms,
             classes,
             built_from: *kinds,
@@ -444,7 +464,7 @@ impl Index {
     pub(crate) fn warm(&self, wanted: &dyn Fn() -> bool) {
         // Not the stage exits and stays: they are read through a stage partition (the
         // dashboard's stage groups), and an index over all of them would only add memory.
-        let order: [&dyn Warm; 10] = [
+        let order: [&dyn Warm; 11] = [
             &*self.deals,
             &*self.customers,
             &*self.leads,
@@ -455,6 +475,7 @@ impl Index {
             &*self.spend,
             &*self.campaigns,
             &*self.quotas,
+            &*self.activities,
         ];
         for p in order {
             if !wanted() {
@@ -523,6 +544,9 @@ impl Index {
         share(surveys::answers(measure), &|| {
             surveys::measure(&self.surveys, measure, w, &f)
         })?;
+        share(activities::answers(measure), &|| {
+            activities::measure(&self.activities, measure, w, &f)
+        })?;
         assert!(answered, "no part answers {measure:?}");
         Ok(value.normalize())
     }
@@ -552,6 +576,7 @@ impl Index {
         self.subscriptions.values(dimension, &f, &mut syms);
         self.tickets.values(dimension, &f, &mut syms);
         self.surveys.values(dimension, &f, &mut syms);
+        self.activities.values(dimension, &f, &mut syms);
         let mut out: Vec<String> = syms
             .into_iter()
             .map(|s| self.syms.name(s).to_owned())

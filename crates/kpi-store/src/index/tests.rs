@@ -74,6 +74,8 @@ pub(super) fn all_measures() -> Vec<Measure> {
         SurveyScoreTotal(SurveyKind::Nps),
         SurveyScoreTotal(SurveyKind::Csat),
         SurveyScoreTotal(SurveyKind::Ces),
+        Activities,
+        ActivityAmount,
     ];
     for kind in [SurveyKind::Nps, SurveyKind::Csat, SurveyKind::Ces] {
         for (scale, min, max) in [
@@ -383,6 +385,25 @@ impl RandomTenant {
                 at: self.grid[at],
             }));
         }
+        for i in 0..10 {
+            let activity_type = self.pick(&["call", "meeting", "demo"]).to_string();
+            let owner = self.pick(&["o1", "o2"]).to_string();
+            let owner = self.opt(owner);
+            let amount = self.money();
+            let amount = self.opt(amount);
+            let at = self.time();
+            out.push(Record::Activity(Activity {
+                attributes: Default::default(),
+                id: format!("x{i}"),
+                activity_type,
+                occurred_at: self.grid[at],
+                customer_id: self.id_of("c", 6),
+                lead_id: None,
+                deal_id: None,
+                owner,
+                amount,
+            }));
+        }
         out
     }
 }
@@ -399,6 +420,7 @@ fn filter_sets() -> Vec<BTreeMap<Dimension, String>> {
         one(Dimension::Campaign, "k1"),
         one(Dimension::Stage, "b"),
         one(Dimension::Agent, "a2"),
+        one(Dimension::ActivityType, "call"),
         one(Dimension::Owner, "nobody"),
         BTreeMap::from([
             (Dimension::Owner, "o2".to_owned()),
