@@ -24,11 +24,6 @@ static RECORD: LazyLock<MessageDescriptor> = LazyLock::new(|| {
         .expect("kpi.v1.Record is in kpi-proto's descriptor set")
 });
 
-/// The descriptor of `kpi.v1.Record`.
-pub(crate) fn record_message() -> MessageDescriptor {
-    RECORD.clone()
-}
-
 /// A record kind: one field of `kpi.v1.Record`'s `oneof record`; its message type is the
 /// message of the record (`deal` → `kpi.v1.Deal`).
 #[derive(Debug, Clone, PartialEq, Eq)]

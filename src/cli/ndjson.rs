@@ -83,6 +83,26 @@ mod tests {
     }
 
     #[test]
+    fn a_kind_added_to_the_proto_imports_with_no_importer_change() {
+        // `activity` came after the importer was made generic.
+        let record = parse_line(
+            r#"{"activity": {"id": "a1", "type": "call", "occurredAt": "2024-03-01T10:00:00+01:00", "dealId": "d1", "amount": 5, "attributes": {"minutes": {"decimal": "12"}}}}"#,
+        )
+        .unwrap();
+        let Some(Kind::Activity(activity)) = record.record else {
+            panic!("{record:?}")
+        };
+        assert_eq!(activity.r#type, "call");
+        assert_eq!(activity.occurred_at.unwrap().seconds, 1_709_283_600);
+        assert_eq!(activity.deal_id.as_deref(), Some("d1"));
+        assert_eq!(activity.amount, "5");
+        assert_eq!(
+            activity.attributes["minutes"].value,
+            Some(pb::attribute_value::Value::Decimal("12".into()))
+        );
+    }
+
+    #[test]
     fn bad_lines_say_why() {
         let cases = [
             (

@@ -12,6 +12,9 @@ use serde_json::Value as Json;
 
 /// The full name of the one message read from a scalar: a time.
 pub(crate) const TIMESTAMP: &str = "google.protobuf.Timestamp";
+/// The numbers of [`TIMESTAMP`]'s fields `seconds` and `nanos`.
+const TIMESTAMP_SECONDS: u32 = 1;
+const TIMESTAMP_NANOS: u32 = 2;
 
 /// One raw value to read.
 #[derive(Debug, Clone, Copy)]
@@ -226,10 +229,10 @@ fn timestamp(message: &MessageDescriptor, cell: Cell<'_>) -> Result<Value, Strin
             shown(cell)
         ));
     };
+    let time = parse_time(text)?;
     let mut value = DynamicMessage::new(message.clone());
-    value
-        .transcode_from(&parse_time(text)?)
-        .map_err(|e| format!("cannot hold the time: {e}"))?;
+    value.set_field_by_number(TIMESTAMP_SECONDS, Value::I64(time.seconds));
+    value.set_field_by_number(TIMESTAMP_NANOS, Value::I32(time.nanos));
     Ok(Value::Message(value))
 }
 
