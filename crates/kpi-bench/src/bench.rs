@@ -75,7 +75,9 @@ async fn connect(url: &str) -> anyhow::Result<Clients> {
     })
 }
 
-fn dashboard_request(ids: &[String]) -> pb::BatchComputeRequest {
+/// The dashboard: every metric in `ids`, the window by month, compared with the previous
+/// month when `compare` is set.
+fn dashboard_request(ids: &[String], compare: pb::Comparison) -> pb::BatchComputeRequest {
     pb::BatchComputeRequest {
         start: timestamp(WINDOW_START),
         end: timestamp(WINDOW_END),
@@ -88,6 +90,7 @@ fn dashboard_request(ids: &[String]) -> pb::BatchComputeRequest {
                 ..Default::default()
             })
             .collect(),
+        compare: compare.into(),
         ..Default::default()
     }
 }
@@ -187,9 +190,10 @@ async fn dashboard_once(
 async fn dashboard(
     clients: &mut Clients,
     ids: &[String],
+    compare: pb::Comparison,
     runs: usize,
 ) -> anyhow::Result<(f64, Vec<f64>, pb::BatchComputeResponse)> {
-    let request = dashboard_request(ids);
+    let request = dashboard_request(ids, compare);
     let (first, mut answer) = dashboard_once(clients, &request).await?;
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs {
@@ -198,6 +202,28 @@ async fn dashboard(
         answer = a;
     }
     Ok((ms(first), samples, answer))
+}
+
+/// The compared dashboard (`compare = COMPARISON_PREVIOUS_PERIOD`) and the uncompared one,
+/// alternating so both meet the same state of the server, after one untimed compared run:
+/// (compared samples, uncompared samples, in ms; the last compared answer).
+async fn compared_dashboard(
+    clients: &mut Clients,
+    ids: &[String],
+    runs: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>, pb::BatchComputeResponse)> {
+    let compared = dashboard_request(ids, pb::Comparison::PreviousPeriod);
+    let uncompared = dashboard_request(ids, pb::Comparison::Unspecified);
+    let (_, mut answer) = dashboard_once(clients, &compared).await?;
+    let mut compared_ms = Vec::with_capacity(runs);
+    let mut uncompared_ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let (t, a) = dashboard_once(clients, &compared).await?;
+        compared_ms.push(ms(t));
+        answer = a;
+        uncompared_ms.push(ms(dashboard_once(clients, &uncompared).await?.0));
+    }
+    Ok((compared_ms, uncompared_ms, answer))
 }
 
 async fn empty_rpc(health: &mut HealthClient<Channel>) -> anyhow::Result<Duration> {
@@ -465,7 +491,8 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
             "dashboard of {} metrics, {runs} timed runs",
             ids.len()
         ));
-        let (first, samples, answer) = dashboard(&mut clients, &ids, runs).await?;
+        let (first, samples, answer) =
+            dashboard(&mut clients, &ids, pb::Comparison::Unspecified, runs).await?;
         res.dashboard_first_ms_kpid = first;
         res.dashboard_ms_kpid = median(&samples);
         res.dashboard_p99_ms_kpid = quantile(&samples, 0.99);
@@ -484,9 +511,30 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
             res.dashboard_same_metrics_ms_kpid = Some(if same.len() == ids.len() {
                 res.dashboard_ms_kpid
             } else {
-                median(&dashboard(&mut clients, &same, runs).await?.1)
+                median(
+                    &dashboard(&mut clients, &same, pb::Comparison::Unspecified, runs)
+                        .await?
+                        .1,
+                )
             });
         }
+
+        say("the same dashboard compared with the previous month, alternating with it");
+        let (compared_ms, uncompared_ms, compared) =
+            compared_dashboard(&mut clients, &ids, runs).await?;
+        ensure!(
+            compared.results.iter().map(|r| r.rows.len()).sum::<usize>() == res.dashboard_rows,
+            "a comparison must add no rows"
+        );
+        res.dashboard_compare_ms_kpid = median(&compared_ms);
+        let uncompared = median(&uncompared_ms);
+        if uncompared > 0.0 {
+            res.dashboard_compare_ratio = res.dashboard_compare_ms_kpid / uncompared;
+        }
+        say(format!(
+            "kpid compared dashboard: {:.1} ms median ({:.2} × uncompared)",
+            res.dashboard_compare_ms_kpid, res.dashboard_compare_ratio
+        ));
 
         say(format!("{calls} empty RPCs and Computes"));
         let (empty, compute) = rpc_latency(&mut clients, calls).await?;

@@ -125,6 +125,12 @@ pub(crate) struct Results {
     pub(crate) dashboard_p99_ms_kpid: f64,
     /// Timed dashboard runs.
     pub(crate) dashboard_runs: usize,
+    /// Median warm dashboard with `compare = COMPARISON_PREVIOUS_PERIOD` (each row also
+    /// computed for the month before), in ms.
+    pub(crate) dashboard_compare_ms_kpid: f64,
+    /// The compared dashboard's median over the uncompared one's, from runs alternating
+    /// the two (target: at most about 2).
+    pub(crate) dashboard_compare_ratio: f64,
     /// Median warm dashboard in DuckDB (the metrics it has SQL for), in ms.
     pub(crate) dashboard_ms_duckdb: Option<f64>,
     /// Median of kpid's dashboard restricted to the metrics DuckDB computes, in ms.
@@ -230,6 +236,14 @@ impl Results {
             10.0,
             true,
         )));
+        if self.dashboard_compare_ratio > 0.0 {
+            t.push(Target::new(
+                "dashboard compared / uncompared",
+                self.dashboard_compare_ratio,
+                2.0,
+                true,
+            ));
+        }
         self.targets = t;
         self.all_targets_met = self.all_met();
     }
@@ -270,6 +284,13 @@ impl Results {
                 self.dashboard_p99_ms_kpid,
                 self.dashboard_metrics,
                 self.dashboard_rows
+            ),
+        );
+        row(
+            "dashboard kpid compared with previous month",
+            format!(
+                "{:.1} ms median ({:.2} × uncompared)",
+                self.dashboard_compare_ms_kpid, self.dashboard_compare_ratio
             ),
         );
         row(
@@ -397,8 +418,10 @@ mod tests {
         assert!(r.table().contains("MISSED"));
         r.records = 10_000_000;
         r.compute_p50_us = 200.0;
+        r.dashboard_compare_ratio = 1.4;
         r.judge();
         assert!(r.all_met());
+        assert_eq!(r.targets[5].name, "dashboard compared / uncompared");
         assert!(r.targets.iter().all(|t| t.judged));
     }
 }
