@@ -630,147 +630,6 @@ async fn a_rows_snapshot_is_read_only_while_it_is_current() {
     );
 }
 
-/// A lead created in January 2025 (what the disk-full test writes and counts).
-fn january_lead(id: &str) -> pb::Record {
-    record(Kind::Lead(pb::Lead {
-        id: id.into(),
-        created_at: ts("2025-01-15T10:00:00Z"),
-        source: pb::Source::Marketing.into(),
-        ..Default::default()
-    }))
-}
-
-/// `sales.leads_created` over January 2025: the leads the query side holds.
-async fn leads_counted(kpid: &Kpid) -> String {
-    let answer = kpid
-        .metrics()
-        .await
-        .compute(pb::ComputeRequest {
-            metric_id: "sales.leads_created".into(),
-            start: ts("2025-01-01T00:00:00Z"),
-            end: ts("2025-02-01T00:00:00Z"),
-            ..Default::default()
-        })
-        .await
-        .expect("Compute answers while the disk is full")
-        .into_inner();
-    answer.rows[0].value.clone()
-}
-
-/// The health of `service` ("" for the server).
-async fn health_of(kpid: &Kpid, service: &str) -> i32 {
-    use tonic_health::pb::health_client::HealthClient;
-    HealthClient::new(kpid.channel().await)
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: service.into(),
-        })
-        .await
-        .expect("health answers")
-        .into_inner()
-        .status
-}
-
-/// A full disk, through the real binary: writes answer RESOURCE_EXHAUSTED in plain words
-/// and change nothing visible; Compute keeps answering; the records service reports
-/// NOT_SERVING; once space is freed, writes resume without a restart, the listing holds
-/// exactly what was acknowledged, and so does a restart.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_refuses_writes_plainly_and_recovers_without_a_restart() {
-    use tonic_health::pb::health_check_response::ServingStatus;
-    let Some(disk) = common::Tmpfs::mount(16 << 20) else {
-        return;
-    };
-    let dir = disk.path().join("data");
-    let kpid = start(&dir);
-    let filler = disk.fill(3 << 19);
-    let mut client = kpid.records().await;
-    let mut acknowledged = 0usize;
-    let mut refused = None;
-    for call in 0..2000 {
-        let records = (0..100)
-            .map(|i| january_lead(&format!("lead-{call}-{i}")))
-            .collect();
-        match client.put_records(pb::PutRecordsRequest { records }).await {
-            Ok(_) => acknowledged += 100,
-            Err(status) => {
-                refused = Some(status);
-                break;
-            }
-        }
-    }
-    let refused = refused.expect("the disk filled up");
-    assert_eq!(
-        refused.code(),
-        tonic::Code::ResourceExhausted,
-        "{refused:?}"
-    );
-    assert!(refused.message().contains("disk"), "{refused:?}");
-    assert!(!refused.message().contains("Os {"), "{refused:?}");
-    // Nothing of the refused call is counted; the server keeps answering queries.
-    assert_eq!(leads_counted(&kpid).await, acknowledged.to_string());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while health_of(&kpid, "kpi.v1.RecordsService").await != ServingStatus::NotServing as i32 {
-        assert!(
-            Instant::now() < deadline,
-            "records health never turned NOT_SERVING"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(
-        health_of(&kpid, "kpi.v1.MetricsService").await,
-        ServingStatus::Serving as i32
-    );
-    let again = client
-        .put_records(pb::PutRecordsRequest {
-            records: vec![january_lead("while-full")],
-        })
-        .await
-        .expect_err("a write while the disk is full");
-    assert_eq!(again.code(), tonic::Code::ResourceExhausted, "{again:?}");
-    // sled cannot be read after a failed write: listings say so, and why.
-    let listing = client
-        .list_records(pb::ListRecordsRequest::default())
-        .await
-        .expect_err("a listing while the disk is full");
-    assert_eq!(listing.code(), tonic::Code::Unavailable, "{listing:?}");
-    assert!(listing.message().contains("disk is full"), "{listing:?}");
-
-    // Space is freed: writes resume by themselves.
-    std::fs::remove_file(&filler).unwrap();
-    let freed = Instant::now();
-    while health_of(&kpid, "kpi.v1.RecordsService").await != ServingStatus::Serving as i32 {
-        assert!(
-            freed.elapsed() < Duration::from_secs(30),
-            "records health never came back"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    eprintln!(
-        "disk full after {acknowledged} acknowledged leads; writes resumed {:?} after space was freed",
-        freed.elapsed()
-    );
-    let (listed, _) = list_all(&mut client, "lead", 1000).await;
-    assert_eq!(
-        listed.len(),
-        acknowledged,
-        "sled holds what was acknowledged"
-    );
-    client
-        .put_records(pb::PutRecordsRequest {
-            records: vec![january_lead("after-space-freed")],
-        })
-        .await
-        .expect("a write after space is freed");
-    acknowledged += 1;
-    assert_eq!(leads_counted(&kpid).await, acknowledged.to_string());
-
-    // A restart shows the same.
-    let kpid = stop_and_reopen(kpid, &dir);
-    assert_eq!(leads_counted(&kpid).await, acknowledged.to_string());
-    let (listed, _) = list_all(&mut kpid.records().await, "lead", 1000).await;
-    assert_eq!(listed.len(), acknowledged);
-}
-
 /// A damaged rows snapshot is never served: with ten bytes flipped across the
 /// `rows.snapshot` a clean stop wrote (the first and the last among them), the next start
 /// discards it, saying why, and scans sled: every record is there and Compute answers as
@@ -958,7 +817,11 @@ async fn sigterm_never_answers_a_committed_write_with_an_error() {
         kpid.send_sigterm();
         let mut calls = Vec::new();
         for writer in writers {
-            let writer = tokio::time::timeout(Duration::from_secs(30), writer);
+            let written = tokio::time::timeout(Duration::from_secs(30), writer)
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: a writer did not stop"))
+                .unwrap_or_else(|e| panic!("round {round}: a writer failed: {e}"));
+            calls.extend(written);
         }
         let status = block_in_place(|| kpid.wait_exit(Duration::from_secs(30)));
         assert!(status.success(), "{status:?}; logs:\n{}", kpid.logs());
@@ -973,4 +836,150 @@ async fn sigterm_never_answers_a_committed_write_with_an_error() {
         "{done} SIGTERM rounds in {:.1?}: {ok} writes answered OK, {failed} refused (none of them stored)",
         started.elapsed()
     );
+    assert!(done >= MIN_RUNS.min(rounds), "{done} rounds");
+    assert!(
+        ok as u64 >= done,
+        "every round acknowledges writes before its SIGTERM: {ok}"
+    );
+}
+
+/// A lead created in January 2025 (what the disk-full test writes and counts).
+fn january_lead(id: &str) -> pb::Record {
+    record(Kind::Lead(pb::Lead {
+        id: id.into(),
+        created_at: ts("2025-01-15T10:00:00Z"),
+        source: pb::Source::Marketing.into(),
+        ..Default::default()
+    }))
+}
+
+/// `sales.leads_created` over January 2025: the leads the query side holds.
+async fn leads_counted(kpid: &Kpid) -> String {
+    let answer = kpid
+        .metrics()
+        .await
+        .compute(pb::ComputeRequest {
+            metric_id: "sales.leads_created".into(),
+            start: ts("2025-01-01T00:00:00Z"),
+            end: ts("2025-02-01T00:00:00Z"),
+            ..Default::default()
+        })
+        .await
+        .expect("Compute answers while the disk is full")
+        .into_inner();
+    answer.rows[0].value.clone()
+}
+
+/// The health of `service` ("" for the server).
+async fn health_of(kpid: &Kpid, service: &str) -> i32 {
+    use tonic_health::pb::health_client::HealthClient;
+    HealthClient::new(kpid.channel().await)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .expect("health answers")
+        .into_inner()
+        .status
+}
+
+/// A full disk, through the real binary: writes answer RESOURCE_EXHAUSTED in plain words
+/// and change nothing visible; Compute keeps answering; the records service reports
+/// NOT_SERVING; once space is freed, writes resume without a restart, the listing holds
+/// exactly what was acknowledged, and so does a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_plainly_and_recovers_without_a_restart() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let Some(disk) = common::Tmpfs::mount(16 << 20) else {
+        return;
+    };
+    let dir = disk.path().join("data");
+    let kpid = start(&dir);
+    let filler = disk.fill(3 << 19);
+    let mut client = kpid.records().await;
+    let mut acknowledged = 0usize;
+    let mut refused = None;
+    for call in 0..2000 {
+        let records = (0..100)
+            .map(|i| january_lead(&format!("lead-{call}-{i}")))
+            .collect();
+        match client.put_records(pb::PutRecordsRequest { records }).await {
+            Ok(_) => acknowledged += 100,
+            Err(status) => {
+                refused = Some(status);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("the disk filled up");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert!(refused.message().contains("disk"), "{refused:?}");
+    assert!(!refused.message().contains("Os {"), "{refused:?}");
+    // Nothing of the refused call is counted; the server keeps answering queries.
+    assert_eq!(leads_counted(&kpid).await, acknowledged.to_string());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while health_of(&kpid, "kpi.v1.RecordsService").await != ServingStatus::NotServing as i32 {
+        assert!(
+            Instant::now() < deadline,
+            "records health never turned NOT_SERVING"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        health_of(&kpid, "kpi.v1.MetricsService").await,
+        ServingStatus::Serving as i32
+    );
+    let again = client
+        .put_records(pb::PutRecordsRequest {
+            records: vec![january_lead("while-full")],
+        })
+        .await
+        .expect_err("a write while the disk is full");
+    assert_eq!(again.code(), tonic::Code::ResourceExhausted, "{again:?}");
+    // sled cannot be read after a failed write: listings say so, and why.
+    let listing = client
+        .list_records(pb::ListRecordsRequest::default())
+        .await
+        .expect_err("a listing while the disk is full");
+    assert_eq!(listing.code(), tonic::Code::Unavailable, "{listing:?}");
+    assert!(listing.message().contains("disk is full"), "{listing:?}");
+
+    // Space is freed: writes resume by themselves.
+    std::fs::remove_file(&filler).unwrap();
+    let freed = Instant::now();
+    while health_of(&kpid, "kpi.v1.RecordsService").await != ServingStatus::Serving as i32 {
+        assert!(
+            freed.elapsed() < Duration::from_secs(30),
+            "records health never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "disk full after {acknowledged} acknowledged leads; writes resumed {:?} after space was freed",
+        freed.elapsed()
+    );
+    let (listed, _) = list_all(&mut client, "lead", 1000).await;
+    assert_eq!(
+        listed.len(),
+        acknowledged,
+        "sled holds what was acknowledged"
+    );
+    client
+        .put_records(pb::PutRecordsRequest {
+            records: vec![january_lead("after-space-freed")],
+        })
+        .await
+        .expect("a write after space is freed");
+    acknowledged += 1;
+    assert_eq!(leads_counted(&kpid).await, acknowledged.to_string());
+
+    // A restart shows the same.
+    let kpid = stop_and_reopen(kpid, &dir);
+    assert_eq!(leads_counted(&kpid).await, acknowledged.to_string());
+    let (listed, _) = list_all(&mut kpid.records().await, "lead", 1000).await;
+    assert_eq!(listed.len(), acknowledged);
 }

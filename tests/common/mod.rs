@@ -21,6 +21,14 @@ use tonic::transport::Channel;
 /// How long the server may take to log its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The `kpid` the servers of these tests run: `KPID_TEST_BINARY` when set (say, a release
+/// build: `KPID_TEST_BINARY=target/release/kpid cargo test --test crash`), else the
+/// binary cargo built with the tests.
+pub(crate) fn server_binary() -> PathBuf {
+    std::env::var_os("KPID_TEST_BINARY")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kpid")), PathBuf::from)
+}
+
 /// A running `kpid serve` child process.
 pub(crate) struct Kpid {
     child: Child,
@@ -66,7 +74,7 @@ impl Kpid {
         env: &[(&str, &str)],
         edit: impl FnOnce(&mut Command),
     ) -> Kpid {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kpid"));
+        let mut command = Command::new(server_binary());
         command
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
