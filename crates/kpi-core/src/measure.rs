@@ -167,8 +167,15 @@ pub enum Measure {
     /// Distinct customers with a subscription active at end.
     PayingCustomersAtEnd,
     /// First MRR of subscriptions started in W whose customer had no subscription active
-    /// when it started.
+    /// when it started and never had paid MRR before it (see
+    /// [`Measure::ReactivationMrr`]): the first MRR of a customer who never paid.
     NewMrr,
+    /// First MRR of subscriptions started in W whose customer had no subscription active
+    /// when it started but had paid MRR before it: some other subscription of theirs had
+    /// an MRR above 0 in effect from an instant strictly before this start (its start, or
+    /// a change before its end, to an MRR above 0, at a time before this `started_at`).
+    /// A returning customer, as ChartMogul's and Stripe's reactivation MRR.
+    ReactivationMrr,
     /// Sum of MRR increases in W of existing subscriptions, plus the first MRR of
     /// subscriptions started in W by customers who already had one active.
     ExpansionMrr,

@@ -46,6 +46,26 @@ fn sub_active_at(s: &Subscription, t: Timestamp) -> bool {
     s.started_at < t && crate::subscription::end(s).is_none_or(|e| e >= t)
 }
 
+/// Whether a subscription had an MRR above 0 in effect from an instant strictly before
+/// `t`: one of its steps (the start, or a change) set an MRR above 0 at a time before `t`
+/// and before its end.
+fn paid_before(s: &Subscription, t: Timestamp) -> bool {
+    let end = crate::subscription::end(s);
+    let start = (s.started_at, s.mrr_changes[0].mrr);
+    let changes = s.mrr_changes.iter().skip(1).map(|c| (c.at, c.mrr));
+    std::iter::once(start)
+        .chain(changes)
+        .any(|(at, mrr)| mrr > Decimal::ZERO && at < t && end.is_none_or(|e| at < e))
+}
+
+/// What a subscription's start is (the module doc of `crate::subscription`).
+#[derive(PartialEq, Eq)]
+enum Start {
+    New,
+    Expansion,
+    Reactivation,
+}
+
 /// The MRR a subscription contributes at `t`.
 fn mrr_at(s: &Subscription, t: Timestamp) -> Decimal {
     if sub_active_at(s, t) {
@@ -435,21 +455,16 @@ impl<'a> Reference<'a> {
                     .collect::<HashSet<_>>()
                     .len(),
             ),
-            Measure::NewMrr | Measure::ExpansionMrr => {
+            Measure::NewMrr | Measure::ExpansionMrr | Measure::ReactivationMrr => {
+                let counted = match measure {
+                    Measure::NewMrr => Start::New,
+                    Measure::ExpansionMrr => Start::Expansion,
+                    _ => Start::Reactivation,
+                };
                 let mut acc = Decimal::ZERO;
                 for s in subs() {
-                    if w.contains(s.started_at) {
-                        let had_one = self.all(RecordKind::Subscription).any(|r| match r {
-                            Record::Subscription(o) => {
-                                o.id != s.id
-                                    && o.customer_id == s.customer_id
-                                    && sub_active_at(o, s.started_at)
-                            }
-                            _ => false,
-                        });
-                        if had_one == (measure == Measure::ExpansionMrr) {
-                            add(&mut acc, s.mrr_changes[0].mrr)?;
-                        }
+                    if w.contains(s.started_at) && self.start_of(s) == counted {
+                        add(&mut acc, s.mrr_changes[0].mrr)?;
                     }
                     if measure == Measure::ExpansionMrr {
                         for (prev, next) in self.changes_before_end(s) {
@@ -532,6 +547,27 @@ impl<'a> Reference<'a> {
 
     /// The (previous MRR, (at, new MRR)) pairs of a subscription's changes after the
     /// starting one, before its end.
+    /// What the start of `s` is: expansion when another subscription of its customer is
+    /// active when it starts; else reactivation when another one had paid MRR before it
+    /// starts; else new.
+    fn start_of(&self, s: &Subscription) -> Start {
+        let others = || {
+            self.all(RecordKind::Subscription)
+                .filter_map(|r| match r {
+                    Record::Subscription(o) => Some(o),
+                    _ => None,
+                })
+                .filter(|o| o.id != s.id && o.customer_id == s.customer_id)
+        };
+        if others().any(|o| sub_active_at(o, s.started_at)) {
+            Start::Expansion
+        } else if others().any(|o| paid_before(o, s.started_at)) {
+            Start::Reactivation
+        } else {
+            Start::New
+        }
+    }
+
     fn changes_before_end(&self, s: &Subscription) -> Vec<(Decimal, (Timestamp, Decimal))> {
         let end = crate::subscription::end(s);
         let mut out = Vec::new();

@@ -7,10 +7,17 @@
 //!   after every event strictly before `t`: it is active at `t` when `started_at < t` and
 //!   it has no end before `t`, and its MRR at `t` is that of its last change before `t`
 //!   (the starting MRR if none).
-//! - Movements: starting is new MRR when the customer had no other subscription active at
-//!   `started_at`, else expansion; a later change up is expansion, down is contraction;
-//!   the end loses the MRR in effect just before it (churned MRR). So for any window,
-//!   MRR at end = MRR at start + new + expansion − contraction − churned, exactly.
+//! - A subscription *pays from* `p` when `p` is the earliest of its steps (the start, then
+//!   each change before its end) that sets an MRR above 0 and is before its end: its MRR
+//!   is above 0 at every instant just after `p`. A customer *had paid MRR before* `t`
+//!   when one of their subscriptions pays from a time strictly before `t`.
+//! - Movements: a start is expansion when the customer had another subscription active
+//!   at `started_at`; else reactivation when the customer had paid MRR before
+//!   `started_at` (a returning customer); else new MRR (a customer who never paid; a free
+//!   subscription of 0 before does not count). A later change up is expansion, down is
+//!   contraction; the end loses the MRR in effect just before it (churned MRR). Each start
+//!   is exactly one of the three, so for any window, MRR at end = MRR at start + new +
+//!   expansion + reactivation − contraction − churned, exactly.
 //! - A paying customer at `t` has an active subscription whose MRR at `t` is above 0.
 
 use jiff::Timestamp;
@@ -32,6 +39,22 @@ pub(crate) fn end_of(s: &SubRow) -> Option<Timestamp> {
         s.ended_at.get(),
         s.mrr_changes.iter().map(|(at, mrr)| (at.get(), *mrr)),
     )
+}
+
+/// The time the subscription held as a row pays from (see the module doc), if it ever
+/// has an MRR above 0 in effect.
+pub(crate) fn paid_from_of(s: &SubRow) -> Option<Timestamp> {
+    let end = end_of(s);
+    let steps = std::iter::once((s.started_at.get(), s.mrr_changes[0].1)).chain(
+        s.mrr_changes
+            .iter()
+            .skip(1)
+            .map(|(at, mrr)| (at.get(), *mrr)),
+    );
+    steps
+        .take_while(|(at, _)| end.is_none_or(|e| *at < e))
+        .find(|(_, mrr)| *mrr > Decimal::ZERO)
+        .map(|(at, _)| at)
 }
 
 /// The earlier of `ended_at` and the first change (after the starting MRR) to 0.

@@ -603,6 +603,34 @@ fn records() -> Vec<Record> {
             Some("2023-01-01"),
             None,
         ),
+        // sub8 (c6): c6's sub6 ended at start; c6 returns on Mar 10 with no subscription
+        // active but having paid before (sub6, 70 from 2023-03-01): reactivation 90.
+        subscription(
+            "sub8",
+            "c6",
+            "2024-03-10",
+            &[("2024-03-10", "90")],
+            None,
+            None,
+        ),
+        // sub9 (c7): a free subscription (MRR 0) Jan 15 to Jan 31: new MRR 0, churned 0.
+        subscription(
+            "sub9",
+            "c7",
+            "2024-01-15",
+            &[("2024-01-15", "0")],
+            Some("2024-01-31"),
+            None,
+        ),
+        // sub10 (c7): c7 never paid (sub9 was free): new MRR 25, not reactivation.
+        subscription(
+            "sub10",
+            "c7",
+            "2024-03-15",
+            &[("2024-03-15", "25")],
+            None,
+            None,
+        ),
         // ---- tickets
         // t1: answered after 2 h, resolved after 24 h, both in W.
         ticket(
@@ -777,19 +805,23 @@ fn expectations() -> Vec<(Measure, Decimal, Decimal)> {
         // sub1 (renewed), sub2; marketing sub1.
         (RenewalsDue, d("2"), d("1")),
         (Renewed, d("1"), d("1")),
-        // sub1 150 + sub3 50 + sub4 30; marketing the same.
-        (MrrAtEnd, d("230"), d("230")),
+        // sub1 150 + sub3 50 + sub4 30 + sub8 90 + sub10 25; marketing all but sub8 (c6 is
+        // sales).
+        (MrrAtEnd, d("345"), d("255")),
         // sub1 100 + sub2 200 + sub6 70; marketing sub1.
         (MrrAtStart, d("370"), d("100")),
-        // c1, c3.
-        (PayingCustomersAtEnd, d("2"), d("2")),
-        // sub3 + sub5; marketing sub3.
-        (NewMrr, d("110"), d("50")),
+        // c1, c3, c6, c7; marketing c1, c3, c7.
+        (PayingCustomersAtEnd, d("4"), d("3")),
+        // sub3 50 + sub5 60 + sub9 0 + sub10 25; marketing sub3, sub9, sub10.
+        (NewMrr, d("135"), d("75")),
         // sub1 +50, sub4 30.
         (ExpansionMrr, d("80"), d("80")),
         // sub2 −80.
         (ContractionMrr, d("80"), d("0")),
-        // sub2 120 + sub5 60 + sub6 70. Check: 370 + 110 + 80 − 80 − 250 = 230.
+        // sub8 (c6 returns; sales).
+        (ReactivationMrr, d("90"), d("0")),
+        // sub2 120 + sub5 60 + sub6 70 + sub9 0. Check: 370 + 135 + 80 + 90 − 80 − 250
+        // = 345; marketing 100 + 75 + 80 + 0 − 0 − 0 = 255.
         (ChurnedMrr, d("250"), d("0")),
         // t1 24 h, t2 16 h; t3 resolves at end. Marketing: t1 (c1), t2 (c3).
         (TicketsResolved, d("2"), d("2")),
@@ -866,6 +898,7 @@ fn covered(m: Measure) -> bool {
         | PayingCustomersAtEnd
         | NewMrr
         | ExpansionMrr
+        | ReactivationMrr
         | ContractionMrr
         | ChurnedMrr
         | TicketsResolved

@@ -1,6 +1,7 @@
-//! Subscriptions: MRR movements by time (every delta, new, expansion, contraction,
-//! churn), renewals by due date, paying customers as intervals, and what subscriptions are
-//! as a whole (new MRR, each customer's first); the measures they answer.
+//! Subscriptions: MRR movements by time (every delta, new, expansion, reactivation,
+//! contraction, churn), renewals by due date, paying customers as intervals, and what
+//! subscriptions are as a whole (how each starts: new, expansion or reactivation; each
+//! customer's first); the measures they answer.
 
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ pub(crate) fn answers(measure: Measure) -> bool {
             | Measure::PayingCustomersAtEnd
             | Measure::NewMrr
             | Measure::ExpansionMrr
+            | Measure::ReactivationMrr
             | Measure::ContractionMrr
             | Measure::ChurnedMrr
     )
@@ -45,8 +47,8 @@ pub(crate) struct SubscriptionHistory {
     pub(crate) customer: Sym,
     pub(crate) started: Timestamp,
     pub(crate) first_mrr: Decimal,
-    /// Whether its customer had no subscription active when it started.
-    pub(crate) new: bool,
+    /// What its start is (see [`StartClass`]).
+    pub(crate) class: StartClass,
     /// Changes after the starting one and before the end: (at, previous MRR, new MRR).
     pub(crate) changes: Vec<(Timestamp, Decimal, Decimal)>,
     /// The end and the MRR in effect just before it.
@@ -54,9 +56,8 @@ pub(crate) struct SubscriptionHistory {
 }
 
 impl SubscriptionHistory {
-    /// The history of `s`; `new`: whether its customer had no subscription active when
-    /// it started.
-    pub(crate) fn of(s: &SubRow, new: bool) -> Self {
+    /// The history of `s`, whose start is `class`.
+    pub(crate) fn of(s: &SubRow, class: StartClass) -> Self {
         let end = crate::subscription::end_of(s);
         let mut prev = s.mrr_changes[0].1;
         let mut changes = Vec::new();
@@ -72,20 +73,35 @@ impl SubscriptionHistory {
             customer: s.customer,
             started: s.started_at.get(),
             first_mrr: s.mrr_changes[0].1,
-            new,
+            class,
             changes,
             end: end.map(|e| (e, prev)),
         }
     }
 }
 
+/// What a subscription's start is, per the module doc of `crate::subscription`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum StartClass {
+    /// Its customer had no other subscription active when it started and never had paid
+    /// MRR before.
+    New,
+    /// Its customer had another subscription active when it started.
+    Expansion,
+    /// Its customer had no other subscription active when it started but had paid MRR
+    /// before (a returning customer).
+    Reactivation,
+}
+
 /// What an MRR movement is (every one is also a delta of the MRR).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MrrMoveKind {
-    /// A start when the customer had no subscription active.
+    /// A start when the customer never had paid MRR and has no subscription active.
     New,
     /// A start beside another active subscription, or a change up.
     Expansion,
+    /// A start when the customer had paid MRR before but has no subscription active.
+    Reactivation,
     /// A change down.
     Contraction,
     /// A change to the same MRR.
@@ -97,10 +113,10 @@ pub(crate) enum MrrMoveKind {
 impl SubscriptionHistory {
     /// Its MRR movements in order: when, the signed change of MRR, and what it is.
     pub(crate) fn into_moves(self) -> impl Iterator<Item = (Timestamp, Decimal, MrrMoveKind)> {
-        let start = if self.new {
-            MrrMoveKind::New
-        } else {
-            MrrMoveKind::Expansion
+        let start = match self.class {
+            StartClass::New => MrrMoveKind::New,
+            StartClass::Expansion => MrrMoveKind::Expansion,
+            StartClass::Reactivation => MrrMoveKind::Reactivation,
         };
         let changes = self.changes.into_iter().map(|(at, prev, next)| {
             let kind = match next.cmp(&prev) {
@@ -145,19 +161,20 @@ impl SubscriptionHistory {
 }
 
 /// What subscriptions are as a whole, which depends on the subscriptions alone (so an
-/// index keeps it while they do not change): per subscription slot, whether it is its
-/// customer's new MRR (no other subscription of the customer active when it started);
-/// per customer id symbol, the slot of their earliest subscription (earliest start, then
+/// index keeps it while they do not change): per subscription slot, what its start is
+/// ([`StartClass`]: expansion when another subscription of the customer was active when
+/// it started, else reactivation when the customer had paid MRR before, else new); per
+/// customer id symbol, the slot of their earliest subscription (earliest start, then
 /// smallest id; [`NONE`] without one).
 pub(crate) struct SubscriptionClasses {
-    new: Vec<bool>,
+    class: Vec<StartClass>,
     first: Vec<u32>,
 }
 
 impl SubscriptionClasses {
-    /// Whether the subscription at `slot` is its customer's new MRR.
-    pub(crate) fn new_mrr(&self, slot: u32) -> bool {
-        self.new[slot as usize]
+    /// What the start of the subscription at `slot` is.
+    pub(crate) fn start_class(&self, slot: u32) -> StartClass {
+        self.class[slot as usize]
     }
 
     /// The slot of the earliest subscription of the customer with id symbol `customer`.
@@ -180,12 +197,14 @@ impl SubscriptionClasses {
                 .then_with(|| subscriptions.row(a.2).id.cmp(&subscriptions.row(b.2).id))
         });
         let customers = order.last().map_or(0, |(c, _, _)| *c as usize + 1);
-        let mut new = vec![false; subscriptions.slot_count()];
+        let mut class = vec![StartClass::New; subscriptions.slot_count()];
         let mut first = vec![NONE; customers];
         for group in order.chunk_by(|a, b| a.0 == b.0) {
             first[group[0].0 as usize] = group[0].2;
             // The latest end among subscriptions that started earlier (None inside: never).
             let mut latest_end: Option<Option<Timestamp>> = None;
+            // The earliest time from which one of them had an MRR above 0 in effect.
+            let mut paid_from: Option<Timestamp> = None;
             for same_start in group.chunk_by(|a, b| a.1 == b.1) {
                 let start = same_start[0].1;
                 let active = match latest_end {
@@ -193,9 +212,19 @@ impl SubscriptionClasses {
                     Some(None) => true,
                     Some(Some(e)) => e >= start,
                 };
+                let paid_before = paid_from.is_some_and(|p| p < start);
+                let this = match (active, paid_before) {
+                    (true, _) => StartClass::Expansion,
+                    (false, true) => StartClass::Reactivation,
+                    (false, false) => StartClass::New,
+                };
                 for (_, _, slot) in same_start {
-                    new[*slot as usize] = !active;
-                    let end = crate::subscription::end_of(subscriptions.row(*slot));
+                    class[*slot as usize] = this;
+                    let row = subscriptions.row(*slot);
+                    if let Some(p) = crate::subscription::paid_from_of(row) {
+                        paid_from = Some(paid_from.map_or(p, |q| q.min(p)));
+                    }
+                    let end = crate::subscription::end_of(row);
                     latest_end = Some(match (latest_end, end) {
                         (Some(None), _) | (_, None) => None,
                         (Some(Some(a)), Some(b)) => Some(a.max(b)),
@@ -204,11 +233,11 @@ impl SubscriptionClasses {
                 }
             }
         }
-        SubscriptionClasses { new, first }
+        SubscriptionClasses { class, first }
     }
 }
 
-/// What subscription rows read: the lookups, and whether each is its customer's new MRR.
+/// What subscription rows read: the lookups, and what each one's start is.
 #[derive(Clone)]
 pub(crate) struct SubscriptionContext {
     pub(crate) lookups: Arc<Lookups>,
@@ -250,6 +279,7 @@ pub(crate) struct SubscriptionIndex {
     pub(crate) deltas: MrrMoves,
     pub(crate) new: MrrMoves,
     pub(crate) expansion: MrrMoves,
+    pub(crate) reactivation: MrrMoves,
     pub(crate) contraction: MrrMoves,
     pub(crate) churn: MrrMoves,
     pub(crate) due: EventList<u32>,
@@ -271,7 +301,7 @@ impl KindIndex for SubscriptionIndex {
     }
 
     fn build(context: &SubscriptionContext, rows: &Self::Table, subset: &[u32]) -> Self {
-        let history = |r: u32| SubscriptionHistory::of(rows.row(r), context.classes.new_mrr(r));
+        let history = |r: u32| SubscriptionHistory::of(rows.row(r), context.classes.start_class(r));
         // Each kind of movement in two passes over the histories (counted, then
         // collected), one kind at a time: nothing but the list being sorted is held.
         let moves = |keep: fn(MrrMoveKind) -> bool, lost: bool| {
@@ -320,6 +350,7 @@ impl KindIndex for SubscriptionIndex {
             deltas: moves(|_| true, false),
             new: moves(|k| k == MrrMoveKind::New, false),
             expansion: moves(|k| k == MrrMoveKind::Expansion, false),
+            reactivation: moves(|k| k == MrrMoveKind::Reactivation, false),
             contraction: moves(|k| k == MrrMoveKind::Contraction, true),
             churn: moves(|k| k == MrrMoveKind::Churn, true),
             due: rows_by_time(subset, |r| rows.row(r).renewal_due_at.get()),
@@ -386,6 +417,7 @@ pub(crate) fn measure(
         }
         Measure::NewMrr => moved(&index.new)?,
         Measure::ExpansionMrr => moved(&index.expansion)?,
+        Measure::ReactivationMrr => moved(&index.reactivation)?,
         Measure::ContractionMrr => moved(&index.contraction)?,
         Measure::ChurnedMrr => moved(&index.churn)?,
         _ => unreachable!(

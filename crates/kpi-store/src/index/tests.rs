@@ -65,6 +65,7 @@ pub(super) fn all_measures() -> Vec<Measure> {
         PayingCustomersAtEnd,
         NewMrr,
         ExpansionMrr,
+        ReactivationMrr,
         ContractionMrr,
         ChurnedMrr,
         TicketsResolved,
@@ -472,6 +473,73 @@ fn index_matches_the_reference_on_random_grids() {
         }
         compare(&records, &scopes);
     }
+}
+
+/// For random subscription histories and random windows (on the grid, between grid
+/// points, empty, and past both ends), with and without filters, the MRR at a window's
+/// end is its MRR at start plus new, expansion and reactivation MRR minus contraction and
+/// churned MRR, exactly, in the index and in the reference alike; and the random histories
+/// do hold returning customers (reactivation MRR above 0 somewhere).
+#[test]
+fn mrr_at_end_is_mrr_at_start_plus_every_movement() {
+    let base: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+    let grid: Vec<Timestamp> = (0..8)
+        .map(|i| base + jiff::SignedDuration::from_hours(36 * i))
+        .collect();
+    let mut reactivations = 0;
+    for seed in 0..200u64 {
+        let mut tenant = RandomTenant {
+            rng: Rng(seed * 104_729 + 3),
+            grid: grid.clone(),
+        };
+        let records = canonical(tenant.records());
+        let index = Index::build(
+            &Rows::of(records.records().cloned()),
+            &super::KindGens::default(),
+            None,
+        );
+        let reference = Reference::new(&records);
+        let sources: [(&str, &dyn Fn(Measure, &Scope) -> Decimal); 2] = [
+            ("index", &|m, s| index.measure(m, s).unwrap()),
+            ("reference", &|m, s| reference.measure(m, s).unwrap()),
+        ];
+        for filters in [
+            BTreeMap::new(),
+            BTreeMap::from([(Dimension::Segment, "smb".to_owned())]),
+        ] {
+            for _ in 0..6 {
+                // Offsets of −1, 0 or +1 hour around grid points: edges and in-betweens.
+                let at = |tenant: &mut RandomTenant| {
+                    let i = tenant.time();
+                    let shift = tenant.rng.range(-1, 1);
+                    grid[i] + jiff::SignedDuration::from_hours(shift)
+                };
+                let (a, b) = (at(&mut tenant), at(&mut tenant));
+                let scope = Scope {
+                    window: Window::new(a.min(b), a.max(b)).unwrap(),
+                    filters: filters.clone(),
+                };
+                for (name, measure) in &sources {
+                    let m = |x: Measure| measure(x, &scope);
+                    let reactivation = m(Measure::ReactivationMrr);
+                    if reactivation > Decimal::ZERO {
+                        reactivations += 1;
+                    }
+                    assert_eq!(
+                        m(Measure::MrrAtEnd),
+                        m(Measure::MrrAtStart)
+                            + m(Measure::NewMrr)
+                            + m(Measure::ExpansionMrr)
+                            + reactivation
+                            - m(Measure::ContractionMrr)
+                            - m(Measure::ChurnedMrr),
+                        "{name}, seed {seed}, {scope:?}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(reactivations > 0, "no random history returned a customer");
 }
 
 #[test]

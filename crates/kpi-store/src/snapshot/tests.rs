@@ -186,6 +186,7 @@ fn measures() -> Vec<Measure> {
         MrrAtEnd,
         NewMrr,
         ExpansionMrr,
+        ReactivationMrr,
         ChurnedMrr,
         TicketsResolved,
         FirstResponseHoursTotal,
