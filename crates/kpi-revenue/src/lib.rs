@@ -1,5 +1,5 @@
-//! Revenue KPIs: MRR, ARPA, the MRR movements (new, expansion, contraction, churned, net
-//! new), the MRR churn rate, total monthly revenue and new-customer revenue. Each metric
+//! Revenue KPIs: MRR, ARPA, the MRR movements (new, expansion, reactivation, contraction,
+//! churned, net new), the MRR churn rate, total monthly revenue and new-customer revenue. Each metric
 //! lives in its own module with its descriptor, formula and worked-example tests, and
 //! registers itself with `kpi_core::register_metric!`.
 //!
@@ -15,6 +15,7 @@ mod mrr_churn_rate;
 mod net_new_mrr;
 mod new_customer_revenue;
 mod new_mrr;
+mod reactivation_mrr;
 mod total_monthly_revenue;
 
 pub use arpa::Arpa;
@@ -26,6 +27,7 @@ pub use mrr_churn_rate::MrrChurnRate;
 pub use net_new_mrr::NetNewMrr;
 pub use new_customer_revenue::NewCustomerRevenue;
 pub use new_mrr::NewMrr;
+pub use reactivation_mrr::ReactivationMrr;
 pub use total_monthly_revenue::TotalMonthlyRevenue;
 
 use kpi_core::Dimension;
@@ -41,12 +43,13 @@ mod tests {
     use kpi_core::testing::*;
     use kpi_core::{ComputeError, ComputeSpec, Dimension, InputSource, Measure, Metric, Value};
 
-    /// Every `revenue.*` id of METRICS.md.
-    const CATALOGUE_IDS: [&str; 10] = [
+    /// Every `revenue.*` id of METRICS.md, and reactivation MRR (issue 14).
+    const CATALOGUE_IDS: [&str; 11] = [
         "revenue.mrr",
         "revenue.arpa",
         "revenue.new_mrr",
         "revenue.expansion_mrr",
+        "revenue.reactivation_mrr",
         "revenue.contraction_mrr",
         "revenue.churned_mrr",
         "revenue.net_new_mrr",
@@ -55,11 +58,12 @@ mod tests {
         "revenue.new_customer_revenue",
     ];
 
-    const ALL: [&'static dyn Metric; 10] = [
+    const ALL: [&'static dyn Metric; 11] = [
         &Mrr,
         &Arpa,
         &NewMrr,
         &ExpansionMrr,
+        &ReactivationMrr,
         &ContractionMrr,
         &ChurnedMrr,
         &NetNewMrr,
@@ -132,6 +136,7 @@ mod tests {
                                 | Measure::PayingCustomersAtEnd
                                 | Measure::NewMrr
                                 | Measure::ExpansionMrr
+                                | Measure::ReactivationMrr
                                 | Measure::ContractionMrr
                                 | Measure::ChurnedMrr
                                 | Measure::PurchaseRevenue
@@ -143,7 +148,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(stored, 17, "every input but months is stored");
+        assert_eq!(stored, 19, "every input but months is stored");
     }
 
     #[test]

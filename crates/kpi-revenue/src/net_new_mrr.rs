@@ -3,7 +3,8 @@ use kpi_core::{
     Params, Unit, Value,
 };
 
-/// `revenue.net_new_mrr`: new_mrr + expansion_mrr − contraction_mrr − churned_mrr.
+/// `revenue.net_new_mrr`: new_mrr + expansion_mrr + reactivation_mrr − contraction_mrr −
+/// churned_mrr.
 pub struct NetNewMrr;
 
 static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
@@ -11,18 +12,23 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
     name: "Net new MRR",
     family: "revenue",
     description: "How much MRR grew (or, when negative, shrank) through the window's \
-        movements. new_mrr is the first MRR of subscriptions started in the window by \
-        customers with none active; expansion_mrr the MRR increases in the window of existing \
-        customers; contraction_mrr the decreases in the window that leave a subscription \
+        movements: MRR at the end = MRR at the start + net new MRR, exactly. new_mrr is the \
+        first MRR of subscriptions started in the window by customers with none active who \
+        never had paid MRR; expansion_mrr the MRR increases in the window of existing \
+        customers; reactivation_mrr the first MRR of subscriptions started in the window by \
+        customers with none active who had paid MRR before (returning customers); \
+        contraction_mrr the decreases in the window that leave a subscription \
         running; churned_mrr the MRR in effect just before each subscription that ended in \
-        the window (ended_at, or a change to 0) ended.",
-    formula: "new_mrr + expansion_mrr − contraction_mrr − churned_mrr",
+        the window (ended_at, or a change to 0) ended. As Stripe's MRR growth (new + \
+        reactivation + expansion − churned − contraction) and ChartMogul's net MRR movement.",
+    formula: "new_mrr + expansion_mrr + reactivation_mrr − contraction_mrr − churned_mrr",
     unit: Unit::Currency,
     direction: Direction::HigherIsBetter,
     inputs: &[
         InputSpec::stored(
             "new_mrr",
-            "first MRR of subscriptions started in the window by customers with none active",
+            "first MRR of subscriptions started in the window by customers with none active \
+                who never had paid MRR",
             InputKind::NonNegative,
             Measure::NewMrr,
         ),
@@ -31,6 +37,13 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
             "sum of MRR increases in the window of existing customers' subscriptions",
             InputKind::NonNegative,
             Measure::ExpansionMrr,
+        ),
+        InputSpec::stored(
+            "reactivation_mrr",
+            "first MRR of subscriptions started in the window by customers with none active \
+                who had paid MRR before",
+            InputKind::NonNegative,
+            Measure::ReactivationMrr,
         ),
         InputSpec::stored(
             "contraction_mrr",
@@ -58,16 +71,22 @@ impl Metric for NetNewMrr {
     fn evaluate(&self, inputs: &Inputs, _params: &Params) -> Result<Value, MetricError> {
         let new_mrr = inputs.get("new_mrr")?;
         let expansion_mrr = inputs.get("expansion_mrr")?;
+        let reactivation_mrr = inputs.get("reactivation_mrr")?;
         let contraction_mrr = inputs.get("contraction_mrr")?;
         let churned_mrr = inputs.get("churned_mrr")?;
         let gained = new_mrr
             .checked_add(expansion_mrr)
-            .ok_or_else(|| MetricError::Overflow("new_mrr + expansion_mrr".into()))?;
+            .and_then(|x| x.checked_add(reactivation_mrr))
+            .ok_or_else(|| {
+                MetricError::Overflow("new_mrr + expansion_mrr + reactivation_mrr".into())
+            })?;
         let lost = contraction_mrr
             .checked_add(churned_mrr)
             .ok_or_else(|| MetricError::Overflow("contraction_mrr + churned_mrr".into()))?;
         gained.checked_sub(lost).map(Value::Defined).ok_or_else(|| {
-            MetricError::Overflow("new_mrr + expansion_mrr − contraction_mrr − churned_mrr".into())
+            MetricError::Overflow(
+                "new_mrr + expansion_mrr + reactivation_mrr − contraction_mrr − churned_mrr".into(),
+            )
         })
     }
 }
@@ -80,9 +99,28 @@ mod tests {
     use kpi_core::testing::*;
     use kpi_core::{ComputeSpec, Decimal};
 
+    /// Net new MRR of new, expansion, contraction and churned MRR, with no reactivation.
     fn net_new(
         new_mrr: &str,
         expansion_mrr: &str,
+        contraction_mrr: &str,
+        churned_mrr: &str,
+        raw_params: &[(&str, &str)],
+    ) -> Result<Value, MetricError> {
+        net_new_with_reactivation(
+            new_mrr,
+            expansion_mrr,
+            "0",
+            contraction_mrr,
+            churned_mrr,
+            raw_params,
+        )
+    }
+
+    fn net_new_with_reactivation(
+        new_mrr: &str,
+        expansion_mrr: &str,
+        reactivation_mrr: &str,
         contraction_mrr: &str,
         churned_mrr: &str,
         raw_params: &[(&str, &str)],
@@ -92,6 +130,7 @@ mod tests {
             &inputs([
                 ("new_mrr", new_mrr),
                 ("expansion_mrr", expansion_mrr),
+                ("reactivation_mrr", reactivation_mrr),
                 ("contraction_mrr", contraction_mrr),
                 ("churned_mrr", churned_mrr),
             ]),
@@ -103,6 +142,24 @@ mod tests {
     fn growth_is_new_plus_expansion_minus_contraction_and_churn() {
         // 5 000 + 2 000 − 500 − 1 500 = 5 000.
         assert_defined(net_new("5000", "2000", "500", "1500", &[]), "5000");
+    }
+
+    #[test]
+    fn reactivation_adds_like_new_mrr() {
+        // 5 000 new + 2 000 expansion + 700 reactivation − 500 − 1 500 = 5 700.
+        assert_defined(
+            net_new_with_reactivation("5000", "2000", "700", "500", "1500", &[]),
+            "5700",
+        );
+        // A month where only returning customers move MRR: 0 + 0 + 300 − 0 − 100 = 200.
+        assert_defined(
+            net_new_with_reactivation("0", "0", "300", "0", "100", &[]),
+            "200",
+        );
+        assert_invalid_input(
+            net_new_with_reactivation("0", "0", "-1", "0", "0", &[]),
+            "reactivation_mrr",
+        );
     }
 
     #[test]
@@ -143,13 +200,18 @@ mod tests {
             net_new("0", "0", &max, &max, &[]),
             Err(MetricError::Overflow(_))
         ));
+        assert!(matches!(
+            net_new_with_reactivation(&max, "0", &max, "0", "0", &[]),
+            Err(MetricError::Overflow(_))
+        ));
     }
 
     #[test]
-    fn reads_the_four_movements_from_the_store() {
+    fn reads_the_five_movements_from_the_store() {
         let source = FakeSource::new([
             (Measure::NewMrr, "5000"),
             (Measure::ExpansionMrr, "2000"),
+            (Measure::ReactivationMrr, "700"),
             (Measure::ContractionMrr, "500"),
             (Measure::ChurnedMrr, "1500"),
         ]);
@@ -158,12 +220,14 @@ mod tests {
             &ComputeSpec::new("revenue.net_new_mrr", Some(q1_2024())),
             &source,
         );
-        assert_eq!(rows[0].value, Value::Defined(d("5000")));
+        // 5 000 + 2 000 + 700 − 500 − 1 500.
+        assert_eq!(rows[0].value, Value::Defined(d("5700")));
         assert_eq!(
             rows[0].inputs,
             inputs([
                 ("new_mrr", "5000"),
                 ("expansion_mrr", "2000"),
+                ("reactivation_mrr", "700"),
                 ("contraction_mrr", "500"),
                 ("churned_mrr", "1500"),
             ])

@@ -3,23 +3,28 @@ use kpi_core::{
     Params, Unit, Value,
 };
 
-/// `revenue.new_mrr`: the first MRR of new subscribers in the window.
+/// `revenue.new_mrr`: the first MRR of customers who never had paid MRR, in the window.
 pub struct NewMrr;
 
 static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
     id: "revenue.new_mrr",
     name: "New MRR",
     family: "revenue",
-    description: "MRR won from new subscribers in the window. new_mrr is the sum of the first \
-        MRR (the first of the (at, mrr) changes) of subscriptions started in the window whose \
-        customer had no subscription active when it started; a customer who already pays and \
-        adds a subscription counts as expansion instead.",
-    formula: "new_mrr (first MRR of new subscribers)",
+    description: "First MRR of a customer who never had paid MRR. new_mrr is the sum of the \
+        first MRR (the first of the (at, mrr) changes) of subscriptions started in the window \
+        whose customer had no other subscription active when it started and had never paid \
+        MRR before it (no subscription of theirs had an MRR above 0 in effect before this \
+        start; a free one of MRR 0 does not count). A customer with a subscription active \
+        counts as expansion instead, and one who had paid before and comes back as \
+        reactivation (revenue.reactivation_mrr). As ChartMogul's new business MRR (the MRR \
+        when a lead first becomes a paying customer) and Stripe's new MRR.",
+    formula: "new_mrr (first MRR of customers who never had paid MRR)",
     unit: Unit::Currency,
     direction: Direction::HigherIsBetter,
     inputs: &[InputSpec::stored(
         "new_mrr",
-        "first MRR of subscriptions started in the window by customers with none active",
+        "first MRR of subscriptions started in the window by customers with none active who \
+            never had paid MRR",
         InputKind::NonNegative,
         Measure::NewMrr,
     )],

@@ -2,7 +2,7 @@
 //! mode on the same inputs, a ratio is undefined exactly when its denominator is 0, amounts
 //! stay non-negative, the `precision` parameter rounds the exact formula value, months(W)
 //! is read from the window in the request's time zone, and net new MRR is the sum of the
-//! movement metrics computed in the same batch (the first four from the shared harness of
+//! five movement metrics computed in the same batch (the first four from the shared harness of
 //! `kpi_core::testing`).
 //!
 //! Each metric's valid inputs are derived from one random [`Pool`], respecting its input
@@ -29,12 +29,12 @@ kpi_core::family_properties!(REVENUE);
 #[derive(Debug, Clone)]
 struct Pool {
     count: u32,
-    amounts: [Decimal; 4],
+    amounts: [Decimal; 5],
     precision: u32,
 }
 
 fn pool() -> BoxedStrategy<Pool> {
-    (count(), prop::array::uniform4(amount()), 0u32..=6)
+    (count(), prop::array::uniform5(amount()), 0u32..=6)
         .prop_map(|(count, amounts, precision)| Pool {
             count,
             amounts,
@@ -46,7 +46,7 @@ fn pool() -> BoxedStrategy<Pool> {
 /// Valid inputs for metric `id`, derived from `p`.
 fn case(id: &str, p: &Pool) -> Case {
     let c0 = p.count;
-    let [a0, a1, a2, a3] = p.amounts;
+    let [a0, a1, a2, a3, a4] = p.amounts;
     match id {
         "revenue.arpa" => Case::new(vec![("mrr", total(a0, c0)), ("paying_customers", n(c0))])
             .over(n(c0))
@@ -66,6 +66,7 @@ fn case(id: &str, p: &Pool) -> Case {
         "revenue.net_new_mrr" => Case::new(vec![
             ("new_mrr", a0),
             ("expansion_mrr", a1),
+            ("reactivation_mrr", a4),
             ("contraction_mrr", a2),
             ("churned_mrr", a3),
         ])
@@ -74,6 +75,7 @@ fn case(id: &str, p: &Pool) -> Case {
             Case::new(vec![("new_customer_revenue", a0)]).range(NON_NEGATIVE)
         }
         "revenue.new_mrr" => Case::new(vec![("new_mrr", a0)]).range(NON_NEGATIVE),
+        "revenue.reactivation_mrr" => Case::new(vec![("reactivation_mrr", a0)]).range(NON_NEGATIVE),
         "revenue.total_monthly_revenue" => {
             Case::new(vec![("mrr", a0), ("non_recurring", a1), ("months", a2)])
                 .over(a2)
@@ -156,14 +158,15 @@ proptest! {
         }
     }
 
-    /// In one stored batch, net new MRR equals new + expansion − contraction − churned MRR
-    /// as the four movement metrics answer them.
+    /// In one stored batch, net new MRR equals new + expansion + reactivation −
+    /// contraction − churned MRR as the five movement metrics answer them.
     #[test]
     fn net_new_mrr_is_the_sum_of_the_movements(p in pool()) {
-        let [new, expansion, contraction, churned] = p.amounts;
+        let [new, expansion, contraction, churned, reactivation] = p.amounts;
         let source = FakeSource::new([
             (Measure::NewMrr, new),
             (Measure::ExpansionMrr, expansion),
+            (Measure::ReactivationMrr, reactivation),
             (Measure::ContractionMrr, contraction),
             (Measure::ChurnedMrr, churned),
         ]);
@@ -173,6 +176,7 @@ proptest! {
             "revenue.expansion_mrr",
             "revenue.contraction_mrr",
             "revenue.churned_mrr",
+            "revenue.reactivation_mrr",
         ];
         let specs: Vec<ComputeSpec> = ids
             .iter()
@@ -191,6 +195,9 @@ proptest! {
                 rows[0].value.as_decimal().unwrap_or_else(|| panic!("{id} undefined"))
             })
             .collect();
-        prop_assert_eq!(values[0], values[1] + values[2] - values[3] - values[4]);
+        prop_assert_eq!(
+            values[0],
+            values[1] + values[2] + values[5] - values[3] - values[4]
+        );
     }
 }
