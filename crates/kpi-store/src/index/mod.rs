@@ -108,76 +108,55 @@ pub(crate) struct PartDeclaration {
     pub(crate) answers: fn(Measure) -> bool,
 }
 
+/// Calls `$each!` with every part read through [`Index::measure`]'s dispatch, as
+/// `(module, unit)`: the module (`deals`, the field of [`Index`] holding the part too)
+/// declares `READS`, `answers` and `measure`; the unit's dimensions filter it. The one list
+/// of parts: the declarations, the dispatch, the group values and the background build
+/// all read it, in this order (the background build's: the deals first).
+macro_rules! with_parts {
+    ($each:ident) => {
+        $each!(
+            (deals, Deal),
+            (customers, Customer),
+            (leads, Lead),
+            (subscriptions, Subscription),
+            (purchases, Purchase),
+            (tickets, Ticket),
+            (surveys, Survey),
+            (spend, Spend),
+            (campaigns, Campaign),
+            (quotas, Quota),
+            (activities, Activity)
+        )
+    };
+}
+
+macro_rules! declarations {
+    ($(($module:ident, $unit:ident)),*) => {
+        &[
+            $(PartDeclaration {
+                unit: Unit::$unit,
+                reads: $module::READS,
+                answers: $module::answers,
+            },)*
+            PartDeclaration {
+                unit: Unit::StageExit,
+                reads: deals::READS,
+                answers: stages::exits_answer,
+            },
+            PartDeclaration {
+                unit: Unit::StageStay,
+                reads: deals::READS,
+                answers: stages::stays_answer,
+            },
+        ]
+    };
+}
+
 /// Every part's declarations. The stage parts are kept, refit and rebuilt with the deal
 /// part, reading what it reads; the stage stays answer the open deals in place of the deal
 /// part when the filters name a stage.
-pub(crate) const PARTS: [PartDeclaration; 13] = [
-    PartDeclaration {
-        unit: Unit::Deal,
-        reads: deals::READS,
-        answers: deals::answers,
-    },
-    PartDeclaration {
-        unit: Unit::StageExit,
-        reads: deals::READS,
-        answers: stages::exits_answer,
-    },
-    PartDeclaration {
-        unit: Unit::StageStay,
-        reads: deals::READS,
-        answers: stages::stays_answer,
-    },
-    PartDeclaration {
-        unit: Unit::Quota,
-        reads: quotas::READS,
-        answers: quotas::answers,
-    },
-    PartDeclaration {
-        unit: Unit::Lead,
-        reads: leads::READS,
-        answers: leads::answers,
-    },
-    PartDeclaration {
-        unit: Unit::Customer,
-        reads: customers::READS,
-        answers: customers::answers,
-    },
-    PartDeclaration {
-        unit: Unit::Spend,
-        reads: spend::READS,
-        answers: spend::answers,
-    },
-    PartDeclaration {
-        unit: Unit::Campaign,
-        reads: campaigns::READS,
-        answers: campaigns::answers,
-    },
-    PartDeclaration {
-        unit: Unit::Purchase,
-        reads: purchases::READS,
-        answers: purchases::answers,
-    },
-    PartDeclaration {
-        unit: Unit::Subscription,
-        reads: subscriptions::READS,
-        answers: subscriptions::answers,
-    },
-    PartDeclaration {
-        unit: Unit::Ticket,
-        reads: tickets::READS,
-        answers: tickets::answers,
-    },
-    PartDeclaration {
-        unit: Unit::Survey,
-        reads: surveys::READS,
-        answers: surveys::answers,
-    },
-    PartDeclaration {
-        unit: Unit::Activity,
-        reads: activities::READS,
-        answers: activities::answers,
-    },
-];
+pub(crate) const PARTS: &[PartDeclaration] = with_parts!(declarations);
 
 /// The positions in [`PARTS`] of the parts that answer `measure`; `staged`: the filters
 /// name a stage (the stage stays then answer the open deals in place of the deals).
@@ -464,19 +443,12 @@ impl Index {
     pub(crate) fn warm(&self, wanted: &dyn Fn() -> bool) {
         // Not the stage exits and stays: they are read through a stage partition (the
         // dashboard's stage groups), and an index over all of them would only add memory.
-        let order: [&dyn Warm; 11] = [
-            &*self.deals,
-            &*self.customers,
-            &*self.leads,
-            &*self.subscriptions,
-            &*self.purchases,
-            &*self.tickets,
-            &*self.surveys,
-            &*self.spend,
-            &*self.campaigns,
-            &*self.quotas,
-            &*self.activities,
-        ];
+        macro_rules! order {
+            ($(($module:ident, $unit:ident)),*) => {
+                [$(&*self.$module as &dyn Warm),*]
+            };
+        }
+        let order = with_parts!(order);
         for p in order {
             if !wanted() {
                 return;
@@ -511,41 +483,16 @@ impl Index {
             }
             Ok::<(), MetricError>(())
         };
-        share(deals::answers(measure), &|| {
-            deals::measure(&self.deals, measure, w, &f)
-        })?;
+        macro_rules! shares {
+            ($(($module:ident, $unit:ident)),*) => {
+                $(share($module::answers(measure), &|| {
+                    $module::measure(&self.$module, measure, w, &f)
+                })?;)*
+            };
+        }
+        with_parts!(shares);
         share(stages::exits_answer(measure), &|| {
             stages::measure(&self.stages().exits, measure, w, &f)
-        })?;
-        share(quotas::answers(measure), &|| {
-            quotas::measure(&self.quotas, measure, w, &f)
-        })?;
-        share(leads::answers(measure), &|| {
-            leads::measure(&self.leads, measure, w, &f)
-        })?;
-        share(customers::answers(measure), &|| {
-            customers::measure(&self.customers, measure, w, &f)
-        })?;
-        share(spend::answers(measure), &|| {
-            spend::measure(&self.spend, measure, w, &f)
-        })?;
-        share(campaigns::answers(measure), &|| {
-            campaigns::measure(&self.campaigns, measure, w, &f)
-        })?;
-        share(purchases::answers(measure), &|| {
-            purchases::measure(&self.purchases, measure, w, &f)
-        })?;
-        share(subscriptions::answers(measure), &|| {
-            subscriptions::measure(&self.subscriptions, measure, w, &f)
-        })?;
-        share(tickets::answers(measure), &|| {
-            tickets::measure(&self.tickets, measure, w, &f)
-        })?;
-        share(surveys::answers(measure), &|| {
-            surveys::measure(&self.surveys, measure, w, &f)
-        })?;
-        share(activities::answers(measure), &|| {
-            activities::measure(&self.activities, measure, w, &f)
         })?;
         assert!(answered, "no part answers {measure:?}");
         Ok(value.normalize())
@@ -560,23 +507,18 @@ impl Index {
     ) -> Result<Vec<String>, MetricError> {
         let f = self.resolve(&scope.filters);
         let mut syms = HashSet::new();
-        self.deals.values(dimension, &f, &mut syms);
+        macro_rules! values {
+            ($(($module:ident, $unit:ident)),*) => {
+                $(self.$module.values(dimension, &f, &mut syms);)*
+            };
+        }
+        with_parts!(values);
         if dimension == Dimension::Stage {
             // Only stage exits and stays carry a stage; their other values are their
             // deals' (which the deal part lists, whatever the stage filter).
             self.stages().exits.values(dimension, &f, &mut syms);
             self.stages().stays.values(dimension, &f, &mut syms);
         }
-        self.quotas.values(dimension, &f, &mut syms);
-        self.leads.values(dimension, &f, &mut syms);
-        self.customers.values(dimension, &f, &mut syms);
-        self.spend.values(dimension, &f, &mut syms);
-        self.campaigns.values(dimension, &f, &mut syms);
-        self.purchases.values(dimension, &f, &mut syms);
-        self.subscriptions.values(dimension, &f, &mut syms);
-        self.tickets.values(dimension, &f, &mut syms);
-        self.surveys.values(dimension, &f, &mut syms);
-        self.activities.values(dimension, &f, &mut syms);
         let mut out: Vec<String> = syms
             .into_iter()
             .map(|s| self.syms.name(s).to_owned())
