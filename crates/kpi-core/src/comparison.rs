@@ -12,7 +12,9 @@
 //! the gap). Dates past the end of a shorter month become its last day.
 //!
 //! - previous period, with a granularity: each bucket moves back one bucket (a day, a
-//!   Monday-to-Sunday week, a calendar month, a quarter, a year);
+//!   week, a calendar month, a quarter, a year). Buckets are cut in the tenant's
+//!   [`Calendar`](crate::Calendar), so a week (from its week start) moves back to the week
+//!   before, and a fiscal quarter or year to the fiscal quarter or year before;
 //! - previous period, no granularity: a window from a local 1st of the month to another
 //!   moves back its number of calendar months; one from a local midnight to another its
 //!   number of calendar days; any other window its exact duration (it then ends where the
@@ -236,6 +238,54 @@ mod tests {
 
     fn pair(start: &str, end: &str) -> (String, String) {
         (start.to_owned(), end.to_owned())
+    }
+
+    #[test]
+    fn a_fiscal_quarter_and_a_sunday_week_compare_with_the_bucket_before() {
+        use crate::Calendar;
+        use jiff::civil::Weekday;
+        let new_york = TimeZone::get("America/New_York").unwrap();
+        let calendar = Calendar::new(4, Weekday::Sunday).unwrap();
+        // FY2025 Q1 in New York (April–June 2024, EDT) compares with FY2024 Q4
+        // (January–March 2024, which starts on EST).
+        let w = window("2024-04-01T04:00:00Z", "2024-10-01T04:00:00Z");
+        let q = w
+            .calendar_buckets(Granularity::Quarter, &new_york, &calendar)
+            .unwrap();
+        assert_eq!(
+            previous(
+                Comparison::PreviousPeriod,
+                q[0],
+                Some(Granularity::Quarter),
+                &new_york
+            ),
+            pair("2024-01-01T05:00:00Z", "2024-04-01T04:00:00Z")
+        );
+        assert_eq!(
+            previous(
+                Comparison::PreviousPeriod,
+                q[1],
+                Some(Granularity::Quarter),
+                &new_york
+            ),
+            (q[0].start.to_string(), q[0].end.to_string())
+        );
+        // The Sunday week of 10–16 March 2024 (DST starts on Sunday the 10th at 02:00)
+        // compares with 3–9 March, on EST.
+        let w = window("2024-03-10T05:00:00Z", "2024-03-17T04:00:00Z");
+        let weeks = w
+            .calendar_buckets(Granularity::Week, &new_york, &calendar)
+            .unwrap();
+        assert_eq!(weeks, vec![w]);
+        assert_eq!(
+            previous(
+                Comparison::PreviousPeriod,
+                w,
+                Some(Granularity::Week),
+                &new_york
+            ),
+            pair("2024-03-03T05:00:00Z", "2024-03-10T05:00:00Z")
+        );
     }
 
     #[test]

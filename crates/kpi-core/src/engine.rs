@@ -12,6 +12,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 
+use crate::calendar::Calendar;
 use crate::comparison::{Compared, Comparison};
 use crate::descriptor::{Dimension, InputSource, MetricDescriptor};
 use crate::error::{ComputeError, FieldViolation, MetricError};
@@ -34,6 +35,8 @@ pub struct ComputeSpec {
     pub granularity: Option<Granularity>,
     /// The zone buckets and months are cut in.
     pub time_zone: TimeZone,
+    /// The tenant's calendar: where weeks, fiscal quarters and fiscal years start.
+    pub calendar: Calendar,
     /// One row per combination of these dimensions' values (the descriptor's default when
     /// empty and the answer comes from stored records).
     pub group_by: Vec<Dimension>,
@@ -76,6 +79,7 @@ impl ComputeSpec {
             window,
             granularity: None,
             time_zone: TimeZone::UTC,
+            calendar: Calendar::default(),
             group_by: Vec::new(),
             ungrouped: false,
             filters: BTreeMap::new(),
@@ -93,6 +97,9 @@ impl ComputeSpec {
 pub struct Row {
     /// The bucket's first instant, when the request had a granularity.
     pub bucket_start: Option<Timestamp>,
+    /// The bucket's name in the tenant's calendar (`FY2025 Q1`, `2025-03`, `2025-W10`;
+    /// see [`Calendar::label`]), when the request had a granularity.
+    pub bucket_label: Option<String>,
     /// The group's dimension values, when the request had groups.
     pub group: BTreeMap<Dimension, String>,
     /// The rounded value, or undefined with a reason.
@@ -531,6 +538,7 @@ impl Registry {
                 evaluate(v.metric, &v.explicit, &v.params).map_err(ComputeError::from_metric)?;
             return Ok(vec![Row {
                 bucket_start: None,
+                bucket_label: None,
                 group: BTreeMap::new(),
                 value,
                 inputs: v.explicit,
@@ -539,7 +547,7 @@ impl Registry {
         };
         let source = source.expect("validated: a window needs a source");
         let windows = match spec.granularity {
-            Some(g) => window.buckets(g, &spec.time_zone)?,
+            Some(g) => window.calendar_buckets(g, &spec.time_zone, &spec.calendar)?,
             None => vec![window],
         };
         let previous_windows = match spec.compare {
@@ -621,6 +629,9 @@ impl Registry {
                 };
                 out.push(Row {
                     bucket_start: spec.granularity.map(|_| w.start),
+                    bucket_label: spec
+                        .granularity
+                        .map(|g| spec.calendar.label(g, w.start, &spec.time_zone)),
                     group: group.clone(),
                     value,
                     inputs,

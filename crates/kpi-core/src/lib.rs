@@ -1,5 +1,5 @@
 //! Core of kpid: the [`Metric`] trait, metric descriptors, the link-time registry, exact
-//! values and rounding, time windows and buckets, the measures metrics read from stored
+//! values and rounding, time windows and buckets in a tenant's calendar, the measures metrics read from stored
 //! records, comparisons with a previous period, and the [`engine`] that turns a compute
 //! request into answered rows.
 //!
@@ -43,6 +43,7 @@
 //! # fn main() {}
 //! ```
 
+mod calendar;
 mod comparison;
 mod descriptor;
 pub mod docs;
@@ -57,6 +58,7 @@ pub mod testing;
 mod value;
 mod window;
 
+pub use calendar::Calendar;
 pub use comparison::{Compared, Comparison, Trend};
 pub use descriptor::{
     Dimension, Direction, InputKind, InputSource, InputSpec, MetricDescriptor, ParamKind,

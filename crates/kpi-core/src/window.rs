@@ -8,6 +8,7 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 use rust_decimal::Decimal;
 
+use crate::calendar::Calendar;
 use crate::error::ComputeError;
 
 /// A half-open time window `[start, end)`: an instant `t` is in it when `start ≤ t < end`.
@@ -44,17 +45,30 @@ impl Window {
     }
 
     /// Splits the window into calendar buckets cut in `tz`; the first and last bucket are
-    /// clipped to the window. A week starts on Monday.
+    /// clipped to the window. Weeks start on Monday, quarters and years in January (see
+    /// [`Window::calendar_buckets`] for a tenant's calendar).
     pub fn buckets(
         &self,
         granularity: Granularity,
         tz: &TimeZone,
     ) -> Result<Vec<Window>, ComputeError> {
+        self.calendar_buckets(granularity, tz, &Calendar::default())
+    }
+
+    /// Splits the window into buckets of `calendar` cut in `tz`: weeks start on its week
+    /// start, quarters and years on its fiscal year's months. The first and last bucket
+    /// are clipped to the window.
+    pub fn calendar_buckets(
+        &self,
+        granularity: Granularity,
+        tz: &TimeZone,
+        calendar: &Calendar,
+    ) -> Result<Vec<Window>, ComputeError> {
         let mut out = Vec::new();
         if self.start >= self.end {
             return Ok(out);
         }
-        let mut date = granularity.floor(self.start.to_zoned(tz.clone()).date());
+        let mut date = calendar.floor(granularity, self.start.to_zoned(tz.clone()).date());
         let mut cut = self.start;
         loop {
             let next_date = granularity.next(date).map_err(|e| {
@@ -85,33 +99,18 @@ impl Window {
 pub enum Granularity {
     /// One calendar day.
     Day,
-    /// Monday to Sunday.
+    /// Seven days from the week start (Monday unless the tenant's calendar says otherwise).
     Week,
     /// One calendar month.
     Month,
-    /// January–March, April–June, July–September, October–December.
+    /// Three months from the fiscal year's start (January–March, April–June, … for a
+    /// calendar year).
     Quarter,
-    /// One calendar year.
+    /// Twelve months from the fiscal year's start month (a calendar year by default).
     Year,
 }
 
 impl Granularity {
-    fn floor(self, date: Date) -> Date {
-        match self {
-            Granularity::Day => date,
-            Granularity::Week => {
-                let back = i64::from(date.weekday().to_monday_zero_offset());
-                date.checked_sub(back.days()).unwrap_or(date)
-            }
-            Granularity::Month => date.first_of_month(),
-            Granularity::Quarter => {
-                let month = (date.month() - 1) / 3 * 3 + 1;
-                Date::new(date.year(), month, 1).unwrap_or(date)
-            }
-            Granularity::Year => date.first_of_year(),
-        }
-    }
-
     fn next(self, date: Date) -> Result<Date, jiff::Error> {
         date.checked_add(self.span())
     }
