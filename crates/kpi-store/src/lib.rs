@@ -22,6 +22,7 @@ mod recovery;
 #[cfg(test)]
 mod reference;
 mod rows;
+mod settings;
 mod snapshot;
 mod store;
 mod subscription;
@@ -33,6 +34,7 @@ pub use error::StoreError;
 pub use index::filtering_dimensions;
 pub use record::*;
 pub use recovery::WriteHealth;
+pub use settings::{SettingsChange, SettingsUpdate, TenantSettings};
 pub use store::{
     OpenOptions, PutOutcome, RecordKey, RecordPage, Rejected, Store, StoreStats, TenantSource,
     DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,

@@ -22,6 +22,7 @@ use crate::pending::{add_originals, Before, Originals, PendingWrites, RowChanges
 use crate::record::{Record, RecordKind};
 use crate::recovery::{Cause, WriteHealth, WriteState};
 use crate::rows::Rows;
+use crate::settings::{self, SettingsByTenant, SettingsUpdate, TenantSettings};
 use crate::snapshot;
 use crate::validate::validate;
 
@@ -190,6 +191,8 @@ struct Sled {
     tree: sled::Tree,
     /// The token of the current snapshot.
     meta: sled::Tree,
+    /// Every tenant's settings (`settings.rs`).
+    settings: sled::Tree,
     /// The fsync'd commit point (`None` for a temporary store, which nothing outlives).
     commit: Option<Arc<Commit>>,
 }
@@ -199,6 +202,7 @@ impl Sled {
         Ok(Sled {
             tree: db.open_tree("records")?,
             meta: db.open_tree("meta")?,
+            settings: db.open_tree("settings")?,
             db,
             commit: commit.map(Arc::new),
         })
@@ -251,6 +255,8 @@ struct Inner {
     dir: Option<PathBuf>,
     /// Whether `meta` names a current snapshot, which the next write must retire first.
     snapshot_current: AtomicBool,
+    /// Every tenant's settings as committed; a tenant missing has the defaults.
+    settings: RwLock<SettingsByTenant>,
 }
 
 /// How often a store whose disk was full tries to take writes again.
@@ -402,6 +408,7 @@ impl Store {
                 (name, Arc::new(tenant))
             })
             .collect();
+        let tenant_settings = settings::load(&db.open_tree("settings")?)?;
         drop((tree, meta));
         Ok(Store {
             inner: Arc::new(Inner {
@@ -414,6 +421,7 @@ impl Store {
                 disk_bytes: AtomicU64::new(0),
                 dir,
                 snapshot_current: AtomicBool::new(snapshot_current),
+                settings: RwLock::new(tenant_settings),
             }),
         })
     }
@@ -654,6 +662,47 @@ impl Store {
         drop(writer);
         self.commit_through(&sled, ticket)?;
         Ok(removed)
+    }
+
+    /// A tenant's settings (the defaults when it never changed them).
+    pub fn settings(&self, tenant: &str) -> TenantSettings {
+        self.inner
+            .settings
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(tenant)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Changes a tenant's settings, durably: written and committed under the writer lock
+    /// (settings change rarely, so the fsync is not shared) and refused with the same
+    /// errors as records while writes are stopped; the next request sees them. Returns
+    /// the settings now in effect.
+    pub fn update_settings(
+        &self,
+        tenant: &str,
+        update: &SettingsUpdate,
+    ) -> Result<TenantSettings, StoreError> {
+        check_tenant(tenant)?;
+        let _writer = lock(&self.inner.writer);
+        let sled = self.writable_sled()?;
+        let changed = update.applied_to(&self.settings(tenant));
+        let written = settings::write(&sled.settings, tenant, &changed).and_then(|()| {
+            sled.wrote();
+            sled.commit()
+        });
+        if let Err(e) = written {
+            // What sled holds of the change is unknown: a recovery writes back the
+            // settings in memory, which it has not touched.
+            return Err(self.stop_writes(e, Originals::new()));
+        }
+        self.inner
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(tenant.to_owned(), changed.clone());
+        Ok(changed)
     }
 
     /// Pages through a tenant's records (optionally one kind), in key order (kind, then
@@ -923,6 +972,15 @@ impl Store {
                 None => sled.tree.remove(key).map(drop)?,
             }
         }
+        // A settings change that failed may be in sled: hold only what was acknowledged.
+        settings::restore(
+            &sled.settings,
+            &self
+                .inner
+                .settings
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )?;
         sled.wrote();
         sled.commit()?;
         *self
@@ -1003,6 +1061,18 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn snapshot_is_current(&self) -> bool {
         self.inner.snapshot_current.load(Ordering::SeqCst)
+    }
+
+    /// Settings changes that reached sled and then failed with a full disk (its commit,
+    /// say): writes stop, and the change was never acknowledged.
+    #[cfg(test)]
+    pub(crate) fn fail_settings_write(&self, written: &[(&str, &TenantSettings)]) {
+        let _writer = lock(&self.inner.writer);
+        let sled = self.writable_sled().expect("writable");
+        for (tenant, settings) in written {
+            settings::write(&sled.settings, tenant, settings).expect("written");
+        }
+        self.stop_writes(StoreError::StorageFull, Originals::new());
     }
 
     /// Calls `f` with a tenant's rows (no rows when the tenant has none).
