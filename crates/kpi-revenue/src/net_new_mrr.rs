@@ -20,7 +20,7 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         contraction_mrr the decreases in the window that leave a subscription \
         running; churned_mrr the MRR in effect just before each subscription that ended in \
         the window (ended_at, or a change to 0) ended. As Stripe's MRR growth (new + \
-        reactivation + expansion − churned − contraction) and ChartMogul's net MRR movement.",
+        reactivation + expansion − churned − contraction).",
     formula: "new_mrr + expansion_mrr + reactivation_mrr − contraction_mrr − churned_mrr",
     unit: Unit::Currency,
     direction: Direction::HigherIsBetter,
