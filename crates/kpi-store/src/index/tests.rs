@@ -499,7 +499,8 @@ fn mrr_at_end_is_mrr_at_start_plus_every_movement() {
             None,
         );
         let reference = Reference::new(&records);
-        let sources: [(&str, &dyn Fn(Measure, &Scope) -> Decimal); 2] = [
+        type Answers<'a> = &'a dyn Fn(Measure, &Scope) -> Decimal;
+        let sources: [(&str, Answers); 2] = [
             ("index", &|m, s| index.measure(m, s).unwrap()),
             ("reference", &|m, s| reference.measure(m, s).unwrap()),
         ];
