@@ -377,12 +377,25 @@ def queries(start, end):
         "lag(c.mrr) OVER (PARTITION BY c.subscription_id ORDER BY c.seq) AS prev "
         "FROM mrr_changes c JOIN ends e ON e.sid = c.subscription_id "
         "WHERE c.seq = 0 OR e.end_at IS NULL OR c.\"at\" < e.end_at), "
-        "flagged AS (SELECT e.*, NOT EXISTS (SELECT 1 FROM ends o WHERE o.customer_id = e.customer_id "
-        "AND o.started_at < e.started_at AND (o.end_at IS NULL OR o.end_at >= e.started_at)) AS is_new "
+        # Per customer, the earliest time one of their subscriptions has an MRR above 0 in
+        # effect from: a step (the start, at started_at, or a change) setting MRR > 0 before
+        # that subscription's end.
+        "paid AS (SELECT customer_id, min(paid_at) AS paid_from FROM ("
+        "SELECT e.customer_id, e.end_at, "
+        "CASE WHEN st.seq = 0 THEN e.started_at ELSE st.\"at\" END AS paid_at "
+        "FROM ends e JOIN steps st USING (sid) WHERE st.mrr > 0) "
+        "WHERE end_at IS NULL OR paid_at < end_at GROUP BY 1), "
+        # A start is expansion beside another active subscription of the customer, else
+        # reactivation when the customer had paid MRR strictly before it, else new.
+        "flagged AS (SELECT e.*, CASE WHEN EXISTS (SELECT 1 FROM ends o "
+        "WHERE o.customer_id = e.customer_id AND o.started_at < e.started_at "
+        "AND (o.end_at IS NULL OR o.end_at >= e.started_at)) THEN 'expansion' "
+        "WHEN (SELECT p.paid_from FROM paid p WHERE p.customer_id = e.customer_id) "
+        "< e.started_at THEN 'reactivation' ELSE 'new' END AS start_kind "
         "FROM ends e), "
         "events AS ("
         "SELECT f.sid, f.customer_id, f.started_at AS \"at\", st.mrr AS delta, "
-        "CASE WHEN f.is_new THEN 'new' ELSE 'expansion' END AS kind "
+        "f.start_kind AS kind "
         "FROM flagged f JOIN steps st ON st.sid = f.sid AND st.seq = 0 "
         "UNION ALL SELECT st.sid, e.customer_id, st.\"at\", st.mrr - st.prev, "
         "CASE WHEN st.mrr > st.prev THEN 'expansion' WHEN st.mrr < st.prev THEN 'contraction' "
@@ -395,6 +408,7 @@ def queries(start, end):
         f"SELECT date_trunc('month', \"at\") AS m, "
         f"sum(delta) FILTER (WHERE kind = 'new') AS new_mrr, "
         f"sum(delta) FILTER (WHERE kind = 'expansion') AS expansion_mrr, "
+        f"sum(delta) FILTER (WHERE kind = 'reactivation') AS reactivation_mrr, "
         f"-sum(delta) FILTER (WHERE kind = 'contraction') AS contraction_mrr, "
         f"-sum(delta) FILTER (WHERE kind = 'churn') AS churned_mrr "
         f"FROM events WHERE \"at\" >= {S} AND \"at\" < {E} GROUP BY 1"
@@ -446,11 +460,12 @@ def queries(start, end):
     )
     q["revenue.new_mrr"] = revenue(["new_mrr"], "new_mrr")
     q["revenue.expansion_mrr"] = revenue(["expansion_mrr"], "expansion_mrr")
+    q["revenue.reactivation_mrr"] = revenue(["reactivation_mrr"], "reactivation_mrr")
     q["revenue.contraction_mrr"] = revenue(["contraction_mrr"], "contraction_mrr")
     q["revenue.churned_mrr"] = revenue(["churned_mrr"], "churned_mrr")
     q["revenue.net_new_mrr"] = revenue(
-        ["new_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr"],
-        "new_mrr + expansion_mrr - contraction_mrr - churned_mrr",
+        ["new_mrr", "expansion_mrr", "reactivation_mrr", "contraction_mrr", "churned_mrr"],
+        "new_mrr + expansion_mrr + reactivation_mrr - contraction_mrr - churned_mrr",
     )
     q["revenue.mrr_churn_rate"] = revenue(
         ["churned_mrr", "contraction_mrr", "mrr_at_start"],
