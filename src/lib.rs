@@ -64,6 +64,9 @@ enum Command {
     Metrics(cli::metrics::MetricsArgs),
     /// Compute one metric on a running server.
     Compute(cli::compute::ComputeArgs),
+    /// Read or change the tenant's settings on a running server (`kpid settings get`,
+    /// `kpid settings set --fiscal-year-start 4`).
+    Settings(cli::settings::SettingsArgs),
     /// Manage the API keys file of `serve --api-keys` (`kpid keys add`).
     Keys(keys::KeysArgs),
 }
@@ -425,6 +428,7 @@ pub fn run() -> ExitCode {
         Command::Import(args) => run_client(cli::import::run(args)),
         Command::Metrics(args) => run_client(cli::metrics::run(args)),
         Command::Compute(args) => run_client(cli::compute::run(args)),
+        Command::Settings(args) => run_client(cli::settings::run(args)),
         Command::Keys(args) => keys::run(args),
     }
 }

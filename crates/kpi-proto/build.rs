@@ -4,7 +4,11 @@
 
 use std::path::PathBuf;
 
-const PROTOS: [&str; 2] = ["kpi/v1/metrics.proto", "kpi/v1/records.proto"];
+const PROTOS: [&str; 3] = [
+    "kpi/v1/metrics.proto",
+    "kpi/v1/records.proto",
+    "kpi/v1/tenant.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);

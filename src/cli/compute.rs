@@ -36,7 +36,9 @@ pub(crate) struct ComputeArgs {
     /// One row per calendar bucket of this size.
     #[arg(long, value_enum, value_name = "SIZE")]
     by: Option<Bucket>,
-    /// IANA time zone the buckets (and dates in --from/--to) are cut in; default UTC.
+    /// IANA time zone the buckets (and dates in --from/--to) are cut in; default: the
+    /// tenant's time zone for buckets (TenantService settings, UTC unless set), UTC for
+    /// --from/--to dates.
     #[arg(long, value_name = "ZONE")]
     tz: Option<String>,
     /// Group by this dimension (owner, source, campaign, channel, segment, stage, agent);
@@ -85,13 +87,13 @@ impl CompareWith {
 pub(crate) enum Bucket {
     /// One calendar day.
     Day,
-    /// Monday to Sunday.
+    /// Seven days from the tenant's week start (Monday unless set).
     Week,
     /// One calendar month.
     Month,
-    /// A calendar quarter.
+    /// A quarter of the tenant's fiscal year (a calendar quarter unless set).
     Quarter,
-    /// One calendar year.
+    /// The tenant's fiscal year (the calendar year unless set).
     Year,
 }
 
@@ -228,6 +230,19 @@ struct Labels {
 }
 
 impl Labels {
+    /// A row's bucket: quarters and years as the server names them in the tenant's fiscal
+    /// calendar (`FY2025 Q1`), other buckets by their local start.
+    fn row_bucket(&self, row: &pb::Row) -> String {
+        let fiscal = matches!(self.bucket, Some(Bucket::Quarter | Bucket::Year));
+        if fiscal && !row.bucket_label.is_empty() {
+            return row.bucket_label.clone();
+        }
+        row.bucket_start
+            .as_ref()
+            .map(|b| self.bucket(b))
+            .unwrap_or_default()
+    }
+
     fn bucket(&self, start: &prost_types::Timestamp) -> String {
         let local = jiff::Timestamp::new(start.seconds, start.nanos)
             .ok()
@@ -319,12 +334,7 @@ fn render(rows: &[pb::Row], format: OutputFormat, labels: &Labels) -> String {
             for row in rows {
                 let mut cells = Vec::new();
                 if with_bucket {
-                    cells.push(
-                        row.bucket_start
-                            .as_ref()
-                            .map(|b| labels.bucket(b))
-                            .unwrap_or_default(),
-                    );
+                    cells.push(labels.row_bucket(row));
                 }
                 if with_group {
                     cells.push(pairs(&row.group));

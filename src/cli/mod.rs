@@ -1,4 +1,4 @@
-//! The client subcommands of `kpid` (`import`, `metrics`, `compute`) and the demo dataset
+//! The client subcommands of `kpid` (`import`, `metrics`, `compute`, `settings`) and the demo dataset
 //! loader of `kpid demo` / `kpid serve --demo`.
 //!
 //! Every client subcommand talks to a running server over gRPC with the generated
@@ -16,6 +16,7 @@ pub(crate) mod ndjson;
 mod probe;
 pub(crate) mod readers;
 pub(crate) mod scalars;
+pub(crate) mod settings;
 pub(crate) mod table;
 
 use std::process::ExitCode;

@@ -1,4 +1,5 @@
-//! kpid's gRPC edge: the `kpi.v1.MetricsService` and `kpi.v1.RecordsService` handlers,
+//! kpid's gRPC edge: the `kpi.v1.MetricsService`, `kpi.v1.RecordsService` and
+//! `kpi.v1.TenantService` handlers,
 //! gRPC health checking and server reflection, and [`serve`], which runs them on a
 //! listener until a shutdown signal and then flushes the store.
 //!
@@ -51,6 +52,7 @@ mod prometheus;
 mod records;
 mod rpc;
 mod server;
+mod tenant;
 mod tls;
 
 #[cfg(unix)]
@@ -59,6 +61,7 @@ pub use connections::ConnectionLimits;
 pub use metrics::MetricsApi;
 pub use records::RecordsApi;
 pub use server::{serve, serve_opening, ServeError, ServerConfig};
+pub use tenant::TenantApi;
 pub use tls::{TlsError, TlsFiles};
 
 /// The tenant every request reads and writes when authentication is off (no API keys

@@ -4,10 +4,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use kpi_core::Registry;
+use kpi_core::{ComputeSpec, Registry};
 use kpi_proto::kpi::v1 as pb;
 use kpi_proto::kpi::v1::metrics_service_server::MetricsService;
-use kpi_store::Store;
+use kpi_store::{Store, TenantSettings};
 use tonic::{Request, Response, Status};
 
 use crate::auth::tenant_of;
@@ -68,6 +68,15 @@ impl MetricsApi {
     }
 }
 
+/// Computes `spec` in the tenant's calendar (week start, fiscal year) and, when the
+/// request named no time zone, in the tenant's default zone.
+fn in_tenant_calendar(spec: &mut ComputeSpec, settings: &TenantSettings, zone_given: bool) {
+    spec.calendar = settings.calendar();
+    if !zone_given {
+        spec.time_zone = settings.time_zone();
+    }
+}
+
 #[tonic::async_trait]
 impl MetricsService for MetricsApi {
     async fn list_metrics(
@@ -98,7 +107,9 @@ impl MetricsService for MetricsApi {
             clip(&request.metric_id, MAX_LOGGED_BYTES).as_str(),
         );
         let (limits, _cancel_on_drop) = self.spec_limits();
-        let spec = compute_spec(request, &limits).map_err(compute_status)?;
+        let zone_given = !request.time_zone.is_empty();
+        let mut spec = compute_spec(request, &limits).map_err(compute_status)?;
+        in_tenant_calendar(&mut spec, &self.store.settings(tenant.as_str()), zone_given);
         let registry = self.registry;
         let source = self.store.source(tenant.as_str());
         let rows = blocking(move || registry.compute(&spec, Some(&source)))
@@ -123,8 +134,13 @@ impl MetricsService for MetricsApi {
             .collect();
         record("metric_id", clip(&ids.join(","), MAX_LOGGED_BYTES).as_str());
         let (limits, _cancel_on_drop) = self.spec_limits();
-        let specs =
+        let zone_given = !request.time_zone.is_empty();
+        let mut specs =
             batch_specs(request, &limits, self.limits.max_batch_metrics).map_err(compute_status)?;
+        let settings = self.store.settings(tenant.as_str());
+        for spec in &mut specs {
+            in_tenant_calendar(spec, &settings, zone_given);
+        }
         let ids: Vec<String> = specs.iter().map(|s| s.metric_id.clone()).collect();
         let registry = self.registry;
         let source = self.store.source(tenant.as_str());

@@ -1,4 +1,4 @@
-//! [`serve`] and [`serve_opening`]: both kpi.v1 services, health checking and reflection
+//! [`serve`] and [`serve_opening`]: the kpi.v1 services, health checking and reflection
 //! behind the cross-cutting layers, on hyper, with graceful shutdown; and the optional
 //! Prometheus endpoint.
 //!
@@ -27,6 +27,7 @@ use hyper_util::service::TowerToHyperService;
 use kpi_core::RegistryError;
 use kpi_proto::kpi::v1::metrics_service_server::{MetricsServiceServer, SERVICE_NAME as METRICS};
 use kpi_proto::kpi::v1::records_service_server::{RecordsServiceServer, SERVICE_NAME as RECORDS};
+use kpi_proto::kpi::v1::tenant_service_server::{TenantServiceServer, SERVICE_NAME as TENANT};
 use kpi_store::{Store, StoreError, WriteHealth};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -48,7 +49,7 @@ use crate::observe::ObserveLayer;
 use crate::opening::Opening;
 use crate::prometheus::{scrape, GrpcMetrics};
 use crate::tls::{TlsError, TlsFiles};
-use crate::{Limits, MetricsApi, RecordsApi};
+use crate::{Limits, MetricsApi, RecordsApi, TenantApi};
 
 /// How the server runs, apart from its store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +150,7 @@ pub enum ServeError {
     FlushTask(#[from] tokio::task::JoinError),
 }
 
-const SERVICES: [&str; 3] = ["", METRICS, RECORDS];
+const SERVICES: [&str; 4] = ["", METRICS, RECORDS, TENANT];
 
 /// How often the records service's health reads whether the store takes writes.
 const WRITE_HEALTH_POLL: Duration = Duration::from_millis(250);
@@ -182,9 +183,9 @@ pub async fn serve(
 /// completes; then finishes in-flight requests (for at most `shutdown_grace`) and
 /// flushes the store.
 ///
-/// Serves `kpi.v1.MetricsService`, `kpi.v1.RecordsService`, `grpc.health.v1.Health` and
-/// server reflection v1 and v1alpha, over HTTP/2 and (grpc-web) HTTP/1.1. Health is
-/// NOT_SERVING for "" and both services until the store is open (their RPCs answer
+/// Serves `kpi.v1.MetricsService`, `kpi.v1.RecordsService`, `kpi.v1.TenantService`,
+/// `grpc.health.v1.Health` and server reflection v1 and v1alpha, over HTTP/2 and
+/// (grpc-web) HTTP/1.1. Health is NOT_SERVING for "" and every kpi.v1 service until the store is open (their RPCs answer
 /// UNAVAILABLE meanwhile), SERVING then, and NOT_SERVING again from the shutdown signal
 /// on; in between, `kpi.v1.RecordsService` is NOT_SERVING while the store refuses writes
 /// ([`Store::write_health`]). Logs `kpid ready` with the bound `addr` once the store is
@@ -257,11 +258,13 @@ where
 
     let metrics_cell = Arc::new(OnceLock::new());
     let records_cell = Arc::new(OnceLock::new());
+    let tenant_cell = Arc::new(OnceLock::new());
     let routes = Routes::new(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(Opening::new(metrics_cell.clone()))
         .add_service(Opening::new(records_cell.clone()))
+        .add_service(Opening::new(tenant_cell.clone()))
         .prepare();
     let grpc = ServiceBuilder::new()
         .layer(cors())
@@ -331,6 +334,15 @@ where
         );
         let _ = records_cell.set(
             RecordsServiceServer::new(RecordsApi::new(store.clone()).with_limits(limits))
+                .max_decoding_message_size(limits.max_decoding_message_bytes)
+                .max_encoding_message_size(limits.max_encoding_message_bytes)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .send_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Zstd),
+        );
+        let _ = tenant_cell.set(
+            TenantServiceServer::new(TenantApi::new(store.clone()))
                 .max_decoding_message_size(limits.max_decoding_message_bytes)
                 .max_encoding_message_size(limits.max_encoding_message_bytes)
                 .accept_compressed(CompressionEncoding::Gzip)

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use jiff::tz::TimeZone;
 use kpi_core::engine::parse_dimension;
 use kpi_core::{
-    parse_time_zone, Compared, Comparison, ComputeError, ComputeSpec, Dimension, Direction,
-    FieldViolation, Granularity, InputKind, InputSource, Inputs, MetricDescriptor, ParamKind, Row,
-    Trend, Unit, Value, Window,
+    parse_time_zone, Calendar, Compared, Comparison, ComputeError, ComputeSpec, Dimension,
+    Direction, FieldViolation, Granularity, InputKind, InputSource, Inputs, MetricDescriptor,
+    ParamKind, Row, Trend, Unit, Value, Window,
 };
 use kpi_proto::kpi::v1 as pb;
 
@@ -193,6 +193,7 @@ fn spec(
         window: shape.window,
         granularity: shape.granularity,
         time_zone: shape.time_zone.clone(),
+        calendar: Calendar::default(),
         group_by: shape.group_by.clone(),
         ungrouped: shape.ungrouped,
         filters: shape.filters.clone(),
@@ -315,6 +316,7 @@ pub(crate) fn row_to_proto(row: Row) -> pb::Row {
     let (value, undefined_reason) = value_to_proto(row.value);
     let mut wire = pb::Row {
         bucket_start: row.bucket_start.map(timestamp_to_proto),
+        bucket_label: row.bucket_label.unwrap_or_default(),
         group: row
             .group
             .into_iter()
@@ -619,6 +621,7 @@ mod tests {
     fn rows_carry_decimal_strings_and_undefined_reasons() {
         let row = row_to_proto(Row {
             bucket_start: Some("2024-02-01T00:00:00Z".parse().unwrap()),
+            bucket_label: None,
             group: [(Dimension::Owner, "alice".to_owned())].into(),
             value: Value::Defined(Decimal::new(125, 1)),
             inputs: Inputs::new()
@@ -635,6 +638,7 @@ mod tests {
 
         let row = row_to_proto(Row {
             bucket_start: None,
+            bucket_label: None,
             group: BTreeMap::new(),
             value: Value::Undefined("no deals were closed".into()),
             inputs: Inputs::new(),
@@ -680,6 +684,7 @@ mod tests {
     fn compared_rows_carry_the_previous_value_and_the_change() {
         let row = row_to_proto(Row {
             bucket_start: None,
+            bucket_label: None,
             group: BTreeMap::new(),
             value: Value::Defined(Decimal::from(75)),
             inputs: Inputs::new().with("won", Decimal::from(3)),
@@ -700,6 +705,7 @@ mod tests {
 
         let row = row_to_proto(Row {
             bucket_start: None,
+            bucket_label: None,
             group: BTreeMap::new(),
             value: Value::Defined(Decimal::from(75)),
             inputs: Inputs::new(),

@@ -3,6 +3,7 @@
 
 pub(crate) mod compute;
 pub(crate) mod records;
+pub(crate) mod settings;
 
 use jiff::Timestamp;
 
