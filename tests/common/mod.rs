@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use kpi_proto::kpi::v1 as pb;
 use kpi_proto::kpi::v1::metrics_service_client::MetricsServiceClient;
 use kpi_proto::kpi::v1::records_service_client::RecordsServiceClient;
+use kpi_proto::kpi::v1::tenant_service_client::TenantServiceClient;
 use pb::record::Record as Kind;
 use tonic::transport::Channel;
 
@@ -152,6 +153,11 @@ impl Kpid {
     /// A RecordsService client.
     pub(crate) async fn records(&self) -> RecordsServiceClient<Channel> {
         RecordsServiceClient::new(self.channel().await)
+    }
+
+    /// A TenantService client.
+    pub(crate) async fn tenant(&self) -> TenantServiceClient<Channel> {
+        TenantServiceClient::new(self.channel().await)
     }
 
     /// The child's process id (for /proc/PID/status).

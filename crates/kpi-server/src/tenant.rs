@@ -7,7 +7,7 @@ use kpi_store::Store;
 use tonic::{Request, Response, Status};
 
 use crate::auth::tenant_of;
-use crate::convert::settings::{settings_change, settings_to_proto};
+use crate::convert::settings::{settings_to_proto, settings_update};
 use crate::error::{invalid_argument, store_status};
 use crate::rpc::blocking;
 
@@ -48,8 +48,7 @@ impl TenantService for TenantApi {
         request: Request<pb::UpdateSettingsRequest>,
     ) -> Result<Response<pb::UpdateSettingsResponse>, Status> {
         let tenant = tenant_of(&request);
-        let update = settings_change(request.into_inner())
-            .and_then(|change| change.validate())
+        let update = settings_update(request.into_inner())
             .map_err(|violations| invalid_argument("invalid settings", &violations))?;
         let store = self.store.clone();
         let settings = blocking(move || store.update_settings(tenant.as_str(), &update))

@@ -4,7 +4,7 @@
 use jiff::civil::Weekday;
 use kpi_core::FieldViolation;
 use kpi_proto::kpi::v1 as pb;
-use kpi_store::{SettingsChange, TenantSettings};
+use kpi_store::{SettingsChange, SettingsUpdate, TenantSettings};
 
 /// The settings as the proto carries them.
 pub(crate) fn settings_to_proto(settings: TenantSettings) -> pb::TenantSettings {
@@ -41,14 +41,13 @@ fn weekday_from_proto(value: i32) -> Option<Weekday> {
     })
 }
 
-/// The change an UpdateSettings request asks for: the fields its mask names (as
+/// The checked change an UpdateSettings request asks for: the fields its mask names (as
 /// `field` or `settings.field`), with their values from `settings`. An empty mask, a path
-/// naming no field, and a value that cannot be one (a month outside 0–255, an unknown or
-/// unspecified weekday) are violations; the values' own checks follow in
-/// [`SettingsChange::validate`].
-pub(crate) fn settings_change(
+/// naming no field, a value that cannot be one (an unknown or unspecified weekday) and
+/// the values [`SettingsChange::validate`] refuses are violations, all reported at once.
+pub(crate) fn settings_update(
     request: pb::UpdateSettingsRequest,
-) -> Result<SettingsChange, Vec<FieldViolation>> {
+) -> Result<SettingsUpdate, Vec<FieldViolation>> {
     let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
     let settings = request.settings.unwrap_or_default();
     let mut violations = Vec::new();
@@ -65,16 +64,11 @@ pub(crate) fn settings_change(
         match field {
             "base_currency" => change.base_currency = Some(settings.base_currency.clone()),
             "time_zone" => change.time_zone = Some(settings.time_zone.clone()),
-            "fiscal_year_start_month" => match u8::try_from(settings.fiscal_year_start_month) {
-                Ok(month) => change.fiscal_year_start_month = Some(month),
-                Err(_) => violations.push(FieldViolation::new(
-                    "settings.fiscal_year_start_month",
-                    format!(
-                        "{} is not a month; expected 1 (January) to 12",
-                        settings.fiscal_year_start_month
-                    ),
-                )),
-            },
+            "fiscal_year_start_month" => {
+                // Out of u8's range is out of 1–12 too: 0 is refused as a month.
+                let month = u8::try_from(settings.fiscal_year_start_month).unwrap_or(0);
+                change.fiscal_year_start_month = Some(month);
+            }
             "week_start" => match weekday_from_proto(settings.week_start) {
                 Some(day) => change.week_start = Some(day),
                 None => violations.push(FieldViolation::new(
@@ -94,10 +88,13 @@ pub(crate) fn settings_change(
             )),
         }
     }
-    if violations.is_empty() {
-        Ok(change)
-    } else {
-        Err(violations)
+    match change.validate() {
+        Ok(update) if violations.is_empty() => Ok(update),
+        Ok(_) => Err(violations),
+        Err(more) => {
+            violations.extend(more);
+            Err(violations)
+        }
     }
 }
 
@@ -122,22 +119,20 @@ mod tests {
             fiscal_year_start_month: 4,
             week_start: pb::Weekday::Sunday.into(),
         };
-        let change =
-            settings_change(request(&["time_zone", "settings.week_start"], settings)).unwrap();
-        assert_eq!(
-            change,
-            SettingsChange {
-                time_zone: Some("Europe/Paris".into()),
-                week_start: Some(Weekday::Sunday),
-                ..SettingsChange::default()
-            }
-        );
+        let update =
+            settings_update(request(&["time_zone", "settings.week_start"], settings)).unwrap();
+        let expected = SettingsChange {
+            time_zone: Some("Europe/Paris".into()),
+            week_start: Some(Weekday::Sunday),
+            ..SettingsChange::default()
+        };
+        assert_eq!(update, expected.validate().unwrap());
     }
 
     #[test]
-    fn an_empty_mask_an_unknown_path_and_an_unspecified_weekday_are_refused() {
+    fn every_bad_path_and_value_is_refused_at_once() {
         let fields = |r| -> Vec<String> {
-            settings_change(r)
+            settings_update(r)
                 .unwrap_err()
                 .into_iter()
                 .map(|v| v.field)
@@ -153,6 +148,29 @@ mod tests {
                 pb::TenantSettings::default()
             )),
             ["update_mask.paths[0]", "settings.week_start"]
+        );
+        let bad = pb::TenantSettings {
+            base_currency: "eur".into(),
+            time_zone: "Mars/Olympus".into(),
+            fiscal_year_start_month: 300,
+            week_start: 9,
+        };
+        assert_eq!(
+            fields(request(
+                &[
+                    "base_currency",
+                    "time_zone",
+                    "fiscal_year_start_month",
+                    "week_start"
+                ],
+                bad
+            )),
+            [
+                "settings.week_start",
+                "settings.base_currency",
+                "settings.time_zone",
+                "settings.fiscal_year_start_month"
+            ]
         );
     }
 }
