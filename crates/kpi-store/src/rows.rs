@@ -190,7 +190,9 @@ const CHUNK: usize = 8;
 
 /// Rows of one kind at their slots; free slots are reused. The slots are held in chunks of
 /// [`CHUNK`], each behind an `Arc`: a copy of the slab (an index keeps one) shares the
-/// chunks, and a write copies only the chunk it changes if a copy still shares it.
+/// chunks, and a write copies only the chunk it changes if a copy still shares it. A chunk
+/// grows to its highest slot in use, so a small tenant holds a few slots per kind, not a
+/// whole chunk (4096 rows of each kind it has).
 #[derive(Clone)]
 pub(crate) struct Slab<T> {
     chunks: Vec<Arc<Vec<Option<T>>>>,
@@ -234,7 +236,10 @@ impl<T> Slab<T> {
 
     fn get(&self, slot: u32) -> Option<&T> {
         let (c, o) = chunk_of(slot);
-        self.chunks.get(c).and_then(|c| c[o].as_ref())
+        self.chunks
+            .get(c)
+            .and_then(|c| c.get(o))
+            .and_then(Option::as_ref)
     }
 
     /// The row at `slot`, which must be live.
@@ -269,11 +274,14 @@ impl<T: Clone> Slab<T> {
     fn put(&mut self, slot: u32, row: T) {
         let (c, o) = chunk_of(slot);
         while self.chunks.len() <= c {
-            self.chunks
-                .push(Arc::new((0..CHUNK).map(|_| None).collect()));
+            self.chunks.push(Arc::default());
         }
         self.end = self.end.max(slot as usize + 1);
-        if Arc::make_mut(&mut self.chunks[c])[o].replace(row).is_none() {
+        let chunk = Arc::make_mut(&mut self.chunks[c]);
+        if chunk.len() <= o {
+            chunk.resize_with(o + 1, || None);
+        }
+        if chunk[o].replace(row).is_none() {
             self.live += 1;
         }
     }

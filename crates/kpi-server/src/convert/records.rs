@@ -883,6 +883,17 @@ mod tests {
                 period_end: ts("2024-04-01T00:00:00Z"),
                 amount: "100000".into(),
             }),
+            Kind::Activity(pb::Activity {
+                id: "a1".into(),
+                r#type: "meeting".into(),
+                occurred_at: ts("2024-01-05T10:00:00Z"),
+                customer_id: Some("c1".into()),
+                lead_id: Some("l1".into()),
+                deal_id: Some("d1".into()),
+                owner: Some("alice".into()),
+                amount: "120.50".into(),
+                attributes: Default::default(),
+            }),
         ];
         assert_eq!(records.len(), domain::RecordKind::ALL.len());
         for kind in records {
