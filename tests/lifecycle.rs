@@ -12,10 +12,15 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
 #[tokio::test]
-async fn health_reports_serving_for_the_server_and_both_services() {
+async fn health_reports_serving_for_the_server_and_every_service() {
     let kpid = Kpid::start();
     let mut health = HealthClient::new(kpid.channel().await);
-    for service in ["", "kpi.v1.MetricsService", "kpi.v1.RecordsService"] {
+    for service in [
+        "",
+        "kpi.v1.MetricsService",
+        "kpi.v1.RecordsService",
+        "kpi.v1.TenantService",
+    ] {
         let status = health
             .check(HealthCheckRequest {
                 service: service.into(),
@@ -61,6 +66,7 @@ async fn reflection_v1_and_v1alpha_list_the_services() {
     for expected in [
         "kpi.v1.MetricsService",
         "kpi.v1.RecordsService",
+        "kpi.v1.TenantService",
         "grpc.health.v1.Health",
     ] {
         assert!(
