@@ -445,6 +445,25 @@ async fn the_default_time_zone_applies_when_the_request_names_none() {
             bucket("2024-04-01T00:00:00Z", "2024-04", "0"),
         ]
     );
+    // BatchCompute too: no zone → Paris, the metric's own rows labelled alike.
+    let batch = kpid
+        .metrics()
+        .await
+        .batch_compute(pb::BatchComputeRequest {
+            metrics: vec![pb::BatchComputeMetric {
+                metric_id: "sales.revenue".into(),
+                ..Default::default()
+            }],
+            start: ts(start),
+            end: ts(end),
+            granularity: pb::Granularity::Month.into(),
+            group_by: vec!["none".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("BatchCompute")
+        .into_inner();
+    assert_eq!(buckets(&batch.results[0].rows), buckets(&paris));
     let weeks = rows(
         &kpid,
         revenue(

@@ -64,11 +64,17 @@ pub(crate) fn settings_update(
         match field {
             "base_currency" => change.base_currency = Some(settings.base_currency.clone()),
             "time_zone" => change.time_zone = Some(settings.time_zone.clone()),
-            "fiscal_year_start_month" => {
-                // Out of u8's range is out of 1–12 too: 0 is refused as a month.
-                let month = u8::try_from(settings.fiscal_year_start_month).unwrap_or(0);
-                change.fiscal_year_start_month = Some(month);
-            }
+            "fiscal_year_start_month" => match u8::try_from(settings.fiscal_year_start_month) {
+                // In range, the month is checked with the other values.
+                Ok(month) => change.fiscal_year_start_month = Some(month),
+                Err(_) => violations.push(FieldViolation::new(
+                    "settings.fiscal_year_start_month",
+                    format!(
+                        "{} is not a month; expected 1 (January) to 12",
+                        settings.fiscal_year_start_month
+                    ),
+                )),
+            },
             "week_start" => match weekday_from_proto(settings.week_start) {
                 Some(day) => change.week_start = Some(day),
                 None => violations.push(FieldViolation::new(
@@ -166,10 +172,10 @@ mod tests {
                 bad
             )),
             [
+                "settings.fiscal_year_start_month",
                 "settings.week_start",
                 "settings.base_currency",
                 "settings.time_zone",
-                "settings.fiscal_year_start_month"
             ]
         );
     }
