@@ -427,9 +427,11 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     let records = generate(&DemoOptions {
         seed: args.seed,
         records: args.records,
+        attributes_and_activities: args.attributes,
         ..DemoOptions::default()
     });
     res.records = records.len();
+    res.attributes_and_activities = args.attributes;
     say(format!(
         "generated {} records in {:.1?}",
         records.len(),

@@ -96,6 +96,10 @@ pub(crate) struct RunArgs {
     /// The generator's seed.
     #[arg(long, default_value_t = 42)]
     pub(crate) seed: u64,
+    /// The open data model's dataset: three custom attributes on every customer and deal,
+    /// and activities for every deal (compare a run with and one without).
+    #[arg(long)]
+    pub(crate) attributes: bool,
     /// Where the data, the venv and results.json go.
     #[arg(long, default_value = default_out())]
     pub(crate) out: PathBuf,

@@ -209,6 +209,7 @@ mod tests {
     fn every_generated_kind_converts_with_its_fields() {
         let records = generate(&DemoOptions {
             records: 3_000,
+            attributes_and_activities: true,
             ..DemoOptions::default()
         });
         let mut kinds = std::collections::BTreeSet::new();

@@ -93,6 +93,8 @@ pub(crate) struct Results {
     pub(crate) records: usize,
     /// The generator's seed.
     pub(crate) seed: u64,
+    /// Whether the dataset carried attributes and activities (`--attributes`).
+    pub(crate) attributes_and_activities: bool,
     /// Whether this was the quick (CI) mode.
     pub(crate) quick: bool,
     /// CPU cores of the machine.
@@ -258,6 +260,9 @@ impl Results {
         let mut out = String::new();
         let mut row = |k: &str, v: String| out.push_str(&format!("  {k:<44} {v}\n"));
         row("records", self.records.to_string());
+        if self.attributes_and_activities {
+            row("dataset", "with attributes and activities".to_string());
+        }
         row(
             "ingest through kpid (durable)",
             format!(

@@ -18,9 +18,9 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 
 use crate::record::{
-    Campaign, Channel, Customer, Deal, DealKind, DealStatus, Lead, MrrChange, Purchase, Quota,
-    Record, Source, Spend, SpendCategory, StageEntry, Subscription, SurveyKind, SurveyResponse,
-    Ticket,
+    Activity, AttributeValue, Attributes, Campaign, Channel, Customer, Deal, DealKind, DealStatus,
+    Lead, MrrChange, Purchase, Quota, Record, Source, Spend, SpendCategory, StageEntry,
+    Subscription, SurveyKind, SurveyResponse, Ticket,
 };
 
 /// What to generate.
@@ -32,6 +32,11 @@ pub struct DemoOptions {
     pub records: usize,
     /// The end of the two years the records span (every event is before it).
     pub end: Timestamp,
+    /// The open data model too: three custom attributes on every customer (`region`,
+    /// `plan`, `seats`) and deal (`region`, `product`, `seats`), and one to four activities
+    /// (calls, emails, meetings, demos) for every deal. Off, the records are those of
+    /// earlier releases, record for record.
+    pub attributes_and_activities: bool,
 }
 
 impl Default for DemoOptions {
@@ -40,6 +45,7 @@ impl Default for DemoOptions {
             seed: 42,
             records: 20_000,
             end: Timestamp::from_second(1_735_689_600).expect("2025-01-01T00:00:00Z"),
+            attributes_and_activities: false,
         }
     }
 }
@@ -125,6 +131,8 @@ pub struct DemoStream {
     next_purchase: u64,
     next_ticket: u64,
     next_survey: u64,
+    attributes_and_activities: bool,
+    next_activity: u64,
 }
 
 impl std::fmt::Debug for DemoStream {
@@ -166,6 +174,8 @@ impl DemoStream {
             next_purchase: 0,
             next_ticket: 0,
             next_survey: 0,
+            attributes_and_activities: opts.attributes_and_activities,
+            next_activity: 0,
         };
         if opts.records > 0 {
             s.fixed_records(opts.records);
@@ -192,6 +202,83 @@ impl DemoStream {
 
     fn push(&mut self, r: Record) {
         self.buffer.push_back(r);
+    }
+
+    /// A region, weighted like a European company's customers.
+    fn region(&mut self) -> AttributeValue {
+        let region = ["emea", "amer", "apac"][self.rng.weighted(&[55, 30, 15])];
+        AttributeValue::Text(region.to_owned())
+    }
+
+    /// A customer's attributes (none unless the options ask for them).
+    fn customer_attributes(&mut self, segment: usize) -> Attributes {
+        if !self.attributes_and_activities {
+            return Attributes::new();
+        }
+        let seats = self.rng.range(1, 20) * [1, 8, 40][segment];
+        Attributes::from([
+            ("region".to_owned(), self.region()),
+            (
+                "plan".to_owned(),
+                AttributeValue::Text(["starter", "pro", "enterprise"][segment].to_owned()),
+            ),
+            (
+                "seats".to_owned(),
+                AttributeValue::Decimal(Decimal::from(seats)),
+            ),
+        ])
+    }
+
+    /// A deal's attributes (none unless the options ask for them).
+    fn deal_attributes(&mut self) -> Attributes {
+        if !self.attributes_and_activities {
+            return Attributes::new();
+        }
+        let product = ["core", "analytics", "platform"][self.rng.weighted(&[60, 25, 15])];
+        let seats = self.rng.range(1, 200);
+        Attributes::from([
+            ("region".to_owned(), self.region()),
+            (
+                "product".to_owned(),
+                AttributeValue::Text(product.to_owned()),
+            ),
+            (
+                "seats".to_owned(),
+                AttributeValue::Decimal(Decimal::from(seats)),
+            ),
+        ])
+    }
+
+    /// One to four activities of a deal between its creation and `last` (none unless the
+    /// options ask for them).
+    fn deal_activities(
+        &mut self,
+        deal_id: &str,
+        owner: &str,
+        customer_id: Option<&String>,
+        created: i64,
+        last: i64,
+    ) {
+        if !self.attributes_and_activities {
+            return;
+        }
+        for _ in 0..self.rng.range(1, 4) {
+            self.next_activity += 1;
+            let activity_type =
+                ["call", "email", "meeting", "demo"][self.rng.weighted(&[40, 30, 20, 10])];
+            let occurred = self.rng.range(created, last.max(created));
+            self.push(Record::Activity(Activity {
+                id: format!("act-{:07}", self.next_activity),
+                activity_type: activity_type.to_owned(),
+                occurred_at: ts(occurred),
+                customer_id: customer_id.cloned(),
+                lead_id: None,
+                deal_id: Some(deal_id.to_owned()),
+                owner: Some(owner.to_owned()),
+                amount: None,
+                attributes: Attributes::new(),
+            }));
+        }
     }
 
     /// Campaigns, spend and quotas: the records that do not hang off a lead.
@@ -428,9 +515,12 @@ impl DemoStream {
                 entered_at: ts(at),
             })
             .collect();
+        let id = format!("deal-{:07}", self.next_deal);
+        let attributes = self.deal_attributes();
+        self.deal_activities(&id, &owner, customer_id.as_ref(), created, last);
         self.push(Record::Deal(Deal {
-            attributes: Default::default(),
-            id: format!("deal-{:07}", self.next_deal),
+            attributes,
+            id,
             owner,
             amount,
             created_at: ts(created),
@@ -461,8 +551,9 @@ impl DemoStream {
             let at = acquired + months * 30 * DAY + self.rng.range(0, 29 * DAY);
             (at < self.end).then_some(at)
         };
+        let attributes = self.customer_attributes(segment_i);
         self.push(Record::Customer(Customer {
-            attributes: Default::default(),
+            attributes,
             id: customer_id.clone(),
             acquired_at: ts(acquired),
             churned_at: churned.map(ts),

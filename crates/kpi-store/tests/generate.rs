@@ -60,12 +60,54 @@ fn every_record_is_valid_unique_and_in_the_two_years_before_end() {
         };
         assert!(start <= t && t < opts.end, "{r:?}");
     }
-    // The demo has no activities yet: they come with the benchmark's dataset variant with
-    // attributes and activities (issue 13).
+    // Activities come with the open data model's variant (below).
     for kind in RecordKind::ALL
         .into_iter()
         .filter(|k| *k != RecordKind::Activity)
     {
+        assert!(
+            per_kind.get(&kind).copied().unwrap_or(0) > 10,
+            "{kind:?}: {per_kind:?}"
+        );
+    }
+}
+
+/// The variant with attributes and activities: every kind, three attributes on every
+/// customer and deal, activities that point at their deal; without it, none of either.
+#[test]
+fn the_open_data_variant_adds_attributes_and_activities() {
+    let plain = generate(&DemoOptions {
+        records: 5000,
+        ..DemoOptions::default()
+    });
+    assert!(plain
+        .iter()
+        .all(|r| r.attributes().is_empty() && r.kind() != RecordKind::Activity));
+    let open = generate(&DemoOptions {
+        records: 5000,
+        attributes_and_activities: true,
+        ..DemoOptions::default()
+    });
+    let deals: HashSet<&str> = open
+        .iter()
+        .filter(|r| r.kind() == RecordKind::Deal)
+        .map(Record::id)
+        .collect();
+    let mut per_kind: BTreeMap<RecordKind, usize> = BTreeMap::new();
+    for r in &open {
+        assert_eq!(validate(r), Ok(()), "{r:?}");
+        *per_kind.entry(r.kind()).or_default() += 1;
+        match r {
+            Record::Customer(_) | Record::Deal(_) => {
+                assert_eq!(r.attributes().len(), 3, "{r:?}")
+            }
+            Record::Activity(a) => {
+                assert!(deals.contains(a.deal_id.as_deref().unwrap()), "{a:?}")
+            }
+            _ => assert!(r.attributes().is_empty()),
+        }
+    }
+    for kind in RecordKind::ALL {
         assert!(
             per_kind.get(&kind).copied().unwrap_or(0) > 10,
             "{kind:?}: {per_kind:?}"
