@@ -6,38 +6,14 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use jiff::Timestamp;
-use kpi_core::{
-    percent, ComputeError, ComputeSpec, DataSource, Decimal, Dimension, Direction, Granularity,
-    InputKind, InputSpec, Inputs, Measure, Metric, MetricDescriptor, MetricError, Params, Registry,
-    Scope, Trend, Unit, Value, Window,
-};
 
-struct Rate;
-static RATE: MetricDescriptor = MetricDescriptor {
-    id: "test.rate",
-    name: "Rate",
-    family: "test",
-    description: "won / (won + lost) × 100",
-    formula: "won / (won + lost) × 100",
-    unit: Unit::Percent,
-    direction: Direction::HigherIsBetter,
-    inputs: &[
-        InputSpec::stored("won", "won deals", InputKind::Count, Measure::DealsWon),
-        InputSpec::stored("lost", "lost deals", InputKind::Count, Measure::DealsLost),
-    ],
-    params: &[],
-    dimensions: &[Dimension::Owner],
-    default_group_by: &[],
+mod common;
+use common::Rate;
+use kpi_core::{
+    ComputeError, ComputeSpec, DataSource, Decimal, Dimension, Direction, Granularity, InputKind,
+    InputSpec, Inputs, Measure, Metric, MetricDescriptor, MetricError, Params, Registry, Scope,
+    Trend, Unit, Value, Window,
 };
-impl Metric for Rate {
-    fn descriptor(&self) -> &'static MetricDescriptor {
-        &RATE
-    }
-    fn evaluate(&self, i: &Inputs, _: &Params) -> Result<Value, MetricError> {
-        let (won, lost) = (i.get("won")?, i.get("lost")?);
-        percent(won, won + lost, "no deals closed")
-    }
-}
 
 struct Won;
 static WON: MetricDescriptor = MetricDescriptor {

@@ -5,38 +5,14 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use jiff::Timestamp;
-use kpi_core::{
-    percent, ratio, ComputeError, ComputeSpec, DataSource, Decimal, Dimension, Direction,
-    Granularity, InputKind, InputSpec, Inputs, Measure, Metric, MetricDescriptor, MetricError,
-    Params, Registry, RegistryError, Scope, Unit, Value, Window,
-};
 
-struct Rate;
-static RATE: MetricDescriptor = MetricDescriptor {
-    id: "test.rate",
-    name: "Rate",
-    family: "test",
-    description: "won / (won + lost) × 100",
-    formula: "won / (won + lost) × 100",
-    unit: Unit::Percent,
-    direction: Direction::HigherIsBetter,
-    inputs: &[
-        InputSpec::stored("won", "won deals", InputKind::Count, Measure::DealsWon),
-        InputSpec::stored("lost", "lost deals", InputKind::Count, Measure::DealsLost),
-    ],
-    params: &[],
-    dimensions: &[Dimension::Owner],
-    default_group_by: &[],
+mod common;
+use common::{Rate, RATE};
+use kpi_core::{
+    ratio, ComputeError, ComputeSpec, DataSource, Decimal, Dimension, Direction, Granularity,
+    InputSpec, Inputs, Measure, Metric, MetricDescriptor, MetricError, Params, Registry,
+    RegistryError, Scope, Unit, Value, Window,
 };
-impl Metric for Rate {
-    fn descriptor(&self) -> &'static MetricDescriptor {
-        &RATE
-    }
-    fn evaluate(&self, i: &Inputs, _: &Params) -> Result<Value, MetricError> {
-        let (won, lost) = (i.get("won")?, i.get("lost")?);
-        percent(won, won + lost, "no deals closed")
-    }
-}
 
 struct Half;
 static HALF: MetricDescriptor = MetricDescriptor {
