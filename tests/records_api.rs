@@ -496,9 +496,15 @@ async fn activities_are_records_of_their_own_kind() {
         [2, 3, 4],
         "{reasons:?}"
     );
-    assert!(reasons[0].contains("`Cold Call` is not an activity type"), "{reasons:?}");
+    assert!(
+        reasons[0].contains("`Cold Call` is not an activity type"),
+        "{reasons:?}"
+    );
     assert!(reasons[1].contains("amount -5 is negative"), "{reasons:?}");
-    assert!(reasons[2].contains("activity.occurred_at: missing"), "{reasons:?}");
+    assert!(
+        reasons[2].contains("activity.occurred_at: missing"),
+        "{reasons:?}"
+    );
     let (listed, _) = list_all(&mut client, "activity", 100).await;
     assert_eq!(listed, vec![meeting, demo.clone()]);
     let deleted = client
