@@ -39,11 +39,12 @@ mod tests {
     use prost::Message as _;
 
     #[test]
-    fn descriptor_set_holds_both_services_and_their_imports() {
+    fn descriptor_set_holds_every_service_and_their_imports() {
         let set = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).unwrap();
         let names: Vec<_> = set.file.iter().map(|f| f.name()).collect();
         assert!(names.contains(&"kpi/v1/metrics.proto"), "{names:?}");
         assert!(names.contains(&"kpi/v1/records.proto"), "{names:?}");
+        assert!(names.contains(&"kpi/v1/tenant.proto"), "{names:?}");
         assert!(
             names.contains(&"google/protobuf/timestamp.proto"),
             "{names:?}"
@@ -53,7 +54,10 @@ mod tests {
             .iter()
             .flat_map(|f| f.service.iter().map(|s| s.name()))
             .collect();
-        assert_eq!(services, ["MetricsService", "RecordsService"]);
+        assert_eq!(
+            services,
+            ["MetricsService", "RecordsService", "TenantService"]
+        );
     }
 
     #[test]
