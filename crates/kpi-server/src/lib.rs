@@ -61,6 +61,8 @@ pub use connections::ConnectionLimits;
 pub use metrics::MetricsApi;
 pub use records::RecordsApi;
 pub use server::{serve, serve_opening, ServeError, ServerConfig};
+#[doc(hidden)]
+pub use server::{profiled_edge, EdgeLayers};
 pub use tenant::TenantApi;
 pub use tls::{TlsError, TlsFiles};
 

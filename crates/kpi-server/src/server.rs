@@ -266,27 +266,13 @@ where
         .add_service(Opening::new(records_cell.clone()))
         .add_service(Opening::new(tenant_cell.clone()))
         .prepare();
-    let grpc = ServiceBuilder::new()
-        .layer(cors())
-        .layer(tonic_web::GrpcWebLayer::new())
-        .layer(ObserveLayer::new(
-            Arc::new(methods),
-            prometheus.as_ref().map(|(_, _, metrics)| metrics.clone()),
-        ))
-        .layer(AuthLayer {
-            keys: config.api_keys.clone(),
-        })
-        .layer(DeadlineLayer {
-            server_timeout: config.request_timeout,
-        })
-        .layer(MessageLimitLayer {
-            max_bytes: limits.max_decoding_message_bytes,
-        })
-        .layer(ConcurrencyLimitLayer::new(
-            config.max_concurrent_requests,
-            config.per_tenant_limit(),
-        ))
-        .service(routes);
+    let grpc = edge(
+        routes,
+        methods,
+        prometheus.as_ref().map(|(_, _, metrics)| metrics.clone()),
+        &config,
+        EdgeLayers::ALL,
+    );
     let grpc = grpc.map_request(|request: Request<Incoming>| request.map(Body::new));
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -429,6 +415,132 @@ where
         None => tracing::info!("kpid stopped before the store was open"),
     }
     Ok(())
+}
+
+/// Which of the edge's layers [`edge`] stacks: every one in kpid; the profiling harness
+/// (`cargo run --release -p kpi-bench --example edge_cost`) leaves one out at a time to
+/// measure what each costs. Not a stable API.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeLayers {
+    /// [`cors`].
+    pub cors: bool,
+    /// grpc-web translation.
+    pub grpc_web: bool,
+    /// The `rpc` span and the Prometheus metrics.
+    pub observe: bool,
+    /// Authentication and the tenant.
+    pub auth: bool,
+    /// `grpc-timeout` and the server's request timeout.
+    pub deadline: bool,
+    /// The request message limit.
+    pub message_limit: bool,
+    /// Load shedding.
+    pub concurrency: bool,
+}
+
+impl EdgeLayers {
+    /// Every layer, as kpid serves.
+    pub const ALL: Self = Self {
+        cors: true,
+        grpc_web: true,
+        observe: true,
+        auth: true,
+        deadline: true,
+        message_limit: true,
+        concurrency: true,
+    };
+    /// No layer: the services alone.
+    pub const NONE: Self = Self {
+        cors: false,
+        grpc_web: false,
+        observe: false,
+        auth: false,
+        deadline: false,
+        message_limit: false,
+        concurrency: false,
+    };
+}
+
+/// The cross-cutting `layers` (see the module docs for their order) around `routes`.
+fn edge(
+    routes: Routes,
+    methods: MethodTable,
+    metrics: Option<Arc<GrpcMetrics>>,
+    config: &ServerConfig,
+    layers: EdgeLayers,
+) -> impl Service<
+    Request<Body>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
+       + Send
+       + 'static {
+    ServiceBuilder::new()
+        .option_layer(layers.cors.then(cors))
+        .option_layer(layers.grpc_web.then(tonic_web::GrpcWebLayer::new))
+        .option_layer(
+            layers
+                .observe
+                .then(|| ObserveLayer::new(Arc::new(methods), metrics)),
+        )
+        .option_layer(layers.auth.then(|| AuthLayer {
+            keys: config.api_keys.clone(),
+        }))
+        .option_layer(layers.deadline.then_some(DeadlineLayer {
+            server_timeout: config.request_timeout,
+        }))
+        .option_layer(layers.message_limit.then_some(MessageLimitLayer {
+            max_bytes: config.limits.max_decoding_message_bytes,
+        }))
+        .option_layer(layers.concurrency.then(|| {
+            ConcurrencyLimitLayer::new(config.max_concurrent_requests, config.per_tenant_limit())
+        }))
+        .service(routes)
+}
+
+/// kpid's edge as [`serve_opening`] stacks it (`layers` of it, with the Prometheus
+/// metrics on and `config`'s API keys), over health checking (SERVING) and reflection,
+/// with no store: what the profiling harness calls in process, without the network.
+/// With `track_requests`, each request is counted in flight on a connection, as the
+/// accept loop counts it. Not a stable API.
+#[doc(hidden)]
+pub async fn profiled_edge(
+    config: &ServerConfig,
+    layers: EdgeLayers,
+    track_requests: bool,
+) -> Result<tower::util::BoxCloneService<Request<Body>, Response<Body>, Infallible>, ServeError> {
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(kpi_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let methods = MethodTable::from_descriptor_sets(&[
+        kpi_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ])
+    .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let store: Arc<OnceLock<Store>> = Arc::default();
+    let routes = Routes::new(health).add_service(reflection).prepare();
+    let metrics = Arc::new(GrpcMetrics::new(store));
+    // The health reporter's sender must outlive the service.
+    std::mem::forget(health_reporter);
+    let service = edge(routes, methods, Some(metrics), config, layers);
+    if !track_requests {
+        return Ok(tower::util::BoxCloneService::new(service));
+    }
+    let slot = Connections::new(config.connections)
+        .admit()
+        .expect("a new listener has room");
+    let tracked = slot
+        .service(service)
+        .map_response(|response| response.map(Body::new));
+    std::mem::forget(slot);
+    Ok(tower::util::BoxCloneService::new(tracked))
 }
 
 /// CORS for grpc-web callers on any origin. Credentials (cookies) are not allowed;
