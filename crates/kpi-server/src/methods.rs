@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use prost::Message as _;
 
+use crate::prometheus::MethodSeries;
+
 /// How a method streams, as the `grpc_type` label of go-grpc-prometheus names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum RpcType {
@@ -41,7 +43,7 @@ impl RpcType {
 }
 
 /// One method: `/{service}/{method}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct RpcMethod {
     /// The fully qualified service, `kpi.v1.MetricsService`.
     pub(crate) service: String,
@@ -49,6 +51,8 @@ pub(crate) struct RpcMethod {
     pub(crate) method: String,
     /// How it streams.
     pub(crate) rpc_type: RpcType,
+    /// Its Prometheus series, once counted.
+    pub(crate) series: MethodSeries,
 }
 
 /// Every method of the served services by request path. A path that names no served
@@ -86,6 +90,7 @@ impl MethodTable {
                                 method.client_streaming.unwrap_or(false),
                                 method.server_streaming.unwrap_or(false),
                             ),
+                            series: MethodSeries::default(),
                         };
                         by_path.insert(format!("/{service_name}/{method_name}"), Arc::new(info));
                     }
@@ -98,6 +103,7 @@ impl MethodTable {
                 service: Self::UNKNOWN.to_owned(),
                 method: Self::UNKNOWN.to_owned(),
                 rpc_type: RpcType::Unary,
+                series: MethodSeries::default(),
             }),
         })
     }

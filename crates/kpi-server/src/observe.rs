@@ -132,18 +132,33 @@ impl RpcEnd {
             Some(status) => (status.code(), status.message()),
             None => (fallback, ""),
         };
-        let duration_ms = elapsed.as_secs_f64() * 1000.0;
-        self.span.record("code", code_name(code));
-        self.span.record("duration_ms", duration_ms);
         if let Some(metrics) = &self.metrics {
             metrics.handled(&self.method, code, elapsed);
         }
-        self.span.in_scope(|| match code {
-            Code::Ok => tracing::debug!("rpc finished"),
-            Code::Internal | Code::Unknown | Code::DataLoss => {
-                tracing::error!(detail = message, "rpc failed")
+        self.span.in_scope(|| {
+            // The code and duration go on the span only when its end event is logged
+            // (formatting them costs more than the rest of the span): an OK RPC's is at
+            // debug, usually off.
+            let record = |span: &Span| {
+                span.record("code", code_name(code));
+                span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
+            };
+            match code {
+                Code::Ok => {
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        record(&self.span);
+                        tracing::debug!("rpc finished");
+                    }
+                }
+                Code::Internal | Code::Unknown | Code::DataLoss => {
+                    record(&self.span);
+                    tracing::error!(detail = message, "rpc failed");
+                }
+                _ => {
+                    record(&self.span);
+                    tracing::info!(detail = message, "rpc rejected");
+                }
             }
-            _ => tracing::info!(detail = message, "rpc rejected"),
         });
     }
 }

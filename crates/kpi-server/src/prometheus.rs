@@ -46,6 +46,17 @@ struct HandledLabels {
     grpc_code: &'static str,
 }
 
+/// One method's series, looked up in their families (labels built, hashed and compared)
+/// the first time the method is counted, then updated directly: a counter or a histogram
+/// cloned from its family is the same series. A method table's methods are counted by
+/// one [`GrpcMetrics`] (the server builds one of each).
+#[derive(Debug, Default)]
+pub(crate) struct MethodSeries {
+    started: OnceLock<Counter>,
+    /// By code (`Code as usize`, 0 to 16).
+    handled: [OnceLock<(Counter, Histogram)>; 17],
+}
+
 /// The server's Prometheus metrics.
 pub(crate) struct GrpcMetrics {
     registry: Registry,
@@ -123,27 +134,37 @@ impl GrpcMetrics {
 
     /// Counts an RPC that started.
     pub(crate) fn started(&self, method: &RpcMethod) {
-        self.started
-            .get_or_create(&StartedLabels {
-                grpc_type: method.rpc_type.as_str(),
-                grpc_service: method.service.clone(),
-                grpc_method: method.method.clone(),
+        method
+            .series
+            .started
+            .get_or_init(|| {
+                self.started
+                    .get_or_create(&StartedLabels {
+                        grpc_type: method.rpc_type.as_str(),
+                        grpc_service: method.service.clone(),
+                        grpc_method: method.method.clone(),
+                    })
+                    .clone()
             })
             .inc();
     }
 
     /// Counts an RPC that ended with `code` after `elapsed`.
     pub(crate) fn handled(&self, method: &RpcMethod, code: Code, elapsed: Duration) {
-        let labels = HandledLabels {
-            grpc_type: method.rpc_type.as_str(),
-            grpc_service: method.service.clone(),
-            grpc_method: method.method.clone(),
-            grpc_code: code_name(code),
-        };
-        self.handled.get_or_create(&labels).inc();
-        self.handling
-            .get_or_create(&labels)
-            .observe(elapsed.as_secs_f64());
+        let (handled, handling) = method.series.handled[code as usize].get_or_init(|| {
+            let labels = HandledLabels {
+                grpc_type: method.rpc_type.as_str(),
+                grpc_service: method.service.clone(),
+                grpc_method: method.method.clone(),
+                grpc_code: code_name(code),
+            };
+            (
+                self.handled.get_or_create(&labels).clone(),
+                self.handling.get_or_create(&labels).clone(),
+            )
+        });
+        handled.inc();
+        handling.observe(elapsed.as_secs_f64());
     }
 
     /// The exposition, with the store gauges read now.
@@ -247,6 +268,7 @@ mod tests {
             service: "kpi.v1.MetricsService".into(),
             method: "Compute".into(),
             rpc_type: RpcType::Unary,
+            series: Default::default(),
         }
     }
 
@@ -254,10 +276,11 @@ mod tests {
     fn the_exposition_carries_counters_histograms_and_store_gauges() {
         let cell = Arc::new(OnceLock::new());
         let metrics = GrpcMetrics::new(cell.clone());
-        metrics.started(&compute());
-        metrics.started(&compute());
-        metrics.handled(&compute(), Code::Ok, Duration::from_millis(30));
-        metrics.handled(&compute(), Code::NotFound, Duration::from_millis(2));
+        let compute = compute();
+        metrics.started(&compute);
+        metrics.started(&compute);
+        metrics.handled(&compute, Code::Ok, Duration::from_millis(30));
+        metrics.handled(&compute, Code::NotFound, Duration::from_millis(2));
         let store = Store::temporary().unwrap();
         cell.set(store).unwrap();
 
