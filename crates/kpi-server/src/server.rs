@@ -17,6 +17,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{HeaderName, Request, Response};
@@ -36,8 +37,8 @@ use tonic::body::Body;
 use tonic::codec::CompressionEncoding;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
-use tower::{Service, ServiceBuilder, ServiceExt as _};
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower::{Layer as _, Service, ServiceBuilder, ServiceExt as _};
+use tower_http::cors::{AllowHeaders, AllowOrigin, Cors, CorsLayer};
 
 use crate::auth::{ApiKeys, AuthLayer};
 use crate::concurrency::ConcurrencyLimitLayer;
@@ -469,16 +470,17 @@ fn edge(
     metrics: Option<Arc<GrpcMetrics>>,
     config: &ServerConfig,
     layers: EdgeLayers,
-) -> impl Service<
-    Request<Body>,
-    Response = Response<Body>,
-    Error = Infallible,
-    Future: Send + 'static,
-> + Clone
+) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send + 'static>
+       + Clone
        + Send
        + 'static {
     ServiceBuilder::new()
-        .option_layer(layers.cors.then(cors))
+        .option_layer(layers.cors.then(|| {
+            let cors = cors();
+            tower::layer::layer_fn(move |inner| CorsForBrowsers {
+                cors: cors.layer(inner),
+            })
+        }))
         .option_layer(layers.grpc_web.then(tonic_web::GrpcWebLayer::new))
         .option_layer(
             layers
@@ -557,6 +559,65 @@ fn cors() -> CorsLayer {
             HeaderName::from_static("grpc-encoding"),
         ])
         .max_age(Duration::from_secs(24 * 60 * 60))
+}
+
+/// [`cors`] for the requests that carry an `Origin` header, which browsers send with every
+/// cross-origin request and preflight; other callers (gRPC clients) skip it, and their
+/// answers carry no CORS headers, which only browsers read.
+#[derive(Debug, Clone)]
+struct CorsForBrowsers<S> {
+    cors: Cors<S>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CorsForBrowsers<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = CorsForBrowsersFuture<<Cors<S> as Service<Request<ReqBody>>>::Future, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        // Cors is ready when the service it wraps is.
+        self.cors.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        if request.headers().contains_key(http::header::ORIGIN) {
+            CorsForBrowsersFuture::Cors {
+                future: self.cors.call(request),
+            }
+        } else {
+            CorsForBrowsersFuture::Plain {
+                future: self.cors.get_mut().call(request),
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of [`CorsForBrowsers`]: through CORS, or straight from the service.
+    #[project = CorsForBrowsersProjection]
+    enum CorsForBrowsersFuture<C, P> {
+        Cors { #[pin] future: C },
+        Plain { #[pin] future: P },
+    }
+}
+
+impl<C, P, T, E> Future for CorsForBrowsersFuture<C, P>
+where
+    C: Future<Output = Result<T, E>>,
+    P: Future<Output = Result<T, E>>,
+{
+    type Output = Result<T, E>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            CorsForBrowsersProjection::Cors { future } => future.poll(cx),
+            CorsForBrowsersProjection::Plain { future } => future.poll(cx),
+        }
+    }
 }
 
 /// Accepts HTTP/1.1 and HTTP/2 connections (over TLS when `tls` is set) on `listener`
