@@ -91,9 +91,9 @@ fn check_request() -> http::Request<Body> {
         .version(http::Version::HTTP_2)
         .header("content-type", "application/grpc")
         .header("te", "trailers")
-        .body(Body::new(Full::new(Bytes::from(framed)).map_err(
-            |e: Infallible| -> tonic::Status { match e {} },
-        )))
+        .body(Body::new(
+            Full::new(Bytes::from(framed)).map_err(|e: Infallible| -> tonic::Status { match e {} }),
+        ))
         .expect("a valid request")
 }
 

@@ -59,7 +59,11 @@ pub struct Tenant(Arc<str>);
 impl Tenant {
     /// The tenant of every caller when authentication is off.
     pub fn default_tenant() -> Self {
-        Tenant(Arc::from(kpi_store::DEFAULT_TENANT))
+        // Made once: every request without keys is this tenant.
+        static DEFAULT: std::sync::OnceLock<Tenant> = std::sync::OnceLock::new();
+        DEFAULT
+            .get_or_init(|| Tenant(Arc::from(kpi_store::DEFAULT_TENANT)))
+            .clone()
     }
 
     /// The tenant's name.

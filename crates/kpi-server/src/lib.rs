@@ -60,9 +60,9 @@ pub use connections::raise_open_file_limit;
 pub use connections::ConnectionLimits;
 pub use metrics::MetricsApi;
 pub use records::RecordsApi;
-pub use server::{serve, serve_opening, ServeError, ServerConfig};
 #[doc(hidden)]
 pub use server::{profiled_edge, EdgeLayers};
+pub use server::{serve, serve_opening, ServeError, ServerConfig};
 pub use tenant::TenantApi;
 pub use tls::{TlsError, TlsFiles};
 
