@@ -104,7 +104,7 @@ where
             let mut end = end;
             // A trailers-only answer (an error before any message) has its status in the
             // headers.
-            end.status = Status::from_header_map(&parts.headers);
+            end.status = status_in(&parts.headers);
             let body = ObservedBody {
                 inner: body,
                 end: Some(end),
@@ -112,6 +112,17 @@ where
             Ok(Response::from_parts(parts, Body::new(body)))
         })
     }
+}
+
+/// The gRPC status in `headers` (a trailers-only answer's headers, or the trailers), if
+/// any. An OK one, the most common, is read from `grpc-status` alone:
+/// [`Status::from_header_map`] also decodes the message and copies the other headers
+/// into the status's metadata, which only an error's log line reads.
+fn status_in(headers: &http::HeaderMap) -> Option<Status> {
+    if headers.get("grpc-status")? == "0" {
+        return Some(Status::new(Code::Ok, ""));
+    }
+    Status::from_header_map(headers)
 }
 
 /// What is known of an RPC until it ends.
@@ -199,7 +210,7 @@ where
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let (Some(trailers), Some(end)) = (frame.trailers_ref(), this.end.as_mut()) {
-                    end.status = Status::from_header_map(trailers);
+                    end.status = status_in(trailers);
                 }
             }
             Poll::Ready(Some(Err(status))) => {
