@@ -737,3 +737,34 @@ async fn serve_connection<S, B>(
         tracing::debug!(error = %e, "connection closed with an error");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer_headers(origin: Option<&str>) -> http::HeaderMap {
+        let service = tower::service_fn(|_: Request<Body>| async {
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        });
+        let mut service = CorsForBrowsers {
+            cors: cors().layer(service),
+        };
+        let mut request = Request::post("/grpc.health.v1.Health/Check");
+        if let Some(origin) = origin {
+            request = request.header(http::header::ORIGIN, origin);
+        }
+        let request = request.body(Body::empty()).unwrap();
+        let response = service.ready().await.unwrap().call(request).await.unwrap();
+        response.headers().clone()
+    }
+
+    #[tokio::test]
+    async fn cors_headers_answer_only_requests_with_an_origin() {
+        let browser = answer_headers(Some("http://dashboard.example")).await;
+        assert_eq!(browser[http::header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        assert!(browser.contains_key(http::header::ACCESS_CONTROL_EXPOSE_HEADERS));
+        let grpc_client = answer_headers(None).await;
+        assert!(!grpc_client.contains_key(http::header::ACCESS_CONTROL_ALLOW_ORIGIN));
+        assert!(!grpc_client.contains_key(http::header::VARY));
+    }
+}
