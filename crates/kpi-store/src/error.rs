@@ -35,7 +35,7 @@ pub enum StoreError {
 /// sled's error in plain words: its I/O errors print as Rust debug output.
 fn sled_text(error: &sled::Error) -> String {
     match error {
-        sled::Error::Io(e) => crate::recovery::io_text(e),
+        sled::Error::Io(e) => crate::store::recovery::io_text(e),
         other => other.to_string(),
     }
 }

@@ -18,7 +18,6 @@ pub mod generate;
 mod index;
 mod pending;
 pub mod record;
-mod recovery;
 #[cfg(test)]
 mod reference;
 mod rows;
@@ -33,8 +32,8 @@ mod validate;
 pub use error::StoreError;
 pub use index::filtering_dimensions;
 pub use record::*;
-pub use recovery::WriteHealth;
 pub use settings::{SettingsChange, SettingsUpdate, TenantSettings};
+pub use store::WriteHealth;
 pub use store::{
     OpenOptions, PutOutcome, RecordKey, RecordPage, Rejected, Store, StoreStats, TenantSource,
     DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,

@@ -7,7 +7,7 @@
 //! write noted before it began, so the writes applied are always a prefix of the queue.
 //! When a commit fails, the whole queue is *discarded*: no row change is ever applied, and
 //! the values each write replaced in sled are kept (as [`Originals`]) for the store to
-//! restore when it recovers (`recovery.rs`).
+//! restore when it recovers (`store/recovery.rs`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 use kpi_core::{Dimension, Measure, Scope};
 
-use super::tests::{all_measures, canonical, grid_scopes, RandomTenant};
+use super::tests::{all_measures, canonical, grid, grid_scopes, RandomTenant};
 use super::{Index, KindGens, PARTS};
 use crate::generate::Rng;
 use crate::record::{Record, RecordKind};
@@ -14,14 +14,6 @@ use crate::rows::Rows;
 /// The parts (positions in [`PARTS`]) that answer `measure` over `scope`.
 fn readers(measure: Measure, scope: &Scope) -> Vec<usize> {
     super::readers(measure, scope.filters.contains_key(&Dimension::Stage)).collect()
-}
-
-/// Times every 36 hours from 2024-01-01.
-fn grid() -> Vec<Timestamp> {
-    let base: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
-    (0..8)
-        .map(|i| base + jiff::SignedDuration::from_hours(36 * i))
-        .collect()
 }
 
 /// The scopes of the reference tests, and a stage filter with each dimension a stage

@@ -39,7 +39,7 @@ mod subscriptions;
 mod sums;
 mod surveys;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod tickets;
 mod times;
 

@@ -15,7 +15,7 @@ use crate::rows::Rows;
 use crate::store::Canonical;
 use crate::validate::validate;
 
-pub(super) fn all_measures() -> Vec<Measure> {
+pub(crate) fn all_measures() -> Vec<Measure> {
     use Measure::*;
     let mut v = vec![
         DealsWon,
@@ -98,7 +98,7 @@ pub(super) fn all_measures() -> Vec<Measure> {
     v
 }
 
-pub(super) fn canonical(records: Vec<Record>) -> Canonical {
+pub(crate) fn canonical(records: Vec<Record>) -> Canonical {
     let mut c = Canonical::default();
     for r in records {
         assert_eq!(validate(&r), Ok(()), "{r:?}");
@@ -133,9 +133,9 @@ fn compare(records: &Canonical, scopes: &[Scope]) {
 }
 
 /// Random records with times on a grid of 8 days.
-pub(super) struct RandomTenant {
-    pub(super) rng: Rng,
-    pub(super) grid: Vec<Timestamp>,
+pub(crate) struct RandomTenant {
+    pub(crate) rng: Rng,
+    pub(crate) grid: Vec<Timestamp>,
 }
 
 impl RandomTenant {
@@ -166,7 +166,7 @@ impl RandomTenant {
         Some(format!("{prefix}{}", self.rng.range(0, n)))
     }
 
-    pub(super) fn records(&mut self) -> Vec<Record> {
+    pub(crate) fn records(&mut self) -> Vec<Record> {
         let mut out = Vec::new();
         let sources = [
             Source::Marketing,
@@ -440,10 +440,7 @@ fn filter_sets() -> Vec<BTreeMap<Dimension, String>> {
 
 #[test]
 fn index_matches_the_reference_on_random_grids() {
-    let base: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
-    let grid: Vec<Timestamp> = (0..8)
-        .map(|i| base + jiff::SignedDuration::from_hours(36 * i))
-        .collect();
+    let grid = grid();
     for seed in 0..25u64 {
         let mut tenant = RandomTenant {
             rng: Rng(seed * 7919 + 1),
@@ -458,7 +455,7 @@ fn index_matches_the_reference_on_random_grids() {
                 let b = tenant.rng.range(a as i64, grid.len() as i64 - 1) as usize;
                 let window = if (k + j) % 7 == 0 {
                     Window::new(
-                        base - jiff::SignedDuration::from_hours(1),
+                        grid[0] - jiff::SignedDuration::from_hours(1),
                         grid[grid.len() - 1] + jiff::SignedDuration::from_hours(1),
                     )
                     .unwrap()
@@ -482,10 +479,7 @@ fn index_matches_the_reference_on_random_grids() {
 /// do hold returning customers (reactivation MRR above 0 somewhere).
 #[test]
 fn mrr_at_end_is_mrr_at_start_plus_every_movement() {
-    let base: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
-    let grid: Vec<Timestamp> = (0..8)
-        .map(|i| base + jiff::SignedDuration::from_hours(36 * i))
-        .collect();
+    let grid = grid();
     let mut reactivations = 0;
     for seed in 0..200u64 {
         let mut tenant = RandomTenant {
@@ -581,32 +575,15 @@ fn index_matches_the_reference_on_demo_data() {
     compare(&records, &scopes);
 }
 
-/// Compares the store's answers for `tenant` with the reference over `model`.
-fn compare_store(store: &crate::Store, tenant: &str, model: &Canonical, scopes: &[Scope]) {
-    use kpi_core::DataSource;
-    let source = store.source(tenant);
-    let reference = Reference::new(model);
-    for scope in scopes {
-        for m in all_measures() {
-            let fast = source.measure(m, scope).unwrap();
-            assert_eq!(
-                fast,
-                reference.measure(m, scope).unwrap(),
-                "{m:?} over {scope:?}"
-            );
-        }
-        for dim in Dimension::ALL {
-            assert_eq!(
-                source.group_values(dim, scope).unwrap(),
-                reference.group_values(dim, scope),
-                "values of {dim} for {scope:?}"
-            );
-        }
-    }
-    assert_eq!(store.stats().records, model.records().count() as u64);
+/// Times every 36 hours from 2024-01-01: the grid the randomized tests put records on.
+pub(crate) fn grid() -> Vec<Timestamp> {
+    let base: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+    (0..8)
+        .map(|i| base + jiff::SignedDuration::from_hours(36 * i))
+        .collect()
 }
 
-pub(super) fn grid_scopes(grid: &[Timestamp]) -> Vec<Scope> {
+pub(crate) fn grid_scopes(grid: &[Timestamp]) -> Vec<Scope> {
     let mut scopes = Vec::new();
     for filters in filter_sets() {
         for (a, b) in [(0, grid.len() - 1), (2, 5)] {
@@ -617,400 +594,4 @@ pub(super) fn grid_scopes(grid: &[Timestamp]) -> Vec<Scope> {
         }
     }
     scopes
-}
-
-/// Upserts (also twice in one call), deletes (also of absent keys) and a reopen keep every
-/// answer equal to the reference over the records the store should hold.
-#[test]
-fn upserts_deletes_and_reopening_keep_every_answer_exact() {
-    let base: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
-    let grid: Vec<Timestamp> = (0..8)
-        .map(|i| base + jiff::SignedDuration::from_hours(36 * i))
-        .collect();
-    let scopes = grid_scopes(&grid);
-    for seed in 0..4u64 {
-        let dir = tempfile::tempdir().unwrap();
-        let mut model = Canonical::default();
-        let store = crate::Store::open(dir.path()).unwrap();
-        let mut rng = Rng(seed + 99);
-        for round in 0..4u64 {
-            let mut tenant = RandomTenant {
-                rng: Rng(seed * 1000 + round + 1),
-                grid: grid.clone(),
-            };
-            let mut records = tenant.records();
-            // Keep about two thirds, some of them twice (the later one wins).
-            records.retain(|_| rng.chance(66));
-            let again: Vec<Record> = records.iter().filter(|_| rng.chance(10)).cloned().collect();
-            let mut more = RandomTenant {
-                rng: Rng(seed * 1000 + round + 500),
-                grid: grid.clone(),
-            }
-            .records();
-            more.retain(|r| {
-                again
-                    .iter()
-                    .any(|a| a.kind() == r.kind() && a.id() == r.id())
-            });
-            records.extend(more);
-            let half = records.len() / 2;
-            let second = records.split_off(half);
-            for call in [records, second] {
-                for r in &call {
-                    model.upsert(r.clone());
-                }
-                let outcome = store.put("t", call).unwrap();
-                assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
-            }
-            // Delete some stored keys and some absent ones.
-            let mut keys: Vec<crate::RecordKey> = model
-                .records()
-                .filter(|_| rng.chance(20))
-                .map(|r| crate::RecordKey {
-                    kind: r.kind(),
-                    id: r.id().to_owned(),
-                })
-                .collect();
-            let expected = keys.len() as u64;
-            keys.push(crate::RecordKey {
-                kind: RecordKind::Deal,
-                id: "absent".into(),
-            });
-            for k in &keys {
-                model.remove(k.kind, &k.id);
-            }
-            assert_eq!(store.delete("t", &keys).unwrap(), expected);
-            compare_store(&store, "t", &model, &scopes);
-        }
-        drop(store);
-        let store = crate::Store::open(dir.path()).unwrap();
-        assert!(!store.snapshot_is_current());
-        compare_store(&store, "t", &model, &scopes);
-        // The same after a snapshot, which the next open reads.
-        store.save_snapshot().unwrap();
-        drop(store);
-        let store = crate::Store::open(dir.path()).unwrap();
-        assert!(store.snapshot_is_current(), "opened from the snapshot");
-        compare_store(&store, "t", &model, &scopes);
-        // Slots freed before the reopen are reused after it; this write retires the
-        // snapshot, so the next open (with no snapshot saved: a crash) scans sled.
-        let mut tenant = RandomTenant {
-            rng: Rng(seed + 7),
-            grid: grid.clone(),
-        };
-        let records = tenant.records();
-        for r in &records {
-            model.upsert(r.clone());
-        }
-        store.put("t", records).unwrap();
-        assert!(!store.snapshot_is_current());
-        compare_store(&store, "t", &model, &scopes);
-        drop(store);
-        let store = crate::Store::open(dir.path()).unwrap();
-        assert!(
-            !store.snapshot_is_current(),
-            "a stale snapshot is never read"
-        );
-        assert!(
-            !dir.path().join(crate::snapshot::FILE).exists(),
-            "and its file is removed"
-        );
-        compare_store(&store, "t", &model, &scopes);
-    }
-}
-
-/// Values written by the first release (no slot) are given slots when the store opens.
-#[test]
-fn first_release_values_are_migrated_at_open() {
-    let base: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
-    let grid: Vec<Timestamp> = (0..8)
-        .map(|i| base + jiff::SignedDuration::from_hours(36 * i))
-        .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let records = RandomTenant {
-        rng: Rng(5),
-        grid: grid.clone(),
-    }
-    .records();
-    let model = canonical(records.clone());
-    {
-        let db = sled::open(dir.path()).unwrap();
-        let tree = db.open_tree("records").unwrap();
-        for r in &records {
-            let mut v = vec![0x01];
-            rmp_serde::encode::write(&mut v, r).unwrap();
-            tree.insert(crate::codec::record_key("t", r.kind(), r.id()), v)
-                .unwrap();
-        }
-        db.flush().unwrap();
-    }
-    let store = crate::Store::open(dir.path()).unwrap();
-    let scopes = grid_scopes(&grid);
-    compare_store(&store, "t", &model, &scopes);
-    // Upserting and deleting migrated records frees their slots.
-    let keys: Vec<crate::RecordKey> = model
-        .records()
-        .take(5)
-        .map(|r| crate::RecordKey {
-            kind: r.kind(),
-            id: r.id().to_owned(),
-        })
-        .collect();
-    assert_eq!(store.delete("t", &keys).unwrap(), 5);
-    let mut model = model;
-    for k in &keys {
-        model.remove(k.kind, &k.id);
-    }
-    compare_store(&store, "t", &model, &scopes);
-    drop(store);
-    let store = crate::Store::open(dir.path()).unwrap();
-    compare_store(&store, "t", &model, &scopes);
-}
-
-/// Writes and deletes of one kind at a time: each index shares the parts of the previous
-/// one that the kind does not touch, and every answer stays equal to the reference.
-#[test]
-fn writes_of_one_kind_at_a_time_keep_every_answer_exact() {
-    let base: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
-    let grid: Vec<Timestamp> = (0..8)
-        .map(|i| base + jiff::SignedDuration::from_hours(36 * i))
-        .collect();
-    let scopes = grid_scopes(&grid);
-    let store = crate::Store::temporary().unwrap();
-    let mut model = Canonical::default();
-    let mut rng = Rng(17);
-    for seed in 0..3u64 {
-        let records = RandomTenant {
-            rng: Rng(seed * 31 + 3),
-            grid: grid.clone(),
-        }
-        .records();
-        for kind in RecordKind::ALL {
-            let batch: Vec<Record> = records
-                .iter()
-                .filter(|r| r.kind() == kind)
-                .cloned()
-                .collect();
-            for r in &batch {
-                model.upsert(r.clone());
-            }
-            store.put("t", batch).unwrap();
-            compare_store(&store, "t", &model, &scopes);
-        }
-        for kind in RecordKind::ALL {
-            let keys: Vec<crate::RecordKey> = model
-                .records()
-                .filter(|r| r.kind() == kind && rng.chance(30))
-                .map(|r| crate::RecordKey {
-                    kind,
-                    id: r.id().to_owned(),
-                })
-                .collect();
-            if keys.is_empty() {
-                continue;
-            }
-            for k in &keys {
-                model.remove(k.kind, &k.id);
-            }
-            store.delete("t", &keys).unwrap();
-            compare_store(&store, "t", &model, &scopes);
-        }
-    }
-}
-
-/// A snapshot that cannot be written leaves every write committed and none current: the
-/// next open scans sled and answers the same.
-#[test]
-fn a_snapshot_that_cannot_be_written_is_not_read() {
-    let base: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
-    let grid: Vec<Timestamp> = (0..8)
-        .map(|i| base + jiff::SignedDuration::from_hours(36 * i))
-        .collect();
-    let scopes = grid_scopes(&grid);
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::Store::open(dir.path()).unwrap();
-    let records = RandomTenant {
-        rng: Rng(11),
-        grid: grid.clone(),
-    }
-    .records();
-    let mut model = canonical(records.clone());
-    store.put("t", records).unwrap();
-    store.save_snapshot().unwrap();
-    // A write retires that snapshot; the next one cannot be written (its temporary name is
-    // taken by a directory).
-    let more = RandomTenant {
-        rng: Rng(12),
-        grid: grid.clone(),
-    }
-    .records();
-    for r in &more {
-        model.upsert(r.clone());
-    }
-    store.put("t", more).unwrap();
-    std::fs::create_dir(dir.path().join("rows.snapshot.tmp")).unwrap();
-    assert!(matches!(
-        store.save_snapshot(),
-        Err(crate::StoreError::Snapshot(_))
-    ));
-    assert!(!store.snapshot_is_current());
-    drop(store);
-    let store = crate::Store::open(dir.path()).unwrap();
-    assert!(!store.snapshot_is_current(), "the older snapshot was read");
-    compare_store(&store, "t", &model, &scopes);
-}
-
-/// A small tmpfs, unmounted when dropped: a disk that really fills (mounting needs root,
-/// as CI runs).
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(bytes: u64) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
-            .arg(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        mounted.then_some(Tmpfs { dir })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
-/// Every record a listing holds, by kind and id.
-fn listed(store: &crate::Store, tenant: &str) -> Vec<Record> {
-    let mut records = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = store
-            .list(tenant, None, crate::MAX_PAGE_SIZE, &token)
-            .unwrap();
-        records.extend(page.records);
-        if page.next_page_token.is_empty() {
-            return records;
-        }
-        token = page.next_page_token;
-    }
-}
-
-/// Writes until the disk is full: the failed call changes nothing the queries, a listing
-/// after recovery or a reopen show; writes answer `StorageFull` until space is freed and
-/// then resume without a reopen.
-#[test]
-fn a_full_disk_changes_nothing_visible_and_writes_resume() {
-    let Some(disk) = Tmpfs::mount(8 << 20) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs as root and must run the disk-full test"
-        );
-        eprintln!("skipped: mounting a tmpfs needs root");
-        return;
-    };
-    let base: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
-    let grid: Vec<Timestamp> = (0..8)
-        .map(|i| base + jiff::SignedDuration::from_hours(36 * i))
-        .collect();
-    let scopes = grid_scopes(&grid);
-    let store = crate::Store::open(disk.dir.path().join("data")).unwrap();
-    // Fill the disk, then leave 1.5 MiB for the store.
-    let filler = disk.dir.path().join("filler");
-    {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&filler).unwrap();
-        while file.write_all(&[1u8; 64 << 10]).is_ok() {}
-        let len = file.metadata().unwrap().len();
-        file.set_len(len.saturating_sub(3 << 19)).unwrap();
-    }
-    let mut model = Canonical::default();
-    let mut rng = Rng(5);
-    let mut full = None;
-    for round in 0..5000u64 {
-        let records = RandomTenant {
-            rng: Rng(round + 1),
-            grid: grid.clone(),
-        }
-        .records();
-        if round % 3 == 2 {
-            let keys: Vec<crate::RecordKey> = model
-                .records()
-                .filter(|_| rng.chance(10))
-                .map(|r| crate::RecordKey {
-                    kind: r.kind(),
-                    id: r.id().to_owned(),
-                })
-                .collect();
-            match store.delete("t", &keys) {
-                Ok(_) => keys.iter().for_each(|k| {
-                    model.remove(k.kind, &k.id);
-                }),
-                Err(e) => {
-                    full = Some(e);
-                    break;
-                }
-            }
-        }
-        match store.put("t", records.clone()) {
-            Ok(outcome) => {
-                assert!(outcome.rejected.is_empty());
-                records.into_iter().for_each(|r| model.upsert(r));
-            }
-            Err(e) => {
-                full = Some(e);
-                break;
-            }
-        }
-    }
-    let full = full.expect("the disk filled up");
-    assert!(matches!(full, crate::StoreError::StorageFull), "{full}");
-    assert!(!full.to_string().contains("Os {"), "{full}");
-    assert_eq!(store.write_health(), crate::WriteHealth::DiskFull);
-    // Queries answer what was acknowledged, nothing of the failed call.
-    compare_store(&store, "t", &model, &scopes);
-    assert!(matches!(
-        store.list("t", None, 10, ""),
-        Err(crate::StoreError::Unavailable(_))
-    ));
-    let one = model.records().next().unwrap().clone();
-    assert!(matches!(
-        store.put("t", vec![one.clone()]),
-        Err(crate::StoreError::StorageFull)
-    ));
-    // Space comes back: writes resume by themselves, with no reopen.
-    std::fs::remove_file(&filler).unwrap();
-    let waited = std::time::Instant::now();
-    while store.write_health() != crate::WriteHealth::Writable {
-        assert!(
-            waited.elapsed() < std::time::Duration::from_secs(30),
-            "writes did not resume"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let mut expected: Vec<Record> = model.records().cloned().collect();
-    assert_eq!(listed(&store, "t"), expected, "sled holds what queries saw");
-    let more = RandomTenant {
-        rng: Rng(9999),
-        grid: grid.clone(),
-    }
-    .records();
-    for r in &more {
-        model.upsert(r.clone());
-    }
-    store.put("t", more).unwrap();
-    compare_store(&store, "t", &model, &scopes);
-    drop(store);
-    let store = crate::Store::open(disk.dir.path().join("data")).unwrap();
-    compare_store(&store, "t", &model, &scopes);
-    expected = model.records().cloned().collect();
-    assert_eq!(listed(&store, "t"), expected, "a restart shows the same");
 }

@@ -1,6 +1,16 @@
 //! The store: sled for durability, and per tenant the rows in memory (`rows.rs`) plus the
 //! query index derived from them (rebuilt lazily, once per batch of writes, sharing the
 //! parts the writes did not touch), and the rows snapshot read at open (`snapshot.rs`).
+//! What a failed write leaves and how writes resume is `recovery.rs`; a tenant's records
+//! as the engine's data source, `source.rs`.
+
+pub(crate) mod recovery;
+mod source;
+#[cfg(test)]
+mod tests;
+
+pub use self::recovery::WriteHealth;
+pub use self::source::TenantSource;
 
 #[cfg(test)]
 use std::collections::BTreeMap;
@@ -9,8 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
-use kpi_core::{DataSource, Decimal, Dimension, Measure, MetricError, Scope};
-
+use self::recovery::WriteState;
 use crate::codec::{
     check_tenant, decode_record, encode_record, kind_byte, parse_page_token, record_key, split_key,
     tenant_prefix, token_after, value_slot,
@@ -18,9 +27,8 @@ use crate::codec::{
 use crate::durable::Commit;
 use crate::error::StoreError;
 use crate::index::{Index, KindGens};
-use crate::pending::{add_originals, Before, Originals, PendingWrites, RowChanges};
+use crate::pending::{Before, Originals, PendingWrites, RowChanges};
 use crate::record::{Record, RecordKind};
-use crate::recovery::{Cause, WriteHealth, WriteState};
 use crate::rows::Rows;
 use crate::settings::{self, SettingsByTenant, SettingsUpdate, TenantSettings};
 use crate::snapshot;
@@ -767,7 +775,7 @@ impl Store {
         })
     }
 
-    /// The tenant's records as a [`DataSource`] for `Registry::compute`. The source reads
+    /// The tenant's records as a [`kpi_core::DataSource`] for `Registry::compute`. The source reads
     /// one consistent snapshot, taken at its first read: make one per request.
     pub fn source(&self, tenant: &str) -> TenantSource {
         TenantSource {
@@ -809,191 +817,6 @@ impl Store {
         } else {
             Err(self.refusal())
         }
-    }
-
-    /// A write that failed midway (under the writer lock, after changing sled as `before`
-    /// says): undoes it in sled, or, when sled failed, stops writes. The error to answer.
-    fn abandon(
-        &self,
-        sled: &Sled,
-        error: StoreError,
-        before: Vec<(Vec<u8>, Before)>,
-    ) -> StoreError {
-        if matches!(error, StoreError::Sled(sled::Error::Io(_))) {
-            let mut originals = Originals::new();
-            add_originals(&mut originals, before);
-            return self.stop_writes(error, originals);
-        }
-        // A stored value that does not decode: sled works, so the call is undone at once.
-        for (key, value) in before.into_iter().rev() {
-            let undone = match value {
-                Some(value) => sled.tree.insert(&key, value).map(drop),
-                None => sled.tree.remove(&key).map(drop),
-            };
-            if let Err(e) = undone {
-                return self.stop_writes(e.into(), Originals::new());
-            }
-        }
-        error
-    }
-
-    /// After a failed write (under the writer lock): discards every write not yet
-    /// committed, stops writes, closes sled (which refuses everything once a write failed)
-    /// and, for a full disk, starts retrying the recovery. The error to answer.
-    fn stop_writes(&self, error: StoreError, mut originals: Originals) -> StoreError {
-        let mut discarded = Originals::new();
-        self.inner.pending.discard_all(&mut discarded, |write| {
-            let mut records = write
-                .tenant
-                .records
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            write.changes.discard(&mut records.rows);
-        });
-        // The queued writes came before the one that failed midway.
-        add_originals(&mut discarded, std::mem::take(&mut originals));
-        let answer = lock(&self.inner.write_state).fail(&error, discarded);
-        if let Some(sled) = self
-            .inner
-            .sled
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            self.inner
-                .disk_bytes
-                .store(sled.db.size_on_disk().unwrap_or(0), Ordering::Relaxed);
-        }
-        match self.write_health() {
-            WriteHealth::DiskFull => {
-                tracing::error!(error = %error, "the disk is full: writes stop until space is freed; queries keep answering");
-                self.spawn_recovery();
-            }
-            _ => {
-                tracing::error!(error = %error, "a write failed: the store refuses writes until kpid restarts; queries keep answering")
-            }
-        }
-        answer
-    }
-
-    /// The error a write answers while writes are stopped.
-    fn refusal(&self) -> StoreError {
-        match &*lock(&self.inner.write_state) {
-            WriteState::Failed { cause, .. } => WriteState::refusal(cause),
-            WriteState::Writable => StoreError::Unavailable(
-                "the write was undone by a failed write before it; send it again".into(),
-            ),
-        }
-    }
-
-    /// The error a listing answers while sled is closed.
-    fn unreadable(&self) -> StoreError {
-        match &*lock(&self.inner.write_state) {
-            WriteState::Failed {
-                cause: Cause::Full, ..
-            } => StoreError::Unavailable(
-                "the record store cannot list records while its disk is full; queries keep \
-                 answering, and listings resume by themselves once space is freed"
-                    .into(),
-            ),
-            WriteState::Failed { cause, .. } => WriteState::refusal(cause),
-            WriteState::Writable => {
-                StoreError::Unavailable("the record store is reopening; retry shortly".into())
-            }
-        }
-    }
-
-    /// sled's handles, when writes are taken (call under the writer lock).
-    fn writable_sled(&self) -> Result<Sled, StoreError> {
-        if let WriteState::Failed { cause, .. } = &*lock(&self.inner.write_state) {
-            return Err(WriteState::refusal(cause));
-        }
-        self.inner
-            .sled
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| self.unreadable())
-    }
-
-    /// Whether the store takes writes (for health checks).
-    pub fn write_health(&self) -> WriteHealth {
-        lock(&self.inner.write_state).health()
-    }
-
-    /// Retries [`Store::recover`] in a thread until it succeeds or the store is dropped.
-    fn spawn_recovery(&self) {
-        if self.inner.recovering.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let inner = Arc::downgrade(&self.inner);
-        let spawned = std::thread::Builder::new()
-            .name("kpid-store-recovery".into())
-            .spawn(move || loop {
-                std::thread::sleep(RECOVERY_RETRY);
-                let Some(inner) = inner.upgrade() else { return };
-                let store = Store { inner };
-                match store.recover() {
-                    Ok(true) => {
-                        store.inner.recovering.store(false, Ordering::SeqCst);
-                        return;
-                    }
-                    Ok(false) => {}
-                    Err(e) => tracing::debug!(error = %e, "the store cannot take writes yet"),
-                }
-            });
-        if let Err(e) = spawned {
-            self.inner.recovering.store(false, Ordering::SeqCst);
-            tracing::error!(error = %e, "cannot start the store's recovery thread");
-        }
-    }
-
-    /// After a full disk: reopens sled, writes back what the failed writes replaced, and
-    /// commits; then writes are taken again. Whether the store takes writes now (`false`:
-    /// it never will before a restart).
-    fn recover(&self) -> Result<bool, StoreError> {
-        let _writer = lock(&self.inner.writer);
-        let originals = match &*lock(&self.inner.write_state) {
-            WriteState::Writable => return Ok(true),
-            WriteState::Failed {
-                cause: Cause::Full,
-                originals,
-            } => originals.clone(),
-            WriteState::Failed { .. } => return Ok(false),
-        };
-        let Some(dir) = &self.inner.dir else {
-            return Ok(false);
-        };
-        let db = open_sled_dir(dir)?;
-        let sled = Sled::new(db, Some(Commit::open(dir)?))?;
-        for (key, value) in &originals {
-            match value {
-                Some(value) => sled.tree.insert(key, value.clone()).map(drop)?,
-                None => sled.tree.remove(key).map(drop)?,
-            }
-        }
-        // A settings change that failed may be in sled: hold only what was acknowledged.
-        settings::restore(
-            &sled.settings,
-            &self
-                .inner
-                .settings
-                .read()
-                .unwrap_or_else(PoisonError::into_inner),
-        )?;
-        sled.wrote();
-        sled.commit()?;
-        *self
-            .inner
-            .sled
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some(sled);
-        *lock(&self.inner.write_state) = WriteState::Writable;
-        tracing::info!(
-            restored = originals.len(),
-            "disk space is back: the store takes writes again"
-        );
-        Ok(true)
     }
 
     /// Writes every tenant's rows to the snapshot file that the next open reads instead of
@@ -1135,45 +958,6 @@ impl Store {
                 None => self.inner.disk_bytes.load(Ordering::Relaxed),
             },
         }
-    }
-}
-
-/// One tenant's records as a [`DataSource`]: answers every [`Measure`] from the in-memory
-/// index, never from sled.
-pub struct TenantSource {
-    tenant: Option<Arc<Tenant>>,
-    snapshot: OnceLock<Arc<Index>>,
-}
-
-impl std::fmt::Debug for TenantSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TenantSource").finish_non_exhaustive()
-    }
-}
-
-impl TenantSource {
-    fn index(&self) -> &Index {
-        static EMPTY: OnceLock<Arc<Index>> = OnceLock::new();
-        self.snapshot.get_or_init(|| match &self.tenant {
-            Some(t) => t.index(),
-            None => Arc::clone(EMPTY.get_or_init(|| {
-                Arc::new(Index::build(&Rows::default(), &KindGens::default(), None))
-            })),
-        })
-    }
-}
-
-impl DataSource for TenantSource {
-    fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
-        self.index().measure(measure, scope)
-    }
-
-    fn group_values(
-        &self,
-        dimension: Dimension,
-        scope: &Scope,
-    ) -> Result<Vec<String>, MetricError> {
-        self.index().group_values(dimension, scope)
     }
 }
 

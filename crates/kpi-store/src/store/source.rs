@@ -1,0 +1,49 @@
+//! One tenant's records as the [`DataSource`] the engine reads: one index snapshot per
+//! request, taken at its first read.
+
+use std::sync::{Arc, OnceLock};
+
+use kpi_core::{DataSource, Decimal, Dimension, Measure, MetricError, Scope};
+
+use super::Tenant;
+use crate::index::{Index, KindGens};
+use crate::rows::Rows;
+
+/// One tenant's records as a [`DataSource`]: answers every [`Measure`] from the in-memory
+/// index, never from sled.
+pub struct TenantSource {
+    pub(super) tenant: Option<Arc<Tenant>>,
+    pub(super) snapshot: OnceLock<Arc<Index>>,
+}
+
+impl std::fmt::Debug for TenantSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantSource").finish_non_exhaustive()
+    }
+}
+
+impl TenantSource {
+    fn index(&self) -> &Index {
+        static EMPTY: OnceLock<Arc<Index>> = OnceLock::new();
+        self.snapshot.get_or_init(|| match &self.tenant {
+            Some(t) => t.index(),
+            None => Arc::clone(EMPTY.get_or_init(|| {
+                Arc::new(Index::build(&Rows::default(), &KindGens::default(), None))
+            })),
+        })
+    }
+}
+
+impl DataSource for TenantSource {
+    fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
+        self.index().measure(measure, scope)
+    }
+
+    fn group_values(
+        &self,
+        dimension: Dimension,
+        scope: &Scope,
+    ) -> Result<Vec<String>, MetricError> {
+        self.index().group_values(dimension, scope)
+    }
+}
