@@ -225,6 +225,16 @@ impl Index {
             })
         };
         macro_rules! part {
+            // The part of a unit whose rows are read in place and inherit from customers
+            // only through `$lookups`: its module and field share a name.
+            ($field:ident, $unit:ident, $lookups:expr) => {
+                part!(
+                    $field,
+                    $field::READS,
+                    |p| Arc::clone($lookups),
+                    Part::new(Unit::$unit, Arc::clone(&rows.$field), Arc::clone($lookups))
+                )
+            };
             ($field:ident, $deps:expr, $build:expr) => {
                 match reuse($deps) {
                     Some(p) => Arc::clone(&p.$field),
@@ -327,47 +337,11 @@ impl Index {
                 campaigns::READS,
                 campaigns::part(rows, &channel_sym)
             );
-            // Purchases, tickets and survey responses are read in place.
-            let purchases = part!(
-                purchases,
-                purchases::READS,
-                |p| Arc::clone(&lookups),
-                Part::new(
-                    Unit::Purchase,
-                    Arc::clone(&rows.purchases),
-                    Arc::clone(&lookups)
-                )
-            );
-            let tickets = part!(
-                tickets,
-                tickets::READS,
-                |p| Arc::clone(&lookups),
-                Part::new(
-                    Unit::Ticket,
-                    Arc::clone(&rows.tickets),
-                    Arc::clone(&lookups)
-                )
-            );
-            let surveys = part!(
-                surveys,
-                surveys::READS,
-                |p| Arc::clone(&lookups),
-                Part::new(
-                    Unit::Survey,
-                    Arc::clone(&rows.surveys),
-                    Arc::clone(&lookups)
-                )
-            );
-            let activities = part!(
-                activities,
-                activities::READS,
-                |p| Arc::clone(&lookups),
-                Part::new(
-                    Unit::Activity,
-                    Arc::clone(&rows.activities),
-                    Arc::clone(&lookups)
-                )
-            );
+            // Purchases, tickets, survey responses and activities are read in place.
+            let purchases = part!(purchases, Purchase, &lookups);
+            let tickets = part!(tickets, Ticket, &lookups);
+            let surveys = part!(surveys, Survey, &lookups);
+            let activities = part!(activities, Activity, &lookups);
             // Subscriptions are read in place, with whether each is new MRR.
             let context = SubscriptionContext {
                 lookups: Arc::clone(&lookups),
