@@ -17,7 +17,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{customer, deal, record, ts, Kpid};
+use common::{customer, deal, record, serving, ts};
 use kpi_proto::kpi::v1 as pb;
 use kpi_proto::kpi::v1::metrics_service_client::MetricsServiceClient;
 use pb::record::Record as Kind;
@@ -25,23 +25,6 @@ use pb::DealStatus::{Lost, Won};
 use tonic::transport::Channel;
 use tonic::Code;
 use tonic_types::StatusExt as _;
-
-/// A kpid holding `records` and a metrics client.
-async fn serve(records: Vec<pb::Record>) -> (Kpid, MetricsServiceClient<Channel>) {
-    let kpid = Kpid::start();
-    let n = records.len() as u64;
-    let put = kpid
-        .records()
-        .await
-        .put_records(pb::PutRecordsRequest { records })
-        .await
-        .expect("PutRecords")
-        .into_inner();
-    assert!(put.rejected.is_empty(), "rejected: {:?}", put.rejected);
-    assert_eq!(put.accepted, n);
-    let metrics = kpid.metrics().await;
-    (kpid, metrics)
-}
 
 /// A lead created at `at`.
 fn lead(id: &str, at: &str) -> pb::Record {
@@ -138,7 +121,7 @@ fn bucket(row: &pb::Row) -> String {
 /// Revenue: 500 − 100 = 400, 400 %; 750 − 500 = 250, 50 %.
 #[tokio::test]
 async fn month_buckets_compare_with_the_previous_calendar_month() {
-    let (_kpid, mut client) = serve(vec![
+    let (_kpid, mut client) = serving(vec![
         deal("j1", "ann", Won, "100", "2024-01-10T10:00:00Z"),
         deal("j2", "ann", Lost, "50", "2024-01-20T10:00:00Z"),
         deal("f1", "ann", Won, "200", "2024-02-01T00:00:00Z"),
@@ -251,7 +234,7 @@ async fn month_buckets_compare_with_the_previous_calendar_month() {
 /// 1050 − 2100 = −1050, −50 %, worsened.
 #[tokio::test]
 async fn a_quarter_compares_with_the_previous_quarter_and_a_year_earlier() {
-    let (_kpid, mut client) = serve(vec![
+    let (_kpid, mut client) = serving(vec![
         deal("a", "ann", Won, "5000", "2023-12-31T23:59:59Z"),
         deal("b", "ann", Won, "100", "2024-01-01T00:00:00Z"),
         deal("c", "ann", Won, "200", "2024-02-10T10:00:00Z"),
@@ -307,7 +290,7 @@ async fn a_quarter_compares_with_the_previous_quarter_and_a_year_earlier() {
 /// 49.99 %.
 #[tokio::test]
 async fn a_week_compares_with_the_previous_monday_to_sunday_week() {
-    let (_kpid, mut client) = serve(vec![
+    let (_kpid, mut client) = serving(vec![
         deal("a", "ann", Lost, "1", "2024-03-03T12:00:00Z"),
         deal("b", "ann", Won, "1", "2024-03-05T10:00:00Z"),
         deal("c", "ann", Lost, "1", "2024-03-10T23:59:59Z"),
@@ -364,7 +347,7 @@ async fn a_week_compares_with_the_previous_monday_to_sunday_week() {
 ///   311: 311 − 10 = 301, 3010 %.
 #[tokio::test]
 async fn odd_windows_and_whole_month_windows() {
-    let (_kpid, mut client) = serve(vec![
+    let (_kpid, mut client) = serving(vec![
         deal("a", "ann", Won, "1", "2024-02-29T11:59:59Z"),
         deal("b", "ann", Won, "10", "2024-02-29T12:00:00Z"),
         deal("c", "ann", Won, "20", "2024-03-10T11:59:59Z"),
@@ -449,7 +432,7 @@ async fn odd_windows_and_whole_month_windows() {
 /// at 03-18T00:00Z, after l3.)
 #[tokio::test]
 async fn a_dst_month_and_week_in_paris() {
-    let (_kpid, mut client) = serve(vec![
+    let (_kpid, mut client) = serving(vec![
         lead("l1", "2024-02-29T22:30:00Z"),
         lead("l2", "2024-02-29T23:00:00Z"),
         lead("l3", "2024-03-17T23:00:00Z"),
@@ -522,7 +505,7 @@ async fn a_dst_month_and_week_in_paris() {
 ///   change of 250, no percentage, improved.
 #[tokio::test]
 async fn groups_compare_group_by_group_and_undefined_previous_values() {
-    let (_kpid, mut client) = serve(vec![
+    let (_kpid, mut client) = serving(vec![
         deal("f1", "ann", Won, "200", "2024-02-05T10:00:00Z"),
         deal("f2", "ann", Won, "300", "2024-02-15T10:00:00Z"),
         deal("f3", "ann", Lost, "70", "2024-02-20T10:00:00Z"),
@@ -614,7 +597,7 @@ async fn groups_compare_group_by_group_and_undefined_previous_values() {
 ///   against 40 → +20, +50 %.
 #[tokio::test]
 async fn a_year_earlier_maps_the_leap_day_to_28_february() {
-    let (_kpid, mut client) = serve(vec![
+    let (_kpid, mut client) = serving(vec![
         deal("a", "ann", Won, "500", "2024-02-10T10:00:00Z"),
         deal("b", "ann", Won, "60", "2024-02-29T08:00:00Z"),
         deal("c", "ann", Won, "600", "2023-02-10T10:00:00Z"),
@@ -675,7 +658,7 @@ async fn a_year_earlier_maps_the_leap_day_to_28_february() {
 /// INVALID_ARGUMENT on `compare`.
 #[tokio::test]
 async fn batch_compute_compares_every_metric_and_calculator_mode_refuses() {
-    let (_kpid, mut client) = serve(vec![
+    let (_kpid, mut client) = serving(vec![
         deal("d1", "ann", Won, "100", "2024-01-10T10:00:00Z"),
         deal("d2", "ann", Lost, "100", "2024-01-11T10:00:00Z"),
         deal("d3", "ann", Won, "100", "2024-02-10T10:00:00Z"),
@@ -772,7 +755,7 @@ async fn batch_compute_compares_every_metric_and_calculator_mode_refuses() {
 /// the first test, March against February: 750 after 500).
 #[tokio::test]
 async fn the_cli_shows_the_change_columns() {
-    let (kpid, _client) = serve(vec![
+    let (kpid, _client) = serving(vec![
         deal("f1", "ann", Won, "500", "2024-02-05T10:00:00Z"),
         deal("m1", "ann", Won, "750", "2024-03-05T10:00:00Z"),
     ])

@@ -87,7 +87,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::str::FromStr as _;
 
-use common::{record, ts, Kpid};
+use common::{record, serving, ts, Kpid};
 use kpi_proto::kpi::v1 as pb;
 use kpi_proto::kpi::v1::metrics_service_client::MetricsServiceClient;
 use pb::record::Record as Kind;
@@ -741,20 +741,7 @@ fn dataset() -> Vec<pb::Record> {
 
 /// A kpid with the dataset loaded, and a metrics client.
 async fn loaded() -> (Kpid, MetricsServiceClient<Channel>) {
-    let kpid = Kpid::start();
-    let records = dataset();
-    let n = records.len() as u64;
-    let put = kpid
-        .records()
-        .await
-        .put_records(pb::PutRecordsRequest { records })
-        .await
-        .expect("PutRecords")
-        .into_inner();
-    assert!(put.rejected.is_empty(), "rejected: {:?}", put.rejected);
-    assert_eq!(put.accepted, n);
-    let metrics = kpid.metrics().await;
-    (kpid, metrics)
+    serving(dataset()).await
 }
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {

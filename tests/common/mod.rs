@@ -276,6 +276,24 @@ pub(crate) fn customer(id: &str, acquired_at: &str, source: pb::Source) -> pb::R
     }))
 }
 
+/// A kpid on a fresh data directory holding `records` (every one accepted), and a
+/// metrics client.
+pub(crate) async fn serving(records: Vec<pb::Record>) -> (Kpid, MetricsServiceClient<Channel>) {
+    let kpid = Kpid::start();
+    let n = records.len() as u64;
+    let put = kpid
+        .records()
+        .await
+        .put_records(pb::PutRecordsRequest { records })
+        .await
+        .expect("PutRecords")
+        .into_inner();
+    assert!(put.rejected.is_empty(), "rejected: {:?}", put.rejected);
+    assert_eq!(put.accepted, n);
+    let metrics = kpid.metrics().await;
+    (kpid, metrics)
+}
+
 /// The (kind, id) of a wire record.
 pub(crate) fn key_of(record: &pb::Record) -> (String, String) {
     let (kind, id) = match record.record.as_ref().expect("kind set") {
