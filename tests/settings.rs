@@ -478,6 +478,42 @@ async fn the_default_time_zone_applies_when_the_request_names_none() {
         buckets(&weeks),
         [bucket("2024-03-30T23:00:00Z", "2024-W14", "110")]
     );
+    // `kpid compute` reads its dates in the tenant's zone too: March and April in Paris.
+    let output = Command::new(env!("CARGO_BIN_EXE_kpid"))
+        .args([
+            "compute",
+            "sales.revenue",
+            "--from",
+            "2024-03-01",
+            "--to",
+            "2024-05-01",
+        ])
+        .args(["--by", "month", "--group", "none", "--format", "json"])
+        .args(["--addr", &kpid.addr.to_string()])
+        .env_remove("KPID_API_KEY")
+        .output()
+        .expect("run kpid compute");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON rows");
+    let cli_buckets: Vec<(String, String)> = answer["rows"]
+        .as_array()
+        .expect("an array of rows")
+        .iter()
+        .map(|row| {
+            (
+                row["bucketStart"].as_str().unwrap_or_default().to_owned(),
+                row["value"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cli_buckets,
+        [
+            ("2024-02-29T23:00:00Z".to_owned(), "10".to_owned()),
+            ("2024-03-31T22:00:00Z".to_owned(), "100".to_owned()),
+        ]
+    );
 }
 
 /// Runs `kpid settings ARGS` against `kpid`; (success, stdout, stderr).

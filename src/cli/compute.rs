@@ -9,12 +9,13 @@ use jiff::civil;
 use jiff::tz::TimeZone;
 use kpi_proto::kpi::v1 as pb;
 use kpi_proto::kpi::v1::metrics_service_client::MetricsServiceClient;
+use kpi_proto::kpi::v1::tenant_service_client::TenantServiceClient;
 use serde_json::{json, Value};
 
 use super::table::Table;
 use super::{
-    fail, key_value, print_status, timestamp_proto, timestamp_text, OutputFormat, ServerAddr,
-    EXIT_FAILURE,
+    fail, key_value, print_status, timestamp_proto, timestamp_text, Connection, OutputFormat,
+    ServerAddr, EXIT_FAILURE,
 };
 
 /// `kpid compute`.
@@ -36,9 +37,8 @@ pub(crate) struct ComputeArgs {
     /// One row per calendar bucket of this size.
     #[arg(long, value_enum, value_name = "SIZE")]
     by: Option<Bucket>,
-    /// IANA time zone the buckets (and dates in --from/--to) are cut in; default: the
-    /// tenant's time zone for buckets (TenantService settings, UTC unless set), UTC for
-    /// --from/--to dates.
+    /// IANA time zone the buckets and the dates in --from/--to are cut in; default: the
+    /// tenant's time zone (TenantService settings, UTC unless set).
     #[arg(long, value_name = "ZONE")]
     tz: Option<String>,
     /// Group by this dimension (owner, source, campaign, channel, segment, stage, agent);
@@ -121,12 +121,20 @@ impl Bucket {
 
 /// Runs `kpid compute`.
 pub(crate) async fn run(args: ComputeArgs) -> ExitCode {
-    let request = match request(&args) {
-        Ok(request) => request,
-        Err(message) => return fail(message),
-    };
+    // Bad flags are refused before any call.
+    if let Err(message) = request(&args, &TimeZone::UTC) {
+        return fail(message);
+    }
     let channel = match args.server.connect().await {
         Ok(channel) => channel,
+        Err(message) => return fail(message),
+    };
+    let zone = match zone(&args, &channel).await {
+        Ok(zone) => zone,
+        Err(message) => return fail(message),
+    };
+    let request = match request(&args, &zone) {
+        Ok(request) => request,
         Err(message) => return fail(message),
     };
     let answer = match MetricsServiceClient::new(channel)
@@ -142,20 +150,47 @@ pub(crate) async fn run(args: ComputeArgs) -> ExitCode {
     };
     let labels = Labels {
         bucket: args.by,
-        zone: args
-            .tz
-            .as_deref()
-            .and_then(|name| TimeZone::get(name).ok())
-            .unwrap_or(TimeZone::UTC),
+        zone,
     };
     print!("{}", render(&answer.rows, args.format, &labels));
     ExitCode::SUCCESS
 }
 
-/// The Compute request the flags ask for.
-fn request(args: &ComputeArgs) -> Result<pb::ComputeRequest, String> {
+/// The zone dates and buckets are read in: --tz, else the tenant's default time zone,
+/// asked of the server only when a civil date or a bucket needs it (UTC otherwise).
+async fn zone(args: &ComputeArgs, channel: &Connection) -> Result<TimeZone, String> {
+    if let Some(name) = &args.tz {
+        return TimeZone::get(name).map_err(|e| format!("--tz: {e}"));
+    }
+    let civil_dates = [&args.from, &args.to]
+        .into_iter()
+        .flatten()
+        .any(|text| text.parse::<jiff::Timestamp>().is_err());
+    if !civil_dates && args.by.is_none() {
+        return Ok(TimeZone::UTC);
+    }
+    let settings = TenantServiceClient::new(channel.clone())
+        .get_settings(pb::GetSettingsRequest {})
+        .await
+        .map_err(|status| {
+            format!(
+                "reading the tenant's time zone (give --tz to skip it): {}",
+                status.message()
+            )
+        })?
+        .into_inner()
+        .settings
+        .unwrap_or_default();
+    match settings.time_zone.as_str() {
+        "" => Ok(TimeZone::UTC),
+        name => TimeZone::get(name).map_err(|e| format!("the tenant's time zone: {e}")),
+    }
+}
+
+/// The Compute request the flags ask for; `default_zone` reads dates when --tz is not given.
+fn request(args: &ComputeArgs, default_zone: &TimeZone) -> Result<pb::ComputeRequest, String> {
     let zone = || match args.tz.as_deref() {
-        None => Ok(TimeZone::UTC),
+        None => Ok(default_zone.clone()),
         Some(name) => TimeZone::get(name).map_err(|e| format!("--tz: {e}")),
     };
     let start = args
@@ -498,7 +533,7 @@ mod tests {
             "new_customers=10",
         ])
         .unwrap();
-        let request = request(&args).unwrap();
+        let request = request(&args, &TimeZone::UTC).unwrap();
         assert_eq!(request.metric_id, "marketing.cac");
         assert_eq!(request.start, None);
         assert_eq!(request.granularity, 0);
@@ -526,7 +561,7 @@ mod tests {
             "precision=4",
         ])
         .unwrap();
-        let request = request(&args).unwrap();
+        let request = request(&args, &TimeZone::UTC).unwrap();
         assert_eq!(request.start, Some(ts("2023-12-31T23:00:00Z")));
         assert_eq!(request.end, Some(ts("2024-03-31T22:00:00Z")));
         assert_eq!(request.granularity, pb::Granularity::Month as i32);
@@ -537,6 +572,17 @@ mod tests {
     }
 
     #[test]
+    fn dates_without_tz_are_read_in_the_tenants_zone() {
+        let args = parse(&["m", "--from", "2024-01-01", "--to", "2024-07-01T00:00:00Z"]).unwrap();
+        let paris = TimeZone::get("Europe/Paris").unwrap();
+        let request = request(&args, &paris).unwrap();
+        assert_eq!(request.start, Some(ts("2023-12-31T23:00:00Z")));
+        assert_eq!(request.end, Some(ts("2024-07-01T00:00:00Z")));
+        // The server applies the tenant's zone to the buckets itself.
+        assert_eq!(request.time_zone, "");
+    }
+
+    #[test]
     fn bad_flags_are_refused_before_any_call() {
         assert!(
             parse(&["m", "--from", "2024-01-01"]).is_err(),
@@ -544,9 +590,12 @@ mod tests {
         );
         assert!(parse(&["m", "--input", "spend"]).is_err());
         let args = parse(&["m", "--input", "a=1", "--input", "a=2"]).unwrap();
-        assert_eq!(request(&args).unwrap_err(), "--input a is given twice");
+        assert_eq!(
+            request(&args, &TimeZone::UTC).unwrap_err(),
+            "--input a is given twice"
+        );
         let args = parse(&["m", "--from", "soon", "--to", "2024-01-01"]).unwrap();
-        assert!(request(&args)
+        assert!(request(&args, &TimeZone::UTC)
             .unwrap_err()
             .starts_with("--from: `soon` is not an RFC 3339 time"));
         let args = parse(&[
@@ -559,7 +608,9 @@ mod tests {
             "Mars/Olympus",
         ])
         .unwrap();
-        assert!(request(&args).unwrap_err().starts_with("--from: --tz:"));
+        assert!(request(&args, &TimeZone::UTC)
+            .unwrap_err()
+            .starts_with("--from: --tz:"));
     }
 
     fn rows() -> Vec<pb::Row> {
@@ -643,16 +694,16 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            request(&args).unwrap().compare,
+            request(&args, &TimeZone::UTC).unwrap().compare,
             pb::Comparison::PreviousYear as i32
         );
         let args = parse(&["sales.win_rate", "--compare", "previous-period"]).unwrap();
         assert_eq!(
-            request(&args).unwrap().compare,
+            request(&args, &TimeZone::UTC).unwrap().compare,
             pb::Comparison::PreviousPeriod as i32
         );
         let args = parse(&["sales.win_rate"]).unwrap();
-        assert_eq!(request(&args).unwrap().compare, 0);
+        assert_eq!(request(&args, &TimeZone::UTC).unwrap().compare, 0);
         assert!(parse(&["m", "--compare", "last-week"]).is_err());
     }
 
