@@ -4,7 +4,7 @@
 //! spends money in every category; leads arrive (more and more of them), a third convert to
 //! customers through deals that move qualification → demo → proposal → negotiation → won,
 //! the rest are lost or still open; customers subscribe, expand, contract, come up for
-//! renewal and sometimes churn; some buy one-off services (a few repeatedly), open tickets
+//! renewal and sometimes churn (a few come back later); some buy one-off services (a few repeatedly), open tickets
 //! that agents answer and resolve, and answer NPS, CSAT and CES surveys; every rep has a
 //! quarterly quota. The same seed gives the same records, and every record passes
 //! [`crate::validate`].
@@ -34,8 +34,8 @@ pub struct DemoOptions {
     pub end: Timestamp,
     /// The open data model too: three custom attributes on every customer (`region`,
     /// `plan`, `seats`) and deal (`region`, `product`, `seats`), and one to four activities
-    /// (calls, emails, meetings, demos) for every deal. Off, the records are those of
-    /// earlier releases, record for record.
+    /// (calls, emails, meetings, demos) for every deal. Off, no record has attributes and
+    /// there are no activities.
     pub attributes_and_activities: bool,
 }
 
@@ -551,12 +551,19 @@ impl DemoStream {
             let at = acquired + months * 30 * DAY + self.rng.range(0, 29 * DAY);
             (at < self.end).then_some(at)
         };
+        // Most customers subscribe; some who churn subscribe again months later (a win-back:
+        // reactivation MRR in ChartMogul's and Stripe's terms) and are customers again.
+        let subscribes = self.rng.chance(80);
+        let returns = churned.and_then(|c| {
+            let at = c + self.rng.range(30 * DAY, 180 * DAY);
+            (subscribes && self.rng.chance(35) && at < self.end).then_some(at)
+        });
         let attributes = self.customer_attributes(segment_i);
         self.push(Record::Customer(Customer {
             attributes,
             id: customer_id.clone(),
             acquired_at: ts(acquired),
-            churned_at: churned.map(ts),
+            churned_at: churned.filter(|_| returns.is_none()).map(ts),
             source,
             campaign_id: campaign_id.clone(),
             segment: Some(segment.to_owned()),
@@ -575,10 +582,13 @@ impl DemoStream {
             campaign_id,
         );
         let active_until = churned.unwrap_or(self.end);
-        // Most customers subscribe.
-        if self.rng.chance(80) {
+        if subscribes {
             let mrr = self.rng.range(5_000, 40_000) * size;
             self.subscription(&customer_id, acquired, churned, mrr);
+            if let Some(back) = returns {
+                let mrr = self.rng.range(5_000, 40_000) * size;
+                self.subscription(&customer_id, back, None, mrr);
+            }
             // Some add a second product later: cross-sell.
             if self.rng.chance(12) {
                 let later = acquired + self.rng.range(30 * DAY, 300 * DAY);

@@ -136,3 +136,45 @@ fn small_and_large_requests() {
     .collect();
     assert_eq!(first.len(), 1000);
 }
+
+/// Some customers churn and come back: a later subscription starts after every earlier one
+/// of the customer ended (reactivation MRR), and such a customer is not marked churned.
+#[test]
+fn some_churned_customers_come_back() {
+    let records = generate(&DemoOptions::default());
+    let mut subscriptions: BTreeMap<&str, Vec<(Timestamp, Option<Timestamp>)>> = BTreeMap::new();
+    let mut churned: BTreeMap<&str, bool> = BTreeMap::new();
+    for r in &records {
+        match r {
+            Record::Subscription(s) => subscriptions
+                .entry(s.customer_id.as_str())
+                .or_default()
+                .push((s.started_at, s.ended_at)),
+            Record::Customer(c) => {
+                churned.insert(c.id.as_str(), c.churned_at.is_some());
+            }
+            _ => {}
+        }
+    }
+    let returning: Vec<&str> = subscriptions
+        .iter()
+        .filter(|(_, subs)| {
+            subs.iter().any(|(start, _)| {
+                let earlier: Vec<_> = subs.iter().filter(|(s, _)| s < start).collect();
+                !earlier.is_empty()
+                    && earlier
+                        .iter()
+                        .all(|(_, end)| end.is_some_and(|e| e < *start))
+            })
+        })
+        .map(|(customer, _)| *customer)
+        .collect();
+    assert!(
+        returning.len() >= 10,
+        "{} returning customers",
+        returning.len()
+    );
+    for customer in returning {
+        assert_eq!(churned.get(customer), Some(&false), "{customer}");
+    }
+}
