@@ -31,5 +31,4 @@ fn every_family_crate_is_linked() {
             "no {family} metric is linked"
         );
     }
-    assert_eq!(registry.len(), 41);
 }
