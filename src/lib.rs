@@ -40,7 +40,7 @@ use clap::builder::{Resettable, TypedValueParser as _};
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use kpi_server::auth::ApiKeys;
-use kpi_server::{ConnectionLimits, Limits, ServerConfig, TlsFiles};
+use kpi_server::{ConnectionLimits, DashboardPage, Limits, ServerConfig, TlsFiles};
 use kpi_store::{OpenOptions, Store};
 use tracing_subscriber::EnvFilter;
 
@@ -207,6 +207,18 @@ struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     verify_snapshot: bool,
+    /// Serve the dashboard page on `GET /` of the serving port (on by default;
+    /// `--dashboard false` turns it off). It holds no data: it calls kpid through
+    /// grpc-web like any client, with an API key when --api-keys is set.
+    #[arg(
+        long,
+        env = "KPID_DASHBOARD",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    dashboard: bool,
     /// Load the generated demo dataset (see `kpid demo`) into the store before serving.
     #[arg(long)]
     demo: bool,
@@ -302,6 +314,19 @@ fn connection_limits(args: &ServeArgs) -> ConnectionLimits {
     }
 }
 
+/// The dashboard page of the serve flags: none with `--dashboard false`; over the demo,
+/// opening on the demo's window.
+fn dashboard_page(args: &ServeArgs) -> Option<DashboardPage> {
+    if !args.dashboard {
+        return None;
+    }
+    if args.demo {
+        let (start, end) = cli::demo::window(&args.dataset.options());
+        return Some(DashboardPage::suggesting(start, end));
+    }
+    Some(DashboardPage::default())
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let registry = kpi_core::registry().context("the linked metrics are inconsistent")?;
     tracing::info!(metrics = registry.len(), "metric registry built");
@@ -352,6 +377,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tls,
         request_timeout: args.request_timeout.map(std::time::Duration::from_secs),
         connections: connection_limits(&args),
+        dashboard: dashboard_page(&args),
         ..ServerConfig::default()
     };
     let open = async move {
@@ -521,6 +547,23 @@ mod tests {
         assert!(!args.demo);
         let err = parse(&["kpid", "serve", "--records", "500"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn the_dashboard_is_on_unless_turned_off() {
+        let serve_args = |argv: &[&str]| match parse(argv).unwrap().0.command {
+            Command::Serve(args) | Command::Demo(DemoArgs { serve: args }) => args,
+            command => panic!("{command:?}"),
+        };
+        assert!(serve_args(&["kpid", "serve"]).dashboard);
+        assert!(serve_args(&["kpid", "demo"]).dashboard);
+        assert!(!serve_args(&["kpid", "serve", "--dashboard", "false"]).dashboard);
+        assert!(!serve_args(&["kpid", "demo", "--dashboard=0"]).dashboard);
+        assert!(dashboard_page(&serve_args(&["kpid", "serve", "--dashboard", "off"])).is_none());
+        assert_eq!(
+            dashboard_page(&serve_args(&["kpid", "serve"])),
+            Some(DashboardPage::default())
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub(crate) struct DatasetArgs {
 
 impl DatasetArgs {
     /// The generator's options: these records and seed, ending at the default end.
-    fn options(&self) -> DemoOptions {
+    pub(crate) fn options(&self) -> DemoOptions {
         DemoOptions {
             seed: self.seed,
             records: self.records,

@@ -38,6 +38,7 @@ pub mod auth;
 mod concurrency;
 mod connections;
 mod convert;
+mod dashboard;
 mod deadline;
 mod error;
 /// Entry points for the fuzz targets in `fuzz/`; not a stable API.
@@ -58,6 +59,7 @@ mod tls;
 #[cfg(unix)]
 pub use connections::raise_open_file_limit;
 pub use connections::ConnectionLimits;
+pub use dashboard::DashboardPage;
 pub use metrics::MetricsApi;
 pub use records::RecordsApi;
 #[doc(hidden)]

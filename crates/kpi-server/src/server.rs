@@ -7,7 +7,8 @@
 //! span per RPC, Prometheus metrics), authentication, the deadline (`grpc-timeout` and the
 //! server's request timeout answer DEADLINE_EXCEEDED), the request message limit
 //! (RESOURCE_EXHAUSTED), load shedding (a slot once the first message is in), then the
-//! services. kpid serves HTTP/1.1 and HTTP/2 on one port.
+//! services. kpid serves HTTP/1.1 and HTTP/2 on one port. Before all of them, a plain
+//! `GET /` is answered with the dashboard page when it is on (see `dashboard`).
 //!
 //! The accept loop is ours rather than `tonic::transport::Server`'s because tonic's server
 //! enforces `grpc-timeout` outside every user layer and answers CANCELLED; here the
@@ -43,6 +44,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, Cors, CorsLayer};
 use crate::auth::{ApiKeys, AuthLayer};
 use crate::concurrency::ConcurrencyLimitLayer;
 use crate::connections::{ConnectionLimits, Connections, Slot};
+use crate::dashboard::{DashboardPage, ServeDashboard};
 use crate::deadline::DeadlineLayer;
 use crate::limit::MessageLimitLayer;
 use crate::methods::MethodTable;
@@ -78,6 +80,9 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// Most connections, and the handshake and idle timeouts.
     pub connections: ConnectionLimits,
+    /// The page answering a plain `GET /` on the serving port (`None`: no page; every
+    /// request goes to the gRPC stack).
+    pub dashboard: Option<DashboardPage>,
 }
 
 impl ServerConfig {
@@ -100,7 +105,7 @@ impl ServerConfig {
 
 impl Default for ServerConfig {
     /// Default [`Limits`], no server-side timeout, 20 s of shutdown grace, no metrics
-    /// endpoint, authentication off, 256 concurrent requests, plaintext.
+    /// endpoint, authentication off, 256 concurrent requests, plaintext, no dashboard.
     fn default() -> Self {
         Self {
             limits: Limits::default(),
@@ -112,6 +117,7 @@ impl Default for ServerConfig {
             max_concurrent_requests_per_tenant: None,
             tls: None,
             connections: ConnectionLimits::default(),
+            dashboard: None,
         }
     }
 }
@@ -275,6 +281,12 @@ where
         EdgeLayers::ALL,
     );
     let grpc = grpc.map_request(|request: Request<Incoming>| request.map(Body::new));
+    // The page, when on, in front of the whole stack: no layer runs for it, and an RPC
+    // pays one method comparison.
+    let grpc = ServeDashboard {
+        page: config.dashboard.clone(),
+        inner: grpc,
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics_server = prometheus.map(|(listener, bound, metrics)| {
@@ -341,6 +353,14 @@ where
             health_reporter
                 .set_service_status(name, ServingStatus::Serving)
                 .await;
+        }
+        if config.dashboard.is_some() {
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            tracing::info!(url = %format!("{scheme}://{addr}/"), "dashboard page");
         }
         tracing::info!(addr = %addr, metrics = registry.len(), "kpid ready");
 
