@@ -32,6 +32,9 @@ interface TileAnswer {
   error?: RpcFailure;
 }
 
+/** The group_by that asks for one row per metric (and bucket) whatever its default grouping. */
+const NO_GROUPS = "none";
+
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
 const controls = {
@@ -208,6 +211,8 @@ async function refresh(): Promise<void> {
   try {
     const response = await metrics.batchCompute({
       ...windowOf(query),
+      // `none`: one row per metric, even where a metric groups by default (campaign ROI).
+      groupBy: [NO_GROUPS],
       compare: comparison(query),
       metrics: [...chosen].map((metricId) => ({ metricId })),
     });
@@ -411,6 +416,7 @@ async function loadSeries(metric: MetricDescriptor, query: Query): Promise<void>
       metricId: metric.id,
       ...windowOf(query),
       granularity: query.granularity,
+      groupBy: [NO_GROUPS],
       compare: comparison(query),
     });
     if (mine !== generation || selected !== metric.id) return;
