@@ -26,6 +26,7 @@ use kpi_revenue as _;
 use kpi_sales as _;
 use kpi_success as _;
 
+mod byte_size;
 mod cli;
 mod keys;
 
@@ -43,6 +44,8 @@ use kpi_server::auth::ApiKeys;
 use kpi_server::{ConnectionLimits, DashboardPage, Limits, ServerConfig, TlsFiles};
 use kpi_store::{OpenOptions, Store};
 use tracing_subscriber::EnvFilter;
+
+use crate::byte_size::ByteSize;
 
 /// kpid computes CRM KPIs (CAC, CLV, churn, NPS, win rate, MRR…) over gRPC.
 #[derive(Debug, Parser)]
@@ -207,6 +210,11 @@ struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     verify_snapshot: bool,
+    /// Hold the tenants' query state (each tenant's index, rebuilt from its rows on its
+    /// next read) to this many bytes (`512MiB`, `2GB`, `1048576`): beyond it the least
+    /// recently read tenants' state is released. Rows are never released. Off unless given.
+    #[arg(long, env = "KPID_MEMORY_BUDGET", value_name = "BYTES")]
+    memory_budget: Option<ByteSize>,
     /// Serve the dashboard page on `GET /` of the serving port (on by default;
     /// `--dashboard false` turns it off). It holds no data: it calls kpid through
     /// grpc-web like any client, with an API key when --api-keys is set.
@@ -384,6 +392,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let data_dir = args.data_dir.clone();
         let options = OpenOptions {
             verify_snapshot: args.verify_snapshot,
+            memory_budget: args.memory_budget.map(|b| b.0),
         };
         let store = tokio::task::spawn_blocking(move || Store::open_with(&data_dir, options))
             .await?
@@ -763,5 +772,24 @@ mod tests {
         assert!(verify(&["kpid", "serve", "--verify-snapshot"]));
         assert!(verify(&["kpid", "demo", "--verify-snapshot"]));
         assert!(parse(&["kpid", "serve", "--verify-snapshot=maybe"]).is_err());
+    }
+
+    #[test]
+    fn memory_budget_takes_a_size() {
+        let budget = |argv: &[&str]| {
+            let (cli, _) = parse(argv).unwrap();
+            match cli.command {
+                Command::Serve(args) => args.memory_budget.map(|b| b.0),
+                other => panic!("not serve: {other:?}"),
+            }
+        };
+        if std::env::var_os("KPID_MEMORY_BUDGET").is_none() {
+            assert_eq!(budget(&["kpid", "serve"]), None);
+        }
+        assert_eq!(
+            budget(&["kpid", "serve", "--memory-budget", "512MiB"]),
+            Some(512 << 20)
+        );
+        assert!(parse(&["kpid", "serve", "--memory-budget", "lots"]).is_err());
     }
 }

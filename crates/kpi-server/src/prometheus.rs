@@ -66,6 +66,9 @@ pub(crate) struct GrpcMetrics {
     records_stored: Gauge,
     store_size_bytes: Gauge,
     store_writable: Gauge,
+    query_state_bytes: Gauge,
+    query_state_budget_bytes: Gauge,
+    query_states_released: Gauge,
     store: Arc<OnceLock<Store>>,
 }
 
@@ -90,6 +93,9 @@ impl GrpcMetrics {
         let records_stored = Gauge::default();
         let store_size_bytes = Gauge::default();
         let store_writable = Gauge::default();
+        let query_state_bytes = Gauge::default();
+        let query_state_budget_bytes = Gauge::default();
+        let query_states_released = Gauge::default();
         registry.register(
             "grpc_server_started",
             "Total number of RPCs started on the server",
@@ -120,6 +126,21 @@ impl GrpcMetrics {
             "1 while the store takes writes, 0 while it refuses them (a full disk, a failed write)",
             store_writable.clone(),
         );
+        registry.register(
+            "kpid_query_state_bytes",
+            "Bytes of the tenants' query state (their indexes) held, as estimated when each was built",
+            query_state_bytes.clone(),
+        );
+        registry.register(
+            "kpid_query_state_budget_bytes",
+            "The memory budget of the tenants' query state (--memory-budget), 0 when none",
+            query_state_budget_bytes.clone(),
+        );
+        registry.register(
+            "kpid_query_states_released",
+            "Tenants' query states the memory budget released since the store opened",
+            query_states_released.clone(),
+        );
         Self {
             registry,
             started,
@@ -128,6 +149,9 @@ impl GrpcMetrics {
             records_stored,
             store_size_bytes,
             store_writable,
+            query_state_bytes,
+            query_state_budget_bytes,
+            query_states_released,
             store,
         }
     }
@@ -177,6 +201,12 @@ impl GrpcMetrics {
                 .set(i64::try_from(stats.disk_bytes).unwrap_or(i64::MAX));
             self.store_writable
                 .set(i64::from(store.write_health() == WriteHealth::Writable));
+            let budget = store.budget_stats();
+            let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            self.query_state_bytes.set(gauge(budget.held_bytes));
+            self.query_state_budget_bytes
+                .set(gauge(budget.limit.unwrap_or(0)));
+            self.query_states_released.set(gauge(budget.released));
         }
         let mut text = String::new();
         // Writing to a String cannot fail. (The encoder ends each HELP text with a period.)
@@ -320,6 +350,9 @@ mod tests {
         assert!(text.contains("kpid_records_stored 0"), "{text}");
         assert!(text.contains("kpid_store_size_bytes "), "{text}");
         assert!(text.contains("kpid_store_writable 1"), "{text}");
+        assert!(text.contains("kpid_query_state_bytes 0"), "{text}");
+        assert!(text.contains("kpid_query_state_budget_bytes 0"), "{text}");
+        assert!(text.contains("kpid_query_states_released 0"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 

@@ -10,6 +10,7 @@
 //! The sled key layout is documented in the `codec` module (and ARCHITECTURE.md).
 
 pub mod attributes;
+mod budget;
 mod codec;
 mod dims;
 mod durable;
@@ -29,6 +30,7 @@ mod symbols;
 mod units;
 mod validate;
 
+pub use budget::{estimate as query_state_estimate, BudgetStats};
 pub use error::StoreError;
 pub use index::filtering_dimensions;
 pub use record::*;

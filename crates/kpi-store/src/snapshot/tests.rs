@@ -341,6 +341,7 @@ fn an_intact_snapshot_is_read() {
         OpenOptions::default(),
         OpenOptions {
             verify_snapshot: true,
+            ..OpenOptions::default()
         },
     ] {
         let store = open_with_snapshot(dir.path(), &db, &token, &bytes, options);
@@ -420,6 +421,7 @@ fn a_snapshot_with_valid_checksums_but_wrong_content_is_caught_by_verify() {
         .is_ok();
         let options = OpenOptions {
             verify_snapshot: true,
+            ..OpenOptions::default()
         };
         let store = open_with_snapshot(dir.path(), &db, &token, &altered, options);
         match (decodes, store.snapshot_is_current()) {
@@ -596,6 +598,7 @@ fn verify_snapshot_serves_the_scanned_rows_when_they_differ() {
 
     let options = OpenOptions {
         verify_snapshot: true,
+        ..OpenOptions::default()
     };
     let store = open_with_snapshot(dir.path(), &db, &token, &bytes, options);
     assert!(

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
 use self::recovery::WriteState;
+use crate::budget::{self, Budget, BudgetStats, Usage};
 use crate::codec::{
     check_tenant, decode_record, encode_record, kind_byte, parse_page_token, record_key, split_key,
     tenant_prefix, token_after, value_slot,
@@ -146,31 +147,45 @@ impl TenantRecords {
 #[derive(Default)]
 struct Tenant {
     records: RwLock<TenantRecords>,
-    /// The index and the generation it was built from.
+    /// The index and the generation it was built from (`None` before the first read, and
+    /// once the memory budget released it).
     index: Mutex<Option<(u64, Arc<Index>)>>,
+    /// When it was last read and what its index is counted as (`budget.rs`).
+    usage: Usage,
 }
 
 impl Tenant {
     /// The index of the current records, built now if a write happened since the last
-    /// build. Concurrent readers wait for one build.
-    fn index(&self) -> Arc<Index> {
+    /// build (or the budget released it), and whether that build took the tenants' query
+    /// state over the memory budget. Concurrent readers wait for one build.
+    fn index(&self, budget: &Budget) -> (Arc<Index>, bool) {
+        budget.read(&self.usage);
         let mut slot = lock(&self.index);
         let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
         if let Some((generation, index)) = slot.as_ref() {
             if *generation == records.generation {
-                return Arc::clone(index);
+                return (Arc::clone(index), false);
             }
         }
         let prev = slot.as_ref().map(|(_, index)| Arc::clone(index));
         let index = Arc::new(Index::build(&records.rows, &records.kinds, prev.as_deref()));
         *slot = Some((records.generation, Arc::clone(&index)));
+        let over_budget = budget.charge(&self.usage, budget::estimate(records.rows.len()));
         if index.large() {
             // The parts this read needs are built as it reads them; the others meanwhile.
             // It stops early once nothing else holds the index (a write replaced it).
             let warm = Arc::clone(&index);
             std::thread::spawn(move || warm.warm(&|| Arc::strong_count(&warm) > 1));
         }
-        index
+        (index, over_budget)
+    }
+
+    /// Drops its index (the memory budget's release); the next read builds it again. A
+    /// request reading the index keeps it until it ends.
+    fn release_index(&self, budget: &Budget) {
+        let mut slot = lock(&self.index);
+        *slot = None;
+        budget.uncharge(&self.usage);
     }
 }
 
@@ -265,6 +280,8 @@ struct Inner {
     snapshot_current: AtomicBool,
     /// Every tenant's settings as committed; a tenant missing has the defaults.
     settings: RwLock<SettingsByTenant>,
+    /// The memory budget of the tenants' query state (`budget.rs`).
+    budget: Budget,
 }
 
 /// How often a store whose disk was full tries to take writes again.
@@ -280,6 +297,8 @@ pub struct OpenOptions {
     /// any difference (logged as a warning) serve the scanned rows. An operator's scrub: it
     /// costs a scan's time, and holds both readings in memory while comparing.
     pub verify_snapshot: bool,
+    /// The memory budget of the tenants' query state, in bytes ([`Store::set_memory_budget`]).
+    pub memory_budget: Option<u64>,
 }
 
 /// The record store: durable in sled, queried from memory. Cheap to clone; every clone is
@@ -411,14 +430,14 @@ impl Store {
             .map(|(name, records)| {
                 let tenant = Tenant {
                     records: RwLock::new(records),
-                    index: Mutex::new(None),
+                    ..Tenant::default()
                 };
                 (name, Arc::new(tenant))
             })
             .collect();
         let tenant_settings = settings::load(&db.open_tree("settings")?)?;
         drop((tree, meta));
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 sled: RwLock::new(Some(Sled::new(db, commit)?)),
                 tenants: RwLock::new(tenants),
@@ -430,8 +449,11 @@ impl Store {
                 dir,
                 snapshot_current: AtomicBool::new(snapshot_current),
                 settings: RwLock::new(tenant_settings),
+                budget: Budget::default(),
             }),
-        })
+        };
+        store.set_memory_budget(options.memory_budget);
+        Ok(store)
     }
 
     /// Every tenant's rows, from a scan of the records in sled.
@@ -780,8 +802,42 @@ impl Store {
     pub fn source(&self, tenant: &str) -> TenantSource {
         TenantSource {
             tenant: self.tenant(tenant),
+            store: self.clone(),
             snapshot: OnceLock::new(),
         }
+    }
+
+    /// Sets the memory budget of the tenants' query state (`None`: none). While the query
+    /// state of every tenant together (estimated from their rows when each index is built,
+    /// `budget.rs`) exceeds it, the least recently read tenants' indexes are released; a
+    /// released tenant's next read builds its index again. Rows are never released.
+    pub fn set_memory_budget(&self, bytes: Option<u64>) {
+        self.inner.budget.set_limit(bytes);
+    }
+
+    /// The memory budget, the query state held against it and the releases so far.
+    pub fn budget_stats(&self) -> BudgetStats {
+        self.inner.budget.stats()
+    }
+
+    /// The index `tenant` reads; over the budget, releases the least recently read
+    /// tenants' (never `tenant`'s).
+    fn index_of(&self, tenant: &Arc<Tenant>) -> Arc<Index> {
+        let budget = &self.inner.budget;
+        let (index, over_budget) = tenant.index(budget);
+        if over_budget {
+            let candidates: Vec<(u64, Arc<Tenant>)> = self
+                .inner
+                .tenants
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values()
+                .filter(|t| !Arc::ptr_eq(t, tenant) && t.usage.charged() > 0)
+                .map(|t| (t.usage.last_read(), Arc::clone(t)))
+                .collect();
+            budget.release(candidates, |t| t.release_index(budget));
+        }
+        index
     }
 
     /// Makes every write so far durable: sled's flush, then (for a store on disk) the

@@ -13,6 +13,7 @@ use crate::rows::Rows;
 /// index, never from sled.
 pub struct TenantSource {
     pub(super) tenant: Option<Arc<Tenant>>,
+    pub(super) store: super::Store,
     pub(super) snapshot: OnceLock<Arc<Index>>,
 }
 
@@ -26,7 +27,7 @@ impl TenantSource {
     fn index(&self) -> &Index {
         static EMPTY: OnceLock<Arc<Index>> = OnceLock::new();
         self.snapshot.get_or_init(|| match &self.tenant {
-            Some(t) => t.index(),
+            Some(t) => self.store.index_of(t),
             None => Arc::clone(EMPTY.get_or_init(|| {
                 Arc::new(Index::build(&Rows::default(), &KindGens::default(), None))
             })),

@@ -10,9 +10,15 @@ use crate::index::tests::{all_measures, canonical, grid, grid_scopes, RandomTena
 use crate::record::*;
 use crate::reference::Reference;
 
-/// Compares the store's answers for `tenant` with the reference over `model`.
+/// Compares the store's answers for `tenant` with the reference over `model`, and the
+/// records it holds (`tenant` must be its only tenant).
 fn compare_store(store: &crate::Store, tenant: &str, model: &Canonical, scopes: &[Scope]) {
-    let source = store.source(tenant);
+    compare_source(&store.source(tenant), model, scopes);
+    assert_eq!(store.stats().records, model.records().count() as u64);
+}
+
+/// Compares a tenant's answers with the reference over `model`.
+fn compare_source(source: &crate::TenantSource, model: &Canonical, scopes: &[Scope]) {
     let reference = Reference::new(model);
     for scope in scopes {
         for m in all_measures() {
@@ -31,7 +37,69 @@ fn compare_store(store: &crate::Store, tenant: &str, model: &Canonical, scopes: 
             );
         }
     }
-    assert_eq!(store.stats().records, model.records().count() as u64);
+}
+
+/// Whether the tenant holds its query state (its index).
+fn holds_index(store: &crate::Store, tenant: &str) -> bool {
+    let t = store.tenant(tenant).expect("a tenant");
+    let held = super::lock(&t.index).is_some();
+    held
+}
+
+/// Over the memory budget, the least recently read tenants' query state is released; a
+/// released tenant answers exactly as before (its index built again from its rows), and a
+/// request that was reading a released index keeps reading it.
+#[test]
+fn the_memory_budget_releases_the_least_recently_read_tenants() {
+    let grid = grid();
+    let scopes: Vec<Scope> = grid_scopes(&grid).into_iter().step_by(3).collect();
+    let store = crate::Store::temporary().unwrap();
+    let names: Vec<String> = (0..4).map(|t| format!("t{t}")).collect();
+    let mut models = Vec::new();
+    let mut largest = 0;
+    for (seed, name) in names.iter().enumerate() {
+        let records = RandomTenant {
+            rng: Rng(seed as u64 * 13 + 5),
+            grid: grid.clone(),
+        }
+        .records();
+        largest = largest.max(records.len());
+        models.push(canonical(records.clone()));
+        store.put(name, records).unwrap();
+    }
+    // A budget of two and a half tenants' state: reading t0..t3 in order goes over it at
+    // t2, which releases t0 (down to 90 % of the budget), and at t3, which releases t1.
+    let budget = crate::budget::estimate(largest) * 5 / 2;
+    store.set_memory_budget(Some(budget));
+    let reading_t0 = store.source("t0");
+    compare_source(&reading_t0, &models[0], &scopes);
+    for (name, model) in names.iter().zip(&models).skip(1) {
+        compare_source(&store.source(name), model, &scopes);
+    }
+    let stats = store.budget_stats();
+    assert_eq!(stats.limit, Some(budget));
+    assert_eq!(stats.released, 2, "{stats:?}");
+    assert!(stats.held_bytes <= budget, "{stats:?}");
+    let held: Vec<bool> = names.iter().map(|n| holds_index(&store, n)).collect();
+    assert_eq!(held, [false, false, true, true]);
+    // The request that read t0 before its release still reads the same index.
+    compare_source(&reading_t0, &models[0], &scopes);
+
+    // Released tenants answer as before; reading them releases the others.
+    for (name, model) in names.iter().zip(&models).take(2) {
+        compare_source(&store.source(name), model, &scopes);
+    }
+    let held: Vec<bool> = names.iter().map(|n| holds_index(&store, n)).collect();
+    assert_eq!(held, [true, true, false, false]);
+    assert_eq!(store.budget_stats().released, 4);
+
+    // Without the budget nothing more is released.
+    store.set_memory_budget(None);
+    for (name, model) in names.iter().zip(&models) {
+        compare_source(&store.source(name), model, &scopes);
+    }
+    assert!(names.iter().all(|n| holds_index(&store, n)));
+    assert_eq!(store.budget_stats().released, 4);
 }
 
 /// Upserts (also twice in one call), deletes (also of absent keys) and a reopen keep every
