@@ -27,13 +27,13 @@ use crate::{proto, RunArgs};
 const WINDOW_START: &str = "2024-01-01T00:00:00Z";
 const WINDOW_END: &str = "2025-01-01T00:00:00Z";
 /// The single metric the Compute latency is measured on (the same window, by month).
-const COMPUTE_METRIC: &str = "sales.win_rate";
+pub(crate) const COMPUTE_METRIC: &str = "sales.win_rate";
 /// Largest message the bench's clients send or accept.
 const CLIENT_MAX_MESSAGE: usize = 512 * 1024 * 1024;
 /// How long a stopping server may take to flush and exit.
 const STOP_GRACE: Duration = Duration::from_secs(300);
 
-fn say(text: impl AsRef<str>) {
+pub(crate) fn say(text: impl AsRef<str>) {
     eprintln!("kpi-bench: {}", text.as_ref());
 }
 
@@ -53,13 +53,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// The connected clients of one server.
-struct Clients {
-    metrics: MetricsServiceClient<Channel>,
-    records: RecordsServiceClient<Channel>,
-    health: HealthClient<Channel>,
+pub(crate) struct Clients {
+    pub(crate) metrics: MetricsServiceClient<Channel>,
+    pub(crate) records: RecordsServiceClient<Channel>,
+    pub(crate) health: HealthClient<Channel>,
 }
 
-async fn connect(url: &str) -> anyhow::Result<Clients> {
+pub(crate) async fn connect(url: &str) -> anyhow::Result<Clients> {
     let channel = Channel::from_shared(url.to_owned())?
         .connect()
         .await
@@ -77,7 +77,10 @@ async fn connect(url: &str) -> anyhow::Result<Clients> {
 
 /// The dashboard: every metric in `ids`, the window by month, compared with the previous
 /// month when `compare` is set.
-fn dashboard_request(ids: &[String], compare: pb::Comparison) -> pb::BatchComputeRequest {
+pub(crate) fn dashboard_request(
+    ids: &[String],
+    compare: pb::Comparison,
+) -> pb::BatchComputeRequest {
     pb::BatchComputeRequest {
         start: timestamp(WINDOW_START),
         end: timestamp(WINDOW_END),
@@ -96,8 +99,13 @@ fn dashboard_request(ids: &[String], compare: pb::Comparison) -> pb::BatchComput
 }
 
 fn compute_request() -> pb::ComputeRequest {
+    window_compute(COMPUTE_METRIC)
+}
+
+/// `metric` over the dashboard's window by month.
+pub(crate) fn window_compute(metric: &str) -> pb::ComputeRequest {
     pb::ComputeRequest {
-        metric_id: COMPUTE_METRIC.into(),
+        metric_id: metric.into(),
         start: timestamp(WINDOW_START),
         end: timestamp(WINDOW_END),
         granularity: pb::Granularity::Month.into(),
@@ -166,7 +174,7 @@ async fn ingest(
 }
 
 /// One dashboard call: its time and answer (every metric must succeed).
-async fn dashboard_once(
+pub(crate) async fn dashboard_once(
     clients: &mut Clients,
     request: &pb::BatchComputeRequest,
 ) -> anyhow::Result<(Duration, pb::BatchComputeResponse)> {
@@ -291,6 +299,34 @@ async fn restart(kpid: &Kpid, data_dir: &Path) -> anyhow::Result<(f64, Child)> {
     let mut clients = connect(&child.url()).await?;
     one_compute(&mut clients).await?;
     Ok((started.elapsed().as_secs_f64(), child))
+}
+
+/// Starts kpid over the stored records and waits for its first dashboard answer.
+async fn restart_dashboard(
+    kpid: &Kpid,
+    data_dir: &Path,
+    ids: &[String],
+) -> anyhow::Result<(f64, Child)> {
+    let started = Instant::now();
+    let child = kpid.start(data_dir)?;
+    let mut clients = connect(&child.url()).await?;
+    dashboard_once(
+        &mut clients,
+        &dashboard_request(ids, pb::Comparison::Unspecified),
+    )
+    .await?;
+    Ok((started.elapsed().as_secs_f64(), child))
+}
+
+/// The mixed phase's plan from the command line.
+fn mixed_plan(args: &RunArgs) -> crate::mixed::MixedPlan {
+    let (quiet, mixed, rounds) = if args.quick { (2, 4, 3) } else { (20, 60, 30) };
+    crate::mixed::MixedPlan {
+        quiet: Duration::from_secs(args.quiet_secs.unwrap_or(quiet)),
+        mixed: Duration::from_secs(args.mixed_secs.unwrap_or(mixed)),
+        rate: args.write_rate.max(1.0),
+        rounds: args.read_after_write_rounds.unwrap_or(rounds).max(1),
+    }
 }
 
 /// DuckDB's answer file.
@@ -468,14 +504,14 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
         server.pid(),
         server.addr
     ));
-    let kpid_answer = rt.block_on(async {
+    let (kpid_answer, ids) = rt.block_on(async {
         let mut clients = connect(&server.url()).await?;
         say(format!(
             "ingesting through kpid, {} records per message",
             args.batch
         ));
         (res.ingest_records_per_s, res.ingest_s) =
-            ingest(&mut clients, records, args.batch).await?;
+            ingest(&mut clients, records.clone(), args.batch).await?;
         say(format!("ingest: {:.0} records/s", res.ingest_records_per_s));
         res.ingest_peak_rss_mb = server.peak_rss_mb()?;
 
@@ -544,10 +580,32 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
         res.empty_rpc_p99_us = quantile(&empty, 0.99);
         res.compute_p50_us = quantile(&compute, 0.5);
         res.compute_p99_us = quantile(&compute, 0.99);
-        anyhow::Ok(answer)
+        // Before the writes of the mixed phase, whose rebuilds the memory target does not
+        // cover (reported apart).
+        res.peak_rss_mb = server.peak_rss_mb()?;
+        res.rss_after_dashboard_mb = server.rss_mb()?;
+
+        if !args.no_mixed {
+            let mixed = crate::mixed::run(&server.url(), &ids, &records, mixed_plan(args)).await?;
+            res.quiet_compute_p99_us = mixed.quiet_compute_p99_us;
+            res.mixed_compute_p99_us = mixed.mixed_compute_p99_us;
+            res.mixed_dashboard_p99_ms = mixed.mixed_dashboard_p99_ms;
+            res.read_after_write_p99_ms = mixed.read_after_write_p99_ms;
+            res.write_p99_ms = mixed.write_p99_ms;
+            res.mixed_peak_rss_mb = server.peak_rss_mb()?;
+            say(format!(
+                "mixed: Compute p99 {:.0} µs during writes, {:.0} µs without; dashboard p99 {:.1} ms; \
+                 read after write p99 {:.1} ms; write p99 {:.1} ms",
+                mixed.mixed_compute_p99_us,
+                mixed.quiet_compute_p99_us,
+                mixed.mixed_dashboard_p99_ms,
+                mixed.read_after_write_p99_ms,
+                mixed.write_p99_ms
+            ));
+            res.mixed = Some(mixed);
+        }
+        anyhow::Ok((answer, ids))
     })?;
-    res.peak_rss_mb = server.peak_rss_mb()?;
-    res.rss_after_dashboard_mb = server.rss_mb()?;
     server.terminate(STOP_GRACE)?;
     res.disk_mb = disk_bytes(&data_dir) as f64 / (1024.0 * 1024.0);
     res.bare_tonic_rpc_p50_us = rt.block_on(bare_tonic(calls))?;
@@ -560,9 +618,39 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
         "first answer {:.2} s after the restart",
         res.restart_to_first_answer_s
     ));
+    restarted.1.terminate(STOP_GRACE)?;
 
+    say("restarting kpid again, first request a dashboard");
+    let restarted = rt.block_on(restart_dashboard(&kpid, &data_dir, &ids))?;
+    res.restart_first_dashboard_s = restarted.0;
+    res.restart_peak_rss_mb = res.restart_peak_rss_mb.max(restarted.1.peak_rss_mb()?);
+    say(format!(
+        "first dashboard {:.2} s after the restart",
+        res.restart_first_dashboard_s
+    ));
     restarted.1.terminate(STOP_GRACE)?;
     std::fs::remove_dir_all(&data_dir)?;
+
+    let tenants = args.tenants.unwrap_or(if args.quick { 20 } else { 1000 });
+    if tenants > 0 {
+        let phase = rt.block_on(crate::tenants::run(
+            &kpid,
+            &out,
+            tenants,
+            args.tenant_records,
+        ))?;
+        res.tenants = phase.tenants;
+        res.tenant_bytes = phase.tenant_bytes;
+        res.tenant_cold_compute_p99_ms = phase.cold_compute_p99_ms;
+        res.tenant_warm_compute_p99_ms = phase.warm_compute_p99_ms;
+        say(format!(
+            "tenants: {:.1} KiB a tenant beyond its rows; Compute cold p99 {:.2} ms, warm {:.2} ms",
+            phase.tenant_bytes / 1024.0,
+            phase.cold_compute_p99_ms,
+            phase.warm_compute_p99_ms
+        ));
+        res.tenants_phase = Some(phase);
+    }
 
     if let Some((duck, _)) = duck {
         say("running the dashboard in DuckDB");

@@ -9,12 +9,16 @@
 //!    `BatchCompute`: one untimed run, then `--runs` timed ones (median, p99);
 //! 5. times an empty unary RPC (gRPC health Check) and a single-metric `Compute`,
 //!    alternating on the same connection, and the empty RPC on a bare tonic server;
-//! 6. records kpid's peak RSS and on-disk size, then restarts it over the stored records
-//!    and times its first answer;
-//! 7. runs the same dashboard in DuckDB (the PyPI package, in a venv under the output
+//! 6. the mixed phase (`mixed.rs`): single Computes and dashboards with no writes, then
+//!    during a steady stream of writes, then a read right after a single write of each kind;
+//! 7. records kpid's peak RSS and on-disk size, then restarts it over the stored records
+//!    and times its first answer, and restarts it again and times its first dashboard;
+//! 8. the tenants phase (`tenants.rs`): many tenants with their API keys, what each holds
+//!    beyond its rows, its first and later Computes, and the memory budget;
+//! 9. runs the same dashboard in DuckDB (the PyPI package, in a venv under the output
 //!    directory; SQL following METRICS.md in `duckdb_dashboard.py`), warm, median, and
 //!    checks that DuckDB's inputs and values equal kpid's;
-//! 8. writes `results.json` and prints a table with the targets.
+//! 10. writes `results.json` and prints a table with the targets.
 //!
 //! `cargo run --release -p kpi-bench -- --records 1000000`; the CI smoke run is
 //! `cargo run -p kpi-bench -- --records 20000 --quick`. Timings are never asserted; a
@@ -29,9 +33,11 @@ use kpi_success as _;
 mod bench;
 mod compare;
 mod export;
+mod mixed;
 mod proto;
 mod report;
 mod server;
+mod tenants;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,6 +79,12 @@ struct ServeArgs {
     data_dir: PathBuf,
     #[arg(long, default_value_t = server::MAX_MESSAGE_BYTES)]
     max_message_bytes: usize,
+    /// The API keys file, as `kpid serve --api-keys`.
+    #[arg(long)]
+    api_keys: Option<PathBuf>,
+    /// The memory budget in bytes, as `kpid serve --memory-budget`.
+    #[arg(long)]
+    memory_budget: Option<u64>,
 }
 
 /// What one benchmark run does.
@@ -115,6 +127,29 @@ pub(crate) struct RunArgs {
     /// DuckDB's threads (default: the machine's cores).
     #[arg(long)]
     pub(crate) duckdb_threads: Option<usize>,
+    /// Seconds of the mixed phase's readers alone, before the writes (default 20; 2 in
+    /// quick mode).
+    #[arg(long)]
+    pub(crate) quiet_secs: Option<u64>,
+    /// Seconds of the mixed phase's readers during writes (default 60; 4 in quick mode).
+    #[arg(long)]
+    pub(crate) mixed_secs: Option<u64>,
+    /// The mixed phase's write rate, records a second (batches of 1–50).
+    #[arg(long, default_value_t = 250.0)]
+    pub(crate) write_rate: f64,
+    /// Single writes of each kind, each followed by a read (default 30; 3 in quick mode).
+    #[arg(long)]
+    pub(crate) read_after_write_rounds: Option<usize>,
+    /// Skip the mixed phase.
+    #[arg(long)]
+    pub(crate) no_mixed: bool,
+    /// Tenants of the tenants phase, each with its API key (default 1000; 20 in quick
+    /// mode; the figure is 10000; 0 skips the phase).
+    #[arg(long)]
+    pub(crate) tenants: Option<usize>,
+    /// Records per tenant in the tenants phase.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) tenant_records: usize,
 }
 
 fn default_out() -> &'static str {
@@ -126,7 +161,13 @@ kpi_server::jemalloc!();
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Some(Command::Serve(a)) => server::serve_kpid(a.addr, a.data_dir, a.max_message_bytes),
+        Some(Command::Serve(a)) => server::serve_kpid(server::ServeOptions {
+            addr: a.addr,
+            data_dir: a.data_dir,
+            max_message_bytes: a.max_message_bytes,
+            api_keys: a.api_keys,
+            memory_budget: a.memory_budget,
+        }),
         Some(Command::BareTonic) => server::serve_bare_tonic(),
         None => bench::run(&cli.run),
     };

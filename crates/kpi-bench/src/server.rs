@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use kpi_server::{Limits, ServerConfig};
-use kpi_store::Store;
+use kpi_store::{OpenOptions, Store};
 
 /// Largest Ingest message the bench's server accepts (`kpid serve --max-message-bytes`).
 pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -52,6 +52,7 @@ impl Child {
             .args(args)
             .env("RUST_LOG", "info")
             .env_remove("KPID_API_KEYS")
+            .env_remove("KPID_MEMORY_BUDGET")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -200,6 +201,12 @@ pub(crate) enum Kpid {
 impl Kpid {
     /// Starts kpid over the store in `data_dir`.
     pub(crate) fn start(&self, data_dir: &Path) -> anyhow::Result<Child> {
+        self.start_with(data_dir, &[])
+    }
+
+    /// Starts kpid over the store in `data_dir` with more flags (`--api-keys FILE`,
+    /// `--memory-budget BYTES`: both servers take them).
+    pub(crate) fn start_with(&self, data_dir: &Path, flags: &[String]) -> anyhow::Result<Child> {
         let mut args: Vec<String> = vec![
             "serve".into(),
             "--addr".into(),
@@ -216,6 +223,7 @@ impl Kpid {
                 path.clone()
             }
         };
+        args.extend(flags.iter().cloned());
         Child::spawn(&program, &args, "kpid ready")
     }
 }
@@ -256,13 +264,30 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// `kpi-bench serve`: what `kpid serve --addr A --data-dir D --max-message-bytes N` does.
-pub(crate) fn serve_kpid(
-    addr: SocketAddr,
-    data_dir: PathBuf,
-    max_message_bytes: usize,
-) -> anyhow::Result<()> {
+/// What `kpi-bench serve` is told.
+pub(crate) struct ServeOptions {
+    pub(crate) addr: SocketAddr,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) max_message_bytes: usize,
+    pub(crate) api_keys: Option<PathBuf>,
+    pub(crate) memory_budget: Option<u64>,
+}
+
+/// `kpi-bench serve`: what `kpid serve --addr A --data-dir D --max-message-bytes N
+/// [--api-keys F] [--memory-budget B]` does.
+pub(crate) fn serve_kpid(options: ServeOptions) -> anyhow::Result<()> {
+    let ServeOptions {
+        addr,
+        data_dir,
+        max_message_bytes,
+        api_keys,
+        memory_budget,
+    } = options;
     init_logging();
+    let api_keys = match api_keys {
+        Some(path) => Some(Arc::new(kpi_server::auth::ApiKeys::load(&path)?)),
+        None => None,
+    };
     kpi_core::registry().context("the linked metrics are inconsistent")?;
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -270,11 +295,16 @@ pub(crate) fn serve_kpid(
             .with_context(|| format!("cannot listen on {addr}"))?;
         let config = ServerConfig {
             limits: Limits::with_max_message_bytes(max_message_bytes),
+            api_keys,
             ..ServerConfig::default()
         };
         let open = async move {
             let dir = data_dir.clone();
-            let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+            let options = OpenOptions {
+                memory_budget,
+                ..OpenOptions::default()
+            };
+            let store = tokio::task::spawn_blocking(move || Store::open_with(&dir, options))
                 .await?
                 .with_context(|| {
                     format!("cannot open the record store in {}", data_dir.display())
