@@ -323,14 +323,18 @@ fn connection_limits(args: &ServeArgs) -> ConnectionLimits {
 }
 
 /// The dashboard page of the serve flags: none with `--dashboard false`; over the demo,
-/// opening on the demo's window.
+/// opening on the demo's last year, which the page compares with the year before.
 fn dashboard_page(args: &ServeArgs) -> Option<DashboardPage> {
     if !args.dashboard {
         return None;
     }
     if args.demo {
-        let (start, end) = cli::demo::window(&args.dataset.options());
-        return Some(DashboardPage::suggesting(start, end));
+        let (first, end) = cli::demo::window(&args.dataset.options());
+        let last_year = end
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .checked_sub(jiff::Span::new().years(1))
+            .map_or(first, |zoned| zoned.timestamp().max(first));
+        return Some(DashboardPage::suggesting(last_year, end));
     }
     Some(DashboardPage::default())
 }

@@ -3,6 +3,7 @@
 import { Unit } from "./gen/kpi/v1/metrics_pb";
 
 const numberFormat = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
+const compactFormat = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 2 });
 
 /** `"1234.5678"` → `"1,234.57"`; the string's own digits, rounded half-even by Intl. */
 export function formatDecimal(value: string): string {
@@ -22,8 +23,6 @@ export function withUnit(value: string, unit: Unit): string {
   return formatDecimal(value) + (UNIT_SUFFIX[unit] ?? "");
 }
 
-const compactFormat = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 2 });
-
 /** For a tile: as [`withUnit`], but a million or more in compact notation (`15.88M`). */
 export function tileValue(value: string, unit: Unit): string {
   const digits = value.replace(/^-/, "").split(".")[0];
@@ -31,10 +30,11 @@ export function tileValue(value: string, unit: Unit): string {
   return compactFormat.format(value as unknown as number) + (UNIT_SUFFIX[unit] ?? "");
 }
 
-/** A change: signed, and in points for a percent. */
+/** A change: signed, in points for a percent, a million or more in compact notation. */
 export function formatChange(change: string, unit: Unit): string {
   const sign = change.startsWith("-") ? "−" : "+";
-  const digits = formatDecimal(change.replace(/^[-+]/, ""));
+  const magnitude = change.replace(/^[-+]/, "");
+  const digits = magnitude.split(".")[0].length < 7 ? formatDecimal(magnitude) : compactFormat.format(magnitude as unknown as number);
   const suffix = unit === Unit.PERCENT ? " pt" : (UNIT_SUFFIX[unit] ?? "");
   return `${sign}${digits}${suffix}`;
 }

@@ -307,27 +307,32 @@ function tile(metric: MetricDescriptor): HTMLElement {
     value.textContent = "undefined";
     value.classList.add("undefined");
     note.textContent = row.undefinedReason;
+    note.title = row.undefinedReason;
     note.classList.add("reason");
   } else {
     value.textContent = tileValue(row.value, metric.unit);
     value.title = `${row.value} (${unitName(metric.unit)}): show the inputs of this value`;
   }
-  renderChange(change, row, metric);
+  renderChange(change, note, row, metric);
   return article;
 }
 
-function renderChange(element: HTMLElement, row: Row, metric: MetricDescriptor): void {
+/** The change vs the previous period, coloured by its trend; the previous value under it. */
+function renderChange(change: HTMLElement, note: HTMLElement, row: Row, metric: MetricDescriptor): void {
+  // An undefined value's reason takes the room; its previous value is in the CSV and the inputs.
+  if (row.value === "") return;
   if (row.change === "" && row.previousValue === "" && row.previousUndefinedReason === "") return;
-  element.classList.toggle("improved", row.trend === Trend.IMPROVED);
-  element.classList.toggle("worsened", row.trend === Trend.WORSENED);
+  change.classList.toggle("improved", row.trend === Trend.IMPROVED);
+  change.classList.toggle("worsened", row.trend === Trend.WORSENED);
+  note.textContent = row.previousValue === "" ? "" : `previous period: ${tileValue(row.previousValue, metric.unit)}`;
   if (row.change === "") {
-    element.textContent = row.previousValue === "" ? "no previous value" : `was ${tileValue(row.previousValue, metric.unit)}`;
-    element.title = row.previousUndefinedReason;
+    change.textContent = row.previousValue === "" ? "no previous value" : "";
+    change.title = row.previousUndefinedReason;
     return;
   }
   const pct = row.changePct === "" ? "" : ` (${formatChange(row.changePct, Unit.UNSPECIFIED)} %)`;
-  element.textContent = `${formatChange(row.change, metric.unit)}${pct} vs ${tileValue(row.previousValue, metric.unit)}`;
-  element.title = row.changePctUndefinedReason || `previous period: ${row.previousValue}`;
+  change.textContent = `${formatChange(row.change, metric.unit)}${pct}`;
+  change.title = row.changePctUndefinedReason || `previous period: ${row.previousValue}`;
 }
 
 const TILE_COLUMNS = ["metric_id", "name", "family", "unit", "value", "undefined_reason", "previous_value", "change", "change_pct", "trend", "error"];
