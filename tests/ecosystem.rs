@@ -1,6 +1,6 @@
 //! gRPC ecosystem conventions and observability of the real `kpid` binary: grpc-web over
 //! HTTP/1.1 with CORS, gzip and zstd both ways, deadlines, message limits, the Prometheus
-//! endpoint and the RPC span in JSON logs.
+//! endpoint, the RPC span in JSON logs, and the dashboard page beside the RPCs.
 
 mod common;
 
@@ -534,4 +534,54 @@ async fn json_logs_carry_the_rpc_span() {
     assert_eq!(rejected["span"]["metric_id"], "sales.nope", "{rejected}");
     assert_eq!(rejected["span"]["code"], "NotFound");
     assert!(rejected["detail"].as_str().unwrap().contains("sales.nope"));
+}
+
+fn get(addr: SocketAddr, path: &str) -> http::Request<Full<Bytes>> {
+    http::Request::get(format!("http://{addr}{path}"))
+        .header(http::header::HOST, addr.to_string())
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_dashboard_page_is_served_beside_the_rpcs_unless_turned_off() {
+    let kpid = Kpid::start();
+    let page = http1(kpid.addr, get(kpid.addr, "/")).await;
+    assert_eq!(page.status(), http::StatusCode::OK, "{page:?}");
+    assert_eq!(
+        page.headers()[http::header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
+    let html = std::str::from_utf8(page.body()).unwrap();
+    assert!(
+        html.contains("<title>kpid dashboard</title>"),
+        "{html:.200}"
+    );
+    // The RPCs on the same port are untouched, grpc-web included.
+    let listed = http1(
+        kpid.addr,
+        grpc_web_post(
+            kpid.addr,
+            "/kpi.v1.MetricsService/ListMetrics",
+            frame(&pb::ListMetricsRequest::default()),
+        ),
+    )
+    .await;
+    let answer = frames(listed.into_body());
+    let trailers = std::str::from_utf8(&answer.last().unwrap().1).unwrap();
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+    // Only the page's paths are the page.
+    let other = http1(
+        kpid.addr,
+        get(kpid.addr, "/kpi.v1.MetricsService/ListMetrics"),
+    )
+    .await;
+    assert_ne!(other.status(), http::StatusCode::OK);
+
+    let temp = tempfile::tempdir().unwrap();
+    let without = Kpid::start_in(temp.path(), &[("KPID_DASHBOARD", "false")]);
+    let answer = http1(without.addr, get(without.addr, "/")).await;
+    assert_ne!(answer.status(), http::StatusCode::OK, "{answer:?}");
+    assert!(!without.logs().contains("dashboard page"));
+    assert!(kpid.logs().contains("dashboard page"));
 }

@@ -221,6 +221,8 @@ async function refresh(): Promise<void> {
     setStatus();
     renderTiles();
     performance.mark("kpid:tiles");
+    // The frame after the next one starts once the tiles have been painted.
+    requestAnimationFrame(() => requestAnimationFrame(() => performance.mark("kpid:tiles-painted")));
     setState("ready");
   } catch (error) {
     if (mine !== generation) return;

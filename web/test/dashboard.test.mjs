@@ -255,8 +255,22 @@ async function assertNotBlank(context, path) {
   log(`${path}: ${size} bytes, ${colours}${colours >= 64 ? "+" : ""} colours`);
 }
 
+/** Milliseconds from navigation start to the frame after the filled tiles were painted. */
 async function firstMeaningfulPaint(page) {
-  return page.evaluate(() => performance.getEntriesByName("kpid:tiles")[0]?.startTime);
+  await page.waitForFunction(() => performance.getEntriesByName("kpid:tiles-painted").length > 0);
+  return page.evaluate(() => performance.getEntriesByName("kpid:tiles-painted")[0].startTime);
+}
+
+/** The page's cumulative layout shift so far (Chromium's layout-shift entries, as CLS sums them). */
+async function layoutShift(page) {
+  return page.evaluate(() => new Promise((done) => {
+    new PerformanceObserver((list, observer) => {
+      observer.disconnect();
+      done(list.getEntries().filter((entry) => !entry.hadRecentInput).reduce((sum, entry) => sum + entry.value, 0));
+    }).observe({ type: "layout-shift", buffered: true });
+    // No entry at all: no shift.
+    setTimeout(() => done(0), 1000);
+  }));
 }
 
 // ---------------------------------------------------------------- the checks
@@ -420,11 +434,13 @@ async function demoChecks(context) {
       await page.waitForSelector("body[data-state=ready]");
       paints.push(await firstMeaningfulPaint(page));
     }
+    const shift = await layoutShift(page);
     const tiles = await page.locator(".tile .tile-value[data-value]").count();
     assert.ok(tiles > 30, `the demo fills its tiles (${tiles})`);
     paints.sort((a, b) => a - b);
     log(`first meaningful paint with the demo dataset (${tiles} tiles, one BatchCompute): ` +
-      `${paints.map((ms) => ms.toFixed(0)).join(", ")} ms (median ${paints[1].toFixed(0)} ms; ${kpidBin})`);
+      `${paints.map((ms) => ms.toFixed(0)).join(", ")} ms (median ${paints[1].toFixed(0)} ms; ${kpidBin}); ` +
+      `layout shift ${shift.toFixed(3)}`);
     await page.waitForSelector("#series tbody tr");
     const shot = join(outDir, "demo.png");
     await page.screenshot({ path: shot, fullPage: true });
