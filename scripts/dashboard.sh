@@ -4,8 +4,9 @@
 #   2. installs web/'s locked npm packages (npm ci; no browser download) and rebuilds the
 #      page (buf generate from proto/kpi/v1, tsc, esbuild), then fails if the result
 #      differs from the committed crates/kpi-server/dashboard/index.html;
-#   3. builds kpid and runs the browser test, web/test/dashboard.test.mjs, which starts its
-#      own kpid servers on 127.0.0.1 port 0 and stops them by PID.
+#   3. runs the unit tests of the page's helpers (web/test/units.test.mjs), builds kpid and
+#      runs the browser test, web/test/dashboard.test.mjs, which starts its own kpid servers
+#      on 127.0.0.1 port 0 and stops them by PID.
 #
 #   scripts/dashboard.sh                            # what .ci/run does
 #   UPDATE_DOCS_SCREENSHOT=1 scripts/dashboard.sh   # also refresh docs/dashboard.png
@@ -51,6 +52,10 @@ if ! git diff --quiet -- "$page"; then
     die "$page differs from the committed one: run \`npm --prefix web run build\` and commit it"
 fi
 log "the rebuilt page is byte for byte the committed one"
+
+log "unit tests of the page's helpers (web/test/units.test.mjs)"
+timeout --kill-after=10 60 node --test web/test/units.test.mjs >/dev/null \
+    || { node --test web/test/units.test.mjs >&2 || true; die "the page's unit tests failed"; }
 
 log "building kpid"
 cargo build --bin kpid

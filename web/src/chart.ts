@@ -15,7 +15,7 @@ function svg<K extends keyof SVGElementTagNameMap>(tag: K, attributes: Record<st
 
 /** Draws `rows` (one per bucket) into a new SVG; `onPick` gets the row of a clicked bar. */
 export function barChart(rows: Row[], label: (row: Row) => string, onPick: (row: Row) => void): SVGSVGElement {
-  const chart = svg("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "chart", role: "img" });
+  const chart = svg("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "chart", role: "group" });
   const values = rows.map((row) => (row.value === "" ? 0 : Number(row.value)));
   const max = Math.max(0, ...values);
   const min = Math.min(0, ...values);
@@ -36,9 +36,15 @@ export function barChart(rows: Row[], label: (row: Row) => string, onPick: (row:
     } else {
       const height = (Math.abs(values[index]) / span) * plotHeight;
       const y = values[index] >= 0 ? zeroY - height : zeroY;
-      const bar = svg("rect", { x, y, width, height: Math.max(height, 1), class: "bar" });
+      const bar = svg("rect", { x, y, width, height: Math.max(height, 1), class: "bar", tabindex: 0, role: "button" });
       bar.append(title);
       bar.addEventListener("click", () => onPick(row));
+      bar.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          onPick(row);
+        }
+      });
       chart.append(bar);
     }
   });

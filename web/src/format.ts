@@ -5,7 +5,7 @@ import { Unit } from "./gen/kpi/v1/metrics_pb";
 const numberFormat = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
 const compactFormat = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 2 });
 
-/** `"1234.5678"` → `"1,234.57"`; the string's own digits, rounded half-even by Intl. */
+/** `"1234.5678"` → `"1,234.57"`: the string's own digits, rounded half away from zero. */
 export function formatDecimal(value: string): string {
   // Intl.NumberFormat reads a string as an exact decimal (ECMA-402 NumberFormat v3).
   return numberFormat.format(value as unknown as number);

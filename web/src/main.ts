@@ -597,3 +597,5 @@ if (storedApiKey()) {
   controls.key.value = storedApiKey();
 }
 void loadCatalogue(initial);
+// The zones the browser knows, as suggestions for the time zone field (after the first call is on its way).
+$("time-zones").replaceChildren(...Intl.supportedValuesOf("timeZone").map((zone) => new Option(zone)));
