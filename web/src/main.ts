@@ -165,8 +165,9 @@ async function loadCatalogue(initial: { metrics?: string[]; metric?: string }): 
   const known = new Set(descriptors.map((metric) => metric.id));
   chosen = new Set(initial.metrics?.filter((id) => known.has(id)) ?? descriptors.map((metric) => metric.id));
   selected = initial.metric && known.has(initial.metric) ? initial.metric : undefined;
+  const tiles = refresh();
   renderCatalogue();
-  await refresh();
+  await tiles;
 }
 
 function renderCatalogue(): void {
@@ -206,16 +207,18 @@ async function refresh(): Promise<void> {
   const mine = ++generation;
   $("chosen-count").textContent = `(${chosen.size} of ${descriptors.length})`;
   answers.clear();
+  // The call first, then the skeletons while it runs.
+  const call = metrics.batchCompute({
+    ...windowOf(query),
+    // `none`: one row per metric, even where a metric groups by default (campaign ROI).
+    groupBy: [NO_GROUPS],
+    compare: comparison(query),
+    metrics: [...chosen].map((metricId) => ({ metricId })),
+  });
   renderTiles();
   setState("loading");
   try {
-    const response = await metrics.batchCompute({
-      ...windowOf(query),
-      // `none`: one row per metric, even where a metric groups by default (campaign ROI).
-      groupBy: [NO_GROUPS],
-      compare: comparison(query),
-      metrics: [...chosen].map((metricId) => ({ metricId })),
-    });
+    const response = await call;
     if (mine !== generation) return;
     for (const result of response.results) answers.set(result.metricId, answer(result));
     setStatus();

@@ -428,11 +428,25 @@ async function demoChecks(context) {
   const server = await startKpid(["demo"]);
   try {
     const page = await newPage(context, LAPTOP);
+    let batchCalls = 0;
+    page.on("request", (request) => {
+      if (request.url().endsWith("/kpi.v1.MetricsService/BatchCompute")) batchCalls += 1;
+    });
     const paints = [];
     for (let attempt = 0; attempt < 3; attempt += 1) {
+      batchCalls = 0;
       await page.goto(`http://${server.addr}/`);
       await page.waitForSelector("body[data-state=ready]");
       paints.push(await firstMeaningfulPaint(page));
+      assert.equal(batchCalls, 1, "every tile from one BatchCompute");
+      const rpcs = await page.evaluate(() => {
+        const [navigation] = performance.getEntriesByType("navigation");
+        const page = `page received at ${navigation.responseEnd.toFixed(0)} ms, parsed at ${navigation.domContentLoadedEventEnd.toFixed(0)} ms`;
+        const calls = performance.getEntriesByType("resource")
+          .map((entry) => `${entry.name.split("/").pop()} ${entry.startTime.toFixed(0)}+${entry.duration.toFixed(0)} ms`);
+        return [page, ...calls].join(", ");
+      });
+      log(`load ${attempt + 1}: tiles painted at ${paints.at(-1).toFixed(0)} ms; ${rpcs}`);
     }
     const shift = await layoutShift(page);
     const tiles = await page.locator(".tile .tile-value[data-value]").count();
