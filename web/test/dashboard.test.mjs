@@ -131,10 +131,14 @@ function knownRecords() {
   const customer = (id, acquired, source, extra = {}) => ({
     record: { case: "customer", value: { id, acquiredAt: at(acquired), source, ...extra } },
   });
+  // Each deal carries a custom attribute `region`: EMEA for alice's, AMER for the others.
   const deal = (id, owner, amount, status, created, closed, kind = DealKind.NEW_BUSINESS) => ({
     record: {
       case: "deal",
-      value: { id, owner, amount, status, kind, createdAt: at(created), closedAt: closed ? at(closed) : undefined },
+      value: {
+        id, owner, amount, status, kind, createdAt: at(created), closedAt: closed ? at(closed) : undefined,
+        attributes: { region: { value: { case: "text", value: owner === "alice" ? "EMEA" : "AMER" } } },
+      },
     },
   });
   const subscription = (id, customerId, started, mrr, ended) => ({
@@ -395,6 +399,27 @@ async function checkAgainst(context, addr, key) {
   ]));
   assert.deepEqual(shownGroups, byOwner.rows.map((row) => [row.group.owner, row.value]));
   log(`breakdown by owner: ${JSON.stringify(shownGroups)}`);
+  // A custom attribute, where the metric offers them (`attr.*`): its name typed in.
+  if (descriptor.dimensions.includes("attr.*")) {
+    await page.selectOption("#dimension", "attr.*");
+    await page.fill("#attribute", "region");
+    await page.click("#breakdown-form button[type=submit]");
+    const byRegion = await api.metrics.compute({
+      metricId: "sales.win_rate", ...WINDOW, groupBy: ["attr.region"], compare: Comparison.PREVIOUS_PERIOD,
+    });
+    await page.waitForFunction(() => document.querySelector("#breakdown th")?.textContent === "attr.region");
+    const shownRegions = await page.$$eval("#breakdown tbody tr", (rows) => rows.map((row) => [
+      row.cells[0].textContent,
+      row.cells[1].querySelector("button")?.dataset.value ?? "",
+    ]));
+    assert.deepEqual(shownRegions, byRegion.rows.map((row) => [row.group["attr.region"], row.value]));
+    log(`breakdown by attr.region: ${JSON.stringify(shownRegions)}`);
+    await page.selectOption("#dimension", "owner");
+    await page.click("#breakdown-form button[type=submit]");
+    await page.waitForFunction(() => document.querySelector("#breakdown th")?.textContent === "owner");
+  } else {
+    log("sales.win_rate offers no attr.* dimension on this kpid: the attribute breakdown is not exercised");
+  }
   // A group's value shows that group's inputs.
   await page.click("#breakdown tbody tr:first-child button");
   const groupInputs = await page.$$eval("#inputs dl.inputs-current dd", (cells) =>
