@@ -238,7 +238,7 @@ async function refresh(): Promise<void> {
     return;
   }
   const focus = selected && chosen.has(selected) ? selected : [...chosen][0];
-  if (focus) await selectMetric(focus);
+  if (focus) await selectMetric(focus, undefined, true);
 }
 
 function answer(result: BatchComputeResult): TileAnswer {
@@ -383,11 +383,15 @@ function table(header: string[], rows: (string | Node)[][]): HTMLTableElement {
 
 // ---------------------------------------------------------------- the selected metric
 
-async function selectMetric(id: string, inputsOf?: Row): Promise<void> {
+/**
+ * Shows metric `id` in the detail panel (and `inputsOf` in its inputs view); loads its chart
+ * when it was not shown already, or when `reload` (the window changed).
+ */
+async function selectMetric(id: string, inputsOf?: Row, reload = false): Promise<void> {
   const metric = descriptor(id);
   const query = readQuery();
   if (!metric || !query) return;
-  const changed = selected !== id || $("detail").hidden;
+  const changed = reload || selected !== id || $("detail").hidden;
   selected = id;
   writeHash(query);
   for (const element of document.querySelectorAll<HTMLElement>(".tile")) {

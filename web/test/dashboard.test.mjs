@@ -433,6 +433,19 @@ async function checkAgainst(context, addr, key) {
   assert.ok(csv.some((line) => line.startsWith("sales.win_rate,") && line.includes(",60,")), "win rate in the CSV");
   log(`tiles CSV: ${csv.length} lines`);
 
+  // Another bucket size, applied: the tiles come again and the chart follows.
+  const byQuarter = await api.metrics.compute({
+    metricId: "sales.win_rate", ...WINDOW, ...UNGROUPED, granularity: Granularity.QUARTER, compare: Comparison.PREVIOUS_PERIOD,
+  });
+  await page.selectOption("#granularity", String(Granularity.QUARTER));
+  await page.click("#controls button[type=submit]");
+  await page.waitForFunction((labels) => {
+    const shown = [...document.querySelectorAll("#series tbody tr")].map((row) => row.cells[0].textContent);
+    return JSON.stringify(shown) === JSON.stringify(labels);
+  }, byQuarter.rows.map((row) => row.bucketLabel));
+  log(`by quarter after Apply: ${byQuarter.rows.map((row) => `${row.bucketLabel} = ${row.value}`).join(", ")}`);
+  assert.match(page.url(), /by=quarter/);
+
   await mkdir(outDir, { recursive: true });
   const laptopShot = join(outDir, "laptop.png");
   await page.screenshot({ path: laptopShot });
