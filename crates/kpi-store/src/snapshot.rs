@@ -854,10 +854,61 @@ pub(crate) fn read(dir: &Path, token: u64) -> io::Result<Option<Vec<(String, Row
         Err(e) => return Err(e),
     };
     let len = file.metadata()?.len();
-    read_from(Box::new(file), len, token).map(Some)
+    read_from(Box::new(file), len, Some(token)).map(|(_, rows)| Some(rows))
 }
 
-fn read_from(file: Box<dyn Read>, len: u64, token: u64) -> io::Result<Vec<(String, Rows)>> {
+/// The snapshot in `dir` read before sled's token is known (the store opens sled
+/// meanwhile, on another thread): the token its header names and its rows, `None` when
+/// there is none, or why it does not verify. [`Early::current`] then keeps it only if its
+/// token is the one sled holds.
+pub(crate) fn read_early(dir: &Path) -> Early {
+    let started = std::time::Instant::now();
+    let read = (|| {
+        let file = match File::open(dir.join(FILE)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata()?.len();
+        read_from(Box::new(file), len, None).map(Some)
+    })();
+    Early {
+        read,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Every tenant's rows, as a snapshot holds them.
+pub(crate) type TenantRows = Vec<(String, Rows)>;
+
+/// A snapshot read by [`read_early`].
+pub(crate) struct Early {
+    /// The token its header names and its rows.
+    read: io::Result<Option<(u64, TenantRows)>>,
+    /// How long the read took.
+    pub(crate) elapsed: std::time::Duration,
+}
+
+impl Early {
+    /// Its rows if it is the snapshot `token` names (as [`read`] answers).
+    pub(crate) fn current(self, token: u64) -> io::Result<Option<TenantRows>> {
+        match self.read? {
+            Some((t, rows)) if t == token => Ok(Some(rows)),
+            Some(_) => Err(invalid(
+                "not the current snapshot (its token is not the one sled holds)",
+            )),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Reads a snapshot; with `token`, fails as soon as the header names another. Returns the
+/// header's token and the rows.
+fn read_from(
+    file: Box<dyn Read>,
+    len: u64,
+    token: Option<u64>,
+) -> io::Result<(u64, TenantRows)> {
     let (header, mut r) = BlockReader::start(file, len)?;
     if header[..8] != MAGIC[..] {
         return Err(invalid("not a rows snapshot (its first bytes are wrong)"));
@@ -870,7 +921,8 @@ fn read_from(file: Box<dyn Read>, len: u64, token: u64) -> io::Result<Vec<(Strin
     }
     // The first block's checksum covers the header: the token is as written.
     r.next_block()?;
-    if u64::from_le_bytes(header[12..].try_into().expect("8 bytes")) != token {
+    let found = u64::from_le_bytes(header[12..].try_into().expect("8 bytes"));
+    if token.is_some_and(|token| token != found) {
         return Err(invalid(
             "not the current snapshot (its token is not the one sled holds)",
         ));
@@ -886,7 +938,7 @@ fn read_from(file: Box<dyn Read>, len: u64, token: u64) -> io::Result<Vec<(Strin
         tenants.push((name, get_rows(&mut r)?));
     }
     r.finish()?;
-    Ok(tenants)
+    Ok((found, tenants))
 }
 
 #[cfg(test)]

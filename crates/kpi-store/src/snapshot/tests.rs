@@ -361,6 +361,41 @@ fn an_intact_snapshot_is_read() {
     }
 }
 
+/// `Store::open` reads the snapshot while sled opens and keeps it when sled names it
+/// current; a store that wrote nothing since does not write it again when it stops; a
+/// snapshot whose token sled does not hold (a stale one) is not read, and is removed.
+#[test]
+fn the_snapshot_read_beside_sled_is_kept_only_when_current() {
+    let (dir, db, bytes, token) = saved_store();
+    drop(db);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.snapshot_is_current());
+    // What the snapshot answers (equal to a scan: `an_intact_snapshot_is_read`).
+    let truth_answers = answers(&store);
+    store.save_snapshot().unwrap();
+    drop(store);
+    assert_eq!(
+        std::fs::read(dir.path().join(FILE)).unwrap(),
+        bytes,
+        "rewritten"
+    );
+
+    // Another token in sled: the file read beside sled is not the current snapshot.
+    let db = open_db(dir.path());
+    let mut other = token.to_vec();
+    other[0] ^= 1;
+    db.open_tree("meta")
+        .unwrap()
+        .insert(TOKEN_KEY, other)
+        .unwrap();
+    db.flush().unwrap();
+    drop(db);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(!store.snapshot_is_current());
+    assert!(!dir.path().join(FILE).exists());
+    assert_eq!(answers(&store), truth_answers);
+}
+
 /// Every byte of the snapshot flipped in turn (XOR 0xFF): each open either verified the
 /// snapshot (which the whole-file checksum makes impossible, but would be fine if its rows
 /// were right) or discarded it and scanned sled; either way it holds and answers exactly
@@ -416,7 +451,7 @@ fn a_snapshot_with_valid_checksums_but_wrong_content_is_caught_by_verify() {
         let decodes = super::read_from(
             Box::new(std::io::Cursor::new(altered.clone())),
             altered.len() as u64,
-            u64::from_le_bytes(token.as_ref().try_into().unwrap()),
+            Some(u64::from_le_bytes(token.as_ref().try_into().unwrap())),
         )
         .is_ok();
         let options = OpenOptions {
@@ -553,7 +588,7 @@ fn huge_lengths_and_slots_are_refused_before_anything_is_allocated() {
         let error = super::read_from(
             Box::new(std::io::Cursor::new(snapshot.clone())),
             snapshot.len() as u64,
-            token_value,
+            Some(token_value),
         )
         .map(|_| ())
         .expect_err(what);

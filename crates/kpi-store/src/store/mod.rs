@@ -322,21 +322,41 @@ impl Store {
     }
 
     /// [`Store::open`], as `options` say.
+    ///
+    /// The rows snapshot, if there is one, is read on a second thread while sled opens
+    /// (sled reads its whole log to rebuild its page table: about as long as the snapshot
+    /// takes to read), then kept only if sled names it current.
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Store, StoreError> {
-        let db = open_sled(
-            sled::Config::new()
-                .path(path.as_ref())
-                .cache_capacity(SLED_CACHE_BYTES),
-        )?;
+        let path: &Path = path.as_ref();
+        let started = std::time::Instant::now();
+        let (db, early) = std::thread::scope(|s| {
+            let early = s.spawn(|| snapshot::read_early(path));
+            let db = open_sled(
+                sled::Config::new()
+                    .path(path)
+                    .cache_capacity(SLED_CACHE_BYTES),
+            );
+            let sled_ms = started.elapsed().as_millis() as u64;
+            let early = early
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            tracing::info!(
+                sled_ms,
+                snapshot_ms = early.elapsed.as_millis() as u64,
+                "sled opened and the rows snapshot read, side by side"
+            );
+            (db, early)
+        });
+        let db = db?;
         // Absolute, so the commit point does not depend on the working directory.
-        let dir = std::fs::canonicalize(path.as_ref()).map_err(|e| {
+        let dir = std::fs::canonicalize(path).map_err(|e| {
             StoreError::Sled(sled::Error::Io(std::io::Error::new(
                 e.kind(),
-                format!("{}: {e}", path.as_ref().display()),
+                format!("{}: {e}", path.display()),
             )))
         })?;
         let commit = Commit::open(&dir)?;
-        Self::load(db, Some(commit), Some(dir), options)
+        Self::load_with(db, Some(commit), Some(dir), options, Some(early))
     }
 
     /// A store in a temporary sled database, removed when dropped (for tests).
@@ -354,6 +374,17 @@ impl Store {
         dir: Option<PathBuf>,
         options: OpenOptions,
     ) -> Result<Store, StoreError> {
+        Self::load_with(db, commit, dir, options, None)
+    }
+
+    /// [`Store::load`], with the snapshot already read (`early`) when given.
+    fn load_with(
+        db: sled::Db,
+        commit: Option<Commit>,
+        dir: Option<PathBuf>,
+        options: OpenOptions,
+        early: Option<snapshot::Early>,
+    ) -> Result<Store, StoreError> {
         let tree = db.open_tree("records")?;
         let meta = db.open_tree("meta")?;
         let token = meta
@@ -362,7 +393,11 @@ impl Store {
             .map(u64::from_le_bytes);
         let started = std::time::Instant::now();
         let snapshot = match (&dir, token) {
-            (Some(dir), Some(token)) => snapshot::read(dir, token).unwrap_or_else(|e| {
+            (Some(dir), Some(token)) => match early {
+                Some(early) => early.current(token),
+                None => snapshot::read(dir, token),
+            }
+            .unwrap_or_else(|e| {
                 tracing::warn!(
                     path = %dir.join(snapshot::FILE).display(),
                     reason = %e,
@@ -894,6 +929,11 @@ impl Store {
         // acknowledged.
         self.commit_through(&sled, self.inner.pending.last_ticket())
             .map_err(|e| StoreError::Snapshot(std::io::Error::other(e.to_string())))?;
+        if self.inner.snapshot_current.load(Ordering::SeqCst) {
+            // Nothing was written since the snapshot was loaded or saved: it is current.
+            tracing::info!("rows snapshot current: not written again");
+            return Ok(());
+        }
         let token = {
             use std::hash::{BuildHasher, Hasher};
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
