@@ -87,9 +87,14 @@ function setState(state: "loading" | "ready" | "error" | "key"): void {
 // ---------------------------------------------------------------- query and URL
 
 function readQuery(): Query | undefined {
+  // Checked here only what the request could not carry; kpid checks the rest (end before start…).
   const timeZone = controls.timeZone.value.trim() || "UTC";
   if (!isTimeZone(timeZone)) {
-    setStatus({ code: "INVALID_ARGUMENT", message: `unknown time zone ${timeZone}` }, "");
+    setStatus({ code: "INVALID_ARGUMENT", message: `unknown time zone ${timeZone}` });
+    return undefined;
+  }
+  if (!controls.start.value || !controls.end.value) {
+    setStatus({ code: "INVALID_ARGUMENT", message: "the window needs a start and an end date" });
     return undefined;
   }
   return {
@@ -207,6 +212,12 @@ async function refresh(): Promise<void> {
   const mine = ++generation;
   $("chosen-count").textContent = `(${chosen.size} of ${descriptors.length})`;
   answers.clear();
+  if (chosen.size === 0) {
+    renderTiles();
+    $("detail").hidden = true;
+    setState("ready");
+    return;
+  }
   // The call first, then the skeletons while it runs.
   const call = metrics.batchCompute({
     ...windowOf(query),
