@@ -433,6 +433,29 @@ async function checkAgainst(context, addr, key) {
   assert.ok(csv.some((line) => line.startsWith("sales.win_rate,") && line.includes(",60,")), "win rate in the CSV");
   log(`tiles CSV: ${csv.length} lines`);
 
+  // The tiles as a table, and back.
+  await page.click("#tiles-table-toggle");
+  assert.equal(await page.locator("#tiles table tbody tr").count(), catalogue.length);
+  assert.equal(await page.textContent('#tiles table tbody tr:has(td:text-is("sales.win_rate")) td:nth-child(5)'), "60");
+  await page.click("#tiles-table-toggle");
+  await page.waitForSelector('.tile[data-metric="sales.win_rate"]');
+
+  // The catalogue, by family: a metric left out is left out of the tiles (and of the call).
+  await page.click("#catalogue summary");
+  const families = await page.$$eval("#families legend", (legends) => legends.map((legend) => legend.textContent));
+  assert.deepEqual(families, [...new Set(catalogue.map((metric) => metric.family))]);
+  const winRateBox = page.locator('#families input[value="sales.win_rate"]');
+  await winRateBox.uncheck();
+  await page.waitForFunction((count) => document.querySelectorAll(".tile").length === count
+    && document.body.dataset.state === "ready", catalogue.length - 1);
+  assert.equal(await page.locator('.tile[data-metric="sales.win_rate"]').count(), 0);
+  assert.match(page.url(), /metrics=/);
+  await winRateBox.check();
+  await page.waitForFunction((count) => document.querySelectorAll(".tile-value[data-value]").length === count, catalogue.length);
+  await page.click("#catalogue summary");
+  await page.click('.tile[data-metric="sales.win_rate"] .tile-name');
+  log(`catalogue: families ${families.join(", ")}; a metric left out and back`);
+
   // Another bucket size, applied: the tiles come again and the chart follows.
   const byQuarter = await api.metrics.compute({
     metricId: "sales.win_rate", ...WINDOW, ...UNGROUPED, granularity: Granularity.QUARTER, compare: Comparison.PREVIOUS_PERIOD,
