@@ -56,6 +56,8 @@ const END = "2024-07-01";
 const HASH = `#start=${START}&end=${END}&by=month&tz=UTC&compare=1`;
 
 const servers = new Set();
+/** Errors the pages logged (a Content-Security-Policy violation among them): none expected. */
+const consoleErrors = [];
 let browser;
 
 function log(message) {
@@ -219,8 +221,9 @@ async function launchBrowser() {
 async function newPage(context, viewport) {
   const page = await context.newPage();
   await page.setViewportSize(viewport);
-  page.on("pageerror", (error) => {
-    throw new Error(`page error: ${error.message}`);
+  page.on("pageerror", (error) => consoleErrors.push(`uncaught: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error") consoleErrors.push(message.text());
   });
   return page;
 }
@@ -318,6 +321,8 @@ async function checkAgainst(context, addr, key) {
   await page.goto(`http://${addr}/${HASH}`);
   await page.waitForSelector("body[data-state=key]");
   assert.ok(await page.isVisible("#api-key"), "the API key field is shown");
+  // The inline style ran under the page's Content-Security-Policy (the script obviously did).
+  assert.equal(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), "rgb(248, 249, 250)");
   await page.fill("#api-key", "kpid_not-a-key");
   const wrongKeyAnswer = page.waitForResponse((response) => response.url().endsWith("/kpi.v1.MetricsService/ListMetrics"));
   await page.click("#controls button[type=submit]");
@@ -483,6 +488,7 @@ async function checkAgainst(context, addr, key) {
   await phone.screenshot({ path: phoneShot });
   await assertNotBlank(context, phoneShot);
   await phone.close();
+  assert.deepEqual(consoleErrors, [], "the pages logged errors");
 }
 
 async function demoChecks(context) {
@@ -525,6 +531,7 @@ async function demoChecks(context) {
       log("copied to docs/dashboard.png");
     }
     await page.close();
+    assert.deepEqual(consoleErrors, [], "the page logged errors");
   } finally {
     await stopKpid(server);
   }

@@ -12,9 +12,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
+use sha2::{Digest as _, Sha256};
 use tonic::body::Body;
 use tower::Service;
 
@@ -25,15 +27,11 @@ const PAGE: &str = include_str!("../dashboard/index.html");
 /// [`DashboardPage::suggesting`].
 const WINDOW_PLACEHOLDER: &str = r#"<meta name="kpid-window" content="">"#;
 
-/// What the page may load: its own inline script and style, and calls to its own origin.
-const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 'unsafe-inline'; \
-     style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
-     form-action 'none'; frame-ancestors 'none'";
-
 /// The dashboard page kpid serves on `GET /`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DashboardPage {
     html: Bytes,
+    content_security_policy: HeaderValue,
 }
 
 impl Default for DashboardPage {
@@ -41,6 +39,7 @@ impl Default for DashboardPage {
     fn default() -> Self {
         Self {
             html: Bytes::from_static(PAGE.as_bytes()),
+            content_security_policy: content_security_policy(PAGE),
         }
     }
 }
@@ -52,6 +51,8 @@ impl DashboardPage {
         let meta = format!(r#"<meta name="kpid-window" content="{start}/{end}">"#);
         Self {
             html: Bytes::from(PAGE.replacen(WINDOW_PLACEHOLDER, &meta, 1)),
+            // The window is in a meta tag, not in the script or the style.
+            content_security_policy: content_security_policy(PAGE),
         }
     }
 
@@ -70,7 +71,7 @@ impl DashboardPage {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         headers.insert(
             CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY_VALUE),
+            self.content_security_policy.clone(),
         );
         headers.insert(
             http::header::X_CONTENT_TYPE_OPTIONS,
@@ -79,6 +80,35 @@ impl DashboardPage {
         *response.status_mut() = StatusCode::OK;
         response
     }
+}
+
+/// What `page` may run and load: its own inline script and style, named by their SHA-256
+/// (nothing injected would run), calls to its own origin, `data:` images.
+fn content_security_policy(page: &str) -> HeaderValue {
+    let script = inline_sha256(page, r#"<script type="module">"#, "</script>");
+    let style = inline_sha256(page, "<style>", "</style>");
+    let policy = format!(
+        "default-src 'none'; script-src {script}; style-src {style}; connect-src 'self'; \
+         img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    );
+    HeaderValue::from_str(&policy).expect("hashes and keywords are visible ASCII")
+}
+
+/// `'sha256-…'` of the text between `open` and the next `close` in `page`, which the build
+/// (`web/build.mjs`) writes once each.
+fn inline_sha256(page: &str, open: &str, close: &str) -> String {
+    let start = page
+        .find(open)
+        .expect("the built page has its inline element")
+        + open.len();
+    let length = page[start..]
+        .find(close)
+        .expect("the built page closes its inline element");
+    let digest = Sha256::digest(page[start..start + length].as_bytes());
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
 }
 
 /// Whether `request` asks for the page: a GET (or HEAD) of `/` or `/index.html`. gRPC and
@@ -209,6 +239,25 @@ mod tests {
     async fn without_a_page_everything_reaches_the_grpc_stack() {
         let response = answer(None, Method::GET, "/").await;
         assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
+    }
+
+    #[test]
+    fn only_the_pages_own_script_and_style_may_run() {
+        let page = DashboardPage::default();
+        let policy = page.content_security_policy.to_str().unwrap();
+        assert!(!policy.contains("unsafe"), "{policy}");
+        let script_hashes = policy.split("script-src ").nth(1).unwrap();
+        assert!(script_hashes.starts_with("'sha256-"), "{policy}");
+        // The hash of "<style>x</style>"'s text, `x`: `printf x | sha256sum | xxd -r -p | base64`.
+        assert_eq!(
+            inline_sha256("<style>x</style>", "<style>", "</style>"),
+            "'sha256-LXEWQrcmsEQBYnyp+6wy9chTD7GQPMTbAiWHF5IaSIE='"
+        );
+        let start: jiff::Timestamp = "2023-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            DashboardPage::suggesting(start, start).content_security_policy,
+            page.content_security_policy
+        );
     }
 
     #[test]
