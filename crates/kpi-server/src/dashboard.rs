@@ -104,7 +104,7 @@ fn inline_sha256(page: &str, open: &str, close: &str) -> String {
     let length = page[start..]
         .find(close)
         .expect("the built page closes its inline element");
-    let digest = Sha256::digest(page[start..start + length].as_bytes());
+    let digest = Sha256::digest(&page.as_bytes()[start..start + length]);
     format!(
         "'sha256-{}'",
         base64::engine::general_purpose::STANDARD.encode(digest)
