@@ -318,6 +318,28 @@ async fn restart_dashboard(
     Ok((started.elapsed().as_secs_f64(), child))
 }
 
+/// `kpi-bench restart`: restarts of kpid over `data_dir`, timed to the first Compute and
+/// (another start) to the first dashboard of every registered metric, `runs` times each.
+pub(crate) fn restarts(data_dir: &Path, kpid: Option<PathBuf>, runs: usize) -> anyhow::Result<()> {
+    let kpid = kpid.map_or(Kpid::Builtin, Kpid::Binary);
+    let ids: Vec<String> = kpi_core::registry()
+        .context("the linked metrics")?
+        .metrics()
+        .map(|m| m.descriptor().id.to_string())
+        .collect();
+    let rt = runtime()?;
+    for run in 1..=runs {
+        let (answer, child) = rt.block_on(restart(&kpid, data_dir))?;
+        child.terminate(STOP_GRACE)?;
+        let (dashboard, child) = rt.block_on(restart_dashboard(&kpid, data_dir, &ids))?;
+        child.terminate(STOP_GRACE)?;
+        println!(
+            "run {run}: restart to first answer {answer:.2} s, to first dashboard {dashboard:.2} s"
+        );
+    }
+    Ok(())
+}
+
 /// The mixed phase's plan from the command line.
 fn mixed_plan(args: &RunArgs) -> crate::mixed::MixedPlan {
     let (quiet, mixed, rounds) = if args.quick { (2, 4, 3) } else { (20, 60, 30) };

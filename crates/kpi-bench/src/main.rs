@@ -69,6 +69,22 @@ enum Command {
     /// Serve a bare tonic server with only the health service.
     #[command(hide = true)]
     BareTonic,
+    /// Time restarts of kpid over an existing data directory: to the first Compute
+    /// answer, and (a second start) to the first dashboard, `--runs` times each.
+    Restart(RestartArgs),
+}
+
+#[derive(Debug, Args)]
+struct RestartArgs {
+    /// The data directory of a stopped kpid (`kpi-store`'s `memory` example writes one).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Benchmark this `kpid` binary instead of the built-in server.
+    #[arg(long)]
+    kpid: Option<PathBuf>,
+    /// Restarts of each kind.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +185,7 @@ fn main() -> ExitCode {
             memory_budget: a.memory_budget,
         }),
         Some(Command::BareTonic) => server::serve_bare_tonic(),
+        Some(Command::Restart(a)) => bench::restarts(&a.data_dir, a.kpid, a.runs),
         None => bench::run(&cli.run),
     };
     match outcome {
