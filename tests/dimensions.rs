@@ -28,7 +28,12 @@ impl DataSource for Recording {
         Ok(Decimal::ONE)
     }
 
-    fn group_values(&self, _: Dimension, _: &Scope) -> Result<Vec<String>, MetricError> {
+    fn group_values(
+        &self,
+        _: Dimension,
+        _: &Scope,
+        _: &[Measure],
+    ) -> Result<Vec<String>, MetricError> {
         Ok(Vec::new())
     }
 }

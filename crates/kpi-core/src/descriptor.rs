@@ -1,6 +1,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::attribute::AttributeName;
 use crate::measure::Measure;
 
 /// The unit a metric's value is expressed in.
@@ -59,7 +60,13 @@ impl Direction {
     }
 }
 
-/// A dimension rows can be grouped by or filtered on.
+/// A dimension rows can be grouped by or filtered on: a built-in one, or a custom
+/// attribute of the metric's own record (`attr.<name>`) or of its customer
+/// (`customer.<name>`).
+///
+/// An attribute's value as a dimension value is text as is, a decimal in its normalized
+/// canonical form (`12.5`, not `12.50`), a flag `true` or `false`, a time in RFC 3339
+/// (`2024-03-01T00:00:00Z`); a record without the attribute has the empty value `""`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dimension {
     /// The deal's or quota's owner (a sales rep); a customer's owner; who did an activity.
@@ -78,10 +85,15 @@ pub enum Dimension {
     Agent,
     /// The type of an activity (`call`, `meeting`, `demo`…).
     ActivityType,
+    /// `attr.<name>`: a custom attribute of the record the metric counts (the deal for a
+    /// win rate, the ticket for a resolution time).
+    Attribute(AttributeName),
+    /// `customer.<name>`: a custom attribute of that record's customer.
+    CustomerAttribute(AttributeName),
 }
 
 impl Dimension {
-    /// Every dimension, in declaration order.
+    /// Every built-in dimension, in declaration order.
     pub const ALL: [Dimension; 8] = [
         Dimension::Owner,
         Dimension::Source,
@@ -93,9 +105,19 @@ impl Dimension {
         Dimension::ActivityType,
     ];
 
-    /// The lowercase name used in requests (`owner`, `source`…).
-    pub fn as_str(self) -> &'static str {
-        match self {
+    /// `attr.*` in a descriptor's dimensions: the metric can be grouped and filtered by
+    /// every attribute of its own records.
+    pub const ANY_ATTRIBUTE: Dimension = Dimension::Attribute(AttributeName::ANY);
+
+    /// `customer.*` in a descriptor's dimensions: the metric can be grouped and filtered
+    /// by every attribute of its records' customers.
+    pub const ANY_CUSTOMER_ATTRIBUTE: Dimension =
+        Dimension::CustomerAttribute(AttributeName::ANY);
+
+    /// The name of a built-in dimension (`owner`, `source`…); `None` for an attribute
+    /// (see [`Dimension`]'s `Display`: `attr.region`).
+    pub fn builtin_name(self) -> Option<&'static str> {
+        Some(match self {
             Dimension::Owner => "owner",
             Dimension::Source => "source",
             Dimension::Campaign => "campaign",
@@ -104,26 +126,59 @@ impl Dimension {
             Dimension::Stage => "stage",
             Dimension::Agent => "agent",
             Dimension::ActivityType => "activity_type",
+            Dimension::Attribute(_) | Dimension::CustomerAttribute(_) => return None,
+        })
+    }
+
+    /// The name used in requests: `owner`, `attr.region`, `customer.plan` (a wildcard of a
+    /// descriptor: `attr.*`).
+    pub fn name(self) -> String {
+        self.to_string()
+    }
+
+    /// The descriptor entry that offers this dimension: itself for a built-in one,
+    /// [`Dimension::ANY_ATTRIBUTE`] or [`Dimension::ANY_CUSTOMER_ATTRIBUTE`] for an
+    /// attribute.
+    pub fn offered_as(self) -> Dimension {
+        match self {
+            Dimension::Attribute(_) => Dimension::ANY_ATTRIBUTE,
+            Dimension::CustomerAttribute(_) => Dimension::ANY_CUSTOMER_ATTRIBUTE,
+            d => d,
         }
     }
 }
 
+/// The prefix of an attribute of the metric's own record.
+const ATTRIBUTE_PREFIX: &str = "attr.";
+/// The prefix of an attribute of the record's customer.
+const CUSTOMER_ATTRIBUTE_PREFIX: &str = "customer.";
+
 impl fmt::Display for Dimension {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        match self {
+            Dimension::Attribute(name) => write!(f, "{ATTRIBUTE_PREFIX}{name}"),
+            Dimension::CustomerAttribute(name) => write!(f, "{CUSTOMER_ATTRIBUTE_PREFIX}{name}"),
+            d => f.write_str(d.builtin_name().expect("a built-in dimension")),
+        }
     }
 }
 
 impl FromStr for Dimension {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(name) = s.strip_prefix(ATTRIBUTE_PREFIX) {
+            return AttributeName::new(name).map(Dimension::Attribute);
+        }
+        if let Some(name) = s.strip_prefix(CUSTOMER_ATTRIBUTE_PREFIX) {
+            return AttributeName::new(name).map(Dimension::CustomerAttribute);
+        }
         Dimension::ALL
             .into_iter()
-            .find(|d| d.as_str() == s)
+            .find(|d| d.builtin_name() == Some(s))
             .ok_or_else(|| {
-                let names: Vec<&str> = Dimension::ALL.iter().map(|d| d.as_str()).collect();
+                let names: Vec<String> = Dimension::ALL.iter().map(|d| d.name()).collect();
                 format!(
-                    "unknown dimension `{s}`; expected one of {}",
+                    "unknown dimension `{s}`; expected one of {}, attr.<name> or customer.<name>",
                     names.join(", ")
                 )
             })
@@ -311,6 +366,12 @@ impl MetricDescriptor {
             return Some(&PRECISION_PARAM);
         }
         self.params.iter().find(|p| p.name == name)
+    }
+
+    /// Whether the metric can be grouped and filtered by `dimension`: it lists it, or
+    /// (an attribute) lists `attr.*` or `customer.*`.
+    pub fn offers(&self, dimension: Dimension) -> bool {
+        self.dimensions.contains(&dimension) || self.dimensions.contains(&dimension.offered_as())
     }
 
     /// Every parameter including the implied `precision`, in declaration order.

@@ -73,11 +73,11 @@ pub fn render_markdown(registry: &Registry) -> String {
             );
         }
         if !d.dimensions.is_empty() {
-            let dims: Vec<_> = d.dimensions.iter().map(|x| x.as_str()).collect();
+            let dims: Vec<_> = d.dimensions.iter().map(|x| x.name()).collect();
             let _ = writeln!(out, "- dimensions: {}", dims.join(", "));
         }
         if !d.default_group_by.is_empty() {
-            let dims: Vec<_> = d.default_group_by.iter().map(|x| x.as_str()).collect();
+            let dims: Vec<_> = d.default_group_by.iter().map(|x| x.name()).collect();
             let _ = writeln!(out, "- grouped by default by: {}", dims.join(", "));
         }
     }

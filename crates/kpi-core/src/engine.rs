@@ -3,7 +3,7 @@
 //! from a [`DataSource`] or from other metrics), evaluates the formula and rounds; with a
 //! comparison, evaluates each row's previous period through the same memo and compares.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -133,8 +133,30 @@ impl DataSource for MemoSource<'_> {
         &self,
         dimension: Dimension,
         scope: &Scope,
+        measures: &[Measure],
     ) -> Result<Vec<String>, MetricError> {
-        self.inner.group_values(dimension, scope)
+        self.inner.group_values(dimension, scope, measures)
+    }
+}
+
+/// A source that answers 1 to every measure and records which were read: the measures
+/// a metric reads, whose records its groups come from.
+#[derive(Default)]
+struct MeasuresRead(Mutex<BTreeSet<Measure>>);
+
+impl DataSource for MeasuresRead {
+    fn measure(&self, measure: Measure, _: &Scope) -> Result<Decimal, MetricError> {
+        self.0.lock().expect("probe lock").insert(measure);
+        Ok(Decimal::ONE)
+    }
+
+    fn group_values(
+        &self,
+        _: Dimension,
+        _: &Scope,
+        _: &[Measure],
+    ) -> Result<Vec<String>, MetricError> {
+        Ok(Vec::new())
     }
 }
 
@@ -170,9 +192,14 @@ impl<'a> Gather<'a> {
         self.source.measure(measure, &scope)
     }
 
-    /// The values `dimension` takes among the records matching the current scope's filters.
-    pub fn group_values(&self, dimension: Dimension) -> Result<Vec<String>, MetricError> {
-        self.source.group_values(dimension, self.scope)
+    /// The values `dimension` takes among the records that `measures` read and that match
+    /// the current scope's filters.
+    pub fn group_values(
+        &self,
+        dimension: Dimension,
+        measures: &[Measure],
+    ) -> Result<Vec<String>, MetricError> {
+        self.source.group_values(dimension, self.scope, measures)
     }
 
     /// The scope being computed (window, filters and group).
@@ -381,7 +408,7 @@ fn validate<'r>(
         }
     }
     for (i, dim) in spec.group_by.iter().enumerate() {
-        if !d.dimensions.contains(dim) {
+        if !d.offers(*dim) {
             violations.push(FieldViolation::new(
                 format!("group_by[{i}]"),
                 unsupported_dimension(d, *dim),
@@ -389,7 +416,7 @@ fn validate<'r>(
         }
     }
     for dim in spec.filters.keys() {
-        if !d.dimensions.contains(dim) {
+        if !d.offers(*dim) {
             violations.push(FieldViolation::new(
                 format!("filters[{dim}]"),
                 unsupported_dimension(d, *dim),
@@ -447,7 +474,7 @@ fn validate<'r>(
 }
 
 fn unsupported_dimension(d: &MetricDescriptor, dim: Dimension) -> String {
-    let supported: Vec<_> = d.dimensions.iter().map(|x| x.as_str()).collect();
+    let supported: Vec<_> = d.dimensions.iter().map(|x| x.name()).collect();
     if supported.is_empty() {
         format!(
             "{} cannot be grouped or filtered by {dim}; it supports no dimension",
@@ -561,7 +588,27 @@ impl Registry {
         };
         let mut base = Scope::new(window);
         base.filters = spec.filters.clone();
-        let groups = self.groups(&v.group_by, source, &base)?;
+        let groups = if v.group_by.is_empty() {
+            vec![BTreeMap::new()]
+        } else {
+            // The groups come from the records the metric reads: the measures its formula
+            // reads, found by gathering its inputs from a source that only records them.
+            let read = MeasuresRead::default();
+            let probe = Gather {
+                registry: v.registry,
+                source: &read,
+                scope: &base,
+                time_zone: &spec.time_zone,
+                params: &v.params,
+                raw_params: &spec.params,
+                explicit: &v.explicit,
+                depth: 0,
+            };
+            // Only the measures read matter, whatever the formula makes of them.
+            let _ = evaluate_in_scope(v.metric, &probe);
+            let measures: Vec<Measure> = read.0.into_inner().expect("probe lock").into_iter().collect();
+            self.groups(&v.group_by, &measures, source, &base)?
+        };
         let rows = windows.len().saturating_mul(groups.len().max(1));
         if let Some(limit) = spec.max_rows {
             if rows > limit {
@@ -645,13 +692,14 @@ impl Registry {
     fn groups(
         &self,
         group_by: &[Dimension],
+        measures: &[Measure],
         source: &dyn DataSource,
         base: &Scope,
     ) -> Result<Vec<BTreeMap<Dimension, String>>, ComputeError> {
         let mut groups = vec![BTreeMap::new()];
         for dim in group_by {
             let values = source
-                .group_values(*dim, base)
+                .group_values(*dim, base, measures)
                 .map_err(ComputeError::from_metric)?;
             groups = groups
                 .into_iter()

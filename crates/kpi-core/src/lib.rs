@@ -43,6 +43,7 @@
 //! # fn main() {}
 //! ```
 
+mod attribute;
 mod calendar;
 mod comparison;
 mod descriptor;
@@ -58,6 +59,7 @@ pub mod testing;
 mod value;
 mod window;
 
+pub use attribute::{check_attribute_name, AttributeName, MAX_ATTRIBUTE_NAME_BYTES};
 pub use calendar::Calendar;
 pub use comparison::{Compared, Comparison, Trend};
 pub use descriptor::{

@@ -241,9 +241,14 @@ pub trait DataSource: Sync {
     /// The value of `measure` over `scope`.
     fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError>;
 
-    /// The distinct values `dimension` takes among the tenant's records that match the
-    /// scope's filters, sorted: the groups a grouped answer can have rows for (groups whose
-    /// inputs are all zero are dropped by the engine).
-    fn group_values(&self, dimension: Dimension, scope: &Scope)
-        -> Result<Vec<String>, MetricError>;
+    /// The distinct values `dimension` takes among the tenant's records that `measures`
+    /// read (every record when `measures` is empty) and that match the scope's filters,
+    /// sorted: the groups a grouped answer can have rows for (groups whose inputs are all
+    /// zero are dropped by the engine). A record without an attribute has the value `""`.
+    fn group_values(
+        &self,
+        dimension: Dimension,
+        scope: &Scope,
+        measures: &[Measure],
+    ) -> Result<Vec<String>, MetricError>;
 }

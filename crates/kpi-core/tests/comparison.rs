@@ -75,7 +75,12 @@ impl DataSource for MonthlyDeals {
         }
         Ok(Decimal::from(n))
     }
-    fn group_values(&self, _: Dimension, _: &Scope) -> Result<Vec<String>, MetricError> {
+    fn group_values(
+        &self,
+        _: Dimension,
+        _: &Scope,
+        _: &[Measure],
+    ) -> Result<Vec<String>, MetricError> {
         Ok(vec!["ann".into(), "bob".into()])
     }
 }

@@ -72,7 +72,12 @@ impl DataSource for FakeDeals {
         }
         Ok(Decimal::from(n))
     }
-    fn group_values(&self, _: Dimension, _: &Scope) -> Result<Vec<String>, MetricError> {
+    fn group_values(
+        &self,
+        _: Dimension,
+        _: &Scope,
+        _: &[Measure],
+    ) -> Result<Vec<String>, MetricError> {
         Ok(vec!["ann".into(), "bob".into(), "cy".into()])
     }
 }

@@ -142,7 +142,12 @@ mod tests {
             }))
         }
 
-        fn group_values(&self, _: Dimension, _: &Scope) -> Result<Vec<String>, MetricError> {
+        fn group_values(
+        &self,
+        _: Dimension,
+        _: &Scope,
+        _: &[Measure],
+    ) -> Result<Vec<String>, MetricError> {
             Ok(Vec::new())
         }
     }

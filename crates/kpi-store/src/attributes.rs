@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Most attributes one record may carry.
 pub const MAX_ATTRIBUTES: usize = 64;
 /// Longest attribute name, in bytes.
-pub const MAX_ATTRIBUTE_NAME_BYTES: usize = 64;
+pub use kpi_core::MAX_ATTRIBUTE_NAME_BYTES;
 /// Longest text value, in bytes.
 pub const MAX_ATTRIBUTE_TEXT_BYTES: usize = 256;
 
@@ -31,18 +31,10 @@ pub enum AttributeValue {
 /// A record's attributes, by name (sorted, so equal maps compare and encode alike).
 pub type Attributes = BTreeMap<String, AttributeValue>;
 
-/// Why `name` cannot name an attribute (`[a-z][a-z0-9_]{0,63}`), if it cannot.
+/// Why `name` cannot name an attribute (`[a-z][a-z0-9_]{0,63}`), if it cannot (the rule
+/// is kpi-core's, which dimensions `attr.<name>` follow too).
 pub fn check_name(name: &str) -> Result<(), String> {
-    let mut chars = name.chars();
-    let starts_well = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-    let rest_well = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !starts_well || !rest_well || name.len() > MAX_ATTRIBUTE_NAME_BYTES {
-        return Err(format!(
-            "`{}` is not an attribute name: names are 1 to 64 of a-z, 0-9 and _, starting with a letter",
-            clip(name)
-        ));
-    }
-    Ok(())
+    kpi_core::check_attribute_name(name)
 }
 
 /// Why `attributes` cannot be stored, if they cannot; the reason names the attribute
@@ -81,15 +73,6 @@ pub(crate) fn check(attributes: &Attributes, earliest: Timestamp) -> Result<(), 
         }
     }
     Ok(())
-}
-
-/// At most 64 bytes of an echoed name (on a character boundary).
-fn clip(text: &str) -> &str {
-    let mut end = text.len().min(MAX_ATTRIBUTE_NAME_BYTES);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 #[cfg(test)]

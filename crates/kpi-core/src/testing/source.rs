@@ -91,6 +91,7 @@ impl DataSource for FakeSource {
         &self,
         dimension: Dimension,
         _scope: &Scope,
+        _measures: &[Measure],
     ) -> Result<Vec<String>, MetricError> {
         Ok(self.groups.get(&dimension).cloned().unwrap_or_default())
     }
