@@ -54,6 +54,15 @@ pub enum MetricError {
         /// Why the metric it comes from is undefined.
         reason: String,
     },
+    /// A filter names a dimension some records the measure reads cannot carry (a
+    /// `customer.<name>` on spend, say): refused, never ignored.
+    #[error("dimension `{dimension}`: {reason}")]
+    UnsupportedDimension {
+        /// The dimension, as requests name it.
+        dimension: String,
+        /// Which records cannot carry it.
+        reason: String,
+    },
     /// The store could not answer.
     #[error("store: {0}")]
     Store(String),
@@ -122,6 +131,9 @@ impl ComputeError {
                 format!("inputs[{input}]"),
                 format!("is undefined: {reason}"),
             ),
+            MetricError::UnsupportedDimension { dimension, reason } => {
+                Self::invalid(format!("filters[{dimension}]"), reason)
+            }
             MetricError::Store(msg) => Self::Store(msg),
             MetricError::Cancelled => Self::Cancelled,
         }

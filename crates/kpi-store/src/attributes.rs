@@ -28,6 +28,20 @@ pub enum AttributeValue {
     Time(Timestamp),
 }
 
+impl AttributeValue {
+    /// The value as a dimension value (what `attr.<name>` groups and filters by): text as
+    /// is, a decimal normalized (`12.5`, not `12.50`), a flag `true` or `false`, a time in
+    /// RFC 3339 (`2024-03-01T00:00:00Z`).
+    pub fn dimension_value(&self) -> String {
+        match self {
+            AttributeValue::Text(text) => text.clone(),
+            AttributeValue::Decimal(d) => d.normalize().to_string(),
+            AttributeValue::Flag(f) => f.to_string(),
+            AttributeValue::Time(t) => t.to_string(),
+        }
+    }
+}
+
 /// A record's attributes, by name (sorted, so equal maps compare and encode alike).
 pub type Attributes = BTreeMap<String, AttributeValue>;
 
@@ -100,6 +114,16 @@ mod tests {
         ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn dimension_values_are_canonical() {
+        let d = |t: &str| AttributeValue::Decimal(t.parse().unwrap()).dimension_value();
+        assert_eq!((d("12.50"), d("-0.0"), d("100")), ("12.5".into(), "0".into(), "100".into()));
+        assert_eq!(AttributeValue::Flag(false).dimension_value(), "false");
+        let t = AttributeValue::Time("2024-03-01T10:00:00.5+00:00".parse().unwrap());
+        assert_eq!(t.dimension_value(), "2024-03-01T10:00:00.5Z");
+        assert_eq!(AttributeValue::Text("EMEA".into()).dimension_value(), "EMEA");
     }
 
     #[test]

@@ -13,8 +13,15 @@
 //! - survey response: source, segment (via the customer)
 //! - activity: owner (who did it), activity_type, source and segment (via its customer)
 //!
-//! A filter on a dimension a kind does not carry leaves that kind unfiltered; a record of a
-//! kind that carries the dimension but has no value for it matches no filter on it.
+//! Every unit also carries its records' custom attributes (`attr.<name>`; a stage exit or
+//! stay its deal's), and a unit whose rows have a customer (deals and their stage exits and
+//! stays, customers themselves, purchases, subscriptions, tickets, survey responses,
+//! activities) its customer's (`customer.<name>`); quotas, spend, campaigns and leads
+//! have none.
+//!
+//! A filter on a dimension a kind does not carry is an error, never ignored; a record of a
+//! kind that carries a built-in dimension but has no value for it matches no filter on it,
+//! and one without an attribute has the attribute's value `""`.
 
 #[cfg(test)]
 use std::collections::HashMap;
@@ -33,7 +40,7 @@ use crate::store::Canonical;
 /// Number of dimensions.
 pub(crate) const NDIMS: usize = Dimension::ALL.len();
 
-/// Position of a dimension in [`Dimension::ALL`].
+/// Position of a built-in dimension in [`Dimension::ALL`].
 pub(crate) fn dim_index(d: Dimension) -> usize {
     match d {
         Dimension::Owner => 0,
@@ -44,6 +51,9 @@ pub(crate) fn dim_index(d: Dimension) -> usize {
         Dimension::Stage => 5,
         Dimension::Agent => 6,
         Dimension::ActivityType => 7,
+        Dimension::Attribute(_) | Dimension::CustomerAttribute(_) => {
+            unreachable!("{d} is not a built-in dimension")
+        }
     }
 }
 
@@ -109,9 +119,50 @@ impl Unit {
         }
     }
 
-    /// Whether rows of this unit carry `d`.
+    /// Whether rows of this unit have a customer, and so carry `customer.<name>`.
+    pub(crate) fn has_customer(self) -> bool {
+        match self {
+            Unit::Deal
+            | Unit::StageExit
+            | Unit::StageStay
+            | Unit::Customer
+            | Unit::Purchase
+            | Unit::Subscription
+            | Unit::Ticket
+            | Unit::Survey
+            | Unit::Activity => true,
+            Unit::Quota | Unit::Lead | Unit::Spend | Unit::Campaign => false,
+        }
+    }
+
+    /// Whether rows of this unit carry `d`: a built-in dimension it lists in
+    /// [`Unit::carried`], any attribute of its records, and any of its customer's when it
+    /// has one.
     pub(crate) fn carries(self, d: Dimension) -> bool {
-        self.carried().contains(&d)
+        match d {
+            Dimension::Attribute(_) => true,
+            Dimension::CustomerAttribute(_) => self.has_customer(),
+            d => self.carried().contains(&d),
+        }
+    }
+
+    /// What its rows are, in words (`deal`, `stage exit`…).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Unit::Deal => "deal",
+            Unit::StageExit => "stage exit",
+            Unit::StageStay => "stage stay",
+            Unit::Quota => "quota",
+            Unit::Lead => "lead",
+            Unit::Customer => "customer",
+            Unit::Spend => "spend",
+            Unit::Campaign => "campaign",
+            Unit::Purchase => "purchase",
+            Unit::Subscription => "subscription",
+            Unit::Ticket => "ticket",
+            Unit::Survey => "survey response",
+            Unit::Activity => "activity",
+        }
     }
 }
 

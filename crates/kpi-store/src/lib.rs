@@ -9,6 +9,7 @@
 //!
 //! The sled key layout is documented in the `codec` module (and ARCHITECTURE.md).
 
+mod attribute_columns;
 pub mod attributes;
 mod budget;
 mod codec;

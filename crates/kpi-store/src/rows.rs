@@ -13,6 +13,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use kpi_core::{Decimal, SurveyKind};
 
+use crate::attribute_columns::AttributeColumns;
 use crate::dims::{channel_name, source_name};
 use crate::record::{Channel, DealKind, DealStatus, Record, RecordKind, Source, SpendCategory};
 use crate::symbols::{Interner, Sym, NONE};
@@ -382,10 +383,16 @@ impl Ids {
     }
 }
 
+/// The symbol of the empty dimension value `""`: what a record without an attribute has
+/// as `attr.<name>` (interned by [`Rows::default`] after the sources and channels).
+pub(crate) const EMPTY: Sym = (Source::ALL.len() + Channel::ALL.len()) as Sym;
+
 /// One tenant's rows, every kind.
 pub(crate) struct Rows {
-    /// Dimension values (owners, campaigns, segments, stages, agents).
+    /// Dimension values (owners, campaigns, segments, stages, agents, attribute values).
     pub(crate) dims: Interner,
+    /// Per record kind (by `RecordKind as usize`), the records' custom attributes.
+    pub(crate) attributes: [Arc<AttributeColumns>; RecordKind::ALL.len()],
     /// Customer ids.
     pub(crate) customer_ids: Ids,
     pub(crate) customers: Arc<Slab<CustomerRow>>,
@@ -479,8 +486,10 @@ impl Default for Rows {
         for c in Channel::ALL {
             dims.intern(channel_name(c));
         }
+        assert_eq!(dims.intern(""), EMPTY);
         Self {
             dims,
+            attributes: Default::default(),
             customer_ids: Ids::default(),
             customers: Arc::default(),
             leads: Arc::default(),
@@ -538,6 +547,11 @@ impl Rows {
     pub(crate) fn put(&mut self, slot: u32, record: &Record) {
         let next = &mut self.next[record.kind() as usize];
         *next = (*next).max(slot.saturating_add(1));
+        Arc::make_mut(&mut self.attributes[record.kind() as usize]).put(
+            slot,
+            record.attributes(),
+            &mut self.dims,
+        );
         let d = &mut self.dims;
         let ids = &mut self.customer_ids;
         match record {
@@ -669,7 +683,11 @@ impl Rows {
 
     /// Removes the row of `kind` at `slot` and frees the slot; whether there was one.
     pub(crate) fn remove(&mut self, kind: RecordKind, slot: u32) -> bool {
-        with_slab!(self, kind, |s, mut| s.remove(slot))
+        let removed = with_slab!(self, kind, |s, mut| s.remove(slot));
+        if removed {
+            Arc::make_mut(&mut self.attributes[kind as usize]).remove(slot);
+        }
+        removed
     }
 
     /// After loading rows at their slots: every hole below the highest slot is free.

@@ -39,6 +39,8 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use kpi_core::{Decimal, SurveyKind};
 
+use crate::attribute_columns::AttributeColumns;
+use crate::attributes::check_name;
 use crate::record::{Channel, DealKind, DealStatus, RecordKind, Source, SpendCategory};
 use crate::rows::{
     ActivityRow, CampaignRow, CustomerRow, DealRow, Ids, LeadRow, OptTs, PurchaseRow, QuotaRow,
@@ -48,7 +50,9 @@ use crate::symbols::{Sym, NONE};
 
 const MAGIC: &[u8; 8] = b"kpidrows";
 /// 2: checksummed blocks (version 1 files, without, are discarded: the store scans).
-const VERSION: u32 = 2;
+/// 3: each kind's custom attributes after the rows (version 2 files, without, are
+/// discarded likewise).
+const VERSION: u32 = 3;
 /// Magic, version and token.
 const HEADER: usize = 20;
 /// Most content bytes in one block.
@@ -743,6 +747,52 @@ fn put_rows(rows: &Rows, w: &mut impl Write) -> io::Result<()> {
         };
     }
     for_each_slab!(put);
+    rows.attributes
+        .iter()
+        .try_for_each(|columns| put_attributes(columns, w))
+}
+
+/// Writes one kind's attributes: per column its name and its `(slot, value)` pairs.
+fn put_attributes(columns: &AttributeColumns, w: &mut impl Write) -> io::Result<()> {
+    let columns: Vec<(&str, Vec<(u32, Sym)>)> = columns
+        .columns()
+        .map(|(name, column)| (name, column.values().collect()))
+        .collect();
+    (columns.len() as u32).put(w)?;
+    for (name, values) in columns {
+        Box::<str>::from(name).put(w)?;
+        (values.len() as u32).put(w)?;
+        for (slot, value) in values {
+            slot.put(w)?;
+            value.put(w)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads one kind's attributes into `rows`, checking each name, that each slot holds a
+/// row and each value is a dimension value the tenant has.
+fn get_attributes(rows: &mut Rows, kind: RecordKind, r: &mut BlockReader) -> io::Result<()> {
+    let dims = rows.dims.names().len();
+    let mut columns = AttributeColumns::default();
+    for _ in 0..get_count(r, "attribute columns")? {
+        let name = Box::<str>::get(r)?;
+        check_name(&name).map_err(invalid)?;
+        if columns.column(&name).is_some() {
+            return Err(invalid(format!("attribute column {name:?} twice")));
+        }
+        for _ in 0..get_count(r, "attribute values")? {
+            let (slot, value) = (u32::get(r)?, u32::get(r)?);
+            if !rows.occupied(kind, slot) || value as usize >= dims {
+                return Err(invalid(format!(
+                    "attribute {name:?} of the {} at slot {slot}: no such row or value",
+                    kind.as_str()
+                )));
+            }
+            columns.set(&name, slot, value);
+        }
+    }
+    rows.attributes[kind as usize] = Arc::new(columns);
     Ok(())
 }
 
@@ -770,6 +820,9 @@ fn get_rows(r: &mut BlockReader) -> io::Result<Rows> {
         };
     }
     for_each_slab!(get);
+    for kind in RecordKind::ALL {
+        get_attributes(&mut rows, kind, r)?;
+    }
     rows.loaded();
     Ok(rows)
 }
@@ -811,6 +864,21 @@ pub(crate) fn differing_kinds(a: &Rows, b: &Rows) -> Vec<RecordKind> {
         };
     }
     for_each_slab!(compare);
+    for kind in RecordKind::ALL {
+        let named = |rows: &Rows, tables: &Tables| {
+            let mut values: Vec<(String, u32, Option<String>)> = Vec::new();
+            for (name, column) in rows.attributes[kind as usize].columns() {
+                for (slot, value) in column.values() {
+                    let text = tables.dims.get(value as usize).cloned();
+                    values.push((name.to_owned(), slot, text));
+                }
+            }
+            values
+        };
+        if named(a, &at) != named(b, &bt) && !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
     kinds
 }
 

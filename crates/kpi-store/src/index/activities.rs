@@ -41,6 +41,18 @@ impl KindIndex for ActivityIndex {
     type Table = Slab<ActivityRow>;
     type Context = Arc<Lookups>;
 
+    fn record_slot(_: &Self::Table, position: u32) -> u32 {
+        position
+    }
+
+    fn customer_lookups(lookups: &Arc<Lookups>) -> Option<&Lookups> {
+        Some(lookups)
+    }
+
+    fn customer(_: &Arc<Lookups>, a: &ActivityRow) -> Sym {
+        a.customer
+    }
+
     fn attr(lookups: &Arc<Lookups>, a: &ActivityRow, d: Dimension) -> Sym {
         match d {
             Dimension::Owner => a.owner,
@@ -66,7 +78,7 @@ pub(crate) fn measure(
     w: &Window,
     f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
-    let Some(s) = part.select(f) else {
+    let Some(s) = part.select(f)? else {
         return Ok(Decimal::ZERO);
     };
     let index = s.index;

@@ -32,8 +32,9 @@ pub(crate) fn answers(measure: Measure) -> bool {
 pub(crate) fn part(rows: &Rows, channels: &[Sym; Channel::ALL.len()]) -> Part<CampaignIndex> {
     let campaigns = rows
         .campaigns
-        .iter()
-        .map(|c| ResolvedCampaign {
+        .slots()
+        .map(|(slot, c)| ResolvedCampaign {
+            slot,
             id: c.id,
             channel: channels[c.channel as usize],
             started: c.started_at.get(),
@@ -43,11 +44,14 @@ pub(crate) fn part(rows: &Rows, channels: &[Sym; Channel::ALL.len()]) -> Part<Ca
             clicks: c.clicks,
         })
         .collect::<Vec<_>>();
-    Part::new(Unit::Campaign, campaigns, ())
+    let attributes = &rows.attributes[RecordKind::Campaign as usize];
+    Part::new(Unit::Campaign, campaigns, (), attributes)
 }
 
 /// A campaign.
 pub(crate) struct ResolvedCampaign {
+    /// The campaign's slot (its attributes').
+    pub(crate) slot: u32,
     pub(crate) id: Sym,
     /// The symbol of its channel's name.
     pub(crate) channel: Sym,
@@ -70,6 +74,10 @@ impl KindIndex for CampaignIndex {
     type Row = ResolvedCampaign;
     type Table = Vec<ResolvedCampaign>;
     type Context = ();
+
+    fn record_slot(rows: &Self::Table, position: u32) -> u32 {
+        rows.row(position).slot
+    }
 
     fn attr((): &(), c: &ResolvedCampaign, d: Dimension) -> Sym {
         match d {
@@ -105,7 +113,7 @@ pub(crate) fn measure(
         | Measure::EmailDelivered
         | Measure::EmailOpens
         | Measure::EmailClicks => {
-            let Some(s) = part.select(f) else {
+            let Some(s) = part.select(f)? else {
                 return Ok(Decimal::ZERO);
             };
             let index = s.index;

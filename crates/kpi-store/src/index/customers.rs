@@ -96,6 +96,18 @@ impl KindIndex for CustomerIndex {
     type Table = Slab<CustomerRow>;
     type Context = CustomerContext;
 
+    fn record_slot(_: &Self::Table, position: u32) -> u32 {
+        position
+    }
+
+    fn customer_lookups(context: &CustomerContext) -> Option<&Lookups> {
+        Some(&context.lookups)
+    }
+
+    fn customer(_: &CustomerContext, c: &CustomerRow) -> Sym {
+        c.id
+    }
+
     fn attr(context: &CustomerContext, c: &CustomerRow, d: Dimension) -> Sym {
         match d {
             Dimension::Owner => c.owner,
@@ -103,7 +115,7 @@ impl KindIndex for CustomerIndex {
             Dimension::Campaign => c.campaign,
             Dimension::Channel => context.lookups.channel(c.campaign),
             Dimension::Segment => c.segment,
-            Dimension::Stage | Dimension::Agent | Dimension::ActivityType => NONE,
+            _ => NONE,
         }
     }
 
@@ -152,7 +164,7 @@ pub(crate) fn measure(
     w: &Window,
     f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
-    let Some(s) = part.select(f) else {
+    let Some(s) = part.select(f)? else {
         return Ok(Decimal::ZERO);
     };
     let index = s.index;

@@ -160,13 +160,25 @@ impl KindIndex for DealIndex {
     type Table = Slab<DealRow>;
     type Context = Arc<Lookups>;
 
+    fn record_slot(_: &Self::Table, position: u32) -> u32 {
+        position
+    }
+
+    fn customer_lookups(lookups: &Arc<Lookups>) -> Option<&Lookups> {
+        Some(lookups)
+    }
+
+    fn customer(_: &Arc<Lookups>, d: &DealRow) -> Sym {
+        d.customer
+    }
+
     fn attr(lookups: &Arc<Lookups>, d: &DealRow, dim: Dimension) -> Sym {
         match dim {
             Dimension::Owner => d.owner,
             Dimension::Campaign => d.campaign,
             Dimension::Channel => lookups.channel(d.campaign),
             Dimension::Source | Dimension::Segment => lookups.customer_attr(d.customer, dim),
-            Dimension::Stage | Dimension::Agent | Dimension::ActivityType => NONE,
+            _ => NONE,
         }
     }
 
@@ -243,7 +255,7 @@ pub(crate) fn measure(
     ) {
         return new_customer_revenue(part, NewCustomerSales::of(measure), w, f);
     }
-    let Some(s) = part.select(f) else {
+    let Some(s) = part.select(f)? else {
         return Ok(Decimal::ZERO);
     };
     let index = s.index;
@@ -328,7 +340,7 @@ fn new_customer_revenue(
     w: &Window,
     f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
-    let Some(s) = part.select(f) else {
+    let Some(s) = part.select(f)? else {
         return Ok(Decimal::ZERO);
     };
     let won = &s.index.won;

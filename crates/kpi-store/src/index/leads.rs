@@ -34,6 +34,10 @@ impl KindIndex for LeadIndex {
     type Table = Slab<LeadRow>;
     type Context = Arc<Lookups>;
 
+    fn record_slot(_: &Self::Table, position: u32) -> u32 {
+        position
+    }
+
     fn attr(lookups: &Arc<Lookups>, l: &LeadRow, d: Dimension) -> Sym {
         match d {
             Dimension::Source => lookups.source(l.source),
@@ -68,7 +72,7 @@ pub(crate) fn measure(
 ) -> Result<Decimal, MetricError> {
     Ok(match measure {
         Measure::LeadsCreated | Measure::LeadsConverted => {
-            let Some(s) = part.select(f) else {
+            let Some(s) = part.select(f)? else {
                 return Ok(Decimal::ZERO);
             };
             let r = s.index.created.range(w);

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, Window};
 
 use super::blocked::Blocked;
+use crate::attribute_columns::AttributeColumns;
 use crate::record::Source;
 use crate::rows::{CustomerRow, Slab};
 use crate::symbols::{Sym, NONE};
@@ -19,6 +20,8 @@ pub(crate) struct Lookups {
     slots: Vec<u32>,
     /// The store's customers.
     customers: Arc<Slab<CustomerRow>>,
+    /// The customers' custom attributes.
+    customer_attributes: Arc<AttributeColumns>,
     /// By the dimension symbol of a campaign id: the symbol of its channel's name.
     channels: Vec<Sym>,
     /// The symbol of the email channel's name.
@@ -32,6 +35,7 @@ impl Lookups {
     /// channels (by id symbol).
     pub(crate) fn new(
         customers: Arc<Slab<CustomerRow>>,
+        customer_attributes: Arc<AttributeColumns>,
         ids: usize,
         channels: Vec<Sym>,
         email: Sym,
@@ -44,6 +48,7 @@ impl Lookups {
         Self {
             slots,
             customers,
+            customer_attributes,
             channels,
             email,
             sources,
@@ -55,10 +60,20 @@ impl Lookups {
         self.sources[s as usize]
     }
 
+    /// The slot of the customer with this id symbol, if stored.
+    pub(crate) fn customer_slot(&self, id: Sym) -> Option<u32> {
+        let slot = *self.slots.get(id as usize)?;
+        (slot != NONE).then_some(slot)
+    }
+
     /// The customer with this id symbol, if stored.
     pub(crate) fn customer(&self, id: Sym) -> Option<&CustomerRow> {
-        let slot = *self.slots.get(id as usize)?;
-        (slot != NONE).then(|| self.customers.row(slot))
+        self.customer_slot(id).map(|slot| self.customers.row(slot))
+    }
+
+    /// The customers' custom attributes (by their slots).
+    pub(crate) fn customer_attributes(&self) -> &AttributeColumns {
+        &self.customer_attributes
     }
 
     /// When the customer with this id symbol was acquired (`None`: no such customer), and

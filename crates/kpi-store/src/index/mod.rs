@@ -171,10 +171,14 @@ fn readers(measure: Measure, staged: bool) -> impl Iterator<Item = usize> {
 
 /// The dimensions that filter `measure`: those the rows of every part answering it carry
 /// (directly, or through their deal, customer or campaign), and the stage for the open
-/// deals. A filter on another dimension is ignored by a part the measure reads.
+/// deals; with [`Dimension::ANY_ATTRIBUTE`] (`attr.*`) and
+/// [`Dimension::ANY_CUSTOMER_ATTRIBUTE`] (`customer.*`) when they carry every attribute
+/// of their records or customers. A filter on another dimension is refused by a part the
+/// measure reads.
 pub fn filtering_dimensions(measure: Measure) -> Vec<Dimension> {
     Dimension::ALL
         .into_iter()
+        .chain([Dimension::ANY_ATTRIBUTE, Dimension::ANY_CUSTOMER_ATTRIBUTE])
         .filter(|d| {
             let mut parts = readers(measure, *d == Dimension::Stage).peekable();
             parts.peek().is_some() && parts.all(|p| PARTS[p].unit.carries(*d))
@@ -227,12 +231,17 @@ impl Index {
         macro_rules! part {
             // The part of a unit whose rows are read in place and inherit from customers
             // only through `$lookups`: its module and field share a name.
-            ($field:ident, $unit:ident, $lookups:expr) => {
+            ($field:ident, $unit:ident, $kind:ident, $lookups:expr) => {
                 part!(
                     $field,
                     $field::READS,
                     |p| Arc::clone($lookups),
-                    Part::new(Unit::$unit, Arc::clone(&rows.$field), Arc::clone($lookups))
+                    Part::new(
+                        Unit::$unit,
+                        Arc::clone(&rows.$field),
+                        Arc::clone($lookups),
+                        &rows.attributes[RecordKind::$kind as usize]
+                    )
                 )
             };
             ($field:ident, $deps:expr, $build:expr) => {
@@ -258,6 +267,7 @@ impl Index {
             }
             Arc::new(Lookups::new(
                 Arc::clone(&rows.customers),
+                Arc::clone(&rows.attributes[RecordKind::Customer as usize]),
                 rows.customer_ids.len(),
                 channels,
                 channel_sym[Channel::Email as usize],
@@ -286,6 +296,7 @@ impl Index {
                 (None, Some(p)) => {
                     let context = StageContext {
                         deals: Arc::clone(&p.stage_context.deals),
+                        deal_attributes: Arc::clone(&p.stage_context.deal_attributes),
                         lookups: Arc::clone(&lookups),
                     };
                     let stages = p.stages.get().map_or_else(OnceLock::new, |s| {
@@ -302,9 +313,11 @@ impl Index {
                         Unit::Deal,
                         Arc::clone(&rows.deals),
                         Arc::clone(&lookups),
+                        &rows.attributes[RecordKind::Deal as usize],
                     )),
                     StageContext {
                         deals: Arc::clone(&rows.deals),
+                        deal_attributes: Arc::clone(&rows.attributes[RecordKind::Deal as usize]),
                         lookups: Arc::clone(&lookups),
                     },
                     OnceLock::new(),
@@ -312,7 +325,12 @@ impl Index {
             };
             let quotas = part!(quotas, quotas::READS, quotas::part(rows));
             let leads = part!(leads, leads::READS, {
-                Part::new(Unit::Lead, Arc::clone(&rows.leads), Arc::clone(&lookups))
+                Part::new(
+                    Unit::Lead,
+                    Arc::clone(&rows.leads),
+                    Arc::clone(&lookups),
+                    &rows.attributes[RecordKind::Lead as usize],
+                )
             });
             (deals, stage_context, stages, quotas, leads)
         };
@@ -325,7 +343,12 @@ impl Index {
                     subscriptions: Arc::clone(&rows.subs),
                     classes: Arc::clone(&classes),
                 };
-                Part::new(Unit::Customer, Arc::clone(&rows.customers), context)
+                Part::new(
+                    Unit::Customer,
+                    Arc::clone(&rows.customers),
+                    context,
+                    &rows.attributes[RecordKind::Customer as usize],
+                )
             });
             let spend = part!(
                 spend,
@@ -338,10 +361,10 @@ impl Index {
                 campaigns::part(rows, &channel_sym)
             );
             // Purchases, tickets, survey responses and activities are read in place.
-            let purchases = part!(purchases, Purchase, &lookups);
-            let tickets = part!(tickets, Ticket, &lookups);
-            let surveys = part!(surveys, Survey, &lookups);
-            let activities = part!(activities, Activity, &lookups);
+            let purchases = part!(purchases, Purchase, Purchase, &lookups);
+            let tickets = part!(tickets, Ticket, Ticket, &lookups);
+            let surveys = part!(surveys, Survey, SurveyResponse, &lookups);
+            let activities = part!(activities, Activity, Activity, &lookups);
             // Subscriptions are read in place, with whether each is new MRR.
             let context = SubscriptionContext {
                 lookups: Arc::clone(&lookups),
@@ -351,7 +374,12 @@ impl Index {
                 subscriptions,
                 subscriptions::READS,
                 |p| context.clone(),
-                Part::new(Unit::Subscription, Arc::clone(&rows.subs), context.clone())
+                Part::new(
+                    Unit::Subscription,
+                    Arc::clone(&rows.subs),
+                    context.clone(),
+                    &rows.attributes[RecordKind::Subscription as usize],
+                )
             );
             (
                 customers,
@@ -472,26 +500,50 @@ impl Index {
         Ok(value.normalize())
     }
 
-    /// The sorted distinct values of `dimension` among the records that carry it and
-    /// match the scope's filters (the window is ignored).
+    /// The sorted distinct values of `dimension` among the records of the parts that
+    /// answer `measures` and match the scope's filters (the window is ignored): a part
+    /// that cannot carry the dimension or a filter is an error. With no measures, among
+    /// every part carrying the dimension and the filters.
     pub(crate) fn group_values(
         &self,
         dimension: Dimension,
         scope: &Scope,
+        measures: &[Measure],
     ) -> Result<Vec<String>, MetricError> {
         let f = self.resolve(&scope.filters);
+        let staged = dimension == Dimension::Stage || scope.filters.contains_key(&Dimension::Stage);
+        let mut read = [false; PARTS.len()];
+        for m in measures {
+            for p in readers(*m, staged) {
+                read[p] = true;
+            }
+        }
+        if measures.is_empty() {
+            for (p, declared) in PARTS.iter().enumerate() {
+                read[p] = declared.unit.carries(dimension)
+                    && scope.filters.keys().all(|d| declared.unit.carries(*d))
+                    && (dimension == Dimension::Stage) == declared.unit.carries(Dimension::Stage);
+            }
+        }
         let mut syms = HashSet::new();
+        let mut p = 0;
         macro_rules! values {
             ($(($module:ident, $unit:ident)),*) => {
-                $(self.$module.values(dimension, &f, &mut syms);)*
+                $(
+                    if read[p] {
+                        self.$module.values(dimension, &f, &mut syms)?;
+                    }
+                    p += 1;
+                )*
             };
         }
         with_parts!(values);
-        if dimension == Dimension::Stage {
-            // Only stage exits and stays carry a stage; their other values are their
-            // deals' (which the deal part lists, whatever the stage filter).
-            self.stages().exits.values(dimension, &f, &mut syms);
-            self.stages().stays.values(dimension, &f, &mut syms);
+        // The stage parts follow the others in `PARTS`.
+        if read[p] {
+            self.stages().exits.values(dimension, &f, &mut syms)?;
+        }
+        if read[p + 1] {
+            self.stages().stays.values(dimension, &f, &mut syms)?;
         }
         let mut out: Vec<String> = syms
             .into_iter()

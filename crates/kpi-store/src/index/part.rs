@@ -5,12 +5,14 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
-use kpi_core::{Decimal, Dimension, MetricError};
+use kpi_core::{AttributeName, Decimal, Dimension, MetricError};
 
 use super::events::{EventList, HasRow};
+use super::lookups::Lookups;
 use super::sums::{add, DecimalSums, IntegerSums};
+use crate::attribute_columns::{AttributeColumns, Column};
 use crate::dims::{dim_index, Unit, NDIMS};
-use crate::rows::Slab;
+use crate::rows::{Slab, EMPTY};
 use crate::symbols::{Sym, NONE};
 
 /// The rows a part reads, by position.
@@ -71,8 +73,21 @@ pub(crate) trait KindIndex: Sized + Send + Sync {
     type Context: Send + Sync;
     /// Builds the index of rows `subset` (ascending positions in `rows`).
     fn build(context: &Self::Context, rows: &Self::Table, subset: &[u32]) -> Self;
-    /// The value of dimension `d` of `row` ([`NONE`] when it has none).
+    /// The value of built-in dimension `d` of `row` ([`NONE`] when it has none).
     fn attr(context: &Self::Context, row: &Self::Row, d: Dimension) -> Sym;
+    /// The slot of the record whose custom attributes are the row's own (`attr.<name>`):
+    /// the row's record's, or a stage entry's deal's.
+    fn record_slot(rows: &Self::Table, position: u32) -> u32;
+    /// The lookups the rows read their customer through (`customer.<name>`), for a unit
+    /// whose rows have a customer ([`Unit::has_customer`]); `None` for the others.
+    fn customer_lookups(_context: &Self::Context) -> Option<&Lookups> {
+        None
+    }
+    /// The customer id symbol of `row` ([`NONE`]: it has none); read only for a unit whose
+    /// rows have a customer.
+    fn customer(_context: &Self::Context, _row: &Self::Row) -> Sym {
+        NONE
+    }
     /// Builds now what the index otherwise builds on first use ([`Selection::lazy`]), for rows
     /// `subset` (the index's own).
     fn warm(&self, _context: &Self::Context, _rows: &Self::Table, _subset: &[u32]) {}
@@ -88,6 +103,34 @@ type Partition<I> = HashMap<Sym, (Vec<u32>, I)>;
 /// customer's): what [`Part::refit`] does not keep.
 const VIA_CUSTOMER: [Dimension; 3] = [Dimension::Owner, Dimension::Source, Dimension::Segment];
 
+/// One custom attribute as a dimension of a part: the column its values are read from
+/// (the rows' own records' or their customers'), and, built on first use, one index per
+/// value and the values the rows have.
+struct AttributeDimension<I> {
+    column: Column,
+    parts: OnceLock<Arc<Partition<I>>>,
+    distinct: OnceLock<Arc<HashSet<Sym>>>,
+}
+
+impl<I> AttributeDimension<I> {
+    fn new(column: &Column) -> Self {
+        Self {
+            column: column.clone(),
+            parts: OnceLock::new(),
+            distinct: OnceLock::new(),
+        }
+    }
+
+    /// The same column, sharing what was built from it.
+    fn shared(&self) -> Self {
+        Self {
+            column: self.column.clone(),
+            parts: shared(&self.parts),
+            distinct: shared(&self.distinct),
+        }
+    }
+}
+
 /// The rows of one unit (a record kind, deal stage exits or stays), what they read their
 /// dimension values from; the index over all of them; and, built on first use, one index
 /// per value of each dimension. Each is behind an `Arc`, so a part refit to new
@@ -100,6 +143,10 @@ pub(crate) struct Part<I: KindIndex> {
     parts: [OnceLock<Arc<Partition<I>>>; NDIMS],
     /// Per dimension, the values the rows have (computed on first use, without indexes).
     distinct: [OnceLock<Arc<HashSet<Sym>>>; NDIMS],
+    /// Per attribute some row's record (`attr.<name>`) or customer (`customer.<name>`)
+    /// has had: its column, partitions and values. Every row has the value `""` of any
+    /// other attribute.
+    attributes: HashMap<Dimension, AttributeDimension<I>>,
 }
 
 /// A cell holding what `cell` holds, shared.
@@ -120,6 +167,11 @@ fn not_via_customer<T>(cells: &[OnceLock<Arc<T>>; NDIMS]) -> [OnceLock<Arc<T>>; 
     })
 }
 
+/// The attribute dimension `make` names for the column `name` (a valid attribute name).
+fn attribute(make: fn(AttributeName) -> Dimension, name: &str) -> Dimension {
+    make(AttributeName::new(name).expect("stored attribute names are valid"))
+}
+
 /// A part whose index can be built ahead of the queries.
 pub(crate) trait Warm: Sync {
     /// Builds the index over every row, if not yet built.
@@ -136,6 +188,7 @@ impl<I: KindIndex> Warm for Part<I> {
 
 /// Which rows a query reads: an index, and the filters it does not already apply.
 pub(crate) struct Selection<'a, I: KindIndex> {
+    part: &'a Part<I>,
     pub(crate) index: &'a I,
     pub(crate) rows: &'a I::Table,
     pub(crate) context: &'a I::Context,
@@ -146,9 +199,20 @@ pub(crate) struct Selection<'a, I: KindIndex> {
 }
 
 impl<I: KindIndex> Part<I> {
-    /// The part of `unit` over `rows`; its index is built on first use ([`Part::all`]).
-    pub(crate) fn new(unit: Unit, rows: impl Into<Arc<I::Table>>, context: I::Context) -> Self {
+    /// The part of `unit` over `rows`, whose records' custom attributes are `own`; its
+    /// index is built on first use ([`Part::all`]).
+    pub(crate) fn new(
+        unit: Unit,
+        rows: impl Into<Arc<I::Table>>,
+        context: I::Context,
+        own: &AttributeColumns,
+    ) -> Self {
         let rows = rows.into();
+        let mut attributes: HashMap<Dimension, AttributeDimension<I>> = own
+            .columns()
+            .map(|(name, column)| (attribute(Dimension::Attribute, name), AttributeDimension::new(column)))
+            .collect();
+        attributes.extend(Self::customer_attributes(&context));
         Self {
             unit,
             rows,
@@ -156,7 +220,24 @@ impl<I: KindIndex> Part<I> {
             all: OnceLock::new(),
             parts: Default::default(),
             distinct: Default::default(),
+            attributes,
         }
+    }
+
+    /// The `customer.<name>` dimensions of the rows read through `context` (none for a
+    /// unit whose rows have no customer).
+    fn customer_attributes(
+        context: &I::Context,
+    ) -> impl Iterator<Item = (Dimension, AttributeDimension<I>)> + '_ {
+        I::customer_lookups(context)
+            .into_iter()
+            .flat_map(|lookups| lookups.customer_attributes().columns())
+            .map(|(name, column)| {
+                (
+                    attribute(Dimension::CustomerAttribute, name),
+                    AttributeDimension::new(column),
+                )
+            })
     }
 
     /// The same rows read through `context`, whose customers changed (nothing else it reads
@@ -165,6 +246,13 @@ impl<I: KindIndex> Part<I> {
     /// index derives from customers is rebuilt when first read through the new lookups
     /// (`ByCustomers`).
     pub(crate) fn refit(&self, context: I::Context) -> Self {
+        let mut attributes: HashMap<Dimension, AttributeDimension<I>> = self
+            .attributes
+            .iter()
+            .filter(|(d, _)| matches!(d, Dimension::Attribute(_)))
+            .map(|(d, a)| (*d, a.shared()))
+            .collect();
+        attributes.extend(Self::customer_attributes(&context));
         Self {
             unit: self.unit,
             rows: Arc::clone(&self.rows),
@@ -172,6 +260,7 @@ impl<I: KindIndex> Part<I> {
             all: shared(&self.all),
             parts: not_via_customer(&self.parts),
             distinct: not_via_customer(&self.distinct),
+            attributes,
         }
     }
 
@@ -188,18 +277,60 @@ impl<I: KindIndex> Part<I> {
         self.rows.count()
     }
 
-    fn attr(&self, row: u32, d: Dimension) -> Sym {
-        I::attr(&self.context, self.rows.row(row), d)
+    /// The value of dimension `d` (one the unit carries) of the row at `position`: an
+    /// attribute's is its value's symbol, or [`EMPTY`] when the record (or customer) has
+    /// none.
+    fn value(&self, position: u32, d: Dimension) -> Sym {
+        let column = |d: &Dimension| self.attributes.get(d).map(|a| &a.column);
+        let present = |v: Sym| if v == NONE { EMPTY } else { v };
+        match d {
+            Dimension::Attribute(_) => column(&d).map_or(EMPTY, |c| {
+                present(c.get(I::record_slot(&self.rows, position)))
+            }),
+            Dimension::CustomerAttribute(_) => {
+                let (Some(c), Some(lookups)) = (column(&d), I::customer_lookups(&self.context))
+                else {
+                    return EMPTY;
+                };
+                let customer = I::customer(&self.context, self.rows.row(position));
+                match lookups.customer_slot(customer) {
+                    Some(slot) => present(c.get(slot)),
+                    None => EMPTY,
+                }
+            }
+            d => I::attr(&self.context, self.rows.row(position), d),
+        }
     }
 
-    fn partition(&self, d: Dimension) -> &Partition<I> {
-        self.parts[dim_index(d)].get_or_init(|| Arc::new(self.build_partition(d)))
+    /// The cells of dimension `d`'s partitions and values (`None`: an attribute no row's
+    /// record or customer has, whose value is `""` for every row).
+    fn cells(
+        &self,
+        d: Dimension,
+    ) -> Option<(&OnceLock<Arc<Partition<I>>>, &OnceLock<Arc<HashSet<Sym>>>)> {
+        match d {
+            Dimension::Attribute(_) | Dimension::CustomerAttribute(_) => {
+                self.attributes.get(&d).map(|a| (&a.parts, &a.distinct))
+            }
+            d => Some((&self.parts[dim_index(d)], &self.distinct[dim_index(d)])),
+        }
+    }
+
+    /// Refuses a dimension the unit's rows cannot carry.
+    fn check_carried(&self, d: Dimension) -> Result<(), MetricError> {
+        if self.unit.carries(d) {
+            return Ok(());
+        }
+        Err(MetricError::UnsupportedDimension {
+            dimension: d.name(),
+            reason: format!("{} records cannot carry it", self.unit.name()),
+        })
     }
 
     fn build_partition(&self, d: Dimension) -> Partition<I> {
         let mut groups: HashMap<Sym, Vec<u32>> = HashMap::new();
         for i in self.rows.positions() {
-            let v = self.attr(i, d);
+            let v = self.value(i, d);
             if v != NONE {
                 groups.entry(v).or_default().push(i);
             }
@@ -214,13 +345,23 @@ impl<I: KindIndex> Part<I> {
             .collect()
     }
 
-    /// The rows matching `filters` (those on dimensions this unit carries), or `None`
-    /// when none can.
-    pub(crate) fn select(&self, filters: &ResolvedFilters) -> Option<Selection<'_, I>> {
+    /// The rows matching `filters`, or `None` when none can; an error when the unit's
+    /// rows cannot carry a dimension filtered on (never ignored).
+    pub(crate) fn select(
+        &self,
+        filters: &ResolvedFilters,
+    ) -> Result<Option<Selection<'_, I>>, MetricError> {
         let mut conds = Vec::new();
         for (d, sym) in filters {
-            if self.unit.carries(*d) {
-                conds.push((*d, (*sym)?));
+            self.check_carried(*d)?;
+            let Some(sym) = *sym else {
+                return Ok(None);
+            };
+            match self.cells(*d) {
+                Some(_) => conds.push((*d, sym)),
+                // An attribute no row has: `""` matches every row, other values none.
+                None if sym == EMPTY => {}
+                None => return Ok(None),
             }
         }
         // Read the smallest partition; check the other conditions row by row. The index
@@ -228,15 +369,18 @@ impl<I: KindIndex> Part<I> {
         // is always read through a partition, such as stage stays, never builds it).
         let mut best: Option<(usize, &(Vec<u32>, I))> = None;
         for (k, (d, sym)) in conds.iter().enumerate() {
-            let part = self.partition(*d).get(sym)?;
+            let Some(part) = self.partition(*d).get(sym) else {
+                return Ok(None);
+            };
             if best.is_none_or(|(_, b)| part.0.len() < b.0.len()) {
                 best = Some((k, part));
             }
         }
-        Some(match best {
+        Ok(Some(match best {
             Some((k, (subset, index))) => {
                 conds.swap_remove(k);
                 Selection {
+                    part: self,
                     index,
                     rows: &self.rows,
                     context: &self.context,
@@ -245,46 +389,64 @@ impl<I: KindIndex> Part<I> {
                 }
             }
             None => Selection {
+                part: self,
                 index: self.all(),
                 rows: &self.rows,
                 context: &self.context,
                 conds: Vec::new(),
                 subset: None,
             },
-        })
+        }))
     }
 
-    /// Adds to `out` the values of dimension `d` among the rows matching `filters`.
-    pub(crate) fn values(&self, d: Dimension, filters: &ResolvedFilters, out: &mut HashSet<Sym>) {
-        if !self.unit.carries(d) {
-            return;
-        }
-        if !filters.iter().any(|(f, _)| self.unit.carries(*f)) {
+    fn partition(&self, d: Dimension) -> &Partition<I> {
+        let (parts, _) = self.cells(d).expect("a dimension some row has");
+        parts.get_or_init(|| Arc::new(self.build_partition(d)))
+    }
+
+    /// Adds to `out` the values of dimension `d` among the rows matching `filters`; an
+    /// error when the unit's rows cannot carry `d` or a dimension filtered on.
+    pub(crate) fn values(
+        &self,
+        d: Dimension,
+        filters: &ResolvedFilters,
+        out: &mut HashSet<Sym>,
+    ) -> Result<(), MetricError> {
+        self.check_carried(d)?;
+        if filters.is_empty() {
+            let Some((parts, distinct)) = self.cells(d) else {
+                // An attribute no row has: every row has `""`.
+                if self.len() > 0 {
+                    out.insert(EMPTY);
+                }
+                return Ok(());
+            };
             // The values alone: a partition (an index per value) is built only when a
             // query reads one.
-            let values = self.distinct[dim_index(d)].get_or_init(|| {
-                Arc::new(match self.parts[dim_index(d)].get() {
+            let values = distinct.get_or_init(|| {
+                Arc::new(match parts.get() {
                     Some(p) => p.keys().copied().collect(),
                     None => self
                         .rows
                         .positions()
-                        .map(|i| self.attr(i, d))
+                        .map(|i| self.value(i, d))
                         .filter(|v| *v != NONE)
                         .collect(),
                 })
             });
             out.extend(values.iter().copied());
-            return;
+            return Ok(());
         }
-        let Some(sel) = self.select(filters) else {
-            return;
+        let Some(sel) = self.select(filters)? else {
+            return Ok(());
         };
         for row in sel.subset_rows() {
-            let v = self.attr(row, d);
+            let v = self.value(row, d);
             if sel.ok(row) && v != NONE {
                 out.insert(v);
             }
         }
+        Ok(())
     }
 }
 
@@ -312,10 +474,7 @@ impl<'a, I: KindIndex> Selection<'a, I> {
 
     /// Whether `row` matches the remaining conditions.
     pub(crate) fn ok(&self, row: u32) -> bool {
-        let r = self.rows.row(row);
-        self.conds
-            .iter()
-            .all(|(d, s)| I::attr(self.context, r, *d) == *s)
+        self.conds.iter().all(|(d, s)| self.part.value(row, *d) == *s)
     }
 
     fn subset_rows(&self) -> Box<dyn Iterator<Item = u32> + '_> {

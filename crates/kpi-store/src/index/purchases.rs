@@ -66,6 +66,18 @@ impl KindIndex for PurchaseIndex {
     type Table = Slab<PurchaseRow>;
     type Context = Arc<Lookups>;
 
+    fn record_slot(_: &Self::Table, position: u32) -> u32 {
+        position
+    }
+
+    fn customer_lookups(lookups: &Arc<Lookups>) -> Option<&Lookups> {
+        Some(lookups)
+    }
+
+    fn customer(_: &Arc<Lookups>, p: &PurchaseRow) -> Sym {
+        p.customer
+    }
+
     fn attr(lookups: &Arc<Lookups>, p: &PurchaseRow, d: Dimension) -> Sym {
         lookups.customer_attr(p.customer, d)
     }
@@ -106,7 +118,7 @@ pub(crate) fn measure(
     ) {
         return new_customer_revenue(part, NewCustomerSales::of(measure), w, f);
     }
-    let Some(s) = part.select(f) else {
+    let Some(s) = part.select(f)? else {
         return Ok(Decimal::ZERO);
     };
     let index = s.index;
@@ -149,7 +161,7 @@ fn new_customer_revenue(
     w: &Window,
     f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
-    let Some(s) = part.select(f) else {
+    let Some(s) = part.select(f)? else {
         return Ok(Decimal::ZERO);
     };
     let at = &s.index.at;

@@ -24,19 +24,23 @@ pub(crate) fn answers(measure: Measure) -> bool {
 pub(crate) fn part(rows: &Rows) -> Part<QuotaIndex> {
     let quotas = rows
         .quotas
-        .iter()
-        .map(|q| QuotaPeriod {
+        .slots()
+        .map(|(slot, q)| QuotaPeriod {
+            slot,
             owner: q.owner,
             start: q.period_start,
             end: q.period_end,
             amount: q.amount,
         })
         .collect::<Vec<_>>();
-    Part::new(Unit::Quota, quotas, ())
+    let attributes = &rows.attributes[RecordKind::Quota as usize];
+    Part::new(Unit::Quota, quotas, (), attributes)
 }
 
 /// A quota.
 pub(crate) struct QuotaPeriod {
+    /// The quota's slot (its attributes').
+    pub(crate) slot: u32,
     pub(crate) owner: Sym,
     pub(crate) start: Timestamp,
     pub(crate) end: Timestamp,
@@ -54,6 +58,10 @@ impl KindIndex for QuotaIndex {
     type Row = QuotaPeriod;
     type Table = Vec<QuotaPeriod>;
     type Context = ();
+
+    fn record_slot(rows: &Self::Table, position: u32) -> u32 {
+        rows.row(position).slot
+    }
 
     fn attr((): &(), q: &QuotaPeriod, d: Dimension) -> Sym {
         match d {
@@ -96,7 +104,7 @@ fn quota_prorated(
     w: &Window,
     f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
-    let Some(s) = part.select(f) else {
+    let Some(s) = part.select(f)? else {
         return Ok(Decimal::ZERO);
     };
     let ev = &s.index.by_start;

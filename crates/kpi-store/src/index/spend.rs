@@ -30,8 +30,9 @@ pub(crate) fn part(
 ) -> Part<SpendIndex> {
     let spend = rows
         .spend
-        .iter()
-        .map(|s| ResolvedSpend {
+        .slots()
+        .map(|(slot, s)| ResolvedSpend {
+            slot,
             at: s.at.get(),
             amount: s.amount,
             category: s.category.index(),
@@ -41,11 +42,14 @@ pub(crate) fn part(
                 .map_or_else(|| lookups.channel(s.campaign), |c| channels[c as usize]),
         })
         .collect::<Vec<_>>();
-    Part::new(Unit::Spend, spend, ())
+    let attributes = &rows.attributes[RecordKind::Spend as usize];
+    Part::new(Unit::Spend, spend, (), attributes)
 }
 
 /// Money spent.
 pub(crate) struct ResolvedSpend {
+    /// The spend's slot (its attributes').
+    pub(crate) slot: u32,
     pub(crate) at: Timestamp,
     pub(crate) amount: Decimal,
     pub(crate) category: usize,
@@ -86,6 +90,10 @@ impl KindIndex for SpendIndex {
     type Table = Vec<ResolvedSpend>;
     type Context = ();
 
+    fn record_slot(rows: &Self::Table, position: u32) -> u32 {
+        rows.row(position).slot
+    }
+
     fn attr((): &(), x: &ResolvedSpend, d: Dimension) -> Sym {
         match d {
             Dimension::Campaign => x.campaign,
@@ -118,7 +126,7 @@ pub(crate) fn measure(
 ) -> Result<Decimal, MetricError> {
     Ok(match measure {
         Measure::Spend(_) | Measure::CampaignSpend => {
-            let Some(s) = part.select(f) else {
+            let Some(s) = part.select(f)? else {
                 return Ok(Decimal::ZERO);
             };
             let index = s.index;

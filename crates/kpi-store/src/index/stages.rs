@@ -13,6 +13,7 @@ use super::count;
 use super::deals::DealIndex;
 use super::events::{rows_by_time, EventList};
 use super::lookups::Lookups;
+use crate::attribute_columns::AttributeColumns;
 use super::part::{KindIndex, Part, ResolvedFilters, RowTable};
 use super::sums::{DecimalSums, IntegerSums};
 use crate::dims::Unit;
@@ -40,10 +41,11 @@ pub(crate) struct StageEntryRef {
     pub(crate) position: u32,
 }
 
-/// What stage rows read: the store's deals and the lookups.
+/// What stage rows read: the store's deals, their custom attributes and the lookups.
 #[derive(Clone)]
 pub(crate) struct StageContext {
     pub(crate) deals: Arc<Slab<DealRow>>,
+    pub(crate) deal_attributes: Arc<AttributeColumns>,
     pub(crate) lookups: Arc<Lookups>,
 }
 
@@ -109,6 +111,18 @@ impl KindIndex for StageExitIndex {
     type Table = Vec<StageEntryRef>;
     type Context = StageContext;
 
+    fn record_slot(rows: &Self::Table, position: u32) -> u32 {
+        rows.row(position).deal
+    }
+
+    fn customer_lookups(context: &StageContext) -> Option<&Lookups> {
+        Some(&context.lookups)
+    }
+
+    fn customer(context: &StageContext, r: &StageEntryRef) -> Sym {
+        context.deal(r).customer
+    }
+
     fn attr(context: &StageContext, r: &StageEntryRef, d: Dimension) -> Sym {
         context.attr(r, d)
     }
@@ -158,6 +172,18 @@ impl KindIndex for StageStayIndex {
     type Table = Vec<StageEntryRef>;
     type Context = StageContext;
 
+    fn record_slot(rows: &Self::Table, position: u32) -> u32 {
+        rows.row(position).deal
+    }
+
+    fn customer_lookups(context: &StageContext) -> Option<&Lookups> {
+        Some(&context.lookups)
+    }
+
+    fn customer(context: &StageContext, r: &StageEntryRef) -> Sym {
+        context.deal(r).customer
+    }
+
     fn attr(context: &StageContext, r: &StageEntryRef, d: Dimension) -> Sym {
         context.attr(r, d)
     }
@@ -197,8 +223,18 @@ impl StageParts {
         }
         let list = Arc::new(list);
         StageParts {
-            exits: Part::new(Unit::StageExit, Arc::clone(&list), context.clone()),
-            stays: Part::new(Unit::StageStay, list, context.clone()),
+            exits: Part::new(
+                Unit::StageExit,
+                Arc::clone(&list),
+                context.clone(),
+                &context.deal_attributes,
+            ),
+            stays: Part::new(
+                Unit::StageStay,
+                list,
+                context.clone(),
+                &context.deal_attributes,
+            ),
         }
     }
 
@@ -218,7 +254,7 @@ pub(crate) fn measure(
     w: &Window,
     f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
-    let Some(s) = exits.select(f) else {
+    let Some(s) = exits.select(f)? else {
         return Ok(Decimal::ZERO);
     };
     let r = s.index.exits.range(w);
@@ -241,7 +277,7 @@ pub(crate) fn open_in_stage(
     end: Timestamp,
     f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
-    let Some(s) = stays.select(f) else {
+    let Some(s) = stays.select(f)? else {
         return Ok(Decimal::ZERO);
     };
     let index = s.index;

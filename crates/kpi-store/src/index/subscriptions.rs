@@ -296,6 +296,18 @@ impl KindIndex for SubscriptionIndex {
     type Table = Slab<SubRow>;
     type Context = SubscriptionContext;
 
+    fn record_slot(_: &Self::Table, position: u32) -> u32 {
+        position
+    }
+
+    fn customer_lookups(context: &SubscriptionContext) -> Option<&Lookups> {
+        Some(&context.lookups)
+    }
+
+    fn customer(_: &SubscriptionContext, s: &SubRow) -> Sym {
+        s.customer
+    }
+
     fn attr(context: &SubscriptionContext, s: &SubRow, d: Dimension) -> Sym {
         context.lookups.customer_attr(s.customer, d)
     }
@@ -379,7 +391,7 @@ pub(crate) fn measure(
     w: &Window,
     f: &ResolvedFilters,
 ) -> Result<Decimal, MetricError> {
-    let Some(s) = part.select(f) else {
+    let Some(s) = part.select(f)? else {
         return Ok(Decimal::ZERO);
     };
     let index = s.index;

@@ -64,6 +64,18 @@ impl KindIndex for SurveyIndex {
     type Table = Slab<SurveyRow>;
     type Context = Arc<Lookups>;
 
+    fn record_slot(_: &Self::Table, position: u32) -> u32 {
+        position
+    }
+
+    fn customer_lookups(lookups: &Arc<Lookups>) -> Option<&Lookups> {
+        Some(lookups)
+    }
+
+    fn customer(_: &Arc<Lookups>, s: &SurveyRow) -> Sym {
+        s.customer
+    }
+
     fn attr(lookups: &Arc<Lookups>, s: &SurveyRow, d: Dimension) -> Sym {
         match d {
             Dimension::Source | Dimension::Segment => lookups.customer_attr(s.customer, d),
@@ -122,7 +134,7 @@ pub(crate) fn measure(
             min,
             max,
         } => {
-            let Some(s) = part.select(f) else {
+            let Some(s) = part.select(f)? else {
                 return Ok(Decimal::ZERO);
             };
             let k = &s.index.kinds[survey_slot(kind)];
@@ -148,7 +160,7 @@ pub(crate) fn measure(
             }
         }
         Measure::SurveyScoreTotal(kind) => {
-            let Some(s) = part.select(f) else {
+            let Some(s) = part.select(f)? else {
                 return Ok(Decimal::ZERO);
             };
             let k = &s.index.kinds[survey_slot(kind)];

@@ -87,6 +87,18 @@ impl KindIndex for TicketIndex {
     type Table = Slab<TicketRow>;
     type Context = Arc<Lookups>;
 
+    fn record_slot(_: &Self::Table, position: u32) -> u32 {
+        position
+    }
+
+    fn customer_lookups(lookups: &Arc<Lookups>) -> Option<&Lookups> {
+        Some(lookups)
+    }
+
+    fn customer(_: &Arc<Lookups>, t: &TicketRow) -> Sym {
+        t.customer
+    }
+
     fn attr(lookups: &Arc<Lookups>, t: &TicketRow, d: Dimension) -> Sym {
         match d {
             Dimension::Agent => t.agent,
@@ -122,7 +134,7 @@ pub(crate) fn measure(
         | Measure::ResolutionHoursTotal
         | Measure::TicketsResponded
         | Measure::FirstResponseHoursTotal => {
-            let Some(s) = part.select(f) else {
+            let Some(s) = part.select(f)? else {
                 return Ok(Decimal::ZERO);
             };
             let index = s.index;

@@ -44,7 +44,8 @@ impl DataSource for TenantSource {
         &self,
         dimension: Dimension,
         scope: &Scope,
+        measures: &[Measure],
     ) -> Result<Vec<String>, MetricError> {
-        self.index().group_values(dimension, scope)
+        self.index().group_values(dimension, scope, measures)
     }
 }
