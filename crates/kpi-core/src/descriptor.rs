@@ -111,8 +111,7 @@ impl Dimension {
 
     /// `customer.*` in a descriptor's dimensions: the metric can be grouped and filtered
     /// by every attribute of its records' customers.
-    pub const ANY_CUSTOMER_ATTRIBUTE: Dimension =
-        Dimension::CustomerAttribute(AttributeName::ANY);
+    pub const ANY_CUSTOMER_ATTRIBUTE: Dimension = Dimension::CustomerAttribute(AttributeName::ANY);
 
     /// The name of a built-in dimension (`owner`, `source`…); `None` for an attribute
     /// (see [`Dimension`]'s `Display`: `attr.region`).

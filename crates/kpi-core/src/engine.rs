@@ -606,7 +606,12 @@ impl Registry {
             };
             // Only the measures read matter, whatever the formula makes of them.
             let _ = evaluate_in_scope(v.metric, &probe);
-            let measures: Vec<Measure> = read.0.into_inner().expect("probe lock").into_iter().collect();
+            let measures: Vec<Measure> = read
+                .0
+                .into_inner()
+                .expect("probe lock")
+                .into_iter()
+                .collect();
             self.groups(&v.group_by, &measures, source, &base)?
         };
         let rows = windows.len().saturating_mul(groups.len().max(1));

@@ -143,11 +143,11 @@ mod tests {
         }
 
         fn group_values(
-        &self,
-        _: Dimension,
-        _: &Scope,
-        _: &[Measure],
-    ) -> Result<Vec<String>, MetricError> {
+            &self,
+            _: Dimension,
+            _: &Scope,
+            _: &[Measure],
+        ) -> Result<Vec<String>, MetricError> {
             Ok(Vec::new())
         }
     }

@@ -126,7 +126,9 @@ fn main() {
         );
     }
     let t = Instant::now();
-    let owners = source.group_values(Dimension::Owner, &plain).unwrap();
+    let owners = source
+        .group_values(Dimension::Owner, &plain, &[Measure::DealsWon])
+        .unwrap();
     println!(
         "group_values(owner): {} values in {:.2?}",
         owners.len(),

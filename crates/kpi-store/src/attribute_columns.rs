@@ -121,9 +121,8 @@ mod tests {
     fn an_upsert_replaces_the_whole_map_and_copies_one_chunk() {
         let mut values = Interner::default();
         let mut columns = AttributeColumns::default();
-        let region = |v: &str| {
-            Attributes::from([("region".to_owned(), AttributeValue::Text(v.to_owned()))])
-        };
+        let region =
+            |v: &str| Attributes::from([("region".to_owned(), AttributeValue::Text(v.to_owned()))]);
         for slot in 0..(3 * CHUNK as u32) {
             columns.put(slot, &region("EMEA"), &mut values);
         }
@@ -150,7 +149,10 @@ mod tests {
         assert_eq!(shared, vec![false, true, true]);
         columns.remove(2);
         assert_eq!(columns.column("region").unwrap().get(2), NONE);
-        assert_eq!(columns.column("region").unwrap().values().count(), 3 * CHUNK - 2);
+        assert_eq!(
+            columns.column("region").unwrap().values().count(),
+            3 * CHUNK - 2
+        );
         assert_eq!(columns.column("region").unwrap().get(1_000_000), NONE);
     }
 }

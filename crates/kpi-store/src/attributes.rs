@@ -119,11 +119,17 @@ mod tests {
     #[test]
     fn dimension_values_are_canonical() {
         let d = |t: &str| AttributeValue::Decimal(t.parse().unwrap()).dimension_value();
-        assert_eq!((d("12.50"), d("-0.0"), d("100")), ("12.5".into(), "0".into(), "100".into()));
+        assert_eq!(
+            (d("12.50"), d("-0.0"), d("100")),
+            ("12.5".into(), "0".into(), "100".into())
+        );
         assert_eq!(AttributeValue::Flag(false).dimension_value(), "false");
         let t = AttributeValue::Time("2024-03-01T10:00:00.5+00:00".parse().unwrap());
         assert_eq!(t.dimension_value(), "2024-03-01T10:00:00.5Z");
-        assert_eq!(AttributeValue::Text("EMEA".into()).dimension_value(), "EMEA");
+        assert_eq!(
+            AttributeValue::Text("EMEA".into()).dimension_value(),
+            "EMEA"
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@ use std::collections::HashMap;
 use kpi_core::Dimension;
 
 #[cfg(test)]
+use crate::attributes::Attributes;
+#[cfg(test)]
 use crate::record::{
     Activity, Campaign, Customer, Deal, Lead, Purchase, Quota, Record, RecordKind, Spend,
     Subscription, SurveyResponse, Ticket,
@@ -166,9 +168,32 @@ impl Unit {
     }
 }
 
-/// A row's dimension values, indexed by [`dim_index`].
+/// A record's dimension values (the reference's view): the built-in ones by
+/// [`dim_index`], its own attributes, and its customer's.
 #[cfg(test)]
-pub(crate) type DimValues<'a> = [Option<&'a str>; NDIMS];
+pub(crate) struct DimValues<'a> {
+    builtin: [Option<&'a str>; NDIMS],
+    own: &'a Attributes,
+    /// The attributes of its customer (`None`: none, or not stored).
+    customer: Option<&'a Attributes>,
+}
+
+#[cfg(test)]
+impl DimValues<'_> {
+    /// The value of `d` (one the record's unit carries): `None` for a built-in dimension
+    /// it has no value of; an attribute it (or its customer) has not is `""`.
+    pub(crate) fn value(&self, d: Dimension) -> Option<String> {
+        let text = |a: Option<&Attributes>, name: kpi_core::AttributeName| {
+            a.and_then(|a| a.get(name.as_str()))
+                .map_or_else(String::new, |v| v.dimension_value())
+        };
+        match d {
+            Dimension::Attribute(name) => Some(text(Some(self.own), name)),
+            Dimension::CustomerAttribute(name) => Some(text(self.customer, name)),
+            d => self.builtin[dim_index(d)].map(str::to_owned),
+        }
+    }
+}
 
 /// Customers and campaigns by id, to resolve the dimensions records inherit from them
 /// (the reference's view; the index does the same over rows).
@@ -212,21 +237,38 @@ impl<'a> RecordLookup<'a> {
         id.and_then(|id| self.campaigns.get(id).map(|c| c.channel))
     }
 
-    fn customer_dims(&self, id: Option<&str>, v: &mut DimValues<'a>) {
+    /// Values of `own` attributes and of the customer with this id (if any), with the
+    /// customer's owner, source and segment as built-in values.
+    fn with_customer(&self, id: Option<&str>, own: &'a Attributes) -> DimValues<'a> {
+        let mut v = DimValues {
+            builtin: [None; NDIMS],
+            own,
+            customer: None,
+        };
         if let Some(c) = self.customer(id) {
-            v[dim_index(Dimension::Owner)] = c.owner.as_deref();
-            v[dim_index(Dimension::Source)] = Some(source_name(c.source));
-            v[dim_index(Dimension::Segment)] = c.segment.as_deref();
+            v.builtin[dim_index(Dimension::Owner)] = c.owner.as_deref();
+            v.builtin[dim_index(Dimension::Source)] = Some(source_name(c.source));
+            v.builtin[dim_index(Dimension::Segment)] = c.segment.as_deref();
+            v.customer = Some(&c.attributes);
+        }
+        v
+    }
+
+    /// Values of a record without a customer.
+    fn alone(own: &'a Attributes) -> DimValues<'a> {
+        DimValues {
+            builtin: [None; NDIMS],
+            own,
+            customer: None,
         }
     }
 
     /// A deal's dimensions (stage excluded: see [`RecordLookup::deal_stage`]).
     pub(crate) fn deal(&self, d: &'a Deal) -> DimValues<'a> {
-        let mut v = [None; NDIMS];
-        self.customer_dims(d.customer_id.as_deref(), &mut v);
-        v[dim_index(Dimension::Owner)] = Some(d.owner.as_str());
-        v[dim_index(Dimension::Campaign)] = d.campaign_id.as_deref();
-        v[dim_index(Dimension::Channel)] = self
+        let mut v = self.with_customer(d.customer_id.as_deref(), &d.attributes);
+        v.builtin[dim_index(Dimension::Owner)] = Some(d.owner.as_str());
+        v.builtin[dim_index(Dimension::Campaign)] = d.campaign_id.as_deref();
+        v.builtin[dim_index(Dimension::Channel)] = self
             .campaign_channel(d.campaign_id.as_deref())
             .map(channel_name);
         v
@@ -234,49 +276,49 @@ impl<'a> RecordLookup<'a> {
 
     /// The dimensions of a deal's exit from, or stay in, `stage` (the index builds them
     /// from the deal's).
-    #[cfg(test)]
     pub(crate) fn deal_stage(&self, d: &'a Deal, stage: &'a str) -> DimValues<'a> {
         let mut v = self.deal(d);
-        v[dim_index(Dimension::Stage)] = Some(stage);
+        v.builtin[dim_index(Dimension::Stage)] = Some(stage);
         v
     }
 
     /// A quota's dimensions.
     pub(crate) fn quota(&self, q: &'a Quota) -> DimValues<'a> {
-        let mut v = [None; NDIMS];
-        v[dim_index(Dimension::Owner)] = Some(q.owner.as_str());
+        let mut v = Self::alone(&q.attributes);
+        v.builtin[dim_index(Dimension::Owner)] = Some(q.owner.as_str());
         v
     }
 
     /// A lead's dimensions.
     pub(crate) fn lead(&self, l: &'a Lead) -> DimValues<'a> {
-        let mut v = [None; NDIMS];
-        v[dim_index(Dimension::Source)] = Some(source_name(l.source));
-        v[dim_index(Dimension::Campaign)] = l.campaign_id.as_deref();
-        v[dim_index(Dimension::Channel)] = self
+        let mut v = Self::alone(&l.attributes);
+        v.builtin[dim_index(Dimension::Source)] = Some(source_name(l.source));
+        v.builtin[dim_index(Dimension::Campaign)] = l.campaign_id.as_deref();
+        v.builtin[dim_index(Dimension::Channel)] = self
             .campaign_channel(l.campaign_id.as_deref())
             .map(channel_name);
         v
     }
 
-    /// A customer's dimensions.
+    /// A customer's dimensions (its `customer.<name>` are its own attributes).
     pub(crate) fn customer_row(&self, c: &'a Customer) -> DimValues<'a> {
-        let mut v = [None; NDIMS];
-        v[dim_index(Dimension::Owner)] = c.owner.as_deref();
-        v[dim_index(Dimension::Source)] = Some(source_name(c.source));
-        v[dim_index(Dimension::Campaign)] = c.campaign_id.as_deref();
-        v[dim_index(Dimension::Channel)] = self
+        let mut v = Self::alone(&c.attributes);
+        v.customer = Some(&c.attributes);
+        v.builtin[dim_index(Dimension::Owner)] = c.owner.as_deref();
+        v.builtin[dim_index(Dimension::Source)] = Some(source_name(c.source));
+        v.builtin[dim_index(Dimension::Campaign)] = c.campaign_id.as_deref();
+        v.builtin[dim_index(Dimension::Channel)] = self
             .campaign_channel(c.campaign_id.as_deref())
             .map(channel_name);
-        v[dim_index(Dimension::Segment)] = c.segment.as_deref();
+        v.builtin[dim_index(Dimension::Segment)] = c.segment.as_deref();
         v
     }
 
     /// A spend's dimensions.
     pub(crate) fn spend(&self, s: &'a Spend) -> DimValues<'a> {
-        let mut v = [None; NDIMS];
-        v[dim_index(Dimension::Campaign)] = s.campaign_id.as_deref();
-        v[dim_index(Dimension::Channel)] = s
+        let mut v = Self::alone(&s.attributes);
+        v.builtin[dim_index(Dimension::Campaign)] = s.campaign_id.as_deref();
+        v.builtin[dim_index(Dimension::Channel)] = s
             .channel
             .or_else(|| self.campaign_channel(s.campaign_id.as_deref()))
             .map(channel_name);
@@ -285,50 +327,43 @@ impl<'a> RecordLookup<'a> {
 
     /// A campaign's dimensions.
     pub(crate) fn campaign(&self, c: &'a Campaign) -> DimValues<'a> {
-        let mut v = [None; NDIMS];
-        v[dim_index(Dimension::Campaign)] = Some(c.id.as_str());
-        v[dim_index(Dimension::Channel)] = Some(channel_name(c.channel));
+        let mut v = Self::alone(&c.attributes);
+        v.builtin[dim_index(Dimension::Campaign)] = Some(c.id.as_str());
+        v.builtin[dim_index(Dimension::Channel)] = Some(channel_name(c.channel));
         v
     }
 
     /// A purchase's dimensions.
     pub(crate) fn purchase(&self, p: &'a Purchase) -> DimValues<'a> {
-        let mut v = [None; NDIMS];
-        self.customer_dims(Some(p.customer_id.as_str()), &mut v);
-        v
+        self.with_customer(Some(p.customer_id.as_str()), &p.attributes)
     }
 
     /// A subscription's dimensions.
     pub(crate) fn subscription(&self, s: &'a Subscription) -> DimValues<'a> {
-        let mut v = [None; NDIMS];
-        self.customer_dims(Some(s.customer_id.as_str()), &mut v);
-        v
+        self.with_customer(Some(s.customer_id.as_str()), &s.attributes)
     }
 
     /// A ticket's dimensions.
     pub(crate) fn ticket(&self, t: &'a Ticket) -> DimValues<'a> {
-        let mut v = [None; NDIMS];
-        self.customer_dims(t.customer_id.as_deref(), &mut v);
-        v[dim_index(Dimension::Owner)] = None;
-        v[dim_index(Dimension::Agent)] = Some(t.agent.as_str());
+        let mut v = self.with_customer(t.customer_id.as_deref(), &t.attributes);
+        v.builtin[dim_index(Dimension::Owner)] = None;
+        v.builtin[dim_index(Dimension::Agent)] = Some(t.agent.as_str());
         v
     }
 
     /// A survey response's dimensions.
     pub(crate) fn survey(&self, s: &'a SurveyResponse) -> DimValues<'a> {
-        let mut v = [None; NDIMS];
-        self.customer_dims(s.customer_id.as_deref(), &mut v);
-        v[dim_index(Dimension::Owner)] = None;
+        let mut v = self.with_customer(s.customer_id.as_deref(), &s.attributes);
+        v.builtin[dim_index(Dimension::Owner)] = None;
         v
     }
 
     /// An activity's dimensions: its own owner and type, its customer's source and
     /// segment.
     pub(crate) fn activity(&self, a: &'a Activity) -> DimValues<'a> {
-        let mut v = [None; NDIMS];
-        self.customer_dims(a.customer_id.as_deref(), &mut v);
-        v[dim_index(Dimension::Owner)] = a.owner.as_deref();
-        v[dim_index(Dimension::ActivityType)] = Some(a.activity_type.as_str());
+        let mut v = self.with_customer(a.customer_id.as_deref(), &a.attributes);
+        v.builtin[dim_index(Dimension::Owner)] = a.owner.as_deref();
+        v.builtin[dim_index(Dimension::ActivityType)] = Some(a.activity_type.as_str());
         v
     }
 }

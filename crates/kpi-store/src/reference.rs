@@ -6,8 +6,11 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope};
 
-use crate::dims::{dim_index, DimValues, RecordLookup, Unit};
-use crate::record::{Channel, DealKind, DealStatus, Record, RecordKind, Source, Subscription};
+use crate::dims::{DimValues, RecordLookup, Unit};
+use crate::index::readers_of;
+use crate::record::{
+    Channel, Deal, DealKind, DealStatus, Record, RecordKind, Source, Subscription,
+};
 use crate::store::Canonical;
 use crate::units::{nanos_between, nanos_to, DAY_NANOS, HOUR_NANOS, YEAR_NANOS};
 
@@ -24,10 +27,13 @@ fn add(acc: &mut Decimal, x: Decimal) -> Result<(), MetricError> {
     Ok(())
 }
 
+/// Whether a record of `unit` with `dims` matches `filters`; a filter on a dimension the
+/// unit cannot carry is refused (the measure is an error), never ignored.
 fn matches(unit: Unit, dims: &DimValues<'_>, filters: &BTreeMap<Dimension, String>) -> bool {
-    filters
-        .iter()
-        .all(|(d, v)| !unit.carries(*d) || dims[dim_index(*d)] == Some(v.as_str()))
+    filters.iter().all(|(d, v)| {
+        assert!(unit.carries(*d), "{} records cannot carry {d}", unit.name());
+        dims.value(*d).as_deref() == Some(v.as_str())
+    })
 }
 
 /// The MRR in effect just before `t` regardless of start and end: the last change after
@@ -94,12 +100,19 @@ impl<'a> Reference<'a> {
         let f = &scope.filters;
         let lookup = &self.lookup;
         let count = |n: usize| Ok(Decimal::from(n as u64));
-        let deals = || {
-            self.all(RecordKind::Deal).filter_map(move |r| match r {
-                Record::Deal(d) if matches(Unit::Deal, &lookup.deal(d), f) => Some(d),
-                _ => None,
-            })
+        // The deals matching `filters`.
+        let deals_where = |filters: &BTreeMap<Dimension, String>| -> Vec<&'a Deal> {
+            self.all(RecordKind::Deal)
+                .filter_map(|r| match r {
+                    Record::Deal(d) if matches(Unit::Deal, &lookup.deal(d), filters) => Some(d),
+                    _ => None,
+                })
+                .collect()
         };
+        let deals = || deals_where(f).into_iter();
+        // The open deals' stage filter is read below, on their stage histories.
+        let mut unstaged = f.clone();
+        unstaged.remove(&Dimension::Stage);
         let won = || {
             deals().filter(move |d| {
                 d.status == DealStatus::Won && d.closed_at.is_some_and(|t| w.contains(t))
@@ -224,7 +237,8 @@ impl<'a> Reference<'a> {
                 // Created before end and open at end; with a stage filter, in that stage
                 // at end: the last one entered before end.
                 let stage = f.get(&Dimension::Stage);
-                let open: Vec<_> = deals()
+                let open: Vec<_> = deals_where(&unstaged)
+                    .into_iter()
                     .filter(|d| d.created_at < w.end && d.closed_at.is_none_or(|c| c >= w.end))
                     .filter(|d| {
                         stage.is_none_or(|s| {
@@ -582,16 +596,22 @@ impl<'a> Reference<'a> {
         out
     }
 
-    /// The sorted distinct values of `dimension` among the records matching the scope's
-    /// filters (the window is ignored).
-    pub(crate) fn group_values(&self, dimension: Dimension, scope: &Scope) -> Vec<String> {
+    /// The sorted distinct values of `dimension` among the records of the units that
+    /// answer `measures` and match the scope's filters (the window is ignored).
+    pub(crate) fn group_values(
+        &self,
+        dimension: Dimension,
+        scope: &Scope,
+        measures: &[Measure],
+    ) -> Vec<String> {
         let f = &scope.filters;
         let lookup = &self.lookup;
-        let i = dim_index(dimension);
-        let mut out: BTreeSet<&str> = BTreeSet::new();
+        let staged = dimension == Dimension::Stage || f.contains_key(&Dimension::Stage);
+        let units = readers_of(measures, staged);
+        let mut out: BTreeSet<String> = BTreeSet::new();
         let mut take = |unit: Unit, dims: DimValues<'a>| {
-            if unit.carries(dimension) && matches(unit, &dims, f) {
-                if let Some(v) = dims[i] {
+            if units.contains(&unit) && matches(unit, &dims, f) {
+                if let Some(v) = dims.value(dimension) {
                     out.insert(v);
                 }
             }
@@ -603,13 +623,11 @@ impl<'a> Reference<'a> {
                     Record::Lead(l) => take(Unit::Lead, lookup.lead(l)),
                     Record::Deal(d) => {
                         take(Unit::Deal, lookup.deal(d));
-                        for (j, entry) in d.stage_history.iter().enumerate() {
-                            // Every stage a deal was ever in (a stage an open deal is in
-                            // has no exit yet).
+                        for entry in &d.stage_history {
+                            // Every stage a deal was ever in: the stage parts' rows are
+                            // every stage entry (an exit's index keeps those exited).
                             take(Unit::StageStay, lookup.deal_stage(d, &entry.stage));
-                            if j + 1 < d.stage_history.len() || d.closed_at.is_some() {
-                                take(Unit::StageExit, lookup.deal_stage(d, &entry.stage));
-                            }
+                            take(Unit::StageExit, lookup.deal_stage(d, &entry.stage));
                         }
                     }
                     Record::Subscription(s) => take(Unit::Subscription, lookup.subscription(s)),
@@ -623,6 +641,6 @@ impl<'a> Reference<'a> {
                 }
             }
         }
-        out.into_iter().map(str::to_owned).collect()
+        out.into_iter().collect()
     }
 }

@@ -384,8 +384,8 @@ impl Ids {
 }
 
 /// The symbol of the empty dimension value `""`: what a record without an attribute has
-/// as `attr.<name>` (interned by [`Rows::default`] after the sources and channels).
-pub(crate) const EMPTY: Sym = (Source::ALL.len() + Channel::ALL.len()) as Sym;
+/// as `attr.<name>` (interned first by [`Rows::default`]).
+pub(crate) const EMPTY: Sym = 0;
 
 /// One tenant's rows, every kind.
 pub(crate) struct Rows {
@@ -476,17 +476,17 @@ macro_rules! with_slab {
 }
 
 impl Default for Rows {
-    /// No rows; the names of sources and channels interned first, so that their symbols
+    /// No rows; the empty value and the names of sources and channels interned first, so that their symbols
     /// never change (indexes built at different times share parts).
     fn default() -> Self {
         let mut dims = Interner::default();
+        assert_eq!(dims.intern(""), EMPTY);
         for s in Source::ALL {
             dims.intern(source_name(s));
         }
         for c in Channel::ALL {
             dims.intern(channel_name(c));
         }
-        assert_eq!(dims.intern(""), EMPTY);
         Self {
             dims,
             attributes: Default::default(),

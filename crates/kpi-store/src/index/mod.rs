@@ -169,6 +169,17 @@ fn readers(measure: Measure, staged: bool) -> impl Iterator<Item = usize> {
         .map(|(i, _)| i)
 }
 
+/// The units of the parts that answer `measures` (`staged`: the filters or groups name a
+/// stage), for the reference's group values.
+#[cfg(test)]
+pub(crate) fn readers_of(measures: &[Measure], staged: bool) -> Vec<Unit> {
+    measures
+        .iter()
+        .flat_map(|m| readers(*m, staged))
+        .map(|p| PARTS[p].unit)
+        .collect()
+}
+
 /// The dimensions that filter `measure`: those the rows of every part answering it carry
 /// (directly, or through their deal, customer or campaign), and the stage for the open
 /// deals; with [`Dimension::ANY_ATTRIBUTE`] (`attr.*`) and

@@ -210,7 +210,12 @@ impl<I: KindIndex> Part<I> {
         let rows = rows.into();
         let mut attributes: HashMap<Dimension, AttributeDimension<I>> = own
             .columns()
-            .map(|(name, column)| (attribute(Dimension::Attribute, name), AttributeDimension::new(column)))
+            .map(|(name, column)| {
+                (
+                    attribute(Dimension::Attribute, name),
+                    AttributeDimension::new(column),
+                )
+            })
             .collect();
         attributes.extend(Self::customer_attributes(&context));
         Self {
@@ -351,9 +356,11 @@ impl<I: KindIndex> Part<I> {
         &self,
         filters: &ResolvedFilters,
     ) -> Result<Option<Selection<'_, I>>, MetricError> {
+        for (d, _) in filters {
+            self.check_carried(*d)?;
+        }
         let mut conds = Vec::new();
         for (d, sym) in filters {
-            self.check_carried(*d)?;
             let Some(sym) = *sym else {
                 return Ok(None);
             };
@@ -474,7 +481,9 @@ impl<'a, I: KindIndex> Selection<'a, I> {
 
     /// Whether `row` matches the remaining conditions.
     pub(crate) fn ok(&self, row: u32) -> bool {
-        self.conds.iter().all(|(d, s)| self.part.value(row, *d) == *s)
+        self.conds
+            .iter()
+            .all(|(d, s)| self.part.value(row, *d) == *s)
     }
 
     fn subset_rows(&self) -> Box<dyn Iterator<Item = u32> + '_> {

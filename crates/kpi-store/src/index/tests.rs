@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use kpi_core::{Decimal, Dimension, Measure, Scope, SpendCategories, SurveyKind, Window};
+use kpi_core::{
+    Decimal, Dimension, Measure, MetricError, Scope, SpendCategories, SurveyKind, Window,
+};
 
 use super::Index;
 use crate::generate::{generate, DemoOptions, Rng};
@@ -107,6 +109,134 @@ pub(crate) fn canonical(records: Vec<Record>) -> Canonical {
     c
 }
 
+/// Whether `measure` can be read under `filters`: every part answering it carries every
+/// dimension filtered on (else the index refuses it).
+pub(crate) fn answerable(measure: Measure, filters: &BTreeMap<Dimension, String>) -> bool {
+    let carried = super::filtering_dimensions(measure);
+    filters.keys().all(|d| carried.contains(&d.offered_as()))
+}
+
+/// The dimensions whose values the tests compare: the built-in ones and a few attributes
+/// (one no record has).
+pub(crate) fn grouping_dimensions() -> Vec<Dimension> {
+    let mut dims = Dimension::ALL.to_vec();
+    for name in ["region", "tier", "vip", "nothing"] {
+        let name = kpi_core::AttributeName::new(name).unwrap();
+        dims.push(Dimension::Attribute(name));
+        dims.push(Dimension::CustomerAttribute(name));
+    }
+    dims
+}
+
+/// The measure sets whose group values the tests compare: one per part, and two parts.
+fn grouped_measures() -> Vec<Vec<Measure>> {
+    use Measure::*;
+    let one = [
+        DealsWon,
+        StageExits,
+        DealsOpen,
+        QuotaProrated,
+        LeadsCreated,
+        CustomersAcquired,
+        Spend(SpendCategories::ALL),
+        EmailCampaigns,
+        PurchaseRevenue,
+        MrrAtEnd,
+        TicketsResolved,
+        SurveyScoreTotal(SurveyKind::Nps),
+        Activities,
+        NewCustomerRevenue,
+    ];
+    let mut sets: Vec<Vec<Measure>> = one.iter().map(|m| vec![*m]).collect();
+    sets.push(vec![DealsWon, CustomersAcquired]);
+    sets
+}
+
+/// What is compared with the reference: the index, or a store's source.
+pub(crate) trait Answers {
+    fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError>;
+    fn group_values(
+        &self,
+        dimension: Dimension,
+        scope: &Scope,
+        measures: &[Measure],
+    ) -> Result<Vec<String>, MetricError>;
+}
+
+impl Answers for Index {
+    fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
+        Index::measure(self, measure, scope)
+    }
+
+    fn group_values(
+        &self,
+        dimension: Dimension,
+        scope: &Scope,
+        measures: &[Measure],
+    ) -> Result<Vec<String>, MetricError> {
+        Index::group_values(self, dimension, scope, measures)
+    }
+}
+
+impl<T: kpi_core::DataSource> Answers for T {
+    fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
+        kpi_core::DataSource::measure(self, measure, scope)
+    }
+
+    fn group_values(
+        &self,
+        dimension: Dimension,
+        scope: &Scope,
+        measures: &[Measure],
+    ) -> Result<Vec<String>, MetricError> {
+        kpi_core::DataSource::group_values(self, dimension, scope, measures)
+    }
+}
+
+/// Compares every measure and the values of every grouping dimension over `scopes` with
+/// the reference over `records`; a measure or group its parts cannot filter must be
+/// refused.
+pub(crate) fn compare_with_reference(fast: &dyn Answers, records: &Canonical, scopes: &[Scope]) {
+    let reference = Reference::new(records);
+    let measures = all_measures();
+    for scope in scopes {
+        for m in &measures {
+            let answer = fast.measure(*m, scope);
+            if answerable(*m, &scope.filters) {
+                assert_eq!(
+                    answer.unwrap(),
+                    reference.measure(*m, scope).unwrap(),
+                    "{m:?} over {scope:?}"
+                );
+            } else {
+                assert!(
+                    matches!(answer, Err(MetricError::UnsupportedDimension { .. })),
+                    "{m:?} over {scope:?} answered {answer:?}"
+                );
+            }
+        }
+        for dim in grouping_dimensions() {
+            for set in grouped_measures() {
+                let mut grouped = scope.filters.clone();
+                grouped.insert(dim, String::new());
+                let values = fast.group_values(dim, scope, &set);
+                if set.iter().all(|m| answerable(*m, &grouped)) {
+                    assert_eq!(
+                        values.unwrap(),
+                        reference.group_values(dim, scope, &set),
+                        "values of {dim} for {set:?} over {scope:?}"
+                    );
+                } else {
+                    assert!(
+                        values.is_err(),
+                        "values of {dim} for {set:?} over {scope:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Compares every measure and every dimension's values over the given scopes.
 fn compare(records: &Canonical, scopes: &[Scope]) {
     let index = Index::build(
@@ -114,22 +244,7 @@ fn compare(records: &Canonical, scopes: &[Scope]) {
         &super::KindGens::default(),
         None,
     );
-    let reference = Reference::new(records);
-    let measures = all_measures();
-    for scope in scopes {
-        for m in &measures {
-            let fast = index.measure(*m, scope).unwrap();
-            let slow = reference.measure(*m, scope).unwrap();
-            assert_eq!(fast, slow, "{m:?} over {scope:?}");
-        }
-        for dim in Dimension::ALL {
-            assert_eq!(
-                index.group_values(dim, scope).unwrap(),
-                reference.group_values(dim, scope),
-                "values of {dim} for {scope:?}"
-            );
-        }
-    }
+    compare_with_reference(&index, records, scopes);
 }
 
 /// Random records with times on a grid of 8 days.
@@ -153,6 +268,27 @@ impl RandomTenant {
 
     fn opt<T>(&mut self, v: T) -> Option<T> {
         self.rng.chance(60).then_some(v)
+    }
+
+    /// Random attributes: a region (text), a tier (decimal), a vip flag, each present
+    /// or not.
+    fn attributes(&mut self) -> Attributes {
+        let mut a = Attributes::new();
+        if self.rng.chance(60) {
+            let region = self.pick(&["EMEA", "AMER"]).to_string();
+            a.insert("region".into(), AttributeValue::Text(region));
+        }
+        if self.rng.chance(50) {
+            let tier = *self.pick(&["1", "2.50", "2.5"]);
+            a.insert(
+                "tier".into(),
+                AttributeValue::Decimal(tier.parse().unwrap()),
+            );
+        }
+        if self.rng.chance(40) {
+            a.insert("vip".into(), AttributeValue::Flag(self.rng.chance(50)));
+        }
+        a
     }
 
     fn money(&mut self) -> Decimal {
@@ -182,7 +318,7 @@ impl RandomTenant {
             let started_at = self.grid[started];
             let channel = *self.pick(&channels);
             out.push(Record::Campaign(Campaign {
-                attributes: Default::default(),
+                attributes: self.attributes(),
                 id: format!("k{i}"),
                 name: format!("campaign {i}"),
                 channel,
@@ -203,7 +339,7 @@ impl RandomTenant {
             let owner = self.pick(&["o1", "o2"]).to_string();
             let owner = self.opt(owner);
             out.push(Record::Customer(Customer {
-                attributes: Default::default(),
+                attributes: self.attributes(),
                 id: format!("c{i}"),
                 acquired_at: self.grid[a],
                 churned_at: churned.map(|j| self.grid[j]),
@@ -244,7 +380,7 @@ impl RandomTenant {
             let campaign_id = self.id_of("k", 3);
             let amount = self.money();
             out.push(Record::Deal(Deal {
-                attributes: Default::default(),
+                attributes: self.attributes(),
                 id: format!("d{i}"),
                 owner,
                 amount,
@@ -280,7 +416,7 @@ impl RandomTenant {
             let due = self.rng.chance(60).then(|| self.time());
             let renewed = self.rng.chance(50).then(|| self.rng.chance(50));
             out.push(Record::Subscription(Subscription {
-                attributes: Default::default(),
+                attributes: self.attributes(),
                 id: format!("s{i}"),
                 customer_id: format!("c{}", self.rng.range(0, 6)),
                 started_at: self.grid[started],
@@ -294,7 +430,7 @@ impl RandomTenant {
             let at = self.time();
             let amount = self.money();
             out.push(Record::Purchase(Purchase {
-                attributes: Default::default(),
+                attributes: self.attributes(),
                 id: format!("p{i}"),
                 customer_id: format!("c{}", self.rng.range(0, 6)),
                 amount,
@@ -316,7 +452,7 @@ impl RandomTenant {
             let channel = self.rng.chance(40).then(|| *self.pick(&channels));
             let campaign_id = self.id_of("k", 3);
             out.push(Record::Spend(Spend {
-                attributes: Default::default(),
+                attributes: self.attributes(),
                 id: format!("x{i}"),
                 at: self.grid[at],
                 amount,
@@ -331,7 +467,7 @@ impl RandomTenant {
             let source = *self.pick(&sources);
             let campaign_id = self.id_of("k", 3);
             out.push(Record::Lead(Lead {
-                attributes: Default::default(),
+                attributes: self.attributes(),
                 id: format!("l{i}"),
                 created_at: self.grid[created],
                 source,
@@ -346,7 +482,7 @@ impl RandomTenant {
             let owner = self.pick(&["o1", "o2", "o3"]).to_string();
             let amount = self.money();
             out.push(Record::Quota(Quota {
-                attributes: Default::default(),
+                attributes: self.attributes(),
                 id: format!("q{i}"),
                 owner,
                 period_start: self.grid[a],
@@ -361,7 +497,7 @@ impl RandomTenant {
             let agent = self.pick(&["a1", "a2"]).to_string();
             let customer_id = self.id_of("c", 6);
             out.push(Record::Ticket(Ticket {
-                attributes: Default::default(),
+                attributes: self.attributes(),
                 id: format!("t{i}"),
                 customer_id,
                 agent,
@@ -377,7 +513,7 @@ impl RandomTenant {
             let score = score.min(Decimal::from(scale));
             let at = self.time();
             out.push(Record::SurveyResponse(SurveyResponse {
-                attributes: Default::default(),
+                attributes: self.attributes(),
                 id: format!("v{i}"),
                 customer_id: self.id_of("c", 6),
                 kind,
@@ -394,7 +530,7 @@ impl RandomTenant {
             let amount = self.opt(amount);
             let at = self.time();
             out.push(Record::Activity(Activity {
-                attributes: Default::default(),
+                attributes: self.attributes(),
                 id: format!("x{i}"),
                 activity_type,
                 occurred_at: self.grid[at],
@@ -435,7 +571,32 @@ fn filter_sets() -> Vec<BTreeMap<Dimension, String>> {
             (Dimension::Stage, "a".to_owned()),
             (Dimension::Owner, "o1".to_owned()),
         ]),
+        one(attr("region"), "EMEA"),
+        one(attr("region"), ""),
+        one(attr("tier"), "2.5"),
+        one(attr("nothing"), ""),
+        one(attr("nothing"), "x"),
+        one(customer_attr("region"), "AMER"),
+        one(customer_attr("vip"), "true"),
+        one(customer_attr("tier"), ""),
+        BTreeMap::from([
+            (Dimension::Owner, "o1".to_owned()),
+            (customer_attr("region"), "EMEA".to_owned()),
+            (attr("vip"), "false".to_owned()),
+        ]),
+        BTreeMap::from([
+            (Dimension::Stage, "b".to_owned()),
+            (attr("region"), "AMER".to_owned()),
+        ]),
     ]
+}
+
+fn attr(name: &str) -> Dimension {
+    Dimension::Attribute(kpi_core::AttributeName::new(name).unwrap())
+}
+
+fn customer_attr(name: &str) -> Dimension {
+    Dimension::CustomerAttribute(kpi_core::AttributeName::new(name).unwrap())
 }
 
 #[test]
@@ -542,6 +703,7 @@ fn index_matches_the_reference_on_demo_data() {
     let records = canonical(generate(&DemoOptions {
         seed: 7,
         records: 4000,
+        attributes_and_activities: true,
         ..DemoOptions::default()
     }));
     let ts = |s: &str| -> Timestamp { s.parse().unwrap() };

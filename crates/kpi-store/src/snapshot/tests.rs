@@ -8,11 +8,13 @@ use std::path::Path;
 
 use jiff::Timestamp;
 use kpi_core::{
-    DataSource, Decimal, Dimension, Measure, Scope, SpendCategories, SurveyKind, Window,
+    AttributeName, DataSource, Decimal, Dimension, Measure, MetricError, Scope, SpendCategories,
+    SurveyKind, Window,
 };
 
 use super::{BlockWriter, BLOCK, FILE, HEADER};
 use crate::generate::{generate, DemoOptions};
+use crate::index::tests::grouping_dimensions;
 use crate::record::{Record, RecordKind};
 use crate::store::{OpenOptions, Store};
 
@@ -26,6 +28,7 @@ fn dataset() -> Vec<(&'static str, Vec<Record>)> {
     let demo = generate(&DemoOptions {
         seed: 3,
         records: 2000,
+        attributes_and_activities: true,
         ..DemoOptions::default()
     });
     // The demo has no activities yet: two of them, one with neither owner nor customer.
@@ -136,8 +139,8 @@ fn open_with_snapshot(
 #[derive(Debug, PartialEq)]
 struct Answers {
     records: Vec<Vec<Record>>,
-    measures: Vec<Decimal>,
-    values: Vec<Vec<String>>,
+    measures: Vec<Result<Decimal, MetricError>>,
+    values: Vec<Result<Vec<String>, MetricError>>,
 }
 
 fn scopes() -> Vec<Scope> {
@@ -152,6 +155,13 @@ fn scopes() -> Vec<Scope> {
         scopes.push(Scope {
             window,
             filters: BTreeMap::from([(Dimension::Segment, "smb".to_owned())]),
+        });
+        scopes.push(Scope {
+            window,
+            filters: BTreeMap::from([(
+                Dimension::CustomerAttribute(AttributeName::new("region").unwrap()),
+                "emea".to_owned(),
+            )]),
         });
     }
     scopes
@@ -216,12 +226,10 @@ fn answers(store: &Store) -> Answers {
         let source = store.source(tenant);
         for scope in scopes() {
             for m in measures() {
-                answers.measures.push(source.measure(m, &scope).unwrap());
+                answers.measures.push(source.measure(m, &scope));
             }
-            for dim in Dimension::ALL {
-                answers
-                    .values
-                    .push(source.group_values(dim, &scope).unwrap());
+            for dim in grouping_dimensions() {
+                answers.values.push(source.group_values(dim, &scope, &[]));
             }
         }
     }

@@ -2,13 +2,12 @@
 //! and from the snapshot), first-release values migrated, writes of one kind at a time, a
 //! snapshot that cannot be written, and a disk that really fills.
 
-use kpi_core::{DataSource, Dimension, Scope};
+use kpi_core::Scope;
 
 use super::Canonical;
 use crate::generate::Rng;
-use crate::index::tests::{all_measures, canonical, grid, grid_scopes, RandomTenant};
+use crate::index::tests::{canonical, compare_with_reference, grid, grid_scopes, RandomTenant};
 use crate::record::*;
-use crate::reference::Reference;
 
 /// Compares the store's answers for `tenant` with the reference over `model`, and the
 /// records it holds (`tenant` must be its only tenant).
@@ -19,24 +18,7 @@ fn compare_store(store: &crate::Store, tenant: &str, model: &Canonical, scopes: 
 
 /// Compares a tenant's answers with the reference over `model`.
 fn compare_source(source: &crate::TenantSource, model: &Canonical, scopes: &[Scope]) {
-    let reference = Reference::new(model);
-    for scope in scopes {
-        for m in all_measures() {
-            let fast = source.measure(m, scope).unwrap();
-            assert_eq!(
-                fast,
-                reference.measure(m, scope).unwrap(),
-                "{m:?} over {scope:?}"
-            );
-        }
-        for dim in Dimension::ALL {
-            assert_eq!(
-                source.group_values(dim, scope).unwrap(),
-                reference.group_values(dim, scope),
-                "values of {dim} for {scope:?}"
-            );
-        }
-    }
+    compare_with_reference(source, model, scopes);
 }
 
 /// Whether the tenant holds its query state (its index).
