@@ -1,8 +1,10 @@
 //! Every dimension a metric offers (its descriptor's `dimensions`) filters every measure
 //! the metric reads: the records of each part answering the measure carry it
 //! (`kpi_store::filtering_dimensions`, from each kind's declared dimensions). Where one
-//! does not, a filter or group on that dimension is silently ignored for that measure;
-//! the cases known today are listed in [`IGNORED`], so a new one fails here.
+//! does not, a filter or group on that dimension is refused by the store; the cases known
+//! today are listed in [`IGNORED`], so a new one fails here. And the attribute dimensions
+//! (`attr.*`, `customer.*`) are offered exactly where every measure read carries them:
+//! they are derived from what kpi-store's parts carry, not kept by hand.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -47,6 +49,7 @@ fn every_offered_dimension_filters_every_measure_read() {
     )
     .unwrap();
     let mut found = Vec::new();
+    let mut misoffered = Vec::new();
     for metric in registry.metrics() {
         let d = metric.descriptor();
         let source = Recording::default();
@@ -62,6 +65,19 @@ fn every_offered_dimension_filters_every_measure_read() {
                 }
             }
         }
+        for wildcard in [Dimension::ANY_ATTRIBUTE, Dimension::ANY_CUSTOMER_ATTRIBUTE] {
+            let carried = !read.is_empty()
+                && read
+                    .iter()
+                    .all(|m| kpi_store::filtering_dimensions(*m).contains(&wildcard));
+            if carried != d.dimensions.contains(&wildcard) {
+                misoffered.push(format!(
+                    "{} {} {wildcard}",
+                    d.id,
+                    if carried { "should offer" } else { "offers" }
+                ));
+            }
+        }
     }
     let known: Vec<(&str, Dimension, String)> = IGNORED
         .iter()
@@ -70,5 +86,11 @@ fn every_offered_dimension_filters_every_measure_read() {
     assert_eq!(
         found, known,
         "metrics offering a dimension that a measure they read ignores"
+    );
+    assert!(
+        misoffered.is_empty(),
+        "attribute dimensions offered where the measures read do not carry them, or not \
+         offered where they do:\n{}",
+        misoffered.join("\n")
     );
 }

@@ -83,9 +83,10 @@ impl DataSource for Probe<'_> {
         &self,
         dimension: Dimension,
         scope: &Scope,
+        measures: &[Measure],
     ) -> Result<Vec<String>, MetricError> {
         self.noted(format!("values of {dimension:?} [{}]", dims(scope)), || {
-            self.inner.group_values(dimension, scope)
+            self.inner.group_values(dimension, scope, measures)
         })
     }
 }

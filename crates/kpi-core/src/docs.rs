@@ -11,7 +11,14 @@ pub fn render_markdown(registry: &Registry) -> String {
     let mut out = String::from(
         "# kpid metric catalogue\n\n\
          Generated from the metric descriptors by `UPDATE_DOCS=1 cargo test --test docs`; \
-         do not edit by hand.\n",
+         do not edit by hand.\n\n\
+         Dimensions `attr.*` and `customer.*` stand for every custom attribute of the \
+         records a metric counts (`attr.region`: the deal's for a win rate, the ticket's for \
+         a resolution time) and of their customers (`customer.plan`). As a dimension value \
+         an attribute is its text, its decimal normalized (`12.5`), `true` or `false`, or \
+         its time in RFC 3339 (`2024-03-01T00:00:00Z`); a record without it has the value \
+         `\"\"`, so the groups always add up to the ungrouped total, and the filter \
+         `attr.region = \"\"` selects the records without a region.\n",
     );
     let mut family = "";
     for metric in registry.metrics() {

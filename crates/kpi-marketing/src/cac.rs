@@ -38,7 +38,11 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         default: "all",
         kind: ParamKind::Set(&SpendCategories::NAMES),
     }],
-    dimensions: &[Dimension::Campaign, Dimension::Channel],
+    dimensions: &[
+        Dimension::Campaign,
+        Dimension::Channel,
+        Dimension::ANY_ATTRIBUTE,
+    ],
     default_group_by: &[],
 };
 

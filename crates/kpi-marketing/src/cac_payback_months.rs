@@ -38,7 +38,7 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         default: "1",
         kind: ParamKind::Decimal { min: "0", max: "1" },
     }],
-    dimensions: &[],
+    dimensions: &[kpi_core::Dimension::ANY_ATTRIBUTE],
     default_group_by: &[],
 };
 

@@ -56,7 +56,13 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         default: "",
         kind: ParamKind::Decimal { min: "0", max: "" },
     }],
-    dimensions: &[Dimension::Owner, Dimension::Source, Dimension::Segment],
+    dimensions: &[
+        Dimension::Owner,
+        Dimension::Source,
+        Dimension::Segment,
+        Dimension::ANY_ATTRIBUTE,
+        Dimension::ANY_CUSTOMER_ATTRIBUTE,
+    ],
     default_group_by: &[],
 };
 

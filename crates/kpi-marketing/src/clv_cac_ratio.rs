@@ -39,7 +39,7 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         default: "clv",
         kind: ParamKind::Choice(&CLV_KINDS),
     }],
-    dimensions: &[],
+    dimensions: &[kpi_core::Dimension::ANY_ATTRIBUTE],
     default_group_by: &[],
 };
 

@@ -56,7 +56,7 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
             kind: ParamKind::Decimal { min: "0", max: "" },
         },
     ],
-    dimensions: &[],
+    dimensions: &[kpi_core::Dimension::ANY_ATTRIBUTE],
     default_group_by: &[],
 };
 

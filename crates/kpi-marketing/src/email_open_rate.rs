@@ -31,7 +31,11 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         ),
     ],
     params: &[],
-    dimensions: &[Dimension::Campaign, Dimension::Channel],
+    dimensions: &[
+        Dimension::Campaign,
+        Dimension::Channel,
+        Dimension::ANY_ATTRIBUTE,
+    ],
     default_group_by: &[],
 };
 

@@ -28,6 +28,8 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         Dimension::Campaign,
         Dimension::Channel,
         Dimension::Segment,
+        Dimension::ANY_ATTRIBUTE,
+        Dimension::ANY_CUSTOMER_ATTRIBUTE,
     ],
     default_group_by: &[],
 };

@@ -40,7 +40,13 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         default: "count",
         kind: ParamKind::Choice(&BASES),
     }],
-    dimensions: &[Dimension::Owner, Dimension::Source, Dimension::Segment],
+    dimensions: &[
+        Dimension::Owner,
+        Dimension::Source,
+        Dimension::Segment,
+        Dimension::ANY_ATTRIBUTE,
+        Dimension::ANY_CUSTOMER_ATTRIBUTE,
+    ],
     default_group_by: &[],
 };
 

@@ -34,8 +34,15 @@ use kpi_core::Dimension;
 
 /// The dimensions every revenue metric can be grouped by and filtered on: owner, source and
 /// segment, which subscriptions and purchases carry through their customer (and won deals
-/// carry too). Campaign and channel are not among them: a subscription or purchase has none.
-const REVENUE_DIMENSIONS: &[Dimension] = &[Dimension::Owner, Dimension::Source, Dimension::Segment];
+/// carry too), and the records' own and their customers' attributes. Campaign and channel
+/// are not among them: a subscription or purchase has none.
+const REVENUE_DIMENSIONS: &[Dimension] = &[
+    Dimension::Owner,
+    Dimension::Source,
+    Dimension::Segment,
+    Dimension::ANY_ATTRIBUTE,
+    Dimension::ANY_CUSTOMER_ATTRIBUTE,
+];
 
 #[cfg(test)]
 mod tests {

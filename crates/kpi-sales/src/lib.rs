@@ -29,20 +29,24 @@ pub use upsell_rate::UpsellRate;
 pub use win_rate::WinRate;
 
 /// Dimensions every deal carries: its owner, its customer's source and segment, its campaign
-/// and that campaign's channel.
+/// and that campaign's channel, its own attributes and its customer's.
 const DEAL_DIMENSIONS: &[kpi_core::Dimension] = &[
     kpi_core::Dimension::Owner,
     kpi_core::Dimension::Source,
     kpi_core::Dimension::Campaign,
     kpi_core::Dimension::Channel,
     kpi_core::Dimension::Segment,
+    kpi_core::Dimension::ANY_ATTRIBUTE,
+    kpi_core::Dimension::ANY_CUSTOMER_ATTRIBUTE,
 ];
 
-/// Dimensions every lead carries: its source, its campaign and that campaign's channel.
+/// Dimensions every lead carries: its source, its campaign and that campaign's channel, and
+/// its own attributes (a lead has no customer).
 const LEAD_DIMENSIONS: &[kpi_core::Dimension] = &[
     kpi_core::Dimension::Source,
     kpi_core::Dimension::Campaign,
     kpi_core::Dimension::Channel,
+    kpi_core::Dimension::ANY_ATTRIBUTE,
 ];
 
 /// Dimensions every activity carries: who did it, its type, and its customer's source and
@@ -52,6 +56,8 @@ const ACTIVITY_DIMENSIONS: &[kpi_core::Dimension] = &[
     kpi_core::Dimension::ActivityType,
     kpi_core::Dimension::Source,
     kpi_core::Dimension::Segment,
+    kpi_core::Dimension::ANY_ATTRIBUTE,
+    kpi_core::Dimension::ANY_CUSTOMER_ATTRIBUTE,
 ];
 
 /// A total over records (an amount, a number of days) cannot be non-zero when the count of

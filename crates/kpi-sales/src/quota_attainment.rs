@@ -33,7 +33,7 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         ),
     ],
     params: &[],
-    dimensions: &[Dimension::Owner],
+    dimensions: &[Dimension::Owner, Dimension::ANY_ATTRIBUTE],
     default_group_by: &[],
 };
 

@@ -41,6 +41,8 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         Dimension::Channel,
         Dimension::Segment,
         Dimension::Stage,
+        Dimension::ANY_ATTRIBUTE,
+        Dimension::ANY_CUSTOMER_ATTRIBUTE,
     ],
     default_group_by: &[Dimension::Stage],
 };

@@ -43,7 +43,12 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
             kind: ParamKind::Integer { min: 0, max: 100 },
         },
     ],
-    dimensions: &[Dimension::Source, Dimension::Segment],
+    dimensions: &[
+        Dimension::Source,
+        Dimension::Segment,
+        Dimension::ANY_ATTRIBUTE,
+        Dimension::ANY_CUSTOMER_ATTRIBUTE,
+    ],
     default_group_by: &[],
 };
 

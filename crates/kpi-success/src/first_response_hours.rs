@@ -33,7 +33,13 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         ),
     ],
     params: &[],
-    dimensions: &[Dimension::Agent, Dimension::Source, Dimension::Segment],
+    dimensions: &[
+        Dimension::Agent,
+        Dimension::Source,
+        Dimension::Segment,
+        Dimension::ANY_ATTRIBUTE,
+        Dimension::ANY_CUSTOMER_ATTRIBUTE,
+    ],
     default_group_by: &[],
 };
 

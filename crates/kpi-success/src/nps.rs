@@ -42,7 +42,12 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         default: "10",
         kind: ParamKind::Choice(&["10", "5"]),
     }],
-    dimensions: &[Dimension::Source, Dimension::Segment],
+    dimensions: &[
+        Dimension::Source,
+        Dimension::Segment,
+        Dimension::ANY_ATTRIBUTE,
+        Dimension::ANY_CUSTOMER_ATTRIBUTE,
+    ],
     default_group_by: &[],
 };
 

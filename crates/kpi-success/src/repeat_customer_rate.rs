@@ -31,7 +31,13 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         ),
     ],
     params: &[],
-    dimensions: &[Dimension::Owner, Dimension::Source, Dimension::Segment],
+    dimensions: &[
+        Dimension::Owner,
+        Dimension::Source,
+        Dimension::Segment,
+        Dimension::ANY_ATTRIBUTE,
+        Dimension::ANY_CUSTOMER_ATTRIBUTE,
+    ],
     default_group_by: &[],
 };
 

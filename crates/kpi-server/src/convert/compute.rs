@@ -317,11 +317,7 @@ pub(crate) fn row_to_proto(row: Row) -> pb::Row {
     let mut wire = pb::Row {
         bucket_start: row.bucket_start.map(timestamp_to_proto),
         bucket_label: row.bucket_label.unwrap_or_default(),
-        group: row
-            .group
-            .into_iter()
-            .map(|(d, v)| (d.as_str().to_owned(), v))
-            .collect(),
+        group: row.group.into_iter().map(|(d, v)| (d.name(), v)).collect(),
         value,
         undefined_reason,
         inputs: inputs_to_proto(&row.inputs),
@@ -375,7 +371,7 @@ fn input_kind_to_proto(kind: InputKind) -> pb::InputKind {
 
 /// A metric's descriptor in its wire form; params include the implied `precision`.
 pub(crate) fn descriptor_to_proto(d: &MetricDescriptor) -> pb::MetricDescriptor {
-    let dimensions = |dims: &[Dimension]| dims.iter().map(|x| x.as_str().to_owned()).collect();
+    let dimensions = |dims: &[Dimension]| dims.iter().map(|x| x.name()).collect();
     pb::MetricDescriptor {
         id: d.id.to_owned(),
         name: d.name.to_owned(),
