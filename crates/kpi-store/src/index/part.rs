@@ -99,6 +99,12 @@ pub(crate) type ResolvedFilters = Vec<(Dimension, Option<Sym>)>;
 /// Per value of one dimension: the rows having it, and the index over them.
 type Partition<I> = HashMap<Sym, (Vec<u32>, I)>;
 
+/// A dimension's partition, built on first use.
+type PartitionCell<I> = OnceLock<Arc<Partition<I>>>;
+
+/// The values a dimension takes among a part's rows, listed on first use.
+type ValuesCell = OnceLock<Arc<HashSet<Sym>>>;
+
 /// The dimensions a row may read through its customer (a purchase's owner is its
 /// customer's): what [`Part::refit`] does not keep.
 const VIA_CUSTOMER: [Dimension; 3] = [Dimension::Owner, Dimension::Source, Dimension::Segment];
@@ -108,8 +114,8 @@ const VIA_CUSTOMER: [Dimension; 3] = [Dimension::Owner, Dimension::Source, Dimen
 /// value and the values the rows have.
 struct AttributeDimension<I> {
     column: Column,
-    parts: OnceLock<Arc<Partition<I>>>,
-    distinct: OnceLock<Arc<HashSet<Sym>>>,
+    parts: PartitionCell<I>,
+    distinct: ValuesCell,
 }
 
 impl<I> AttributeDimension<I> {
@@ -140,9 +146,9 @@ pub(crate) struct Part<I: KindIndex> {
     pub(crate) rows: Arc<I::Table>,
     pub(crate) context: I::Context,
     all: OnceLock<Arc<I>>,
-    parts: [OnceLock<Arc<Partition<I>>>; NDIMS],
+    parts: [PartitionCell<I>; NDIMS],
     /// Per dimension, the values the rows have (computed on first use, without indexes).
-    distinct: [OnceLock<Arc<HashSet<Sym>>>; NDIMS],
+    distinct: [ValuesCell; NDIMS],
     /// Per attribute some row's record (`attr.<name>`) or customer (`customer.<name>`)
     /// has had: its column, partitions and values. Every row has the value `""` of any
     /// other attribute.
@@ -309,10 +315,7 @@ impl<I: KindIndex> Part<I> {
 
     /// The cells of dimension `d`'s partitions and values (`None`: an attribute no row's
     /// record or customer has, whose value is `""` for every row).
-    fn cells(
-        &self,
-        d: Dimension,
-    ) -> Option<(&OnceLock<Arc<Partition<I>>>, &OnceLock<Arc<HashSet<Sym>>>)> {
+    fn cells(&self, d: Dimension) -> Option<(&PartitionCell<I>, &ValuesCell)> {
         match d {
             Dimension::Attribute(_) | Dimension::CustomerAttribute(_) => {
                 self.attributes.get(&d).map(|a| (&a.parts, &a.distinct))
