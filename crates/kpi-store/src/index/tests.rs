@@ -199,6 +199,8 @@ impl<T: kpi_core::DataSource> Answers for T {
 pub(crate) fn compare_with_reference(fast: &dyn Answers, records: &Canonical, scopes: &[Scope]) {
     let reference = Reference::new(records);
     let measures = all_measures();
+    // Group values ignore the window: compared once per set of filters.
+    let mut grouped_filters = Vec::new();
     for scope in scopes {
         for m in &measures {
             let answer = fast.measure(*m, scope);
@@ -215,6 +217,10 @@ pub(crate) fn compare_with_reference(fast: &dyn Answers, records: &Canonical, sc
                 );
             }
         }
+        if grouped_filters.contains(&scope.filters) {
+            continue;
+        }
+        grouped_filters.push(scope.filters.clone());
         for dim in grouping_dimensions() {
             for set in grouped_measures() {
                 let mut grouped = scope.filters.clone();
