@@ -117,12 +117,7 @@ mod tests {
                 );
                 assert!(!input.description.is_empty(), "{}", desc.id);
             }
-            assert_eq!(
-                desc.dimensions,
-                &[Dimension::Owner, Dimension::Source, Dimension::Segment],
-                "{}",
-                desc.id
-            );
+            assert_eq!(desc.dimensions, REVENUE_DIMENSIONS, "{}", desc.id);
             assert!(desc.default_group_by.is_empty(), "{}", desc.id);
             assert!(desc.params.is_empty(), "{}", desc.id);
         }
