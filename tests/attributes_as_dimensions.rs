@@ -35,6 +35,8 @@
 //!
 //! Activities (type, owner, customer, at; outcome): a1 call olga c1 01-20 booked; a2
 //! meeting olga c2 02-20 booked; a3 call pete, no customer, 03-02, none.
+//!
+//! Quota: q1 quinn, all of W, 1000 (quinn owns no deal).
 
 mod common;
 
@@ -327,6 +329,14 @@ fn dataset() -> Vec<pb::Record> {
             Some("booked"),
         ),
         activity("a3", "call", "pete", None, "2024-03-02", None),
+        record(Kind::Quota(pb::Quota {
+            id: "q1".into(),
+            owner: "quinn".into(),
+            period_start: at("2024-01-01"),
+            period_end: at("2024-04-01"),
+            amount: "1000".into(),
+            ..Default::default()
+        })),
     ]
 }
 
@@ -448,6 +458,12 @@ async fn deal_metrics_by_their_own_and_their_customers_attributes() {
             "{dimension}"
         );
     }
+    // Groups come from the metric's own records: the owners of deals, not quinn, who owns
+    // a quota only.
+    assert_eq!(
+        rows(&mut client, q1("sales.win_rate", &["owner"], &[])).await,
+        expect(&[("owner=olga", "66.67"), ("owner=pete", "33.33")])
+    );
     // An attribute no record has: one group "", the whole total.
     assert_eq!(
         rows(&mut client, q1("sales.win_rate", &["attr.nothing"], &[])).await,

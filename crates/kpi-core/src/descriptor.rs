@@ -378,3 +378,46 @@ impl MetricDescriptor {
         self.params.iter().chain(std::iter::once(&PRECISION_PARAM))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dimensions_parse_and_print_alike() {
+        for name in ["owner", "activity_type", "attr.region", "customer.plan_2"] {
+            let d: Dimension = name.parse().unwrap();
+            assert_eq!(d.name(), name);
+        }
+        let region = AttributeName::new("region").unwrap();
+        assert_eq!("attr.region".parse(), Ok(Dimension::Attribute(region)));
+        assert_eq!(
+            "customer.region".parse(),
+            Ok(Dimension::CustomerAttribute(region))
+        );
+        assert_eq!(Dimension::ANY_ATTRIBUTE.name(), "attr.*");
+        assert_eq!(Dimension::ANY_CUSTOMER_ATTRIBUTE.name(), "customer.*");
+        for bad in [
+            "attr.*",
+            "attr.",
+            "customer.Plan",
+            "attr.a.b",
+            "region",
+            "Owner",
+        ] {
+            assert!(bad.parse::<Dimension>().is_err(), "{bad}");
+        }
+        let unknown = "region".parse::<Dimension>().unwrap_err();
+        assert!(unknown.contains("attr.<name>"), "{unknown}");
+    }
+
+    #[test]
+    fn a_descriptor_offering_attr_star_offers_every_attribute() {
+        let offered = [Dimension::Owner, Dimension::ANY_ATTRIBUTE];
+        let region = AttributeName::new("region").unwrap();
+        let offers = |d: Dimension| offered.contains(&d) || offered.contains(&d.offered_as());
+        assert!(offers(Dimension::Attribute(region)));
+        assert!(!offers(Dimension::CustomerAttribute(region)));
+        assert!(offers(Dimension::Owner) && !offers(Dimension::Source));
+    }
+}

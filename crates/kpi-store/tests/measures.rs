@@ -1186,6 +1186,45 @@ fn upsert_and_delete_change_measures_exactly() {
 }
 
 #[test]
+fn group_values_come_from_the_records_the_measures_read() {
+    let store = store();
+    store
+        .put(
+            "groups",
+            vec![
+                deal(
+                    "d1",
+                    "olga",
+                    None,
+                    None,
+                    DealStatus::Won,
+                    DealKind::NewBusiness,
+                    "5",
+                    "2024-01-02",
+                    Some("2024-01-03"),
+                    &[],
+                ),
+                quota("q1", "quinn", "2024-01-01", "2024-04-01", "100"),
+            ],
+        )
+        .unwrap();
+    let source = store.source("groups");
+    let sc = Scope::new(window());
+    let owners = |measures: &[Measure]| source.group_values(Dimension::Owner, &sc, measures);
+    assert_eq!(owners(&[Measure::DealsWon]).unwrap(), ["olga"]);
+    assert_eq!(owners(&[Measure::QuotaProrated]).unwrap(), ["quinn"]);
+    assert_eq!(
+        owners(&[Measure::DealsWon, Measure::QuotaProrated]).unwrap(),
+        ["olga", "quinn"]
+    );
+    // Deals carry no agent: refused, not an empty list.
+    assert!(matches!(
+        source.group_values(Dimension::Agent, &sc, &[Measure::DealsWon]),
+        Err(MetricError::UnsupportedDimension { .. })
+    ));
+}
+
+#[test]
 fn tenants_never_mix() {
     let store = store();
     let other = store.source("other");
