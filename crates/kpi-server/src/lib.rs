@@ -58,6 +58,7 @@ mod tls;
 
 #[cfg(unix)]
 pub use connections::raise_open_file_limit;
+pub use convert::records::record_to_proto;
 pub use connections::ConnectionLimits;
 pub use dashboard::DashboardPage;
 pub use metrics::MetricsApi;

@@ -449,8 +449,9 @@ fn optional_time(ts: Option<Timestamp>) -> Option<prost_types::Timestamp> {
     ts.map(timestamp_to_proto)
 }
 
-/// Converts a stored record to its wire form.
-pub(crate) fn record_to_proto(record: domain::Record) -> pb::Record {
+/// Converts a stored record to its wire form (what ListRecords answers; the benchmark
+/// sends generated records in it).
+pub fn record_to_proto(record: domain::Record) -> pb::Record {
     let kind = match record {
         domain::Record::Customer(c) => Kind::Customer(pb::Customer {
             id: c.id,
