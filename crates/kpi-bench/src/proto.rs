@@ -12,8 +12,8 @@ pub(crate) fn record(record: &Record) -> pb::Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pb::record::Record as Kind;
     use kpi_store::generate::{generate, DemoOptions};
+    use pb::record::Record as Kind;
 
     #[test]
     fn every_generated_kind_converts_with_its_fields() {

@@ -58,8 +58,8 @@ mod tls;
 
 #[cfg(unix)]
 pub use connections::raise_open_file_limit;
-pub use convert::records::record_to_proto;
 pub use connections::ConnectionLimits;
+pub use convert::records::record_to_proto;
 pub use dashboard::DashboardPage;
 pub use metrics::MetricsApi;
 pub use records::RecordsApi;

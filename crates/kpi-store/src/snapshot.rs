@@ -972,11 +972,7 @@ impl Early {
 
 /// Reads a snapshot; with `token`, fails as soon as the header names another. Returns the
 /// header's token and the rows.
-fn read_from(
-    file: Box<dyn Read>,
-    len: u64,
-    token: Option<u64>,
-) -> io::Result<(u64, TenantRows)> {
+fn read_from(file: Box<dyn Read>, len: u64, token: Option<u64>) -> io::Result<(u64, TenantRows)> {
     let (header, mut r) = BlockReader::start(file, len)?;
     if header[..8] != MAGIC[..] {
         return Err(invalid("not a rows snapshot (its first bytes are wrong)"));
