@@ -112,3 +112,18 @@ fn parts_read_the_kinds_they_declare() {
         }
     }
 }
+
+/// A part whose rows have a customer carries `customer.<name>`, read from the customers:
+/// it must be rebuilt or refit when they change, so it declares it reads them.
+#[test]
+fn parts_with_a_customer_read_the_customers() {
+    for p in PARTS {
+        if p.unit.has_customer() {
+            assert!(
+                p.reads.contains(&RecordKind::Customer),
+                "the {:?} part carries customer attributes but does not declare it reads customers",
+                p.unit
+            );
+        }
+    }
+}
