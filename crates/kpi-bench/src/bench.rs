@@ -261,35 +261,40 @@ async fn one_compute(clients: &mut Clients) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
-/// Empty RPC and Compute, alternating on one connection: (empty, compute) samples in µs.
-async fn rpc_latency(clients: &mut Clients, calls: usize) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+/// Samples in µs of the empty RPC on kpid, the Compute, and the empty RPC on a bare tonic
+/// server.
+struct RpcSamples {
+    empty: Vec<f64>,
+    compute: Vec<f64>,
+    bare: Vec<f64>,
+}
+
+/// Empty RPC and Compute on kpid, and the empty RPC on a bare tonic server (`bare`, its
+/// own process, started for this), in turn: each triple meets the same moment of this
+/// shared machine, so their ratios hold even when its load moves.
+async fn rpc_latency(
+    clients: &mut Clients,
+    bare: &mut HealthClient<Channel>,
+    calls: usize,
+) -> anyhow::Result<RpcSamples> {
     for _ in 0..calls.min(100) {
         empty_rpc(&mut clients.health).await?;
         one_compute(clients).await?;
+        empty_rpc(bare).await?;
     }
-    let mut empty = Vec::with_capacity(calls);
-    let mut compute = Vec::with_capacity(calls);
+    let mut samples = RpcSamples {
+        empty: Vec::with_capacity(calls),
+        compute: Vec::with_capacity(calls),
+        bare: Vec::with_capacity(calls),
+    };
     for _ in 0..calls {
-        empty.push(us(empty_rpc(&mut clients.health).await?));
-        compute.push(us(one_compute(clients).await?));
+        samples
+            .empty
+            .push(us(empty_rpc(&mut clients.health).await?));
+        samples.compute.push(us(one_compute(clients).await?));
+        samples.bare.push(us(empty_rpc(bare).await?));
     }
-    Ok((empty, compute))
-}
-
-/// The empty RPC on a bare tonic server: p50 in µs.
-async fn bare_tonic(calls: usize) -> anyhow::Result<f64> {
-    let server = start_bare_tonic()?;
-    let mut clients = connect(&server.url()).await?;
-    for _ in 0..calls.min(100) {
-        empty_rpc(&mut clients.health).await?;
-    }
-    let mut samples = Vec::with_capacity(calls);
-    for _ in 0..calls {
-        samples.push(us(empty_rpc(&mut clients.health).await?));
-    }
-    drop(clients);
-    server.terminate(STOP_GRACE)?;
-    Ok(quantile(&samples, 0.5))
+    Ok(samples)
 }
 
 /// Starts kpid over the stored records and waits for its first Compute answer.
@@ -596,8 +601,19 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
             res.dashboard_compare_ms_kpid, res.dashboard_compare_ratio
         ));
 
-        say(format!("{calls} empty RPCs and Computes"));
-        let (empty, compute) = rpc_latency(&mut clients, calls).await?;
+        say(format!(
+            "{calls} empty RPCs and Computes, in turn with empty RPCs on a bare tonic server"
+        ));
+        let bare = start_bare_tonic()?;
+        let mut bare_health = connect(&bare.url()).await?.health;
+        let RpcSamples {
+            empty,
+            compute,
+            bare: bare_samples,
+        } = rpc_latency(&mut clients, &mut bare_health, calls).await?;
+        drop(bare_health);
+        bare.terminate(STOP_GRACE)?;
+        res.bare_tonic_rpc_p50_us = quantile(&bare_samples, 0.5);
         res.empty_rpc_p50_us = quantile(&empty, 0.5);
         res.empty_rpc_p99_us = quantile(&empty, 0.99);
         res.compute_p50_us = quantile(&compute, 0.5);
@@ -630,7 +646,6 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     })?;
     server.terminate(STOP_GRACE)?;
     res.disk_mb = disk_bytes(&data_dir) as f64 / (1024.0 * 1024.0);
-    res.bare_tonic_rpc_p50_us = rt.block_on(bare_tonic(calls))?;
 
     say("restarting kpid over the stored records");
     let restarted = rt.block_on(restart(&kpid, &data_dir))?;

@@ -7,8 +7,9 @@
 //!    acknowledgements), `--batch` records per message;
 //! 4. computes the dashboard — every metric kpid lists, one year by month — through
 //!    `BatchCompute`: one untimed run, then `--runs` timed ones (median, p99);
-//! 5. times an empty unary RPC (gRPC health Check) and a single-metric `Compute`,
-//!    alternating on the same connection, and the empty RPC on a bare tonic server;
+//! 5. times an empty unary RPC (gRPC health Check) and a single-metric `Compute` on the
+//!    same connection, in turn with the empty RPC on a bare tonic server (so each ratio
+//!    compares calls made at the same moment);
 //! 6. the mixed phase (`mixed.rs`): single Computes and dashboards with no writes, then
 //!    during a steady stream of writes, then a read right after a single write of each kind;
 //! 7. records kpid's peak RSS and on-disk size, then restarts it over the stored records
