@@ -23,11 +23,14 @@ pub(crate) struct DatasetArgs {
 }
 
 impl DatasetArgs {
-    /// The generator's options: these records and seed, ending at the default end.
+    /// The generator's options: these records and seed, ending at the default end, with
+    /// the open data model (custom attributes on customers and deals, activities), so the
+    /// demo can be grouped by `attr.*` and `customer.*`.
     pub(crate) fn options(&self) -> DemoOptions {
         DemoOptions {
             seed: self.seed,
             records: self.records,
+            attributes_and_activities: true,
             ..DemoOptions::default()
         }
     }
