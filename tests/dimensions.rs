@@ -3,7 +3,8 @@
 //! (`kpi_store::filtering_dimensions`, from each kind's declared dimensions). Where one
 //! does not, a filter or group on that dimension is refused by the store; the cases known
 //! today are listed in [`IGNORED`], so a new one fails here. And the attribute dimensions
-//! (`attr.*`, `customer.*`) are offered exactly where every measure read carries them:
+//! (`attr.*`, `customer.*`) and `cohort` are offered exactly where every measure read
+//! carries them:
 //! they are derived from what kpi-store's parts carry, not kept by hand.
 
 use std::collections::BTreeSet;
@@ -65,7 +66,11 @@ fn every_offered_dimension_filters_every_measure_read() {
                 }
             }
         }
-        for wildcard in [Dimension::ANY_ATTRIBUTE, Dimension::ANY_CUSTOMER_ATTRIBUTE] {
+        for wildcard in [
+            Dimension::ANY_ATTRIBUTE,
+            Dimension::ANY_CUSTOMER_ATTRIBUTE,
+            Dimension::Cohort,
+        ] {
             let carried = !read.is_empty()
                 && read
                     .iter()

@@ -90,6 +90,10 @@ pub enum Dimension {
     Attribute(AttributeName),
     /// `customer.<name>`: a custom attribute of that record's customer.
     CustomerAttribute(AttributeName),
+    /// `cohort`: the period the record's customer was acquired in (param
+    /// `cohort_granularity`; labels in [`crate::cohort`]). Not in [`Dimension::ALL`]: the
+    /// engine resolves its values to acquisition windows before the store sees them.
+    Cohort,
 }
 
 impl Dimension {
@@ -125,6 +129,7 @@ impl Dimension {
             Dimension::Stage => "stage",
             Dimension::Agent => "agent",
             Dimension::ActivityType => "activity_type",
+            Dimension::Cohort => "cohort",
             Dimension::Attribute(_) | Dimension::CustomerAttribute(_) => return None,
         })
     }
@@ -173,9 +178,14 @@ impl FromStr for Dimension {
         }
         Dimension::ALL
             .into_iter()
+            .chain([Dimension::Cohort])
             .find(|d| d.builtin_name() == Some(s))
             .ok_or_else(|| {
-                let names: Vec<String> = Dimension::ALL.iter().map(|d| d.name()).collect();
+                let names: Vec<String> = Dimension::ALL
+                    .iter()
+                    .chain([Dimension::Cohort].iter())
+                    .map(|d| d.name())
+                    .collect();
                 format!(
                     "unknown dimension `{s}`; expected one of {}, attr.<name> or customer.<name>",
                     names.join(", ")

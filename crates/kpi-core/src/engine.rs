@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 
 use crate::calendar::Calendar;
+use crate::cohort::{self, CohortGranularity, Cohorts, COHORT_GRANULARITY_PARAM};
 use crate::comparison::{Compared, Comparison};
 use crate::descriptor::{Dimension, InputSource, MetricDescriptor};
 use crate::error::{ComputeError, FieldViolation, MetricError};
@@ -109,6 +110,9 @@ pub struct Row {
     /// The previous period's value and the change, when the request asked for a
     /// comparison.
     pub comparison: Option<Compared>,
+    /// Whole periods from the end of the row's cohort's period to the end of its bucket
+    /// (see [`Cohorts::age`]), when the row is for one cohort (grouped or filtered by it).
+    pub cohort_age: Option<i64>,
 }
 
 /// Memoizes measures for the life of one request or batch, so metrics sharing an input
@@ -190,6 +194,25 @@ impl<'a> Gather<'a> {
         let mut scope = self.scope.clone();
         scope.filters.insert(dimension, value.to_owned());
         self.source.measure(measure, &scope)
+    }
+
+    /// The value of `measure` over the current scope's filters (and group) in another
+    /// window (a cohort metric's base: its cohort's acquisition period).
+    pub fn measure_in(&self, measure: Measure, window: Window) -> Result<Decimal, MetricError> {
+        let scope = Scope {
+            window,
+            filters: self.scope.filters.clone(),
+        };
+        self.source.measure(measure, &scope)
+    }
+
+    /// The window of the cohort the current scope is restricted to (grouped by `cohort`,
+    /// or filtered on one): its acquisition period.
+    pub fn cohort(&self) -> Option<Window> {
+        self.scope
+            .filters
+            .get(&Dimension::Cohort)
+            .and_then(|w| cohort::decode(w))
     }
 
     /// The values `dimension` takes among the records that `measures` read and that match
@@ -353,6 +376,8 @@ struct Validated<'r> {
     explicit: Inputs,
     group_by: Vec<Dimension>,
     registry: &'r Registry,
+    /// How cohorts are cut, for a metric offering the `cohort` dimension.
+    cohorts: Option<Cohorts>,
 }
 
 fn validate<'r>(
@@ -368,8 +393,20 @@ fn validate<'r>(
     // Params of the metrics this one uses are accepted and passed on (checked here so a bad
     // value is reported before any work).
     let mut own = BTreeMap::new();
+    let offers_cohort = d.offers(Dimension::Cohort);
+    let mut cohort_granularity = CohortGranularity::default();
     for (name, text) in &spec.params {
-        if d.param(name).is_some() {
+        if name == COHORT_GRANULARITY_PARAM && offers_cohort {
+            match text.parse() {
+                Ok(g) => cohort_granularity = g,
+                Err(reason) => {
+                    violations.push(FieldViolation::new(format!("params[{name}]"), reason))
+                }
+            }
+            if d.param(name).is_some() {
+                own.insert(name.clone(), text.clone());
+            }
+        } else if d.param(name).is_some() {
             own.insert(name.clone(), text.clone());
         } else if let Some(dep) = registry.dependency_param(metric, name) {
             if let Err(reason) = crate::params::parse_value(dep, text.trim()) {
@@ -470,6 +507,11 @@ fn validate<'r>(
         explicit,
         group_by,
         registry,
+        cohorts: offers_cohort.then(|| Cohorts {
+            granularity: cohort_granularity,
+            time_zone: spec.time_zone.clone(),
+            calendar: spec.calendar,
+        }),
     })
 }
 
@@ -570,6 +612,7 @@ impl Registry {
                 value,
                 inputs: v.explicit,
                 comparison: None,
+                cohort_age: None,
             }]);
         };
         let source = source.expect("validated: a window needs a source");
@@ -586,8 +629,22 @@ impl Registry {
             ),
             None => None,
         };
+        // The filters as the store reads them: a cohort's label becomes its window.
+        let filters = store_filters(&spec.filters, v.cohorts.as_ref())?;
+        let filtered_cohort = spec
+            .filters
+            .get(&Dimension::Cohort)
+            .and_then(|_| filters.get(&Dimension::Cohort))
+            .and_then(|w| cohort::decode(w));
+        // A cohort table (a metric grouped by cohort by default) has no row for a bucket
+        // that ends before its cohort's period does.
+        let cohort_table = v
+            .metric
+            .descriptor()
+            .default_group_by
+            .contains(&Dimension::Cohort);
         let mut base = Scope::new(window);
-        base.filters = spec.filters.clone();
+        base.filters = filters.clone();
         let groups = if v.group_by.is_empty() {
             vec![BTreeMap::new()]
         } else {
@@ -612,7 +669,7 @@ impl Registry {
                 .expect("probe lock")
                 .into_iter()
                 .collect();
-            self.groups(&v.group_by, &measures, source, &base)?
+            self.groups(&v.group_by, &measures, source, &base, v.cohorts.as_ref())?
         };
         let rows = windows.len().saturating_mul(groups.len().max(1));
         if let Some(limit) = spec.max_rows {
@@ -631,10 +688,24 @@ impl Registry {
                     return Err(ComputeError::Cancelled);
                 }
                 let mut scope = Scope::new(*w);
-                scope.filters = spec.filters.clone();
+                scope.filters = filters.clone();
                 scope
                     .filters
-                    .extend(group.iter().map(|(d, s)| (*d, s.clone())));
+                    .extend(store_filters(group, v.cohorts.as_ref())?);
+                let cohort_window = match scope.filters.get(&Dimension::Cohort) {
+                    Some(_) if group.contains_key(&Dimension::Cohort) => scope
+                        .filters
+                        .get(&Dimension::Cohort)
+                        .and_then(|w| cohort::decode(w)),
+                    _ => filtered_cohort,
+                };
+                let cohort_age = match (&v.cohorts, cohort_window) {
+                    (Some(c), Some(cw)) => c.age(&cw, w, spec.granularity),
+                    _ => None,
+                };
+                if cohort_table && cohort_window.is_some() && cohort_age.is_none() {
+                    continue;
+                }
                 let ctx = Gather {
                     registry: v.registry,
                     source,
@@ -688,6 +759,7 @@ impl Registry {
                     value,
                     inputs,
                     comparison,
+                    cohort_age,
                 });
             }
         }
@@ -700,12 +772,29 @@ impl Registry {
         measures: &[Measure],
         source: &dyn DataSource,
         base: &Scope,
+        cohorts: Option<&Cohorts>,
     ) -> Result<Vec<BTreeMap<Dimension, String>>, ComputeError> {
         let mut groups = vec![BTreeMap::new()];
         for dim in group_by {
-            let values = source
+            let mut values = source
                 .group_values(*dim, base, measures)
                 .map_err(ComputeError::from_metric)?;
+            if let (Dimension::Cohort, Some(c)) = (dim, cohorts) {
+                // The store lists its customers' acquisition instants; a group is a period.
+                let mut periods = BTreeSet::new();
+                for at in &values {
+                    let at: Timestamp = at.parse().map_err(|e| {
+                        ComputeError::from_metric(MetricError::Store(format!(
+                            "acquisition instant `{at}`: {e}"
+                        )))
+                    })?;
+                    periods.insert(c.period_of(at)?.start);
+                }
+                values = periods
+                    .into_iter()
+                    .map(|start| c.label(&Window { start, end: start }))
+                    .collect();
+            }
             groups = groups
                 .into_iter()
                 .flat_map(|g| {
@@ -719,6 +808,22 @@ impl Registry {
         }
         Ok(groups)
     }
+}
+
+/// `filters` as the store reads them: a cohort label becomes its period's window
+/// ([`cohort::encode`]); an unknown label is an invalid argument.
+fn store_filters(
+    filters: &BTreeMap<Dimension, String>,
+    cohorts: Option<&Cohorts>,
+) -> Result<BTreeMap<Dimension, String>, ComputeError> {
+    let mut out = filters.clone();
+    if let (Some(label), Some(c)) = (filters.get(&Dimension::Cohort), cohorts) {
+        let w = c
+            .parse(label)
+            .map_err(|reason| ComputeError::invalid("filters[cohort]", reason))?;
+        out.insert(Dimension::Cohort, cohort::encode(&w));
+    }
+    Ok(out)
 }
 
 /// Parses a dimension name from a request field.

@@ -45,6 +45,7 @@
 
 mod attribute;
 mod calendar;
+pub mod cohort;
 mod comparison;
 mod descriptor;
 pub mod docs;

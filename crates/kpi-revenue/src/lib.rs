@@ -8,6 +8,7 @@
 
 mod arpa;
 mod churned_mrr;
+mod cohort_mrr_retention;
 mod contraction_mrr;
 mod expansion_mrr;
 mod mrr;
@@ -20,6 +21,7 @@ mod total_monthly_revenue;
 
 pub use arpa::Arpa;
 pub use churned_mrr::ChurnedMrr;
+pub use cohort_mrr_retention::CohortMrrRetention;
 pub use contraction_mrr::ContractionMrr;
 pub use expansion_mrr::ExpansionMrr;
 pub use mrr::Mrr;
@@ -42,6 +44,7 @@ const REVENUE_DIMENSIONS: &[Dimension] = &[
     Dimension::Segment,
     Dimension::ANY_ATTRIBUTE,
     Dimension::ANY_CUSTOMER_ATTRIBUTE,
+    Dimension::Cohort,
 ];
 
 #[cfg(test)]
@@ -51,7 +54,7 @@ mod tests {
     use kpi_core::{ComputeError, ComputeSpec, Dimension, InputSource, Measure, Metric, Value};
 
     /// Every `revenue.*` id of METRICS.md, and reactivation MRR (issue 14).
-    const CATALOGUE_IDS: [&str; 11] = [
+    const CATALOGUE_IDS: [&str; 12] = [
         "revenue.mrr",
         "revenue.arpa",
         "revenue.new_mrr",
@@ -63,9 +66,10 @@ mod tests {
         "revenue.mrr_churn_rate",
         "revenue.total_monthly_revenue",
         "revenue.new_customer_revenue",
+        "revenue.cohort_mrr_retention",
     ];
 
-    const ALL: [&'static dyn Metric; 11] = [
+    const ALL: [&'static dyn Metric; 12] = [
         &Mrr,
         &Arpa,
         &NewMrr,
@@ -77,6 +81,7 @@ mod tests {
         &MrrChurnRate,
         &TotalMonthlyRevenue,
         &NewCustomerRevenue,
+        &CohortMrrRetention,
     ];
 
     #[test]
@@ -118,8 +123,15 @@ mod tests {
                 assert!(!input.description.is_empty(), "{}", desc.id);
             }
             assert_eq!(desc.dimensions, REVENUE_DIMENSIONS, "{}", desc.id);
-            assert!(desc.default_group_by.is_empty(), "{}", desc.id);
-            assert!(desc.params.is_empty(), "{}", desc.id);
+            // A cohort table is grouped by cohort and takes the cohorts' period.
+            let cohort_table = desc.id == "revenue.cohort_mrr_retention";
+            assert_eq!(
+                desc.default_group_by.is_empty(),
+                !cohort_table,
+                "{}",
+                desc.id
+            );
+            assert_eq!(desc.params.is_empty(), !cohort_table, "{}", desc.id);
         }
     }
 
@@ -150,7 +162,8 @@ mod tests {
                 }
             }
         }
-        assert_eq!(stored, 19, "every input but months is stored");
+        // Every input but months and a cohort's starting MRR.
+        assert_eq!(stored, 20, "every input but months and starting_mrr is stored");
     }
 
     #[test]

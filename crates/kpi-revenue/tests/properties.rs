@@ -51,6 +51,10 @@ fn case(id: &str, p: &Pool) -> Case {
         "revenue.arpa" => Case::new(vec![("mrr", total(a0, c0)), ("paying_customers", n(c0))])
             .over(n(c0))
             .range(NON_NEGATIVE),
+        // Above 100 when the cohort expanded.
+        "revenue.cohort_mrr_retention" => Case::new(vec![("mrr", a0), ("starting_mrr", a1)])
+            .over(a1)
+            .range(NON_NEGATIVE),
         "revenue.churned_mrr" => Case::new(vec![("churned_mrr", a0)]).range(NON_NEGATIVE),
         "revenue.contraction_mrr" => Case::new(vec![("contraction_mrr", a0)]).range(NON_NEGATIVE),
         "revenue.expansion_mrr" => Case::new(vec![("expansion_mrr", a0)]).range(NON_NEGATIVE),

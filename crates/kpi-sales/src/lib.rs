@@ -38,6 +38,7 @@ const DEAL_DIMENSIONS: &[kpi_core::Dimension] = &[
     kpi_core::Dimension::Segment,
     kpi_core::Dimension::ANY_ATTRIBUTE,
     kpi_core::Dimension::ANY_CUSTOMER_ATTRIBUTE,
+    kpi_core::Dimension::Cohort,
 ];
 
 /// Dimensions every lead carries: its source, its campaign and that campaign's channel, and
@@ -58,6 +59,7 @@ const ACTIVITY_DIMENSIONS: &[kpi_core::Dimension] = &[
     kpi_core::Dimension::Segment,
     kpi_core::Dimension::ANY_ATTRIBUTE,
     kpi_core::Dimension::ANY_CUSTOMER_ATTRIBUTE,
+    kpi_core::Dimension::Cohort,
 ];
 
 /// A total over records (an amount, a number of days) cannot be non-zero when the count of

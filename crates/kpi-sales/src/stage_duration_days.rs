@@ -43,6 +43,7 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         Dimension::Stage,
         Dimension::ANY_ATTRIBUTE,
         Dimension::ANY_CUSTOMER_ATTRIBUTE,
+        Dimension::Cohort,
     ],
     default_group_by: &[Dimension::Stage],
 };

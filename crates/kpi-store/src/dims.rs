@@ -53,7 +53,7 @@ pub(crate) fn dim_index(d: Dimension) -> usize {
         Dimension::Stage => 5,
         Dimension::Agent => 6,
         Dimension::ActivityType => 7,
-        Dimension::Attribute(_) | Dimension::CustomerAttribute(_) => {
+        Dimension::Attribute(_) | Dimension::CustomerAttribute(_) | Dimension::Cohort => {
             unreachable!("{d} is not a built-in dimension")
         }
     }
@@ -143,7 +143,7 @@ impl Unit {
     pub(crate) fn carries(self, d: Dimension) -> bool {
         match d {
             Dimension::Attribute(_) => true,
-            Dimension::CustomerAttribute(_) => self.has_customer(),
+            Dimension::CustomerAttribute(_) | Dimension::Cohort => self.has_customer(),
             d => self.carried().contains(&d),
         }
     }

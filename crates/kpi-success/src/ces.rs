@@ -41,6 +41,7 @@ static DESCRIPTOR: MetricDescriptor = MetricDescriptor {
         Dimension::Segment,
         Dimension::ANY_ATTRIBUTE,
         Dimension::ANY_CUSTOMER_ATTRIBUTE,
+        Dimension::Cohort,
     ],
     default_group_by: &[],
 };

@@ -6,6 +6,7 @@
 mod avg_resolution_hours;
 mod ces;
 mod churn_rate;
+mod cohort_retention;
 mod csat;
 mod first_response_hours;
 mod nps;
@@ -16,6 +17,7 @@ mod retention_rate;
 pub use avg_resolution_hours::AvgResolutionHours;
 pub use ces::Ces;
 pub use churn_rate::ChurnRate;
+pub use cohort_retention::CohortRetention;
 pub use csat::Csat;
 pub use first_response_hours::FirstResponseHours;
 pub use nps::Nps;
@@ -30,7 +32,7 @@ mod tests {
     use kpi_core::{registry, Dimension, Direction, InputSource, Metric, Unit};
 
     /// Every `success.*` id of METRICS.md.
-    const CATALOGUE_IDS: [&str; 9] = [
+    const CATALOGUE_IDS: [&str; 10] = [
         "success.churn_rate",
         "success.retention_rate",
         "success.renewal_rate",
@@ -40,6 +42,7 @@ mod tests {
         "success.avg_resolution_hours",
         "success.first_response_hours",
         "success.repeat_customer_rate",
+        "success.cohort_retention",
     ];
 
     #[test]
@@ -64,7 +67,7 @@ mod tests {
 
     #[test]
     fn descriptors_are_complete_and_consistent() {
-        let metrics: [&dyn Metric; 9] = [
+        let metrics: [&dyn Metric; 10] = [
             &super::ChurnRate,
             &super::RetentionRate,
             &super::RenewalRate,
@@ -74,6 +77,7 @@ mod tests {
             &super::AvgResolutionHours,
             &super::FirstResponseHours,
             &super::RepeatCustomerRate,
+            &super::CohortRetention,
         ];
         for (m, id) in metrics.iter().zip(CATALOGUE_IDS) {
             let d = m.descriptor();

@@ -62,6 +62,12 @@ fn case(id: &str, p: &Pool) -> Case {
         "success.ces" => Case::new(vec![("score_total", total(a0, c0)), ("responses", n(c0))])
             .over(n(c0))
             .range(NON_NEGATIVE),
+        "success.cohort_retention" => Case::new(vec![
+            ("retained", n(part(c1, c0))),
+            ("cohort_size", n(c0)),
+        ])
+        .over(n(c0))
+        .range(SHARE),
         "success.churn_rate" => Case::new(vec![("lost", n(part(c1, c0))), ("at_start", n(c0))])
             .over(n(c0))
             .range(SHARE),
@@ -120,6 +126,7 @@ fn case(id: &str, p: &Pool) -> Case {
 /// The shares (and the score) the catalogue bounds in this family, with their bounds.
 const SHARES: &[(&str, i64, i64)] = &[
     ("success.churn_rate", 0, 100),
+    ("success.cohort_retention", 0, 100),
     ("success.retention_rate", 0, 100),
     ("success.renewal_rate", 0, 100),
     ("success.csat", 0, 100),

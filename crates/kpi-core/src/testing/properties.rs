@@ -218,7 +218,12 @@ pub fn stored_spec(
         .dimensions
         .iter()
         .fold(FakeSource::new(measures), |source, dimension| {
-            source.with_group(*dimension, "g", [])
+            // A cohort's values are its customers' acquisition instants.
+            let value = match dimension {
+                crate::Dimension::Cohort => window.start.to_string(),
+                _ => "g".to_owned(),
+            };
+            source.with_group(*dimension, &value, [])
         });
     (spec, source)
 }

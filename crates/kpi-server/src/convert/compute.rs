@@ -321,6 +321,9 @@ pub(crate) fn row_to_proto(row: Row) -> pb::Row {
         value,
         undefined_reason,
         inputs: inputs_to_proto(&row.inputs),
+        cohort_age: row
+            .cohort_age
+            .map(|a| i32::try_from(a).unwrap_or(i32::MAX)),
         ..Default::default()
     };
     if let Some(compared) = row.comparison {
@@ -616,6 +619,7 @@ mod tests {
     #[test]
     fn rows_carry_decimal_strings_and_undefined_reasons() {
         let row = row_to_proto(Row {
+            cohort_age: None,
             bucket_start: Some("2024-02-01T00:00:00Z".parse().unwrap()),
             bucket_label: None,
             group: [(Dimension::Owner, "alice".to_owned())].into(),
@@ -633,6 +637,7 @@ mod tests {
         assert_eq!(row.bucket_start.unwrap().seconds, 1_706_745_600);
 
         let row = row_to_proto(Row {
+            cohort_age: None,
             bucket_start: None,
             bucket_label: None,
             group: BTreeMap::new(),
@@ -679,6 +684,7 @@ mod tests {
     #[test]
     fn compared_rows_carry_the_previous_value_and_the_change() {
         let row = row_to_proto(Row {
+            cohort_age: None,
             bucket_start: None,
             bucket_label: None,
             group: BTreeMap::new(),
@@ -700,6 +706,7 @@ mod tests {
         assert_eq!(row.trend, pb::Trend::Improved as i32);
 
         let row = row_to_proto(Row {
+            cohort_age: None,
             bucket_start: None,
             bucket_label: None,
             group: BTreeMap::new(),

@@ -22,6 +22,7 @@
 mod activities;
 mod blocked;
 mod campaigns;
+mod cohort;
 mod customers;
 mod deals;
 #[cfg(test)]
@@ -184,12 +185,16 @@ pub(crate) fn readers_of(measures: &[Measure], staged: bool) -> Vec<Unit> {
 /// (directly, or through their deal, customer or campaign), and the stage for the open
 /// deals; with [`Dimension::ANY_ATTRIBUTE`] (`attr.*`) and
 /// [`Dimension::ANY_CUSTOMER_ATTRIBUTE`] (`customer.*`) when they carry every attribute
-/// of their records or customers. A filter on another dimension is refused by a part the
-/// measure reads.
+/// of their records or customers, and [`Dimension::Cohort`] when they all have a
+/// customer. A filter on another dimension is refused by a part the measure reads.
 pub fn filtering_dimensions(measure: Measure) -> Vec<Dimension> {
     Dimension::ALL
         .into_iter()
-        .chain([Dimension::ANY_ATTRIBUTE, Dimension::ANY_CUSTOMER_ATTRIBUTE])
+        .chain([
+            Dimension::ANY_ATTRIBUTE,
+            Dimension::ANY_CUSTOMER_ATTRIBUTE,
+            Dimension::Cohort,
+        ])
         .filter(|d| {
             let mut parts = readers(measure, *d == Dimension::Stage).peekable();
             parts.peek().is_some() && parts.all(|p| PARTS[p].unit.carries(*d))
@@ -470,17 +475,25 @@ impl Index {
         }
     }
 
-    fn resolve(&self, filters: &BTreeMap<Dimension, String>) -> ResolvedFilters {
-        filters
-            .iter()
-            .map(|(d, v)| (*d, self.syms.get(v)))
-            .collect()
+    fn resolve(
+        &self,
+        filters: &BTreeMap<Dimension, String>,
+    ) -> Result<ResolvedFilters, MetricError> {
+        let mut resolved = ResolvedFilters::default();
+        for (d, v) in filters {
+            if *d == Dimension::Cohort {
+                resolved.cohort = Some(cohort::window(v)?);
+            } else {
+                resolved.values.push((*d, self.syms.get(v)));
+            }
+        }
+        Ok(resolved)
     }
 
     /// The value of `measure` over `scope`: the sum of the shares of the parts that
     /// answer it (one part, but for new-customer revenue: won deals and purchases).
     pub(crate) fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
-        let f = self.resolve(&scope.filters);
+        let f = self.resolve(&scope.filters)?;
         let w = &scope.window;
         if scope.filters.contains_key(&Dimension::Stage) && stages::stays_answer(measure) {
             // An open deal is read through its current stage.
@@ -521,7 +534,10 @@ impl Index {
         scope: &Scope,
         measures: &[Measure],
     ) -> Result<Vec<String>, MetricError> {
-        let f = self.resolve(&scope.filters);
+        let f = self.resolve(&scope.filters)?;
+        if dimension == Dimension::Cohort {
+            return cohort::group_values(self, &f, measures);
+        }
         let staged = dimension == Dimension::Stage || scope.filters.contains_key(&Dimension::Stage);
         let mut read = [false; PARTS.len()];
         for m in measures {

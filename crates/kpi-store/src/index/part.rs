@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
-use kpi_core::{AttributeName, Decimal, Dimension, MetricError};
+use jiff::Timestamp;
+use kpi_core::{AttributeName, Decimal, Dimension, MetricError, Window};
 
 use super::events::{EventList, HasRow};
 use super::lookups::Lookups;
@@ -93,8 +94,29 @@ pub(crate) trait KindIndex: Sized + Send + Sync {
     fn warm(&self, _context: &Self::Context, _rows: &Self::Table, _subset: &[u32]) {}
 }
 
-/// The dimension filters of a scope, resolved to symbols (`None`: a value no record has).
-pub(crate) type ResolvedFilters = Vec<(Dimension, Option<Sym>)>;
+/// The dimension filters of a scope: the values resolved to symbols (`None`: a value no
+/// record has), and the cohort's window ([`Dimension::Cohort`]: rows whose customer was
+/// acquired in it; see [`super::cohort`]).
+#[derive(Default)]
+pub(crate) struct ResolvedFilters {
+    pub(crate) values: Vec<(Dimension, Option<Sym>)>,
+    pub(crate) cohort: Option<Window>,
+}
+
+impl ResolvedFilters {
+    /// Whether no filter restricts the rows.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.values.is_empty() && self.cohort.is_none()
+    }
+
+    /// The dimensions filtered on.
+    fn dimensions(&self) -> impl Iterator<Item = Dimension> + '_ {
+        self.values
+            .iter()
+            .map(|(d, _)| *d)
+            .chain(self.cohort.map(|_| Dimension::Cohort))
+    }
+}
 
 /// Per value of one dimension: the rows having it, and the index over them.
 type Partition<I> = HashMap<Sym, (Vec<u32>, I)>;
@@ -200,6 +222,8 @@ pub(crate) struct Selection<'a, I: KindIndex> {
     pub(crate) context: &'a I::Context,
     /// Remaining dimension = value conditions.
     conds: Vec<(Dimension, Sym)>,
+    /// The cohort condition: the rows' customer acquired in this window.
+    cohort: Option<Window>,
     /// The rows `index` covers, `None` for all.
     subset: Option<&'a [u32]>,
 }
@@ -359,11 +383,11 @@ impl<I: KindIndex> Part<I> {
         &self,
         filters: &ResolvedFilters,
     ) -> Result<Option<Selection<'_, I>>, MetricError> {
-        for (d, _) in filters {
-            self.check_carried(*d)?;
+        for d in filters.dimensions() {
+            self.check_carried(d)?;
         }
         let mut conds = Vec::new();
-        for (d, sym) in filters {
+        for (d, sym) in &filters.values {
             let Some(sym) = *sym else {
                 return Ok(None);
             };
@@ -395,6 +419,7 @@ impl<I: KindIndex> Part<I> {
                     rows: &self.rows,
                     context: &self.context,
                     conds,
+                    cohort: filters.cohort,
                     subset: Some(subset),
                 }
             }
@@ -404,6 +429,7 @@ impl<I: KindIndex> Part<I> {
                 rows: &self.rows,
                 context: &self.context,
                 conds: Vec::new(),
+                cohort: filters.cohort,
                 subset: None,
             },
         }))
@@ -460,6 +486,30 @@ impl<I: KindIndex> Part<I> {
     }
 }
 
+impl<I: KindIndex> Part<I> {
+    /// Adds to `out` when the customers of the rows matching `filters` were acquired: the
+    /// `cohort` dimension's values, before the engine cuts them into periods. An error when
+    /// the unit's rows have no customer.
+    pub(crate) fn acquisitions(
+        &self,
+        filters: &ResolvedFilters,
+        out: &mut std::collections::BTreeSet<Timestamp>,
+    ) -> Result<(), MetricError> {
+        self.check_carried(Dimension::Cohort)?;
+        let Some(sel) = self.select(filters)? else {
+            return Ok(());
+        };
+        for row in sel.subset_rows() {
+            if sel.ok(row) {
+                if let Some(at) = super::cohort::acquired::<I>(&self.context, self.rows.row(row)) {
+                    out.insert(at);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl<'a, I: KindIndex> Selection<'a, I> {
     /// What the index builds on first use (`cell`, one of its fields), built now if it
     /// was not yet, from the rows the index covers.
@@ -479,7 +529,7 @@ impl<'a, I: KindIndex> Selection<'a, I> {
 
     /// Whether every row of the index matches (no condition left to check).
     pub(crate) fn all(&self) -> bool {
-        self.conds.is_empty()
+        self.conds.is_empty() && self.cohort.is_none()
     }
 
     /// Whether `row` matches the remaining conditions.
@@ -487,6 +537,9 @@ impl<'a, I: KindIndex> Selection<'a, I> {
         self.conds
             .iter()
             .all(|(d, s)| self.part.value(row, *d) == *s)
+            && self.cohort.is_none_or(|w| {
+                super::cohort::acquired_in::<I>(self.context, self.rows.row(row), &w)
+            })
     }
 
     fn subset_rows(&self) -> Box<dyn Iterator<Item = u32> + '_> {
