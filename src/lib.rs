@@ -67,6 +67,9 @@ enum Command {
     Metrics(cli::metrics::MetricsArgs),
     /// Compute one metric on a running server.
     Compute(cli::compute::ComputeArgs),
+    /// Print a cohort metric's triangle (rows = cohorts, columns = periods since the
+    /// cohort's period) from a running server.
+    Cohorts(cli::cohorts::CohortsArgs),
     /// Read or change the tenant's settings on a running server (`kpid settings get`,
     /// `kpid settings set --fiscal-year-start 4`).
     Settings(cli::settings::SettingsArgs),
@@ -467,6 +470,7 @@ pub fn run() -> ExitCode {
         Command::Import(args) => run_client(cli::import::run(args)),
         Command::Metrics(args) => run_client(cli::metrics::run(args)),
         Command::Compute(args) => run_client(cli::compute::run(args)),
+        Command::Cohorts(args) => run_client(cli::cohorts::run(args)),
         Command::Settings(args) => run_client(cli::settings::run(args)),
         Command::Keys(args) => keys::run(args),
     }

@@ -23,45 +23,45 @@ use super::{
 pub(crate) struct ComputeArgs {
     /// The metric's id (`sales.win_rate`; `kpid metrics` lists them).
     #[arg(value_name = "METRIC")]
-    metric: String,
+    pub(super) metric: String,
     #[command(flatten)]
-    server: ServerAddr,
+    pub(super) server: ServerAddr,
     /// First instant of the window: RFC 3339 (`2024-01-01T00:00:00Z`), or a date or
     /// date-time without offset (`2024-01-01`), read in --tz. Without --from and --to the
     /// metric is computed from --input values alone (calculator mode).
     #[arg(long, requires = "to", value_name = "TIME")]
-    from: Option<String>,
+    pub(super) from: Option<String>,
     /// First instant after the window, written like --from.
     #[arg(long, requires = "from", value_name = "TIME")]
-    to: Option<String>,
+    pub(super) to: Option<String>,
     /// One row per calendar bucket of this size.
     #[arg(long, value_enum, value_name = "SIZE")]
-    by: Option<Bucket>,
+    pub(super) by: Option<Bucket>,
     /// IANA time zone the buckets and the dates in --from/--to are cut in; default: the
     /// tenant's time zone (TenantService settings, UTC unless set).
     #[arg(long, value_name = "ZONE")]
-    tz: Option<String>,
+    pub(super) tz: Option<String>,
     /// Group by this dimension (owner, source, campaign, channel, segment, stage, agent);
     /// repeat for several; `none` for one row even where the metric groups by default.
     #[arg(long = "group", value_name = "DIM")]
-    group_by: Vec<String>,
+    pub(super) group_by: Vec<String>,
     /// Only records whose dimension has this value; repeatable.
     #[arg(long = "filter", value_name = "DIM=VALUE", value_parser = key_value)]
-    filters: Vec<(String, String)>,
+    pub(super) filters: Vec<(String, String)>,
     /// A parameter of the metric (`scale=5`, `precision=4`); repeatable.
     #[arg(long = "param", value_name = "K=V", value_parser = key_value)]
-    params: Vec<(String, String)>,
+    pub(super) params: Vec<(String, String)>,
     /// An explicit input, a decimal (`spend=10000`); replaces the stored value; repeatable.
     #[arg(long = "input", value_name = "K=V", value_parser = key_value)]
-    inputs: Vec<(String, String)>,
+    pub(super) inputs: Vec<(String, String)>,
     /// Compare each row with the previous period (the bucket before, or the window before)
     /// or with the same dates a year earlier: adds the previous value, the change, the
     /// change in percent and the trend. Needs --from and --to.
     #[arg(long, value_enum, value_name = "PERIOD")]
-    compare: Option<CompareWith>,
+    pub(super) compare: Option<CompareWith>,
     /// Output format: an aligned table, the JSON of the Compute response, or CSV.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    format: OutputFormat,
+    pub(super) format: OutputFormat,
 }
 
 /// The period each row is compared with.
@@ -158,7 +158,7 @@ pub(crate) async fn run(args: ComputeArgs) -> ExitCode {
 
 /// The zone dates and buckets are read in: --tz, else the tenant's default time zone,
 /// asked of the server only when a civil date or a bucket needs it (UTC otherwise).
-async fn zone(args: &ComputeArgs, channel: &Connection) -> Result<TimeZone, String> {
+pub(super) async fn zone(args: &ComputeArgs, channel: &Connection) -> Result<TimeZone, String> {
     if let Some(name) = &args.tz {
         return TimeZone::get(name).map_err(|e| format!("--tz: {e}"));
     }
@@ -188,7 +188,10 @@ async fn zone(args: &ComputeArgs, channel: &Connection) -> Result<TimeZone, Stri
 }
 
 /// The Compute request the flags ask for; `default_zone` reads dates when --tz is not given.
-fn request(args: &ComputeArgs, default_zone: &TimeZone) -> Result<pb::ComputeRequest, String> {
+pub(super) fn request(
+    args: &ComputeArgs,
+    default_zone: &TimeZone,
+) -> Result<pb::ComputeRequest, String> {
     let zone = || match args.tz.as_deref() {
         None => Ok(default_zone.clone()),
         Some(name) => TimeZone::get(name).map_err(|e| format!("--tz: {e}")),

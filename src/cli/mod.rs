@@ -4,6 +4,7 @@
 //! Every client subcommand talks to a running server over gRPC with the generated
 //! `kpi.v1` clients; nothing here reaches into the store or the registry directly.
 
+pub(crate) mod cohorts;
 pub(crate) mod compute;
 pub(crate) mod csv_columns;
 pub(crate) mod demo;

@@ -163,7 +163,10 @@ mod tests {
             }
         }
         // Every input but months and a cohort's starting MRR.
-        assert_eq!(stored, 20, "every input but months and starting_mrr is stored");
+        assert_eq!(
+            stored, 20,
+            "every input but months and starting_mrr is stored"
+        );
     }
 
     #[test]

@@ -62,12 +62,11 @@ fn case(id: &str, p: &Pool) -> Case {
         "success.ces" => Case::new(vec![("score_total", total(a0, c0)), ("responses", n(c0))])
             .over(n(c0))
             .range(NON_NEGATIVE),
-        "success.cohort_retention" => Case::new(vec![
-            ("retained", n(part(c1, c0))),
-            ("cohort_size", n(c0)),
-        ])
-        .over(n(c0))
-        .range(SHARE),
+        "success.cohort_retention" => {
+            Case::new(vec![("retained", n(part(c1, c0))), ("cohort_size", n(c0))])
+                .over(n(c0))
+                .range(SHARE)
+        }
         "success.churn_rate" => Case::new(vec![("lost", n(part(c1, c0))), ("at_start", n(c0))])
             .over(n(c0))
             .range(SHARE),
