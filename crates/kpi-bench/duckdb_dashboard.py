@@ -455,6 +455,21 @@ def queries(start, end):
         )
 
     q["revenue.mrr"] = revenue(["mrr"], "mrr", True)
+    # Customer retention cohorts (month cohorts by the customer's acquired_at, UTC): per
+    # month and cohort acquired no later, the cohort's customers with a subscription active
+    # at the month's end over the cohort's size.
+    q["success.cohort_retention"] = (
+        f"WITH {months}, events AS (SELECT * FROM mrr_events), {mrr_at}, "
+        "coh AS (SELECT id AS customer_id, date_trunc('month', acquired_at) AS c FROM customers), "
+        "size AS (SELECT c, count(*) AS cohort_size FROM coh GROUP BY 1), "
+        "ret AS (SELECT p.m, coh.c, count(DISTINCT p.customer_id) FILTER (WHERE p.at_end > 0) "
+        "AS retained FROM per_sub p JOIN coh USING (customer_id) GROUP BY 1, 2) "
+        "SELECT months.m AS bucket, 'cohort=' || strftime(size.c, '%Y-%m') AS grp, "
+        "coalesce(ret.retained, 0) AS retained, size.cohort_size AS cohort_size, "
+        f"{ratio('coalesce(ret.retained, 0)', 'size.cohort_size', pct)} AS value "
+        "FROM months JOIN size ON size.c <= months.m "
+        "LEFT JOIN ret ON ret.m = months.m AND ret.c = size.c ORDER BY 1, 2"
+    )
     q["revenue.arpa"] = revenue(
         ["mrr", "paying_customers"], ratio("mrr", "paying_customers"), "paying"
     )
