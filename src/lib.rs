@@ -83,6 +83,29 @@ struct DemoArgs {
     serve: ServeArgs,
 }
 
+/// The record store's backend (`--store`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StoreBackend {
+    /// The embedded sled database in `--data-dir`.
+    Sled,
+    /// A PostgreSQL database, by its URL (which may hold a password: never logged).
+    Postgres(String),
+}
+
+impl std::str::FromStr for StoreBackend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "sled" {
+            Ok(StoreBackend::Sled)
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(StoreBackend::Postgres(s.to_owned()))
+        } else {
+            Err("expected `sled` or a PostgreSQL URL (postgres://user@host:port/db)".to_owned())
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the ready line says which).
@@ -91,6 +114,15 @@ struct ServeArgs {
     /// Directory of the sled record store (created if missing).
     #[arg(long, env = "KPID_DATA_DIR", default_value = "./kpid-data")]
     data_dir: PathBuf,
+    /// Where the records live: `sled` (embedded, in --data-dir) or a PostgreSQL URL
+    /// (`postgres://user@host:port/db`), whose schema kpid migrates at start.
+    #[arg(
+        long,
+        env = "KPID_STORE",
+        default_value = "sled",
+        value_name = "sled|postgres://…"
+    )]
+    store: StoreBackend,
     /// File of API keys and their tenants (`sha256:<hex> <tenant>` lines, see `kpid keys
     /// add`): every kpi.v1 RPC then needs `authorization: Bearer KEY` and sees only its
     /// tenant's records. Without it auth is off (logged) and every caller is tenant
@@ -401,15 +433,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             verify_snapshot: args.verify_snapshot,
             memory_budget: args.memory_budget.map(|b| b.0),
         };
-        let store = tokio::task::spawn_blocking(move || Store::open_with(&data_dir, options))
-            .await?
-            .with_context(|| {
-                format!(
-                    "cannot open the record store in {}",
-                    args.data_dir.display()
+        let store = match args.store.clone() {
+            StoreBackend::Sled => {
+                tokio::task::spawn_blocking(move || Store::open_with(&data_dir, options))
+                    .await?
+                    .with_context(|| {
+                        format!(
+                            "cannot open the record store in {}",
+                            args.data_dir.display()
+                        )
+                    })?
+            }
+            StoreBackend::Postgres(url) => {
+                tokio::task::spawn_blocking(move || Store::open_postgres(&url, options))
+                    .await?
+                    .context("cannot open the record store in PostgreSQL")?
+            }
+        };
+        match &args.store {
+            StoreBackend::Sled => {
+                tracing::info!(data_dir = %args.data_dir.display(), records = store.stats().records, "record store open")
+            }
+            StoreBackend::Postgres(_) => {
+                tracing::info!(
+                    backend = "postgres",
+                    records = store.stats().records,
+                    "record store open"
                 )
-            })?;
-        tracing::info!(data_dir = %args.data_dir.display(), records = store.stats().records, "record store open");
+            }
+        }
         if args.demo {
             cli::demo::load(&store, &args.dataset, addr).await?;
         }

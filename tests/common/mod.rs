@@ -39,6 +39,86 @@ pub(crate) struct Kpid {
     pub(crate) data_dir: PathBuf,
     logs: Arc<Mutex<Vec<String>>>,
     _temp: Option<tempfile::TempDir>,
+    /// Its PostgreSQL database, dropped after the server (`KPID_TEST_STORE=postgres`).
+    database: Option<TestDatabase>,
+}
+
+/// The variable naming the PostgreSQL server of the tests (`.ci/run` starts one:
+/// `scripts/postgres.sh`), e.g. `postgres://kpid@127.0.0.1:5432/kpid`.
+pub(crate) const POSTGRES_ENV: &str = "KPID_TEST_POSTGRES";
+
+/// The PostgreSQL server of the tests, or `None` after printing that the PostgreSQL part of
+/// `test` is skipped.
+pub(crate) fn test_postgres(test: &str) -> Option<String> {
+    match std::env::var(POSTGRES_ENV) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!(
+                "SKIPPED the PostgreSQL part of {test}: {POSTGRES_ENV} is not set (.ci/run sets it)"
+            );
+            None
+        }
+    }
+}
+
+/// Whether `Kpid::start` puts its servers on PostgreSQL (`KPID_TEST_STORE=postgres`), each
+/// in a fresh database of the server at `KPID_TEST_POSTGRES`; else on sled.
+pub(crate) fn on_postgres() -> bool {
+    match std::env::var("KPID_TEST_STORE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sled") | Err(_) => false,
+        Ok(other) => panic!("KPID_TEST_STORE={other}: expected sled or postgres"),
+    }
+}
+
+/// A database of its own on the tests' PostgreSQL server, dropped with this.
+pub(crate) struct TestDatabase {
+    /// The URL of the server's admin database.
+    admin: String,
+    name: String,
+    /// Its URL, for `kpid serve --store`.
+    pub(crate) url: String,
+}
+
+impl TestDatabase {
+    /// Creates a fresh database on the server at `admin` (a `postgres://…/db` URL).
+    pub(crate) fn create(admin: &str) -> TestDatabase {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "kpid_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
+        let url = format!("{base}/{name}");
+        let admin = admin.to_owned();
+        let statement = format!("CREATE DATABASE {name}");
+        // The blocking client runs a runtime of its own: not on a test's async thread.
+        let created = {
+            let admin = admin.clone();
+            std::thread::spawn(move || {
+                postgres::Client::connect(&admin, postgres::NoTls)?.batch_execute(&statement)
+            })
+            .join()
+            .expect("create thread")
+        };
+        if let Err(e) = created {
+            panic!("cannot create a test database on {admin}: {e}");
+        }
+        TestDatabase { admin, name, url }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = std::thread::spawn(move || {
+            postgres::Client::connect(&admin, postgres::NoTls)?.batch_execute(&statement)
+        })
+        .join();
+    }
 }
 
 /// Extracts the bound address from a ready line, text (`kpid ready addr=…`) or JSON
@@ -55,10 +135,34 @@ pub(crate) fn ready_addr(line: &str) -> Option<SocketAddr> {
 }
 
 impl Kpid {
-    /// Starts a server on a fresh temporary data directory.
+    /// Starts a server on a fresh temporary data directory, or with `KPID_TEST_STORE=postgres`
+    /// on a fresh PostgreSQL database ([`on_postgres`]).
     pub(crate) fn start() -> Kpid {
         let temp = tempfile::tempdir().expect("temp dir");
-        let mut kpid = Self::start_in(temp.path(), &[]);
+        let mut kpid = if on_postgres() {
+            let admin = std::env::var(POSTGRES_ENV).unwrap_or_else(|_| {
+                panic!("KPID_TEST_STORE=postgres needs {POSTGRES_ENV} (scripts/postgres.sh)")
+            });
+            let database = TestDatabase::create(&admin);
+            let url = database.url.clone();
+            let mut kpid = Self::start_with(temp.path(), &[], |c| {
+                c.args(["--store", &url]);
+            });
+            kpid.database = Some(database);
+            kpid
+        } else {
+            Self::start_in(temp.path(), &[])
+        };
+        kpid._temp = Some(temp);
+        kpid
+    }
+
+    /// Starts a server over the PostgreSQL database `url` (`--store url`).
+    pub(crate) fn start_on_postgres(url: &str) -> Kpid {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut kpid = Self::start_with(temp.path(), &[], |c| {
+            c.args(["--store", url]);
+        });
         kpid._temp = Some(temp);
         kpid
     }
@@ -128,6 +232,7 @@ impl Kpid {
             data_dir: data_dir.to_owned(),
             logs,
             _temp: None,
+            database: None,
         }
     }
 
@@ -221,6 +326,8 @@ impl Drop for Kpid {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        // After the server, which held connections to it.
+        self.database.take();
     }
 }
 

@@ -62,7 +62,7 @@ impl TenantSettings {
         Calendar::new(self.fiscal_year_start_month, self.week_start).unwrap_or_default()
     }
 
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(6 + self.base_currency.len() + self.time_zone.len());
         out.push(FORMAT);
         out.push(self.fiscal_year_start_month);
@@ -74,7 +74,7 @@ impl TenantSettings {
         out
     }
 
-    fn decode(tenant: &str, value: &[u8]) -> Result<Self, StoreError> {
+    pub(crate) fn decode(tenant: &str, value: &[u8]) -> Result<Self, StoreError> {
         let corrupt =
             |what: &str| StoreError::Corrupt(format!("the settings of tenant `{tenant}`: {what}"));
         let mut rest = value;

@@ -4,6 +4,7 @@
 //! What a failed write leaves and how writes resume is `recovery.rs`; a tenant's records
 //! as the engine's data source, `source.rs`.
 
+mod pg;
 pub(crate) mod recovery;
 mod source;
 #[cfg(test)]
@@ -282,6 +283,9 @@ struct Inner {
     settings: RwLock<SettingsByTenant>,
     /// The memory budget of the tenants' query state (`budget.rs`).
     budget: Budget,
+    /// The PostgreSQL database holding the records instead of sled (`pg.rs`); `sled` is
+    /// then `None` for good.
+    postgres: Option<pg::Postgres>,
 }
 
 /// How often a store whose disk was full tries to take writes again.
@@ -363,6 +367,63 @@ impl Store {
     pub fn temporary() -> Result<Store, StoreError> {
         let db = sled::Config::new().temporary(true).open()?;
         Self::load(db, None, None, OpenOptions::default())
+    }
+
+    /// Opens the store over the PostgreSQL database at `url` (`postgres://user@host:port/db`):
+    /// migrates its schema (refusing one newer than this binary), then loads every
+    /// tenant's records and settings into memory, as [`Store::open`] does from sled.
+    pub fn open_postgres(url: &str, options: OpenOptions) -> Result<Store, StoreError> {
+        let started = std::time::Instant::now();
+        let postgres = pg::Postgres::open(url)?;
+        let mut tenants: HashMap<String, TenantRecords> = HashMap::new();
+        let entries = postgres.scan()?;
+        let count = entries.len();
+        for (key, value) in entries {
+            if !Self::load_entry(&mut tenants, &key, &value)? {
+                return Err(StoreError::Corrupt(format!(
+                    "key {} holds a value without a row slot",
+                    crate::codec::hex(&key)
+                )));
+            }
+        }
+        for t in tenants.values_mut() {
+            t.rows.loaded();
+        }
+        let tenant_settings = postgres.settings()?;
+        tracing::info!(
+            records = count,
+            tenants = tenants.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "record store loaded from PostgreSQL"
+        );
+        let tenants = tenants
+            .into_iter()
+            .map(|(name, records)| {
+                let tenant = Tenant {
+                    records: RwLock::new(records),
+                    ..Tenant::default()
+                };
+                (name, Arc::new(tenant))
+            })
+            .collect();
+        let store = Store {
+            inner: Arc::new(Inner {
+                sled: RwLock::new(None),
+                tenants: RwLock::new(tenants),
+                writer: Mutex::new(()),
+                pending: PendingWrites::default(),
+                write_state: Mutex::new(WriteState::Writable),
+                recovering: AtomicBool::new(false),
+                disk_bytes: AtomicU64::new(0),
+                dir: None,
+                snapshot_current: AtomicBool::new(false),
+                settings: RwLock::new(tenant_settings),
+                budget: Budget::default(),
+                postgres: Some(postgres),
+            }),
+        };
+        store.set_memory_budget(options.memory_budget);
+        Ok(store)
     }
 
     /// Loads the records of sled `db`: from the snapshot in `dir` when it is current and
@@ -485,6 +546,7 @@ impl Store {
                 snapshot_current: AtomicBool::new(snapshot_current),
                 settings: RwLock::new(tenant_settings),
                 budget: Budget::default(),
+                postgres: None,
             }),
         };
         store.set_memory_budget(options.memory_budget);
@@ -501,27 +563,11 @@ impl Store {
         let mut legacy = 0u64;
         for item in tree.iter() {
             let (key, value) = item?;
-            let (tenant, kind, id) = split_key(&key)?;
-            let record = decode_record(&key, &value)?;
-            check_key(&key, &record, kind, id)?;
             count += 1;
-            let Some(slot) = value_slot(&key, &value)? else {
+            if !Self::load_entry(&mut tenants, &key, &value)? {
                 // A first-release value: given a slot below, once every slot is known.
                 legacy += 1;
-                continue;
-            };
-            let rows = match tenants.get_mut(tenant) {
-                Some(t) => &mut t.rows,
-                None => &mut tenants.entry(tenant.to_owned()).or_default().rows,
-            };
-            if rows.occupied(kind, slot) {
-                return Err(StoreError::Corrupt(format!(
-                    "key {} holds slot {slot}, which another {} record holds too",
-                    crate::codec::hex(&key),
-                    kind.as_str()
-                )));
             }
-            rows.put(slot, &record);
         }
         for t in tenants.values_mut() {
             t.rows.loaded();
@@ -549,6 +595,34 @@ impl Store {
             "record store loaded"
         );
         Ok(tenants)
+    }
+
+    /// Puts one stored record (its key and value) into its tenant's rows; `false` for a
+    /// first-release value, which has no slot yet (and is left out).
+    fn load_entry(
+        tenants: &mut HashMap<String, TenantRecords>,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        let (tenant, kind, id) = split_key(key)?;
+        let record = decode_record(key, value)?;
+        check_key(key, &record, kind, id)?;
+        let Some(slot) = value_slot(key, value)? else {
+            return Ok(false);
+        };
+        let rows = match tenants.get_mut(tenant) {
+            Some(t) => &mut t.rows,
+            None => &mut tenants.entry(tenant.to_owned()).or_default().rows,
+        };
+        if rows.occupied(kind, slot) {
+            return Err(StoreError::Corrupt(format!(
+                "key {} holds slot {slot}, which another {} record holds too",
+                crate::codec::hex(key),
+                kind.as_str()
+            )));
+        }
+        rows.put(slot, &record);
+        Ok(true)
     }
 
     /// Whether the rows of a snapshot equal those of a scan of sled; when not, logs a
@@ -620,6 +694,12 @@ impl Store {
             }
         }
         let accepted = valid.len() as u64;
+        if let Some(postgres) = &self.inner.postgres {
+            if !valid.is_empty() {
+                self.put_postgres(postgres, tenant, valid)?;
+            }
+            return Ok(PutOutcome { accepted, rejected });
+        }
         if !valid.is_empty() {
             // Encoded outside the lock; the slot (bytes 1..5) is filled in below.
             let mut encoded: Vec<(Vec<u8>, Vec<u8>)> = valid
@@ -684,12 +764,81 @@ impl Store {
         Ok(PutOutcome { accepted, rejected })
     }
 
+    /// [`Store::put`] of valid records into PostgreSQL: one transaction, committed before
+    /// the rows change (under the writer lock, so rows change in the order of the commits).
+    fn put_postgres(
+        &self,
+        postgres: &pg::Postgres,
+        tenant: &str,
+        mut valid: Vec<Record>,
+    ) -> Result<(), StoreError> {
+        // The later of two records with one key wins (as in sled): keep only it.
+        let mut seen = std::collections::HashSet::new();
+        valid.reverse();
+        valid.retain(|r| seen.insert((r.kind(), r.id().to_owned())));
+        valid.reverse();
+        let _writer = lock(&self.inner.writer);
+        let t = self.tenant_or_create(tenant);
+        let slots: Vec<u32> = {
+            let mut state = t.records.write().unwrap_or_else(PoisonError::into_inner);
+            valid
+                .iter()
+                .map(|r| state.rows.allocate(r.kind()))
+                .collect()
+        };
+        let encoded: Vec<(RecordKind, &str, Vec<u8>)> = valid
+            .iter()
+            .zip(&slots)
+            .map(|(r, slot)| (r.kind(), r.id(), encode_record(r, *slot)))
+            .collect();
+        let mut replaced = match postgres.put(tenant, &encoded) {
+            Ok(replaced) => replaced,
+            Err(e) => {
+                let mut records = t.records.write().unwrap_or_else(PoisonError::into_inner);
+                for (record, slot) in valid.iter().zip(&slots) {
+                    records.rows.release(record.kind(), *slot);
+                }
+                return Err(e);
+            }
+        };
+        drop(encoded);
+        let changes = valid
+            .into_iter()
+            .zip(slots)
+            .map(|(record, slot)| {
+                let old = replaced.remove(&(record.kind(), record.id().to_owned()));
+                (record, slot, old)
+            })
+            .collect();
+        let mut records = t.records.write().unwrap_or_else(PoisonError::into_inner);
+        let kinds = RowChanges::Put(changes).apply(&mut records.rows);
+        records.changed(kinds);
+        Ok(())
+    }
+
     /// Deletes records by key, durably; returns how many existed.
     pub fn delete(&self, tenant: &str, keys: &[RecordKey]) -> Result<u64, StoreError> {
         check_tenant(tenant)?;
         let Some(t) = self.tenant(tenant) else {
             return Ok(0);
         };
+        if let Some(postgres) = &self.inner.postgres {
+            let _writer = lock(&self.inner.writer);
+            let keys: Vec<(RecordKind, &str)> =
+                keys.iter().map(|k| (k.kind, k.id.as_str())).collect();
+            let freed: Vec<(RecordKind, u32)> = postgres
+                .delete(tenant, &keys)?
+                .into_iter()
+                .map(|((kind, _), slot)| (kind, slot))
+                .collect();
+            if freed.is_empty() {
+                return Ok(0);
+            }
+            let mut records = t.records.write().unwrap_or_else(PoisonError::into_inner);
+            let kinds = RowChanges::Delete(freed.clone()).apply(&mut records.rows);
+            records.changed(kinds);
+            return Ok(freed.len() as u64);
+        }
         let writer = lock(&self.inner.writer);
         let sled = self.writable_sled()?;
         self.retire_snapshot(&sled)?;
@@ -751,6 +900,16 @@ impl Store {
     ) -> Result<TenantSettings, StoreError> {
         check_tenant(tenant)?;
         let _writer = lock(&self.inner.writer);
+        if let Some(postgres) = &self.inner.postgres {
+            let changed = update.applied_to(&self.settings(tenant));
+            postgres.write_settings(tenant, &changed)?;
+            self.inner
+                .settings
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(tenant.to_owned(), changed.clone());
+            return Ok(changed);
+        }
         let sled = self.writable_sled()?;
         let changed = update.applied_to(&self.settings(tenant));
         let written = settings::write(&sled.settings, tenant, &changed).and_then(|()| {
@@ -786,6 +945,31 @@ impl Store {
             0 => DEFAULT_PAGE_SIZE,
             n => n.min(MAX_PAGE_SIZE),
         };
+        if let Some(postgres) = &self.inner.postgres {
+            let after = if page_token.is_empty() {
+                None
+            } else {
+                let bytes = parse_page_token(page_token, kind)?;
+                let kind = crate::codec::kind_of_byte(bytes[0]).expect("checked by the parse");
+                let id = std::str::from_utf8(&bytes[1..]).expect("checked by the parse");
+                Some((kind, id.to_owned()))
+            };
+            let mut entries = postgres.list(tenant, kind, after, page_size + 1)?;
+            let more = entries.len() > page_size;
+            entries.truncate(page_size);
+            let records = entries
+                .iter()
+                .map(|(key, value)| decode_record(key, value))
+                .collect::<Result<Vec<_>, _>>()?;
+            let next_page_token = match records.last() {
+                Some(last) if more => token_after(last.kind(), last.id()),
+                _ => String::new(),
+            };
+            return Ok(RecordPage {
+                records,
+                next_page_token,
+            });
+        }
         let mut prefix = tenant_prefix(tenant);
         if let Some(k) = kind {
             prefix.push(kind_byte(k));
@@ -880,6 +1064,10 @@ impl Store {
     /// `sync_file_range`, which survives a process crash but not a power loss).
     /// [`Store::put`] and [`Store::delete`] do this before they return.
     pub fn flush(&self) -> Result<(), StoreError> {
+        if self.inner.postgres.is_some() {
+            // Every acknowledged write is committed in PostgreSQL already.
+            return Ok(());
+        }
         let _writer = lock(&self.inner.writer);
         let sled = self.writable_sled()?;
         let ticket = self.inner.pending.last_ticket();
