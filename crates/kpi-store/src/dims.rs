@@ -176,6 +176,8 @@ pub(crate) struct DimValues<'a> {
     own: &'a Attributes,
     /// The attributes of its customer (`None`: none, or not stored).
     customer: Option<&'a Attributes>,
+    /// When its customer was acquired (`None`: none, or not stored): the `cohort`.
+    acquired: Option<jiff::Timestamp>,
 }
 
 #[cfg(test)]
@@ -192,6 +194,13 @@ impl DimValues<'_> {
             Dimension::CustomerAttribute(name) => Some(text(self.customer, name)),
             d => self.builtin[dim_index(d)].map(str::to_owned),
         }
+    }
+
+    /// Whether its customer was acquired in the window of a cohort filter's value (as the
+    /// engine encodes it: `start/end`).
+    pub(crate) fn in_cohort(&self, window: &str) -> bool {
+        let w = kpi_core::cohort::decode(window).expect("a cohort window");
+        self.acquired.is_some_and(|t| w.contains(t))
     }
 }
 
@@ -244,8 +253,10 @@ impl<'a> RecordLookup<'a> {
             builtin: [None; NDIMS],
             own,
             customer: None,
+            acquired: None,
         };
         if let Some(c) = self.customer(id) {
+            v.acquired = Some(c.acquired_at);
             v.builtin[dim_index(Dimension::Owner)] = c.owner.as_deref();
             v.builtin[dim_index(Dimension::Source)] = Some(source_name(c.source));
             v.builtin[dim_index(Dimension::Segment)] = c.segment.as_deref();
@@ -260,6 +271,7 @@ impl<'a> RecordLookup<'a> {
             builtin: [None; NDIMS],
             own,
             customer: None,
+            acquired: None,
         }
     }
 
@@ -304,6 +316,7 @@ impl<'a> RecordLookup<'a> {
     pub(crate) fn customer_row(&self, c: &'a Customer) -> DimValues<'a> {
         let mut v = Self::alone(&c.attributes);
         v.customer = Some(&c.attributes);
+        v.acquired = Some(c.acquired_at);
         v.builtin[dim_index(Dimension::Owner)] = c.owner.as_deref();
         v.builtin[dim_index(Dimension::Source)] = Some(source_name(c.source));
         v.builtin[dim_index(Dimension::Campaign)] = c.campaign_id.as_deref();

@@ -32,7 +32,10 @@ fn add(acc: &mut Decimal, x: Decimal) -> Result<(), MetricError> {
 fn matches(unit: Unit, dims: &DimValues<'_>, filters: &BTreeMap<Dimension, String>) -> bool {
     filters.iter().all(|(d, v)| {
         assert!(unit.carries(*d), "{} records cannot carry {d}", unit.name());
-        dims.value(*d).as_deref() == Some(v.as_str())
+        match d {
+            Dimension::Cohort => dims.in_cohort(v),
+            d => dims.value(*d).as_deref() == Some(v.as_str()),
+        }
     })
 }
 

@@ -594,8 +594,18 @@ fn filter_sets() -> Vec<BTreeMap<Dimension, String>> {
             (Dimension::Stage, "b".to_owned()),
             (attr("region"), "AMER".to_owned()),
         ]),
+        // A cohort, as the engine hands it over: customers acquired at the grid's second
+        // and third points (the fourth is its end, excluded).
+        one(Dimension::Cohort, COHORT),
+        BTreeMap::from([
+            (Dimension::Cohort, COHORT.to_owned()),
+            (Dimension::Source, "marketing".to_owned()),
+        ]),
     ]
 }
+
+/// A cohort filter's value: the window `[2024-01-02, 2024-01-05T12:00)`.
+const COHORT: &str = "2024-01-02T00:00:00Z/2024-01-05T12:00:00Z";
 
 fn attr(name: &str) -> Dimension {
     Dimension::Attribute(kpi_core::AttributeName::new(name).unwrap())
