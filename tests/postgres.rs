@@ -216,3 +216,73 @@ fn refused_start(url: &str) -> (std::process::ExitStatus, String) {
         .expect("stderr");
     (status, stderr)
 }
+
+/// While the database cannot be reached at start, kpid listens, answers health NOT_SERVING
+/// and logs why, retrying (it does not exit).
+#[tokio::test]
+async fn health_is_not_serving_while_the_database_is_unreachable() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    // A loopback port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let temp = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(common::server_binary())
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(temp.path())
+        .args(["--store", &format!("postgres://kpid@127.0.0.1:{port}/kpid")])
+        .env_remove("KPID_API_KEYS")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kpid");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut addr = None;
+    let mut warned = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while addr.is_none() || !warned {
+        let line = lines_rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .expect("kpid logs that it listens and that PostgreSQL is unreachable");
+        if line.contains("opening the record store") {
+            addr = line
+                .split("addr=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned);
+        }
+        warned |= line.contains("PostgreSQL database is unreachable");
+    }
+    let addr = addr.expect("addr");
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = HealthClient::new(channel);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health answers")
+        .into_inner()
+        .status;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, ServingStatus::NotServing as i32);
+}

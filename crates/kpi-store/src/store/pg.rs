@@ -86,12 +86,35 @@ fn unavailable(e: postgres::Error) -> StoreError {
 }
 
 impl Postgres {
-    /// Connects to `url` and brings the schema up to date.
+    /// Connects to `url` and brings the schema up to date. While the database cannot be
+    /// reached this waits, retrying every second and logging why (kpid answers health
+    /// NOT_SERVING meanwhile); any other failure (say, a newer schema) returns.
     pub(crate) fn open(url: &str) -> Result<Postgres, StoreError> {
         let pg = Postgres {
             url: url.to_owned(),
             client: Mutex::new(None),
         };
+        let started = std::time::Instant::now();
+        let mut attempts = 0u64;
+        loop {
+            match Client::connect(url, NoTls) {
+                Ok(client) => {
+                    drop(client);
+                    break;
+                }
+                Err(e) => {
+                    if attempts % 10 == 0 {
+                        tracing::warn!(
+                            reason = %e,
+                            waited_s = started.elapsed().as_secs(),
+                            "the record store's PostgreSQL database is unreachable: retrying every second"
+                        );
+                    }
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            }
+        }
         pg.with(migrate)?;
         Ok(pg)
     }
