@@ -184,10 +184,10 @@ pub(crate) struct ActivityRow {
 
 /// Slots per chunk of a [`Slab`].
 #[cfg(not(test))]
-const CHUNK: usize = 4096;
+pub(crate) const CHUNK: usize = 4096;
 /// Small under test, so test data spans chunks.
 #[cfg(test)]
-const CHUNK: usize = 8;
+pub(crate) const CHUNK: usize = 8;
 
 /// Rows of one kind at their slots; free slots are reused. The slots are held in chunks of
 /// [`CHUNK`], each behind an `Arc`: a copy of the slab (an index keeps one) shares the
@@ -260,6 +260,34 @@ impl<T> Slab<T> {
 
     fn occupied(&self, slot: u32) -> bool {
         self.get(slot).is_some()
+    }
+
+    /// The chunks (by number, ascending) that differ from `earlier`'s, an earlier copy of
+    /// this slab: a write copies the chunk it changes while a copy shares it, so a chunk
+    /// still shared holds the same rows, and one that is not may hold others.
+    pub(crate) fn chunks_changed_since(&self, earlier: &Slab<T>) -> Vec<u32> {
+        (0..self.chunks.len().max(earlier.chunks.len()))
+            .filter(|c| match (self.chunks.get(*c), earlier.chunks.get(*c)) {
+                (Some(now), Some(then)) => !Arc::ptr_eq(now, then),
+                (now, then) => now.or(then).is_some_and(|chunk| !chunk.is_empty()),
+            })
+            .map(|c| c as u32)
+            .collect()
+    }
+
+    /// The live slots of `chunks` (chunk numbers, ascending), ascending.
+    pub(crate) fn slots_in_chunks(&self, chunks: &[u32]) -> Vec<u32> {
+        chunks
+            .iter()
+            .filter_map(|c| self.chunks.get(*c as usize).map(|chunk| (*c as usize, chunk)))
+            .flat_map(|(c, chunk)| {
+                chunk
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.is_some())
+                    .map(move |(o, _)| (c * CHUNK + o) as u32)
+            })
+            .collect()
     }
 
     /// Rebuilds the free list from the holes (after loading rows at their slots).

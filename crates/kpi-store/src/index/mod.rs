@@ -27,6 +27,7 @@ mod customers;
 mod deals;
 #[cfg(test)]
 mod declared;
+mod delta;
 mod events;
 mod leads;
 mod lookups;
@@ -53,6 +54,7 @@ use self::activities::ActivityIndex;
 use self::campaigns::CampaignIndex;
 use self::customers::{CustomerContext, CustomerIndex};
 use self::deals::DealIndex;
+use self::delta::LayeredPart;
 use self::leads::LeadIndex;
 use self::lookups::Lookups;
 use self::part::{Part, ResolvedFilters, Warm};
@@ -73,24 +75,25 @@ use crate::symbols::{Interner, NONE};
 pub(crate) type KindGens = [u64; RecordKind::ALL.len()];
 
 /// A tenant's records, ready to answer measures. Each part is shared with the next index
-/// when the kinds it reads did not change.
+/// when the kinds it reads did not change, and otherwise, where it can be, maintained
+/// incrementally: its last base plus a delta of the rows written since ([`delta`]).
 pub(crate) struct Index {
     syms: Interner,
-    deals: Arc<Part<DealIndex>>,
+    deals: Arc<LayeredPart<DealIndex>>,
     /// What the stage parts read.
     stage_context: StageContext,
     /// Stage exits and stays, listed on first use ([`Index::stages`]).
     stages: OnceLock<Arc<StageParts>>,
-    quotas: Arc<Part<QuotaIndex>>,
-    leads: Arc<Part<LeadIndex>>,
-    customers: Arc<Part<CustomerIndex>>,
-    spend: Arc<Part<SpendIndex>>,
-    campaigns: Arc<Part<CampaignIndex>>,
-    purchases: Arc<Part<PurchaseIndex>>,
-    subscriptions: Arc<Part<SubscriptionIndex>>,
-    tickets: Arc<Part<TicketIndex>>,
-    surveys: Arc<Part<SurveyIndex>>,
-    activities: Arc<Part<ActivityIndex>>,
+    quotas: Arc<LayeredPart<QuotaIndex>>,
+    leads: Arc<LayeredPart<LeadIndex>>,
+    customers: Arc<LayeredPart<CustomerIndex>>,
+    spend: Arc<LayeredPart<SpendIndex>>,
+    campaigns: Arc<LayeredPart<CampaignIndex>>,
+    purchases: Arc<LayeredPart<PurchaseIndex>>,
+    subscriptions: Arc<LayeredPart<SubscriptionIndex>>,
+    tickets: Arc<LayeredPart<TicketIndex>>,
+    surveys: Arc<LayeredPart<SurveyIndex>>,
+    activities: Arc<LayeredPart<ActivityIndex>>,
     /// What subscriptions are as a whole (new MRR, each customer's first).
     classes: Arc<SubscriptionClasses>,
     /// The write counts of the rows it was built from.
@@ -244,6 +247,21 @@ impl Index {
                 })
             })
         };
+        // Whether the customers changed since `p` was built.
+        let customers_changed =
+            |p: &Index| p.built_from[RecordKind::Customer as usize] != kinds[RecordKind::Customer as usize];
+        // `prev` when, of `deps`, only `own` (the part's own kind, when its rows are
+        // maintained incrementally) and the customers changed since it was built: its part
+        // becomes its base plus a delta ([`LayeredPart::next`]).
+        let incremental = |deps: &[RecordKind], own: Option<RecordKind>| {
+            prev.filter(|p| {
+                deps.iter().all(|k| {
+                    *k == RecordKind::Customer
+                        || Some(*k) == own
+                        || p.built_from[*k as usize] == kinds[*k as usize]
+                })
+            })
+        };
         macro_rules! part {
             // The part of a unit whose rows are read in place and inherit from customers
             // only through `$lookups`: its module and field share a name.
@@ -251,7 +269,7 @@ impl Index {
                 part!(
                     $field,
                     $field::READS,
-                    |p| Arc::clone($lookups),
+                    Some(RecordKind::$kind),
                     Part::new(
                         Unit::$unit,
                         Arc::clone(&rows.$field),
@@ -263,15 +281,21 @@ impl Index {
             ($field:ident, $deps:expr, $build:expr) => {
                 match reuse($deps) {
                     Some(p) => Arc::clone(&p.$field),
-                    None => Arc::new($build),
+                    None => Arc::new(LayeredPart::built($build)),
                 }
             };
-            // A part whose rows read customers only through `$context`'s lookups.
-            ($field:ident, $deps:expr, |$p:ident| $context:expr, $build:expr) => {
-                match (reuse($deps), refit($deps)) {
+            // A part over the store's rows, which read customers only through their
+            // context's lookups, maintained incrementally when its kind `$own` changes
+            // (`None`: rebuilt then).
+            ($field:ident, $deps:expr, $own:expr, $build:expr) => {
+                match (reuse($deps), incremental($deps, $own)) {
                     (Some(p), _) => Arc::clone(&p.$field),
-                    (None, Some($p)) => Arc::new($p.$field.refit($context)),
-                    (None, None) => Arc::new($build),
+                    (None, Some(p)) => Arc::new(LayeredPart::next(
+                        &p.$field,
+                        $build,
+                        $deps.contains(&RecordKind::Customer) && customers_changed(p),
+                    )),
+                    (None, None) => Arc::new(LayeredPart::built($build)),
                 }
             };
         }
@@ -301,6 +325,20 @@ impl Index {
         let sales = || {
             // The deal part reads the store's deals in place; the stage parts are listed
             // when first read (and kept with the deal part while the deals do not change).
+            let deals_now = || {
+                Part::new(
+                    Unit::Deal,
+                    Arc::clone(&rows.deals),
+                    Arc::clone(&lookups),
+                    &rows.attributes[RecordKind::Deal as usize],
+                )
+            };
+            let stage_context_now = || StageContext {
+                deals: Arc::clone(&rows.deals),
+                deal_attributes: Arc::clone(&rows.attributes[RecordKind::Deal as usize]),
+                lookups: Arc::clone(&lookups),
+            };
+            let incremental_deals = incremental(deals::READS, Some(RecordKind::Deal));
             let (deals, stage_context, stages) = match (reuse(deals::READS), refit(deals::READS)) {
                 (Some(p), _) => (
                     Arc::clone(&p.deals),
@@ -319,28 +357,28 @@ impl Index {
                         OnceLock::from(Arc::new(s.refit(&context)))
                     });
                     (
-                        Arc::new(p.deals.refit(Arc::clone(&lookups))),
+                        Arc::new(LayeredPart::next(&p.deals, deals_now(), true)),
                         context,
                         stages,
                     )
                 }
-                (None, None) => (
-                    Arc::new(Part::new(
-                        Unit::Deal,
-                        Arc::clone(&rows.deals),
-                        Arc::clone(&lookups),
-                        &rows.attributes[RecordKind::Deal as usize],
-                    )),
-                    StageContext {
-                        deals: Arc::clone(&rows.deals),
-                        deal_attributes: Arc::clone(&rows.attributes[RecordKind::Deal as usize]),
-                        lookups: Arc::clone(&lookups),
-                    },
-                    OnceLock::new(),
-                ),
+                // The deals changed: the deal part is maintained incrementally; the stage
+                // entries are listed again on their first read.
+                (None, None) => match incremental_deals {
+                    Some(p) => (
+                        Arc::new(LayeredPart::next(&p.deals, deals_now(), customers_changed(p))),
+                        stage_context_now(),
+                        OnceLock::new(),
+                    ),
+                    None => (
+                        Arc::new(LayeredPart::built(deals_now())),
+                        stage_context_now(),
+                        OnceLock::new(),
+                    ),
+                },
             };
             let quotas = part!(quotas, quotas::READS, quotas::part(rows));
-            let leads = part!(leads, leads::READS, {
+            let leads = part!(leads, leads::READS, Some(RecordKind::Lead), {
                 Part::new(
                     Unit::Lead,
                     Arc::clone(&rows.leads),
@@ -386,10 +424,12 @@ impl Index {
                 lookups: Arc::clone(&lookups),
                 classes: Arc::clone(&classes),
             };
+            // Not incremental: what each subscription is depends on the others (its
+            // customer's other subscriptions).
             let subscriptions = part!(
                 subscriptions,
                 subscriptions::READS,
-                |p| context.clone(),
+                None,
                 Part::new(
                     Unit::Subscription,
                     Arc::clone(&rows.subs),
@@ -512,7 +552,7 @@ impl Index {
         macro_rules! shares {
             ($(($module:ident, $unit:ident)),*) => {
                 $(share($module::answers(measure), &|| {
-                    $module::measure(&self.$module, measure, w, &f)
+                    self.$module.measure(measure, |part| $module::measure(part, measure, w, &f))
                 })?;)*
             };
         }

@@ -167,6 +167,9 @@ pub(crate) struct Part<I: KindIndex> {
     unit: Unit,
     pub(crate) rows: Arc<I::Table>,
     pub(crate) context: I::Context,
+    /// The positions of the rows it covers (ascending), when not every row of `rows`: a
+    /// delta's rows ([`super::delta`]).
+    only: Option<Arc<[u32]>>,
     all: OnceLock<Arc<I>>,
     parts: [PartitionCell<I>; NDIMS],
     /// Per dimension, the values the rows have (computed on first use, without indexes).
@@ -209,7 +212,7 @@ pub(crate) trait Warm: Sync {
 impl<I: KindIndex> Warm for Part<I> {
     fn warm(&self) {
         let all = self.all();
-        let subset: Vec<u32> = self.rows.positions().collect();
+        let subset: Vec<u32> = self.positions().collect();
         all.warm(&self.context, &self.rows, &subset);
     }
 }
@@ -252,6 +255,7 @@ impl<I: KindIndex> Part<I> {
             unit,
             rows,
             context,
+            only: None,
             all: OnceLock::new(),
             parts: Default::default(),
             distinct: Default::default(),
@@ -292,6 +296,7 @@ impl<I: KindIndex> Part<I> {
             unit: self.unit,
             rows: Arc::clone(&self.rows),
             context,
+            only: self.only.clone(),
             all: shared(&self.all),
             parts: not_via_customer(&self.parts),
             distinct: not_via_customer(&self.distinct),
@@ -302,14 +307,84 @@ impl<I: KindIndex> Part<I> {
     /// The index over every row, built now if it was not yet.
     pub(crate) fn all(&self) -> &I {
         self.all.get_or_init(|| {
-            let subset: Vec<u32> = self.rows.positions().collect();
+            let subset: Vec<u32> = self.positions().collect();
             Arc::new(I::build(&self.context, &self.rows, &subset))
         })
     }
 
     /// How many rows there are.
     pub(crate) fn len(&self) -> usize {
-        self.rows.count()
+        match &self.only {
+            Some(positions) => positions.len(),
+            None => self.rows.count(),
+        }
+    }
+
+    /// The positions of its rows, ascending.
+    pub(crate) fn positions(&self) -> Box<dyn Iterator<Item = u32> + '_> {
+        match &self.only {
+            Some(positions) => Box::new(positions.iter().copied()),
+            None => self.rows.positions(),
+        }
+    }
+
+    /// The part over the rows at `positions` (ascending, among its own) alone, with the
+    /// same table, context and attribute columns; nothing built.
+    pub(crate) fn restricted(&self, positions: Vec<u32>) -> Self
+    where
+        I::Context: Clone,
+    {
+        Self {
+            unit: self.unit,
+            rows: Arc::clone(&self.rows),
+            context: self.context.clone(),
+            only: Some(positions.into()),
+            all: OnceLock::new(),
+            parts: Default::default(),
+            distinct: Default::default(),
+            attributes: self
+                .attributes
+                .iter()
+                .map(|(d, a)| (*d, AttributeDimension::new(&a.column)))
+                .collect(),
+        }
+    }
+
+    /// Builds now the partitions `other` (a part of the same unit) has built.
+    pub(crate) fn build_partitions_like(&self, other: &Part<I>) {
+        for (i, cell) in other.parts.iter().enumerate() {
+            if cell.get().is_some() {
+                self.partition(Dimension::ALL[i]);
+            }
+        }
+        for (d, a) in &other.attributes {
+            if a.parts.get().is_some() && self.attributes.contains_key(d) {
+                self.partition(*d);
+            }
+        }
+    }
+
+    /// Whether a row other than those `skipped` says has the value `v` of dimension `d`
+    /// and matches `filters` (read row by row).
+    pub(crate) fn has_value_outside(
+        &self,
+        d: Dimension,
+        v: Sym,
+        filters: &ResolvedFilters,
+        skipped: &dyn Fn(u32) -> bool,
+    ) -> Result<bool, MetricError> {
+        if filters.is_empty() {
+            return Ok(self
+                .positions()
+                .any(|i| !skipped(i) && self.value(i, d) == v));
+        }
+        let Some(sel) = self.select(filters)? else {
+            return Ok(false);
+        };
+        let found = sel
+            .subset_rows()
+            .any(|i| !skipped(i) && sel.ok(i) && self.value(i, d) == v);
+        Ok(found)
     }
 
     /// The value of dimension `d` (one the unit carries) of the row at `position`: an
@@ -361,7 +436,7 @@ impl<I: KindIndex> Part<I> {
 
     fn build_partition(&self, d: Dimension) -> Partition<I> {
         let mut groups: HashMap<Sym, Vec<u32>> = HashMap::new();
-        for i in self.rows.positions() {
+        for i in self.positions() {
             let v = self.value(i, d);
             if v != NONE {
                 groups.entry(v).or_default().push(i);
@@ -463,7 +538,6 @@ impl<I: KindIndex> Part<I> {
                 Arc::new(match parts.get() {
                     Some(p) => p.keys().copied().collect(),
                     None => self
-                        .rows
                         .positions()
                         .map(|i| self.value(i, d))
                         .filter(|v| *v != NONE)
@@ -521,7 +595,7 @@ impl<'a, I: KindIndex> Selection<'a, I> {
         cell.get_or_init(|| match self.subset {
             Some(subset) => build(self.context, self.rows, subset),
             None => {
-                let all: Vec<u32> = self.rows.positions().collect();
+                let all: Vec<u32> = self.part.positions().collect();
                 build(self.context, self.rows, &all)
             }
         })
@@ -545,7 +619,7 @@ impl<'a, I: KindIndex> Selection<'a, I> {
     fn subset_rows(&self) -> Box<dyn Iterator<Item = u32> + '_> {
         match self.subset {
             Some(s) => Box::new(s.iter().copied()),
-            None => self.rows.positions(),
+            None => self.part.positions(),
         }
     }
 

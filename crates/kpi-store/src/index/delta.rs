@@ -1,0 +1,230 @@
+//! Incremental maintenance: a part after writes is a *base* (the part as last built, over
+//! the rows of its time, which it keeps) plus a *delta*: the base's rows that writes have
+//! since removed or replaced, and the rows written since, each an index of a few rows.
+//!
+//! Rows are compared by chunk ([`Slab::chunks_changed_since`]): a write copies the chunk
+//! of rows it changes, so the rows of every chunk the base still shares are unchanged, and
+//! those of a changed chunk are counted as removed (the base's) and added (today's).
+//!
+//! - A measure additive over rows (a count or sum over a window, a point-in-time count or
+//!   sum: each row adds its own share, read through the same context) is
+//!   `base − removed + added`, each read by the part's own code ([`additive`]).
+//! - Any other (a distinct count, a count of keys with two rows or more) is read from the
+//!   part over every current row, built once on its first such read
+//!   ([`LayeredPart::measure`]).
+//! - Once the delta covers more than [`FOLD_FRACTION`] of the base's rows, the background
+//!   warm-up builds that part over every current row (with the partitions the base had
+//!   built) and the next index takes it as its base; an index already published never
+//!   changes, so one request reads one state. A delta larger than half the base is folded
+//!   at once (a tenant too small to be warmed in the background).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use kpi_core::{Decimal, Dimension, Measure, MetricError};
+
+use super::part::{KindIndex, Part, ResolvedFilters, Warm};
+use super::sums::add;
+use crate::rows::{Slab, CHUNK};
+use crate::symbols::Sym;
+
+/// The share of the base's rows past which the delta is folded in the background.
+const FOLD_FRACTION: usize = 32;
+
+/// Whether `measure` is a sum over rows of what each row alone contributes (given the
+/// rows it reads through its context: customers, campaigns), so that a part's value is
+/// its base's, less the removed rows', plus the added rows'. The others count distinct
+/// keys among rows (reps, buyers, upsold customers; repeat buyers: customers with two
+/// purchases or more).
+pub(crate) fn additive(measure: Measure) -> bool {
+    !matches!(
+        measure,
+        Measure::ClosingReps | Measure::UpsoldCustomers | Measure::Buyers | Measure::RepeatBuyers
+    )
+}
+
+/// The chunks of rows changed since the base, by number, as a set.
+struct ChangedChunks {
+    changed: Vec<bool>,
+}
+
+impl ChangedChunks {
+    fn new(chunks: &[u32]) -> Self {
+        let mut changed = vec![false; chunks.last().map_or(0, |c| *c as usize + 1)];
+        for c in chunks {
+            changed[*c as usize] = true;
+        }
+        Self { changed }
+    }
+
+    /// Whether the record at `slot` lies in a changed chunk.
+    fn contains(&self, slot: u32) -> bool {
+        self.changed
+            .get(slot as usize / CHUNK)
+            .copied()
+            .unwrap_or(false)
+    }
+}
+
+/// What changed since the base: its rows removed or replaced, the rows added, and the
+/// part over every current row (built on first use).
+struct Delta<I: KindIndex> {
+    chunks: ChangedChunks,
+    removed: Part<I>,
+    added: Part<I>,
+    current: Arc<Part<I>>,
+}
+
+/// The fold of a base and its deltas into a new base: claimed by the first warm-up that
+/// finds the delta large, done once it is built; shared by the successive parts over one
+/// base, so one fold runs at a time.
+struct Fold<I: KindIndex> {
+    claimed: AtomicBool,
+    done: OnceLock<Arc<Part<I>>>,
+}
+
+impl<I: KindIndex> Default for Fold<I> {
+    fn default() -> Self {
+        Self {
+            claimed: AtomicBool::new(false),
+            done: OnceLock::new(),
+        }
+    }
+}
+
+/// A part as a base and, after writes, a delta ([the module](self)).
+pub(crate) struct LayeredPart<I: KindIndex> {
+    base: Arc<Part<I>>,
+    delta: Option<Delta<I>>,
+    fold: Arc<Fold<I>>,
+}
+
+impl<R, I> LayeredPart<I>
+where
+    I: KindIndex<Row = R, Table = Slab<R>>,
+    I::Context: Clone,
+{
+    /// The part over `current` (today's part, nothing built), as `previous`'s base (or the
+    /// fold of it, when done) plus a delta; `refit`: the customers changed since
+    /// `previous`, and the base is refit to `current`'s context ([`Part::refit`]).
+    pub(crate) fn next(previous: &LayeredPart<I>, current: Part<I>, refit: bool) -> Self {
+        let (mut base, mut fold) = match previous.fold.done.get() {
+            Some(folded) => (Arc::clone(folded), Arc::default()),
+            None => (Arc::clone(&previous.base), Arc::clone(&previous.fold)),
+        };
+        if refit {
+            base = Arc::new(base.refit(current.context.clone()));
+            fold = Arc::default();
+        }
+        let changed = current.rows.chunks_changed_since(&base.rows);
+        if changed.is_empty() {
+            return Self {
+                base,
+                delta: None,
+                fold,
+            };
+        }
+        let removed = base.restricted(base.rows.slots_in_chunks(&changed));
+        let added = current.restricted(current.rows.slots_in_chunks(&changed));
+        if 2 * (removed.len() + added.len()) > base.len().max(CHUNK) {
+            // Too large to be worth a delta: built anew (on first read).
+            return Self::built(current);
+        }
+        Self {
+            base,
+            delta: Some(Delta {
+                chunks: ChangedChunks::new(&changed),
+                removed,
+                added,
+                current: Arc::new(current),
+            }),
+            fold,
+        }
+    }
+}
+
+impl<I: KindIndex> LayeredPart<I> {
+    /// A part built anew: no delta.
+    pub(crate) fn built(part: Part<I>) -> Self {
+        Self {
+            base: Arc::new(part),
+            delta: None,
+            fold: Arc::default(),
+        }
+    }
+
+    /// How many rows there are.
+    pub(crate) fn len(&self) -> usize {
+        match &self.delta {
+            Some(delta) => delta.current.len(),
+            None => self.base.len(),
+        }
+    }
+
+    /// The value of `measure`, which `read` reads from a part: `base − removed + added`
+    /// when it is [`additive`], else read from the part over every current row.
+    pub(crate) fn measure(
+        &self,
+        measure: Measure,
+        read: impl Fn(&Part<I>) -> Result<Decimal, MetricError>,
+    ) -> Result<Decimal, MetricError> {
+        let Some(delta) = &self.delta else {
+            return read(&self.base);
+        };
+        if !additive(measure) {
+            return read(&delta.current);
+        }
+        let kept = read(&self.base)?
+            .checked_sub(read(&delta.removed)?)
+            .ok_or_else(|| MetricError::Overflow("a part's value less its removed rows".into()))?;
+        add(kept, read(&delta.added)?)
+    }
+
+    /// Adds to `out` the values of dimension `d` among the current rows matching `filters`
+    /// ([`Part::values`]): the added rows', and the base's unless every base row having
+    /// it was removed.
+    pub(crate) fn values(
+        &self,
+        d: Dimension,
+        filters: &ResolvedFilters,
+        out: &mut HashSet<Sym>,
+    ) -> Result<(), MetricError> {
+        let Some(delta) = &self.delta else {
+            return self.base.values(d, filters, out);
+        };
+        let (mut base, mut removed, mut added) = (HashSet::new(), HashSet::new(), HashSet::new());
+        self.base.values(d, filters, &mut base)?;
+        delta.removed.values(d, filters, &mut removed)?;
+        delta.added.values(d, filters, &mut added)?;
+        let rows = &self.base.rows;
+        let changed = |position: u32| delta.chunks.contains(I::record_slot(rows, position));
+        for v in base {
+            if added.contains(&v)
+                || !removed.contains(&v)
+                || self.base.has_value_outside(d, v, filters, &changed)?
+            {
+                out.insert(v);
+            }
+        }
+        out.extend(added);
+        Ok(())
+    }
+}
+
+impl<I: KindIndex> Warm for LayeredPart<I> {
+    /// Builds the base's index; with a delta past [`FOLD_FRACTION`] of it, folds the base
+    /// and the delta into a new base (unless another warm-up already does).
+    fn warm(&self) {
+        self.base.warm();
+        let Some(delta) = &self.delta else {
+            return;
+        };
+        let large = (delta.removed.len() + delta.added.len()) * FOLD_FRACTION > self.base.len();
+        if large && !self.fold.claimed.swap(true, Ordering::AcqRel) {
+            delta.current.warm();
+            delta.current.build_partitions_like(&self.base);
+            let _ = self.fold.done.set(Arc::clone(&delta.current));
+        }
+    }
+}
