@@ -279,7 +279,11 @@ impl<T> Slab<T> {
     pub(crate) fn slots_in_chunks(&self, chunks: &[u32]) -> Vec<u32> {
         chunks
             .iter()
-            .filter_map(|c| self.chunks.get(*c as usize).map(|chunk| (*c as usize, chunk)))
+            .filter_map(|c| {
+                self.chunks
+                    .get(*c as usize)
+                    .map(|chunk| (*c as usize, chunk))
+            })
             .flat_map(|(c, chunk)| {
                 chunk
                     .iter()

@@ -248,8 +248,9 @@ impl Index {
             })
         };
         // Whether the customers changed since `p` was built.
-        let customers_changed =
-            |p: &Index| p.built_from[RecordKind::Customer as usize] != kinds[RecordKind::Customer as usize];
+        let customers_changed = |p: &Index| {
+            p.built_from[RecordKind::Customer as usize] != kinds[RecordKind::Customer as usize]
+        };
         // `prev` when, of `deps`, only `own` (the part's own kind, when its rows are
         // maintained incrementally) and the customers changed since it was built: its part
         // becomes its base plus a delta ([`LayeredPart::next`]).
@@ -366,7 +367,11 @@ impl Index {
                 // entries are listed again on their first read.
                 (None, None) => match incremental_deals {
                     Some(p) => (
-                        Arc::new(LayeredPart::next(&p.deals, deals_now(), customers_changed(p))),
+                        Arc::new(LayeredPart::next(
+                            &p.deals,
+                            deals_now(),
+                            customers_changed(p),
+                        )),
                         stage_context_now(),
                         OnceLock::new(),
                     ),
