@@ -71,19 +71,34 @@ impl ChangedChunks {
     }
 }
 
+/// Makes the part over every current row (nothing built in it).
+pub(crate) type MakeCurrent<I> = Box<dyn Fn() -> Part<I> + Send + Sync>;
+
 /// What changed since the base: its rows removed or replaced, the rows added, and the
-/// part over every current row (built on first use).
+/// part over every current row (made on first use).
 struct Delta<I: KindIndex> {
     chunks: ChangedChunks,
     removed: Part<I>,
     added: Part<I>,
-    current: Arc<Part<I>>,
+    current: OnceLock<Arc<Part<I>>>,
+    make_current: MakeCurrent<I>,
+}
+
+impl<I: KindIndex> Delta<I> {
+    /// How many rows there are now, the base having `base` rows.
+    fn base_len_after(&self, base: usize) -> usize {
+        base - self.removed.len() + self.added.len()
+    }
+
+    fn current(&self) -> &Arc<Part<I>> {
+        self.current.get_or_init(|| Arc::new((self.make_current)()))
+    }
 }
 
 /// The fold of a base and its deltas into a new base: claimed by the first warm-up that
 /// finds the delta large, done once it is built; shared by the successive parts over one
 /// base, so one fold runs at a time.
-struct Fold<I: KindIndex> {
+pub(crate) struct Fold<I: KindIndex> {
     claimed: AtomicBool,
     done: OnceLock<Arc<Part<I>>>,
 }
@@ -106,22 +121,49 @@ pub(crate) struct LayeredPart<I: KindIndex> {
 
 impl<R, I> LayeredPart<I>
 where
-    I: KindIndex<Row = R, Table = Slab<R>>,
+    I: KindIndex<Row = R, Table = Slab<R>> + 'static,
     I::Context: Clone,
+    R: Send + Sync + 'static,
 {
     /// The part over `current` (today's part, nothing built), as `previous`'s base (or the
     /// fold of it, when done) plus a delta; `refit`: the customers changed since
     /// `previous`, and the base is refit to `current`'s context ([`Part::refit`]).
     pub(crate) fn next(previous: &LayeredPart<I>, current: Part<I>, refit: bool) -> Self {
-        let (mut base, mut fold) = match previous.fold.done.get() {
-            Some(folded) => (Arc::clone(folded), Arc::default()),
-            None => (Arc::clone(&previous.base), Arc::clone(&previous.fold)),
-        };
+        let (mut base, mut fold) = previous.next_base();
         if refit {
             base = Arc::new(base.refit(current.context.clone()));
             fold = Arc::default();
         }
         let changed = current.rows.chunks_changed_since(&base.rows);
+        let removed = base.restricted(base.rows.slots_in_chunks(&changed));
+        let added = current.restricted(current.rows.slots_in_chunks(&changed));
+        let current = Arc::new(current);
+        let make_current: MakeCurrent<I> = Box::new(move || current.restricted_to_all());
+        Self::layered(base, fold, &changed, removed, added, make_current)
+    }
+}
+
+impl<I: KindIndex> LayeredPart<I> {
+    /// The base the next part starts from, with its fold: the fold of this part's base
+    /// when done, else its base.
+    pub(crate) fn next_base(&self) -> (Arc<Part<I>>, Arc<Fold<I>>) {
+        match self.fold.done.get() {
+            Some(folded) => (Arc::clone(folded), Arc::default()),
+            None => (Arc::clone(&self.base), Arc::clone(&self.fold)),
+        }
+    }
+
+    /// The base, read through the delta of `changed` chunks (of the records the rows are
+    /// read through): the base's rows of them (`removed`) and today's (`added`); with no
+    /// changed chunk, the base alone; past half the base, a part built anew.
+    pub(crate) fn layered(
+        base: Arc<Part<I>>,
+        fold: Arc<Fold<I>>,
+        changed: &[u32],
+        removed: Part<I>,
+        added: Part<I>,
+        make_current: MakeCurrent<I>,
+    ) -> Self {
         if changed.is_empty() {
             return Self {
                 base,
@@ -129,26 +171,30 @@ where
                 fold,
             };
         }
-        let removed = base.restricted(base.rows.slots_in_chunks(&changed));
-        let added = current.restricted(current.rows.slots_in_chunks(&changed));
         if removed.len() + added.len() > base.len() / 2 + REBUILD_SLACK {
             // Too large to be worth a delta: built anew (on first read).
-            return Self::built(current);
+            return Self::built(make_current());
         }
         Self {
             base,
             delta: Some(Delta {
-                chunks: ChangedChunks::new(&changed),
+                chunks: ChangedChunks::new(changed),
                 removed,
                 added,
-                current: Arc::new(current),
+                current: OnceLock::new(),
+                make_current,
             }),
             fold,
         }
     }
-}
 
-impl<I: KindIndex> LayeredPart<I> {
+    /// The part as a whole read through `context`, whose customers changed
+    /// ([`Part::refit`]); `None` when it has a delta (to be built anew).
+    pub(crate) fn refit_whole(&self, context: I::Context) -> Option<Self> {
+        self.delta
+            .is_none()
+            .then(|| Self::built(self.base.refit(context)))
+    }
     /// A part built anew: no delta.
     pub(crate) fn built(part: Part<I>) -> Self {
         Self {
@@ -161,7 +207,7 @@ impl<I: KindIndex> LayeredPart<I> {
     /// How many rows there are.
     pub(crate) fn len(&self) -> usize {
         match &self.delta {
-            Some(delta) => delta.current.len(),
+            Some(delta) => delta.base_len_after(self.base.len()),
             None => self.base.len(),
         }
     }
@@ -177,7 +223,7 @@ impl<I: KindIndex> LayeredPart<I> {
             return read(&self.base);
         };
         if !additive(measure) {
-            return read(&delta.current);
+            return read(delta.current());
         }
         let kept = read(&self.base)?
             .checked_sub(read(&delta.removed)?)
@@ -216,20 +262,31 @@ impl<I: KindIndex> LayeredPart<I> {
     }
 }
 
-impl<I: KindIndex> Warm for LayeredPart<I> {
-    /// Builds the base's index; with a delta past [`FOLD_FRACTION`] of it, folds the base
-    /// and the delta into a new base (unless another warm-up already does).
-    fn warm(&self) {
-        self.base.warm();
+impl<I: KindIndex> LayeredPart<I> {
+    /// With a delta past [`FOLD_FRACTION`] of the base, folds the base and the delta into
+    /// a new base (unless another warm-up already does): the part over every current row,
+    /// with what the base had built (the index over every row, the partitions).
+    pub(crate) fn fold_if_large(&self) {
         let Some(delta) = &self.delta else {
             return;
         };
         let large = (delta.removed.len() + delta.added.len()) * FOLD_FRACTION > self.base.len();
         if large && !self.fold.claimed.swap(true, Ordering::AcqRel) {
-            delta.current.warm();
-            delta.current.build_partitions_like(&self.base);
-            let _ = self.fold.done.set(Arc::clone(&delta.current));
+            let current = delta.current();
+            if self.base.has_all() {
+                current.warm();
+            }
+            current.build_partitions_like(&self.base);
+            let _ = self.fold.done.set(Arc::clone(current));
         }
+    }
+}
+
+impl<I: KindIndex> Warm for LayeredPart<I> {
+    /// Builds the base's index, and folds a large delta ([`LayeredPart::fold_if_large`]).
+    fn warm(&self) {
+        self.base.warm();
+        self.fold_if_large();
     }
 }
 
@@ -296,7 +353,7 @@ mod tests {
 
         second.warm(&|| true);
         let folded = second.leads.fold.done.get().expect("folded");
-        assert!(Arc::ptr_eq(folded, &delta.current));
+        assert!(Arc::ptr_eq(folded, delta.current()));
         // Until the leads change again, the next index shares the part as it is.
         let unchanged = Index::build(&rows, &kinds, Some(&second));
         assert!(Arc::ptr_eq(&unchanged.leads, &second.leads));
@@ -353,6 +410,47 @@ mod tests {
         let window = Window::new(grid[0], grid[grid.len() - 1]).unwrap();
         for m in [Measure::Buyers, Measure::RepeatBuyers, Measure::Purchases] {
             let scope = Scope::new(window);
+            assert_eq!(second.measure(m, &scope), fresh.measure(m, &scope), "{m:?}");
+        }
+    }
+
+    /// After a deal write the stage exits and stays listed before are their base plus the
+    /// delta of the deals written, and answer as entries listed anew.
+    #[test]
+    fn stage_parts_follow_deal_writes_as_deltas() {
+        let grid = grid();
+        let records: Vec<Record> = (0..4)
+            .flat_map(|seed| {
+                RandomTenant {
+                    rng: Rng(seed + 90),
+                    grid: grid.clone(),
+                }
+                .records()
+                .into_iter()
+                .filter(|r| r.kind() == RecordKind::Deal)
+                .enumerate()
+                .map(move |(i, mut r)| {
+                    if let Record::Deal(d) = &mut r {
+                        d.id = format!("{}-{seed}-{i}", d.id);
+                    }
+                    r
+                })
+            })
+            .collect();
+        assert!(records.len() > 4 * CHUNK);
+        let mut rows = Rows::of(records.iter().cloned());
+        let mut kinds = KindGens::default();
+        let first = Index::build(&rows, &kinds, None);
+        let window = Window::new(grid[0], grid[grid.len() - 1]).unwrap();
+        let scope = Scope::new(window);
+        first.measure(Measure::StageExits, &scope).unwrap();
+        assert!(rows.remove(RecordKind::Deal, 1));
+        kinds[RecordKind::Deal as usize] += 1;
+        let second = Index::build(&rows, &kinds, Some(&first));
+        let stages = second.stages.get().expect("kept");
+        assert!(stages.exits.delta.is_some() && stages.stays.delta.is_some());
+        let fresh = Index::build(&rows, &kinds, None);
+        for m in [Measure::StageExits, Measure::StageDaysTotal] {
             assert_eq!(second.measure(m, &scope), fresh.measure(m, &scope), "{m:?}");
         }
     }

@@ -16,8 +16,9 @@
 //!   window's slice.
 //!
 //! The index is immutable: the store builds a new one on the first read after a write,
-//! sharing every part whose record kinds the writes did not change. A part sorts its event
-//! lists on first use.
+//! sharing every part whose record kinds the writes did not change, and keeping the parts
+//! whose own kind changed as their base plus a delta of the rows written since
+//! ([`delta`]). A part sorts its event lists on first use.
 
 mod activities;
 mod blocked;
@@ -354,27 +355,39 @@ impl Index {
                         deal_attributes: Arc::clone(&p.stage_context.deal_attributes),
                         lookups: Arc::clone(&lookups),
                     };
-                    let stages = p.stages.get().map_or_else(OnceLock::new, |s| {
-                        OnceLock::from(Arc::new(s.refit(&context)))
-                    });
+                    let stages = p
+                        .stages
+                        .get()
+                        .and_then(|s| s.refit(&context))
+                        .map_or_else(OnceLock::new, |s| OnceLock::from(Arc::new(s)));
                     (
                         Arc::new(LayeredPart::next(&p.deals, deals_now(), true)),
                         context,
                         stages,
                     )
                 }
-                // The deals changed: the deal part is maintained incrementally; the stage
-                // entries are listed again on their first read.
+                // The deals changed: the deal part is maintained incrementally, and so are
+                // the stage parts when the customers did not change too (else they are
+                // listed again on their first read).
                 (None, None) => match incremental_deals {
-                    Some(p) => (
-                        Arc::new(LayeredPart::next(
-                            &p.deals,
-                            deals_now(),
-                            customers_changed(p),
-                        )),
-                        stage_context_now(),
-                        OnceLock::new(),
-                    ),
+                    Some(p) => {
+                        let context = stage_context_now();
+                        let stages = match p.stages.get() {
+                            Some(s) if !customers_changed(p) => {
+                                OnceLock::from(Arc::new(s.next(&context)))
+                            }
+                            _ => OnceLock::new(),
+                        };
+                        (
+                            Arc::new(LayeredPart::next(
+                                &p.deals,
+                                deals_now(),
+                                customers_changed(p),
+                            )),
+                            context,
+                            stages,
+                        )
+                    }
                     None => (
                         Arc::new(LayeredPart::built(deals_now())),
                         stage_context_now(),
@@ -518,6 +531,11 @@ impl Index {
             }
             p.warm();
         }
+        // Large deltas of the stage parts are folded too.
+        if let Some(stages) = self.stages.get() {
+            stages.exits.fold_if_large();
+            stages.stays.fold_if_large();
+        }
     }
 
     fn resolve(
@@ -542,7 +560,9 @@ impl Index {
         let w = &scope.window;
         if scope.filters.contains_key(&Dimension::Stage) && stages::stays_answer(measure) {
             // An open deal is read through its current stage.
-            let value = stages::open_in_stage(&self.stages().stays, measure, w.end, &f)?;
+            let value = self.stages().stays.measure(measure, |stays| {
+                stages::open_in_stage(stays, measure, w.end, &f)
+            })?;
             return Ok(value.normalize());
         }
         let mut value = Decimal::ZERO;
@@ -563,7 +583,9 @@ impl Index {
         }
         with_parts!(shares);
         share(stages::exits_answer(measure), &|| {
-            stages::measure(&self.stages().exits, measure, w, &f)
+            self.stages()
+                .exits
+                .measure(measure, |exits| stages::measure(exits, measure, w, &f))
         })?;
         assert!(answered, "no part answers {measure:?}");
         Ok(value.normalize())

@@ -335,10 +335,21 @@ impl<I: KindIndex> Part<I> {
         I::Context: Clone,
     {
         Self {
+            only: Some(positions.into()),
+            ..self.restricted_to_all()
+        }
+    }
+
+    /// The same rows, table, context and attribute columns; nothing built.
+    pub(crate) fn restricted_to_all(&self) -> Self
+    where
+        I::Context: Clone,
+    {
+        Self {
             unit: self.unit,
             rows: Arc::clone(&self.rows),
             context: self.context.clone(),
-            only: Some(positions.into()),
+            only: self.only.clone(),
             all: OnceLock::new(),
             parts: Default::default(),
             distinct: Default::default(),
@@ -348,6 +359,11 @@ impl<I: KindIndex> Part<I> {
                 .map(|(d, a)| (*d, AttributeDimension::new(&a.column)))
                 .collect(),
         }
+    }
+
+    /// Whether the index over every row is built.
+    pub(crate) fn has_all(&self) -> bool {
+        self.all.get().is_some()
     }
 
     /// Builds now the partitions `other` (a part of the same unit) has built.

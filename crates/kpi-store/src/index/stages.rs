@@ -4,20 +4,21 @@
 //! the stage parts read what the deal part reads ([`deals::READS`]) and are kept, refit or
 //! rebuilt with it.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
 
 use super::count;
 use super::deals::DealIndex;
+use super::delta::LayeredPart;
 use super::events::{rows_by_time, EventList};
 use super::lookups::Lookups;
 use super::part::{KindIndex, Part, ResolvedFilters, RowTable};
 use super::sums::{DecimalSums, IntegerSums};
 use crate::attribute_columns::AttributeColumns;
 use crate::dims::Unit;
-use crate::rows::{DealRow, Slab};
+use crate::rows::{DealRow, Slab, CHUNK};
 use crate::symbols::Sym;
 use crate::units::{nanos_between, nanos_to, DAY_NANOS};
 
@@ -203,48 +204,118 @@ impl KindIndex for StageStayIndex {
 }
 
 /// The deals' stage entries, as stage exits and as stage stays (one list of entries, read
-/// by both).
+/// by both), each a base plus, after deal writes, a delta ([`LayeredPart`]).
 pub(crate) struct StageParts {
-    pub(crate) exits: Part<StageExitIndex>,
-    pub(crate) stays: Part<StageStayIndex>,
+    pub(crate) exits: LayeredPart<StageExitIndex>,
+    pub(crate) stays: LayeredPart<StageStayIndex>,
+}
+
+/// The entries (one per stage of each deal's history: `(deal slot, position)`) of the
+/// deals of `context` at `slots` (ascending), in that order.
+fn entries(context: &StageContext, slots: impl Iterator<Item = u32>) -> Vec<StageEntryRef> {
+    let deals = &context.deals;
+    let mut list = Vec::new();
+    for deal in slots {
+        let count = deals.row(deal).stages.len() as u32;
+        list.extend((0..count).map(|position| StageEntryRef { deal, position }));
+    }
+    list
+}
+
+/// The entries of every deal of `context`, listed once however many parts read them.
+fn every_entry(context: &StageContext) -> Arc<Vec<StageEntryRef>> {
+    let deals = &context.deals;
+    let mut list = Vec::with_capacity(deals.iter().map(|d| d.stages.len()).sum());
+    for (deal, d) in deals.slots() {
+        list.extend((0..d.stages.len() as u32).map(|position| StageEntryRef { deal, position }));
+    }
+    Arc::new(list)
 }
 
 impl StageParts {
-    /// The entries of the deals `context` reads, listed now (one entry per stage of each
-    /// deal's history: `(deal slot, position)`).
+    /// The entries of the deals `context` reads, listed now.
     pub(crate) fn list(context: &StageContext) -> Self {
-        let deals = &context.deals;
-        let entries: usize = deals.iter().map(|d| d.stages.len()).sum();
-        let mut list = Vec::with_capacity(entries);
-        for (deal, d) in deals.slots() {
-            list.extend(
-                (0..d.stages.len() as u32).map(|position| StageEntryRef { deal, position }),
-            );
-        }
-        let list = Arc::new(list);
+        let list = every_entry(context);
         StageParts {
-            exits: Part::new(
+            exits: LayeredPart::built(Part::new(
                 Unit::StageExit,
                 Arc::clone(&list),
                 context.clone(),
                 &context.deal_attributes,
-            ),
-            stays: Part::new(
+            )),
+            stays: LayeredPart::built(Part::new(
                 Unit::StageStay,
                 list,
                 context.clone(),
                 &context.deal_attributes,
-            ),
+            )),
         }
     }
 
-    /// The same entries read through `context`, whose customers changed ([`Part::refit`]).
-    pub(crate) fn refit(&self, context: &StageContext) -> Self {
+    /// The same entries read through `context`, whose customers changed ([`Part::refit`]);
+    /// `None` when they have a delta (then listed again on first read).
+    pub(crate) fn refit(&self, context: &StageContext) -> Option<Self> {
+        Some(StageParts {
+            exits: self.exits.refit_whole(context.clone())?,
+            stays: self.stays.refit_whole(context.clone())?,
+        })
+    }
+
+    /// The entries of the deals of `context`, whose deals (alone) changed since these
+    /// were listed: each part its base plus the delta of the chunks of deals written since.
+    pub(crate) fn next(&self, context: &StageContext) -> Self {
+        // Both parts list every current entry at most once, when one folds.
+        let every: Arc<OnceLock<Arc<Vec<StageEntryRef>>>> = Arc::default();
         StageParts {
-            exits: self.exits.refit(context.clone()),
-            stays: self.stays.refit(context.clone()),
+            exits: layered(&self.exits, context, Unit::StageExit, &every),
+            stays: layered(&self.stays, context, Unit::StageStay, &every),
         }
     }
+}
+
+/// `previous` (over stage entries) as its base plus the delta of the deals written since,
+/// read through `context`.
+fn layered<I>(
+    previous: &LayeredPart<I>,
+    context: &StageContext,
+    unit: Unit,
+    every: &Arc<OnceLock<Arc<Vec<StageEntryRef>>>>,
+) -> LayeredPart<I>
+where
+    I: KindIndex<Row = StageEntryRef, Table = Vec<StageEntryRef>, Context = StageContext>,
+{
+    let (base, fold) = previous.next_base();
+    let changed = context.deals.chunks_changed_since(&base.context.deals);
+    // The base's entries are in deal slot order: those of a chunk are a range.
+    let listed = &base.rows;
+    let removed: Vec<u32> = changed
+        .iter()
+        .flat_map(|c| {
+            let (from, to) = (*c as usize * CHUNK, (*c as usize + 1) * CHUNK);
+            let start = listed.partition_point(|e| (e.deal as usize) < from);
+            let end = listed.partition_point(|e| (e.deal as usize) < to);
+            start as u32..end as u32
+        })
+        .collect();
+    let removed = base.restricted(removed);
+    let slots = context.deals.slots_in_chunks(&changed);
+    let added = Part::new(
+        unit,
+        entries(context, slots.into_iter()),
+        context.clone(),
+        &context.deal_attributes,
+    );
+    let (context, every) = (context.clone(), Arc::clone(every));
+    let make_current = Box::new(move || {
+        let list = every.get_or_init(|| every_entry(&context));
+        Part::new(
+            unit,
+            Arc::clone(list),
+            context.clone(),
+            &context.deal_attributes,
+        )
+    });
+    LayeredPart::layered(base, fold, &changed, removed, added, make_current)
 }
 
 /// The stage exits' value of `measure` (one the exits answer: [`exits_answer`]) over `w` and the filters `f`.
