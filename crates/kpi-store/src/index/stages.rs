@@ -212,24 +212,21 @@ pub(crate) struct StageParts {
 
 /// The entries (one per stage of each deal's history: `(deal slot, position)`) of the
 /// deals of `context` at `slots` (ascending), in that order.
-fn entries(context: &StageContext, slots: impl Iterator<Item = u32>) -> Vec<StageEntryRef> {
+fn entries(context: &StageContext, slots: &[u32]) -> Vec<StageEntryRef> {
     let deals = &context.deals;
-    let mut list = Vec::new();
-    for deal in slots {
-        let count = deals.row(deal).stages.len() as u32;
-        list.extend((0..count).map(|position| StageEntryRef { deal, position }));
+    let count = slots.iter().map(|s| deals.row(*s).stages.len()).sum();
+    let mut list = Vec::with_capacity(count);
+    for deal in slots.iter().copied() {
+        let positions = deals.row(deal).stages.len() as u32;
+        list.extend((0..positions).map(|position| StageEntryRef { deal, position }));
     }
     list
 }
 
 /// The entries of every deal of `context`, listed once however many parts read them.
 fn every_entry(context: &StageContext) -> Arc<Vec<StageEntryRef>> {
-    let deals = &context.deals;
-    let mut list = Vec::with_capacity(deals.iter().map(|d| d.stages.len()).sum());
-    for (deal, d) in deals.slots() {
-        list.extend((0..d.stages.len() as u32).map(|position| StageEntryRef { deal, position }));
-    }
-    Arc::new(list)
+    let slots: Vec<u32> = context.deals.slots().map(|(slot, _)| slot).collect();
+    Arc::new(entries(context, &slots))
 }
 
 impl StageParts {
@@ -301,7 +298,7 @@ where
     let slots = context.deals.slots_in_chunks(&changed);
     let added = Part::new(
         unit,
-        entries(context, slots.into_iter()),
+        entries(context, &slots),
         context.clone(),
         &context.deal_attributes,
     );
