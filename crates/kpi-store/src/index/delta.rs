@@ -18,10 +18,11 @@
 //!   changes, so one request reads one state. A delta larger than half the base (and a
 //!   few chunks) is folded at once: the part is built anew on its next read.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError};
 
 use super::part::{KindIndex, Part, ResolvedFilters, Warm};
@@ -263,6 +264,20 @@ impl<I: KindIndex> LayeredPart<I> {
 }
 
 impl<I: KindIndex> LayeredPart<I> {
+    /// Adds to `out` the acquisition times of the customers of the current rows matching
+    /// `filters` ([`Part::acquisitions`], for cohort groups): read from the part over every
+    /// current row when there is a delta.
+    pub(crate) fn acquisitions(
+        &self,
+        filters: &ResolvedFilters,
+        out: &mut BTreeSet<Timestamp>,
+    ) -> Result<(), MetricError> {
+        match &self.delta {
+            None => self.base.acquisitions(filters, out),
+            Some(delta) => delta.current().acquisitions(filters, out),
+        }
+    }
+
     /// With a delta past [`FOLD_FRACTION`] of the base, folds the base and the delta into
     /// a new base (unless another warm-up already does): the part over every current row,
     /// with what the base had built (the index over every row, the partitions).
