@@ -1150,6 +1150,26 @@ fn first_quarter() -> Vec<(&'static str, Vec<Want>)> {
             "success.repeat_customer_rate",
             vec![is("33.33", &[("repeat", "1"), ("buyers", "3")])],
         ),
+        // Grouped by cohort (its default), monthly cohorts (the default cohort_granularity)
+        // of the customers the metric reads (subscriptions' and customers'): every one.
+        // retained = the cohort's customers with a subscription active at W's end;
+        // cohort_size = its customers acquired in its month.
+        // 2021-01: c5 (s8 ended 2023): 0 / 1. 2023-01: c1 (s1 150, s4 30), c6 (s6 ended
+        // exactly at start): 1 / 2 = 50. 2023-03: c2 (s2 ended 02-15): 0 / 1. 2024-01: c3
+        // (acquired exactly at start; s3): 1 / 1. 2024-02: c4 (s5 changed to 0 on 03-20):
+        // 0 / 1. 2024-03: c8 (s7): 1 / 1; its month ends with W (cohort_age 0). 2024-04:
+        // c7 (acquired exactly at end), a month ending after W: no row.
+        (
+            "success.cohort_retention",
+            vec![
+                is("0", &[("retained", "0"), ("cohort_size", "1")]).group("cohort", "2021-01"),
+                is("50", &[("retained", "1"), ("cohort_size", "2")]).group("cohort", "2023-01"),
+                is("0", &[("retained", "0"), ("cohort_size", "1")]).group("cohort", "2023-03"),
+                is("100", &[("retained", "1"), ("cohort_size", "1")]).group("cohort", "2024-01"),
+                is("0", &[("retained", "0"), ("cohort_size", "1")]).group("cohort", "2024-02"),
+                is("100", &[("retained", "1"), ("cohort_size", "1")]).group("cohort", "2024-03"),
+            ],
+        ),
         // ---------------------------------------------------------------- revenue
         // MRR at end: s1 150 + s3 50 + s4 30 + s7 80 (s2 ended, s5 changed to 0).
         ("revenue.mrr", vec![is("310", &[("mrr", "310")])]),
@@ -1220,6 +1240,25 @@ fn first_quarter() -> Vec<(&'static str, Vec<Want>)> {
         (
             "revenue.new_customer_revenue",
             vec![is("3810", &[("new_customer_revenue", "3810")])],
+        ),
+        // Grouped by cohort (its default), monthly cohorts of the subscriptions' customers
+        // (c7 has none). mrr = the cohort's MRR at W's end; starting_mrr = its MRR at the
+        // end of its month.
+        // 2021-01: c5, s8 starts 2022 and ends 2023: 0 and 0, no row. 2023-01: c1, c6 at
+        // 2023-02-01: nothing yet (s6 starts 03-01, s1 06-01): starting 0, undefined; at
+        // end s1 150 + s4 30 = 180 (s6 ended). 2023-03: c2 at 2023-04-01: nothing yet (s2
+        // starts 07-01), at end s2 has ended: 0 and 0, no row. 2024-01: c3, s3 50 at
+        // 02-01 and at end: 100. 2024-02: c4, s5 50 at 03-01, 0 at end: 0. 2024-03: c8,
+        // s7 80 at 04-01, the end of both its month and W: 100.
+        (
+            "revenue.cohort_mrr_retention",
+            vec![
+                undefined("starting_mrr = 0", &[("mrr", "180"), ("starting_mrr", "0")])
+                    .group("cohort", "2023-01"),
+                is("100", &[("mrr", "50"), ("starting_mrr", "50")]).group("cohort", "2024-01"),
+                is("0", &[("mrr", "0"), ("starting_mrr", "50")]).group("cohort", "2024-02"),
+                is("100", &[("mrr", "80"), ("starting_mrr", "80")]).group("cohort", "2024-03"),
+            ],
         ),
     ]
 }
