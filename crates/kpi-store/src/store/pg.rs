@@ -103,7 +103,7 @@ impl Postgres {
                     break;
                 }
                 Err(e) => {
-                    if attempts % 10 == 0 {
+                    if attempts.is_multiple_of(10) {
                         tracing::warn!(
                             reason = %e,
                             waited_s = started.elapsed().as_secs(),
