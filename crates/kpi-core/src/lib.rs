@@ -47,6 +47,7 @@ mod attribute;
 mod calendar;
 pub mod cohort;
 mod comparison;
+mod custom_measure;
 mod descriptor;
 pub mod docs;
 pub mod engine;
@@ -63,6 +64,7 @@ mod window;
 pub use attribute::{check_attribute_name, AttributeName, MAX_ATTRIBUTE_NAME_BYTES};
 pub use calendar::Calendar;
 pub use comparison::{Compared, Comparison, Trend};
+pub use custom_measure::{Aggregate, CustomMeasure, EventTime, FixedFilter, MeasuredRecords};
 pub use descriptor::{
     Dimension, Direction, InputKind, InputSource, InputSpec, MetricDescriptor, ParamKind,
     ParamSpec, Unit, PRECISION_PARAM,

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::custom_measure::CustomMeasure;
 use crate::descriptor::Dimension;
 use crate::error::MetricError;
 use crate::window::Window;
@@ -214,6 +215,9 @@ pub enum Measure {
     Activities,
     /// Sum of the amounts of activities in W (an activity without one adds nothing).
     ActivityAmount,
+    // ---- declared by a KPI crate ----
+    /// A measure a KPI crate declares ([`CustomMeasure`]): identified by its name.
+    Custom(&'static CustomMeasure),
 }
 
 /// What one measure is computed over: a window and dimension constraints (the request's

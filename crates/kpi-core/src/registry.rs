@@ -3,7 +3,9 @@ use std::sync::OnceLock;
 
 use thiserror::Error;
 
-use crate::descriptor::ParamSpec;
+use crate::custom_measure::CustomMeasure;
+use crate::descriptor::{InputSource, ParamSpec};
+use crate::measure::Measure;
 use crate::Metric;
 
 /// One metric's entry in the link-time registry; create it with
@@ -43,6 +45,19 @@ pub enum RegistryError {
         /// The missing metric.
         uses: &'static str,
     },
+    /// Two different measure declarations share a name.
+    #[error(
+        "measure `{0}` is declared twice, differently; every custom measure name must be unique"
+    )]
+    DuplicateMeasure(&'static str),
+    /// A custom measure names what its records do not have.
+    #[error("measure `{name}` cannot be answered: {reason}")]
+    BadMeasure {
+        /// The measure's name.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Every linked metric, sorted by id, looked up by id.
@@ -71,15 +86,37 @@ fn valid_id(id: &str, family: &str) -> bool {
     }
 }
 
+/// Refuses `declared` when it cannot be answered or another declaration in `seen` has its
+/// name; else adds it to `seen`.
+fn check_custom_measure(
+    seen: &mut HashMap<&'static str, &'static CustomMeasure>,
+    declared: &'static CustomMeasure,
+) -> Result<(), RegistryError> {
+    declared
+        .check()
+        .map_err(|reason| RegistryError::BadMeasure {
+            name: declared.name,
+            reason,
+        })?;
+    match seen.insert(declared.name, declared) {
+        Some(other) if !other.same_declaration(declared) => {
+            Err(RegistryError::DuplicateMeasure(declared.name))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Registry {
     /// Builds a registry from metrics, refusing duplicate ids, malformed ids, repeated input
-    /// names and derived metrics whose dependency is missing.
+    /// names, derived metrics whose dependency is missing, and custom measures read by
+    /// their inputs that cannot be answered or that share a name with another declaration.
     pub fn from_metrics(
         metrics: impl IntoIterator<Item = &'static dyn Metric>,
     ) -> Result<Self, RegistryError> {
         let mut metrics: Vec<&'static dyn Metric> = metrics.into_iter().collect();
         metrics.sort_by_key(|m| m.descriptor().id);
         let mut by_id = HashMap::with_capacity(metrics.len());
+        let mut custom = HashMap::new();
         for (i, m) in metrics.iter().enumerate() {
             let d = m.descriptor();
             if !valid_id(d.id, d.family) {
@@ -90,6 +127,11 @@ impl Registry {
             }
             if by_id.insert(d.id, i).is_some() {
                 return Err(RegistryError::DuplicateId(d.id));
+            }
+            for input in d.inputs {
+                if let InputSource::Stored(Measure::Custom(declared)) = input.source {
+                    check_custom_measure(&mut custom, declared)?;
+                }
             }
             for (j, input) in d.inputs.iter().enumerate() {
                 if d.inputs[..j].iter().any(|x| x.name == input.name) {

@@ -4,10 +4,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use jiff::Timestamp;
-use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope};
+use kpi_core::{
+    Aggregate, CustomMeasure, Decimal, Dimension, EventTime, FixedFilter, Measure, MeasuredRecords,
+    MetricError, Scope,
+};
+
+use crate::attributes::Attributes;
 
 use crate::dims::{DimValues, RecordLookup, Unit};
-use crate::index::readers_of;
+use crate::index::{deal_kind_name, readers_of, status_name};
 use crate::record::{
     Channel, Deal, DealKind, DealStatus, Record, RecordKind, Source, Subscription,
 };
@@ -211,6 +216,7 @@ impl<'a> Reference<'a> {
             Ok(acc)
         };
         match measure {
+            Measure::Custom(declared) => self.custom(declared, scope),
             Measure::Activities => count(activities().count()),
             Measure::ActivityAmount => sum(&mut activities().filter_map(|a| a.amount)),
             Measure::DealsWon => count(won().count()),
@@ -560,6 +566,93 @@ impl<'a> Reference<'a> {
                 sum(&mut surveys().filter(|s| s.kind == kind).map(|s| s.score))
             }
         }
+    }
+
+    /// A custom measure, read from its definition: the records of its kind matching the
+    /// scope's filters and its fixed filters whose time is in the window, aggregated.
+    fn custom(&self, declared: &CustomMeasure, scope: &Scope) -> Result<Decimal, MetricError> {
+        struct Read<'r> {
+            time: Option<Timestamp>,
+            amount: Decimal,
+            status: Option<&'static str>,
+            kind: &'r str,
+            customer: Option<&'r str>,
+            attributes: &'r Attributes,
+        }
+        let lookup = &self.lookup;
+        let read: Vec<Read<'_>> = match declared.records {
+            MeasuredRecords::Deals => self
+                .all(RecordKind::Deal)
+                .filter_map(|r| match r {
+                    Record::Deal(d) if matches(Unit::Deal, &lookup.deal(d), &scope.filters) => {
+                        Some(Read {
+                            time: match declared.time {
+                                EventTime::Created => Some(d.created_at),
+                                EventTime::Closed => d.closed_at,
+                                EventTime::Occurred => None,
+                            },
+                            amount: d.amount,
+                            status: Some(status_name(d.status)),
+                            kind: deal_kind_name(d.kind),
+                            customer: d.customer_id.as_deref(),
+                            attributes: &d.attributes,
+                        })
+                    }
+                    _ => None,
+                })
+                .collect(),
+            MeasuredRecords::Activities => self
+                .all(RecordKind::Activity)
+                .filter_map(|r| match r {
+                    Record::Activity(a)
+                        if matches(Unit::Activity, &lookup.activity(a), &scope.filters) =>
+                    {
+                        Some(Read {
+                            time: (declared.time == EventTime::Occurred).then_some(a.occurred_at),
+                            amount: a.amount.unwrap_or(Decimal::ZERO),
+                            status: None,
+                            kind: &a.activity_type,
+                            customer: a.customer_id.as_deref(),
+                            attributes: &a.attributes,
+                        })
+                    }
+                    _ => None,
+                })
+                .collect(),
+        };
+        let attribute =
+            |r: &Read<'_>, name: &str| r.attributes.get(name).map(|v| v.dimension_value());
+        let counted = read.iter().filter(|r| {
+            r.time.is_some_and(|t| scope.window.contains(t))
+                && declared.filters.iter().all(|f| match *f {
+                    FixedFilter::Status(s) => r.status == Some(s),
+                    FixedFilter::Type(t) => r.kind == t,
+                    FixedFilter::Attribute(name, value) => {
+                        attribute(r, name).as_deref() == Some(value)
+                    }
+                })
+        });
+        let mut total = Decimal::ZERO;
+        match declared.aggregate {
+            Aggregate::Count => return Ok(Decimal::from(counted.count() as u64)),
+            Aggregate::DistinctCustomers => {
+                let customers: HashSet<&str> = counted.filter_map(|r| r.customer).collect();
+                return Ok(Decimal::from(customers.len() as u64));
+            }
+            Aggregate::SumAmount => {
+                for r in counted {
+                    add(&mut total, r.amount)?;
+                }
+            }
+            Aggregate::SumAttribute(name) => {
+                for r in counted {
+                    if let Some(x) = attribute(r, name).and_then(|v| v.parse::<Decimal>().ok()) {
+                        add(&mut total, x)?;
+                    }
+                }
+            }
+        }
+        Ok(total)
     }
 
     /// The (previous MRR, (at, new MRR)) pairs of a subscription's changes after the

@@ -24,6 +24,7 @@ mod activities;
 mod blocked;
 mod campaigns;
 mod cohort;
+mod custom;
 mod customers;
 mod deals;
 #[cfg(test)]
@@ -53,6 +54,9 @@ use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope};
 
 use self::activities::ActivityIndex;
 use self::campaigns::CampaignIndex;
+use self::custom::CustomParts;
+#[cfg(test)]
+pub(crate) use self::custom::{deal_kind_name, status_name};
 use self::customers::{CustomerContext, CustomerIndex};
 use self::deals::DealIndex;
 use self::delta::LayeredPart;
@@ -95,6 +99,8 @@ pub(crate) struct Index {
     tickets: Arc<LayeredPart<TicketIndex>>,
     surveys: Arc<LayeredPart<SurveyIndex>>,
     activities: Arc<LayeredPart<ActivityIndex>>,
+    /// The parts of the measures KPI crates declare, made on first read.
+    custom: CustomParts,
     /// What subscriptions are as a whole (new MRR, each customer's first).
     classes: Arc<SubscriptionClasses>,
     /// The write counts of the rows it was built from.
@@ -165,12 +171,18 @@ pub(crate) const PARTS: &[PartDeclaration] = with_parts!(declarations);
 
 /// The positions in [`PARTS`] of the parts that answer `measure`; `staged`: the filters
 /// name a stage (the stage stays then answer the open deals in place of the deals).
+/// A custom measure is answered by its own part, over the rows of its kind's part: that
+/// part stands for it here.
 fn readers(measure: Measure, staged: bool) -> impl Iterator<Item = usize> {
     let stays = staged && stages::stays_answer(measure);
+    let custom = custom::unit_of(measure);
     PARTS
         .iter()
         .enumerate()
-        .filter(move |(_, p)| (p.answers)(measure) && (p.unit == Unit::StageStay) == stays)
+        .filter(move |(_, p)| match custom {
+            Some(unit) => p.unit == unit,
+            None => (p.answers)(measure) && (p.unit == Unit::StageStay) == stays,
+        })
         .map(|(i, _)| i)
 }
 
@@ -316,6 +328,8 @@ impl Index {
                 source_sym,
             ))
         };
+
+        let custom = CustomParts::new(rows, &lookups, |reads| reuse(reads).map(|p| &p.custom));
 
         // What subscriptions are as a whole, kept while they do not change.
         let classes = match reuse(subscriptions::CLASSES_READ) {
@@ -495,6 +509,7 @@ impl Index {
             tickets,
             surveys,
             activities,
+            custom,
             syms,
             classes,
             built_from: *kinds,
@@ -558,6 +573,10 @@ impl Index {
     pub(crate) fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
         let f = self.resolve(&scope.filters)?;
         let w = &scope.window;
+        if let Measure::Custom(declared) = measure {
+            let value = self.custom.measure(declared, w, &f, &self.syms)?;
+            return Ok(value.normalize());
+        }
         if scope.filters.contains_key(&Dimension::Stage) && stages::stays_answer(measure) {
             // An open deal is read through its current stage.
             let value = self.stages().stays.measure(measure, |stays| {

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use kpi_core::{
-    Decimal, Dimension, Measure, MetricError, Scope, SpendCategories, SurveyKind, Window,
+    CustomMeasure, Decimal, Dimension, Measure, MetricError, Scope, SpendCategories, SurveyKind,
+    Window,
 };
 
 use super::Index;
@@ -16,6 +17,96 @@ use crate::reference::Reference;
 use crate::rows::Rows;
 use crate::store::Canonical;
 use crate::validate::validate;
+
+/// Measures a KPI crate could declare: every aggregate, time and kind of fixed filter, an
+/// attribute summed that reads as decimals (`tier`) and one that does not (`region`).
+static CUSTOM_MEASURES: [CustomMeasure; 9] = {
+    use kpi_core::Aggregate::*;
+    use kpi_core::EventTime::*;
+    use kpi_core::FixedFilter::*;
+    use kpi_core::MeasuredRecords::*;
+    const fn declared(
+        name: &'static str,
+        records: kpi_core::MeasuredRecords,
+        time: kpi_core::EventTime,
+        aggregate: kpi_core::Aggregate,
+        filters: &'static [kpi_core::FixedFilter],
+    ) -> CustomMeasure {
+        CustomMeasure {
+            name,
+            description: "",
+            records,
+            time,
+            aggregate,
+            filters,
+        }
+    }
+    [
+        declared(
+            "test.won_tier",
+            Deals,
+            Closed,
+            SumAttribute("tier"),
+            &[Status("won")],
+        ),
+        declared(
+            "test.created_emea",
+            Deals,
+            Created,
+            Count,
+            &[Attribute("region", "EMEA")],
+        ),
+        declared(
+            "test.won_upsell_amount",
+            Deals,
+            Closed,
+            SumAmount,
+            &[Type("upsell"), Status("won")],
+        ),
+        declared(
+            "test.lost_customers",
+            Deals,
+            Closed,
+            DistinctCustomers,
+            &[Status("lost")],
+        ),
+        declared(
+            "test.created_region_sum",
+            Deals,
+            Created,
+            SumAttribute("region"),
+            &[],
+        ),
+        declared(
+            "test.meetings",
+            Activities,
+            Occurred,
+            Count,
+            &[Type("meeting")],
+        ),
+        declared(
+            "test.vip_activity_customers",
+            Activities,
+            Occurred,
+            DistinctCustomers,
+            &[Attribute("vip", "true")],
+        ),
+        declared(
+            "test.call_amount",
+            Activities,
+            Occurred,
+            SumAmount,
+            &[Type("call")],
+        ),
+        declared(
+            "test.activity_tier",
+            Activities,
+            Occurred,
+            SumAttribute("tier"),
+            &[],
+        ),
+    ]
+};
 
 pub(crate) fn all_measures() -> Vec<Measure> {
     use Measure::*;
@@ -97,6 +188,7 @@ pub(crate) fn all_measures() -> Vec<Measure> {
             });
         }
     }
+    v.extend(CUSTOM_MEASURES.iter().map(Custom));
     v
 }
 
