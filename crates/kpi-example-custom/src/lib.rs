@@ -1,9 +1,18 @@
 //! An example of a team's own KPI crate: `acme.weighted_pipeline`, the open pipeline weighted
-//! by the probability of closing from each stage.
+//! by the probability of closing from each stage; and two metrics over measures the team
+//! declares itself (`measures.rs`): `acme.meetings_per_won_deal` (activities) and
+//! `acme.seats_per_won_deal` (a decimal deal attribute summed).
 //!
 //! Everything a custom metric needs comes from `kpi-core`: implement [`kpi_core::Metric`],
 //! register it with [`kpi_core::register_metric!`], and link the crate into a kpid binary
 //! (see `src/main.rs` and the README beside this file).
+
+pub mod measures;
+mod meetings_per_won_deal;
+mod seats_per_won_deal;
+
+pub use meetings_per_won_deal::MeetingsPerWonDeal;
+pub use seats_per_won_deal::SeatsPerWonDeal;
 
 use kpi_core::{
     Decimal, Dimension, Direction, Gather, InputKind, InputSpec, Inputs, Measure, Metric,

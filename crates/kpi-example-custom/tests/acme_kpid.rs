@@ -1,5 +1,6 @@
-//! The team's own binary, end to end: `acme-kpid` lists `acme.weighted_pipeline` beside the
-//! built-in catalogue and computes it from deals stored over gRPC.
+//! The team's own binary, end to end: `acme-kpid` lists the team's metrics beside the
+//! built-in catalogue and computes them from records stored over gRPC — among them two
+//! over measures the team declares (meetings held, seats won).
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -103,8 +104,8 @@ async fn the_custom_metric_is_listed_and_computed_from_stored_deals() {
     assert!(built_ins >= 41, "kpid's built-ins are linked: {built_ins}");
     assert_eq!(
         listed.len(),
-        built_ins + 1,
-        "the built-ins and acme.weighted_pipeline"
+        built_ins + 3,
+        "the built-ins, acme.weighted_pipeline, meetings_per_won_deal and seats_per_won_deal"
     );
     let acme = listed
         .iter()
@@ -186,4 +187,221 @@ async fn the_custom_metric_is_listed_and_computed_from_stored_deals() {
         .into_inner();
     // With p_demo = 0.5: 5 000 + 650 = 5 650; d4 was open in proposal then: + 9 000 × 0.6.
     assert_eq!(mid.rows[0].value, "11050");
+}
+
+fn attributes(
+    pairs: &[(&str, pb::attribute_value::Value)],
+) -> std::collections::BTreeMap<String, pb::AttributeValue> {
+    pairs
+        .iter()
+        .map(|(name, value)| {
+            (
+                (*name).to_owned(),
+                pb::AttributeValue {
+                    value: Some(value.clone()),
+                },
+            )
+        })
+        .collect()
+}
+
+fn closed_deal(
+    id: &str,
+    owner: &str,
+    status: pb::DealStatus,
+    closed: &str,
+    attrs: &[(&str, pb::attribute_value::Value)],
+) -> pb::Record {
+    pb::Record {
+        record: Some(pb::record::Record::Deal(pb::Deal {
+            id: id.into(),
+            owner: owner.into(),
+            amount: "1000".into(),
+            created_at: Some(ts("2023-12-01T00:00:00Z")),
+            closed_at: Some(ts(closed)),
+            status: status as i32,
+            kind: pb::DealKind::NewBusiness as i32,
+            attributes: attributes(attrs),
+            ..Default::default()
+        })),
+    }
+}
+
+fn activity(id: &str, kind: &str, owner: &str, at: &str) -> pb::Record {
+    pb::Record {
+        record: Some(pb::record::Record::Activity(pb::Activity {
+            id: id.into(),
+            r#type: kind.into(),
+            occurred_at: Some(ts(at)),
+            owner: Some(owner.into()),
+            ..Default::default()
+        })),
+    }
+}
+
+async fn january(
+    metrics: &mut MetricsServiceClient<tonic::transport::Channel>,
+    metric: &str,
+    group_by: &[&str],
+    filters: &[(&str, &str)],
+) -> Result<Vec<pb::Row>, tonic::Status> {
+    let answer = metrics
+        .compute(pb::ComputeRequest {
+            metric_id: metric.into(),
+            start: Some(ts("2024-01-01T00:00:00Z")),
+            end: Some(ts("2024-02-01T00:00:00Z")),
+            group_by: group_by.iter().map(|g| (*g).to_owned()).collect(),
+            filters: filters
+                .iter()
+                .map(|(d, v)| ((*d).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Default::default()
+        })
+        .await?;
+    Ok(answer.into_inner().rows)
+}
+
+/// The row of `owner` among rows grouped by owner.
+fn of_owner<'a>(rows: &'a [pb::Row], owner: &str) -> &'a pb::Row {
+    rows.iter()
+        .find(|r| r.group.get("owner").map(String::as_str) == Some(owner))
+        .unwrap_or_else(|| panic!("a row for {owner}: {rows:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_over_declared_measures_count_activities_and_sum_a_deal_attribute() {
+    use pb::attribute_value::Value::{Decimal as Dec, Text};
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = start(dir.path());
+    let mut metrics = MetricsServiceClient::connect(url.clone()).await.unwrap();
+    let mut records = RecordsServiceClient::connect(url).await.unwrap();
+
+    // Deals closed in January 2024: w1 (ann, 10 seats, EMEA), w2 (bob, 5.5 seats, AMER),
+    // w3 (ann, no seats) won; l1 (ann, 100 seats) lost; w4 (ann, 7 seats) won in February.
+    // Activities: meetings a1, a2 (ann), a4, a6 (bob, the window's last second) in
+    // January, a5 (ann) in February; a3 (ann) a call.
+    let put = records
+        .put_records(pb::PutRecordsRequest {
+            records: vec![
+                closed_deal(
+                    "w1",
+                    "ann",
+                    pb::DealStatus::Won,
+                    "2024-01-10T00:00:00Z",
+                    &[("seats", Dec("10".into())), ("region", Text("EMEA".into()))],
+                ),
+                closed_deal(
+                    "w2",
+                    "bob",
+                    pb::DealStatus::Won,
+                    "2024-01-20T00:00:00Z",
+                    &[
+                        ("seats", Dec("5.5".into())),
+                        ("region", Text("AMER".into())),
+                    ],
+                ),
+                closed_deal(
+                    "w3",
+                    "ann",
+                    pb::DealStatus::Won,
+                    "2024-01-25T00:00:00Z",
+                    &[],
+                ),
+                closed_deal(
+                    "l1",
+                    "ann",
+                    pb::DealStatus::Lost,
+                    "2024-01-12T00:00:00Z",
+                    &[("seats", Dec("100".into()))],
+                ),
+                closed_deal(
+                    "w4",
+                    "ann",
+                    pb::DealStatus::Won,
+                    "2024-02-03T00:00:00Z",
+                    &[("seats", Dec("7".into()))],
+                ),
+                activity("a1", "meeting", "ann", "2024-01-05T10:00:00Z"),
+                activity("a2", "meeting", "ann", "2024-01-15T10:00:00Z"),
+                activity("a3", "call", "ann", "2024-01-16T10:00:00Z"),
+                activity("a4", "meeting", "bob", "2024-01-18T10:00:00Z"),
+                activity("a5", "meeting", "ann", "2024-02-02T10:00:00Z"),
+                activity("a6", "meeting", "bob", "2024-01-31T23:59:59Z"),
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(put.accepted, 11, "{:?}", put.rejected);
+
+    // Seats: 10 + 5.5 + 0 (w3 has none) = 15.5 over 3 won deals = 5.1666… → 5.17; the
+    // lost deal's and February's seats are not counted.
+    let rows = january(&mut metrics, "acme.seats_per_won_deal", &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].value, "5.17");
+    assert_eq!(rows[0].inputs["seats"], "15.5");
+    assert_eq!(rows[0].inputs["won"], "3");
+    // By owner: ann 10 / 2 = 5, bob 5.5 / 1 = 5.5.
+    let rows = january(&mut metrics, "acme.seats_per_won_deal", &["owner"], &[])
+        .await
+        .unwrap();
+    assert_eq!(of_owner(&rows, "ann").value, "5");
+    assert_eq!(of_owner(&rows, "bob").value, "5.5");
+    // Filtered by the deal's own attribute: EMEA is w1 alone, 10 / 1.
+    let rows = january(
+        &mut metrics,
+        "acme.seats_per_won_deal",
+        &[],
+        &[("attr.region", "EMEA")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows[0].value, "10");
+    assert_eq!(rows[0].inputs["seats"], "10");
+
+    // Meetings: a1, a2, a4, a6 = 4 over 3 won deals = 1.333… → 1.33.
+    let rows = january(&mut metrics, "acme.meetings_per_won_deal", &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].value, "1.33");
+    assert_eq!(rows[0].inputs["meetings"], "4");
+    assert_eq!(rows[0].inputs["won"], "3");
+    // By owner: ann 2 meetings / 2 won = 1, bob 2 / 1 = 2.
+    let rows = january(&mut metrics, "acme.meetings_per_won_deal", &["owner"], &[])
+        .await
+        .unwrap();
+    assert_eq!(of_owner(&rows, "ann").value, "1");
+    assert_eq!(of_owner(&rows, "bob").value, "2");
+
+    // A deal's attribute is no dimension of activities: refused, naming it.
+    let refused = january(
+        &mut metrics,
+        "acme.meetings_per_won_deal",
+        &[],
+        &[("attr.region", "EMEA")],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains("attr.region"),
+        "{}",
+        refused.message()
+    );
+
+    // The call a3 becomes a meeting: the kept part of the declared measure is rebuilt.
+    let put = records
+        .put_records(pb::PutRecordsRequest {
+            records: vec![activity("a3", "meeting", "ann", "2024-01-16T10:00:00Z")],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(put.accepted, 1, "{:?}", put.rejected);
+    let rows = january(&mut metrics, "acme.meetings_per_won_deal", &["owner"], &[])
+        .await
+        .unwrap();
+    assert_eq!(of_owner(&rows, "ann").value, "1.5");
+    assert_eq!(of_owner(&rows, "ann").inputs["meetings"], "3");
 }
