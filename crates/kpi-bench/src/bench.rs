@@ -261,6 +261,40 @@ async fn one_compute(clients: &mut Clients) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
+/// `sales.win_rate` over the Compute's window grouped by `dimension`: its time.
+async fn grouped_compute(clients: &mut Clients, dimension: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let answer = clients
+        .metrics
+        .compute(pb::ComputeRequest {
+            group_by: vec![dimension.to_owned()],
+            ..compute_request()
+        })
+        .await
+        .with_context(|| format!("Compute grouped by {dimension}"))?
+        .into_inner();
+    ensure!(
+        answer.rows.len() > 12,
+        "grouped by {dimension}: {} rows",
+        answer.rows.len()
+    );
+    Ok(started.elapsed())
+}
+
+/// `sales.win_rate` grouped by a customer attribute and by owner, alternating (one untimed
+/// pair first: it builds the partitions): the two medians in µs.
+async fn win_rate_by_attribute(clients: &mut Clients, calls: usize) -> anyhow::Result<(f64, f64)> {
+    grouped_compute(clients, "customer.region").await?;
+    grouped_compute(clients, "owner").await?;
+    let mut attribute = Vec::with_capacity(calls);
+    let mut owner = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        attribute.push(us(grouped_compute(clients, "customer.region").await?));
+        owner.push(us(grouped_compute(clients, "owner").await?));
+    }
+    Ok((median(&attribute), median(&owner)))
+}
+
 /// Samples in µs of the empty RPC on kpid, the Compute, and the empty RPC on a bare tonic
 /// server.
 struct RpcSamples {
@@ -618,6 +652,16 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
         res.empty_rpc_p99_us = quantile(&empty, 0.99);
         res.compute_p50_us = quantile(&compute, 0.5);
         res.compute_p99_us = quantile(&compute, 0.99);
+        if args.attributes {
+            let grouped_calls = (calls / 10).max(10);
+            say(format!(
+                "{grouped_calls} win_rate Computes by customer.region and by owner"
+            ));
+            let (attribute, owner) = win_rate_by_attribute(&mut clients, grouped_calls).await?;
+            res.win_rate_by_customer_attribute_us = Some(attribute);
+            res.win_rate_by_owner_us = Some(owner);
+            res.win_rate_attribute_ratio = (owner > 0.0).then(|| attribute / owner);
+        }
         // Before the writes of the mixed phase, whose rebuilds the memory target does not
         // cover (reported apart).
         res.peak_rss_mb = server.peak_rss_mb()?;

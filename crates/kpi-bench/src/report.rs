@@ -166,6 +166,13 @@ pub(crate) struct Results {
     pub(crate) compute_p50_us: f64,
     /// 99th percentile single-metric Compute, in µs.
     pub(crate) compute_p99_us: f64,
+    /// With `--attributes`: median `sales.win_rate` (the Compute's window by month) grouped
+    /// by `customer.region`, in µs, alternating with the same grouped by `owner`.
+    pub(crate) win_rate_by_customer_attribute_us: Option<f64>,
+    /// With `--attributes`: median `sales.win_rate` grouped by `owner`, in µs.
+    pub(crate) win_rate_by_owner_us: Option<f64>,
+    /// By `customer.region` / by `owner` (target ≤ 2).
+    pub(crate) win_rate_attribute_ratio: Option<f64>,
     /// Median empty unary RPC (gRPC health Check) on kpid's connection, in µs.
     pub(crate) empty_rpc_p50_us: f64,
     /// 99th percentile of it, in µs.
@@ -442,6 +449,16 @@ impl Results {
                 self.compute_p50_us, self.compute_p99_us, self.compute_request
             ),
         );
+        if let (Some(attribute), Some(owner), Some(ratio)) = (
+            self.win_rate_by_customer_attribute_us,
+            self.win_rate_by_owner_us,
+            self.win_rate_attribute_ratio,
+        ) {
+            row(
+                "win_rate by customer.region / by owner",
+                format!("{attribute:.0} µs / {owner:.0} µs ({ratio:.2} ×, target ≤ 2)"),
+            );
+        }
         row(
             "empty RPC on kpid p50 / p99",
             format!(
