@@ -9,8 +9,8 @@ use std::str::FromStr;
 
 use jiff::Timestamp;
 use kpi_core::{
-    DataSource, Decimal, Dimension, Measure, MetricError, Scope, SpendCategories, SurveyKind,
-    Window,
+    Aggregate, CustomMeasure, DataSource, Decimal, Dimension, EventTime, FixedFilter, Measure,
+    MeasuredRecords, MetricError, Scope, SpendCategories, SurveyKind, Window,
 };
 use kpi_store::{
     Activity, Campaign, Channel, Customer, Deal, DealKind, DealStatus, Lead, MrrChange, Purchase,
@@ -847,8 +847,46 @@ fn expectations() -> Vec<(Measure, Decimal, Decimal)> {
         (Activities, d("3"), d("1")),
         // a1 100 + a3 50.5 (a2 has no amount); marketing a1.
         (ActivityAmount, d("150.5"), d("100")),
+        // Declared measures, as a KPI crate would: meetings in W are a1 alone (c1,
+        // marketing); won deals counted and summed as the built-ins above; the distinct
+        // customers of the activities in W are c1 and c2 (a3 has none), marketing c1.
+        (Custom(&MEETINGS), d("1"), d("1")),
+        (Custom(&WON_BY_CLOSE), d("4"), d("3")),
+        (Custom(&WON_AMOUNT_BY_CLOSE), d("4100"), d("1600")),
+        (Custom(&ACTIVITY_CUSTOMERS), d("2"), d("1")),
     ]
 }
+
+static MEETINGS: CustomMeasure = CustomMeasure {
+    name: "test.meetings",
+    description: "meetings by occurrence",
+    records: MeasuredRecords::Activities,
+    time: EventTime::Occurred,
+    aggregate: Aggregate::Count,
+    filters: &[FixedFilter::Type("meeting")],
+};
+
+static ACTIVITY_CUSTOMERS: CustomMeasure = CustomMeasure {
+    name: "test.activity_customers",
+    aggregate: Aggregate::DistinctCustomers,
+    filters: &[],
+    ..MEETINGS
+};
+
+static WON_BY_CLOSE: CustomMeasure = CustomMeasure {
+    name: "test.won_by_close",
+    description: "won deals by close",
+    records: MeasuredRecords::Deals,
+    time: EventTime::Closed,
+    aggregate: Aggregate::Count,
+    filters: &[FixedFilter::Status("won")],
+};
+
+static WON_AMOUNT_BY_CLOSE: CustomMeasure = CustomMeasure {
+    name: "test.won_amount_by_close",
+    aggregate: Aggregate::SumAmount,
+    ..WON_BY_CLOSE
+};
 
 /// Every variant of [`Measure`] appears in [`expectations`]: adding a variant without
 /// working out its answer here fails to compile.
@@ -909,7 +947,8 @@ fn covered(m: Measure) -> bool {
         | SurveyResponses { .. }
         | SurveyScoreTotal(_)
         | Activities
-        | ActivityAmount => true,
+        | ActivityAmount
+        | Custom(_) => true,
     }
 }
 
