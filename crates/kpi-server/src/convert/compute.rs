@@ -321,9 +321,7 @@ pub(crate) fn row_to_proto(row: Row) -> pb::Row {
         value,
         undefined_reason,
         inputs: inputs_to_proto(&row.inputs),
-        cohort_age: row
-            .cohort_age
-            .map(|a| i32::try_from(a).unwrap_or(i32::MAX)),
+        cohort_age: row.cohort_age.map(|a| i32::try_from(a).unwrap_or(i32::MAX)),
         ..Default::default()
     };
     if let Some(compared) = row.comparison {
