@@ -154,7 +154,9 @@ async function loadCatalogue(initial: { metrics?: string[]; metric?: string }): 
   setState("loading");
   try {
     const response = await metrics.listMetrics({});
-    descriptors = response.metrics;
+    // A cohort table (grouped by cohort by default) has no single value for a tile:
+    // `kpid cohorts` prints it.
+    descriptors = response.metrics.filter((d) => !d.defaultGroupBy.includes("cohort"));
   } catch (error) {
     if (isUnauthenticated(error)) {
       controls.keyField.hidden = false;

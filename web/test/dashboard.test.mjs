@@ -307,7 +307,9 @@ async function checkAgainst(context, addr, key) {
   const api = clients(addr, key);
   const put = await api.records.putRecords({ records: knownRecords() });
   assert.equal(put.rejected.length, 0, `rejected: ${JSON.stringify(put.rejected)}`);
-  const { metrics: catalogue } = await api.metrics.listMetrics({});
+  const { metrics: listed } = await api.metrics.listMetrics({});
+  // Cohort tables have no tile (the page leaves them out): every other metric has one.
+  const catalogue = listed.filter((metric) => !metric.defaultGroupBy.includes("cohort"));
   const expected = new Map();
   for (const metric of catalogue) {
     const response = await api.metrics.compute({ metricId: metric.id, ...WINDOW, ...UNGROUPED, compare: Comparison.PREVIOUS_PERIOD });
