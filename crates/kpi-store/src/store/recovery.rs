@@ -18,7 +18,8 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
-use super::{lock, open_sled_dir, Sled, Store, RECOVERY_RETRY};
+use super::open::open_sled_dir;
+use super::{lock, Sled, Store, RECOVERY_RETRY};
 use crate::durable::Commit;
 use crate::error::StoreError;
 use crate::pending::{add_originals, Before, Originals};

@@ -1,0 +1,376 @@
+//! Opening a store: sled (from the rows snapshot when a current one verifies, else by
+//! scanning sled) or PostgreSQL, and loading every tenant's records into memory.
+
+use super::*;
+
+impl Inner {
+    /// The state of a store that loaded `tenants` and their settings: writable, no write
+    /// pending, no memory budget, and neither backend (the caller names its own).
+    fn loaded(tenants: HashMap<String, Arc<Tenant>>, settings: SettingsByTenant) -> Inner {
+        Inner {
+            sled: RwLock::new(None),
+            tenants: RwLock::new(tenants),
+            writer: Mutex::new(()),
+            pending: PendingWrites::default(),
+            write_state: Mutex::new(WriteState::Writable),
+            recovering: AtomicBool::new(false),
+            disk_bytes: AtomicU64::new(0),
+            dir: None,
+            snapshot_current: AtomicBool::new(false),
+            settings: RwLock::new(settings),
+            budget: Budget::default(),
+            postgres: None,
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in directory `path` and loads every record into
+    /// memory (from the rows snapshot when a current one verifies, else by scanning sled).
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Self::open_with(path, OpenOptions::default())
+    }
+
+    /// [`Store::open`], as `options` say.
+    ///
+    /// The rows snapshot, if there is one, is read on a second thread while sled opens
+    /// (sled reads its whole log to rebuild its page table: about as long as the snapshot
+    /// takes to read), then kept only if sled names it current.
+    pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Store, StoreError> {
+        let path: &Path = path.as_ref();
+        let started = std::time::Instant::now();
+        let (db, early) = std::thread::scope(|s| {
+            let early = s.spawn(|| snapshot::read_early(path));
+            let db = open_sled(
+                sled::Config::new()
+                    .path(path)
+                    .cache_capacity(SLED_CACHE_BYTES),
+            );
+            let sled_ms = started.elapsed().as_millis() as u64;
+            let early = early
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            tracing::info!(
+                sled_ms,
+                snapshot_ms = early.elapsed.as_millis() as u64,
+                "sled opened and the rows snapshot read, side by side"
+            );
+            (db, early)
+        });
+        let db = db?;
+        // Absolute, so the commit point does not depend on the working directory.
+        let dir = std::fs::canonicalize(path).map_err(|e| {
+            StoreError::Sled(sled::Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", path.display()),
+            )))
+        })?;
+        let commit = Commit::open(&dir)?;
+        Self::load_with(db, Some(commit), Some(dir), options, Some(early))
+    }
+
+    /// A store in a temporary sled database, removed when dropped (for tests).
+    pub fn temporary() -> Result<Store, StoreError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        Self::load(db, None, None, OpenOptions::default())
+    }
+
+    /// Opens the store over the PostgreSQL database at `url` (`postgres://user@host:port/db`):
+    /// migrates its schema (refusing one newer than this binary), then loads every
+    /// tenant's records and settings into memory, as [`Store::open`] does from sled.
+    pub fn open_postgres(url: &str, options: OpenOptions) -> Result<Store, StoreError> {
+        let started = std::time::Instant::now();
+        let postgres = pg::Postgres::open(url)?;
+        let mut tenants: HashMap<String, TenantRecords> = HashMap::new();
+        let entries = postgres.scan()?;
+        let count = entries.len();
+        for (key, value) in entries {
+            if !Self::load_entry(&mut tenants, &key, &value)? {
+                return Err(StoreError::Corrupt(format!(
+                    "key {} holds a value without a row slot",
+                    crate::codec::hex(&key)
+                )));
+            }
+        }
+        for t in tenants.values_mut() {
+            t.rows.loaded();
+        }
+        let tenant_settings = postgres.settings()?;
+        tracing::info!(
+            records = count,
+            tenants = tenants.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "record store loaded from PostgreSQL"
+        );
+        let tenants = tenants
+            .into_iter()
+            .map(|(name, records)| {
+                let tenant = Tenant {
+                    records: RwLock::new(records),
+                    ..Tenant::default()
+                };
+                (name, Arc::new(tenant))
+            })
+            .collect();
+        let store = Store {
+            inner: Arc::new(Inner {
+                postgres: Some(postgres),
+                ..Inner::loaded(tenants, tenant_settings)
+            }),
+        };
+        store.set_memory_budget(options.memory_budget);
+        Ok(store)
+    }
+
+    /// Loads the records of sled `db`: from the snapshot in `dir` when it is current and
+    /// verifies (and, with [`OpenOptions::verify_snapshot`], matches a scan), else by
+    /// scanning; a snapshot not read is removed.
+    pub(crate) fn load(
+        db: sled::Db,
+        commit: Option<Commit>,
+        dir: Option<PathBuf>,
+        options: OpenOptions,
+    ) -> Result<Store, StoreError> {
+        Self::load_with(db, commit, dir, options, None)
+    }
+
+    /// [`Store::load`], with the snapshot already read (`early`) when given.
+    fn load_with(
+        db: sled::Db,
+        commit: Option<Commit>,
+        dir: Option<PathBuf>,
+        options: OpenOptions,
+        early: Option<snapshot::Early>,
+    ) -> Result<Store, StoreError> {
+        let tree = db.open_tree("records")?;
+        let meta = db.open_tree("meta")?;
+        let token = meta
+            .get(SNAPSHOT_TOKEN)?
+            .and_then(|v| <[u8; 8]>::try_from(&*v).ok())
+            .map(u64::from_le_bytes);
+        let started = std::time::Instant::now();
+        let snapshot = match (&dir, token) {
+            (Some(dir), Some(token)) => match early {
+                Some(early) => early.current(token),
+                None => snapshot::read(dir, token),
+            }
+            .unwrap_or_else(|e| {
+                tracing::warn!(
+                    path = %dir.join(snapshot::FILE).display(),
+                    reason = %e,
+                    "the rows snapshot does not verify: removing it and scanning the records"
+                );
+                None
+            }),
+            _ => None,
+        };
+        // The rows of a scan already made (to verify the snapshot, which differed).
+        let mut scanned = None;
+        let snapshot = match snapshot {
+            Some(tenants) if options.verify_snapshot => {
+                let rows = Self::scan(&db, &tree)?;
+                if Self::same_rows(&tenants, &rows) {
+                    tracing::info!("the rows snapshot matches the records in sled");
+                    Some(tenants)
+                } else {
+                    scanned = Some(rows);
+                    None
+                }
+            }
+            other => other,
+        };
+        let snapshot_current = snapshot.is_some();
+        let tenants = match snapshot {
+            Some(tenants) => {
+                let tenants: HashMap<String, TenantRecords> = tenants
+                    .into_iter()
+                    .map(|(name, rows)| {
+                        let records = TenantRecords {
+                            rows,
+                            ..TenantRecords::default()
+                        };
+                        (name, records)
+                    })
+                    .collect();
+                let count: usize = tenants.values().map(|t| t.rows.len()).sum();
+                tracing::info!(
+                    records = count,
+                    tenants = tenants.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "record store loaded from its snapshot"
+                );
+                tenants
+            }
+            None => {
+                if token.is_some() {
+                    // A token without its snapshot: retire it.
+                    meta.remove(SNAPSHOT_TOKEN)?;
+                    db.flush()?;
+                }
+                if let Some(dir) = &dir {
+                    // A stale snapshot is never read again: free its space.
+                    let _ = std::fs::remove_file(dir.join(snapshot::FILE));
+                }
+                match scanned {
+                    Some(rows) => rows,
+                    None => Self::scan(&db, &tree)?,
+                }
+            }
+        };
+        let tenants = tenants
+            .into_iter()
+            .map(|(name, records)| {
+                let tenant = Tenant {
+                    records: RwLock::new(records),
+                    ..Tenant::default()
+                };
+                (name, Arc::new(tenant))
+            })
+            .collect();
+        let tenant_settings = settings::load(&db.open_tree("settings")?)?;
+        drop((tree, meta));
+        let store = Store {
+            inner: Arc::new(Inner {
+                sled: RwLock::new(Some(Sled::new(db, commit)?)),
+                dir,
+                snapshot_current: AtomicBool::new(snapshot_current),
+                ..Inner::loaded(tenants, tenant_settings)
+            }),
+        };
+        store.set_memory_budget(options.memory_budget);
+        Ok(store)
+    }
+
+    /// Every tenant's rows, from a scan of the records in sled.
+    fn scan(
+        db: &sled::Db,
+        tree: &sled::Tree,
+    ) -> Result<HashMap<String, TenantRecords>, StoreError> {
+        let mut tenants: HashMap<String, TenantRecords> = HashMap::new();
+        let mut count = 0u64;
+        let mut legacy = 0u64;
+        for item in tree.iter() {
+            let (key, value) = item?;
+            count += 1;
+            if !Self::load_entry(&mut tenants, &key, &value)? {
+                // A first-release value: given a slot below, once every slot is known.
+                legacy += 1;
+            }
+        }
+        for t in tenants.values_mut() {
+            t.rows.loaded();
+        }
+        if legacy > 0 {
+            // Rewrite first-release values with a slot each.
+            for item in tree.iter() {
+                let (key, value) = item?;
+                if value_slot(&key, &value)?.is_some() {
+                    continue;
+                }
+                let (tenant, kind, _) = split_key(&key)?;
+                let record = decode_record(&key, &value)?;
+                let rows = &mut tenants.entry(tenant.to_owned()).or_default().rows;
+                let slot = rows.allocate(kind);
+                tree.insert(key.clone(), encode_record(&record, slot))?;
+                rows.put(slot, &record);
+            }
+            db.flush()?;
+            tracing::info!(records = legacy, "stored values given their row slot");
+        }
+        tracing::info!(
+            records = count,
+            tenants = tenants.len(),
+            "record store loaded"
+        );
+        Ok(tenants)
+    }
+
+    /// Puts one stored record (its key and value) into its tenant's rows; `false` for a
+    /// first-release value, which has no slot yet (and is left out).
+    fn load_entry(
+        tenants: &mut HashMap<String, TenantRecords>,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        let (tenant, kind, id) = split_key(key)?;
+        let record = decode_record(key, value)?;
+        check_key(key, &record, kind, id)?;
+        let Some(slot) = value_slot(key, value)? else {
+            return Ok(false);
+        };
+        let rows = match tenants.get_mut(tenant) {
+            Some(t) => &mut t.rows,
+            None => &mut tenants.entry(tenant.to_owned()).or_default().rows,
+        };
+        if rows.occupied(kind, slot) {
+            return Err(StoreError::Corrupt(format!(
+                "key {} holds slot {slot}, which another {} record holds too",
+                crate::codec::hex(key),
+                kind.as_str()
+            )));
+        }
+        rows.put(slot, &record);
+        Ok(true)
+    }
+
+    /// Whether the rows of a snapshot equal those of a scan of sled; when not, logs a
+    /// warning counting the tenants and naming the kinds that differ.
+    fn same_rows(snapshot: &[(String, Rows)], scanned: &HashMap<String, TenantRecords>) -> bool {
+        let empty = Rows::default();
+        let from_snapshot: HashMap<&str, &Rows> = snapshot
+            .iter()
+            .map(|(n, rows)| (n.as_str(), rows))
+            .collect();
+        let mut names: Vec<&str> = from_snapshot.keys().copied().collect();
+        names.extend(scanned.keys().map(String::as_str));
+        names.sort_unstable();
+        names.dedup();
+        let mut tenants = 0usize;
+        let mut kinds = std::collections::BTreeSet::new();
+        for name in names {
+            let a = from_snapshot.get(name).copied().unwrap_or(&empty);
+            let b = scanned.get(name).map_or(&empty, |t| &t.rows);
+            let differing = snapshot::differing_kinds(a, b);
+            if !differing.is_empty() {
+                tenants += 1;
+                kinds.extend(differing);
+            }
+        }
+        if tenants > 0 {
+            tracing::warn!(
+                tenants,
+                kinds = kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(","),
+                "the rows snapshot differs from the records in sled: removing it and serving the scanned rows"
+            );
+        }
+        tenants == 0
+    }
+}
+
+/// sled opened on `dir` with kpid's settings.
+pub(super) fn open_sled_dir(dir: &Path) -> Result<sled::Db, StoreError> {
+    Ok(open_sled(
+        sled::Config::new()
+            .path(dir)
+            .cache_capacity(SLED_CACHE_BYTES),
+    )?)
+}
+
+/// Opens sled, waiting a little while the database file is still locked: sled 0.34 releases
+/// its file lock when its background flusher thread ends, shortly *after* the last `Db`
+/// handle is dropped, so reopening a store in the same process can race that thread.
+fn open_sled(config: sled::Config) -> sled::Result<sled::Db> {
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+    const STEP: std::time::Duration = std::time::Duration::from_millis(20);
+    let started = std::time::Instant::now();
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && started.elapsed() < WAIT =>
+            {
+                std::thread::sleep(STEP);
+            }
+            other => return other,
+        }
+    }
+}
