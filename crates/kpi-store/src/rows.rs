@@ -21,15 +21,15 @@ use crate::symbols::{Interner, Sym, NONE};
 /// A timestamp in 12 bytes instead of 16: seconds and nanoseconds, 4-byte aligned.
 #[derive(Clone, Copy, PartialEq, Eq)]
 #[repr(C, packed(4))]
-pub(crate) struct Ts {
+pub(crate) struct PackedTime {
     secs: i64,
     nanos: i32,
 }
 
-impl Ts {
+impl PackedTime {
     /// The compact form of `t`.
     pub(crate) fn new(t: Timestamp) -> Self {
-        Ts {
+        PackedTime {
             secs: t.as_second(),
             nanos: t.subsec_nanosecond(),
         }
@@ -44,17 +44,17 @@ impl Ts {
 
 /// An optional timestamp in 12 bytes instead of 24 (none: nanoseconds no timestamp has).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct OptTs(Ts);
+pub(crate) struct OptionalPackedTime(PackedTime);
 
-impl OptTs {
-    const NONE: OptTs = OptTs(Ts {
+impl OptionalPackedTime {
+    const NONE: OptionalPackedTime = OptionalPackedTime(PackedTime {
         secs: 0,
         nanos: i32::MIN,
     });
 
     /// The compact form of `t`.
     pub(crate) fn new(t: Option<Timestamp>) -> Self {
-        t.map_or(Self::NONE, |t| OptTs(Ts::new(t)))
+        t.map_or(Self::NONE, |t| OptionalPackedTime(PackedTime::new(t)))
     }
 
     /// The timestamp, if any.
@@ -68,8 +68,8 @@ impl OptTs {
 #[derive(Clone)]
 pub(crate) struct CustomerRow {
     pub(crate) id: Sym,
-    pub(crate) acquired_at: Ts,
-    pub(crate) churned_at: OptTs,
+    pub(crate) acquired_at: PackedTime,
+    pub(crate) churned_at: OptionalPackedTime,
     pub(crate) source: Source,
     pub(crate) campaign: Sym,
     pub(crate) segment: Sym,
@@ -79,8 +79,8 @@ pub(crate) struct CustomerRow {
 /// A lead.
 #[derive(Clone)]
 pub(crate) struct LeadRow {
-    pub(crate) created_at: Ts,
-    pub(crate) converted_at: OptTs,
+    pub(crate) created_at: PackedTime,
+    pub(crate) converted_at: OptionalPackedTime,
     pub(crate) source: Source,
     pub(crate) campaign: Sym,
 }
@@ -90,26 +90,26 @@ pub(crate) struct LeadRow {
 pub(crate) struct DealRow {
     pub(crate) owner: Sym,
     pub(crate) amount: Decimal,
-    pub(crate) created_at: Ts,
-    pub(crate) closed_at: OptTs,
+    pub(crate) created_at: PackedTime,
+    pub(crate) closed_at: OptionalPackedTime,
     pub(crate) status: DealStatus,
     pub(crate) kind: DealKind,
     pub(crate) customer: Sym,
     pub(crate) campaign: Sym,
     /// Stage (interned) and when the deal entered it, in order.
-    pub(crate) stages: Box<[(Sym, Ts)]>,
+    pub(crate) stages: Box<[(Sym, PackedTime)]>,
 }
 
 /// A subscription.
 #[derive(Clone)]
-pub(crate) struct SubRow {
+pub(crate) struct SubscriptionRow {
     /// Its id: two subscriptions of a customer starting together are ordered by it.
     pub(crate) id: Box<str>,
     pub(crate) customer: Sym,
-    pub(crate) started_at: Ts,
-    pub(crate) ended_at: OptTs,
-    pub(crate) mrr_changes: Box<[(Ts, Decimal)]>,
-    pub(crate) renewal_due_at: OptTs,
+    pub(crate) started_at: PackedTime,
+    pub(crate) ended_at: OptionalPackedTime,
+    pub(crate) mrr_changes: Box<[(PackedTime, Decimal)]>,
+    pub(crate) renewal_due_at: OptionalPackedTime,
     pub(crate) renewed: Option<bool>,
 }
 
@@ -118,13 +118,13 @@ pub(crate) struct SubRow {
 pub(crate) struct PurchaseRow {
     pub(crate) customer: Sym,
     pub(crate) amount: Decimal,
-    pub(crate) at: Ts,
+    pub(crate) at: PackedTime,
 }
 
 /// Money spent.
 #[derive(Clone)]
 pub(crate) struct SpendRow {
-    pub(crate) at: Ts,
+    pub(crate) at: PackedTime,
     pub(crate) amount: Decimal,
     pub(crate) category: SpendCategory,
     pub(crate) channel: Option<Channel>,
@@ -137,7 +137,7 @@ pub(crate) struct CampaignRow {
     /// Its id, interned as the value of the campaign dimension.
     pub(crate) id: Sym,
     pub(crate) channel: Channel,
-    pub(crate) started_at: Ts,
+    pub(crate) started_at: PackedTime,
     pub(crate) delivered: u64,
     pub(crate) opens: u64,
     pub(crate) clicks: u64,
@@ -148,9 +148,9 @@ pub(crate) struct CampaignRow {
 pub(crate) struct TicketRow {
     pub(crate) customer: Sym,
     pub(crate) agent: Sym,
-    pub(crate) opened_at: Ts,
-    pub(crate) first_response_at: OptTs,
-    pub(crate) resolved_at: OptTs,
+    pub(crate) opened_at: PackedTime,
+    pub(crate) first_response_at: OptionalPackedTime,
+    pub(crate) resolved_at: OptionalPackedTime,
 }
 
 /// A survey response.
@@ -160,7 +160,7 @@ pub(crate) struct SurveyRow {
     pub(crate) kind: SurveyKind,
     pub(crate) score: Decimal,
     pub(crate) scale_max: u32,
-    pub(crate) at: Ts,
+    pub(crate) at: PackedTime,
 }
 
 /// A quota.
@@ -178,7 +178,7 @@ pub(crate) struct ActivityRow {
     pub(crate) activity_type: Sym,
     pub(crate) owner: Sym,
     pub(crate) customer: Sym,
-    pub(crate) occurred_at: Ts,
+    pub(crate) occurred_at: PackedTime,
     pub(crate) amount: Option<Decimal>,
 }
 
@@ -430,7 +430,7 @@ pub(crate) struct Rows {
     pub(crate) customers: Arc<Slab<CustomerRow>>,
     pub(crate) leads: Arc<Slab<LeadRow>>,
     pub(crate) deals: Arc<Slab<DealRow>>,
-    pub(crate) subs: Arc<Slab<SubRow>>,
+    pub(crate) subscriptions: Arc<Slab<SubscriptionRow>>,
     pub(crate) purchases: Arc<Slab<PurchaseRow>>,
     pub(crate) spend: Arc<Slab<SpendRow>>,
     pub(crate) campaigns: Arc<Slab<CampaignRow>>,
@@ -472,7 +472,7 @@ macro_rules! with_slab {
                 $body
             }
             RecordKind::Subscription => {
-                let $slab = with_slab!(@get $how $rows.subs);
+                let $slab = with_slab!(@get $how $rows.subscriptions);
                 $body
             }
             RecordKind::Purchase => {
@@ -526,7 +526,7 @@ impl Default for Rows {
             customers: Arc::default(),
             leads: Arc::default(),
             deals: Arc::default(),
-            subs: Arc::default(),
+            subscriptions: Arc::default(),
             purchases: Arc::default(),
             spend: Arc::default(),
             campaigns: Arc::default(),
@@ -591,8 +591,8 @@ impl Rows {
                 slot,
                 CustomerRow {
                     id: ids.intern(&c.id),
-                    acquired_at: Ts::new(c.acquired_at),
-                    churned_at: OptTs::new(c.churned_at),
+                    acquired_at: PackedTime::new(c.acquired_at),
+                    churned_at: OptionalPackedTime::new(c.churned_at),
                     source: c.source,
                     campaign: d.intern_opt(c.campaign_id.as_deref()),
                     segment: d.intern_opt(c.segment.as_deref()),
@@ -602,8 +602,8 @@ impl Rows {
             Record::Lead(l) => Arc::make_mut(&mut self.leads).put(
                 slot,
                 LeadRow {
-                    created_at: Ts::new(l.created_at),
-                    converted_at: OptTs::new(l.converted_at),
+                    created_at: PackedTime::new(l.created_at),
+                    converted_at: OptionalPackedTime::new(l.converted_at),
                     source: l.source,
                     campaign: d.intern_opt(l.campaign_id.as_deref()),
                 },
@@ -613,8 +613,8 @@ impl Rows {
                 DealRow {
                     owner: d.intern(&x.owner),
                     amount: x.amount,
-                    created_at: Ts::new(x.created_at),
-                    closed_at: OptTs::new(x.closed_at),
+                    created_at: PackedTime::new(x.created_at),
+                    closed_at: OptionalPackedTime::new(x.closed_at),
                     status: x.status,
                     kind: x.kind,
                     customer: ids.intern_opt(x.customer_id.as_deref()),
@@ -622,23 +622,23 @@ impl Rows {
                     stages: x
                         .stage_history
                         .iter()
-                        .map(|e| (d.intern(&e.stage), Ts::new(e.entered_at)))
+                        .map(|e| (d.intern(&e.stage), PackedTime::new(e.entered_at)))
                         .collect(),
                 },
             ),
-            Record::Subscription(s) => Arc::make_mut(&mut self.subs).put(
+            Record::Subscription(s) => Arc::make_mut(&mut self.subscriptions).put(
                 slot,
-                SubRow {
+                SubscriptionRow {
                     id: s.id.as_str().into(),
                     customer: ids.intern(&s.customer_id),
-                    started_at: Ts::new(s.started_at),
-                    ended_at: OptTs::new(s.ended_at),
+                    started_at: PackedTime::new(s.started_at),
+                    ended_at: OptionalPackedTime::new(s.ended_at),
                     mrr_changes: s
                         .mrr_changes
                         .iter()
-                        .map(|c| (Ts::new(c.at), c.mrr))
+                        .map(|c| (PackedTime::new(c.at), c.mrr))
                         .collect(),
-                    renewal_due_at: OptTs::new(s.renewal_due_at),
+                    renewal_due_at: OptionalPackedTime::new(s.renewal_due_at),
                     renewed: s.renewed,
                 },
             ),
@@ -647,13 +647,13 @@ impl Rows {
                 PurchaseRow {
                     customer: ids.intern(&p.customer_id),
                     amount: p.amount,
-                    at: Ts::new(p.at),
+                    at: PackedTime::new(p.at),
                 },
             ),
             Record::Spend(s) => Arc::make_mut(&mut self.spend).put(
                 slot,
                 SpendRow {
-                    at: Ts::new(s.at),
+                    at: PackedTime::new(s.at),
                     amount: s.amount,
                     category: s.category,
                     channel: s.channel,
@@ -665,7 +665,7 @@ impl Rows {
                 CampaignRow {
                     id: d.intern(&c.id),
                     channel: c.channel,
-                    started_at: Ts::new(c.started_at),
+                    started_at: PackedTime::new(c.started_at),
                     delivered: c.delivered,
                     opens: c.opens,
                     clicks: c.clicks,
@@ -676,9 +676,9 @@ impl Rows {
                 TicketRow {
                     customer: ids.intern_opt(t.customer_id.as_deref()),
                     agent: d.intern(&t.agent),
-                    opened_at: Ts::new(t.opened_at),
-                    first_response_at: OptTs::new(t.first_response_at),
-                    resolved_at: OptTs::new(t.resolved_at),
+                    opened_at: PackedTime::new(t.opened_at),
+                    first_response_at: OptionalPackedTime::new(t.first_response_at),
+                    resolved_at: OptionalPackedTime::new(t.resolved_at),
                 },
             ),
             Record::SurveyResponse(s) => Arc::make_mut(&mut self.surveys).put(
@@ -688,7 +688,7 @@ impl Rows {
                     kind: s.kind,
                     score: s.score,
                     scale_max: s.scale_max,
-                    at: Ts::new(s.at),
+                    at: PackedTime::new(s.at),
                 },
             ),
             Record::Quota(q) => Arc::make_mut(&mut self.quotas).put(
@@ -706,7 +706,7 @@ impl Rows {
                     activity_type: d.intern(&a.activity_type),
                     owner: d.intern_opt(a.owner.as_deref()),
                     customer: ids.intern_opt(a.customer_id.as_deref()),
-                    occurred_at: Ts::new(a.occurred_at),
+                    occurred_at: PackedTime::new(a.occurred_at),
                     amount: a.amount,
                 },
             ),
@@ -815,11 +815,11 @@ mod tests {
             "9000-01-01T00:00:00Z".parse().unwrap(),
         ];
         for t in times {
-            assert_eq!(Ts::new(t).get(), t);
-            assert_eq!(OptTs::new(Some(t)).get(), Some(t));
+            assert_eq!(PackedTime::new(t).get(), t);
+            assert_eq!(OptionalPackedTime::new(Some(t)).get(), Some(t));
         }
-        assert_eq!(OptTs::new(None).get(), None);
-        assert_eq!(std::mem::size_of::<Ts>(), 12);
-        assert_eq!(std::mem::size_of::<OptTs>(), 12);
+        assert_eq!(OptionalPackedTime::new(None).get(), None);
+        assert_eq!(std::mem::size_of::<PackedTime>(), 12);
+        assert_eq!(std::mem::size_of::<OptionalPackedTime>(), 12);
     }
 }

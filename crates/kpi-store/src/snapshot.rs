@@ -43,8 +43,8 @@ use crate::attribute_columns::AttributeColumns;
 use crate::attributes::check_name;
 use crate::record::{Channel, DealKind, DealStatus, RecordKind, Source, SpendCategory};
 use crate::rows::{
-    ActivityRow, CampaignRow, CustomerRow, DealRow, Ids, LeadRow, OptTs, PurchaseRow, QuotaRow,
-    Rows, Slab, SpendRow, SubRow, SurveyRow, TicketRow, Ts,
+    ActivityRow, CampaignRow, CustomerRow, DealRow, Ids, LeadRow, OptionalPackedTime, PackedTime,
+    PurchaseRow, QuotaRow, Rows, Slab, SpendRow, SubscriptionRow, SurveyRow, TicketRow,
 };
 use crate::symbols::{Sym, NONE};
 
@@ -155,22 +155,22 @@ impl Snap for Timestamp {
 }
 
 /// Written as the timestamp (the file's format does not depend on the row's layout).
-impl Snap for Ts {
+impl Snap for PackedTime {
     fn put(&self, w: &mut impl Write) -> io::Result<()> {
         self.get().put(w)
     }
     fn get(r: &mut BlockReader) -> io::Result<Self> {
-        Timestamp::get(r).map(Ts::new)
+        Timestamp::get(r).map(PackedTime::new)
     }
 }
 
 /// Written as the optional timestamp.
-impl Snap for OptTs {
+impl Snap for OptionalPackedTime {
     fn put(&self, w: &mut impl Write) -> io::Result<()> {
         self.get().put(w)
     }
     fn get(r: &mut BlockReader) -> io::Result<Self> {
-        Option::<Timestamp>::get(r).map(OptTs::new)
+        Option::<Timestamp>::get(r).map(OptionalPackedTime::new)
     }
 }
 
@@ -323,7 +323,7 @@ snap_struct! {
         values: [acquired_at, churned_at, source],
     }
     LeadRow { refs: [campaign: OptDim], values: [created_at, converted_at, source] }
-    SubRow {
+    SubscriptionRow {
         refs: [customer: Id],
         values: [id, started_at, ended_at, mrr_changes, renewal_due_at, renewed],
     }
@@ -513,7 +513,7 @@ macro_rules! for_each_slab {
         $each!(Customer, customers);
         $each!(Lead, leads);
         $each!(Deal, deals);
-        $each!(Subscription, subs);
+        $each!(Subscription, subscriptions);
         $each!(Purchase, purchases);
         $each!(Spend, spend);
         $each!(Campaign, campaigns);

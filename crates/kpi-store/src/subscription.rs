@@ -25,7 +25,7 @@ use kpi_core::Decimal;
 
 #[cfg(test)]
 use crate::record::Subscription;
-use crate::rows::SubRow;
+use crate::rows::SubscriptionRow;
 
 /// When the subscription ends, if it does.
 #[cfg(test)]
@@ -34,7 +34,7 @@ pub(crate) fn end(s: &Subscription) -> Option<Timestamp> {
 }
 
 /// When the subscription held as a row ends, if it does.
-pub(crate) fn end_of(s: &SubRow) -> Option<Timestamp> {
+pub(crate) fn end_of(s: &SubscriptionRow) -> Option<Timestamp> {
     end_at(
         s.ended_at.get(),
         s.mrr_changes.iter().map(|(at, mrr)| (at.get(), *mrr)),
@@ -43,7 +43,7 @@ pub(crate) fn end_of(s: &SubRow) -> Option<Timestamp> {
 
 /// The time the subscription held as a row pays from (see the module doc), if it ever
 /// has an MRR above 0 in effect.
-pub(crate) fn paid_from_of(s: &SubRow) -> Option<Timestamp> {
+pub(crate) fn paid_from_of(s: &SubscriptionRow) -> Option<Timestamp> {
     let end = end_of(s);
     let steps = std::iter::once((s.started_at.get(), s.mrr_changes[0].1)).chain(
         s.mrr_changes

@@ -14,7 +14,7 @@ use super::part::{KindIndex, Part, ResolvedFilters};
 use super::subscriptions::SubscriptionClasses;
 use super::sums::{add, DecimalSums, IntegerSums};
 use crate::record::{RecordKind, Source};
-use crate::rows::{CustomerRow, Slab, SubRow};
+use crate::rows::{CustomerRow, Slab, SubscriptionRow};
 use crate::symbols::{Sym, NONE};
 use crate::units::{nanos_between, nanos_to, YEAR_NANOS};
 
@@ -64,7 +64,7 @@ impl CustomerRow {
 /// customer's first MRR is their earliest subscription's).
 pub(crate) struct CustomerContext {
     pub(crate) lookups: Arc<Lookups>,
-    pub(crate) subscriptions: Arc<Slab<SubRow>>,
+    pub(crate) subscriptions: Arc<Slab<SubscriptionRow>>,
     pub(crate) classes: Arc<SubscriptionClasses>,
 }
 

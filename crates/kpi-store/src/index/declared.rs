@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use kpi_core::{Dimension, Measure, Scope};
 
 use super::tests::{all_measures, answerable, canonical, grid, grid_scopes, RandomTenant};
-use super::{Index, KindGens, PARTS};
+use super::{Index, KindGenerations, PARTS};
 use crate::generate::Rng;
 use crate::record::{Record, RecordKind};
 use crate::rows::Rows;
@@ -42,7 +42,7 @@ fn index_of(records: Vec<Record>) -> Index {
     let records = canonical(records);
     Index::build(
         &Rows::of(records.records().cloned()),
-        &KindGens::default(),
+        &KindGenerations::default(),
         None,
     )
 }

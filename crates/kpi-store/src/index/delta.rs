@@ -312,7 +312,7 @@ mod tests {
     use super::*;
     use crate::generate::Rng;
     use crate::index::tests::{canonical, grid, RandomTenant};
-    use crate::index::{Index, KindGens};
+    use crate::index::{Index, KindGenerations};
     use crate::record::{Lead, Record, RecordKind, Source};
     use crate::rows::Rows;
 
@@ -350,7 +350,7 @@ mod tests {
     fn a_write_is_a_delta_of_one_chunk_then_folded() {
         let records = leads(5 * CHUNK);
         let mut rows = Rows::of(records.iter().cloned());
-        let mut kinds = KindGens::default();
+        let mut kinds = KindGenerations::default();
         let first = Index::build(&rows, &kinds, None);
         assert!(first.leads.delta.is_none());
         assert_eq!(leads_created(&first), Decimal::from(5 * CHUNK as u64 - 5));
@@ -386,7 +386,7 @@ mod tests {
     #[test]
     fn a_delta_past_half_the_base_is_built_anew() {
         let mut rows = Rows::of(leads(2 * CHUNK));
-        let mut kinds = KindGens::default();
+        let mut kinds = KindGenerations::default();
         let first = Index::build(&rows, &kinds, None);
         for (i, r) in leads(8 * CHUNK).into_iter().enumerate().skip(2 * CHUNK) {
             let slot = rows.allocate(RecordKind::Lead);
@@ -413,7 +413,7 @@ mod tests {
         }
         .records();
         let mut rows = Rows::of(records.iter().cloned());
-        let mut kinds = KindGens::default();
+        let mut kinds = KindGenerations::default();
         let first = Index::build(&rows, &kinds, None);
         let model = canonical(records);
         let purchase = model.of_kind(RecordKind::Purchase).count() as u32 - 1;
@@ -454,7 +454,7 @@ mod tests {
             .collect();
         assert!(records.len() > 4 * CHUNK);
         let mut rows = Rows::of(records.iter().cloned());
-        let mut kinds = KindGens::default();
+        let mut kinds = KindGenerations::default();
         let first = Index::build(&rows, &kinds, None);
         let window = Window::new(grid[0], grid[grid.len() - 1]).unwrap();
         let scope = Scope::new(window);

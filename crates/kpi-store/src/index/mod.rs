@@ -77,7 +77,7 @@ use crate::rows::Rows;
 use crate::symbols::{Interner, NONE};
 
 /// Per record kind, a count of the writes that changed records of that kind.
-pub(crate) type KindGens = [u64; RecordKind::ALL.len()];
+pub(crate) type KindGenerations = [u64; RecordKind::ALL.len()];
 
 /// A tenant's records, ready to answer measures. Each part is shared with the next index
 /// when the kinds it reads did not change, and otherwise, where it can be, maintained
@@ -104,7 +104,7 @@ pub(crate) struct Index {
     /// What subscriptions are as a whole (new MRR, each customer's first).
     classes: Arc<SubscriptionClasses>,
     /// The write counts of the rows it was built from.
-    built_from: KindGens,
+    built_from: KindGenerations,
 }
 
 /// What a part declares: the unit of its rows (whose dimensions filter it), the kinds of
@@ -234,7 +234,7 @@ impl Index {
     /// Builds the index of a tenant's `rows`, whose kinds are at the write counts `kinds`.
     /// Parts of `prev` (an index of earlier rows) whose kinds have not changed since are
     /// shared, not rebuilt: a write of tickets rebuilds the ticket part only.
-    pub(crate) fn build(rows: &Rows, kinds: &KindGens, prev: Option<&Index>) -> Self {
+    pub(crate) fn build(rows: &Rows, kinds: &KindGenerations, prev: Option<&Index>) -> Self {
         // The dimension values of the rows (with the names of sources and channels).
         let syms = rows.dims.clone();
         let name_sym = |name: &str| {
@@ -334,7 +334,7 @@ impl Index {
         // What subscriptions are as a whole, kept while they do not change.
         let classes = match reuse(subscriptions::CLASSES_READ) {
             Some(p) => Arc::clone(&p.classes),
-            None => Arc::new(SubscriptionClasses::of(&rows.subs)),
+            None => Arc::new(SubscriptionClasses::of(&rows.subscriptions)),
         };
 
         // Large tenants convert their rows on two threads: the deal side and the rest.
@@ -426,7 +426,7 @@ impl Index {
             let customers = part!(customers, customers::READS, {
                 let context = CustomerContext {
                     lookups: Arc::clone(&lookups),
-                    subscriptions: Arc::clone(&rows.subs),
+                    subscriptions: Arc::clone(&rows.subscriptions),
                     classes: Arc::clone(&classes),
                 };
                 Part::new(
@@ -464,7 +464,7 @@ impl Index {
                 None,
                 Part::new(
                     Unit::Subscription,
-                    Arc::clone(&rows.subs),
+                    Arc::clone(&rows.subscriptions),
                     context.clone(),
                     &rows.attributes[RecordKind::Subscription as usize],
                 )

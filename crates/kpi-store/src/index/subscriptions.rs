@@ -14,7 +14,7 @@ use super::lookups::Lookups;
 use super::part::{KindIndex, Part, ResolvedFilters};
 use super::sums::{add, DecimalColumn, DecimalSums};
 use crate::record::RecordKind;
-use crate::rows::{OptTs, Slab, SubRow, Ts};
+use crate::rows::{OptionalPackedTime, PackedTime, Slab, SubscriptionRow};
 use crate::symbols::{Sym, NONE};
 
 /// The kinds the subscription part reads: subscriptions, and their customers (through the
@@ -57,7 +57,7 @@ pub(crate) struct SubscriptionHistory {
 
 impl SubscriptionHistory {
     /// The history of `s`, whose start is `class`.
-    pub(crate) fn of(s: &SubRow, class: StartClass) -> Self {
+    pub(crate) fn of(s: &SubscriptionRow, class: StartClass) -> Self {
         let end = crate::subscription::end_of(s);
         let mut prev = s.mrr_changes[0].1;
         let mut changes = Vec::new();
@@ -186,7 +186,7 @@ impl SubscriptionClasses {
     }
 
     /// The classes of `subscriptions`: one sort by customer and start, then one pass.
-    pub(crate) fn of(subscriptions: &Slab<SubRow>) -> Self {
+    pub(crate) fn of(subscriptions: &Slab<SubscriptionRow>) -> Self {
         let mut order: Vec<(Sym, Timestamp, u32)> = subscriptions
             .slots()
             .map(|(slot, s)| (s.customer, s.started_at.get(), slot))
@@ -286,14 +286,14 @@ pub(crate) struct SubscriptionIndex {
     pub(crate) renewed: EventList<u32>,
     /// Per customer, the maximal intervals `(a, b]` in which they have an active
     /// subscription with MRR > 0: keyed by `a`, with a row of the customer and `b`.
-    pub(crate) paying_from: EventList<(u32, OptTs)>,
+    pub(crate) paying_from: EventList<(u32, OptionalPackedTime)>,
     /// The same intervals keyed by `b`.
     pub(crate) paying_until: EventList<u32>,
 }
 
 impl KindIndex for SubscriptionIndex {
-    type Row = SubRow;
-    type Table = Slab<SubRow>;
+    type Row = SubscriptionRow;
+    type Table = Slab<SubscriptionRow>;
     type Context = SubscriptionContext;
 
     fn record_slot(_: &Self::Table, position: u32) -> u32 {
@@ -304,11 +304,11 @@ impl KindIndex for SubscriptionIndex {
         Some(&context.lookups)
     }
 
-    fn customer(_: &SubscriptionContext, s: &SubRow) -> Sym {
+    fn customer(_: &SubscriptionContext, s: &SubscriptionRow) -> Sym {
         s.customer
     }
 
-    fn attr(context: &SubscriptionContext, s: &SubRow, d: Dimension) -> Sym {
+    fn attr(context: &SubscriptionContext, s: &SubscriptionRow, d: Dimension) -> Sym {
         context.lookups.customer_attr(s.customer, d)
     }
 
@@ -329,14 +329,18 @@ impl KindIndex for SubscriptionIndex {
         };
         // Per customer, the maximal intervals in which they pay: each subscription's,
         // sorted by customer and start, merged in place where they overlap.
-        let mut intervals: Vec<(Sym, Ts, OptTs, u32)> = Vec::with_capacity(subset.len());
+        let mut intervals: Vec<(Sym, PackedTime, OptionalPackedTime, u32)> =
+            Vec::with_capacity(subset.len());
         for r in subset {
             let h = history(*r);
-            intervals.extend(
-                h.paying()
-                    .into_iter()
-                    .map(|(a, b)| (h.customer, Ts::new(a), OptTs::new(b), *r)),
-            );
+            intervals.extend(h.paying().into_iter().map(|(a, b)| {
+                (
+                    h.customer,
+                    PackedTime::new(a),
+                    OptionalPackedTime::new(b),
+                    *r,
+                )
+            }));
         }
         intervals.sort_by_key(|(c, a, _, _)| (*c, a.get()));
         let mut kept: usize = 0;
@@ -345,7 +349,7 @@ impl KindIndex for SubscriptionIndex {
             match kept.checked_sub(1).map(|k| &mut intervals[k]) {
                 // (a1, b1] and (a2, b2] with a2 ≤ b1 make one interval.
                 Some(last) if last.0 == c && last.2.get().is_none_or(|b1| a.get() <= b1) => {
-                    last.2 = OptTs::new(match (last.2.get(), b.get()) {
+                    last.2 = OptionalPackedTime::new(match (last.2.get(), b.get()) {
                         (Some(b1), Some(b2)) => Some(b1.max(b2)),
                         _ => None,
                     });

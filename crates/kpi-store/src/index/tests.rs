@@ -343,7 +343,7 @@ pub(crate) fn compare_with_reference(fast: &dyn Answers, records: &Canonical, sc
 fn compare(records: &Canonical, scopes: &[Scope]) {
     let index = Index::build(
         &Rows::of(records.records().cloned()),
-        &super::KindGens::default(),
+        &super::KindGenerations::default(),
         None,
     );
     compare_with_reference(&index, records, scopes);
@@ -464,7 +464,7 @@ fn mrr_at_end_is_mrr_at_start_plus_every_movement() {
         let records = canonical(tenant.records());
         let index = Index::build(
             &Rows::of(records.records().cloned()),
-            &super::KindGens::default(),
+            &super::KindGenerations::default(),
             None,
         );
         let reference = Reference::new(&records);
@@ -577,7 +577,7 @@ pub(crate) fn grid_scopes(grid: &[Timestamp]) -> Vec<Scope> {
 /// reference reads.
 struct WrittenRows {
     rows: Rows,
-    kinds: super::KindGens,
+    kinds: super::KindGenerations,
     slots: std::collections::HashMap<(RecordKind, String), u32>,
     model: Canonical,
 }
@@ -586,7 +586,7 @@ impl WrittenRows {
     fn new() -> Self {
         Self {
             rows: Rows::default(),
-            kinds: super::KindGens::default(),
+            kinds: super::KindGenerations::default(),
             slots: Default::default(),
             model: Canonical::default(),
         }

@@ -137,7 +137,7 @@ fn open_with_snapshot(
 /// What a store answers: every record listed, and measures and dimension values over a
 /// few scopes, per tenant.
 #[derive(Debug, PartialEq)]
-struct Answers {
+struct AnswerSheet {
     records: Vec<Vec<Record>>,
     measures: Vec<Result<Decimal, MetricError>>,
     values: Vec<Result<Vec<String>, MetricError>>,
@@ -205,8 +205,8 @@ fn measures() -> Vec<Measure> {
     ]
 }
 
-fn answers(store: &Store) -> Answers {
-    let mut answers = Answers {
+fn answers(store: &Store) -> AnswerSheet {
+    let mut answers = AnswerSheet {
         records: Vec::new(),
         measures: Vec::new(),
         values: Vec::new(),
@@ -254,7 +254,7 @@ fn differing_rows(a: &Store, b: &Store) -> Vec<(&'static str, Vec<RecordKind>)> 
 fn check_against(
     store: &Store,
     truth: &Store,
-    truth_answers: &Answers,
+    truth_answers: &AnswerSheet,
     dir: &Path,
     db: &sled::Db,
     label: &str,

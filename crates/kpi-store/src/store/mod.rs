@@ -29,7 +29,7 @@ use crate::codec::{
 };
 use crate::durable::Commit;
 use crate::error::StoreError;
-use crate::index::{Index, KindGens};
+use crate::index::{Index, KindGenerations};
 use crate::pending::{Before, Originals, PendingWrites, RowChanges};
 use crate::record::{Record, RecordKind};
 use crate::rows::Rows;
@@ -132,7 +132,7 @@ struct TenantRecords {
     rows: Rows,
     generation: u64,
     /// Per kind, the writes that changed it (an index rebuilds only what they touch).
-    kinds: KindGens,
+    kinds: KindGenerations,
 }
 
 impl TenantRecords {

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use kpi_core::{DataSource, Decimal, Dimension, Measure, MetricError, Scope};
 
 use super::Tenant;
-use crate::index::{Index, KindGens};
+use crate::index::{Index, KindGenerations};
 use crate::rows::Rows;
 
 /// One tenant's records as a [`DataSource`]: answers every [`Measure`] from the in-memory
@@ -29,7 +29,11 @@ impl TenantSource {
         self.snapshot.get_or_init(|| match &self.tenant {
             Some(t) => self.store.index_of(t),
             None => Arc::clone(EMPTY.get_or_init(|| {
-                Arc::new(Index::build(&Rows::default(), &KindGens::default(), None))
+                Arc::new(Index::build(
+                    &Rows::default(),
+                    &KindGenerations::default(),
+                    None,
+                ))
             })),
         })
     }
