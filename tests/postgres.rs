@@ -168,22 +168,52 @@ fn a_newer_schema_is_refused() {
     );
 }
 
-/// Until replicas exist, a second kpid over a database another kpid serves refuses to start,
-/// saying so (each keeps row slots in the stored values, which two writers would hand out
-/// twice).
-#[test]
-fn a_second_kpid_over_one_database_is_refused() {
-    let Some(admin) = test_postgres("a_second_kpid_over_one_database_is_refused") else {
+/// A database of schema version 1 (values carrying a row slot, no change log) migrates to
+/// version 2 at start: the records answer as before and writes go on. The version 1 database
+/// is made from a version 2 one by undoing what the migration does.
+#[tokio::test]
+async fn a_version_1_database_migrates() {
+    let Some(admin) = test_postgres("a_version_1_database_migrates") else {
         return;
     };
     let database = TestDatabase::create(&admin);
-    let _first = Kpid::start_on_postgres(&database.url);
-    let (status, stderr) = refused_start(&database.url);
-    assert!(!status.success());
-    assert!(
-        stderr.contains("another kpid serves this PostgreSQL database"),
-        "{stderr}"
-    );
+    let mut first = Kpid::start_on_postgres(&database.url);
+    let mut records = first.records().await;
+    let put = records
+        .put_records(pb::PutRecordsRequest {
+            records: vec![
+                deal("d1", "alice", pb::DealStatus::Won, "100.50", "2024-01-10T00:00:00Z"),
+                deal("d2", "bob", pb::DealStatus::Won, "30", "2024-01-12T00:00:00Z"),
+            ],
+        })
+        .await
+        .expect("PutRecords")
+        .into_inner();
+    assert_eq!(put.accepted, 2);
+    first.terminate();
+    let url = database.url.clone();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+        client
+            .batch_execute(
+                "UPDATE records SET value = '\\x02'::bytea || int4send(7) || substring(value FROM 2);
+                 DROP TABLE change_log, tenant_sequences;
+                 DELETE FROM kpid_migrations WHERE version = 2;",
+            )
+            .expect("back to version 1");
+    })
+    .join()
+    .expect("thread");
+    let second = Kpid::start_on_postgres(&database.url);
+    assert_eq!(won_amount(&second).await, "130.5");
+    let mut records = second.records().await;
+    records
+        .put_records(pb::PutRecordsRequest {
+            records: vec![deal("d3", "bob", pb::DealStatus::Won, "1", "2024-01-13T00:00:00Z")],
+        })
+        .await
+        .expect("PutRecords after the migration");
+    assert_eq!(won_amount(&second).await, "131.5");
 }
 
 /// Starts `kpid serve --store url`, which must exit within a minute: its status and logs.

@@ -16,7 +16,8 @@
 //! ```
 //!
 //! Version 0x01 (the first release) is the same without the slot; opening a store
-//! rewrites such values as version 0x02.
+//! rewrites such values as version 0x02. The PostgreSQL backend stores version 0x01 values:
+//! there each process places rows at slots of its own (`store/replica.rs`).
 //!
 //! Keys sort by tenant, then kind, then id bytes: one tenant's records, or one kind of
 //! them, are a contiguous key range (`tenant ‖ 0x00` and `tenant ‖ 0x00 ‖ kind` are
@@ -112,9 +113,20 @@ pub(crate) fn split_key(key: &[u8]) -> Result<(&str, RecordKind, &str), StoreErr
 
 /// Serializes a record, with the slot of its row, as a stored value.
 pub(crate) fn encode_record(record: &Record, slot: u32) -> Vec<u8> {
+    let mut header = [FORMAT_V2, 0, 0, 0, 0];
+    header[1..].copy_from_slice(&slot.to_le_bytes());
+    encode_after(&header, record)
+}
+
+/// Serializes a record as a stored value without a slot (version 0x01: PostgreSQL's).
+pub(crate) fn encode_record_without_slot(record: &Record) -> Vec<u8> {
+    encode_after(&[FORMAT_V1], record)
+}
+
+/// `header` ‖ the record as MessagePack.
+fn encode_after(header: &[u8], record: &Record) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
-    out.push(FORMAT_V2);
-    out.extend_from_slice(&slot.to_le_bytes());
+    out.extend_from_slice(header);
     // Writing into a Vec cannot fail, and every record type serializes (no maps with
     // non-string keys, no unsupported types).
     rmp_serde::encode::write(&mut out, record).expect("records serialize to MessagePack");

@@ -2,11 +2,13 @@
 //! query index derived from them (rebuilt lazily, once per batch of writes, sharing the
 //! parts the writes did not touch), and the rows snapshot read at open (`snapshot.rs`).
 //! What a failed write leaves and how writes resume is `recovery.rs`; a tenant's records
-//! as the engine's data source, `source.rs`.
+//! as the engine's data source, `source.rs`; the PostgreSQL backend, `pg.rs`, and how its
+//! replicas follow its change log, `replica.rs`.
 
 mod open;
 mod pg;
 pub(crate) mod recovery;
+mod replica;
 mod source;
 #[cfg(test)]
 mod tests;
@@ -24,8 +26,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use self::recovery::WriteState;
 use crate::budget::{self, Budget, BudgetStats, Usage};
 use crate::codec::{
-    check_tenant, decode_record, encode_record, kind_byte, parse_page_token, record_key, split_key,
-    tenant_prefix, token_after, value_slot,
+    check_tenant, decode_record, encode_record, encode_record_without_slot, kind_byte,
+    parse_page_token, record_key, split_key, tenant_prefix, token_after, value_slot,
 };
 use crate::durable::Commit;
 use crate::error::StoreError;
@@ -126,13 +128,18 @@ impl Canonical {
 
 /// A tenant's rows plus a counter bumped on every change. Mirrors what sled holds durably:
 /// every change is applied to sled first, then here once a commit covers it, in the order
-/// of the writes (`pending.rs`).
+/// of the writes (`pending.rs`); on PostgreSQL, the tenant's change log through `sequence`
+/// (`replica.rs`).
 #[derive(Default)]
 struct TenantRecords {
     rows: Rows,
     generation: u64,
     /// Per kind, the writes that changed it (an index rebuilds only what they touch).
     kinds: KindGenerations,
+    /// On PostgreSQL, the slot of each record's row (empty on sled).
+    slots: replica::RecordSlots,
+    /// On PostgreSQL, the sequence of the last write of the tenant applied (0 on sled).
+    sequence: u64,
 }
 
 impl TenantRecords {
@@ -417,8 +424,8 @@ impl Store {
         Ok(PutOutcome { accepted, rejected })
     }
 
-    /// [`Store::put`] of valid records into PostgreSQL: one transaction, committed before
-    /// the rows change (under the writer lock, so rows change in the order of the commits).
+    /// [`Store::put`] of valid records into PostgreSQL: one write, committed, then applied
+    /// to the rows in the tenant's sequence order (`replica.rs`).
     fn put_postgres(
         &self,
         postgres: &pg::Postgres,
@@ -430,68 +437,75 @@ impl Store {
         valid.reverse();
         valid.retain(|r| seen.insert((r.kind(), r.id().to_owned())));
         valid.reverse();
-        let _writer = lock(&self.inner.writer);
-        let t = self.tenant_or_create(tenant);
-        let slots: Vec<u32> = {
-            let mut state = t.records.write().unwrap_or_else(PoisonError::into_inner);
-            valid
-                .iter()
-                .map(|r| state.rows.allocate(r.kind()))
-                .collect()
-        };
         let encoded: Vec<(RecordKind, &str, Vec<u8>)> = valid
             .iter()
-            .zip(&slots)
-            .map(|(r, slot)| (r.kind(), r.id(), encode_record(r, *slot)))
+            .map(|r| (r.kind(), r.id(), encode_record_without_slot(r)))
             .collect();
-        let mut replaced = match postgres.put(tenant, &encoded) {
-            Ok(replaced) => replaced,
-            Err(e) => {
-                let mut records = t.records.write().unwrap_or_else(PoisonError::into_inner);
-                for (record, slot) in valid.iter().zip(&slots) {
-                    records.rows.release(record.kind(), *slot);
-                }
-                return Err(e);
-            }
-        };
+        let t = self.tenant_or_create(tenant);
+        let committed = postgres.put(tenant, &encoded, self.applied(&t))?;
         drop(encoded);
-        let changes = valid
-            .into_iter()
-            .zip(slots)
-            .map(|(record, slot)| {
-                let old = replaced.remove(&(record.kind(), record.id().to_owned()));
-                (record, slot, old)
-            })
-            .collect();
-        let mut records = t.records.write().unwrap_or_else(PoisonError::into_inner);
-        let kinds = RowChanges::Put(changes).apply(&mut records.rows);
-        records.changed(kinds);
+        let own = pg::LoggedWrite {
+            sequence: committed.sequence,
+            changes: valid.into_iter().map(pg::Change::Upsert).collect(),
+        };
+        self.apply_own(&t, tenant, committed.missed, own);
         Ok(())
+    }
+
+    /// The sequence of the tenant's last write applied to its rows.
+    fn applied(&self, t: &Tenant) -> u64 {
+        t.records
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .sequence
+    }
+
+    /// The sequence of `tenant`'s last write this process applied to its rows and
+    /// settings. On PostgreSQL it numbers the writes of the tenant's change log, shared by
+    /// every replica; every write this process acknowledges is applied before its call
+    /// returns, so read right after a write it covers that write. On sled it is 0: one
+    /// process serves the records, and every write is visible once acknowledged.
+    pub fn sequence(&self, tenant: &str) -> u64 {
+        self.tenant(tenant).map_or(0, |t| self.applied(&t))
+    }
+
+    /// Whether this process applied `tenant`'s writes through `sequence` (so a read sees
+    /// them); on sled, always.
+    pub fn has_applied(&self, tenant: &str, sequence: u64) -> bool {
+        self.inner.postgres.is_none() || self.sequence(tenant) >= sequence
     }
 
     /// Deletes records by key, durably; returns how many existed.
     pub fn delete(&self, tenant: &str, keys: &[RecordKey]) -> Result<u64, StoreError> {
         check_tenant(tenant)?;
+        if let Some(postgres) = &self.inner.postgres {
+            if keys.is_empty() {
+                return Ok(0);
+            }
+            let t = self.tenant_or_create(tenant);
+            let keys: Vec<(RecordKind, &str)> =
+                keys.iter().map(|k| (k.kind, k.id.as_str())).collect();
+            let committed = postgres.delete(tenant, &keys, self.applied(&t))?;
+            let deleted = committed.outcome.len() as u64;
+            if deleted == 0 {
+                // Nothing changed: no write, only those it had not applied.
+                self.apply_logged(&t, tenant, committed.missed);
+            } else {
+                let own = pg::LoggedWrite {
+                    sequence: committed.sequence,
+                    changes: committed
+                        .outcome
+                        .into_iter()
+                        .map(|(kind, id)| pg::Change::Delete(kind, id))
+                        .collect(),
+                };
+                self.apply_own(&t, tenant, committed.missed, own);
+            }
+            return Ok(deleted);
+        }
         let Some(t) = self.tenant(tenant) else {
             return Ok(0);
         };
-        if let Some(postgres) = &self.inner.postgres {
-            let _writer = lock(&self.inner.writer);
-            let keys: Vec<(RecordKind, &str)> =
-                keys.iter().map(|k| (k.kind, k.id.as_str())).collect();
-            let freed: Vec<(RecordKind, u32)> = postgres
-                .delete(tenant, &keys)?
-                .into_iter()
-                .map(|((kind, _), slot)| (kind, slot))
-                .collect();
-            if freed.is_empty() {
-                return Ok(0);
-            }
-            let mut records = t.records.write().unwrap_or_else(PoisonError::into_inner);
-            let kinds = RowChanges::Delete(freed.clone()).apply(&mut records.rows);
-            records.changed(kinds);
-            return Ok(freed.len() as u64);
-        }
         let writer = lock(&self.inner.writer);
         let sled = self.writable_sled()?;
         self.retire_snapshot(&sled)?;
@@ -552,17 +566,23 @@ impl Store {
         update: &SettingsUpdate,
     ) -> Result<TenantSettings, StoreError> {
         check_tenant(tenant)?;
-        let _writer = lock(&self.inner.writer);
         if let Some(postgres) = &self.inner.postgres {
-            let changed = update.applied_to(&self.settings(tenant));
-            postgres.write_settings(tenant, &changed)?;
-            self.inner
-                .settings
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(tenant.to_owned(), changed.clone());
-            return Ok(changed);
+            // Applied to the settings the database holds (another replica may have
+            // changed them since this one applied them).
+            let t = self.tenant_or_create(tenant);
+            let committed = postgres.update_settings(
+                tenant,
+                |stored| update.applied_to(&stored.unwrap_or_default()),
+                self.applied(&t),
+            )?;
+            let own = pg::LoggedWrite {
+                sequence: committed.sequence,
+                changes: vec![pg::Change::Settings(committed.outcome.clone())],
+            };
+            self.apply_own(&t, tenant, committed.missed, own);
+            return Ok(committed.outcome);
         }
+        let _writer = lock(&self.inner.writer);
         let sled = self.writable_sled()?;
         let changed = update.applied_to(&self.settings(tenant));
         let written = settings::write(&sled.settings, tenant, &changed).and_then(|()| {

@@ -76,28 +76,20 @@ impl Store {
     }
 
     /// Opens the store over the PostgreSQL database at `url` (`postgres://user@host:port/db`):
-    /// migrates its schema (refusing one newer than this binary), then loads every
-    /// tenant's records and settings into memory, as [`Store::open`] does from sled.
+    /// migrates its schema (refusing one newer than this binary), loads every tenant's
+    /// records, settings and sequence into memory (in one snapshot), and starts following
+    /// the change log the other replicas write (`replica.rs`).
     pub fn open_postgres(url: &str, options: OpenOptions) -> Result<Store, StoreError> {
         let started = std::time::Instant::now();
         let postgres = pg::Postgres::open(url)?;
+        let loaded = postgres.load()?;
         let mut tenants: HashMap<String, TenantRecords> = HashMap::new();
-        let entries = postgres.scan()?;
-        let count = entries.len();
-        for (key, value) in entries {
-            if !Self::load_entry(&mut tenants, &key, &value)? {
-                return Err(StoreError::Corrupt(format!(
-                    "key {} holds a value without a row slot",
-                    crate::codec::hex(&key)
-                )));
-            }
+        replica::place_stored(&mut tenants, &loaded.records)?;
+        for (tenant, sequence) in loaded.sequences {
+            tenants.entry(tenant).or_default().sequence = sequence;
         }
-        for t in tenants.values_mut() {
-            t.rows.loaded();
-        }
-        let tenant_settings = postgres.settings()?;
         tracing::info!(
-            records = count,
+            records = loaded.records.len(),
             tenants = tenants.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "record store loaded from PostgreSQL"
@@ -115,10 +107,11 @@ impl Store {
         let store = Store {
             inner: Arc::new(Inner {
                 postgres: Some(postgres),
-                ..Inner::loaded(tenants, tenant_settings)
+                ..Inner::loaded(tenants, loaded.settings)
             }),
         };
         store.set_memory_budget(options.memory_budget);
+        store.follow();
         Ok(store)
     }
 
