@@ -14,13 +14,16 @@ use kpi_proto::kpi::v1::records_service_client::RecordsServiceClient;
 use kpi_store::generate::{generate, DemoOptions};
 use kpi_store::Record;
 use serde::Deserialize;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
 use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
 use crate::compare::{compare, DuckRow};
 use crate::report::{median, ms, quantile, us, Results};
-use crate::server::{disk_bytes, start_bare_tonic, Child, Kpid};
+use crate::server::{disk_bytes, start_bare_tonic, Child, DeployedKpid, Kpid};
 use crate::{proto, RunArgs};
 
 /// The dashboard's window: the last year of the generated data, by month.
@@ -52,18 +55,65 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// The connected clients of one server.
-pub(crate) struct Clients {
-    pub(crate) metrics: MetricsServiceClient<Channel>,
-    pub(crate) records: RecordsServiceClient<Channel>,
-    pub(crate) health: HealthClient<Channel>,
+/// The tenant the bench's kpid stores the dataset under: its API key's, in the keys file
+/// the bench writes (authentication is on, as in production).
+const BENCH_TENANT: &str = "bench";
+
+/// The `authorization: Bearer KEY` metadata a client sends on every call (`None`: no
+/// key; a request that already carries one keeps it).
+#[derive(Clone, Default)]
+pub(crate) struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    /// No key: calls carry what each request sets itself.
+    pub(crate) const NONE: Bearer = Bearer(None);
+
+    /// `Bearer KEY` on every call.
+    pub(crate) fn of_key(key: &str) -> anyhow::Result<Bearer> {
+        Ok(Bearer(Some(format!("Bearer {key}").parse()?)))
+    }
 }
 
-pub(crate) async fn connect(url: &str) -> anyhow::Result<Clients> {
-    let channel = Channel::from_shared(url.to_owned())?
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            let metadata = request.metadata_mut();
+            if !metadata.contains_key("authorization") {
+                metadata.insert("authorization", value.clone());
+            }
+        }
+        Ok(request)
+    }
+}
+
+/// A channel whose calls carry a [`Bearer`].
+pub(crate) type Authorized = InterceptedService<Channel, Bearer>;
+
+/// The connected clients of one server.
+pub(crate) struct Clients {
+    pub(crate) metrics: MetricsServiceClient<Authorized>,
+    pub(crate) records: RecordsServiceClient<Authorized>,
+    pub(crate) health: HealthClient<Authorized>,
+}
+
+/// Where the bench's clients call a server: its URL and the key they send.
+#[derive(Clone)]
+pub(crate) struct Target {
+    pub(crate) url: String,
+    pub(crate) bearer: Bearer,
+}
+
+/// Clients of `target`, on one new connection.
+pub(crate) async fn connect(target: &Target) -> anyhow::Result<Clients> {
+    let url = &target.url;
+    let channel = Channel::from_shared(url.clone())?
         .connect()
         .await
         .with_context(|| format!("connecting to {url}"))?;
+    let channel = InterceptedService::new(channel, target.bearer.clone());
     Ok(Clients {
         metrics: MetricsServiceClient::new(channel.clone())
             .max_decoding_message_size(CLIENT_MAX_MESSAGE)
@@ -234,7 +284,7 @@ async fn compared_dashboard(
     Ok((compared_ms, uncompared_ms, answer))
 }
 
-async fn empty_rpc(health: &mut HealthClient<Channel>) -> anyhow::Result<Duration> {
+async fn empty_rpc(health: &mut HealthClient<Authorized>) -> anyhow::Result<Duration> {
     let started = Instant::now();
     health
         .check(HealthCheckRequest {
@@ -308,7 +358,7 @@ struct RpcSamples {
 /// shared machine, so their ratios hold even when its load moves.
 async fn rpc_latency(
     clients: &mut Clients,
-    bare: &mut HealthClient<Channel>,
+    bare: &mut HealthClient<Authorized>,
     calls: usize,
 ) -> anyhow::Result<RpcSamples> {
     for _ in 0..calls.min(100) {
@@ -332,23 +382,23 @@ async fn rpc_latency(
 }
 
 /// Starts kpid over the stored records and waits for its first Compute answer.
-async fn restart(kpid: &Kpid, data_dir: &Path) -> anyhow::Result<(f64, Child)> {
+async fn restart(kpid: &DeployedKpid, data_dir: &Path) -> anyhow::Result<(f64, Child)> {
     let started = Instant::now();
     let child = kpid.start(data_dir)?;
-    let mut clients = connect(&child.url()).await?;
+    let mut clients = connect(&kpid.target(&child)).await?;
     one_compute(&mut clients).await?;
     Ok((started.elapsed().as_secs_f64(), child))
 }
 
 /// Starts kpid over the stored records and waits for its first dashboard answer.
 async fn restart_dashboard(
-    kpid: &Kpid,
+    kpid: &DeployedKpid,
     data_dir: &Path,
     ids: &[String],
 ) -> anyhow::Result<(f64, Child)> {
     let started = Instant::now();
     let child = kpid.start(data_dir)?;
-    let mut clients = connect(&child.url()).await?;
+    let mut clients = connect(&kpid.target(&child)).await?;
     dashboard_once(
         &mut clients,
         &dashboard_request(ids, pb::Comparison::Unspecified),
@@ -357,26 +407,37 @@ async fn restart_dashboard(
     Ok((started.elapsed().as_secs_f64(), child))
 }
 
-/// `kpi-bench restart`: restarts of kpid over `data_dir`, timed to the first Compute and
-/// (another start) to the first dashboard of every registered metric, `runs` times each.
+/// `kpi-bench restart`: restarts of kpid over `data_dir` (its records under the tenant
+/// `default`, as `kpi-store`'s `memory` example writes them; a key acting as it in a keys
+/// file beside the directory), timed to the first Compute and (another start) to the
+/// first dashboard of every registered metric, `runs` times each.
 pub(crate) fn restarts(data_dir: &Path, kpid: Option<PathBuf>, runs: usize) -> anyhow::Result<()> {
-    let kpid = kpid.map_or(Kpid::Builtin, Kpid::Binary);
+    let keys_file = data_dir.with_extension("bench-keys");
+    let kpid = DeployedKpid::new(
+        kpid.map_or(Kpid::Builtin, Kpid::Binary),
+        &keys_file,
+        kpi_store::DEFAULT_TENANT,
+    )?;
     let ids: Vec<String> = kpi_core::registry()
         .context("the linked metrics")?
         .metrics()
         .map(|m| m.descriptor().id.to_string())
         .collect();
     let rt = runtime()?;
-    for run in 1..=runs {
-        let (answer, child) = rt.block_on(restart(&kpid, data_dir))?;
-        child.terminate(STOP_GRACE)?;
-        let (dashboard, child) = rt.block_on(restart_dashboard(&kpid, data_dir, &ids))?;
-        child.terminate(STOP_GRACE)?;
-        println!(
-            "run {run}: restart to first answer {answer:.2} s, to first dashboard {dashboard:.2} s"
-        );
-    }
-    Ok(())
+    let timed = (|| {
+        for run in 1..=runs {
+            let (answer, child) = rt.block_on(restart(&kpid, data_dir))?;
+            child.terminate(STOP_GRACE)?;
+            let (dashboard, child) = rt.block_on(restart_dashboard(&kpid, data_dir, &ids))?;
+            child.terminate(STOP_GRACE)?;
+            println!(
+                "run {run}: restart to first answer {answer:.2} s, to first dashboard {dashboard:.2} s"
+            );
+        }
+        anyhow::Ok(())
+    })();
+    let _ = std::fs::remove_file(&keys_file);
+    timed
 }
 
 /// The mixed phase's plan from the command line.
@@ -509,6 +570,11 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
             Kpid::Binary(p) => p.display().to_string(),
         },
         window: format!("[{WINDOW_START}, {WINDOW_END}) by month, UTC"),
+        edge: format!(
+            "kpid serve's defaults, authentication on (--api-keys: one key, tenant \
+             `{BENCH_TENANT}`, sent on every call, bare tonic's included), Prometheus on \
+             (--metrics-addr), the rpc span logged at info"
+        ),
         ingest_batch: args.batch,
         dashboard_runs: runs,
         rpc_calls: calls,
@@ -559,14 +625,16 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     let data_dir = out.join("kpid-data");
     let _ = std::fs::remove_dir_all(&data_dir);
     let rt = runtime()?;
-    let server = kpid.start(&data_dir)?;
+    let deployed = DeployedKpid::new(kpid.clone(), &out.join("api-keys"), BENCH_TENANT)?;
+    let server = deployed.start(&data_dir)?;
+    let target = deployed.target(&server);
     say(format!(
         "kpid (pid {}) listening on {}",
         server.pid(),
         server.addr
     ));
     let (kpid_answer, ids) = rt.block_on(async {
-        let mut clients = connect(&server.url()).await?;
+        let mut clients = connect(&target).await?;
         say(format!(
             "ingesting through kpid, {} records per message",
             args.batch
@@ -639,7 +707,8 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
             "{calls} empty RPCs and Computes, in turn with empty RPCs on a bare tonic server"
         ));
         let bare = start_bare_tonic()?;
-        let mut bare_health = connect(&bare.url()).await?.health;
+        // The same metadata (the key) as kpid's calls: the same request bytes.
+        let mut bare_health = connect(&deployed.target(&bare)).await?.health;
         let RpcSamples {
             empty,
             compute,
@@ -668,7 +737,7 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
         res.rss_after_dashboard_mb = server.rss_mb()?;
 
         if !args.no_mixed {
-            let mixed = crate::mixed::run(&server.url(), &ids, &records, mixed_plan(args)).await?;
+            let mixed = crate::mixed::run(&target, &ids, &records, mixed_plan(args)).await?;
             res.quiet_compute_p99_us = mixed.quiet_compute_p99_us;
             res.mixed_compute_p99_us = mixed.mixed_compute_p99_us;
             res.mixed_dashboard_p99_ms = mixed.mixed_dashboard_p99_ms;
@@ -692,7 +761,7 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     res.disk_mb = disk_bytes(&data_dir) as f64 / (1024.0 * 1024.0);
 
     say("restarting kpid over the stored records");
-    let restarted = rt.block_on(restart(&kpid, &data_dir))?;
+    let restarted = rt.block_on(restart(&deployed, &data_dir))?;
     res.restart_to_first_answer_s = restarted.0;
     res.restart_peak_rss_mb = restarted.1.peak_rss_mb()?;
     say(format!(
@@ -702,7 +771,7 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     restarted.1.terminate(STOP_GRACE)?;
 
     say("restarting kpid again, first request a dashboard");
-    let restarted = rt.block_on(restart_dashboard(&kpid, &data_dir, &ids))?;
+    let restarted = rt.block_on(restart_dashboard(&deployed, &data_dir, &ids))?;
     res.restart_first_dashboard_s = restarted.0;
     res.restart_peak_rss_mb = res.restart_peak_rss_mb.max(restarted.1.peak_rss_mb()?);
     say(format!(

@@ -102,6 +102,9 @@ struct ServeArgs {
     /// The memory budget in bytes, as `kpid serve --memory-budget`.
     #[arg(long)]
     memory_budget: Option<u64>,
+    /// The Prometheus endpoint, as `kpid serve --metrics-addr`.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// What one benchmark run does.
@@ -184,6 +187,7 @@ fn main() -> ExitCode {
             max_message_bytes: a.max_message_bytes,
             api_keys: a.api_keys,
             memory_budget: a.memory_budget,
+            metrics_addr: a.metrics_addr,
         }),
         Some(Command::BareTonic) => server::serve_bare_tonic(),
         Some(Command::Restart(a)) => bench::restarts(&a.data_dir, a.kpid, a.runs),

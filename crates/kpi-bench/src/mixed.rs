@@ -23,7 +23,7 @@ use kpi_proto::kpi::v1 as pb;
 use kpi_store::{Record, RecordKind};
 use serde::Serialize;
 
-use crate::bench::{connect, dashboard_once, dashboard_request, window_compute, Clients};
+use crate::bench::{connect, dashboard_once, dashboard_request, window_compute, Clients, Target};
 use crate::proto;
 use crate::report::{ms, quantile, us};
 
@@ -310,21 +310,21 @@ async fn writer(
 
 /// The readers for `length`, with the writer when `templates` is given.
 async fn readers(
-    url: &str,
+    target: &Target,
     ids: &[String],
     length: Duration,
     writes: Option<(Arc<Templates>, f64)>,
 ) -> anyhow::Result<(Vec<f64>, Vec<f64>, Option<Written>)> {
     let stop = Arc::new(AtomicBool::new(false));
-    let computes = tokio::spawn(compute_loop(connect(url).await?, stop.clone()));
+    let computes = tokio::spawn(compute_loop(connect(target).await?, stop.clone()));
     let dashboards = tokio::spawn(dashboard_loop(
-        connect(url).await?,
+        connect(target).await?,
         ids.to_vec(),
         stop.clone(),
     ));
     let writer = match writes {
         Some((templates, rate)) => Some(tokio::spawn(writer(
-            connect(url).await?,
+            connect(target).await?,
             templates,
             rate,
             stop.clone(),
@@ -392,9 +392,9 @@ async fn read_after_write(
     Ok((reads, writes))
 }
 
-/// The whole phase on the kpid at `url`, whose dataset is `records`.
+/// The whole phase on the kpid at `target`, whose dataset is `records`.
 pub(crate) async fn run(
-    url: &str,
+    target: &Target,
     ids: &[String],
     records: &[Record],
     plan: MixedPlan,
@@ -404,7 +404,7 @@ pub(crate) async fn run(
 
     crate::bench::say(format!("mixed phase: readers alone for {:?}", plan.quiet));
     let t = Instant::now();
-    let (computes, dashboards, _) = readers(url, ids, plan.quiet, None).await?;
+    let (computes, dashboards, _) = readers(target, ids, plan.quiet, None).await?;
     res.quiet_s = t.elapsed().as_secs_f64();
     res.quiet_computes = computes.len();
     res.quiet_dashboards = dashboards.len();
@@ -417,8 +417,13 @@ pub(crate) async fn run(
         plan.rate, plan.mixed
     ));
     let t = Instant::now();
-    let (computes, dashboards, written) =
-        readers(url, ids, plan.mixed, Some((templates.clone(), plan.rate))).await?;
+    let (computes, dashboards, written) = readers(
+        target,
+        ids,
+        plan.mixed,
+        Some((templates.clone(), plan.rate)),
+    )
+    .await?;
     res.mixed_s = t.elapsed().as_secs_f64();
     let written = written.expect("the writer ran");
     res.mixed_computes = computes.len();
@@ -440,7 +445,7 @@ pub(crate) async fn run(
         "mixed phase: a read after a single write, {} per kind",
         plan.rounds
     ));
-    let mut clients = connect(url).await?;
+    let mut clients = connect(target).await?;
     let (reads, writes) = read_after_write(&mut clients, &templates, plan.rounds).await?;
     res.read_after_write_p99_ms_by_kind = reads
         .iter()

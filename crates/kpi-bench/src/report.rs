@@ -111,6 +111,8 @@ pub(crate) struct Results {
     pub(crate) server: String,
     /// The dashboard's window and granularity.
     pub(crate) window: String,
+    /// How kpid's edge ran for the phases over the dataset (authentication, Prometheus).
+    pub(crate) edge: String,
 
     /// Records per second through kpid's Ingest stream (durable acknowledgements).
     pub(crate) ingest_records_per_s: f64,

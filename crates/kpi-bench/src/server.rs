@@ -22,6 +22,8 @@ use anyhow::{bail, Context as _};
 use kpi_server::{Limits, ServerConfig};
 use kpi_store::{OpenOptions, Store};
 
+use crate::bench::{Bearer, Target};
+
 /// Largest Ingest message the bench's server accepts (`kpid serve --max-message-bytes`).
 pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -199,13 +201,8 @@ pub(crate) enum Kpid {
 }
 
 impl Kpid {
-    /// Starts kpid over the store in `data_dir`.
-    pub(crate) fn start(&self, data_dir: &Path) -> anyhow::Result<Child> {
-        self.start_with(data_dir, &[])
-    }
-
     /// Starts kpid over the store in `data_dir` with more flags (`--api-keys FILE`,
-    /// `--memory-budget BYTES`: both servers take them).
+    /// `--memory-budget BYTES`, `--metrics-addr HOST:PORT`: both servers take them).
     pub(crate) fn start_with(&self, data_dir: &Path, flags: &[String]) -> anyhow::Result<Child> {
         let mut args: Vec<String> = vec![
             "serve".into(),
@@ -225,6 +222,51 @@ impl Kpid {
         };
         args.extend(flags.iter().cloned());
         Child::spawn(&program, &args, "kpid ready")
+    }
+}
+
+/// kpid as deployed, for the bench's phases over one tenant: `kpid serve`'s defaults
+/// with authentication on (a keys file holding one generated key, acting as the tenant)
+/// and the Prometheus endpoint on (on a free port), so every call passes the layers a
+/// production call passes; the clients send the key on every call.
+pub(crate) struct DeployedKpid {
+    kpid: Kpid,
+    flags: Vec<String>,
+    /// The key the clients send.
+    pub(crate) bearer: Bearer,
+}
+
+impl DeployedKpid {
+    /// Writes `keys_file` with a new key acting as `tenant`.
+    pub(crate) fn new(kpid: Kpid, keys_file: &Path, tenant: &str) -> anyhow::Result<Self> {
+        let key = kpi_server::auth::generate_key().context("generating an API key")?;
+        let line = kpi_server::auth::key_line(&key, tenant)?;
+        std::fs::write(keys_file, line + "\n")
+            .with_context(|| format!("writing {}", keys_file.display()))?;
+        Ok(Self {
+            kpid,
+            flags: vec![
+                "--api-keys".into(),
+                keys_file.display().to_string(),
+                "--metrics-addr".into(),
+                "127.0.0.1:0".into(),
+            ],
+            bearer: Bearer::of_key(&key)?,
+        })
+    }
+
+    /// Starts kpid over the store in `data_dir`.
+    pub(crate) fn start(&self, data_dir: &Path) -> anyhow::Result<Child> {
+        self.kpid.start_with(data_dir, &self.flags)
+    }
+
+    /// Where to call `child` (a server this started, or another server the same clients
+    /// call with the same metadata).
+    pub(crate) fn target(&self, child: &Child) -> Target {
+        Target {
+            url: child.url(),
+            bearer: self.bearer.clone(),
+        }
     }
 }
 
@@ -271,10 +313,12 @@ pub(crate) struct ServeOptions {
     pub(crate) max_message_bytes: usize,
     pub(crate) api_keys: Option<PathBuf>,
     pub(crate) memory_budget: Option<u64>,
+    pub(crate) metrics_addr: Option<SocketAddr>,
 }
 
 /// `kpi-bench serve`: what `kpid serve --addr A --data-dir D --max-message-bytes N
-/// [--api-keys F] [--memory-budget B]` does.
+/// [--api-keys F] [--memory-budget B] [--metrics-addr M]` does (the dashboard page on, as
+/// kpid's default).
 pub(crate) fn serve_kpid(options: ServeOptions) -> anyhow::Result<()> {
     let ServeOptions {
         addr,
@@ -282,6 +326,7 @@ pub(crate) fn serve_kpid(options: ServeOptions) -> anyhow::Result<()> {
         max_message_bytes,
         api_keys,
         memory_budget,
+        metrics_addr,
     } = options;
     init_logging();
     let api_keys = match api_keys {
@@ -296,6 +341,8 @@ pub(crate) fn serve_kpid(options: ServeOptions) -> anyhow::Result<()> {
         let config = ServerConfig {
             limits: Limits::with_max_message_bytes(max_message_bytes),
             api_keys,
+            metrics_addr,
+            dashboard: Some(kpi_server::DashboardPage::default()),
             ..ServerConfig::default()
         };
         let open = async move {

@@ -24,7 +24,7 @@ use kpi_store::generate::{generate, DemoOptions};
 use serde::Serialize;
 use tonic::metadata::MetadataValue;
 
-use crate::bench::{connect, say, window_compute, Clients, COMPUTE_METRIC};
+use crate::bench::{connect, say, window_compute, Bearer, Clients, Target, COMPUTE_METRIC};
 use crate::proto;
 use crate::report::{ms, quantile};
 use crate::server::{Child, Kpid};
@@ -286,7 +286,11 @@ pub(crate) async fn run(
         "tenants phase: {tenants} tenants × {per_tenant} records, each with its API key"
     ));
     let server = kpid.start_with(&data_dir, &keys_flag)?;
-    let mut clients = connect(&server.url()).await?;
+    let mut clients = connect(&Target {
+        url: server.url(),
+        bearer: Bearer::NONE,
+    })
+    .await?;
     let t = Instant::now();
     res.records = store_all(&clients, &keys, per_tenant).await?;
     res.store_s = t.elapsed().as_secs_f64();
@@ -317,7 +321,11 @@ pub(crate) async fn run(
     let mut flags = keys_flag;
     flags.extend(["--memory-budget".into(), res.budget_bytes.to_string()]);
     let server = kpid.start_with(&data_dir, &flags)?;
-    let mut clients = connect(&server.url()).await?;
+    let mut clients = connect(&Target {
+        url: server.url(),
+        bearer: Bearer::NONE,
+    })
+    .await?;
     res.budget_rss_after_start_mb = settled_rss(&server).await?;
     let (cold, _) = read_each(&mut clients, &keys).await?;
     res.budget_cold_compute_p99_ms = quantile(&cold, 0.99);

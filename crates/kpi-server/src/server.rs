@@ -322,15 +322,7 @@ where
             }
         };
         let _ = store_cell.set(store.clone());
-        let _ = metrics_cell.set(
-            MetricsServiceServer::new(MetricsApi::new(registry, store.clone(), limits))
-                .max_decoding_message_size(limits.max_decoding_message_bytes)
-                .max_encoding_message_size(limits.max_encoding_message_bytes)
-                .accept_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Zstd)
-                .send_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Zstd),
-        );
+        let _ = metrics_cell.set(metrics_service(registry, store.clone(), limits));
         let _ = records_cell.set(
             RecordsServiceServer::new(RecordsApi::new(store.clone()).with_limits(limits))
                 .max_decoding_message_size(limits.max_decoding_message_bytes)
@@ -438,6 +430,21 @@ where
     Ok(())
 }
 
+/// The `kpi.v1.MetricsService` server over `store`, as kpid serves it.
+fn metrics_service(
+    registry: &'static kpi_core::Registry,
+    store: Store,
+    limits: crate::Limits,
+) -> MetricsServiceServer<MetricsApi> {
+    MetricsServiceServer::new(MetricsApi::new(registry, store, limits))
+        .max_decoding_message_size(limits.max_decoding_message_bytes)
+        .max_encoding_message_size(limits.max_encoding_message_bytes)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Zstd)
+}
+
 /// Which of the edge's layers [`edge`] stacks: every one in kpid; the profiling harness
 /// (`cargo run --release -p kpi-bench --example edge_cost`) leaves one out at a time to
 /// measure what each costs. Not a stable API.
@@ -523,15 +530,16 @@ fn edge(
 }
 
 /// kpid's edge as [`serve_opening`] stacks it (`layers` of it, with the Prometheus
-/// metrics on and `config`'s API keys), over health checking (SERVING) and reflection,
-/// with no store: what the profiling harness calls in process, without the network.
-/// With `track_requests`, each request is counted in flight on a connection, as the
-/// accept loop counts it. Not a stable API.
+/// metrics on and `config`'s API keys), over health checking (SERVING), reflection and,
+/// given a `store`, `kpi.v1.MetricsService` over it: what the profiling harness calls in
+/// process, without the network. With `track_requests`, each request is counted in
+/// flight on a connection, as the accept loop counts it. Not a stable API.
 #[doc(hidden)]
 pub async fn profiled_edge(
     config: &ServerConfig,
     layers: EdgeLayers,
     track_requests: bool,
+    store: Option<Store>,
 ) -> Result<tower::util::BoxCloneService<Request<Body>, Response<Body>, Infallible>, ServeError> {
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -546,9 +554,18 @@ pub async fn profiled_edge(
         tonic_health::pb::FILE_DESCRIPTOR_SET,
     ])
     .map_err(|e| ServeError::Reflection(e.to_string()))?;
-    let store: Arc<OnceLock<Store>> = Arc::default();
-    let routes = Routes::new(health).add_service(reflection).prepare();
-    let metrics = Arc::new(GrpcMetrics::new(store));
+    let store_cell: Arc<OnceLock<Store>> = Arc::default();
+    let mut routes = Routes::new(health).add_service(reflection);
+    if let Some(store) = store {
+        routes = routes.add_service(metrics_service(
+            kpi_core::registry()?,
+            store.clone(),
+            config.limits,
+        ));
+        let _ = store_cell.set(store);
+    }
+    let routes = routes.prepare();
+    let metrics = Arc::new(GrpcMetrics::new(store_cell));
     // The health reporter's sender must outlive the service.
     std::mem::forget(health_reporter);
     let service = edge(routes, methods, Some(metrics), config, layers);
