@@ -31,6 +31,14 @@ pub enum MeasuredRecords {
     Deals,
     /// Activities (calls, meetings, emails, demos…).
     Activities,
+    /// Leads.
+    Leads,
+    /// One-time purchases.
+    Purchases,
+    /// Support tickets.
+    Tickets,
+    /// Survey responses (NPS, CSAT, CES).
+    SurveyResponses,
 }
 
 impl MeasuredRecords {
@@ -39,23 +47,56 @@ impl MeasuredRecords {
         match self {
             MeasuredRecords::Deals => &[EventTime::Created, EventTime::Closed],
             MeasuredRecords::Activities => &[EventTime::Occurred],
+            MeasuredRecords::Leads => &[EventTime::Created, EventTime::Converted],
+            MeasuredRecords::Purchases | MeasuredRecords::SurveyResponses => &[EventTime::At],
+            MeasuredRecords::Tickets => &[
+                EventTime::Opened,
+                EventTime::FirstResponse,
+                EventTime::Resolved,
+            ],
         }
+    }
+
+    /// Whether its records have an `amount` ([`Aggregate::SumAmount`]).
+    pub const fn has_amount(self) -> bool {
+        match self {
+            MeasuredRecords::Deals | MeasuredRecords::Activities | MeasuredRecords::Purchases => {
+                true
+            }
+            MeasuredRecords::Leads
+            | MeasuredRecords::Tickets
+            | MeasuredRecords::SurveyResponses => false,
+        }
+    }
+
+    /// Whether its records have a customer ([`Aggregate::DistinctCustomers`]; leads have
+    /// none).
+    pub const fn has_customer(self) -> bool {
+        !matches!(self, MeasuredRecords::Leads)
     }
 
     /// The statuses its records take ([`FixedFilter::Status`]); none for a kind without one.
     pub const fn statuses(self) -> &'static [&'static str] {
         match self {
             MeasuredRecords::Deals => &["open", "won", "lost"],
-            MeasuredRecords::Activities => &[],
+            MeasuredRecords::Activities
+            | MeasuredRecords::Leads
+            | MeasuredRecords::Purchases
+            | MeasuredRecords::Tickets
+            | MeasuredRecords::SurveyResponses => &[],
         }
     }
 
     /// The types its records take ([`FixedFilter::Type`]); `None`: any text (an activity's
-    /// type is the tenant's own).
+    /// type is the tenant's own); empty: its records have no type.
     pub const fn types(self) -> Option<&'static [&'static str]> {
         match self {
             MeasuredRecords::Deals => Some(&["new_business", "upsell", "cross_sell", "renewal"]),
+            MeasuredRecords::SurveyResponses => Some(&["nps", "csat", "ces"]),
             MeasuredRecords::Activities => None,
+            MeasuredRecords::Leads | MeasuredRecords::Purchases | MeasuredRecords::Tickets => {
+                Some(&[])
+            }
         }
     }
 
@@ -64,6 +105,10 @@ impl MeasuredRecords {
         match self {
             MeasuredRecords::Deals => "deals",
             MeasuredRecords::Activities => "activities",
+            MeasuredRecords::Leads => "leads",
+            MeasuredRecords::Purchases => "purchases",
+            MeasuredRecords::Tickets => "tickets",
+            MeasuredRecords::SurveyResponses => "survey responses",
         }
     }
 }
@@ -78,6 +123,16 @@ pub enum EventTime {
     Closed,
     /// `occurred_at` (activities).
     Occurred,
+    /// `converted_at` (leads; those not converted have none).
+    Converted,
+    /// `at` (purchases, survey responses).
+    At,
+    /// `opened_at` (tickets).
+    Opened,
+    /// `first_response_at` (tickets not yet answered have none).
+    FirstResponse,
+    /// `resolved_at` (tickets not yet resolved have none).
+    Resolved,
 }
 
 impl EventTime {
@@ -87,6 +142,11 @@ impl EventTime {
             EventTime::Created => "created_at",
             EventTime::Closed => "closed_at",
             EventTime::Occurred => "occurred_at",
+            EventTime::Converted => "converted_at",
+            EventTime::At => "at",
+            EventTime::Opened => "opened_at",
+            EventTime::FirstResponse => "first_response_at",
+            EventTime::Resolved => "resolved_at",
         }
     }
 }
@@ -145,11 +205,26 @@ impl CustomMeasure {
         if !records.times().contains(&self.time) {
             return Err(format!("{} have no {}", records.name(), self.time.name()));
         }
-        if let Aggregate::SumAttribute(name) = self.aggregate {
-            check_attribute_name(name).map_err(|e| format!("aggregate: {e}"))?;
+        match self.aggregate {
+            Aggregate::SumAttribute(name) => {
+                check_attribute_name(name).map_err(|e| format!("aggregate: {e}"))?;
+            }
+            Aggregate::SumAmount if !records.has_amount() => {
+                return Err(format!("{} have no amount", records.name()));
+            }
+            Aggregate::DistinctCustomers if !records.has_customer() => {
+                return Err(format!("{} have no customer", records.name()));
+            }
+            _ => {}
         }
         for filter in self.filters {
             match *filter {
+                FixedFilter::Type(_) if records.types() == Some(&[]) => {
+                    return Err(format!("{} have no type", records.name()));
+                }
+                FixedFilter::Status(_) if records.statuses().is_empty() => {
+                    return Err(format!("{} have no status", records.name()));
+                }
                 FixedFilter::Status(s) if !records.statuses().contains(&s) => {
                     return Err(format!(
                         "{} have no status `{s}` (they have: {:?})",
@@ -260,7 +335,17 @@ mod tests {
             Aggregate::Count,
             &[FixedFilter::Status("won")],
         );
-        assert!(bad_status.check().unwrap_err().contains("no status `won`"));
+        assert_eq!(bad_status.check(), Err("activities have no status".into()));
+        let bad_deal_status = declared(
+            Deals,
+            EventTime::Closed,
+            Aggregate::Count,
+            &[FixedFilter::Status("closed")],
+        );
+        assert!(bad_deal_status
+            .check()
+            .unwrap_err()
+            .contains("no status `closed`"));
         let bad_type = declared(
             Deals,
             EventTime::Created,
@@ -282,6 +367,47 @@ mod tests {
             &[],
         );
         assert!(bad_attribute.check().is_err());
+        let untyped = declared(
+            Tickets,
+            EventTime::Resolved,
+            Aggregate::Count,
+            &[FixedFilter::Type("bug")],
+        );
+        assert_eq!(untyped.check(), Err("tickets have no type".into()));
+        let no_amount = declared(Leads, EventTime::Converted, Aggregate::SumAmount, &[]);
+        assert_eq!(no_amount.check(), Err("leads have no amount".into()));
+        let no_customer = declared(Leads, EventTime::Created, Aggregate::DistinctCustomers, &[]);
+        assert_eq!(no_customer.check(), Err("leads have no customer".into()));
+        let nps_given = declared(
+            SurveyResponses,
+            EventTime::At,
+            Aggregate::DistinctCustomers,
+            &[FixedFilter::Type("nps")],
+        );
+        assert_eq!(nps_given.check(), Ok(()));
+        let purchases = declared(Purchases, EventTime::At, Aggregate::SumAmount, &[]);
+        assert_eq!(purchases.check(), Ok(()));
+        // Every kind's times are its own: a time of one kind is refused on another.
+        for records in [
+            Deals,
+            Activities,
+            Leads,
+            Purchases,
+            Tickets,
+            SurveyResponses,
+        ] {
+            for time in records.times() {
+                assert_eq!(
+                    declared(records, *time, Aggregate::Count, &[]).check(),
+                    Ok(())
+                );
+            }
+        }
+        let wrong_kind_time = declared(Purchases, EventTime::Opened, Aggregate::Count, &[]);
+        assert_eq!(
+            wrong_kind_time.check(),
+            Err("purchases have no opened_at".into())
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use kpi_core::{
 use crate::attributes::Attributes;
 
 use crate::dims::{DimValues, RecordLookup, Unit};
-use crate::index::{deal_kind_name, readers_of, status_name};
+use crate::index::{deal_kind_name, readers_of, status_name, survey_kind_name};
 use crate::record::{
     Channel, Deal, DealKind, DealStatus, Record, RecordKind, Source, Subscription,
 };
@@ -589,7 +589,7 @@ impl<'a> Reference<'a> {
                             time: match declared.time {
                                 EventTime::Created => Some(d.created_at),
                                 EventTime::Closed => d.closed_at,
-                                EventTime::Occurred => None,
+                                _ => None,
                             },
                             amount: d.amount,
                             status: Some(status_name(d.status)),
@@ -614,6 +614,85 @@ impl<'a> Reference<'a> {
                             kind: &a.activity_type,
                             customer: a.customer_id.as_deref(),
                             attributes: &a.attributes,
+                        })
+                    }
+                    _ => None,
+                })
+                .collect(),
+            MeasuredRecords::Leads => self
+                .all(RecordKind::Lead)
+                .filter_map(|r| match r {
+                    Record::Lead(l) if matches(Unit::Lead, &lookup.lead(l), &scope.filters) => {
+                        Some(Read {
+                            time: match declared.time {
+                                EventTime::Created => Some(l.created_at),
+                                EventTime::Converted => l.converted_at,
+                                _ => None,
+                            },
+                            amount: Decimal::ZERO,
+                            status: None,
+                            kind: "",
+                            customer: None,
+                            attributes: &l.attributes,
+                        })
+                    }
+                    _ => None,
+                })
+                .collect(),
+            MeasuredRecords::Purchases => self
+                .all(RecordKind::Purchase)
+                .filter_map(|r| match r {
+                    Record::Purchase(p)
+                        if matches(Unit::Purchase, &lookup.purchase(p), &scope.filters) =>
+                    {
+                        Some(Read {
+                            time: (declared.time == EventTime::At).then_some(p.at),
+                            amount: p.amount,
+                            status: None,
+                            kind: "",
+                            customer: Some(p.customer_id.as_str()),
+                            attributes: &p.attributes,
+                        })
+                    }
+                    _ => None,
+                })
+                .collect(),
+            MeasuredRecords::Tickets => self
+                .all(RecordKind::Ticket)
+                .filter_map(|r| match r {
+                    Record::Ticket(t)
+                        if matches(Unit::Ticket, &lookup.ticket(t), &scope.filters) =>
+                    {
+                        Some(Read {
+                            time: match declared.time {
+                                EventTime::Opened => Some(t.opened_at),
+                                EventTime::FirstResponse => t.first_response_at,
+                                EventTime::Resolved => t.resolved_at,
+                                _ => None,
+                            },
+                            amount: Decimal::ZERO,
+                            status: None,
+                            kind: "",
+                            customer: t.customer_id.as_deref(),
+                            attributes: &t.attributes,
+                        })
+                    }
+                    _ => None,
+                })
+                .collect(),
+            MeasuredRecords::SurveyResponses => self
+                .all(RecordKind::SurveyResponse)
+                .filter_map(|r| match r {
+                    Record::SurveyResponse(s)
+                        if matches(Unit::Survey, &lookup.survey(s), &scope.filters) =>
+                    {
+                        Some(Read {
+                            time: (declared.time == EventTime::At).then_some(s.at),
+                            amount: Decimal::ZERO,
+                            status: None,
+                            kind: survey_kind_name(s.kind),
+                            customer: s.customer_id.as_deref(),
+                            attributes: &s.attributes,
                         })
                     }
                     _ => None,

@@ -13,20 +13,24 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 use kpi_core::{
     Aggregate, CustomMeasure, Decimal, Dimension, EventTime, FixedFilter, Measure, MeasuredRecords,
-    MetricError, Window,
+    MetricError, SurveyKind, Window,
 };
 
 use super::activities::ActivityIndex;
 use super::count;
 use super::deals::DealIndex;
 use super::events::{previous_same, rows_by_time, EventList};
+use super::leads::LeadIndex;
 use super::lookups::Lookups;
 use super::part::{KindIndex, Part, ResolvedFilters, RowTable};
+use super::purchases::PurchaseIndex;
 use super::sums::DecimalSums;
+use super::surveys::SurveyIndex;
+use super::tickets::TicketIndex;
 use crate::attribute_columns::{AttributeColumns, Column};
 use crate::dims::Unit;
 use crate::record::{DealKind, DealStatus, RecordKind};
-use crate::rows::{ActivityRow, DealRow, Rows};
+use crate::rows::{ActivityRow, DealRow, LeadRow, PurchaseRow, Rows, SurveyRow, TicketRow};
 use crate::symbols::{Interner, Sym, NONE};
 
 /// A kind of rows a custom measure can read: what its declaration's fields mean on them.
@@ -64,6 +68,15 @@ pub(crate) fn deal_kind_name(kind: DealKind) -> &'static str {
     }
 }
 
+/// A survey kind's name, as [`MeasuredRecords::types`] lists it.
+pub(crate) fn survey_kind_name(kind: SurveyKind) -> &'static str {
+    match kind {
+        SurveyKind::Nps => "nps",
+        SurveyKind::Csat => "csat",
+        SurveyKind::Ces => "ces",
+    }
+}
+
 impl MeasuredKind for DealIndex {
     const UNIT: Unit = Unit::Deal;
     const READS: &'static [RecordKind] = super::deals::READS;
@@ -72,7 +85,7 @@ impl MeasuredKind for DealIndex {
         match time {
             EventTime::Created => Some(row.created_at.get()),
             EventTime::Closed => row.closed_at.get(),
-            EventTime::Occurred => None,
+            _ => None,
         }
     }
 
@@ -107,6 +120,99 @@ impl MeasuredKind for ActivityIndex {
 
     fn has_type(row: &ActivityRow, names: &Interner, value: &str) -> bool {
         row.activity_type != NONE && names.name(row.activity_type) == value
+    }
+}
+
+impl MeasuredKind for LeadIndex {
+    const UNIT: Unit = Unit::Lead;
+    const READS: &'static [RecordKind] = super::leads::READS;
+
+    fn time(row: &LeadRow, time: EventTime) -> Option<Timestamp> {
+        match time {
+            EventTime::Created => Some(row.created_at.get()),
+            EventTime::Converted => row.converted_at.get(),
+            _ => None,
+        }
+    }
+
+    fn amount(_: &LeadRow) -> Decimal {
+        Decimal::ZERO
+    }
+
+    fn status(_: &LeadRow) -> Option<&'static str> {
+        None
+    }
+
+    fn has_type(_: &LeadRow, _: &Interner, _: &str) -> bool {
+        false
+    }
+}
+
+impl MeasuredKind for PurchaseIndex {
+    const UNIT: Unit = Unit::Purchase;
+    const READS: &'static [RecordKind] = super::purchases::READS;
+
+    fn time(row: &PurchaseRow, time: EventTime) -> Option<Timestamp> {
+        (time == EventTime::At).then(|| row.at.get())
+    }
+
+    fn amount(row: &PurchaseRow) -> Decimal {
+        row.amount
+    }
+
+    fn status(_: &PurchaseRow) -> Option<&'static str> {
+        None
+    }
+
+    fn has_type(_: &PurchaseRow, _: &Interner, _: &str) -> bool {
+        false
+    }
+}
+
+impl MeasuredKind for TicketIndex {
+    const UNIT: Unit = Unit::Ticket;
+    const READS: &'static [RecordKind] = super::tickets::READS;
+
+    fn time(row: &TicketRow, time: EventTime) -> Option<Timestamp> {
+        match time {
+            EventTime::Opened => Some(row.opened_at.get()),
+            EventTime::FirstResponse => row.first_response_at.get(),
+            EventTime::Resolved => row.resolved_at.get(),
+            _ => None,
+        }
+    }
+
+    fn amount(_: &TicketRow) -> Decimal {
+        Decimal::ZERO
+    }
+
+    fn status(_: &TicketRow) -> Option<&'static str> {
+        None
+    }
+
+    fn has_type(_: &TicketRow, _: &Interner, _: &str) -> bool {
+        false
+    }
+}
+
+impl MeasuredKind for SurveyIndex {
+    const UNIT: Unit = Unit::Survey;
+    const READS: &'static [RecordKind] = super::surveys::READS;
+
+    fn time(row: &SurveyRow, time: EventTime) -> Option<Timestamp> {
+        (time == EventTime::At).then(|| row.at.get())
+    }
+
+    fn amount(_: &SurveyRow) -> Decimal {
+        Decimal::ZERO
+    }
+
+    fn status(_: &SurveyRow) -> Option<&'static str> {
+        None
+    }
+
+    fn has_type(row: &SurveyRow, _: &Interner, value: &str) -> bool {
+        survey_kind_name(row.kind) == value
     }
 }
 
@@ -331,6 +437,10 @@ impl<K: MeasuredKind> KindParts<K> {
 pub(crate) struct CustomParts {
     deals: KindParts<DealIndex>,
     activities: KindParts<ActivityIndex>,
+    leads: KindParts<LeadIndex>,
+    purchases: KindParts<PurchaseIndex>,
+    tickets: KindParts<TicketIndex>,
+    surveys: KindParts<SurveyIndex>,
 }
 
 impl CustomParts {
@@ -355,6 +465,30 @@ impl CustomParts {
                 lookups,
                 reusable(ActivityIndex::READS).map(|p| &p.activities),
             ),
+            leads: KindParts::new(
+                &rows.leads,
+                attributes(RecordKind::Lead),
+                lookups,
+                reusable(LeadIndex::READS).map(|p| &p.leads),
+            ),
+            purchases: KindParts::new(
+                &rows.purchases,
+                attributes(RecordKind::Purchase),
+                lookups,
+                reusable(PurchaseIndex::READS).map(|p| &p.purchases),
+            ),
+            tickets: KindParts::new(
+                &rows.tickets,
+                attributes(RecordKind::Ticket),
+                lookups,
+                reusable(TicketIndex::READS).map(|p| &p.tickets),
+            ),
+            surveys: KindParts::new(
+                &rows.surveys,
+                attributes(RecordKind::SurveyResponse),
+                lookups,
+                reusable(SurveyIndex::READS).map(|p| &p.surveys),
+            ),
         }
     }
 
@@ -369,6 +503,10 @@ impl CustomParts {
         match measure.records {
             MeasuredRecords::Deals => self.deals.measure(measure, w, f, names),
             MeasuredRecords::Activities => self.activities.measure(measure, w, f, names),
+            MeasuredRecords::Leads => self.leads.measure(measure, w, f, names),
+            MeasuredRecords::Purchases => self.purchases.measure(measure, w, f, names),
+            MeasuredRecords::Tickets => self.tickets.measure(measure, w, f, names),
+            MeasuredRecords::SurveyResponses => self.surveys.measure(measure, w, f, names),
         }
     }
 }
@@ -380,6 +518,10 @@ pub(crate) fn unit_of(measure: Measure) -> Option<Unit> {
         Measure::Custom(c) => Some(match c.records {
             MeasuredRecords::Deals => DealIndex::UNIT,
             MeasuredRecords::Activities => ActivityIndex::UNIT,
+            MeasuredRecords::Leads => LeadIndex::UNIT,
+            MeasuredRecords::Purchases => PurchaseIndex::UNIT,
+            MeasuredRecords::Tickets => TicketIndex::UNIT,
+            MeasuredRecords::SurveyResponses => SurveyIndex::UNIT,
         }),
         _ => None,
     }
@@ -401,5 +543,7 @@ mod tests {
         ]
         .map(deal_kind_name);
         assert_eq!(Some(&kinds[..]), MeasuredRecords::Deals.types());
+        let surveys = [SurveyKind::Nps, SurveyKind::Csat, SurveyKind::Ces].map(survey_kind_name);
+        assert_eq!(Some(&surveys[..]), MeasuredRecords::SurveyResponses.types());
     }
 }

@@ -56,7 +56,7 @@ use self::activities::ActivityIndex;
 use self::campaigns::CampaignIndex;
 use self::custom::CustomParts;
 #[cfg(test)]
-pub(crate) use self::custom::{deal_kind_name, status_name};
+pub(crate) use self::custom::{deal_kind_name, status_name, survey_kind_name};
 use self::customers::{CustomerContext, CustomerIndex};
 use self::deals::DealIndex;
 use self::delta::LayeredPart;

@@ -24,7 +24,7 @@ pub(crate) use self::random_tenant::RandomTenant;
 
 /// Measures a KPI crate could declare: every aggregate, time and kind of fixed filter, an
 /// attribute summed that reads as decimals (`tier`) and one that does not (`region`).
-static CUSTOM_MEASURES: [CustomMeasure; 9] = {
+static CUSTOM_MEASURES: [CustomMeasure; 17] = {
     use kpi_core::Aggregate::*;
     use kpi_core::EventTime::*;
     use kpi_core::FixedFilter::*;
@@ -108,6 +108,32 @@ static CUSTOM_MEASURES: [CustomMeasure; 9] = {
             Occurred,
             SumAttribute("tier"),
             &[],
+        ),
+        declared("test.converted_leads", Leads, Converted, Count, &[]),
+        declared("test.lead_tier", Leads, Created, SumAttribute("tier"), &[]),
+        declared("test.purchase_amount", Purchases, At, SumAmount, &[]),
+        declared("test.buyers", Purchases, At, DistinctCustomers, &[]),
+        declared("test.resolved_tickets", Tickets, Resolved, Count, &[]),
+        declared(
+            "test.answered_customers",
+            Tickets,
+            FirstResponse,
+            DistinctCustomers,
+            &[],
+        ),
+        declared(
+            "test.nps_responders",
+            SurveyResponses,
+            At,
+            DistinctCustomers,
+            &[Type("nps")],
+        ),
+        declared(
+            "test.vip_csat",
+            SurveyResponses,
+            At,
+            Count,
+            &[Type("csat"), Attribute("vip", "true")],
         ),
     ]
 };
