@@ -49,6 +49,20 @@ impl Column {
     }
 
     /// The slots holding a value, with it.
+    /// The slots whose value differs from `earlier`'s (an earlier copy of this column),
+    /// comparing only the chunks not shared with it.
+    fn slots_changed_since(&self, earlier: &Column, out: &mut Vec<u32>) {
+        for c in 0..self.chunks.len().max(earlier.chunks.len()) {
+            if let (Some(now), Some(then)) = (self.chunks.get(c), earlier.chunks.get(c)) {
+                if Arc::ptr_eq(now, then) {
+                    continue;
+                }
+            }
+            let from = (c * CHUNK) as u32;
+            out.extend((from..from + CHUNK as u32).filter(|s| self.get(*s) != earlier.get(*s)));
+        }
+    }
+
     pub(crate) fn values(&self) -> impl Iterator<Item = (u32, Sym)> + '_ {
         self.chunks.iter().enumerate().flat_map(|(c, chunk)| {
             chunk
@@ -102,6 +116,21 @@ impl AttributeColumns {
     }
 
     /// The column of attribute `name`, if any record has had it.
+    /// The slots (ascending, without repeats) where some attribute's value differs from
+    /// `earlier`'s (an earlier copy of these columns).
+    pub(crate) fn slots_changed_since(&self, earlier: &AttributeColumns) -> Vec<u32> {
+        let mut out = Vec::new();
+        let none = Column::default();
+        for name in self.columns.keys().chain(earlier.columns.keys()) {
+            let now = self.columns.get(name).unwrap_or(&none);
+            let then = earlier.columns.get(name).unwrap_or(&none);
+            now.slots_changed_since(then, &mut out);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     pub(crate) fn column(&self, name: &str) -> Option<&Column> {
         self.columns.get(name)
     }

@@ -65,7 +65,7 @@ impl OptionalPackedTime {
 }
 
 /// A customer.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct CustomerRow {
     pub(crate) id: Sym,
     pub(crate) acquired_at: PackedTime,
@@ -77,7 +77,7 @@ pub(crate) struct CustomerRow {
 }
 
 /// A lead.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct LeadRow {
     pub(crate) created_at: PackedTime,
     pub(crate) converted_at: OptionalPackedTime,
@@ -86,7 +86,7 @@ pub(crate) struct LeadRow {
 }
 
 /// A deal.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct DealRow {
     pub(crate) owner: Sym,
     pub(crate) amount: Decimal,
@@ -101,7 +101,7 @@ pub(crate) struct DealRow {
 }
 
 /// A subscription.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct SubscriptionRow {
     /// Its id: two subscriptions of a customer starting together are ordered by it.
     pub(crate) id: Box<str>,
@@ -114,7 +114,7 @@ pub(crate) struct SubscriptionRow {
 }
 
 /// A one-time purchase.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct PurchaseRow {
     pub(crate) customer: Sym,
     pub(crate) amount: Decimal,
@@ -122,7 +122,7 @@ pub(crate) struct PurchaseRow {
 }
 
 /// Money spent.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct SpendRow {
     pub(crate) at: PackedTime,
     pub(crate) amount: Decimal,
@@ -132,7 +132,7 @@ pub(crate) struct SpendRow {
 }
 
 /// A campaign.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct CampaignRow {
     /// Its id, interned as the value of the campaign dimension.
     pub(crate) id: Sym,
@@ -144,7 +144,7 @@ pub(crate) struct CampaignRow {
 }
 
 /// A support ticket.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct TicketRow {
     pub(crate) customer: Sym,
     pub(crate) agent: Sym,
@@ -154,7 +154,7 @@ pub(crate) struct TicketRow {
 }
 
 /// A survey response.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct SurveyRow {
     pub(crate) customer: Sym,
     pub(crate) kind: SurveyKind,
@@ -164,7 +164,7 @@ pub(crate) struct SurveyRow {
 }
 
 /// A quota.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct QuotaRow {
     pub(crate) owner: Sym,
     pub(crate) period_start: Timestamp,
@@ -173,7 +173,7 @@ pub(crate) struct QuotaRow {
 }
 
 /// An activity.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct ActivityRow {
     pub(crate) activity_type: Sym,
     pub(crate) owner: Sym,
@@ -235,7 +235,8 @@ impl<T> Slab<T> {
         self.end
     }
 
-    fn get(&self, slot: u32) -> Option<&T> {
+    /// The row at `slot`, if it is live.
+    pub(crate) fn get(&self, slot: u32) -> Option<&T> {
         let (c, o) = chunk_of(slot);
         self.chunks
             .get(c)
@@ -273,6 +274,25 @@ impl<T> Slab<T> {
             })
             .map(|c| c as u32)
             .collect()
+    }
+
+    /// The slots (ascending) whose row differs from `earlier`'s (an earlier copy of this
+    /// slab): live in one only, or live in both with rows that differ. Only the chunks
+    /// changed since are compared ([`Slab::chunks_changed_since`]).
+    pub(crate) fn slots_changed_since(&self, earlier: &Slab<T>) -> Vec<u32>
+    where
+        T: PartialEq,
+    {
+        let mut out = Vec::new();
+        for c in self.chunks_changed_since(earlier) {
+            let from = c * CHUNK as u32;
+            for slot in from..from + CHUNK as u32 {
+                if self.get(slot) != earlier.get(slot) {
+                    out.push(slot);
+                }
+            }
+        }
+        out
     }
 
     /// The live slots of `chunks` (chunk numbers, ascending), ascending.

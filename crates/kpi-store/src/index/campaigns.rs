@@ -1,16 +1,17 @@
 //! Campaigns: email campaigns by start, with their counters summed; the measures they
 //! answer.
 
-use jiff::Timestamp;
+use std::sync::Arc;
+
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
 
 use super::count;
 use super::events::{rows_by_time, EventList};
-use super::part::{KindIndex, Part, ResolvedFilters, RowTable};
+use super::lookups::Lookups;
+use super::part::{KindIndex, Part, ResolvedFilters};
 use super::sums::{overflow, IntegerSums};
-use crate::dims::Unit;
 use crate::record::{Channel, RecordKind};
-use crate::rows::Rows;
+use crate::rows::{CampaignRow, Slab};
 use crate::symbols::{Sym, NONE};
 
 /// The kinds the campaign part reads.
@@ -27,41 +28,6 @@ pub(crate) fn answers(measure: Measure) -> bool {
     )
 }
 
-/// The campaign part of `rows` (converted: the channel as its name's symbol, from
-/// `channels`).
-pub(crate) fn part(rows: &Rows, channels: &[Sym; Channel::ALL.len()]) -> Part<CampaignIndex> {
-    let campaigns = rows
-        .campaigns
-        .slots()
-        .map(|(slot, c)| ResolvedCampaign {
-            slot,
-            id: c.id,
-            channel: channels[c.channel as usize],
-            started: c.started_at.get(),
-            email: c.channel == Channel::Email,
-            delivered: c.delivered,
-            opens: c.opens,
-            clicks: c.clicks,
-        })
-        .collect::<Vec<_>>();
-    let attributes = &rows.attributes[RecordKind::Campaign as usize];
-    Part::new(Unit::Campaign, campaigns, (), attributes)
-}
-
-/// A campaign.
-pub(crate) struct ResolvedCampaign {
-    /// The campaign's slot (its attributes').
-    pub(crate) slot: u32,
-    pub(crate) id: Sym,
-    /// The symbol of its channel's name.
-    pub(crate) channel: Sym,
-    pub(crate) started: Timestamp,
-    pub(crate) email: bool,
-    pub(crate) delivered: u64,
-    pub(crate) opens: u64,
-    pub(crate) clicks: u64,
-}
-
 /// Email campaigns by start, with sums of their counters.
 pub(crate) struct CampaignIndex {
     pub(crate) email: EventList<u32>,
@@ -71,26 +37,28 @@ pub(crate) struct CampaignIndex {
 }
 
 impl KindIndex for CampaignIndex {
-    type Row = ResolvedCampaign;
-    type Table = Vec<ResolvedCampaign>;
-    type Context = ();
+    type Row = CampaignRow;
+    type Table = Slab<CampaignRow>;
+    /// The lookups, for the symbols of the channels' names.
+    type Context = Arc<Lookups>;
 
-    fn record_slot(rows: &Self::Table, position: u32) -> u32 {
-        rows.row(position).slot
+    fn record_slot(_: &Self::Table, position: u32) -> u32 {
+        position
     }
 
-    fn attr((): &(), c: &ResolvedCampaign, d: Dimension) -> Sym {
+    fn attr(lookups: &Arc<Lookups>, c: &CampaignRow, d: Dimension) -> Sym {
         match d {
             Dimension::Campaign => c.id,
-            Dimension::Channel => c.channel,
+            Dimension::Channel => lookups.channel_name(c.channel),
             _ => NONE,
         }
     }
 
-    fn build((): &(), rows: &Self::Table, subset: &[u32]) -> Self {
+    fn build(_: &Arc<Lookups>, rows: &Self::Table, subset: &[u32]) -> Self {
         let row = |r: &u32| rows.row(*r);
         let email = rows_by_time(subset, |r| {
-            Some(rows.row(r).started).filter(|_| rows.row(r).email)
+            let c = rows.row(r);
+            Some(c.started_at.get()).filter(|_| c.channel == Channel::Email)
         });
         CampaignIndex {
             delivered: IntegerSums::new(email.items.iter().map(|r| i128::from(row(r).delivered))),

@@ -356,6 +356,10 @@ impl<K: MeasuredKind> KindIndex for CustomIndex<K> {
     fn customer(context: &CustomContext<K>, row: &K::Row) -> Sym {
         K::customer(&context.lookups, row)
     }
+
+    fn campaign(context: &CustomContext<K>, row: &K::Row) -> Sym {
+        K::campaign(&context.lookups, row)
+    }
 }
 
 /// The parts of the custom measures over one kind read so far, and what a new one is built

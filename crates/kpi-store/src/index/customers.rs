@@ -62,6 +62,7 @@ impl CustomerRow {
 
 /// What customer rows read: the lookups, and the subscriptions with their classes (a
 /// customer's first MRR is their earliest subscription's).
+#[derive(Clone)]
 pub(crate) struct CustomerContext {
     pub(crate) lookups: Arc<Lookups>,
     pub(crate) subscriptions: Arc<Slab<SubscriptionRow>>,
@@ -74,6 +75,27 @@ impl CustomerContext {
         let sub = self.classes.first(c.id)?;
         Some(self.subscriptions.row(sub).mrr_changes[0].1)
     }
+}
+
+/// The slots of `base`'s customers that read differently through `now` than through the
+/// context `base` reads through: those whose campaign's channel changed since, or whose
+/// first MRR may have (their earliest subscription, or its row, changed).
+pub(crate) fn changed_through_context(
+    base: &Part<CustomerIndex>,
+    now: &CustomerContext,
+) -> Vec<u32> {
+    let then = &base.context;
+    let campaigns = now.lookups.channels_changed_since(&then.lookups);
+    let mut slots = if campaigns.is_empty() {
+        Vec::new()
+    } else {
+        base.dependents().slots_of(&[], &campaigns)
+    };
+    for id in now.classes.firsts_changed_since(&then.classes) {
+        slots.extend(then.lookups.customer_slot(id));
+        slots.extend(now.lookups.customer_slot(id));
+    }
+    slots
 }
 
 /// Customers by acquisition (all, and marketing-sourced) and by churn.
@@ -106,6 +128,10 @@ impl KindIndex for CustomerIndex {
 
     fn customer(_: &CustomerContext, c: &CustomerRow) -> Sym {
         c.id
+    }
+
+    fn campaign(_: &CustomerContext, c: &CustomerRow) -> Sym {
+        c.campaign
     }
 
     fn attr(context: &CustomerContext, c: &CustomerRow, d: Dimension) -> Sym {

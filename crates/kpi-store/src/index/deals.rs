@@ -172,6 +172,10 @@ impl KindIndex for DealIndex {
         d.customer
     }
 
+    fn campaign(_: &Arc<Lookups>, d: &DealRow) -> Sym {
+        d.campaign
+    }
+
     fn attr(lookups: &Arc<Lookups>, d: &DealRow, dim: Dimension) -> Sym {
         match dim {
             Dimension::Owner => d.owner,

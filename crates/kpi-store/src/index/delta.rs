@@ -38,14 +38,20 @@ const FOLD_FRACTION: usize = 32;
 const REBUILD_SLACK: usize = 4 * CHUNK;
 
 /// Whether `measure` is a sum over rows of what each row alone contributes (given the
-/// rows it reads through its context: customers, campaigns), so that a part's value is
-/// its base's, less the removed rows', plus the added rows'. The others count distinct
-/// keys among rows (reps, buyers, upsold customers; repeat buyers: customers with two
-/// purchases or more).
+/// rows it reads through its context: customers, campaigns, subscription classes), so
+/// that a part's value is its base's, less the removed rows', plus the added rows'. The
+/// others count distinct keys among rows (reps, buyers, upsold customers, paying
+/// customers; repeat buyers: customers with two purchases or more) or are means.
 pub(crate) fn additive(measure: Measure) -> bool {
     !matches!(
         measure,
-        Measure::ClosingReps | Measure::UpsoldCustomers | Measure::Buyers | Measure::RepeatBuyers
+        Measure::ClosingReps
+            | Measure::UpsoldCustomers
+            | Measure::Buyers
+            | Measure::RepeatBuyers
+            | Measure::PayingCustomersAtEnd
+            | Measure::MeanChurnedTenureYears
+            | Measure::NewCustomerMeanFirstMrr
     )
 }
 
@@ -127,21 +133,34 @@ where
     R: Send + Sync + 'static,
 {
     /// The part over `current` (today's part, nothing built), as `previous`'s base (or the
-    /// fold of it, when done) plus a delta; `refit`: the customers changed since
-    /// `previous`, and the base is refit to `current`'s context ([`Part::refit`]).
-    pub(crate) fn next(previous: &LayeredPart<I>, current: Part<I>, refit: bool) -> Self {
-        let (mut base, mut fold) = previous.next_base();
-        if refit {
-            base = Arc::new(base.refit(current.context.clone()));
-            fold = Arc::default();
-        }
-        let changed = current.rows.chunks_changed_since(&base.rows);
+    /// fold of it, when done) plus a delta: the chunks of the rows written since, and of
+    /// the rows `inherited` lists given the base (record slots of rows that read other
+    /// records that changed since: [`super::dependents`]). The base keeps reading through
+    /// its own context, the delta's added rows through `current`'s.
+    pub(crate) fn next(
+        previous: &LayeredPart<I>,
+        current: Part<I>,
+        inherited: &dyn Fn(&Part<I>) -> Vec<u32>,
+    ) -> Self {
+        let (base, fold) = previous.next_base();
+        let mut changed = current.rows.chunks_changed_since(&base.rows);
+        with_chunks_of(&mut changed, inherited(&base));
         let removed = base.restricted(base.rows.slots_in_chunks(&changed));
         let added = current.restricted(current.rows.slots_in_chunks(&changed));
         let current = Arc::new(current);
         let make_current: MakeCurrent<I> = Box::new(move || current.restricted_to_all());
         Self::layered(base, fold, &changed, removed, added, make_current)
     }
+}
+
+/// Adds to `chunks` (ascending chunk numbers) those of `slots`, keeping them ascending.
+pub(crate) fn with_chunks_of(chunks: &mut Vec<u32>, slots: Vec<u32>) {
+    if slots.is_empty() {
+        return;
+    }
+    chunks.extend(slots.into_iter().map(|s| s / CHUNK as u32));
+    chunks.sort_unstable();
+    chunks.dedup();
 }
 
 impl<I: KindIndex> LayeredPart<I> {
@@ -189,13 +208,6 @@ impl<I: KindIndex> LayeredPart<I> {
         }
     }
 
-    /// The part as a whole read through `context`, whose customers changed
-    /// ([`Part::refit`]); `None` when it has a delta (to be built anew).
-    pub(crate) fn refit_whole(&self, context: I::Context) -> Option<Self> {
-        self.delta
-            .is_none()
-            .then(|| Self::built(self.base.refit(context)))
-    }
     /// A part built anew: no delta.
     pub(crate) fn built(part: Part<I>) -> Self {
         Self {
@@ -278,6 +290,11 @@ impl<I: KindIndex> LayeredPart<I> {
         }
     }
 
+    /// Lists the base's dependents now ([`Part::dependents`]), as the warm-up does.
+    pub(crate) fn list_dependents(&self) {
+        self.base.dependents();
+    }
+
     /// With a delta past [`FOLD_FRACTION`] of the base, folds the base and the delta into
     /// a new base (unless another warm-up already does): the part over every current row,
     /// with what the base had built (the index over every row, the partitions).
@@ -292,15 +309,18 @@ impl<I: KindIndex> LayeredPart<I> {
                 current.warm();
             }
             current.build_partitions_like(&self.base);
+            current.dependents();
             let _ = self.fold.done.set(Arc::clone(current));
         }
     }
 }
 
 impl<I: KindIndex> Warm for LayeredPart<I> {
-    /// Builds the base's index, and folds a large delta ([`LayeredPart::fold_if_large`]).
+    /// Builds the base's index and lists its dependents (what a write of other records
+    /// reads), and folds a large delta ([`LayeredPart::fold_if_large`]).
     fn warm(&self) {
         self.base.warm();
+        self.base.dependents();
         self.fold_if_large();
     }
 }

@@ -38,6 +38,10 @@ impl KindIndex for LeadIndex {
         position
     }
 
+    fn campaign(_: &Arc<Lookups>, l: &LeadRow) -> Sym {
+        l.campaign
+    }
+
     fn attr(lookups: &Arc<Lookups>, l: &LeadRow, d: Dimension) -> Sym {
         match d {
             Dimension::Source => lookups.source(l.source),

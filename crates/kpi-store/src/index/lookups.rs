@@ -9,7 +9,7 @@ use kpi_core::{Decimal, Dimension, Measure, Window};
 
 use super::blocked::Blocked;
 use crate::attribute_columns::AttributeColumns;
-use crate::record::Source;
+use crate::record::{Channel, Source};
 use crate::rows::{CustomerRow, Slab};
 use crate::symbols::{Sym, NONE};
 
@@ -24,21 +24,21 @@ pub(crate) struct Lookups {
     customer_attributes: Arc<AttributeColumns>,
     /// By the dimension symbol of a campaign id: the symbol of its channel's name.
     channels: Vec<Sym>,
-    /// The symbol of the email channel's name.
-    email: Sym,
+    /// By channel: the symbol of its name.
+    channel_names: [Sym; Channel::ALL.len()],
     /// By source: the symbol of its name.
     sources: [Sym; Source::ALL.len()],
 }
 
 impl Lookups {
     /// Lookups over the store's `customers` (of `ids` customer id symbols) and campaigns'
-    /// channels (by id symbol).
+    /// channels (by id symbol); `channel_names` and `sources`: the symbols of the names.
     pub(crate) fn new(
         customers: Arc<Slab<CustomerRow>>,
         customer_attributes: Arc<AttributeColumns>,
         ids: usize,
         channels: Vec<Sym>,
-        email: Sym,
+        channel_names: [Sym; Channel::ALL.len()],
         sources: [Sym; Source::ALL.len()],
     ) -> Self {
         let mut slots = vec![NONE; ids];
@@ -50,9 +50,59 @@ impl Lookups {
             customers,
             customer_attributes,
             channels,
-            email,
+            channel_names,
             sources,
         }
+    }
+
+    /// The symbol of a channel's name.
+    pub(crate) fn channel_name(&self, c: Channel) -> Sym {
+        self.channel_names[c as usize]
+    }
+
+    /// The customer ids (by symbol) whose customer reads differently through these lookups
+    /// than through `earlier` (lookups of an earlier state of the same rows): stored in one
+    /// only, at another slot, with another row or other custom attributes. Only the slots
+    /// written since are compared. A customer id no row had when `earlier` was made is left
+    /// out: rows read through `earlier` cannot hold it.
+    pub(crate) fn customers_changed_since(&self, earlier: &Lookups) -> Vec<Sym> {
+        if std::ptr::eq(self, earlier) {
+            return Vec::new();
+        }
+        let mut slots = self.customers.slots_changed_since(&earlier.customers);
+        if !Arc::ptr_eq(&self.customer_attributes, &earlier.customer_attributes) {
+            slots.extend(
+                self.customer_attributes
+                    .slots_changed_since(&earlier.customer_attributes),
+            );
+        }
+        let mut ids: Vec<Sym> = slots
+            .iter()
+            .flat_map(|s| [earlier.customers.get(*s), self.customers.get(*s)])
+            .flatten()
+            .map(|c| c.id)
+            .filter(|id| (*id as usize) < earlier.slots.len())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// The campaign symbols whose channel differs between `earlier` (lookups of an earlier
+    /// state of the same rows) and these.
+    pub(crate) fn channels_changed_since(&self, earlier: &Lookups) -> Vec<Sym> {
+        if std::ptr::eq(self, earlier) || self.channels == earlier.channels {
+            return Vec::new();
+        }
+        (0..self.channels.len().max(earlier.channels.len()) as Sym)
+            .filter(|c| self.channel(*c) != earlier.channel(*c))
+            .collect()
+    }
+
+    /// How many customer ids there were when they were made: every customer id a row read
+    /// through them holds is below it.
+    pub(crate) fn customer_ids(&self) -> usize {
+        self.slots.len()
     }
 
     /// The symbol of a source's name.
@@ -96,7 +146,7 @@ impl Lookups {
 
     /// Whether the campaign with this symbol is an email campaign.
     pub(crate) fn is_email(&self, campaign: Sym) -> bool {
-        self.channel(campaign) == self.email
+        self.channel(campaign) == self.channel_name(Channel::Email)
     }
 
     /// The owner, source or segment of a customer ([`NONE`] for other dimensions or no
@@ -112,8 +162,8 @@ impl Lookups {
 }
 
 /// What an index derives from its rows' customers (won deals or purchases by their
-/// customer's acquisition): built on first use through some lookups, and built again when
-/// read through other lookups (the part was refit to new customers: `Part::refit`).
+/// customer's acquisition): built on first use through some lookups, and built again if
+/// read through other lookups.
 pub(crate) struct ByCustomers<T> {
     cell: Mutex<Option<(Weak<Lookups>, Arc<T>)>>,
 }

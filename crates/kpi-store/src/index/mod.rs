@@ -30,6 +30,7 @@ mod deals;
 #[cfg(test)]
 mod declared;
 mod delta;
+mod dependents;
 mod events;
 mod leads;
 mod lookups;
@@ -60,6 +61,7 @@ pub(crate) use self::custom::{deal_kind_name, status_name, survey_kind_name};
 use self::customers::{CustomerContext, CustomerIndex};
 use self::deals::DealIndex;
 use self::delta::LayeredPart;
+use self::dependents::{changed_through_lookups, nothing_inherited};
 use self::leads::LeadIndex;
 use self::lookups::Lookups;
 use self::part::{Part, ResolvedFilters, Warm};
@@ -101,6 +103,8 @@ pub(crate) struct Index {
     activities: Arc<LayeredPart<ActivityIndex>>,
     /// The parts of the measures KPI crates declare, made on first read.
     custom: CustomParts,
+    /// What rows inherit from customers and campaigns, as of its build.
+    lookups: Arc<Lookups>,
     /// What subscriptions are as a whole (new MRR, each customer's first).
     classes: Arc<SubscriptionClasses>,
     /// The write counts of the rows it was built from.
@@ -233,7 +237,8 @@ fn count(n: usize) -> Decimal {
 impl Index {
     /// Builds the index of a tenant's `rows`, whose kinds are at the write counts `kinds`.
     /// Parts of `prev` (an index of earlier rows) whose kinds have not changed since are
-    /// shared, not rebuilt: a write of tickets rebuilds the ticket part only.
+    /// shared; the others become their last base plus a delta of the rows written since,
+    /// or reading records written since ([`LayeredPart::next`]): no write rebuilds a part.
     pub(crate) fn build(rows: &Rows, kinds: &KindGenerations, prev: Option<&Index>) -> Self {
         // The dimension values of the rows (with the names of sources and channels).
         let syms = rows.dims.clone();
@@ -243,231 +248,163 @@ impl Index {
         };
         let source_sym = Source::ALL.map(|s| name_sym(source_name(s)));
         let channel_sym = Channel::ALL.map(|c| name_sym(channel_name(c)));
+        // Whether none of `deps` changed since `p` was built.
+        let unchanged = |p: &Index, deps: &[RecordKind]| {
+            deps.iter()
+                .all(|k| p.built_from[*k as usize] == kinds[*k as usize])
+        };
         // `prev` when none of `deps` changed since it was built.
-        let reuse = |deps: &[RecordKind]| {
-            prev.filter(|p| {
-                deps.iter()
-                    .all(|k| p.built_from[*k as usize] == kinds[*k as usize])
-            })
-        };
-        // `prev` when, of `deps`, the customers alone changed since it was built: its parts
-        // that read customers only through the lookups are refit to new ones
-        // ([`Part::refit`]), keeping what does not depend on customers.
-        let refit = |deps: &[RecordKind]| {
-            prev.filter(|p| {
-                deps.iter().all(|k| {
-                    *k == RecordKind::Customer || p.built_from[*k as usize] == kinds[*k as usize]
-                })
-            })
-        };
-        // Whether the customers changed since `p` was built.
-        let customers_changed = |p: &Index| {
-            p.built_from[RecordKind::Customer as usize] != kinds[RecordKind::Customer as usize]
-        };
-        // `prev` when, of `deps`, only `own` (the part's own kind, when its rows are
-        // maintained incrementally) and the customers changed since it was built: its part
-        // becomes its base plus a delta ([`LayeredPart::next`]).
-        let incremental = |deps: &[RecordKind], own: Option<RecordKind>| {
-            prev.filter(|p| {
-                deps.iter().all(|k| {
-                    *k == RecordKind::Customer
-                        || Some(*k) == own
-                        || p.built_from[*k as usize] == kinds[*k as usize]
-                })
-            })
-        };
-        macro_rules! part {
-            // The part of a unit whose rows are read in place and inherit from customers
-            // only through `$lookups`: its module and field share a name.
-            ($field:ident, $unit:ident, $kind:ident, $lookups:expr) => {
-                part!(
-                    $field,
-                    $field::READS,
-                    Some(RecordKind::$kind),
-                    Part::new(
-                        Unit::$unit,
-                        Arc::clone(&rows.$field),
-                        Arc::clone($lookups),
-                        &rows.attributes[RecordKind::$kind as usize]
-                    )
-                )
-            };
-            ($field:ident, $deps:expr, $build:expr) => {
-                match reuse($deps) {
-                    Some(p) => Arc::clone(&p.$field),
-                    None => Arc::new(LayeredPart::built($build)),
-                }
-            };
-            // A part over the store's rows, which read customers only through their
-            // context's lookups, maintained incrementally when its kind `$own` changes
-            // (`None`: rebuilt then).
-            ($field:ident, $deps:expr, $own:expr, $build:expr) => {
-                match (reuse($deps), incremental($deps, $own)) {
-                    (Some(p), _) => Arc::clone(&p.$field),
-                    (None, Some(p)) => Arc::new(LayeredPart::next(
-                        &p.$field,
-                        $build,
-                        $deps.contains(&RecordKind::Customer) && customers_changed(p),
-                    )),
-                    (None, None) => Arc::new(LayeredPart::built($build)),
-                }
-            };
-        }
-        // What rows inherit from customers and campaigns, shared by the parts built now.
-        let lookups = {
-            let mut channels = vec![NONE; syms.names().len()];
-            for c in rows.campaigns.iter() {
-                channels[c.id as usize] = channel_sym[c.channel as usize];
+        let reuse = |deps: &[RecordKind]| prev.filter(|p| unchanged(p, deps));
+
+        // What rows inherit from customers and campaigns, shared by the parts built now;
+        // kept while neither changed and no customer id was added (a part's rows hold only
+        // customer ids its lookups know).
+        let lookups = match reuse(&[RecordKind::Customer, RecordKind::Campaign]) {
+            Some(p) if p.lookups.customer_ids() == rows.customer_ids.len() => {
+                Arc::clone(&p.lookups)
             }
-            Arc::new(Lookups::new(
-                Arc::clone(&rows.customers),
-                Arc::clone(&rows.attributes[RecordKind::Customer as usize]),
-                rows.customer_ids.len(),
-                channels,
-                channel_sym[Channel::Email as usize],
-                source_sym,
-            ))
+            _ => {
+                let mut channels = vec![NONE; syms.names().len()];
+                for c in rows.campaigns.iter() {
+                    channels[c.id as usize] = channel_sym[c.channel as usize];
+                }
+                Arc::new(Lookups::new(
+                    Arc::clone(&rows.customers),
+                    Arc::clone(&rows.attributes[RecordKind::Customer as usize]),
+                    rows.customer_ids.len(),
+                    channels,
+                    channel_sym,
+                    source_sym,
+                ))
+            }
         };
 
         let custom = CustomParts::new(rows, &lookups, |reads| reuse(reads).map(|p| &p.custom));
 
-        // What subscriptions are as a whole, kept while they do not change.
-        let classes = match reuse(subscriptions::CLASSES_READ) {
-            Some(p) => Arc::clone(&p.classes),
+        // What subscriptions are as a whole, kept while they do not change, else worked
+        // out again for the customers whose subscriptions were written.
+        let classes = match prev {
+            Some(p) if unchanged(p, subscriptions::CLASSES_READ) => Arc::clone(&p.classes),
+            Some(p) => Arc::new(p.classes.next(&rows.subscriptions)),
             None => Arc::new(SubscriptionClasses::of(&rows.subscriptions)),
         };
 
-        // Large tenants convert their rows on two threads: the deal side and the rest.
-        let sales = || {
-            // The deal part reads the store's deals in place; the stage parts are listed
-            // when first read (and kept with the deal part while the deals do not change).
-            let deals_now = || {
-                Part::new(
-                    Unit::Deal,
-                    Arc::clone(&rows.deals),
-                    Arc::clone(&lookups),
-                    &rows.attributes[RecordKind::Deal as usize],
+        // The part `$field` of `$module` (which declares `READS`) over today's rows
+        // (`$now`, made only when needed): shared when none of its kinds changed, else the
+        // previous part's base plus the delta of the rows written since and of those
+        // `$inherited` lists given the base (rows reading other records changed since).
+        macro_rules! layered {
+            ($field:ident, $module:ident, $now:expr, $inherited:expr) => {
+                match prev {
+                    Some(p) if unchanged(p, $module::READS) => Arc::clone(&p.$field),
+                    Some(p) => Arc::new(LayeredPart::next(&p.$field, $now, &$inherited)),
+                    None => Arc::new(LayeredPart::built($now)),
+                }
+            };
+        }
+        // A part over the store's rows of `$kind` read through the lookups (its module
+        // and field share a name).
+        macro_rules! through_lookups {
+            ($field:ident, $unit:ident, $kind:ident) => {
+                layered!(
+                    $field,
+                    $field,
+                    Part::new(
+                        Unit::$unit,
+                        Arc::clone(&rows.$field),
+                        Arc::clone(&lookups),
+                        &rows.attributes[RecordKind::$kind as usize],
+                    ),
+                    |base: &Part<_>| changed_through_lookups(base, &base.context, &lookups)
                 )
             };
-            let stage_context_now = || StageContext {
+        }
+
+        // Large tenants convert their rows on two threads: the deal side and the rest.
+        let sales = || {
+            let deals = through_lookups!(deals, Deal, Deal);
+            // The stage parts are listed when first read, and maintained with the deals
+            // (their base plus the delta of the deals written or reading records written).
+            let stage_context = StageContext {
                 deals: Arc::clone(&rows.deals),
                 deal_attributes: Arc::clone(&rows.attributes[RecordKind::Deal as usize]),
                 lookups: Arc::clone(&lookups),
             };
-            let incremental_deals = incremental(deals::READS, Some(RecordKind::Deal));
-            let (deals, stage_context, stages) = match (reuse(deals::READS), refit(deals::READS)) {
-                (Some(p), _) => (
-                    Arc::clone(&p.deals),
-                    p.stage_context.clone(),
-                    p.stages
-                        .get()
-                        .map_or_else(OnceLock::new, |s| OnceLock::from(Arc::clone(s))),
-                ),
-                (None, Some(p)) => {
-                    let context = StageContext {
-                        deals: Arc::clone(&p.stage_context.deals),
-                        deal_attributes: Arc::clone(&p.stage_context.deal_attributes),
-                        lookups: Arc::clone(&lookups),
-                    };
-                    let stages = p
-                        .stages
-                        .get()
-                        .and_then(|s| s.refit(&context))
-                        .map_or_else(OnceLock::new, |s| OnceLock::from(Arc::new(s)));
-                    (
-                        Arc::new(LayeredPart::next(&p.deals, deals_now(), true)),
-                        context,
-                        stages,
-                    )
-                }
-                // The deals changed: the deal part is maintained incrementally, and so are
-                // the stage parts when the customers did not change too (else they are
-                // listed again on their first read).
-                (None, None) => match incremental_deals {
-                    Some(p) => {
-                        let context = stage_context_now();
-                        let stages = match p.stages.get() {
-                            Some(s) if !customers_changed(p) => {
-                                OnceLock::from(Arc::new(s.next(&context)))
-                            }
-                            _ => OnceLock::new(),
-                        };
-                        (
-                            Arc::new(LayeredPart::next(
-                                &p.deals,
-                                deals_now(),
-                                customers_changed(p),
-                            )),
-                            context,
-                            stages,
-                        )
-                    }
-                    None => (
-                        Arc::new(LayeredPart::built(deals_now())),
-                        stage_context_now(),
-                        OnceLock::new(),
-                    ),
-                },
+            let stages = match prev.and_then(|p| p.stages.get().map(|s| (p, s))) {
+                Some((p, s)) if unchanged(p, deals::READS) => OnceLock::from(Arc::clone(s)),
+                Some((_, s)) => OnceLock::from(Arc::new(s.next(&stage_context))),
+                None => OnceLock::new(),
             };
-            let quotas = part!(quotas, quotas::READS, quotas::part(rows));
-            let leads = part!(leads, leads::READS, Some(RecordKind::Lead), {
+            let quotas = layered!(
+                quotas,
+                quotas,
                 Part::new(
-                    Unit::Lead,
-                    Arc::clone(&rows.leads),
-                    Arc::clone(&lookups),
-                    &rows.attributes[RecordKind::Lead as usize],
-                )
-            });
+                    Unit::Quota,
+                    Arc::clone(&rows.quotas),
+                    (),
+                    &rows.attributes[RecordKind::Quota as usize],
+                ),
+                nothing_inherited
+            );
+            let leads = through_lookups!(leads, Lead, Lead);
             (deals, stage_context, stages, quotas, leads)
         };
         let rest = || {
             // Customers are read in place, with the first MRR of each through their
             // earliest subscription.
-            let customers = part!(customers, customers::READS, {
-                let context = CustomerContext {
-                    lookups: Arc::clone(&lookups),
-                    subscriptions: Arc::clone(&rows.subscriptions),
-                    classes: Arc::clone(&classes),
-                };
+            let context = CustomerContext {
+                lookups: Arc::clone(&lookups),
+                subscriptions: Arc::clone(&rows.subscriptions),
+                classes: Arc::clone(&classes),
+            };
+            let customers = layered!(
+                customers,
+                customers,
                 Part::new(
                     Unit::Customer,
                     Arc::clone(&rows.customers),
-                    context,
+                    context.clone(),
                     &rows.attributes[RecordKind::Customer as usize],
-                )
-            });
-            let spend = part!(
-                spend,
-                spend::READS,
-                spend::part(rows, &lookups, &channel_sym)
+                ),
+                |base: &Part<_>| customers::changed_through_context(base, &context)
             );
-            let campaigns = part!(
+            let spend = through_lookups!(spend, Spend, Spend);
+            let campaigns = layered!(
                 campaigns,
-                campaigns::READS,
-                campaigns::part(rows, &channel_sym)
+                campaigns,
+                Part::new(
+                    Unit::Campaign,
+                    Arc::clone(&rows.campaigns),
+                    Arc::clone(&lookups),
+                    &rows.attributes[RecordKind::Campaign as usize],
+                ),
+                nothing_inherited
             );
-            // Purchases, tickets, survey responses and activities are read in place.
-            let purchases = part!(purchases, Purchase, Purchase, &lookups);
-            let tickets = part!(tickets, Ticket, Ticket, &lookups);
-            let surveys = part!(surveys, Survey, SurveyResponse, &lookups);
-            let activities = part!(activities, Activity, Activity, &lookups);
-            // Subscriptions are read in place, with whether each is new MRR.
+            let purchases = through_lookups!(purchases, Purchase, Purchase);
+            let tickets = through_lookups!(tickets, Ticket, Ticket);
+            let surveys = through_lookups!(surveys, Survey, SurveyResponse);
+            let activities = through_lookups!(activities, Activity, Activity);
+            // Subscriptions are read in place, with what each one's start is: a write
+            // changes the class of its customer's other subscriptions too.
             let context = SubscriptionContext {
                 lookups: Arc::clone(&lookups),
                 classes: Arc::clone(&classes),
             };
-            // Not incremental: what each subscription is depends on the others (its
-            // customer's other subscriptions).
-            let subscriptions = part!(
+            let subscriptions = layered!(
                 subscriptions,
-                subscriptions::READS,
-                None,
+                subscriptions,
                 Part::new(
                     Unit::Subscription,
                     Arc::clone(&rows.subscriptions),
                     context.clone(),
                     &rows.attributes[RecordKind::Subscription as usize],
-                )
+                ),
+                |base: &Part<SubscriptionIndex>| {
+                    let then = &base.context;
+                    let mut slots = changed_through_lookups(base, &then.lookups, &lookups);
+                    slots.extend(classes.slots_changed_since(&then.classes));
+                    slots
+                }
             );
             (
                 customers,
@@ -511,6 +448,7 @@ impl Index {
             activities,
             custom,
             syms,
+            lookups,
             classes,
             built_from: *kinds,
         }
@@ -546,9 +484,14 @@ impl Index {
             }
             p.warm();
         }
-        // Large deltas of the stage parts are folded too.
+        // The stage parts list their dependents, and large deltas are folded too.
         if let Some(stages) = self.stages.get() {
+            stages.exits.list_dependents();
             stages.exits.fold_if_large();
+            if !wanted() {
+                return;
+            }
+            stages.stays.list_dependents();
             stages.stays.fold_if_large();
         }
     }

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use jiff::Timestamp;
 use kpi_core::{AttributeName, Decimal, Dimension, MetricError, Window};
 
+use super::dependents::Dependents;
 use super::events::{EventList, HasRow};
 use super::lookups::Lookups;
 use super::sums::{add, DecimalSums, IntegerSums};
@@ -89,6 +90,11 @@ pub(crate) trait KindIndex: Sized + Send + Sync {
     fn customer(_context: &Self::Context, _row: &Self::Row) -> Sym {
         NONE
     }
+    /// The symbol of the campaign whose channel `row` reads through the lookups ([`NONE`]:
+    /// it reads none).
+    fn campaign(_context: &Self::Context, _row: &Self::Row) -> Sym {
+        NONE
+    }
     /// Builds now what the index otherwise builds on first use ([`Selection::lazy`]), for rows
     /// `subset` (the index's own).
     fn warm(&self, _context: &Self::Context, _rows: &Self::Table, _subset: &[u32]) {}
@@ -127,10 +133,6 @@ type PartitionCell<I> = OnceLock<Arc<Partition<I>>>;
 /// The values a dimension takes among a part's rows, listed on first use.
 type ValuesCell = OnceLock<Arc<HashSet<Sym>>>;
 
-/// The dimensions a row may read through its customer (a purchase's owner is its
-/// customer's): what [`Part::refit`] does not keep.
-const VIA_CUSTOMER: [Dimension; 3] = [Dimension::Owner, Dimension::Source, Dimension::Segment];
-
 /// One custom attribute as a dimension of a part: the column its values are read from
 /// (the rows' own records' or their customers'), and, built on first use, one index per
 /// value and the values the rows have.
@@ -148,21 +150,11 @@ impl<I> AttributeDimension<I> {
             distinct: OnceLock::new(),
         }
     }
-
-    /// The same column, sharing what was built from it.
-    fn shared(&self) -> Self {
-        Self {
-            column: self.column.clone(),
-            parts: shared(&self.parts),
-            distinct: shared(&self.distinct),
-        }
-    }
 }
 
 /// The rows of one unit (a record kind, deal stage exits or stays), what they read their
 /// dimension values from; the index over all of them; and, built on first use, one index
-/// per value of each dimension. Each is behind an `Arc`, so a part refit to new
-/// customers ([`Part::refit`]) shares what they do not change.
+/// per value of each dimension.
 pub(crate) struct Part<I: KindIndex> {
     unit: Unit,
     pub(crate) rows: Arc<I::Table>,
@@ -178,24 +170,8 @@ pub(crate) struct Part<I: KindIndex> {
     /// has had: its column, partitions and values. Every row has the value `""` of any
     /// other attribute.
     attributes: HashMap<Dimension, AttributeDimension<I>>,
-}
-
-/// A cell holding what `cell` holds, shared.
-fn shared<T>(cell: &OnceLock<Arc<T>>) -> OnceLock<Arc<T>> {
-    cell.get()
-        .map_or_else(OnceLock::new, |v| OnceLock::from(Arc::clone(v)))
-}
-
-/// Per dimension, what `cells` hold, shared, except for the dimensions a row may read
-/// through its customer ([`VIA_CUSTOMER`]), left empty.
-fn not_via_customer<T>(cells: &[OnceLock<Arc<T>>; NDIMS]) -> [OnceLock<Arc<T>>; NDIMS] {
-    std::array::from_fn(|i| {
-        if VIA_CUSTOMER.contains(&Dimension::ALL[i]) {
-            OnceLock::new()
-        } else {
-            shared(&cells[i])
-        }
-    })
+    /// Its rows by the customer and campaign they read, listed on first use.
+    dependents: OnceLock<Arc<Dependents>>,
 }
 
 /// The attribute dimension `make` names for the column `name` (a valid attribute name).
@@ -260,6 +236,7 @@ impl<I: KindIndex> Part<I> {
             parts: Default::default(),
             distinct: Default::default(),
             attributes,
+            dependents: OnceLock::new(),
         }
     }
 
@@ -279,29 +256,11 @@ impl<I: KindIndex> Part<I> {
             })
     }
 
-    /// The same rows read through `context`, whose customers changed (nothing else it reads
-    /// did): the index over every row and the partitions by dimensions no row reads
-    /// through its customer are shared; the rest is rebuilt on first use, and what an
-    /// index derives from customers is rebuilt when first read through the new lookups
-    /// (`ByCustomers`).
-    pub(crate) fn refit(&self, context: I::Context) -> Self {
-        let mut attributes: HashMap<Dimension, AttributeDimension<I>> = self
-            .attributes
-            .iter()
-            .filter(|(d, _)| matches!(d, Dimension::Attribute(_)))
-            .map(|(d, a)| (*d, a.shared()))
-            .collect();
-        attributes.extend(Self::customer_attributes(&context));
-        Self {
-            unit: self.unit,
-            rows: Arc::clone(&self.rows),
-            context,
-            only: self.only.clone(),
-            all: shared(&self.all),
-            parts: not_via_customer(&self.parts),
-            distinct: not_via_customer(&self.distinct),
-            attributes,
-        }
+    /// Its rows by the customer and campaign they read ([`Dependents`]), listed now if
+    /// they were not yet.
+    pub(crate) fn dependents(&self) -> &Dependents {
+        self.dependents
+            .get_or_init(|| Arc::new(Dependents::of(self)))
     }
 
     /// The index over every row, built now if it was not yet.
@@ -358,6 +317,7 @@ impl<I: KindIndex> Part<I> {
                 .iter()
                 .map(|(d, a)| (*d, AttributeDimension::new(&a.column)))
                 .collect(),
+            dependents: OnceLock::new(),
         }
     }
 

@@ -4,11 +4,10 @@ use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
 
 use super::events::{rows_by_time, EventList};
-use super::part::{KindIndex, Part, ResolvedFilters, RowTable};
+use super::part::{KindIndex, Part, ResolvedFilters};
 use super::sums::{add, overflow};
-use crate::dims::Unit;
 use crate::record::RecordKind;
-use crate::rows::Rows;
+use crate::rows::{QuotaRow, Slab};
 use crate::symbols::{Sym, NONE};
 use crate::units::nanos_between;
 
@@ -20,33 +19,6 @@ pub(crate) fn answers(measure: Measure) -> bool {
     matches!(measure, Measure::QuotaProrated)
 }
 
-/// The quota part of `rows` (converted: periods as timestamps).
-pub(crate) fn part(rows: &Rows) -> Part<QuotaIndex> {
-    let quotas = rows
-        .quotas
-        .slots()
-        .map(|(slot, q)| QuotaPeriod {
-            slot,
-            owner: q.owner,
-            start: q.period_start,
-            end: q.period_end,
-            amount: q.amount,
-        })
-        .collect::<Vec<_>>();
-    let attributes = &rows.attributes[RecordKind::Quota as usize];
-    Part::new(Unit::Quota, quotas, (), attributes)
-}
-
-/// A quota.
-pub(crate) struct QuotaPeriod {
-    /// The quota's slot (its attributes').
-    pub(crate) slot: u32,
-    pub(crate) owner: Sym,
-    pub(crate) start: Timestamp,
-    pub(crate) end: Timestamp,
-    pub(crate) amount: Decimal,
-}
-
 /// Quotas by period start.
 pub(crate) struct QuotaIndex {
     pub(crate) by_start: EventList<u32>,
@@ -55,15 +27,15 @@ pub(crate) struct QuotaIndex {
 }
 
 impl KindIndex for QuotaIndex {
-    type Row = QuotaPeriod;
-    type Table = Vec<QuotaPeriod>;
+    type Row = QuotaRow;
+    type Table = Slab<QuotaRow>;
     type Context = ();
 
-    fn record_slot(rows: &Self::Table, position: u32) -> u32 {
-        rows.row(position).slot
+    fn record_slot(_: &Self::Table, position: u32) -> u32 {
+        position
     }
 
-    fn attr((): &(), q: &QuotaPeriod, d: Dimension) -> Sym {
+    fn attr((): &(), q: &QuotaRow, d: Dimension) -> Sym {
         match d {
             Dimension::Owner => q.owner,
             _ => NONE,
@@ -71,12 +43,12 @@ impl KindIndex for QuotaIndex {
     }
 
     fn build((): &(), rows: &Self::Table, subset: &[u32]) -> Self {
-        let by_start = rows_by_time(subset, |r| Some(rows.row(r).start));
+        let by_start = rows_by_time(subset, |r| Some(rows.row(r).period_start));
         let max_end = by_start
             .items
             .iter()
             .scan(None, |latest: &mut Option<Timestamp>, r| {
-                let end = rows.row(*r).end;
+                let end = rows.row(*r).period_end;
                 let m = latest.map_or(end, |l| l.max(end));
                 *latest = Some(m);
                 Some(m)
@@ -113,23 +85,24 @@ fn quota_prorated(
     let first = s.index.max_end.partition_point(|end| *end <= w.start);
     for e in &ev.items[first..ev.before(w.end).max(first)] {
         let q = s.row(e);
-        if q.end <= w.start || !s.ok(*e) {
+        if q.period_end <= w.start || !s.ok(*e) {
             continue;
         }
-        if w.start <= q.start && q.end <= w.end {
+        if w.start <= q.period_start && q.period_end <= w.end {
             // Entirely in W: the whole amount.
             total = add(total, q.amount)?;
             continue;
         }
-        let from = q.start.max(w.start);
-        let to = q.end.min(w.end);
+        let from = q.period_start.max(w.start);
+        let to = q.period_end.min(w.end);
         if to <= from {
             continue;
         }
         let overlap = Decimal::try_from_i128_with_scale(nanos_between(from, to), 0)
             .map_err(|_| overflow())?;
-        let period = Decimal::try_from_i128_with_scale(nanos_between(q.start, q.end), 0)
-            .map_err(|_| overflow())?;
+        let period =
+            Decimal::try_from_i128_with_scale(nanos_between(q.period_start, q.period_end), 0)
+                .map_err(|_| overflow())?;
         let part = q
             .amount
             .checked_mul(overlap)

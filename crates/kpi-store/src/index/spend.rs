@@ -1,15 +1,16 @@
 //! Spend: by time, with sums per category and for campaigns; the measures it answers.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError, SpendCategories, Window};
 
 use super::events::{rows_by_time, EventList};
 use super::lookups::Lookups;
-use super::part::{KindIndex, Part, ResolvedFilters, RowTable, Selection};
+use super::part::{KindIndex, Part, ResolvedFilters, Selection};
 use super::sums::DecimalSums;
-use crate::dims::Unit;
-use crate::record::{Channel, RecordKind};
-use crate::rows::Rows;
+use crate::record::RecordKind;
+use crate::rows::{Slab, SpendRow};
 use crate::symbols::{Sym, NONE};
 
 /// The kinds the spend part reads: spend, and the campaigns whose channel it inherits when
@@ -21,47 +22,15 @@ pub(crate) fn answers(measure: Measure) -> bool {
     matches!(measure, Measure::Spend(_) | Measure::CampaignSpend)
 }
 
-/// The spend part of `rows` (converted: each with its own channel, else its campaign's);
-/// `channels`: the symbol of each channel's name.
-pub(crate) fn part(
-    rows: &Rows,
-    lookups: &Lookups,
-    channels: &[Sym; Channel::ALL.len()],
-) -> Part<SpendIndex> {
-    let spend = rows
-        .spend
-        .slots()
-        .map(|(slot, s)| ResolvedSpend {
-            slot,
-            at: s.at.get(),
-            amount: s.amount,
-            category: s.category.index(),
-            campaign: s.campaign,
-            channel: s
-                .channel
-                .map_or_else(|| lookups.channel(s.campaign), |c| channels[c as usize]),
-        })
-        .collect::<Vec<_>>();
-    let attributes = &rows.attributes[RecordKind::Spend as usize];
-    Part::new(Unit::Spend, spend, (), attributes)
-}
+impl SpendRow {
+    /// When the money was spent.
+    pub(crate) fn at(&self) -> Timestamp {
+        self.at.get()
+    }
 
-/// Money spent.
-pub(crate) struct ResolvedSpend {
-    /// The spend's slot (its attributes').
-    pub(crate) slot: u32,
-    pub(crate) at: Timestamp,
-    pub(crate) amount: Decimal,
-    pub(crate) category: usize,
-    pub(crate) campaign: Sym,
-    /// Its own channel's symbol, else its campaign's.
-    pub(crate) channel: Sym,
-}
-
-impl ResolvedSpend {
-    /// Its amount if it is of category `c`, else zero.
+    /// Its amount if it is of category `c` (by index), else zero.
     pub(crate) fn amount_in(&self, c: usize) -> Decimal {
-        if self.category == c {
+        if self.category.index() == c {
             self.amount
         } else {
             Decimal::ZERO
@@ -76,6 +45,14 @@ impl ResolvedSpend {
             Decimal::ZERO
         }
     }
+
+    /// The symbol of its channel's name: its own, else its campaign's.
+    pub(crate) fn channel(&self, lookups: &Lookups) -> Sym {
+        self.channel.map_or_else(
+            || lookups.channel(self.campaign),
+            |c| lookups.channel_name(c),
+        )
+    }
 }
 
 /// Spend by time, with sums per category and for campaigns.
@@ -86,25 +63,29 @@ pub(crate) struct SpendIndex {
 }
 
 impl KindIndex for SpendIndex {
-    type Row = ResolvedSpend;
-    type Table = Vec<ResolvedSpend>;
-    type Context = ();
+    type Row = SpendRow;
+    type Table = Slab<SpendRow>;
+    type Context = Arc<Lookups>;
 
-    fn record_slot(rows: &Self::Table, position: u32) -> u32 {
-        rows.row(position).slot
+    fn record_slot(_: &Self::Table, position: u32) -> u32 {
+        position
     }
 
-    fn attr((): &(), x: &ResolvedSpend, d: Dimension) -> Sym {
+    fn campaign(_: &Arc<Lookups>, x: &SpendRow) -> Sym {
+        x.campaign
+    }
+
+    fn attr(lookups: &Arc<Lookups>, x: &SpendRow, d: Dimension) -> Sym {
         match d {
             Dimension::Campaign => x.campaign,
-            Dimension::Channel => x.channel,
+            Dimension::Channel => x.channel(lookups),
             _ => NONE,
         }
     }
 
-    fn build((): &(), rows: &Self::Table, subset: &[u32]) -> Self {
+    fn build(_: &Arc<Lookups>, rows: &Self::Table, subset: &[u32]) -> Self {
         let row = |r: &u32| rows.row(*r);
-        let at = rows_by_time(subset, |r| Some(rows.row(r).at));
+        let at = rows_by_time(subset, |r| Some(rows.row(r).at()));
         let by_category = (0..kpi_core::SpendCategories::NAMES.len())
             .map(|c| DecimalSums::new(at.items.iter().map(|r| row(r).amount_in(c))))
             .collect();
@@ -164,7 +145,7 @@ fn spend_in(
     s.sum_where(
         &s.index.at,
         r,
-        |e| categories.contains_index(s.row(e).category),
+        |e| categories.contains_index(s.row(e).category.index()),
         |e| s.row(e).amount,
     )
 }

@@ -1,8 +1,8 @@
 //! Stage entries of deals (one per stage of each deal's history), read as stage exits (by
 //! exit time) and as stage stays (in effect while the deal is open: the open deals of a
 //! stage); the measures they answer. Stage entries are read through their deals' rows:
-//! the stage parts read what the deal part reads ([`deals::READS`]) and are kept, refit or
-//! rebuilt with it.
+//! the stage parts read what the deal part reads ([`deals::READS`]) and are kept or
+//! maintained with it.
 
 use std::sync::{Arc, OnceLock};
 
@@ -11,7 +11,8 @@ use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
 
 use super::count;
 use super::deals::DealIndex;
-use super::delta::LayeredPart;
+use super::delta::{with_chunks_of, LayeredPart};
+use super::dependents::changed_through_lookups;
 use super::events::{rows_by_time, EventList};
 use super::lookups::Lookups;
 use super::part::{KindIndex, Part, ResolvedFilters, RowTable};
@@ -124,6 +125,10 @@ impl KindIndex for StageExitIndex {
         context.deal(r).customer
     }
 
+    fn campaign(context: &StageContext, r: &StageEntryRef) -> Sym {
+        context.deal(r).campaign
+    }
+
     fn attr(context: &StageContext, r: &StageEntryRef, d: Dimension) -> Sym {
         context.attr(r, d)
     }
@@ -183,6 +188,10 @@ impl KindIndex for StageStayIndex {
 
     fn customer(context: &StageContext, r: &StageEntryRef) -> Sym {
         context.deal(r).customer
+    }
+
+    fn campaign(context: &StageContext, r: &StageEntryRef) -> Sym {
+        context.deal(r).campaign
     }
 
     fn attr(context: &StageContext, r: &StageEntryRef, d: Dimension) -> Sym {
@@ -249,17 +258,9 @@ impl StageParts {
         }
     }
 
-    /// The same entries read through `context`, whose customers changed ([`Part::refit`]);
-    /// `None` when they have a delta (then listed again on first read).
-    pub(crate) fn refit(&self, context: &StageContext) -> Option<Self> {
-        Some(StageParts {
-            exits: self.exits.refit_whole(context.clone())?,
-            stays: self.stays.refit_whole(context.clone())?,
-        })
-    }
-
-    /// The entries of the deals of `context`, whose deals (alone) changed since these
-    /// were listed: each part its base plus the delta of the chunks of deals written since.
+    /// The entries of the deals of `context`, whose deals, customers or campaigns changed
+    /// since these were listed: each part its base plus the delta of the chunks of deals
+    /// written since, or reading a customer or campaign's channel that changed since.
     pub(crate) fn next(&self, context: &StageContext) -> Self {
         // Both parts list every current entry at most once, when one folds.
         let every: Arc<OnceLock<Arc<Vec<StageEntryRef>>>> = Arc::default();
@@ -282,7 +283,9 @@ where
     I: KindIndex<Row = StageEntryRef, Table = Vec<StageEntryRef>, Context = StageContext>,
 {
     let (base, fold) = previous.next_base();
-    let changed = context.deals.chunks_changed_since(&base.context.deals);
+    let mut changed = context.deals.chunks_changed_since(&base.context.deals);
+    let inherited = changed_through_lookups(&base, &base.context.lookups, &context.lookups);
+    with_chunks_of(&mut changed, inherited);
     // The base's entries are in deal slot order: those of a chunk are a range.
     let listed = &base.rows;
     let removed: Vec<u32> = changed

@@ -3,12 +3,14 @@
 //! subscriptions are as a whole (how each starts: new, expansion or reactivation; each
 //! customer's first); the measures they answer.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
 
 use super::count;
+use super::dependents::SlotsByKey;
 use super::events::{rows_by_time, EventList};
 use super::lookups::Lookups;
 use super::part::{KindIndex, Part, ResolvedFilters};
@@ -161,14 +163,21 @@ impl SubscriptionHistory {
 }
 
 /// What subscriptions are as a whole, which depends on the subscriptions alone (so an
-/// index keeps it while they do not change): per subscription slot, what its start is
-/// ([`StartClass`]: expansion when another subscription of the customer was active when
-/// it started, else reactivation when the customer had paid MRR before, else new); per
-/// customer id symbol, the slot of their earliest subscription (earliest start, then
-/// smallest id; [`NONE`] without one).
+/// index keeps it while they do not change, and works it out again for the customers whose
+/// subscriptions were written): per subscription slot, what its start is ([`StartClass`]:
+/// expansion when another subscription of the customer was active when it started, else
+/// reactivation when the customer had paid MRR before, else new); per customer id symbol,
+/// the slot of their earliest subscription (earliest start, then smallest id; [`NONE`]
+/// without one).
 pub(crate) struct SubscriptionClasses {
     class: Vec<StartClass>,
     first: Vec<u32>,
+    /// The subscriptions they were worked out from.
+    rows: Arc<Slab<SubscriptionRow>>,
+    /// Per customer, the slots of their subscriptions when `listed` was made, and
+    /// (`relisted`) of the customers whose subscriptions were written since.
+    listed: Arc<SlotsByKey>,
+    relisted: HashMap<Sym, Vec<u32>>,
 }
 
 impl SubscriptionClasses {
@@ -186,54 +195,151 @@ impl SubscriptionClasses {
     }
 
     /// The classes of `subscriptions`: one sort by customer and start, then one pass.
-    pub(crate) fn of(subscriptions: &Slab<SubscriptionRow>) -> Self {
-        let mut order: Vec<(Sym, Timestamp, u32)> = subscriptions
-            .slots()
-            .map(|(slot, s)| (s.customer, s.started_at.get(), slot))
-            .collect();
-        order.sort_unstable_by(|a, b| {
-            (a.0, a.1)
-                .cmp(&(b.0, b.1))
-                .then_with(|| subscriptions.row(a.2).id.cmp(&subscriptions.row(b.2).id))
-        });
-        let customers = order.last().map_or(0, |(c, _, _)| *c as usize + 1);
-        let mut class = vec![StartClass::New; subscriptions.slot_count()];
+    pub(crate) fn of(subscriptions: &Arc<Slab<SubscriptionRow>>) -> Self {
+        let rows = subscriptions;
+        let mut order: Vec<(Sym, u32)> = rows.slots().map(|(slot, s)| (s.customer, slot)).collect();
+        order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| by_start(rows, a.1, b.1)));
+        let customers = order.last().map_or(0, |(c, _)| *c as usize + 1);
+        let mut class = vec![StartClass::New; rows.slot_count()];
         let mut first = vec![NONE; customers];
-        for group in order.chunk_by(|a, b| a.0 == b.0) {
-            first[group[0].0 as usize] = group[0].2;
-            // The latest end among subscriptions that started earlier (None inside: never).
-            let mut latest_end: Option<Option<Timestamp>> = None;
-            // The earliest time from which one of them had an MRR above 0 in effect.
-            let mut paid_from: Option<Timestamp> = None;
-            for same_start in group.chunk_by(|a, b| a.1 == b.1) {
-                let start = same_start[0].1;
-                let active = match latest_end {
-                    None => false,
-                    Some(None) => true,
-                    Some(Some(e)) => e >= start,
-                };
-                let paid_before = paid_from.is_some_and(|p| p < start);
-                let this = match (active, paid_before) {
-                    (true, _) => StartClass::Expansion,
-                    (false, true) => StartClass::Reactivation,
-                    (false, false) => StartClass::New,
-                };
-                for (_, _, slot) in same_start {
-                    class[*slot as usize] = this;
-                    let row = subscriptions.row(*slot);
-                    if let Some(p) = crate::subscription::paid_from_of(row) {
-                        paid_from = Some(paid_from.map_or(p, |q| q.min(p)));
-                    }
-                    let end = crate::subscription::end_of(row);
-                    latest_end = Some(match (latest_end, end) {
-                        (Some(None), _) | (_, None) => None,
-                        (Some(Some(a)), Some(b)) => Some(a.max(b)),
-                        (None, Some(b)) => Some(b),
-                    });
-                }
+        let slots: Vec<u32> = order.iter().map(|(_, slot)| *slot).collect();
+        for group in slots.chunk_by(|a, b| rows.row(*a).customer == rows.row(*b).customer) {
+            first[rows.row(group[0]).customer as usize] = group[0];
+            classify(rows, group, &mut class);
+        }
+        SubscriptionClasses {
+            class,
+            first,
+            rows: Arc::clone(rows),
+            listed: Arc::new(SlotsByKey::new(|| order.iter().copied())),
+            relisted: HashMap::new(),
+        }
+    }
+
+    /// The classes of `now`, a later state of the subscriptions these were worked out
+    /// from: worked out again for the customers of the subscriptions written since (all of
+    /// them when those are many).
+    pub(crate) fn next(&self, now: &Arc<Slab<SubscriptionRow>>) -> Self {
+        let written = now.slots_changed_since(&self.rows);
+        if written.len() * 8 > now.len() + 64 || self.relisted.len() * 8 > self.first.len() + 64 {
+            return Self::of(now);
+        }
+        let mut customers: Vec<Sym> = written
+            .iter()
+            .flat_map(|s| [self.rows.get(*s), now.get(*s)])
+            .flatten()
+            .map(|s| s.customer)
+            .collect();
+        customers.sort_unstable();
+        customers.dedup();
+        let mut class = self.class.clone();
+        class.resize(now.slot_count(), StartClass::New);
+        let mut first = self.first.clone();
+        let mut relisted = self.relisted.clone();
+        for customer in customers {
+            let listed = match self.relisted.get(&customer) {
+                Some(slots) => slots.as_slice(),
+                None => self.listed.get(customer),
+            };
+            let mut slots: Vec<u32> = listed
+                .iter()
+                .chain(&written)
+                .copied()
+                .filter(|s| now.get(*s).is_some_and(|r| r.customer == customer))
+                .collect();
+            slots.sort_unstable_by(|a, b| by_start(now, *a, *b));
+            slots.dedup();
+            if first.len() <= customer as usize {
+                first.resize(customer as usize + 1, NONE);
+            }
+            first[customer as usize] = slots.first().copied().unwrap_or(NONE);
+            classify(now, &slots, &mut class);
+            relisted.insert(customer, slots);
+        }
+        SubscriptionClasses {
+            class,
+            first,
+            rows: Arc::clone(now),
+            listed: Arc::clone(&self.listed),
+            relisted,
+        }
+    }
+
+    /// The slots of the subscriptions whose class differs from `earlier`'s (classes of an
+    /// earlier state of the same subscriptions), among those live in both.
+    pub(crate) fn slots_changed_since(&self, earlier: &SubscriptionClasses) -> Vec<u32> {
+        if std::ptr::eq(self, earlier) {
+            return Vec::new();
+        }
+        (0..self.class.len().min(earlier.class.len()) as u32)
+            .filter(|s| self.class[*s as usize] != earlier.class[*s as usize])
+            .collect()
+    }
+
+    /// The customers whose first MRR (their earliest subscription's first MRR) may differ
+    /// from `earlier`'s (classes of an earlier state of the same subscriptions): another
+    /// earliest subscription, or one written since.
+    pub(crate) fn firsts_changed_since(&self, earlier: &SubscriptionClasses) -> Vec<Sym> {
+        if std::ptr::eq(self, earlier) {
+            return Vec::new();
+        }
+        let mut out: Vec<Sym> = (0..self.first.len().max(earlier.first.len()) as Sym)
+            .filter(|c| self.first(*c) != earlier.first(*c))
+            .collect();
+        for slot in self.rows.slots_changed_since(&earlier.rows) {
+            for row in [earlier.rows.get(slot), self.rows.get(slot)]
+                .into_iter()
+                .flatten()
+            {
+                out.push(row.customer);
             }
         }
-        SubscriptionClasses { class, first }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+/// Two subscriptions by start, then id.
+fn by_start(rows: &Slab<SubscriptionRow>, a: u32, b: u32) -> std::cmp::Ordering {
+    let (a, b) = (rows.row(a), rows.row(b));
+    (a.started_at.get(), &a.id).cmp(&(b.started_at.get(), &b.id))
+}
+
+/// Sets in `class` what the start of each of one customer's subscriptions `slots` (every
+/// one of theirs, by start then id) is.
+fn classify(rows: &Slab<SubscriptionRow>, slots: &[u32], class: &mut [StartClass]) {
+    // The latest end among subscriptions that started earlier (None inside: never).
+    let mut latest_end: Option<Option<Timestamp>> = None;
+    // The earliest time from which one of them had an MRR above 0 in effect.
+    let mut paid_from: Option<Timestamp> = None;
+    let start = |slot: &u32| rows.row(*slot).started_at.get();
+    for same_start in slots.chunk_by(|a, b| start(a) == start(b)) {
+        let start = start(&same_start[0]);
+        let active = match latest_end {
+            None => false,
+            Some(None) => true,
+            Some(Some(e)) => e >= start,
+        };
+        let paid_before = paid_from.is_some_and(|p| p < start);
+        let this = match (active, paid_before) {
+            (true, _) => StartClass::Expansion,
+            (false, true) => StartClass::Reactivation,
+            (false, false) => StartClass::New,
+        };
+        for slot in same_start {
+            class[*slot as usize] = this;
+            let row = rows.row(*slot);
+            if let Some(p) = crate::subscription::paid_from_of(row) {
+                paid_from = Some(paid_from.map_or(p, |q| q.min(p)));
+            }
+            let end = crate::subscription::end_of(row);
+            latest_end = Some(match (latest_end, end) {
+                (Some(None), _) | (_, None) => None,
+                (Some(Some(a)), Some(b)) => Some(a.max(b)),
+                (None, Some(b)) => Some(b),
+            });
+        }
     }
 }
 
