@@ -7,8 +7,10 @@
 # as root on a fresh Debian machine), runs initdb in a temporary directory as a non-root user
 # (the `postgres` user the package creates, or `kpid-ci` made with useradd), listens on
 # 127.0.0.1 only, on a free port, without a Unix socket, and exports
-# KPID_TEST_POSTGRES=postgres://kpid@127.0.0.1:PORT/kpid for the tests. postgres_stop stops
-# it (by its pg_ctl, i.e. its own postmaster) and removes the directory; set a trap for it.
+# KPID_TEST_POSTGRES=postgres://kpid@127.0.0.1:PORT/kpid for the tests, and
+# KPID_TEST_POSTGRES_CTL, a script that stops (`stop`) and starts again (`start`) that same
+# server, for tests/replicas.rs. postgres_stop stops it (by its pg_ctl, i.e. its own
+# postmaster) and removes the directory; set a trap for it.
 
 postgres_bin_dir() {
   local dir
@@ -54,9 +56,24 @@ postgres_start() {
   postgres_as "$PG_BIN/initdb" -D "$PG_DIR/data" -U kpid --auth=trust --encoding=UTF8 \
     --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 ||
     { cat "$PG_DIR/initdb.log" >&2; return 1; }
+  local options="-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='' -c fsync=on"
   postgres_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='' -c fsync=on" start >/dev/null ||
+    -o "$options" start >/dev/null ||
     { cat "$PG_DIR/server.log" >&2; return 1; }
+  local as_user=""
+  [ "$(id -u)" = 0 ] && as_user="runuser -u $PG_USER --"
+  cat >"$PG_DIR/ctl" <<EOF
+#!/usr/bin/env bash
+# stop | start: the throwaway PostgreSQL server of scripts/postgres.sh (tests/replicas.rs).
+set -euo pipefail
+case "\${1:-}" in
+  stop) $as_user "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null ;;
+  start) $as_user "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 -o "$options" start >/dev/null ;;
+  *) echo "usage: \$0 stop|start" >&2; exit 2 ;;
+esac
+EOF
+  chmod 755 "$PG_DIR/ctl"
+  export KPID_TEST_POSTGRES_CTL="$PG_DIR/ctl"
   postgres_as "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U kpid kpid
   export KPID_TEST_POSTGRES="postgres://kpid@127.0.0.1:$port/kpid"
   echo "$("$PG_BIN/pg_ctl" --version) up: KPID_TEST_POSTGRES=$KPID_TEST_POSTGRES (data in $PG_DIR)"
@@ -66,6 +83,7 @@ postgres_stop() {
   [ -n "${PG_DIR:-}" ] || return 0
   postgres_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
   rm -rf "$PG_DIR"
+  unset KPID_TEST_POSTGRES_CTL
   echo "PostgreSQL stopped (was $KPID_TEST_POSTGRES)"
   PG_DIR=
 }

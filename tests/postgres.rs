@@ -114,7 +114,7 @@ async fn records_deletes_and_settings_outlive_the_server() {
     let settings = second
         .tenant()
         .await
-        .get_settings(pb::GetSettingsRequest {})
+        .get_settings(pb::GetSettingsRequest::default())
         .await
         .expect("GetSettings")
         .into_inner()
@@ -182,8 +182,20 @@ async fn a_version_1_database_migrates() {
     let put = records
         .put_records(pb::PutRecordsRequest {
             records: vec![
-                deal("d1", "alice", pb::DealStatus::Won, "100.50", "2024-01-10T00:00:00Z"),
-                deal("d2", "bob", pb::DealStatus::Won, "30", "2024-01-12T00:00:00Z"),
+                deal(
+                    "d1",
+                    "alice",
+                    pb::DealStatus::Won,
+                    "100.50",
+                    "2024-01-10T00:00:00Z",
+                ),
+                deal(
+                    "d2",
+                    "bob",
+                    pb::DealStatus::Won,
+                    "30",
+                    "2024-01-12T00:00:00Z",
+                ),
             ],
         })
         .await
@@ -209,7 +221,13 @@ async fn a_version_1_database_migrates() {
     let mut records = second.records().await;
     records
         .put_records(pb::PutRecordsRequest {
-            records: vec![deal("d3", "bob", pb::DealStatus::Won, "1", "2024-01-13T00:00:00Z")],
+            records: vec![deal(
+                "d3",
+                "bob",
+                pb::DealStatus::Won,
+                "1",
+                "2024-01-13T00:00:00Z",
+            )],
         })
         .await
         .expect("PutRecords after the migration");

@@ -38,7 +38,7 @@ fn with_key<T>(request: T, key: &str) -> tonic::Request<T> {
 async fn get(kpid: &Kpid) -> pb::TenantSettings {
     kpid.tenant()
         .await
-        .get_settings(pb::GetSettingsRequest {})
+        .get_settings(pb::GetSettingsRequest::default())
         .await
         .expect("GetSettings")
         .into_inner()
@@ -265,7 +265,7 @@ async fn a_tenant_reads_and_changes_only_its_own_settings() {
     let mut client = kpid.tenant().await;
 
     let unauthenticated = client
-        .get_settings(pb::GetSettingsRequest {})
+        .get_settings(pb::GetSettingsRequest::default())
         .await
         .unwrap_err();
     assert_eq!(unauthenticated.code(), Code::Unauthenticated);
@@ -284,7 +284,7 @@ async fn a_tenant_reads_and_changes_only_its_own_settings() {
         .await
         .expect("acme's update");
     let globex_sees = client
-        .get_settings(with_key(pb::GetSettingsRequest {}, &globex))
+        .get_settings(with_key(pb::GetSettingsRequest::default(), &globex))
         .await
         .unwrap()
         .into_inner()
@@ -300,7 +300,7 @@ async fn a_tenant_reads_and_changes_only_its_own_settings() {
         .await
         .expect("globex's update");
     let acme_sees = client
-        .get_settings(with_key(pb::GetSettingsRequest {}, &acme))
+        .get_settings(with_key(pb::GetSettingsRequest::default(), &acme))
         .await
         .unwrap()
         .into_inner()

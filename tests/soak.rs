@@ -189,7 +189,7 @@ async fn client(
             .list_records(pb::ListRecordsRequest {
                 kind: "deal".into(),
                 page_size: 100,
-                page_token: String::new(),
+                ..Default::default()
             })
             .await
             .unwrap_or_else(|s| panic!("client {client}: ListRecords: {s}"));

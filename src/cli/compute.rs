@@ -170,7 +170,7 @@ pub(super) async fn zone(args: &ComputeArgs, channel: &Connection) -> Result<Tim
         return Ok(TimeZone::UTC);
     }
     let settings = TenantServiceClient::new(channel.clone())
-        .get_settings(pb::GetSettingsRequest {})
+        .get_settings(pb::GetSettingsRequest::default())
         .await
         .map_err(|status| {
             format!(
@@ -221,6 +221,7 @@ pub(super) fn request(
         compare: args
             .compare
             .map_or(pb::Comparison::Unspecified, CompareWith::comparison) as i32,
+        min_sequence: 0,
     })
 }
 

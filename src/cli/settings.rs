@@ -88,7 +88,7 @@ pub(crate) async fn run(args: SettingsArgs) -> ExitCode {
     let mut client = TenantServiceClient::new(channel);
     let answer = match update {
         None => client
-            .get_settings(pb::GetSettingsRequest {})
+            .get_settings(pb::GetSettingsRequest::default())
             .await
             .map(|a| a.into_inner().settings),
         Some(update) => client

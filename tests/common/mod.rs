@@ -434,6 +434,7 @@ pub(crate) async fn list_all(
                 kind: kind.into(),
                 page_size,
                 page_token: token,
+                min_sequence: 0,
             })
             .await
             .expect("ListRecords")

@@ -52,6 +52,7 @@ mod opening;
 mod prometheus;
 mod records;
 mod rpc;
+mod sequence;
 mod server;
 mod tenant;
 mod tls;

@@ -15,7 +15,9 @@ use crate::convert::compute::{
     batch_specs, compute_spec, descriptor_to_proto, row_to_proto, SpecLimits,
 };
 use crate::error::{batch_error, clip, compute_status, MAX_LOGGED_BYTES};
-use crate::rpc::{blocking, record};
+use crate::deadline::Raced;
+use crate::rpc::{blocking, compute, record};
+use crate::sequence::reached;
 use crate::Limits;
 
 /// The MetricsService handlers: ListMetrics, Compute, BatchCompute.
@@ -101,6 +103,7 @@ impl MetricsService for MetricsApi {
         request: Request<pb::ComputeRequest>,
     ) -> Result<Response<pb::ComputeResponse>, Status> {
         let tenant = tenant_of(&request);
+        let raced = request.extensions().get::<Raced>().is_some();
         let request = request.into_inner();
         record(
             "metric_id",
@@ -108,11 +111,13 @@ impl MetricsService for MetricsApi {
         );
         let (limits, _cancel_on_drop) = self.spec_limits();
         let zone_given = !request.time_zone.is_empty();
+        let min_sequence = request.min_sequence;
         let mut spec = compute_spec(request, &limits).map_err(compute_status)?;
+        reached(&self.store, tenant.as_str(), min_sequence).await?;
         in_tenant_calendar(&mut spec, &self.store.settings(tenant.as_str()), zone_given);
         let registry = self.registry;
         let source = self.store.source(tenant.as_str());
-        let rows = blocking(move || registry.compute(&spec, Some(&source)))
+        let rows = compute(raced, move || registry.compute(&spec, Some(&source)))
             .await?
             .map_err(compute_status)?;
         record("rows", rows.len());
@@ -135,8 +140,10 @@ impl MetricsService for MetricsApi {
         record("metric_id", clip(&ids.join(","), MAX_LOGGED_BYTES).as_str());
         let (limits, _cancel_on_drop) = self.spec_limits();
         let zone_given = !request.time_zone.is_empty();
+        let min_sequence = request.min_sequence;
         let mut specs =
             batch_specs(request, &limits, self.limits.max_batch_metrics).map_err(compute_status)?;
+        reached(&self.store, tenant.as_str(), min_sequence).await?;
         let settings = self.store.settings(tenant.as_str());
         for spec in &mut specs {
             in_tenant_calendar(spec, &settings, zone_given);

@@ -10,6 +10,7 @@ use crate::auth::{tenant_of, Tenant};
 use crate::convert::records::{record_from_proto, record_kind, record_to_proto};
 use crate::error::{clip, invalid_argument, store_status, MAX_LOGGED_BYTES};
 use crate::rpc::{blocking, record};
+use crate::sequence::reached;
 use crate::Limits;
 
 /// The RecordsService handlers: Ingest, PutRecords, DeleteRecords, ListRecords.
@@ -149,6 +150,7 @@ impl RecordsService for RecordsApi {
         Ok(Response::new(pb::IngestResponse {
             accepted: total.accepted,
             rejected: total.rejected,
+            sequence: self.store.sequence(tenant.as_str()),
         }))
     }
 
@@ -163,6 +165,7 @@ impl RecordsService for RecordsApi {
         Ok(Response::new(pb::PutRecordsResponse {
             accepted: stored.accepted,
             rejected: stored.rejected,
+            sequence: self.store.sequence(tenant.as_str()),
         }))
     }
 
@@ -190,10 +193,16 @@ impl RecordsService for RecordsApi {
             return Err(invalid_argument("invalid record keys", &violations));
         }
         let store = self.store.clone();
-        let deleted = blocking(move || store.delete(tenant.as_str(), &parsed))
-            .await?
-            .map_err(store_status)?;
-        Ok(Response::new(pb::DeleteRecordsResponse { deleted }))
+        let (deleted, sequence) = blocking(move || {
+            let deleted = store.delete(tenant.as_str(), &parsed)?;
+            Ok((deleted, store.sequence(tenant.as_str())))
+        })
+        .await?
+        .map_err(store_status)?;
+        Ok(Response::new(pb::DeleteRecordsResponse {
+            deleted,
+            sequence,
+        }))
     }
 
     async fn list_records(
@@ -227,6 +236,7 @@ impl RecordsService for RecordsApi {
         if !violations.is_empty() {
             return Err(invalid_argument("invalid ListRecords request", &violations));
         }
+        reached(&self.store, tenant.as_str(), request.min_sequence).await?;
         let store = self.store.clone();
         let page =
             blocking(move || store.list(tenant.as_str(), kind, page_size, &request.page_token))

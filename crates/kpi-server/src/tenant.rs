@@ -10,6 +10,7 @@ use crate::auth::tenant_of;
 use crate::convert::settings::{settings_to_proto, settings_update};
 use crate::error::{invalid_argument, store_status};
 use crate::rpc::blocking;
+use crate::sequence::reached;
 
 /// The TenantService handlers: GetSettings, UpdateSettings.
 #[derive(Clone)]
@@ -37,6 +38,7 @@ impl TenantService for TenantApi {
         request: Request<pb::GetSettingsRequest>,
     ) -> Result<Response<pb::GetSettingsResponse>, Status> {
         let tenant = tenant_of(&request);
+        reached(&self.store, tenant.as_str(), request.get_ref().min_sequence).await?;
         let settings = self.store.settings(tenant.as_str());
         Ok(Response::new(pb::GetSettingsResponse {
             settings: Some(settings_to_proto(settings)),
@@ -51,11 +53,15 @@ impl TenantService for TenantApi {
         let update = settings_update(request.into_inner())
             .map_err(|violations| invalid_argument("invalid settings", &violations))?;
         let store = self.store.clone();
-        let settings = blocking(move || store.update_settings(tenant.as_str(), &update))
-            .await?
-            .map_err(store_status)?;
+        let (settings, sequence) = blocking(move || {
+            let settings = store.update_settings(tenant.as_str(), &update)?;
+            Ok((settings, store.sequence(tenant.as_str())))
+        })
+        .await?
+        .map_err(store_status)?;
         Ok(Response::new(pb::UpdateSettingsResponse {
             settings: Some(settings_to_proto(settings)),
+            sequence,
         }))
     }
 }

@@ -222,19 +222,60 @@ impl Postgres {
         })
     }
 
-    /// Runs `f` on the connection, connecting first when there is none (or it closed).
+    /// Runs `f`, which only reads (or is safe to repeat), on the connection: connecting
+    /// first when there is none, and once more when the connection turns out closed (the
+    /// database restarted since its last use).
     pub(crate) fn with<R>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<R, StoreError>,
+        mut f: impl FnMut(&mut Client) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let mut slot = self
             .client
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if slot.as_ref().is_none_or(Client::is_closed) {
-            *slot = Some(self.connect()?);
+        let mut retried = false;
+        loop {
+            if retried || slot.as_ref().is_none_or(Client::is_closed) {
+                *slot = Some(self.connect()?);
+            }
+            let c = slot.as_mut().expect("connected");
+            match f(c) {
+                Err(_) if !retried && c.is_closed() => retried = true,
+                done => return done,
+            }
         }
-        f(slot.as_mut().expect("connected"))
+    }
+
+    /// Runs `f` in a transaction and commits it. A connection found closed when the
+    /// transaction begins (nothing of it sent) is replaced once; a failure after that is
+    /// the caller's (the write may or may not have committed).
+    fn write<R>(
+        &self,
+        f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut slot = self
+            .client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut retried = false;
+        loop {
+            if retried || slot.as_ref().is_none_or(Client::is_closed) {
+                *slot = Some(self.connect()?);
+            }
+            let c = slot.as_mut().expect("connected");
+            let mut tx = match c.transaction() {
+                Ok(tx) => tx,
+                // The server ended the connection (it restarted): nothing was sent.
+                Err(e) if !retried && (e.is_closed() || is_fatal(&e)) => {
+                    retried = true;
+                    continue;
+                }
+                Err(e) => return Err(unavailable(e)),
+            };
+            let outcome = f(&mut tx)?;
+            tx.commit().map_err(unavailable)?;
+            return Ok(outcome);
+        }
     }
 
     /// Every record, every tenant's settings and sequence, in one snapshot: the sequences
@@ -279,9 +320,8 @@ impl Postgres {
         let kinds: Vec<i16> = records.iter().map(|r| i16::from(kind_byte(r.0))).collect();
         let ids: Vec<&str> = records.iter().map(|r| r.1).collect();
         let values: Vec<&[u8]> = records.iter().map(|r| r.2.as_slice()).collect();
-        self.with(|c| {
-            let mut tx = c.transaction().map_err(unavailable)?;
-            let sequence = next_sequence(&mut tx, tenant)?;
+        self.write(|tx| {
+            let sequence = next_sequence(tx, tenant)?;
             tx.execute(
                 "WITH input AS (
                      SELECT * FROM unnest($2::int2[], $3::text[], $4::bytea[])
@@ -297,8 +337,7 @@ impl Postgres {
                 &[&tenant, &kinds, &ids, &values, &(sequence as i64)],
             )
             .map_err(unavailable)?;
-            let missed = read_log(&mut tx, tenant, applied, sequence - 1)?;
-            tx.commit().map_err(unavailable)?;
+            let missed = read_log(tx, tenant, applied, sequence - 1)?;
             Ok(Committed {
                 sequence,
                 missed,
@@ -318,9 +357,8 @@ impl Postgres {
     ) -> Result<Committed<Vec<(RecordKind, String)>>, StoreError> {
         let kinds: Vec<i16> = keys.iter().map(|k| i16::from(kind_byte(k.0))).collect();
         let ids: Vec<&str> = keys.iter().map(|k| k.1).collect();
-        self.with(|c| {
-            let mut tx = c.transaction().map_err(unavailable)?;
-            let current = current_sequence(&mut tx, tenant)?;
+        self.write(|tx| {
+            let current = current_sequence(tx, tenant)?;
             let sequence = current + 1;
             let rows = tx
                 .query(
@@ -343,8 +381,7 @@ impl Postgres {
                 .map(|row| Ok((record_kind(row.get(0))?, row.get::<_, String>(1))))
                 .collect::<Result<Vec<_>, StoreError>>()?;
             if deleted.is_empty() {
-                let missed = read_log(&mut tx, tenant, applied, current)?;
-                tx.commit().map_err(unavailable)?;
+                let missed = read_log(tx, tenant, applied, current)?;
                 return Ok(Committed {
                     sequence: current,
                     missed,
@@ -356,9 +393,8 @@ impl Postgres {
                 &[&tenant, &(sequence as i64)],
             )
             .map_err(unavailable)?;
-            notify(&mut tx, tenant)?;
-            let missed = read_log(&mut tx, tenant, applied, current)?;
-            tx.commit().map_err(unavailable)?;
+            notify(tx, tenant)?;
+            let missed = read_log(tx, tenant, applied, current)?;
             Ok(Committed {
                 sequence,
                 missed,
@@ -376,9 +412,8 @@ impl Postgres {
         change: impl FnOnce(Option<TenantSettings>) -> TenantSettings,
         applied: u64,
     ) -> Result<Committed<TenantSettings>, StoreError> {
-        self.with(|c| {
-            let mut tx = c.transaction().map_err(unavailable)?;
-            let sequence = next_sequence(&mut tx, tenant)?;
+        self.write(|tx| {
+            let sequence = next_sequence(tx, tenant)?;
             let stored = tx
                 .query_opt("SELECT value FROM settings WHERE tenant = $1", &[&tenant])
                 .map_err(unavailable)?
@@ -396,8 +431,7 @@ impl Postgres {
                 &[&tenant, &value, &(sequence as i64), &SETTINGS_KIND],
             )
             .map_err(unavailable)?;
-            let missed = read_log(&mut tx, tenant, applied, sequence - 1)?;
-            tx.commit().map_err(unavailable)?;
+            let missed = read_log(tx, tenant, applied, sequence - 1)?;
             Ok(Committed {
                 sequence,
                 missed,
@@ -434,6 +468,11 @@ impl Postgres {
             rows.iter().map(key_value).collect()
         })
     }
+}
+
+/// Whether the server ended the connection with the error (a shutdown, say).
+fn is_fatal(e: &postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| db.severity() == "FATAL")
 }
 
 /// A read-only transaction that sees one snapshot of the database.
@@ -485,11 +524,13 @@ fn notify(tx: &mut postgres::Transaction<'_>, tenant: &str) -> Result<(), StoreE
 
 /// Every tenant's sequence.
 pub(crate) fn sequences(c: &mut impl GenericClient) -> Result<Vec<(String, u64)>, StoreError> {
-    Ok(c.query("SELECT tenant, sequence FROM tenant_sequences", &[])
-        .map_err(unavailable)?
-        .iter()
-        .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1) as u64))
-        .collect())
+    Ok(
+        c.query("SELECT tenant, sequence FROM tenant_sequences", &[])
+            .map_err(unavailable)?
+            .iter()
+            .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1) as u64))
+            .collect(),
+    )
 }
 
 /// One tenant's sequence (0 when it never wrote).

@@ -64,7 +64,11 @@ impl TenantRecords {
     /// Places a record loaded from PostgreSQL at the next free slot of its kind.
     fn place(&mut self, record: &Record) -> Result<(), StoreError> {
         let slot = self.rows.allocate(record.kind());
-        if self.slots.insert(record.kind(), record.id(), slot).is_some() {
+        if self
+            .slots
+            .insert(record.kind(), record.id(), slot)
+            .is_some()
+        {
             return Err(StoreError::Corrupt(format!(
                 "the {} record {} is stored twice",
                 record.kind().as_str(),
@@ -244,7 +248,11 @@ fn follow(store: Weak<Inner>) {
         let store_now = Store { inner };
         let step = notified.and_then(|tenants| {
             if client.as_ref().is_none_or(Client::is_closed) {
-                let postgres = store_now.inner.postgres.as_ref().expect("a PostgreSQL store");
+                let postgres = store_now
+                    .inner
+                    .postgres
+                    .as_ref()
+                    .expect("a PostgreSQL store");
                 let mut c = postgres.connect()?;
                 c.batch_execute(&format!("LISTEN {}", pg::CHANNEL))
                     .map_err(pg::unavailable)?;
