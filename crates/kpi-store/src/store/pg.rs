@@ -13,9 +13,9 @@
 //!   on both backends.
 //! - `settings (tenant, value)`: a tenant's settings, encoded as in sled.
 //! - `tenant_sequences (tenant, sequence)`: the sequence of the tenant's last write.
-//! - `change_log (tenant, sequence, position, kind, id, value)`: what each write changed,
-//!   in order: an upserted record (its value), a deleted one (`value` NULL), or the
-//!   tenant's settings (`kind` 0, `id` '', the settings' value).
+//! - `change_log (tenant, sequence, position, kind, id, value, logged_at)`: what each write
+//!   changed, in order: an upserted record (its value), a deleted one (`value` NULL), or
+//!   the tenant's settings (`kind` 0, `id` '', the settings' value).
 //!
 //! A write is one transaction: it first bumps its tenant's row of `tenant_sequences`
 //! (which locks it until the commit), so one tenant's writes commit one at a time, each
@@ -76,6 +76,7 @@ const MIGRATIONS: &[&str] = &[
         kind smallint NOT NULL,
         id text COLLATE "C" NOT NULL,
         value bytea,
+        logged_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (tenant, sequence, position)
     );
     "#,
