@@ -8,11 +8,13 @@ use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
 
 use super::blocked::Blocked;
 use super::count;
+use super::delta::LayeredPart;
+use super::dependents::RowKey;
 use super::events::{rows_by_time, EventList};
 use super::lookups::Lookups;
 use super::part::{KindIndex, Part, ResolvedFilters};
 use super::subscriptions::SubscriptionClasses;
-use super::sums::{add, DecimalSums, IntegerSums};
+use super::sums::{add, overflow, DecimalSums, IntegerSums};
 use crate::record::{RecordKind, Source};
 use crate::rows::{CustomerRow, Slab, SubscriptionRow};
 use crate::symbols::{Sym, NONE};
@@ -89,7 +91,7 @@ pub(crate) fn changed_through_context(
     let mut slots = if campaigns.is_empty() {
         Vec::new()
     } else {
-        base.dependents().slots_of(&[], &campaigns)
+        base.record_slots_of(RowKey::Campaign, &campaigns)
     };
     for id in now.classes.firsts_changed_since(&then.classes) {
         slots.extend(then.lookups.customer_slot(id));
@@ -249,59 +251,92 @@ pub(crate) fn measure(
                 )
             }
         }
-        Measure::MeanChurnedTenureYears | Measure::CustomersChurnedBeforeEnd => {
-            let r = 0..index.churned.before(w.end);
-            let n = s.count(&index.churned, r.clone());
-            if measure == Measure::CustomersChurnedBeforeEnd {
-                count(n)
-            } else if n == 0 {
-                Decimal::ZERO
-            } else {
-                let nanos = s.int_sum(&index.churned, r, &index.tenure, |e| {
-                    s.row(e).tenure_nanos()
-                });
-                nanos_to(nanos, YEAR_NANOS * n as i128)?
-            }
+        Measure::CustomersChurnedBeforeEnd => {
+            count(s.count(&index.churned, 0..index.churned.before(w.end)))
         }
-        Measure::NewCustomerMeanFirstMrr => {
-            let r = index.acquired.range(w);
-            let fast = s
-                .all()
-                .then(|| {
-                    let first_mrr = |i: usize| s.context.first_mrr(s.row(&index.acquired.items[i]));
-                    let total = index
-                        .first_mrr
-                        .range(r.clone(), |i| first_mrr(i).unwrap_or(Decimal::ZERO))?;
-                    let n = index
-                        .with_first_mrr
-                        .range(r.clone(), |i| i128::from(first_mrr(i).is_some()));
-                    Some((total, n as u64))
-                })
-                .flatten();
-            let (total, n) = match fast {
-                Some(x) => x,
-                None => {
-                    let mut total = Decimal::ZERO;
-                    let mut n = 0u64;
-                    for e in &index.acquired.items[r] {
-                        if let Some(mrr) = s.context.first_mrr(s.row(e)) {
-                            if s.ok(*e) {
-                                total = add(total, mrr)?;
-                                n += 1;
-                            }
-                        }
-                    }
-                    (total, n)
-                }
-            };
-            if n == 0 {
-                Decimal::ZERO
-            } else {
-                total
-                    .checked_div(Decimal::from(n))
-                    .ok_or_else(|| MetricError::Overflow("a mean first MRR".into()))?
-            }
+        Measure::MeanChurnedTenureYears | Measure::NewCustomerMeanFirstMrr => {
+            mean_of(measure, mean_parts(part, measure, w, f)?)?
         }
         _ => unreachable!("customers::measure is called with the measures customers answer only"),
     })
+}
+
+/// The sum and the count a mean (one of [`Measure::MeanChurnedTenureYears`]: tenures in
+/// nanoseconds of the customers churned before the end; [`Measure::NewCustomerMeanFirstMrr`]:
+/// first MRRs of the customers acquired in `w` who have one) is made of: each additive over
+/// rows.
+fn mean_parts(
+    part: &Part<CustomerIndex>,
+    measure: Measure,
+    w: &Window,
+    f: &ResolvedFilters,
+) -> Result<[Decimal; 2], MetricError> {
+    let Some(s) = part.select(f)? else {
+        return Ok([Decimal::ZERO; 2]);
+    };
+    let index = s.index;
+    if measure == Measure::MeanChurnedTenureYears {
+        let r = 0..index.churned.before(w.end);
+        let n = s.count(&index.churned, r.clone());
+        let nanos = s.int_sum(&index.churned, r, &index.tenure, |e| {
+            s.row(e).tenure_nanos()
+        });
+        let nanos = Decimal::try_from_i128_with_scale(nanos, 0).map_err(|_| overflow())?;
+        return Ok([nanos, count(n)]);
+    }
+    let r = index.acquired.range(w);
+    let fast = s
+        .all()
+        .then(|| {
+            let first_mrr = |i: usize| s.context.first_mrr(s.row(&index.acquired.items[i]));
+            let total = index
+                .first_mrr
+                .range(r.clone(), |i| first_mrr(i).unwrap_or(Decimal::ZERO))?;
+            let n = index
+                .with_first_mrr
+                .range(r.clone(), |i| i128::from(first_mrr(i).is_some()));
+            Some([total, Decimal::from(n as u64)])
+        })
+        .flatten();
+    if let Some(parts) = fast {
+        return Ok(parts);
+    }
+    let mut total = Decimal::ZERO;
+    let mut n = 0u64;
+    for e in &index.acquired.items[r] {
+        if let Some(mrr) = s.context.first_mrr(s.row(e)) {
+            if s.ok(*e) {
+                total = add(total, mrr)?;
+                n += 1;
+            }
+        }
+    }
+    Ok([total, Decimal::from(n)])
+}
+
+/// The mean `measure` of its sum and count ([`mean_parts`]); zero with no customer.
+fn mean_of(measure: Measure, [total, n]: [Decimal; 2]) -> Result<Decimal, MetricError> {
+    if n.is_zero() {
+        return Ok(Decimal::ZERO);
+    }
+    if measure == Measure::MeanChurnedTenureYears {
+        let years = Decimal::try_from_i128_with_scale(YEAR_NANOS, 0).map_err(|_| overflow())?;
+        let per = years.checked_mul(n).ok_or_else(overflow)?;
+        let per = per.trunc().mantissa();
+        return nanos_to(total.trunc().mantissa(), per);
+    }
+    total
+        .checked_div(n)
+        .ok_or_else(|| MetricError::Overflow("a mean first MRR".into()))
+}
+
+/// A mean of the customers (one of [`mean_parts`]'s) over `w` and the filters `f`, from the
+/// customers as a base and a delta: its sum and count each `base − removed + added`.
+pub(crate) fn mean(
+    part: &LayeredPart<CustomerIndex>,
+    measure: Measure,
+    w: &Window,
+    f: &ResolvedFilters,
+) -> Result<Decimal, MetricError> {
+    mean_of(measure, part.sums(|p| mean_parts(p, measure, w, f))?)
 }

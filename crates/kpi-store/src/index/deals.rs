@@ -8,6 +8,8 @@ use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
 
 use super::blocked::Blocked;
 use super::count;
+use super::delta::LayeredPart;
+use super::dependents::RowKey;
 use super::events::{previous_same, rows_by_time, EventList};
 use super::lookups::{by_acquisition, ByCustomers, Lookups, NewCustomerSales};
 use super::parallel::{join, PARALLEL_ROWS};
@@ -373,5 +375,28 @@ fn new_customer_revenue(
             },
             |e| s.row(e).amount,
         ),
+    }
+}
+
+/// [`Measure::ClosingReps`] (owners of deals closed in `w`) or
+/// [`Measure::UpsoldCustomers`] (customers of upsells won in `w`) over the filters `f`,
+/// from the deals as a base and a delta ([`LayeredPart::distinct`]).
+pub(crate) fn distinct(
+    part: &LayeredPart<DealIndex>,
+    measure: Measure,
+    w: &Window,
+    f: &ResolvedFilters,
+) -> Result<Decimal, MetricError> {
+    let closed_in = |d: &DealRow| d.closed_at.get().is_some_and(|t| w.contains(t));
+    let read = |p: &Part<DealIndex>| self::measure(p, measure, w, f);
+    if measure == Measure::ClosingReps {
+        part.distinct(read, RowKey::Owner, 1, |p, i| {
+            closed_in(p.rows.row(i)) && p.matches(i, f)
+        })
+    } else {
+        part.distinct(read, RowKey::Customer, 1, |p, i| {
+            let d = p.rows.row(i);
+            d.won() && d.upsell() && d.customer != NONE && closed_in(d) && p.matches(i, f)
+        })
     }
 }

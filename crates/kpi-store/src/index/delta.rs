@@ -18,17 +18,18 @@
 //!   changes, so one request reads one state. A delta larger than half the base (and a
 //!   few chunks) is folded at once: the part is built anew on its next read.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError};
 
+use super::dependents::RowKey;
 use super::part::{KindIndex, Part, ResolvedFilters, Warm};
 use super::sums::add;
 use crate::rows::{Slab, CHUNK};
-use crate::symbols::Sym;
+use crate::symbols::{Sym, NONE};
 
 /// The share of the base's rows past which the delta is folded in the background.
 const FOLD_FRACTION: usize = 32;
@@ -244,6 +245,72 @@ impl<I: KindIndex> LayeredPart<I> {
         add(kept, read(&delta.added)?)
     }
 
+    /// Several sums over rows (each additive: [`additive`]) read together by `read`, as
+    /// `base − removed + added` each: the parts of a mean.
+    pub(crate) fn sums<const N: usize>(
+        &self,
+        read: impl Fn(&Part<I>) -> Result<[Decimal; N], MetricError>,
+    ) -> Result<[Decimal; N], MetricError> {
+        let base = read(&self.base)?;
+        let Some(delta) = &self.delta else {
+            return Ok(base);
+        };
+        let (removed, added) = (read(&delta.removed)?, read(&delta.added)?);
+        let mut out = base;
+        for i in 0..N {
+            out[i] = base[i].checked_sub(removed[i]).ok_or_else(|| {
+                MetricError::Overflow("a part's sum less its removed rows".into())
+            })?;
+            out[i] = add(out[i], added[i])?;
+        }
+        Ok(out)
+    }
+
+    /// A count of distinct keys ([`RowKey`]) among the rows `counted` says count, a key
+    /// counting when at least `at_least` of its rows do; `read` reads it from a part.
+    /// With a delta: the base's count, corrected for the keys of the delta's counted rows,
+    /// whose rows are counted one by one (the base's through its rows by key).
+    pub(crate) fn distinct(
+        &self,
+        read: impl Fn(&Part<I>) -> Result<Decimal, MetricError>,
+        key: RowKey,
+        at_least: usize,
+        counted: impl Fn(&Part<I>, u32) -> bool,
+    ) -> Result<Decimal, MetricError> {
+        let Some(delta) = &self.delta else {
+            return read(&self.base);
+        };
+        // Per key of the delta's counted rows: (removed, added) rows counted.
+        let mut changed: HashMap<Sym, (usize, usize)> = HashMap::new();
+        for (part, added) in [(&delta.removed, false), (&delta.added, true)] {
+            for i in part.positions().filter(|i| counted(part, *i)) {
+                let n = changed.entry(part.key_of(i, key)).or_default();
+                if added {
+                    n.1 += 1;
+                } else {
+                    n.0 += 1;
+                }
+            }
+        }
+        if changed.contains_key(&NONE) {
+            // Rows without a key are not listed by key: read every current row.
+            return read(delta.current());
+        }
+        let by_key = self.base.positions_by(key);
+        let mut value = read(&self.base)?;
+        for (k, (removed, added)) in changed {
+            let before = by_key
+                .get(k)
+                .iter()
+                .filter(|i| counted(&self.base, **i))
+                .count();
+            let after = before + added - removed;
+            let one = |n: usize| Decimal::from(u8::from(n >= at_least));
+            value = add(value, one(after) - one(before))?;
+        }
+        Ok(value)
+    }
+
     /// Adds to `out` the values of dimension `d` among the current rows matching `filters`
     /// ([`Part::values`]): the added rows', and the base's unless every base row having
     /// it was removed.
@@ -292,7 +359,7 @@ impl<I: KindIndex> LayeredPart<I> {
 
     /// Lists the base's dependents now ([`Part::dependents`]), as the warm-up does.
     pub(crate) fn list_dependents(&self) {
-        self.base.dependents();
+        self.base.list_dependents();
     }
 
     /// With a delta past [`FOLD_FRACTION`] of the base, folds the base and the delta into
@@ -309,7 +376,7 @@ impl<I: KindIndex> LayeredPart<I> {
                 current.warm();
             }
             current.build_partitions_like(&self.base);
-            current.dependents();
+            current.list_dependents();
             let _ = self.fold.done.set(Arc::clone(current));
         }
     }
@@ -320,7 +387,7 @@ impl<I: KindIndex> Warm for LayeredPart<I> {
     /// reads), and folds a large delta ([`LayeredPart::fold_if_large`]).
     fn warm(&self) {
         self.base.warm();
-        self.base.dependents();
+        self.base.list_dependents();
         self.fold_if_large();
     }
 }

@@ -4,10 +4,10 @@
 //! ([`super::delta`]): removed as its base read them, added as they read now.
 
 use super::lookups::Lookups;
-use super::part::{KindIndex, Part, RowTable};
+use super::part::{KindIndex, Part};
 use crate::symbols::{Sym, NONE};
 
-/// Per key symbol, the record slots of the rows holding it (compressed: one offset per
+/// Per key symbol, the positions of the rows holding it (compressed: one offset per
 /// symbol, one list of slots).
 pub(crate) struct SlotsByKey {
     offsets: Vec<u32>,
@@ -40,7 +40,7 @@ impl SlotsByKey {
         Self { offsets, slots }
     }
 
-    /// The slots of the rows holding `key`.
+    /// The positions of the rows holding `key`.
     pub(crate) fn get(&self, key: Sym) -> &[u32] {
         let k = key as usize;
         if k + 1 >= self.offsets.len() {
@@ -50,36 +50,26 @@ impl SlotsByKey {
     }
 }
 
-/// The record slots of a part's rows, by the customer and by the campaign they read.
-pub(crate) struct Dependents {
-    by_customer: SlotsByKey,
-    by_campaign: SlotsByKey,
+/// What rows are listed by ([`Part::positions_by`]): the customer or the campaign they
+/// read, or their owner.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowKey {
+    Customer,
+    Campaign,
+    Owner,
 }
 
-impl Dependents {
-    /// Those of `part`'s rows.
-    pub(crate) fn of<I: KindIndex>(part: &Part<I>) -> Self {
-        let keyed = |key: fn(&I::Context, &I::Row) -> Sym| {
-            move || {
-                part.positions().map(move |i| {
-                    (
-                        key(&part.context, part.rows.row(i)),
-                        I::record_slot(&part.rows, i),
-                    )
-                })
-            }
-        };
-        Self {
-            by_customer: SlotsByKey::new(keyed(I::customer)),
-            by_campaign: SlotsByKey::new(keyed(I::campaign)),
-        }
-    }
+impl RowKey {
+    /// Every key, in the order parts keep their lists.
+    pub(crate) const ALL: [RowKey; 3] = [RowKey::Customer, RowKey::Campaign, RowKey::Owner];
 
-    /// The record slots of the rows reading one of `customers` or `campaigns`.
-    pub(crate) fn slots_of(&self, customers: &[Sym], campaigns: &[Sym]) -> Vec<u32> {
-        let of_customers = customers.iter().flat_map(|c| self.by_customer.get(*c));
-        let of_campaigns = campaigns.iter().flat_map(|c| self.by_campaign.get(*c));
-        of_customers.chain(of_campaigns).copied().collect()
+    /// The key of `row` ([`NONE`]: none).
+    pub(crate) fn of<I: KindIndex>(self, context: &I::Context, row: &I::Row) -> Sym {
+        match self {
+            RowKey::Customer => I::customer(context, row),
+            RowKey::Campaign => I::campaign(context, row),
+            RowKey::Owner => I::attr(context, row, kpi_core::Dimension::Owner),
+        }
     }
 }
 
@@ -101,10 +91,9 @@ pub(crate) fn changed_through_lookups<I: KindIndex>(
     }
     let customers = now.customers_changed_since(then);
     let campaigns = now.channels_changed_since(then);
-    if customers.is_empty() && campaigns.is_empty() {
-        return Vec::new();
-    }
-    base.dependents().slots_of(&customers, &campaigns)
+    let mut slots = base.record_slots_of(RowKey::Customer, &customers);
+    slots.extend(base.record_slots_of(RowKey::Campaign, &campaigns));
+    slots
 }
 
 #[cfg(test)]

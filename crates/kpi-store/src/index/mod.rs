@@ -527,6 +527,26 @@ impl Index {
             })?;
             return Ok(value.normalize());
         }
+        // Distinct counts and means, each answered by one part, are read from its base
+        // and delta by their own rules.
+        let not_additive = match measure {
+            Measure::Buyers | Measure::RepeatBuyers => {
+                Some(purchases::buyers(&self.purchases, measure, w, &f)?)
+            }
+            Measure::ClosingReps | Measure::UpsoldCustomers => {
+                Some(deals::distinct(&self.deals, measure, w, &f)?)
+            }
+            Measure::PayingCustomersAtEnd => {
+                Some(subscriptions::paying_customers(&self.subscriptions, w, &f)?)
+            }
+            Measure::MeanChurnedTenureYears | Measure::NewCustomerMeanFirstMrr => {
+                Some(customers::mean(&self.customers, measure, w, &f)?)
+            }
+            _ => None,
+        };
+        if let Some(value) = not_additive {
+            return Ok(value.normalize());
+        }
         let mut value = Decimal::ZERO;
         let mut answered = false;
         let mut share = |answers: bool, read: &dyn Fn() -> Result<Decimal, MetricError>| {

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use jiff::Timestamp;
 use kpi_core::{AttributeName, Decimal, Dimension, MetricError, Window};
 
-use super::dependents::Dependents;
+use super::dependents::{RowKey, SlotsByKey};
 use super::events::{EventList, HasRow};
 use super::lookups::Lookups;
 use super::sums::{add, DecimalSums, IntegerSums};
@@ -170,8 +170,8 @@ pub(crate) struct Part<I: KindIndex> {
     /// has had: its column, partitions and values. Every row has the value `""` of any
     /// other attribute.
     attributes: HashMap<Dimension, AttributeDimension<I>>,
-    /// Its rows by the customer and campaign they read, listed on first use.
-    dependents: OnceLock<Arc<Dependents>>,
+    /// Its rows by each [`RowKey`], listed on first use.
+    by_key: [OnceLock<Arc<SlotsByKey>>; RowKey::ALL.len()],
 }
 
 /// The attribute dimension `make` names for the column `name` (a valid attribute name).
@@ -236,7 +236,7 @@ impl<I: KindIndex> Part<I> {
             parts: Default::default(),
             distinct: Default::default(),
             attributes,
-            dependents: OnceLock::new(),
+            by_key: Default::default(),
         }
     }
 
@@ -256,11 +256,50 @@ impl<I: KindIndex> Part<I> {
             })
     }
 
-    /// Its rows by the customer and campaign they read ([`Dependents`]), listed now if
-    /// they were not yet.
-    pub(crate) fn dependents(&self) -> &Dependents {
-        self.dependents
-            .get_or_init(|| Arc::new(Dependents::of(self)))
+    /// The positions of its rows by `key`, listed now if they were not yet.
+    pub(crate) fn positions_by(&self, key: RowKey) -> &SlotsByKey {
+        self.by_key[key as usize].get_or_init(|| {
+            Arc::new(SlotsByKey::new(|| {
+                self.positions()
+                    .map(|i| (key.of::<I>(&self.context, self.rows.row(i)), i))
+            }))
+        })
+    }
+
+    /// The key of the row at `position`.
+    pub(crate) fn key_of(&self, position: u32, key: RowKey) -> Sym {
+        key.of::<I>(&self.context, self.rows.row(position))
+    }
+
+    /// The record slots of its rows whose `key` is one of `keys`.
+    pub(crate) fn record_slots_of(&self, key: RowKey, keys: &[Sym]) -> Vec<u32> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let by_key = self.positions_by(key);
+        keys.iter()
+            .flat_map(|k| by_key.get(*k))
+            .map(|i| I::record_slot(&self.rows, *i))
+            .collect()
+    }
+
+    /// Lists its rows by the customer and the campaign they read now (what a write of
+    /// those changes: [`super::dependents`]).
+    pub(crate) fn list_dependents(&self) {
+        self.positions_by(RowKey::Customer);
+        self.positions_by(RowKey::Campaign);
+    }
+
+    /// Whether the row at `position` matches `filters` (each checked row by row).
+    pub(crate) fn matches(&self, position: u32, filters: &ResolvedFilters) -> bool {
+        filters.values.iter().all(|(d, v)| match v {
+            Some(v) if self.cells(*d).is_some() => self.value(position, *d) == *v,
+            // An attribute no row has: `""` for every row.
+            Some(v) => *v == EMPTY,
+            None => false,
+        }) && filters.cohort.is_none_or(|w| {
+            super::cohort::acquired_in::<I>(&self.context, self.rows.row(position), &w)
+        })
     }
 
     /// The index over every row, built now if it was not yet.
@@ -317,7 +356,7 @@ impl<I: KindIndex> Part<I> {
                 .iter()
                 .map(|(d, a)| (*d, AttributeDimension::new(&a.column)))
                 .collect(),
-            dependents: OnceLock::new(),
+            by_key: Default::default(),
         }
     }
 

@@ -8,6 +8,8 @@ use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
 
 use super::blocked::Blocked;
 use super::count;
+use super::delta::LayeredPart;
+use super::dependents::RowKey;
 use super::events::{previous_same, rows_by_time, EventList};
 use super::lookups::{by_acquisition, ByCustomers, Lookups, NewCustomerSales};
 use super::part::{KindIndex, Part, ResolvedFilters};
@@ -191,4 +193,26 @@ fn new_customer_revenue(
             |e| s.row(e).amount,
         ),
     }
+}
+
+/// [`Measure::Buyers`] or [`Measure::RepeatBuyers`] (customers with a purchase, or two, in
+/// `w`) over the filters `f`, from the purchases as a base and a delta
+/// ([`LayeredPart::distinct`]).
+pub(crate) fn buyers(
+    part: &LayeredPart<PurchaseIndex>,
+    measure: Measure,
+    w: &Window,
+    f: &ResolvedFilters,
+) -> Result<Decimal, MetricError> {
+    let at_least = if measure == Measure::RepeatBuyers {
+        2
+    } else {
+        1
+    };
+    part.distinct(
+        |p| self::measure(p, measure, w, f),
+        RowKey::Customer,
+        at_least,
+        |p, i| w.contains(p.rows.row(i).at.get()) && p.matches(i, f),
+    )
 }

@@ -10,7 +10,8 @@ use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
 
 use super::count;
-use super::dependents::SlotsByKey;
+use super::delta::LayeredPart;
+use super::dependents::{RowKey, SlotsByKey};
 use super::events::{rows_by_time, EventList};
 use super::lookups::Lookups;
 use super::part::{KindIndex, Part, ResolvedFilters};
@@ -546,4 +547,28 @@ pub(crate) fn measure(
             "subscriptions::measure is called with the measures subscriptions answer only"
         ),
     })
+}
+
+/// [`Measure::PayingCustomersAtEnd`] (customers with a subscription paying at the end of
+/// `w`) over the filters `f`, from the subscriptions as a base and a delta
+/// ([`LayeredPart::distinct`]).
+pub(crate) fn paying_customers(
+    part: &LayeredPart<SubscriptionIndex>,
+    w: &Window,
+    f: &ResolvedFilters,
+) -> Result<Decimal, MetricError> {
+    let measure = Measure::PayingCustomersAtEnd;
+    part.distinct(
+        |p| self::measure(p, measure, w, f),
+        RowKey::Customer,
+        1,
+        |p, i| {
+            let history = SubscriptionHistory::of(p.rows.row(i), p.context.classes.start_class(i));
+            let paying = history
+                .paying()
+                .into_iter()
+                .any(|(a, b)| a < w.end && b.is_none_or(|b| b >= w.end));
+            paying && p.matches(i, f)
+        },
+    )
 }
