@@ -103,3 +103,31 @@ pub(crate) fn measure(
         _ => unreachable!("campaigns::measure is called with the measures campaigns answer only"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::index::tests::after_one_write;
+    use crate::record::{Channel, Record, RecordKind};
+
+    /// A campaign of some deal moved to another channel: the campaign part is its base
+    /// plus a delta, and so is the deal part (its deals read the channel anew); every
+    /// answer equals the reference's.
+    #[test]
+    fn a_campaign_write_is_a_delta_of_the_campaigns_and_of_the_rows_reading_them() {
+        let (before, after) = after_one_write(RecordKind::Campaign, |all, r| {
+            let Record::Campaign(c) = r else { return false };
+            let has_deal = all.of_kind(RecordKind::Deal).any(
+                |d| matches!(d, Record::Deal(d) if d.campaign_id.as_deref() == Some(c.id.as_str())),
+            );
+            c.channel = if c.channel == Channel::Email {
+                Channel::Social
+            } else {
+                Channel::Email
+            };
+            c.opens += 1;
+            has_deal
+        });
+        assert!(after.campaigns.layered_on(&before.campaigns));
+        assert!(after.deals.layered_on(&before.deals));
+    }
+}

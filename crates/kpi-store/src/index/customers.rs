@@ -340,3 +340,29 @@ pub(crate) fn mean(
 ) -> Result<Decimal, MetricError> {
     mean_of(measure, part.sums(|p| mean_parts(p, measure, w, f))?)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::index::tests::after_one_write;
+    use crate::record::{Record, RecordKind};
+
+    /// A customer of some deal moved to another segment and owner: the customer part and
+    /// the deal part are their bases plus a delta (the deal's rows read the customer
+    /// anew), the stage parts follow, and every answer equals the reference's.
+    #[test]
+    fn a_customer_write_is_a_delta_of_the_customers_and_of_the_rows_reading_them() {
+        let (before, after) = after_one_write(RecordKind::Customer, |all, r| {
+            let Record::Customer(c) = r else { return false };
+            let has_deal = all.of_kind(RecordKind::Deal).any(
+                |d| matches!(d, Record::Deal(d) if d.customer_id.as_deref() == Some(c.id.as_str())),
+            );
+            c.segment = Some("moved".into());
+            c.owner = Some("another owner".into());
+            has_deal
+        });
+        assert!(after.customers.layered_on(&before.customers));
+        assert!(after.deals.layered_on(&before.deals));
+        // Nothing about campaigns changed: the campaign part is shared.
+        assert!(std::sync::Arc::ptr_eq(&after.campaigns, &before.campaigns));
+    }
+}

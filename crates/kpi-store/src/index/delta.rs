@@ -382,6 +382,14 @@ impl<I: KindIndex> LayeredPart<I> {
     }
 }
 
+#[cfg(test)]
+impl<I: KindIndex> LayeredPart<I> {
+    /// Whether it is `previous`'s base plus a delta.
+    pub(crate) fn layered_on(&self, previous: &LayeredPart<I>) -> bool {
+        self.delta.is_some() && Arc::ptr_eq(&self.base, &previous.base)
+    }
+}
+
 impl<I: KindIndex> Warm for LayeredPart<I> {
     /// Builds the base's index and lists its dependents (what a write of other records
     /// reads), and folds a large delta ([`LayeredPart::fold_if_large`]).

@@ -55,6 +55,41 @@ impl Lookups {
         }
     }
 
+    /// Lookups over `customers`, a later state of these lookups' customers (now of `ids`
+    /// customer id symbols), with their attributes and the campaigns' `channels`: the slots
+    /// by customer id are these lookups', changed only where customers were written.
+    pub(crate) fn next(
+        &self,
+        customers: Arc<Slab<CustomerRow>>,
+        customer_attributes: Arc<AttributeColumns>,
+        ids: usize,
+        channels: Vec<Sym>,
+    ) -> Self {
+        let mut slots = self.slots.clone();
+        slots.resize(ids, NONE);
+        let written = customers.slots_changed_since(&self.customers);
+        for slot in &written {
+            if let Some(c) = self.customers.get(*slot) {
+                if slots[c.id as usize] == *slot {
+                    slots[c.id as usize] = NONE;
+                }
+            }
+        }
+        for slot in &written {
+            if let Some(c) = customers.get(*slot) {
+                slots[c.id as usize] = *slot;
+            }
+        }
+        Self {
+            slots,
+            customers,
+            customer_attributes,
+            channels,
+            channel_names: self.channel_names,
+            sources: self.sources,
+        }
+    }
+
     /// The symbol of a channel's name.
     pub(crate) fn channel_name(&self, c: Channel) -> Sym {
         self.channel_names[c as usize]

@@ -259,15 +259,25 @@ impl Index {
         // What rows inherit from customers and campaigns, shared by the parts built now;
         // kept while neither changed and no customer id was added (a part's rows hold only
         // customer ids its lookups know).
-        let lookups = match reuse(&[RecordKind::Customer, RecordKind::Campaign]) {
-            Some(p) if p.lookups.customer_ids() == rows.customer_ids.len() => {
+        let channels = || {
+            let mut channels = vec![NONE; syms.names().len()];
+            for c in rows.campaigns.iter() {
+                channels[c.id as usize] = channel_sym[c.channel as usize];
+            }
+            channels
+        };
+        let lookups = match (reuse(&[RecordKind::Customer, RecordKind::Campaign]), prev) {
+            (Some(p), _) if p.lookups.customer_ids() == rows.customer_ids.len() => {
                 Arc::clone(&p.lookups)
             }
-            _ => {
-                let mut channels = vec![NONE; syms.names().len()];
-                for c in rows.campaigns.iter() {
-                    channels[c.id as usize] = channel_sym[c.channel as usize];
-                }
+            (_, Some(p)) => Arc::new(p.lookups.next(
+                Arc::clone(&rows.customers),
+                Arc::clone(&rows.attributes[RecordKind::Customer as usize]),
+                rows.customer_ids.len(),
+                channels(),
+            )),
+            (_, None) => {
+                let channels = channels();
                 Arc::new(Lookups::new(
                     Arc::clone(&rows.customers),
                     Arc::clone(&rows.attributes[RecordKind::Customer as usize]),

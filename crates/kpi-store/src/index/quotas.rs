@@ -112,3 +112,21 @@ fn quota_prorated(
     }
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::index::tests::after_one_write;
+    use crate::record::{Record, RecordKind};
+
+    /// A quota's amount changed: the quota part is its base plus a delta, read in place,
+    /// and every answer equals the reference's.
+    #[test]
+    fn a_quota_write_is_a_delta() {
+        let (before, after) = after_one_write(RecordKind::Quota, |_, r| {
+            let Record::Quota(q) = r else { return false };
+            q.amount += kpi_core::Decimal::ONE;
+            true
+        });
+        assert!(after.quotas.layered_on(&before.quotas));
+    }
+}

@@ -149,3 +149,22 @@ fn spend_in(
         |e| s.row(e).amount,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::index::tests::after_one_write;
+    use crate::record::{Record, RecordKind};
+
+    /// A spend's amount changed: the spend part is its base plus a delta, read in place,
+    /// and every answer equals the reference's.
+    #[test]
+    fn a_spend_write_is_a_delta() {
+        let (before, after) = after_one_write(RecordKind::Spend, |_, r| {
+            let Record::Spend(s) = r else { return false };
+            s.amount += kpi_core::Decimal::ONE;
+            true
+        });
+        assert!(after.spend.layered_on(&before.spend));
+        assert!(std::sync::Arc::ptr_eq(&after.deals, &before.deals));
+    }
+}

@@ -572,3 +572,35 @@ pub(crate) fn paying_customers(
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::tests::after_one_write;
+    use crate::record::Record;
+
+    /// A subscription starting earlier: the classes are worked out again for its customer
+    /// only and equal those of every subscription worked out anew; the subscription part
+    /// is its base plus a delta, and every answer equals the reference's.
+    #[test]
+    fn a_subscription_write_is_a_delta_and_reclasses_its_customer() {
+        let (before, after) = after_one_write(RecordKind::Subscription, |_, r| {
+            let Record::Subscription(s) = r else {
+                return false;
+            };
+            s.started_at -= jiff::SignedDuration::from_hours(24 * 40);
+            s.mrr_changes[0].at = s.started_at;
+            true
+        });
+        assert!(after.subscriptions.layered_on(&before.subscriptions));
+        let anew = SubscriptionClasses::of(&after.classes.rows);
+        assert_eq!(after.classes.class, anew.class);
+        let firsts = |c: &SubscriptionClasses| {
+            (0..anew.first.len() as Sym)
+                .map(|i| c.first(i))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(firsts(&after.classes), firsts(&anew));
+        assert!(!after.classes.relisted.is_empty());
+    }
+}

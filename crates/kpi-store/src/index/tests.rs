@@ -769,3 +769,48 @@ fn writes_interleaved_with_reads_keep_every_answer_exact() {
         }
     }
 }
+
+/// A random tenant's records in [`COPIES`] copies (each part spans many chunks), written.
+fn copies_written(seed: u64) -> WrittenRows {
+    let mut written = WrittenRows::new();
+    for copy in 0..COPIES {
+        let records = RandomTenant {
+            rng: Rng(seed * 31 + copy * 1009 + 7),
+            grid: grid(),
+        }
+        .records();
+        for r in records {
+            if copy == 0 || r.kind() != RecordKind::Quota {
+                written.put(renamed(r, copy));
+            }
+        }
+    }
+    written
+}
+
+/// The index of a random tenant's records (read once, every part built), and the next one
+/// after `change` rewrote the first stored record of `kind` that it changes (`change`,
+/// given every record, returns whether it did); every answer of the next one equals the
+/// reference's.
+pub(crate) fn after_one_write(
+    kind: RecordKind,
+    change: impl Fn(&Canonical, &mut Record) -> bool,
+) -> (Index, Index) {
+    let mut written = copies_written(3);
+    let before = Index::build(&written.rows, &written.kinds, None);
+    let scopes = grid_scopes(&grid());
+    compare_with_reference(&before, &written.model, &scopes);
+    before.warm(&|| true);
+    let record = written
+        .model
+        .of_kind(kind)
+        .find_map(|r| {
+            let mut r = r.clone();
+            change(&written.model, &mut r).then_some(r)
+        })
+        .expect("a record to change");
+    written.put(record);
+    let after = Index::build(&written.rows, &written.kinds, Some(&before));
+    compare_with_reference(&after, &written.model, &scopes);
+    (before, after)
+}
