@@ -585,6 +585,16 @@ impl<I: KindIndex> Part<I> {
         out: &mut std::collections::BTreeSet<Timestamp>,
     ) -> Result<(), MetricError> {
         self.check_carried(Dimension::Cohort)?;
+        if filters.is_empty() {
+            // Every row: no index needed (a part over every current row after a write
+            // builds none for this).
+            for i in self.positions() {
+                if let Some(at) = super::cohort::acquired::<I>(&self.context, self.rows.row(i)) {
+                    out.insert(at);
+                }
+            }
+            return Ok(());
+        }
         let Some(sel) = self.select(filters)? else {
             return Ok(());
         };
