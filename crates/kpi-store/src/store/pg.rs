@@ -112,7 +112,7 @@ pub(crate) enum Change {
 }
 
 /// The changes of one write, with the tenant's sequence it committed under.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct LoggedWrite {
     pub(crate) sequence: u64,
     pub(crate) changes: Vec<Change>,

@@ -25,6 +25,8 @@ use crate::codec::{decode_record, split_key};
 use crate::error::StoreError;
 use crate::pending::RowChanges;
 use crate::record::{Record, RecordKind};
+#[cfg(test)]
+use crate::rows::Rows;
 
 /// How often the follower compares every tenant's sequence with the database's (and how
 /// long it waits for a notification at most).
@@ -308,4 +310,99 @@ fn wait(c: &mut Client) -> Result<HashSet<String>, StoreError> {
         tenants.insert(n.payload().to_owned());
     }
     Ok(tenants)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{generate, DemoOptions};
+    use crate::settings::TenantSettings;
+    use crate::RecordKey;
+
+    /// Logged writes change a tenant's rows exactly as the same writes through sled do
+    /// (the same rows at the same slots), each once and only in sequence order.
+    #[test]
+    fn logged_writes_apply_as_sled_writes_once_each_in_order() {
+        let records = generate(&DemoOptions {
+            records: 600,
+            attributes_and_activities: true,
+            ..Default::default()
+        });
+        let (first, second) = records.split_at(records.len() / 2);
+        let deleted: Vec<RecordKey> = first
+            .iter()
+            .step_by(3)
+            .map(|r| RecordKey {
+                kind: r.kind(),
+                id: r.id().to_owned(),
+            })
+            .collect();
+        let settings = TenantSettings {
+            fiscal_year_start_month: 4,
+            ..TenantSettings::default()
+        };
+        let upserts = |records: &[Record]| records.iter().cloned().map(Change::Upsert).collect();
+        let writes = vec![
+            LoggedWrite {
+                sequence: 1,
+                changes: upserts(first),
+            },
+            LoggedWrite {
+                sequence: 2,
+                changes: upserts(second),
+            },
+            LoggedWrite {
+                sequence: 3,
+                changes: deleted
+                    .iter()
+                    .map(|k| Change::Delete(k.kind, k.id.clone()))
+                    .collect(),
+            },
+            LoggedWrite {
+                sequence: 4,
+                changes: upserts(&first[..50]),
+            },
+            LoggedWrite {
+                sequence: 5,
+                changes: vec![Change::Settings(settings.clone())],
+            },
+        ];
+
+        let sled = Store::temporary().unwrap();
+        sled.put("t", first.to_vec()).unwrap();
+        sled.put("t", second.to_vec()).unwrap();
+        assert_eq!(sled.delete("t", &deleted).unwrap(), deleted.len() as u64);
+        sled.put("t", first[..50].to_vec()).unwrap();
+
+        let replica = Store::temporary().unwrap();
+        let t = replica.tenant_or_create("t");
+        // A write after a gap waits for the writes before it.
+        assert!(!replica.apply_logged(&t, "t", vec![writes[2].clone()]));
+        assert_eq!(replica.sequence("t"), 0);
+        assert!(replica.apply_logged(&t, "t", writes[..2].to_vec()));
+        assert_eq!(replica.sequence("t"), 2);
+        // Writes applied already are skipped, whoever brings them again.
+        assert!(replica.apply_logged(&t, "t", writes[..3].to_vec()));
+        assert!(replica.apply_logged(&t, "t", writes[1..].to_vec()));
+        assert_eq!(replica.sequence("t"), 5);
+        assert!(replica.has_applied("t", 5));
+
+        let differing = sled.with_rows("t", |expected| {
+            replica.with_rows("t", |applied| {
+                crate::snapshot::differing_kinds(expected, applied)
+            })
+        });
+        assert!(differing.is_empty(), "{differing:?}");
+        assert_eq!(
+            replica.with_rows("t", Rows::len),
+            records.len() - deleted.len()
+                + deleted
+                    .iter()
+                    .filter(|k| first[..50]
+                        .iter()
+                        .any(|r| r.kind() == k.kind && r.id() == k.id))
+                    .count()
+        );
+        assert_eq!(replica.settings("t"), settings);
+    }
 }
