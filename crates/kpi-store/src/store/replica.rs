@@ -342,7 +342,7 @@ mod tests {
             ..TenantSettings::default()
         };
         let upserts = |records: &[Record]| records.iter().cloned().map(Change::Upsert).collect();
-        let writes = vec![
+        let writes = [
             LoggedWrite {
                 sequence: 1,
                 changes: upserts(first),
