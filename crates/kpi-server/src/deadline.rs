@@ -3,7 +3,9 @@
 //!
 //! The handler's future is dropped at the deadline; a compute handler's drop guard then
 //! sets the engine's cancellation flag, so the computation on the blocking pool stops
-//! between rows instead of running on for nobody.
+//! between rows instead of running on for nobody. A raced request carries [`Raced`] in
+//! its extensions, which keeps its computation on the blocking pool (a Compute with no
+//! deadline runs in place, where nothing could drop it midway).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,6 +20,11 @@ use tower::{Layer, Service};
 
 /// The gRPC deadline header.
 const GRPC_TIMEOUT: &str = "grpc-timeout";
+
+/// In a request's extensions when a deadline races it: its handler may be dropped midway,
+/// so it must not compute in place (`rpc::compute`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Raced;
 
 /// Applies [`Deadline`] to a service.
 #[derive(Debug, Clone, Copy)]
@@ -62,10 +69,12 @@ where
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let response = self.inner.call(request);
         let Some(timeout) = timeout else {
-            return Box::pin(response);
+            return Box::pin(self.inner.call(request));
         };
+        let mut request = request;
+        request.extensions_mut().insert(Raced);
+        let response = self.inner.call(request);
         Box::pin(async move {
             match tokio::time::timeout(timeout, response).await {
                 Ok(response) => response,

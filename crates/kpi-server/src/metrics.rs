@@ -14,8 +14,8 @@ use crate::auth::tenant_of;
 use crate::convert::compute::{
     batch_specs, compute_spec, descriptor_to_proto, row_to_proto, SpecLimits,
 };
-use crate::error::{batch_error, clip, compute_status, MAX_LOGGED_BYTES};
 use crate::deadline::Raced;
+use crate::error::{batch_error, clip, compute_status, MAX_LOGGED_BYTES};
 use crate::rpc::{blocking, compute, record};
 use crate::sequence::reached;
 use crate::Limits;

@@ -1,6 +1,7 @@
 //! What every handler shares: blocking work (sled, the compute engine) run off the async
-//! workers, inside the RPC's span, and the fields a handler records on that span (the
-//! `rpc` span itself is opened by the observability layer).
+//! workers (a Compute without a deadline in place, handing the worker's other tasks
+//! over), inside the RPC's span, and the fields a handler records on that span (the `rpc`
+//! span itself is opened by the observability layer).
 
 use tonic::Status;
 use tracing::Span;
@@ -15,6 +16,27 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || span.in_scope(work))
         .await
         .map_err(task_status)
+}
+
+/// Runs a computation (the engine's answer to one Compute): in place on this async worker
+/// when no deadline races the request (`raced` false: nothing may abandon the handler
+/// midway) and the runtime is multi-threaded, through `block_in_place`, which hands this
+/// worker's other tasks to another thread while the work runs; else on the blocking pool
+/// as [`blocking`] does. In place, no thread hand-off sits on the answer's path: the
+/// blocking pool costs two cross-thread wake-ups (the pool's thread, then the worker
+/// awaiting it), which on a busy two-core machine cost as much as a warm Compute itself.
+/// A computation that turns out long (the first read building the index) holds only this
+/// thread; a caller leaving meanwhile no longer stops it between rows.
+pub(crate) async fn compute<T: Send + 'static>(
+    raced: bool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Status> {
+    let multi_threaded = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::MultiThread;
+    if raced || !multi_threaded {
+        return blocking(work).await;
+    }
+    Ok(tokio::task::block_in_place(work))
 }
 
 /// Records `value` as `field` of the current RPC's span (a no-op outside one).
