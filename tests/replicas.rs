@@ -206,16 +206,7 @@ async fn replicas_read_each_others_writes_and_answer_as_sled() {
 
     // A sequence no write answered is never reached: without a deadline the wait ends
     // after 10 s, UNAVAILABLE, saying so.
-    let late = b
-        .metrics()
-        .await
-        .compute(pb::ComputeRequest {
-            metric_id: "sales.revenue".into(),
-            start: common::ts("2024-01-01T00:00:00Z"),
-            end: common::ts("2025-01-01T00:00:00Z"),
-            min_sequence: updated.sequence + 1_000,
-            ..Default::default()
-        })
+    let late = revenue(&b, updated.sequence + 1_000)
         .await
         .expect_err("a sequence never written");
     assert_eq!(late.code(), Code::Unavailable, "{late:?}");

@@ -223,6 +223,18 @@ impl Postgres {
         })
     }
 
+    /// The connection in `slot`: a new one when there is none, it closed, or `fresh`.
+    fn connected<'a>(
+        &self,
+        slot: &'a mut Option<Client>,
+        fresh: bool,
+    ) -> Result<&'a mut Client, StoreError> {
+        if fresh || slot.as_ref().is_none_or(Client::is_closed) {
+            *slot = Some(self.connect()?);
+        }
+        Ok(slot.as_mut().expect("connected"))
+    }
+
     /// Runs `f`, which only reads (or is safe to repeat), on the connection: connecting
     /// first when there is none, and once more when the connection turns out closed (the
     /// database restarted since its last use).
@@ -236,10 +248,7 @@ impl Postgres {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut retried = false;
         loop {
-            if retried || slot.as_ref().is_none_or(Client::is_closed) {
-                *slot = Some(self.connect()?);
-            }
-            let c = slot.as_mut().expect("connected");
+            let c = self.connected(&mut slot, retried)?;
             match f(c) {
                 Err(_) if !retried && c.is_closed() => retried = true,
                 done => return done,
@@ -260,10 +269,7 @@ impl Postgres {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut retried = false;
         loop {
-            if retried || slot.as_ref().is_none_or(Client::is_closed) {
-                *slot = Some(self.connect()?);
-            }
-            let c = slot.as_mut().expect("connected");
+            let c = self.connected(&mut slot, retried)?;
             let mut tx = match c.transaction() {
                 Ok(tx) => tx,
                 // The server ended the connection (it restarted): nothing was sent.
