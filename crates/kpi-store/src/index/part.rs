@@ -172,6 +172,8 @@ pub(crate) struct Part<I: KindIndex> {
     attributes: HashMap<Dimension, AttributeDimension<I>>,
     /// Its rows by each [`RowKey`], listed on first use.
     by_key: [OnceLock<Arc<SlotsByKey>>; RowKey::ALL.len()],
+    /// Set once [`Warm::warm`] built what the index builds on first use.
+    warmed: OnceLock<()>,
 }
 
 /// The attribute dimension `make` names for the column `name` (a valid attribute name).
@@ -187,9 +189,12 @@ pub(crate) trait Warm: Sync {
 
 impl<I: KindIndex> Warm for Part<I> {
     fn warm(&self) {
-        let all = self.all();
-        let subset: Vec<u32> = self.positions().collect();
-        all.warm(&self.context, &self.rows, &subset);
+        // Once: each index built after a write warms the parts it shares again.
+        self.warmed.get_or_init(|| {
+            let all = self.all();
+            let subset: Vec<u32> = self.positions().collect();
+            all.warm(&self.context, &self.rows, &subset);
+        });
     }
 }
 
@@ -237,6 +242,7 @@ impl<I: KindIndex> Part<I> {
             distinct: Default::default(),
             attributes,
             by_key: Default::default(),
+            warmed: OnceLock::new(),
         }
     }
 
@@ -357,6 +363,7 @@ impl<I: KindIndex> Part<I> {
                 .map(|(d, a)| (*d, AttributeDimension::new(&a.column)))
                 .collect(),
             by_key: Default::default(),
+            warmed: OnceLock::new(),
         }
     }
 
