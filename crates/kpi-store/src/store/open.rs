@@ -1,7 +1,12 @@
 //! Opening a store: sled (from the rows snapshot when a current one verifies, else by
-//! scanning sled) or PostgreSQL, and loading every tenant's records into memory.
+//! scanning sled) or PostgreSQL, loading every tenant's records into memory, and (sled)
+//! building the large tenants' indexes in the background.
 
 use super::*;
+
+/// Tenants of at least this many rows get their index built at open (see
+/// [`Store::warm_large_tenants`]); a smaller one's first read builds it in milliseconds.
+const WARM_AT_OPEN_ROWS: usize = 50_000;
 
 impl Inner {
     /// The state of a store that loaded `tenants` and their settings: writable, no write
@@ -231,7 +236,58 @@ impl Store {
             }),
         };
         store.set_memory_budget(options.memory_budget);
+        if options.memory_budget.is_none() {
+            store.warm_large_tenants();
+        }
         Ok(store)
+    }
+
+    /// Builds the index of every tenant of at least [`WARM_AT_OPEN_ROWS`] rows, largest
+    /// first, on a background thread, as its first read would (which also warms every
+    /// part, `Tenant::index`): the first dashboard after a restart finds its parts built
+    /// or being built. A read arriving first builds what it reads itself (a part both
+    /// reach is built once). Holds the store only while it builds (a dropped store stops
+    /// it); not with a memory budget, under which nothing is built before it is read.
+    fn warm_large_tenants(&self) {
+        let mut large: Vec<(usize, Arc<Tenant>)> = self
+            .inner
+            .tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|t| {
+                let rows = t
+                    .records
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .rows
+                    .len();
+                (rows, Arc::clone(t))
+            })
+            .filter(|(rows, _)| *rows >= WARM_AT_OPEN_ROWS)
+            .collect();
+        if large.is_empty() {
+            return;
+        }
+        large.sort_by_key(|(rows, _)| std::cmp::Reverse(*rows));
+        let store = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new()
+            .name("kpid-warm-at-open".into())
+            .spawn(move || {
+                for (rows, tenant) in large {
+                    let Some(inner) = store.upgrade() else { return };
+                    let started = std::time::Instant::now();
+                    drop(Store { inner }.index_of(&tenant));
+                    tracing::info!(
+                        rows,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "a large tenant's index built at open; its parts are warming"
+                    );
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start warming the index at open: the first reads build it");
+        }
     }
 
     /// Every tenant's rows, from a scan of the records in sled.
