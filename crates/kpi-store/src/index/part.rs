@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use jiff::Timestamp;
 use kpi_core::{AttributeName, Decimal, Dimension, MetricError, Window};
 
+use super::cohort::{CohortPartition, CohortPartitions};
 use super::dependents::{RowKey, SlotsByKey};
 use super::events::{EventList, HasRow};
 use super::lookups::Lookups;
@@ -174,6 +175,8 @@ pub(crate) struct Part<I: KindIndex> {
     by_key: [OnceLock<Arc<SlotsByKey>>; RowKey::ALL.len()],
     /// Set once [`Warm::warm`] built what the index builds on first use.
     warmed: OnceLock<()>,
+    /// Its rows by cohort (customer acquired in a window), for the windows read so far.
+    cohorts: OnceLock<Box<CohortPartitions<I>>>,
 }
 
 /// The attribute dimension `make` names for the column `name` (a valid attribute name).
@@ -243,6 +246,7 @@ impl<I: KindIndex> Part<I> {
             attributes,
             by_key: Default::default(),
             warmed: OnceLock::new(),
+            cohorts: OnceLock::new(),
         }
     }
 
@@ -364,6 +368,7 @@ impl<I: KindIndex> Part<I> {
                 .collect(),
             by_key: Default::default(),
             warmed: OnceLock::new(),
+            cohorts: OnceLock::new(),
         }
     }
 
@@ -507,6 +512,22 @@ impl<I: KindIndex> Part<I> {
                 best = Some((k, part));
             }
         }
+        // A cohort is a partition too (kept for the first windows read), taken when it is
+        // the smallest; otherwise it is checked row by row.
+        let cohort = filters.cohort.and_then(|w| self.cohort_partition(w));
+        if let Some((subset, index)) = cohort {
+            if best.is_none_or(|(_, b)| subset.len() < b.0.len()) {
+                return Ok(Some(Selection {
+                    part: self,
+                    index,
+                    rows: &self.rows,
+                    context: &self.context,
+                    conds,
+                    cohort: None,
+                    subset: Some(subset),
+                }));
+            }
+        }
         Ok(Some(match best {
             Some((k, (subset, index))) => {
                 conds.swap_remove(k);
@@ -530,6 +551,14 @@ impl<I: KindIndex> Part<I> {
                 subset: None,
             },
         }))
+    }
+
+    /// The rows whose customer was acquired in `w` and their index, built on the window's
+    /// first read; `None` when the part keeps no more cohorts.
+    fn cohort_partition(&self, w: Window) -> Option<&CohortPartition<I>> {
+        self.cohorts
+            .get_or_init(|| Box::new(CohortPartitions::new()))
+            .get(w, &self.context, &self.rows, self.positions())
     }
 
     fn partition(&self, d: Dimension) -> &Partition<I> {
