@@ -8,7 +8,7 @@
 //! | `ComputeError::TooManyRows` | RESOURCE_EXHAUSTED: the answer is larger than this server allows; a narrower window, a coarser granularity or fewer groups fits |
 //! | `ComputeError::Store`, `StoreError` | INTERNAL |
 //! | `StoreError::StorageFull` | RESOURCE_EXHAUSTED: the disk is full; nothing of the call was stored |
-//! | `StoreError::Unavailable` | UNAVAILABLE: writes refused after a failed write, or a listing while the disk is full |
+//! | `StoreError::Unavailable` | UNAVAILABLE: writes refused after a failed write, a listing while the disk is full, or the PostgreSQL database unreachable |
 //! | `StoreError::InvalidPageToken` | INVALID_ARGUMENT (field `page_token`) |
 //! | `StoreError::InvalidTenant` | INVALID_ARGUMENT (field `tenant`) |
 //!
