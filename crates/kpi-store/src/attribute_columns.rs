@@ -51,7 +51,7 @@ impl Column {
     /// The slots holding a value, with it.
     /// The slots whose value differs from `earlier`'s (an earlier copy of this column),
     /// comparing only the chunks not shared with it.
-    fn slots_changed_since(&self, earlier: &Column, out: &mut Vec<u32>) {
+    pub(crate) fn slots_changed_since(&self, earlier: &Column, out: &mut Vec<u32>) {
         for c in 0..self.chunks.len().max(earlier.chunks.len()) {
             if let (Some(now), Some(then)) = (self.chunks.get(c), earlier.chunks.get(c)) {
                 if Arc::ptr_eq(now, then) {

@@ -295,25 +295,6 @@ impl<T> Slab<T> {
         out
     }
 
-    /// The live slots of `chunks` (chunk numbers, ascending), ascending.
-    pub(crate) fn slots_in_chunks(&self, chunks: &[u32]) -> Vec<u32> {
-        chunks
-            .iter()
-            .filter_map(|c| {
-                self.chunks
-                    .get(*c as usize)
-                    .map(|chunk| (*c as usize, chunk))
-            })
-            .flat_map(|(c, chunk)| {
-                chunk
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| r.is_some())
-                    .map(move |(o, _)| (c * CHUNK + o) as u32)
-            })
-            .collect()
-    }
-
     /// Rebuilds the free list from the holes (after loading rows at their slots).
     fn collect_free(&mut self) {
         self.free = (0..self.end as u32)

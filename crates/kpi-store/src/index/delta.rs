@@ -2,9 +2,11 @@
 //! the rows of its time, which it keeps) plus a *delta*: the base's rows that writes have
 //! since removed or replaced, and the rows written since, each an index of a few rows.
 //!
-//! Rows are compared by chunk ([`Slab::chunks_changed_since`]): a write copies the chunk
-//! of rows it changes, so the rows of every chunk the base still shares are unchanged, and
-//! those of a changed chunk are counted as removed (the base's) and added (today's).
+//! Rows are compared slot by slot in the chunks changed since the base
+//! ([`Slab::slots_changed_since`]: a write copies the chunk of rows it changes, so every
+//! chunk the base still shares is unchanged): a row that differs, or its record's custom
+//! attributes, is counted as removed (the base's) and added (today's); a record written
+//! again unchanged changes nothing.
 //!
 //! - A measure additive over rows (a count or sum over a window, a point-in-time count or
 //!   sum: each row adds its own share, read through the same context) is
@@ -42,7 +44,8 @@ const REBUILD_SLACK: usize = 4 * CHUNK;
 /// rows it reads through its context: customers, campaigns, subscription classes), so
 /// that a part's value is its base's, less the removed rows', plus the added rows'. The
 /// others count distinct keys among rows (reps, buyers, upsold customers, paying
-/// customers; repeat buyers: customers with two purchases or more) or are means.
+/// customers; repeat buyers: customers with two purchases or more), are means, or sum
+/// rounded fractions (prorated quotas).
 pub(crate) fn additive(measure: Measure) -> bool {
     !matches!(
         measure,
@@ -53,29 +56,21 @@ pub(crate) fn additive(measure: Measure) -> bool {
             | Measure::PayingCustomersAtEnd
             | Measure::MeanChurnedTenureYears
             | Measure::NewCustomerMeanFirstMrr
+            // Each quota's share is a rounded fraction: the base's sum less the removed
+            // shares can differ from the sum over the current rows in the last digit.
+            | Measure::QuotaProrated
     )
 }
 
-/// The chunks of rows changed since the base, by number, as a set.
-struct ChangedChunks {
-    changed: Vec<bool>,
+/// The record slots changed since the base, ascending.
+struct ChangedSlots {
+    slots: Vec<u32>,
 }
 
-impl ChangedChunks {
-    fn new(chunks: &[u32]) -> Self {
-        let mut changed = vec![false; chunks.last().map_or(0, |c| *c as usize + 1)];
-        for c in chunks {
-            changed[*c as usize] = true;
-        }
-        Self { changed }
-    }
-
-    /// Whether the record at `slot` lies in a changed chunk.
+impl ChangedSlots {
+    /// Whether the record at `slot` changed.
     fn contains(&self, slot: u32) -> bool {
-        self.changed
-            .get(slot as usize / CHUNK)
-            .copied()
-            .unwrap_or(false)
+        self.slots.binary_search(&slot).is_ok()
     }
 }
 
@@ -85,7 +80,7 @@ pub(crate) type MakeCurrent<I> = Box<dyn Fn() -> Part<I> + Send + Sync>;
 /// What changed since the base: its rows removed or replaced, the rows added, and the
 /// part over every current row (made on first use).
 struct Delta<I: KindIndex> {
-    chunks: ChangedChunks,
+    changed: ChangedSlots,
     removed: Part<I>,
     added: Part<I>,
     current: OnceLock<Arc<Part<I>>>,
@@ -131,37 +126,34 @@ impl<R, I> LayeredPart<I>
 where
     I: KindIndex<Row = R, Table = Slab<R>> + 'static,
     I::Context: Clone,
-    R: Send + Sync + 'static,
+    R: PartialEq + Send + Sync + 'static,
 {
     /// The part over `current` (today's part, nothing built), as `previous`'s base (or the
-    /// fold of it, when done) plus a delta: the chunks of the rows written since, and of
-    /// the rows `inherited` lists given the base (record slots of rows that read other
-    /// records that changed since: [`super::dependents`]). The base keeps reading through
-    /// its own context, the delta's added rows through `current`'s.
+    /// fold of it, when done) plus a delta: the rows that differ from the base's, and those
+    /// `inherited` lists given the base (record slots of rows that read other records that
+    /// changed since: [`super::dependents`]). The base keeps reading through its own
+    /// context, the delta's added rows through `current`'s.
     pub(crate) fn next(
         previous: &LayeredPart<I>,
         current: Part<I>,
         inherited: &dyn Fn(&Part<I>) -> Vec<u32>,
     ) -> Self {
         let (base, fold) = previous.next_base();
-        let mut changed = current.rows.chunks_changed_since(&base.rows);
-        with_chunks_of(&mut changed, inherited(&base));
-        let removed = base.restricted(base.rows.slots_in_chunks(&changed));
-        let added = current.restricted(current.rows.slots_in_chunks(&changed));
+        let mut changed = current.rows.slots_changed_since(&base.rows);
+        changed.extend(current.attribute_slots_changed_since(&base));
+        changed.extend(inherited(&base));
+        changed.sort_unstable();
+        changed.dedup();
+        let live = |rows: &Slab<R>| {
+            let slots = changed.iter().copied();
+            slots.filter(|s| rows.get(*s).is_some()).collect()
+        };
+        let removed = base.restricted(live(&base.rows));
+        let added = current.restricted(live(&current.rows));
         let current = Arc::new(current);
         let make_current: MakeCurrent<I> = Box::new(move || current.restricted_to_all());
         Self::layered(base, fold, &changed, removed, added, make_current)
     }
-}
-
-/// Adds to `chunks` (ascending chunk numbers) those of `slots`, keeping them ascending.
-pub(crate) fn with_chunks_of(chunks: &mut Vec<u32>, slots: Vec<u32>) {
-    if slots.is_empty() {
-        return;
-    }
-    chunks.extend(slots.into_iter().map(|s| s / CHUNK as u32));
-    chunks.sort_unstable();
-    chunks.dedup();
 }
 
 impl<I: KindIndex> LayeredPart<I> {
@@ -174,9 +166,9 @@ impl<I: KindIndex> LayeredPart<I> {
         }
     }
 
-    /// The base, read through the delta of `changed` chunks (of the records the rows are
-    /// read through): the base's rows of them (`removed`) and today's (`added`); with no
-    /// changed chunk, the base alone; past half the base, a part built anew.
+    /// The base, read through the delta of the records at `changed` slots (ascending; the
+    /// records the rows are read through): the base's rows of them (`removed`) and today's
+    /// (`added`); with none changed, the base alone; past half the base, a part built anew.
     pub(crate) fn layered(
         base: Arc<Part<I>>,
         fold: Arc<Fold<I>>,
@@ -199,7 +191,9 @@ impl<I: KindIndex> LayeredPart<I> {
         Self {
             base,
             delta: Some(Delta {
-                chunks: ChangedChunks::new(changed),
+                changed: ChangedSlots {
+                    slots: changed.to_vec(),
+                },
                 removed,
                 added,
                 current: OnceLock::new(),
@@ -328,7 +322,7 @@ impl<I: KindIndex> LayeredPart<I> {
         delta.removed.values(d, filters, &mut removed)?;
         delta.added.values(d, filters, &mut added)?;
         let rows = &self.base.rows;
-        let changed = |position: u32| delta.chunks.contains(I::record_slot(rows, position));
+        let changed = |position: u32| delta.changed.contains(I::record_slot(rows, position));
         for v in base {
             if added.contains(&v)
                 || !removed.contains(&v)
@@ -437,12 +431,12 @@ mod tests {
             .unwrap()
     }
 
-    /// One write changes one chunk: the next index's lead part is its base plus a delta of
-    /// that chunk's rows (removed: the base's; added: today's), and answers
-    /// `base − removed + added`; the warm-up folds it (the delta is past a 32nd of the
-    /// base), and the index after the next write takes the fold as its base.
+    /// One delete is a delta of one row (removed: the base's; added: none), answering
+    /// `base − removed + added`; a record written again unchanged is none; the warm-up
+    /// folds a delta past a 32nd of the base, and the index after the next write takes the
+    /// fold as its base.
     #[test]
-    fn a_write_is_a_delta_of_one_chunk_then_folded() {
+    fn a_write_is_a_delta_of_its_rows_then_folded() {
         let records = leads(5 * CHUNK);
         let mut rows = Rows::of(records.iter().cloned());
         let mut kinds = KindGenerations::default();
@@ -456,8 +450,24 @@ mod tests {
         let second = Index::build(&rows, &kinds, Some(&first));
         let delta = second.leads.delta.as_ref().expect("a delta");
         assert!(Arc::ptr_eq(&second.leads.base, &first.leads.base));
-        assert_eq!((delta.removed.len(), delta.added.len()), (CHUNK, CHUNK - 1));
-        assert!(delta.chunks.contains(CHUNK as u32) && !delta.chunks.contains(0));
+        assert_eq!((delta.removed.len(), delta.added.len()), (1, 0));
+        assert!(delta.changed.contains(CHUNK as u32 + 1) && !delta.changed.contains(CHUNK as u32));
+        let fresh = Index::build(&rows, &kinds, None);
+        assert_eq!(leads_created(&second), leads_created(&fresh));
+        // The same lead written again unchanged: no delta.
+        rows.put(0, &records[0]);
+        kinds[RecordKind::Lead as usize] += 1;
+        let again = Index::build(&rows, &kinds, Some(&second));
+        assert_eq!(again.leads.delta.as_ref().map(|d| d.removed.len()), Some(1));
+
+        // Past a 32nd of the base: delete every other lead of the first chunk too.
+        for slot in (0..CHUNK as u32).step_by(2) {
+            assert!(rows.remove(RecordKind::Lead, slot));
+        }
+        kinds[RecordKind::Lead as usize] += 1;
+        let second = Index::build(&rows, &kinds, Some(&again));
+        let delta = second.leads.delta.as_ref().expect("a delta");
+        assert_eq!(delta.removed.len(), 1 + CHUNK / 2);
         let fresh = Index::build(&rows, &kinds, None);
         assert_eq!(leads_created(&second), leads_created(&fresh));
 
@@ -467,13 +477,18 @@ mod tests {
         // Until the leads change again, the next index shares the part as it is.
         let unchanged = Index::build(&rows, &kinds, Some(&second));
         assert!(Arc::ptr_eq(&unchanged.leads, &second.leads));
-        // Replace the lead at slot 0 with itself (a write of the first chunk).
-        rows.put(0, &records[0]);
+        // Write the lead at slot 1 anew, created at another time.
+        let mut moved = records[1].clone();
+        if let Record::Lead(lead) = &mut moved {
+            lead.created_at = grid()[3];
+        }
+        rows.put(1, &moved);
         kinds[RecordKind::Lead as usize] += 1;
         let third = Index::build(&rows, &kinds, Some(&unchanged));
         assert!(Arc::ptr_eq(&third.leads.base, folded));
         let delta = third.leads.delta.as_ref().expect("a delta");
-        assert_eq!((delta.removed.len(), delta.added.len()), (CHUNK, CHUNK));
+        assert_eq!((delta.removed.len(), delta.added.len()), (1, 1));
+        let fresh = Index::build(&rows, &kinds, None);
         assert_eq!(leads_created(&third), leads_created(&fresh));
     }
 

@@ -293,6 +293,25 @@ impl<I: KindIndex> Part<I> {
             .collect()
     }
 
+    /// The record slots (unsorted) where a custom attribute of its rows' own records
+    /// differs from `earlier`'s (the same unit's part over an earlier state of the rows).
+    pub(crate) fn attribute_slots_changed_since(&self, earlier: &Part<I>) -> Vec<u32> {
+        let mut out = Vec::new();
+        let none = Column::default();
+        let dimensions: HashSet<&Dimension> =
+            self.attributes.keys().chain(earlier.attributes.keys()).collect();
+        for d in dimensions {
+            if matches!(d, Dimension::Attribute(_)) {
+                let column = |part: &Part<I>| part.attributes.get(d).map(|a| a.column.clone());
+                let (now, then) = (column(self), column(earlier));
+                now.as_ref()
+                    .unwrap_or(&none)
+                    .slots_changed_since(then.as_ref().unwrap_or(&none), &mut out);
+            }
+        }
+        out
+    }
+
     /// Lists its rows by the customer and the campaign they read now (what a write of
     /// those changes: [`super::dependents`]).
     pub(crate) fn list_dependents(&self) {

@@ -11,7 +11,7 @@ use kpi_core::{Decimal, Dimension, Measure, MetricError, Window};
 
 use super::count;
 use super::deals::DealIndex;
-use super::delta::{with_chunks_of, LayeredPart};
+use super::delta::LayeredPart;
 use super::dependents::changed_through_lookups;
 use super::events::{rows_by_time, EventList};
 use super::lookups::Lookups;
@@ -19,7 +19,7 @@ use super::part::{KindIndex, Part, ResolvedFilters, RowTable};
 use super::sums::{DecimalSums, IntegerSums};
 use crate::attribute_columns::AttributeColumns;
 use crate::dims::Unit;
-use crate::rows::{DealRow, Slab, CHUNK};
+use crate::rows::{DealRow, Slab};
 use crate::symbols::Sym;
 use crate::units::{nanos_between, nanos_to, DAY_NANOS};
 
@@ -283,22 +283,40 @@ where
     I: KindIndex<Row = StageEntryRef, Table = Vec<StageEntryRef>, Context = StageContext>,
 {
     let (base, fold) = previous.next_base();
-    let mut changed = context.deals.chunks_changed_since(&base.context.deals);
-    let inherited = changed_through_lookups(&base, &base.context.lookups, &context.lookups);
-    with_chunks_of(&mut changed, inherited);
-    // The base's entries are in deal slot order: those of a chunk are a range.
+    // The deals that differ, whose custom attributes do, or that read a customer or a
+    // campaign's channel that does.
+    let then = &base.context;
+    let mut changed = context.deals.slots_changed_since(&then.deals);
+    if !Arc::ptr_eq(&context.deal_attributes, &then.deal_attributes) {
+        changed.extend(
+            context
+                .deal_attributes
+                .slots_changed_since(&then.deal_attributes),
+        );
+    }
+    changed.extend(changed_through_lookups(
+        &base,
+        &then.lookups,
+        &context.lookups,
+    ));
+    changed.sort_unstable();
+    changed.dedup();
+    // The base's entries are in deal slot order: those of a deal are a range.
     let listed = &base.rows;
     let removed: Vec<u32> = changed
         .iter()
-        .flat_map(|c| {
-            let (from, to) = (*c as usize * CHUNK, (*c as usize + 1) * CHUNK);
-            let start = listed.partition_point(|e| (e.deal as usize) < from);
-            let end = listed.partition_point(|e| (e.deal as usize) < to);
+        .flat_map(|deal| {
+            let start = listed.partition_point(|e| e.deal < *deal);
+            let end = listed.partition_point(|e| e.deal <= *deal);
             start as u32..end as u32
         })
         .collect();
     let removed = base.restricted(removed);
-    let slots = context.deals.slots_in_chunks(&changed);
+    let slots: Vec<u32> = changed
+        .iter()
+        .copied()
+        .filter(|s| context.deals.get(*s).is_some())
+        .collect();
     let added = Part::new(
         unit,
         entries(context, &slots),
