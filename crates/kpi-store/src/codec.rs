@@ -52,6 +52,7 @@ pub(crate) fn kind_byte(kind: RecordKind) -> u8 {
         RecordKind::SurveyResponse => 0x09,
         RecordKind::Quota => 0x0A,
         RecordKind::Activity => 0x0B,
+        RecordKind::FxRate => 0x0C,
     }
 }
 

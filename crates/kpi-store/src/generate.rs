@@ -322,6 +322,7 @@ impl DemoStream {
                 i + 1
             );
             self.push(Record::Campaign(Campaign {
+ currency: None,
                 attributes: Default::default(),
                 id: id.clone(),
                 name,
@@ -338,6 +339,7 @@ impl DemoStream {
                 let amount = money(self.rng.range(50_000, 1_500_000));
                 let own_channel = self.rng.chance(50).then_some(channel);
                 self.push(Record::Spend(Spend {
+ currency: None,
                     attributes: Default::default(),
                     id: format!("spend-{id}-{k}"),
                     at: ts(at),
@@ -376,6 +378,7 @@ impl DemoStream {
             ];
             for (k, (category, cents, channel)) in items.into_iter().enumerate() {
                 self.push(Record::Spend(Spend {
+ currency: None,
                     attributes: Default::default(),
                     id: format!("spend-m{month:02}-{k}"),
                     at: ts(at),
@@ -391,6 +394,7 @@ impl DemoStream {
             for q in 0..8i64 {
                 let period_start = self.start + q * 91 * DAY + (SPAN_DAYS - 8 * 91) * DAY;
                 self.push(Record::Quota(Quota {
+ currency: None,
                     attributes: Default::default(),
                     id: format!("quota-rep-{rep:03}-q{}", q + 1),
                     owner: format!("rep-{rep:03}"),
@@ -519,6 +523,7 @@ impl DemoStream {
         let attributes = self.deal_attributes();
         self.deal_activities(&id, &owner, customer_id.as_ref(), created, last);
         self.push(Record::Deal(Deal {
+ currency: None,
             attributes,
             id,
             owner,
@@ -644,6 +649,7 @@ impl DemoStream {
             self.next_purchase += 1;
             let amount = money(self.rng.range(5_000, 250_000));
             self.push(Record::Purchase(Purchase {
+ currency: None,
                 attributes: Default::default(),
                 id: format!("purchase-{:07}", self.next_purchase),
                 customer_id: customer_id.clone(),
@@ -733,6 +739,7 @@ impl DemoStream {
             (None, None)
         };
         self.push(Record::Subscription(Subscription {
+ currency: None,
             attributes: Default::default(),
             id: format!("sub-{:07}", self.next_sub),
             customer_id: customer_id.to_owned(),

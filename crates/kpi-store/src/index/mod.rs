@@ -47,11 +47,14 @@ mod surveys;
 pub(crate) mod tests;
 mod tickets;
 mod times;
+mod unconverted;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope};
+
+use crate::currency::UnconvertedAmounts;
 
 use self::activities::ActivityIndex;
 use self::campaigns::CampaignIndex;
@@ -109,6 +112,8 @@ pub(crate) struct Index {
     classes: Arc<SubscriptionClasses>,
     /// The write counts of the rows it was built from.
     built_from: KindGenerations,
+    /// The amounts of those rows that could not be converted to the base currency.
+    unconverted: UnconvertedAmounts,
 }
 
 /// What a part declares: the unit of its rows (whose dimensions filter it), the kinds of
@@ -461,6 +466,7 @@ impl Index {
             lookups,
             classes,
             built_from: *kinds,
+            unconverted: rows.unconverted.clone(),
         }
     }
 
@@ -525,6 +531,7 @@ impl Index {
     /// answer it (one part, but for new-customer revenue: won deals and purchases).
     pub(crate) fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
         let f = self.resolve(&scope.filters)?;
+        unconverted::check(&self.unconverted, measure, &scope.window, &self.syms)?;
         let w = &scope.window;
         if let Measure::Custom(declared) = measure {
             let value = self.custom.measure(declared, w, &f, &self.syms)?;

@@ -336,7 +336,27 @@ impl Store {
             .tenants
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(tenants.entry(tenant.to_owned()).or_default())
+        let t = Arc::clone(tenants.entry(tenant.to_owned()).or_default());
+        drop(tenants);
+        // Its amounts are converted to its base currency (settings may precede records).
+        let base = self.settings(tenant).base_currency;
+        let mut records = t.records.write().unwrap_or_else(PoisonError::into_inner);
+        let kinds = records.rows.set_base_currency(&base);
+        records.changed(kinds);
+        drop(records);
+        t
+    }
+
+    /// After a change of `tenant`'s settings: its amounts are converted to the base
+    /// currency now in effect (the kinds whose rows change are rebuilt on the next read).
+    fn settings_changed(&self, tenant: &str, settings: &TenantSettings) {
+        if let Some(t) = self.tenant(tenant) {
+            let mut records = t.records.write().unwrap_or_else(PoisonError::into_inner);
+            let kinds = records.rows.set_base_currency(&settings.base_currency);
+            if !kinds.is_empty() {
+                records.changed(kinds);
+            }
+        }
     }
 
     /// Validates each record ([`validate`]) and upserts the valid ones by (tenant, kind,
@@ -599,6 +619,7 @@ impl Store {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(tenant.to_owned(), changed.clone());
+        self.settings_changed(tenant, &changed);
         Ok(changed)
     }
 
