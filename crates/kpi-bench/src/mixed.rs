@@ -141,6 +141,7 @@ fn with_id(record: &Record, id: String) -> Record {
         Record::SurveyResponse(x) => x.id = id,
         Record::Quota(x) => x.id = id,
         Record::Activity(x) => x.id = id,
+        Record::FxRate(x) => x.id = id,
     }
     r
 }

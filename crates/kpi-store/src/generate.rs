@@ -19,6 +19,7 @@ use rust_decimal::Decimal;
 
 use crate::record::{
     Activity, AttributeValue, Attributes, Campaign, Channel, Customer, Deal, DealKind, DealStatus,
+    FxRate,
     Lead, MrrChange, Purchase, Quota, Record, Source, Spend, SpendCategory, StageEntry,
     Subscription, SurveyKind, SurveyResponse, Ticket,
 };
@@ -37,6 +38,12 @@ pub struct DemoOptions {
     /// (calls, emails, meetings, demos) for every deal. Off, no record has attributes and
     /// there are no activities.
     pub attributes_and_activities: bool,
+    /// Amounts in several currencies: about a quarter of the deals, subscriptions,
+    /// purchases, spend and quotas name GBP, USD or EUR, and `fx_rate` records give GBP and
+    /// USD a rate every 30 days from a year before the span (so every amount has one).
+    /// The tenant's base currency must then be EUR. Off, no record names a currency. The
+    /// other records are the same either way.
+    pub currencies: bool,
 }
 
 impl Default for DemoOptions {
@@ -46,6 +53,7 @@ impl Default for DemoOptions {
             records: 20_000,
             end: Timestamp::from_second(1_735_689_600).expect("2025-01-01T00:00:00Z"),
             attributes_and_activities: false,
+            currencies: false,
         }
     }
 }
@@ -133,6 +141,9 @@ pub struct DemoStream {
     next_survey: u64,
     attributes_and_activities: bool,
     next_activity: u64,
+    /// With [`DemoOptions::currencies`]: draws each amount's currency (apart from `rng`,
+    /// so the records are otherwise the same).
+    currency_rng: Option<Rng>,
 }
 
 impl std::fmt::Debug for DemoStream {
@@ -176,7 +187,11 @@ impl DemoStream {
             next_survey: 0,
             attributes_and_activities: opts.attributes_and_activities,
             next_activity: 0,
+            currency_rng: opts.currencies.then(|| Rng(opts.seed ^ 0x6375_7272_656E_6379)),
         };
+        if opts.currencies && opts.records > 0 {
+            s.fx_rates();
+        }
         if opts.records > 0 {
             s.fixed_records(opts.records);
         }
@@ -200,8 +215,38 @@ impl DemoStream {
         self.start + a.max(b)
     }
 
-    fn push(&mut self, r: Record) {
+    fn push(&mut self, mut r: Record) {
+        if let Some(rng) = &mut self.currency_rng {
+            let code = ["GBP", "USD", "EUR"]
+                .get(rng.weighted(&[15, 8, 4, 73]))
+                .map(|c| (*c).to_owned());
+            match &mut r {
+                Record::Deal(x) => x.currency = code,
+                Record::Subscription(x) => x.currency = code,
+                Record::Purchase(x) => x.currency = code,
+                Record::Spend(x) => x.currency = code,
+                Record::Quota(x) => x.currency = code,
+                _ => {}
+            }
+        }
         self.buffer.push_back(r);
+    }
+
+    /// GBP and USD rates (in EUR) every 30 days, from a year before the span to its end.
+    fn fx_rates(&mut self) {
+        let from = self.start - 365 * DAY;
+        for k in 0..=(SPAN_DAYS + 365) / 30 {
+            let at = from + k * 30 * DAY;
+            for (code, base, step, cycle) in [("GBP", 11500, 125, 7), ("USD", 9000, 100, 5)] {
+                self.push(Record::FxRate(FxRate {
+                    id: format!("fx-{code}-{k:03}"),
+                    currency: code.to_owned(),
+                    effective_at: ts(at),
+                    rate: Decimal::new(base + (k % cycle) * step, 4),
+                    attributes: Default::default(),
+                }));
+            }
+        }
     }
 
     /// A region, weighted like a European company's customers.

@@ -813,6 +813,8 @@ impl<'a> Reference<'a> {
                     Record::SurveyResponse(s) => take(Unit::Survey, lookup.survey(s)),
                     Record::Quota(q) => take(Unit::Quota, lookup.quota(q)),
                     Record::Activity(a) => take(Unit::Activity, lookup.activity(a)),
+                    // Rates are no unit's rows: they only convert amounts.
+                    Record::FxRate(_) => {}
                 }
             }
         }

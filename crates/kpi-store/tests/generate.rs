@@ -57,6 +57,7 @@ fn every_record_is_valid_unique_and_in_the_two_years_before_end() {
             Record::SurveyResponse(s) => s.at,
             Record::Quota(q) => q.period_start,
             Record::Activity(a) => a.occurred_at,
+            Record::FxRate(r) => r.effective_at,
         };
         assert!(start <= t && t < opts.end, "{r:?}");
     }

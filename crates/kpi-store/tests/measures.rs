@@ -68,7 +68,7 @@ fn deal(
     closed: Option<&str>,
     stages: &[(&str, &str)],
 ) -> Record {
-    Record::Deal(Deal {
+    Record::Deal(Deal { currency: None,
         attributes: Default::default(),
         id: id.into(),
         owner: owner.into(),
@@ -97,7 +97,7 @@ fn campaign(
     opens: u64,
     clicks: u64,
 ) -> Record {
-    Record::Campaign(Campaign {
+    Record::Campaign(Campaign { currency: None,
         attributes: Default::default(),
         id: id.into(),
         name: format!("campaign {id}"),
@@ -129,7 +129,7 @@ fn lead(
 }
 
 fn quota(id: &str, owner: &str, start: &str, end: &str, amount: &str) -> Record {
-    Record::Quota(Quota {
+    Record::Quota(Quota { currency: None,
         attributes: Default::default(),
         id: id.into(),
         owner: owner.into(),
@@ -147,7 +147,7 @@ fn spend(
     channel: Option<Channel>,
     campaign: Option<&str>,
 ) -> Record {
-    Record::Spend(Spend {
+    Record::Spend(Spend { currency: None,
         attributes: Default::default(),
         id: id.into(),
         at: t(at),
@@ -159,7 +159,7 @@ fn spend(
 }
 
 fn purchase(id: &str, customer: &str, at: &str, amount: &str) -> Record {
-    Record::Purchase(Purchase {
+    Record::Purchase(Purchase { currency: None,
         attributes: Default::default(),
         id: id.into(),
         customer_id: customer.into(),
@@ -176,7 +176,7 @@ fn subscription(
     ended: Option<&str>,
     renewal: Option<(&str, Option<bool>)>,
 ) -> Record {
-    Record::Subscription(Subscription {
+    Record::Subscription(Subscription { currency: None,
         attributes: Default::default(),
         id: id.into(),
         customer_id: customer.into(),

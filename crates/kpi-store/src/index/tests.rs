@@ -657,6 +657,7 @@ fn renamed(mut record: Record, copy: u64) -> Record {
         Record::SurveyResponse(r) => &mut r.id,
         Record::Quota(r) => &mut r.id,
         Record::Activity(r) => &mut r.id,
+        Record::FxRate(r) => &mut r.id,
     };
     id.push_str(&format!("~{copy}"));
     // The customers and campaigns it reads are the same copy's, so that a later upsert of
