@@ -94,7 +94,8 @@ impl Rates {
         currency: Sym,
         at: Timestamp,
     ) -> Result<Decimal, Missing> {
-        if currency == NONE || currency == self.base {
+        // Nothing, in any currency, is nothing.
+        if currency == NONE || currency == self.base || amount.is_zero() {
             return Ok(amount);
         }
         if self.base == NONE {

@@ -101,7 +101,7 @@ impl Rng {
     }
 
     /// An index drawn with the given weights.
-    fn weighted(&mut self, weights: &[u64]) -> usize {
+    pub(crate) fn weighted(&mut self, weights: &[u64]) -> usize {
         let total: u64 = weights.iter().sum();
         let mut x = self.next_u64() % total;
         for (i, w) in weights.iter().enumerate() {

@@ -308,15 +308,21 @@ impl Converted for SubscriptionRow {
     fn convert(&mut self, rates: &Rates) -> Vec<Unconverted> {
         let mut missing = Vec::new();
         if let Some(original) = self.original.as_deref() {
-            let ended = self.ended_at.get();
+            let (started, ended) = (self.started_at.get(), self.ended_at.get());
             let times: Vec<Timestamp> = self.mrr_changes.iter().map(|(t, _)| t.get()).collect();
             for (k, ((_, mrr), sent)) in self.mrr_changes.iter_mut().zip(original).enumerate() {
-                let until = times.get(k + 1).copied().or(ended);
+                // Until the next change or the end, whichever comes first.
+                let until = match (times.get(k + 1).copied(), ended) {
+                    (Some(next), Some(end)) => Some(next.min(end)),
+                    (next, end) => next.or(end),
+                };
+                // The first MRR counts from the start.
+                let from = if k == 0 { started } else { times[k] };
                 for mut m in convert_one(
                     rates,
                     (self.currency, Some(sent)),
                     mrr,
-                    (times[k], times[k], until),
+                    (times[k], from, until),
                 ) {
                     m.first = k == 0;
                     missing.push(m);

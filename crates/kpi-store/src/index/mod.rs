@@ -529,9 +529,16 @@ impl Index {
 
     /// The value of `measure` over `scope`: the sum of the shares of the parts that
     /// answer it (one part, but for new-customer revenue: won deals and purchases).
+    /// Undefined ([`MetricError::UndefinedMeasure`]) when it may read an amount that could
+    /// not be converted to the base currency ([`unconverted`]).
     pub(crate) fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
-        let f = self.resolve(&scope.filters)?;
+        let value = self.read(measure, scope)?;
         unconverted::check(&self.unconverted, measure, &scope.window, &self.syms)?;
+        Ok(value)
+    }
+
+    fn read(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
+        let f = self.resolve(&scope.filters)?;
         let w = &scope.window;
         if let Measure::Custom(declared) = measure {
             let value = self.custom.measure(declared, w, &f, &self.syms)?;

@@ -35,8 +35,8 @@ enum Reads {
     },
     /// An MRR level that begins or ends in the window (a movement reads both levels).
     MrrMoving,
-    /// A subscription's first MRR, begun before the window's end (a new customer's first
-    /// MRR, whatever their subscription's start).
+    /// A subscription's first MRR, whenever it began (a customer acquired in the window
+    /// may have started their first subscription at any time).
     FirstMrr,
 }
 
@@ -88,7 +88,7 @@ fn is_read(a: &Unconverted, how: Reads, w: &Window) -> bool {
         Reads::Closed => a.until.is_some_and(inside),
         Reads::MrrAtEdge { start } => counts_at(if start { w.start } else { w.end }),
         Reads::MrrMoving => inside(a.from) || a.until.is_some_and(inside),
-        Reads::FirstMrr => a.first && a.from < w.end,
+        Reads::FirstMrr => a.first,
     }
 }
 

@@ -101,6 +101,8 @@ pub struct StoreStats {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Canonical {
     by_kind: [BTreeMap<String, Record>; RecordKind::ALL.len()],
+    /// The tenant's base currency (`""`: none), which the reference converts amounts to.
+    pub(crate) base_currency: String,
 }
 
 #[cfg(test)]
