@@ -245,10 +245,12 @@ async fn a_change_of_base_converts_every_amount_again_with_rates_towards_the_new
         won("d1", "1000", "GBP", "2024-01-15T00:00:00Z"),
         won("d3", "500", "EUR", "2024-01-20T00:00:00Z"),
         won("d4", "200", "", "2024-01-25T00:00:00Z"),
+        won("d5", "100", "USD", "2024-01-28T00:00:00Z"),
+        fx_rate("usd-jan", "USD", "2024-01-01T00:00:00Z", "0.90"),
     ]);
     let kpid = serve("EUR", records).await;
-    // In EUR: 1 150.00 + 500 + 200 = 1 850.00.
-    assert_eq!(monthly(&kpid, "sales.revenue").await[0].0, "1850");
+    // In EUR: 1 150.00 + 500 + 200 + 90.00 = 1 940.00.
+    assert_eq!(monthly(&kpid, "sales.revenue").await[0].0, "1940");
 
     // The base becomes GBP: the GBP deal needs no rate (1 000), the amount without a
     // currency is in the base (200 GBP), and the EUR deal needs a rate towards GBP, which
@@ -260,15 +262,28 @@ async fn a_change_of_base_converts_every_amount_again_with_rates_towards_the_new
         "{:?}",
         rows[0]
     );
-    // EUR at 0.85 GBP from 1 January: 1 000 + 425.00 + 200 = 1 625.00.
+    // EUR at 0.85 GBP from 1 January. The USD rate was towards EUR: it converts nothing
+    // now, so the USD deal waits for a rate towards GBP (never a silent wrong number).
     put_all(
         &kpid,
         vec![fx_rate("eur-jan", "EUR", "2024-01-01T00:00:00Z", "0.85")],
     )
     .await;
+    let rows = monthly(&kpid, "sales.revenue").await;
+    assert!(
+        rows[0].1.contains("no USD rate on or before 2024-01-28"),
+        "{:?}",
+        rows[0]
+    );
+    // USD at 0.78 GBP: 1 000 + 425.00 + 200 + 78.00 = 1 703.00.
+    put_all(
+        &kpid,
+        vec![fx_rate("usd-jan", "USD", "2024-01-01T00:00:00Z", "0.78")],
+    )
+    .await;
     assert_eq!(
         monthly(&kpid, "sales.revenue").await[0],
-        defined("1625", &[("won_amount", "1625")])
+        defined("1703", &[("won_amount", "1703")])
     );
 
     // A currency with no rate at all cannot be converted.

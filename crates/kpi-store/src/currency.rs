@@ -60,10 +60,11 @@ pub(crate) enum Missing {
 }
 
 impl Rates {
-    /// The rates of `rows` (the tenant's `fx_rate` rows) towards base currency `base`.
+    /// The rates of `rows` (the tenant's `fx_rate` rows) towards base currency `base`
+    /// (rates written towards another base are left out).
     pub(crate) fn of(base: Sym, rows: &Slab<FxRateRow>) -> Self {
         let mut listed: HashMap<Sym, Vec<(Timestamp, &str, Decimal)>> = HashMap::new();
-        for r in rows.iter() {
+        for r in rows.iter().filter(|r| r.base == base) {
             listed
                 .entry(r.currency)
                 .or_default()
@@ -190,6 +191,7 @@ mod tests {
                     currency,
                     effective_at: PackedTime::new(at(t)),
                     rate: d(rate),
+                    base: eur,
                 }
             ));
         }
@@ -203,6 +205,11 @@ mod tests {
         // The base and no currency need no rate.
         assert_eq!(c(eur, "2000-01-01T00:00:00Z"), Ok(d("100")));
         assert_eq!(c(NONE, "2000-01-01T00:00:00Z"), Ok(d("100")));
+        // Rates towards another base convert nothing.
+        assert_eq!(
+            Rates::of(usd, &slab).convert(d("1"), gbp, at("2025-01-01T00:00:00Z")),
+            Err(Missing::Rate)
+        );
         // Without a base, a currency cannot be converted.
         let no_base = Rates::of(NONE, &slab);
         assert_eq!(

@@ -244,6 +244,8 @@ impl DemoStream {
                     effective_at: ts(at),
                     rate: Decimal::new(base + (k % cycle) * step, 4),
                     attributes: Default::default(),
+                    // The store sets it from the tenant's base when it is written.
+                    base: None,
                 }));
             }
         }

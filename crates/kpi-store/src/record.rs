@@ -399,6 +399,11 @@ pub struct FxRate {
     /// Custom attributes, by name.
     #[serde(default)]
     pub attributes: Attributes,
+    /// The base currency the rate is towards: the tenant's when it was written (the store
+    /// sets it; none: no base was set). A rate towards another base than the tenant's
+    /// current one converts nothing (after a change of base, rates are sent again).
+    #[serde(default)]
+    pub base: Option<String>,
 }
 
 /// The kind of a record: the `oneof record` field name in the proto.

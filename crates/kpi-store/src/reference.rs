@@ -31,7 +31,7 @@ pub(crate) fn converted(records: &Canonical) -> (Canonical, Option<Canonical>) {
     let rates: Vec<&crate::record::FxRate> = records
         .of_kind(RecordKind::FxRate)
         .filter_map(|r| match r {
-            Record::FxRate(r) => Some(r),
+            Record::FxRate(r) if r.base.as_deref().unwrap_or("") == base => Some(r),
             _ => None,
         })
         .collect();

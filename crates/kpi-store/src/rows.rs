@@ -202,6 +202,8 @@ pub(crate) struct FxRateRow {
     pub(crate) currency: Sym,
     pub(crate) effective_at: PackedTime,
     pub(crate) rate: Decimal,
+    /// The base currency it is towards ([`NONE`]: none was set).
+    pub(crate) base: Sym,
 }
 
 /// An activity.
@@ -928,6 +930,7 @@ impl Rows {
                         currency: d.intern(&r.currency),
                         effective_at: PackedTime::new(r.effective_at),
                         rate: r.rate,
+                        base: d.intern_opt(r.base.as_deref()),
                     },
                 );
                 self.rates_changed = true;

@@ -354,7 +354,7 @@ snap_struct! {
         refs: [owner: Dim, currency: OptDim],
         values: [period_start, period_end, amount, original],
     }
-    FxRateRow { refs: [currency: Dim], values: [id, effective_at, rate] }
+    FxRateRow { refs: [currency: Dim, base: OptDim], values: [id, effective_at, rate] }
     ActivityRow {
         refs: [activity_type: Dim, owner: OptDim, customer: OptId],
         values: [occurred_at, amount],

@@ -433,6 +433,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 effective_at: f.time("effective_at", r.effective_at)?,
                 rate: f.decimal("rate", &r.rate)?,
                 attributes: f.attributes(r.attributes)?,
+                base: None,
             })
         }
     })

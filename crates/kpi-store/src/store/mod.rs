@@ -369,7 +369,12 @@ impl Store {
         check_tenant(tenant)?;
         let mut rejected = Vec::new();
         let mut valid = Vec::with_capacity(records.len());
-        for (index, record) in records.into_iter().enumerate() {
+        // A rate is towards the base currency in effect when it is written.
+        let base = self.settings(tenant).base_currency;
+        for (index, mut record) in records.into_iter().enumerate() {
+            if let Record::FxRate(r) = &mut record {
+                r.base = (!base.is_empty()).then(|| base.clone());
+            }
             match validate(&record) {
                 Ok(()) => valid.push(record),
                 Err(reason) => rejected.push(Rejected { index, reason }),

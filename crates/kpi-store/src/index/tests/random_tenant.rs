@@ -73,6 +73,7 @@ impl RandomTenant {
                 effective_at: at,
                 rate: Decimal::new(rng.range(5_000, 15_000), 4),
                 attributes: Default::default(),
+                base: Some("EUR".into()),
             })
         };
         records.push(rate(&mut self.rng, "gbp-0".into(), "GBP", self.grid[0]));
