@@ -89,7 +89,8 @@ fn random_record(rng: &mut Rng, id: &str) -> pb::Record {
             let owner = format!("rep{}", rng.below(5));
             deal(id, &owner, status, &amount, &at)
         }
-        _ => record(Kind::Purchase(pb::Purchase { currency: String::new(),
+        _ => record(Kind::Purchase(pb::Purchase {
+            currency: String::new(),
             attributes: Default::default(),
             id: id.into(),
             customer_id: format!("c{}", rng.below(50)),

@@ -235,7 +235,9 @@ async fn mrr_movements_convert_at_their_own_times_and_the_mrr_bridge_holds() {
     );
     assert_eq!(mrr[1].0, "180", "{mrr:?}");
     let expansion = monthly(&kpid, "revenue.expansion_mrr").await;
-    assert!(expansion[1].1.contains("no GBP rate on or before 2024-01-10"));
+    assert!(expansion[1]
+        .1
+        .contains("no GBP rate on or before 2024-01-10"));
 }
 
 #[tokio::test]

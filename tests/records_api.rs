@@ -279,7 +279,8 @@ async fn list_records_pages_in_key_order() {
         "1",
         "2024-01-10T00:00:00Z",
     ));
-    records.push(record(Kind::Quota(pb::Quota { currency: String::new(),
+    records.push(record(Kind::Quota(pb::Quota {
+        currency: String::new(),
         attributes: Default::default(),
         id: "q1".into(),
         owner: "alice".into(),

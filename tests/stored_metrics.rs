@@ -151,7 +151,8 @@ struct D<'a> {
 }
 
 fn deal(d: D<'_>) -> pb::Record {
-    record(Kind::Deal(pb::Deal { currency: String::new(),
+    record(Kind::Deal(pb::Deal {
+        currency: String::new(),
         attributes: Default::default(),
         id: d.id.into(),
         owner: d.owner.into(),
@@ -200,7 +201,8 @@ fn subscription(
     due: Option<&str>,
     renewed: Option<bool>,
 ) -> pb::Record {
-    record(Kind::Subscription(pb::Subscription { currency: String::new(),
+    record(Kind::Subscription(pb::Subscription {
+        currency: String::new(),
         attributes: Default::default(),
         id: id.into(),
         customer_id: customer.into(),
@@ -219,7 +221,8 @@ fn subscription(
 }
 
 fn purchase(id: &str, customer: &str, at: &str, amount: &str) -> pb::Record {
-    record(Kind::Purchase(pb::Purchase { currency: String::new(),
+    record(Kind::Purchase(pb::Purchase {
+        currency: String::new(),
         attributes: Default::default(),
         id: id.into(),
         customer_id: customer.into(),
@@ -236,7 +239,8 @@ fn spend(
     channel: pb::Channel,
     campaign: Option<&str>,
 ) -> pb::Record {
-    record(Kind::Spend(pb::Spend { currency: String::new(),
+    record(Kind::Spend(pb::Spend {
+        currency: String::new(),
         attributes: Default::default(),
         id: id.into(),
         at: t(at),
@@ -255,7 +259,8 @@ fn campaign(
     opens: u64,
     clicks: u64,
 ) -> pb::Record {
-    record(Kind::Campaign(pb::Campaign { currency: String::new(),
+    record(Kind::Campaign(pb::Campaign {
+        currency: String::new(),
         attributes: Default::default(),
         id: id.into(),
         name: format!("campaign {id}"),
@@ -307,7 +312,8 @@ fn survey(
 }
 
 fn quota(id: &str, owner: &str, start: &str, end: &str, amount: &str) -> pb::Record {
-    record(Kind::Quota(pb::Quota { currency: String::new(),
+    record(Kind::Quota(pb::Quota {
+        currency: String::new(),
         attributes: Default::default(),
         id: id.into(),
         owner: owner.into(),

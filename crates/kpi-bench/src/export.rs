@@ -73,7 +73,10 @@ const TABLES: [(&str, &[&str]); 14] = [
         ],
     ),
     ("mrr_changes", &["subscription_id", "seq", "at", "mrr"]),
-    ("purchases", &["id", "customer_id", "amount", "at", "currency"]),
+    (
+        "purchases",
+        &["id", "customer_id", "amount", "at", "currency"],
+    ),
     (
         "spend",
         &[

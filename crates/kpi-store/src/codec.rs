@@ -309,7 +309,8 @@ mod tests {
 
     #[test]
     fn values_carry_their_slot_and_first_release_values_still_decode() {
-        let r = Record::Quota(crate::record::Quota { currency: None,
+        let r = Record::Quota(crate::record::Quota {
+            currency: None,
             attributes: Default::default(),
             id: "q".into(),
             owner: "rep".into(),

@@ -19,8 +19,7 @@ use rust_decimal::Decimal;
 
 use crate::record::{
     Activity, AttributeValue, Attributes, Campaign, Channel, Customer, Deal, DealKind, DealStatus,
-    FxRate,
-    Lead, MrrChange, Purchase, Quota, Record, Source, Spend, SpendCategory, StageEntry,
+    FxRate, Lead, MrrChange, Purchase, Quota, Record, Source, Spend, SpendCategory, StageEntry,
     Subscription, SurveyKind, SurveyResponse, Ticket,
 };
 
@@ -187,7 +186,9 @@ impl DemoStream {
             next_survey: 0,
             attributes_and_activities: opts.attributes_and_activities,
             next_activity: 0,
-            currency_rng: opts.currencies.then(|| Rng(opts.seed ^ 0x6375_7272_656E_6379)),
+            currency_rng: opts
+                .currencies
+                .then_some(Rng(opts.seed ^ 0x6375_7272_656E_6379)),
         };
         if opts.currencies && opts.records > 0 {
             s.fx_rates();
@@ -369,7 +370,7 @@ impl DemoStream {
                 i + 1
             );
             self.push(Record::Campaign(Campaign {
- currency: None,
+                currency: None,
                 attributes: Default::default(),
                 id: id.clone(),
                 name,
@@ -386,7 +387,7 @@ impl DemoStream {
                 let amount = money(self.rng.range(50_000, 1_500_000));
                 let own_channel = self.rng.chance(50).then_some(channel);
                 self.push(Record::Spend(Spend {
- currency: None,
+                    currency: None,
                     attributes: Default::default(),
                     id: format!("spend-{id}-{k}"),
                     at: ts(at),
@@ -425,7 +426,7 @@ impl DemoStream {
             ];
             for (k, (category, cents, channel)) in items.into_iter().enumerate() {
                 self.push(Record::Spend(Spend {
- currency: None,
+                    currency: None,
                     attributes: Default::default(),
                     id: format!("spend-m{month:02}-{k}"),
                     at: ts(at),
@@ -441,7 +442,7 @@ impl DemoStream {
             for q in 0..8i64 {
                 let period_start = self.start + q * 91 * DAY + (SPAN_DAYS - 8 * 91) * DAY;
                 self.push(Record::Quota(Quota {
- currency: None,
+                    currency: None,
                     attributes: Default::default(),
                     id: format!("quota-rep-{rep:03}-q{}", q + 1),
                     owner: format!("rep-{rep:03}"),
@@ -570,7 +571,7 @@ impl DemoStream {
         let attributes = self.deal_attributes();
         self.deal_activities(&id, &owner, customer_id.as_ref(), created, last);
         self.push(Record::Deal(Deal {
- currency: None,
+            currency: None,
             attributes,
             id,
             owner,
@@ -696,7 +697,7 @@ impl DemoStream {
             self.next_purchase += 1;
             let amount = money(self.rng.range(5_000, 250_000));
             self.push(Record::Purchase(Purchase {
- currency: None,
+                currency: None,
                 attributes: Default::default(),
                 id: format!("purchase-{:07}", self.next_purchase),
                 customer_id: customer_id.clone(),
@@ -786,7 +787,7 @@ impl DemoStream {
             (None, None)
         };
         self.push(Record::Subscription(Subscription {
- currency: None,
+            currency: None,
             attributes: Default::default(),
             id: format!("sub-{:07}", self.next_sub),
             customer_id: customer_id.to_owned(),

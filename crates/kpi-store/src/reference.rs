@@ -56,15 +56,16 @@ pub(crate) fn converted(records: &Canonical) -> (Canonical, Option<Canonical>) {
     let mut high = low.clone();
     let mut any = false;
     // Converts one amount in both copies.
-    let mut one = |low: &mut Decimal, high: &mut Decimal, currency: &Option<String>, at| {
-        match convert(*low, currency, at) {
+    let mut one =
+        |low: &mut Decimal, high: &mut Decimal, currency: &Option<String>, at| match convert(
+            *low, currency, at,
+        ) {
             Some(v) => (*low, *high) = (v, v),
             None => {
                 any = true;
                 *high = *low * Decimal::TWO + Decimal::ONE;
             }
-        }
-    };
+        };
     for record in records.records() {
         let (mut l, mut h) = (record.clone(), record.clone());
         match (&mut l, &mut h) {

@@ -225,12 +225,7 @@ pub(crate) trait Converted: Sized {
     fn convert(&mut self, rates: &Rates) -> Vec<Unconverted>;
     /// The row with its amounts converted, noting in `unconverted` (under `slot`) those
     /// that could not be.
-    fn converted(
-        mut self,
-        rates: &Rates,
-        unconverted: &mut UnconvertedAmounts,
-        slot: u32,
-    ) -> Self {
+    fn converted(mut self, rates: &Rates, unconverted: &mut UnconvertedAmounts, slot: u32) -> Self {
         let missing = self.convert(rates);
         unconverted.set(Self::KIND, slot, missing);
         self

@@ -44,8 +44,7 @@ use crate::attributes::check_name;
 use crate::record::{Channel, DealKind, DealStatus, RecordKind, Source, SpendCategory};
 use crate::rows::{
     ActivityRow, CampaignRow, CustomerRow, DealRow, FxRateRow, Ids, LeadRow, OptionalPackedTime,
-    PackedTime,
-    PurchaseRow, QuotaRow, Rows, Slab, SpendRow, SubscriptionRow, SurveyRow, TicketRow,
+    PackedTime, PurchaseRow, QuotaRow, Rows, Slab, SpendRow, SubscriptionRow, SurveyRow, TicketRow,
 };
 use crate::symbols::{Sym, NONE};
 

@@ -319,7 +319,8 @@ mod tests {
     }
 
     fn deal() -> Deal {
-        Deal { currency: None,
+        Deal {
+            currency: None,
             attributes: Default::default(),
             id: "d1".into(),
             owner: "alice".into(),
@@ -344,7 +345,8 @@ mod tests {
     }
 
     fn subscription() -> Subscription {
-        Subscription { currency: None,
+        Subscription {
+            currency: None,
             attributes: Default::default(),
             id: "s1".into(),
             customer_id: "c1".into(),
@@ -518,7 +520,8 @@ mod tests {
             reason(Record::Lead(l)),
             "converted_at 2024-01-31T00:00:00Z is before created_at 2024-02-01T00:00:00Z"
         );
-        let p = Purchase { currency: None,
+        let p = Purchase {
+            currency: None,
             attributes: Default::default(),
             id: "p1".into(),
             customer_id: String::new(),
@@ -535,7 +538,8 @@ mod tests {
             ..p
         };
         assert_eq!(reason(Record::Purchase(p)), "amount -1 is negative");
-        let s = Spend { currency: None,
+        let s = Spend {
+            currency: None,
             attributes: Default::default(),
             id: "x1".into(),
             at: t("2024-01-01"),
@@ -549,7 +553,8 @@ mod tests {
 
     #[test]
     fn campaigns() {
-        let c = Campaign { currency: None,
+        let c = Campaign {
+            currency: None,
             attributes: Default::default(),
             id: "k1".into(),
             name: "Spring".into(),
@@ -657,7 +662,8 @@ mod tests {
 
     #[test]
     fn quotas() {
-        let q = Quota { currency: None,
+        let q = Quota {
+            currency: None,
             attributes: Default::default(),
             id: "q1".into(),
             owner: "alice".into(),
@@ -694,7 +700,8 @@ mod tests {
         d.created_at = Timestamp::UNIX_EPOCH;
         assert_eq!(validate(&Record::Deal(d.clone())), Ok(()));
         // The latest instant a timestamp can hold is in 9999.
-        let p = Purchase { currency: None,
+        let p = Purchase {
+            currency: None,
             attributes: Default::default(),
             id: "p1".into(),
             customer_id: "c1".into(),

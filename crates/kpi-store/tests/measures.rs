@@ -68,7 +68,8 @@ fn deal(
     closed: Option<&str>,
     stages: &[(&str, &str)],
 ) -> Record {
-    Record::Deal(Deal { currency: None,
+    Record::Deal(Deal {
+        currency: None,
         attributes: Default::default(),
         id: id.into(),
         owner: owner.into(),
@@ -97,7 +98,8 @@ fn campaign(
     opens: u64,
     clicks: u64,
 ) -> Record {
-    Record::Campaign(Campaign { currency: None,
+    Record::Campaign(Campaign {
+        currency: None,
         attributes: Default::default(),
         id: id.into(),
         name: format!("campaign {id}"),
@@ -129,7 +131,8 @@ fn lead(
 }
 
 fn quota(id: &str, owner: &str, start: &str, end: &str, amount: &str) -> Record {
-    Record::Quota(Quota { currency: None,
+    Record::Quota(Quota {
+        currency: None,
         attributes: Default::default(),
         id: id.into(),
         owner: owner.into(),
@@ -147,7 +150,8 @@ fn spend(
     channel: Option<Channel>,
     campaign: Option<&str>,
 ) -> Record {
-    Record::Spend(Spend { currency: None,
+    Record::Spend(Spend {
+        currency: None,
         attributes: Default::default(),
         id: id.into(),
         at: t(at),
@@ -159,7 +163,8 @@ fn spend(
 }
 
 fn purchase(id: &str, customer: &str, at: &str, amount: &str) -> Record {
-    Record::Purchase(Purchase { currency: None,
+    Record::Purchase(Purchase {
+        currency: None,
         attributes: Default::default(),
         id: id.into(),
         customer_id: customer.into(),
@@ -176,7 +181,8 @@ fn subscription(
     ended: Option<&str>,
     renewal: Option<(&str, Option<bool>)>,
 ) -> Record {
-    Record::Subscription(Subscription { currency: None,
+    Record::Subscription(Subscription {
+        currency: None,
         attributes: Default::default(),
         id: id.into(),
         customer_id: customer.into(),

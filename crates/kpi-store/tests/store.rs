@@ -9,7 +9,8 @@ use kpi_store::generate::{generate, DemoOptions};
 use kpi_store::{Purchase, Record, RecordKey, RecordKind, Store, StoreError, DEFAULT_PAGE_SIZE};
 
 fn purchase(id: &str, amount: &str) -> Record {
-    Record::Purchase(Purchase { currency: None,
+    Record::Purchase(Purchase {
+        currency: None,
         attributes: Default::default(),
         id: id.into(),
         customer_id: "c1".into(),

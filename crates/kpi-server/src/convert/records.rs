@@ -632,7 +632,8 @@ mod tests {
     }
 
     fn deal() -> pb::Deal {
-        pb::Deal { currency: String::new(),
+        pb::Deal {
+            currency: String::new(),
             attributes: Default::default(),
             id: "d1".into(),
             owner: "alice".into(),
@@ -853,7 +854,8 @@ mod tests {
                 campaign_id: Some("cmp".into()),
                 ..deal()
             }),
-            Kind::Subscription(pb::Subscription { currency: String::new(),
+            Kind::Subscription(pb::Subscription {
+                currency: String::new(),
                 attributes: Default::default(),
                 id: "s1".into(),
                 customer_id: "c1".into(),
@@ -866,14 +868,16 @@ mod tests {
                 renewal_due_at: ts("2025-01-01T00:00:00Z"),
                 renewed: Some(true),
             }),
-            Kind::Purchase(pb::Purchase { currency: String::new(),
+            Kind::Purchase(pb::Purchase {
+                currency: String::new(),
                 attributes: Default::default(),
                 id: "p1".into(),
                 customer_id: "c1".into(),
                 amount: "35".into(),
                 at: ts("2024-03-01T00:00:00Z"),
             }),
-            Kind::Spend(pb::Spend { currency: String::new(),
+            Kind::Spend(pb::Spend {
+                currency: String::new(),
                 attributes: Default::default(),
                 id: "sp1".into(),
                 at: ts("2024-01-01T00:00:00Z"),
@@ -882,7 +886,8 @@ mod tests {
                 channel: pb::Channel::Paid.into(),
                 campaign_id: Some("cmp".into()),
             }),
-            Kind::Campaign(pb::Campaign { currency: String::new(),
+            Kind::Campaign(pb::Campaign {
+                currency: String::new(),
                 attributes: Default::default(),
                 id: "cmp".into(),
                 name: "Spring".into(),
@@ -911,7 +916,8 @@ mod tests {
                 scale_max: 10,
                 at: ts("2024-01-01T00:00:00Z"),
             }),
-            Kind::Quota(pb::Quota { currency: String::new(),
+            Kind::Quota(pb::Quota {
+                currency: String::new(),
                 attributes: Default::default(),
                 id: "q1".into(),
                 owner: "alice".into(),

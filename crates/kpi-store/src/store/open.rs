@@ -15,7 +15,10 @@ impl Inner {
         // The amounts are converted to each tenant's base currency with its rates.
         for (name, tenant) in &tenants {
             let base = settings.get(name).map_or("", |s| s.base_currency.as_str());
-            let mut records = tenant.records.write().unwrap_or_else(PoisonError::into_inner);
+            let mut records = tenant
+                .records
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
             let kinds = records.rows.set_base_currency(base);
             records.changed(kinds);
         }

@@ -116,7 +116,8 @@ impl RandomTenant {
             let started = self.time();
             let started_at = self.grid[started];
             let channel = *self.pick(&channels);
-            out.push(Record::Campaign(Campaign { currency: None,
+            out.push(Record::Campaign(Campaign {
+                currency: None,
                 attributes: self.attributes(),
                 id: format!("k{i}"),
                 name: format!("campaign {i}"),
@@ -178,7 +179,8 @@ impl RandomTenant {
             let customer_id = self.id_of("c", 6);
             let campaign_id = self.id_of("k", 3);
             let amount = self.money();
-            out.push(Record::Deal(Deal { currency: None,
+            out.push(Record::Deal(Deal {
+                currency: None,
                 attributes: self.attributes(),
                 id: format!("d{i}"),
                 owner,
@@ -214,7 +216,8 @@ impl RandomTenant {
             let ended = self.rng.chance(40).then(|| self.time_from(started));
             let due = self.rng.chance(60).then(|| self.time());
             let renewed = self.rng.chance(50).then(|| self.rng.chance(50));
-            out.push(Record::Subscription(Subscription { currency: None,
+            out.push(Record::Subscription(Subscription {
+                currency: None,
                 attributes: self.attributes(),
                 id: format!("s{i}"),
                 customer_id: format!("c{}", self.rng.range(0, 6)),
@@ -228,7 +231,8 @@ impl RandomTenant {
         for i in 0..8 {
             let at = self.time();
             let amount = self.money();
-            out.push(Record::Purchase(Purchase { currency: None,
+            out.push(Record::Purchase(Purchase {
+                currency: None,
                 attributes: self.attributes(),
                 id: format!("p{i}"),
                 customer_id: format!("c{}", self.rng.range(0, 6)),
@@ -250,7 +254,8 @@ impl RandomTenant {
             let category = *self.pick(&categories);
             let channel = self.rng.chance(40).then(|| *self.pick(&channels));
             let campaign_id = self.id_of("k", 3);
-            out.push(Record::Spend(Spend { currency: None,
+            out.push(Record::Spend(Spend {
+                currency: None,
                 attributes: self.attributes(),
                 id: format!("x{i}"),
                 at: self.grid[at],
@@ -280,7 +285,8 @@ impl RandomTenant {
             let b = self.rng.range(a as i64 + 1, self.grid.len() as i64 - 1) as usize;
             let owner = self.pick(&["o1", "o2", "o3"]).to_string();
             let amount = self.money();
-            out.push(Record::Quota(Quota { currency: None,
+            out.push(Record::Quota(Quota {
+                currency: None,
                 attributes: self.attributes(),
                 id: format!("q{i}"),
                 owner,
