@@ -709,7 +709,7 @@ fn renamed(mut record: Record, copy: u64) -> Record {
             optional(&mut r.customer_id);
             optional(&mut r.deal_id);
         }
-        Record::Campaign(_) | Record::Quota(_) => {}
+        Record::Campaign(_) | Record::Quota(_) | Record::FxRate(_) => {}
     }
     record
 }

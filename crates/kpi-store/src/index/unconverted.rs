@@ -62,14 +62,15 @@ fn reads(measure: Measure) -> &'static [(RecordKind, Reads)] {
         | Measure::ContractionMrr
         | Measure::ChurnedMrr => &[(Subscription, Reads::MrrMoving)],
         Measure::NewCustomerMeanFirstMrr => &[(Subscription, Reads::FirstMrr)],
-        Measure::Custom(declared)
-            if declared.records == MeasuredRecords::Deals
-                && declared.aggregate == Aggregate::SumAmount =>
-        {
-            match declared.time {
-                EventTime::Created => &[(Deal, Reads::Created)],
-                EventTime::Closed => &[(Deal, Reads::Closed)],
-                _ => &[(Deal, Reads::Overlapping)],
+        // Declared sums of amounts: of deals by their creation or close, of purchases by
+        // their time (activities' amounts name no currency).
+        Measure::Custom(declared) if declared.aggregate == Aggregate::SumAmount => {
+            match (declared.records, declared.time) {
+                (MeasuredRecords::Deals, EventTime::Created) => &[(Deal, Reads::Created)],
+                (MeasuredRecords::Deals, EventTime::Closed) => &[(Deal, Reads::Closed)],
+                (MeasuredRecords::Deals, _) => &[(Deal, Reads::Overlapping)],
+                (MeasuredRecords::Purchases, _) => &[(Purchase, Reads::At)],
+                _ => &[],
             }
         }
         _ => &[],
