@@ -917,7 +917,7 @@ mod tests {
                 at: ts("2024-01-01T00:00:00Z"),
             }),
             Kind::Quota(pb::Quota {
-                currency: String::new(),
+                currency: "GBP".into(),
                 attributes: Default::default(),
                 id: "q1".into(),
                 owner: "alice".into(),
@@ -934,6 +934,13 @@ mod tests {
                 deal_id: Some("d1".into()),
                 owner: Some("alice".into()),
                 amount: "120.50".into(),
+                attributes: Default::default(),
+            }),
+            Kind::FxRate(pb::FxRate {
+                id: "gbp-2024".into(),
+                currency: "GBP".into(),
+                effective_at: ts("2024-01-01T00:00:00Z"),
+                rate: "1.1650".into(),
                 attributes: Default::default(),
             }),
         ];
