@@ -377,6 +377,7 @@ mod tests {
     fn writes_every_table_with_its_header_and_rows() {
         let records = generate(&DemoOptions {
             records: 2_000,
+            currencies: true,
             ..DemoOptions::default()
         });
         let dir = std::env::temp_dir().join(format!("kpi-bench-export-{}", std::process::id()));
@@ -389,7 +390,7 @@ mod tests {
         let mut lines = text.lines();
         assert_eq!(
             lines.next().unwrap(),
-            "id,owner,amount,created_at,closed_at,status,kind,customer_id,campaign_id"
+            "id,owner,amount,created_at,closed_at,status,kind,customer_id,campaign_id,currency"
         );
         assert_eq!(lines.count(), deals);
         for (name, _) in TABLES {
