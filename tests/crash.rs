@@ -90,6 +90,7 @@ fn random_record(rng: &mut Rng, id: &str) -> pb::Record {
             deal(id, &owner, status, &amount, &at)
         }
         _ => record(Kind::Purchase(pb::Purchase {
+            currency: String::new(),
             attributes: Default::default(),
             id: id.into(),
             customer_id: format!("c{}", rng.below(50)),

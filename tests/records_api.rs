@@ -280,6 +280,7 @@ async fn list_records_pages_in_key_order() {
         "2024-01-10T00:00:00Z",
     ));
     records.push(record(Kind::Quota(pb::Quota {
+        currency: String::new(),
         attributes: Default::default(),
         id: "q1".into(),
         owner: "alice".into(),

@@ -152,6 +152,7 @@ struct D<'a> {
 
 fn deal(d: D<'_>) -> pb::Record {
     record(Kind::Deal(pb::Deal {
+        currency: String::new(),
         attributes: Default::default(),
         id: d.id.into(),
         owner: d.owner.into(),
@@ -201,6 +202,7 @@ fn subscription(
     renewed: Option<bool>,
 ) -> pb::Record {
     record(Kind::Subscription(pb::Subscription {
+        currency: String::new(),
         attributes: Default::default(),
         id: id.into(),
         customer_id: customer.into(),
@@ -220,6 +222,7 @@ fn subscription(
 
 fn purchase(id: &str, customer: &str, at: &str, amount: &str) -> pb::Record {
     record(Kind::Purchase(pb::Purchase {
+        currency: String::new(),
         attributes: Default::default(),
         id: id.into(),
         customer_id: customer.into(),
@@ -237,6 +240,7 @@ fn spend(
     campaign: Option<&str>,
 ) -> pb::Record {
     record(Kind::Spend(pb::Spend {
+        currency: String::new(),
         attributes: Default::default(),
         id: id.into(),
         at: t(at),
@@ -256,6 +260,7 @@ fn campaign(
     clicks: u64,
 ) -> pb::Record {
     record(Kind::Campaign(pb::Campaign {
+        currency: String::new(),
         attributes: Default::default(),
         id: id.into(),
         name: format!("campaign {id}"),
@@ -308,6 +313,7 @@ fn survey(
 
 fn quota(id: &str, owner: &str, start: &str, end: &str, amount: &str) -> pb::Record {
     record(Kind::Quota(pb::Quota {
+        currency: String::new(),
         attributes: Default::default(),
         id: id.into(),
         owner: owner.into(),

@@ -41,7 +41,7 @@ TABLES = {
     "deals": {
         "id": "VARCHAR", "owner": "VARCHAR", "amount": MONEY, "created_at": "TIMESTAMP",
         "closed_at": "TIMESTAMP", "status": "VARCHAR", "kind": "VARCHAR",
-        "customer_id": "VARCHAR", "campaign_id": "VARCHAR",
+        "customer_id": "VARCHAR", "campaign_id": "VARCHAR", "currency": "VARCHAR",
     },
     "deal_stages": {
         "deal_id": "VARCHAR", "seq": "INTEGER", "stage": "VARCHAR", "entered_at": "TIMESTAMP",
@@ -49,16 +49,18 @@ TABLES = {
     "subscriptions": {
         "id": "VARCHAR", "customer_id": "VARCHAR", "started_at": "TIMESTAMP",
         "ended_at": "TIMESTAMP", "renewal_due_at": "TIMESTAMP", "renewed": "BOOLEAN",
+        "currency": "VARCHAR",
     },
     "mrr_changes": {
         "subscription_id": "VARCHAR", "seq": "INTEGER", "at": "TIMESTAMP", "mrr": MONEY,
     },
     "purchases": {
         "id": "VARCHAR", "customer_id": "VARCHAR", "amount": MONEY, "at": "TIMESTAMP",
+        "currency": "VARCHAR",
     },
     "spend": {
         "id": "VARCHAR", "at": "TIMESTAMP", "amount": MONEY, "category": "VARCHAR",
-        "channel": "VARCHAR", "campaign_id": "VARCHAR",
+        "channel": "VARCHAR", "campaign_id": "VARCHAR", "currency": "VARCHAR",
     },
     "campaigns": {
         "id": "VARCHAR", "name": "VARCHAR", "channel": "VARCHAR", "started_at": "TIMESTAMP",
@@ -76,14 +78,59 @@ TABLES = {
     },
     "quotas": {
         "id": "VARCHAR", "owner": "VARCHAR", "period_start": "TIMESTAMP",
-        "period_end": "TIMESTAMP", "amount": MONEY,
+        "period_end": "TIMESTAMP", "amount": MONEY, "currency": "VARCHAR",
     },
     "activities": {
         "id": "VARCHAR", "type": "VARCHAR", "occurred_at": "TIMESTAMP",
         "customer_id": "VARCHAR", "lead_id": "VARCHAR", "deal_id": "VARCHAR",
         "owner": "VARCHAR", "amount": MONEY,
     },
+    "fx_rates": {
+        "id": "VARCHAR", "currency": "VARCHAR", "effective_at": "TIMESTAMP", "rate": MONEY,
+    },
 }
+
+# The base currency the benchmark's tenant has (kpi-bench sets it before the ingest).
+BASE = "EUR"
+
+
+def converted(amount, currency):
+    """`amount` in the base: as is without a currency or in the base, else times the rate
+    `r` the as-of join found (the latest on or before the amount's time). The product
+    is exact (DECIMAL(18,4) × DECIMAL(18,4) is DECIMAL(36,8)), as kpid's is."""
+    return (
+        f"CASE WHEN coalesce({currency}, '') IN ('', '{BASE}') THEN {amount} "
+        f"ELSE {amount} * r.rate END"
+    )
+
+
+# Every amount converted to the base at its own event's time (kpid's rule, README
+# "Currencies"): a deal at its close (else its creation), an MRR change at its `at`, a
+# purchase and a spend at their `at`, a quota at its period start. Run once after the
+# load, timed with it; the dashboard queries then read base amounts.
+CONVERSIONS = [
+    "CREATE OR REPLACE TABLE deals AS SELECT d.* REPLACE ("
+    + converted("d.amount", "d.currency")
+    + " AS amount) FROM deals d ASOF LEFT JOIN fx_rates r "
+    "ON d.currency = r.currency AND coalesce(d.closed_at, d.created_at) >= r.effective_at",
+    "CREATE OR REPLACE TABLE mrr_changes AS SELECT c.* EXCLUDE (currency) REPLACE ("
+    + converted("c.mrr", "c.currency")
+    + " AS mrr) FROM (SELECT m.*, s.currency FROM mrr_changes m JOIN subscriptions s "
+    "ON s.id = m.subscription_id) c ASOF LEFT JOIN fx_rates r "
+    "ON c.currency = r.currency AND c.\"at\" >= r.effective_at",
+    "CREATE OR REPLACE TABLE purchases AS SELECT p.* REPLACE ("
+    + converted("p.amount", "p.currency")
+    + " AS amount) FROM purchases p ASOF LEFT JOIN fx_rates r "
+    "ON p.currency = r.currency AND p.\"at\" >= r.effective_at",
+    "CREATE OR REPLACE TABLE spend AS SELECT s.* REPLACE ("
+    + converted("s.amount", "s.currency")
+    + " AS amount) FROM spend s ASOF LEFT JOIN fx_rates r "
+    "ON s.currency = r.currency AND s.\"at\" >= r.effective_at",
+    "CREATE OR REPLACE TABLE quotas AS SELECT q.* REPLACE ("
+    + converted("q.amount", "q.currency")
+    + " AS amount) FROM quotas q ASOF LEFT JOIN fx_rates r "
+    "ON q.currency = r.currency AND q.period_start >= r.effective_at",
+]
 
 
 def queries(start, end):
@@ -554,6 +601,8 @@ def main():
             f"header = true, columns = {{{cols}}}, nullstr = '', "
             f"timestampformat = '%Y-%m-%d %H:%M:%S')"
         )
+    for sql in CONVERSIONS:
+        con.execute(sql)
     load_s = time.perf_counter() - t
 
     prelude, qs = queries(args.start, args.end)

@@ -415,6 +415,7 @@ pub(crate) fn key_of(record: &pb::Record) -> (String, String) {
         Kind::SurveyResponse(r) => ("survey_response", &r.id),
         Kind::Quota(r) => ("quota", &r.id),
         Kind::Activity(r) => ("activity", &r.id),
+        Kind::FxRate(r) => ("fx_rate", &r.id),
     };
     (kind.to_owned(), id.clone())
 }

@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use kpi_proto::kpi::v1 as pb;
 use kpi_proto::kpi::v1::metrics_service_client::MetricsServiceClient;
 use kpi_proto::kpi::v1::records_service_client::RecordsServiceClient;
+use kpi_proto::kpi::v1::tenant_service_client::TenantServiceClient;
 use kpi_store::generate::{generate, DemoOptions};
 use kpi_store::Record;
 use serde::Deserialize;
@@ -96,6 +97,7 @@ pub(crate) type Authorized = InterceptedService<Channel, Bearer>;
 pub(crate) struct Clients {
     pub(crate) metrics: MetricsServiceClient<Authorized>,
     pub(crate) records: RecordsServiceClient<Authorized>,
+    pub(crate) tenant: TenantServiceClient<Authorized>,
     pub(crate) health: HealthClient<Authorized>,
 }
 
@@ -121,6 +123,7 @@ pub(crate) async fn connect(target: &Target) -> anyhow::Result<Clients> {
         records: RecordsServiceClient::new(channel.clone())
             .max_decoding_message_size(CLIENT_MAX_MESSAGE)
             .max_encoding_message_size(CLIENT_MAX_MESSAGE),
+        tenant: TenantServiceClient::new(channel.clone()),
         health: HealthClient::new(channel),
     })
 }
@@ -189,6 +192,10 @@ fn sled_raw(records: &[Record], dir: &Path) -> anyhow::Result<(f64, f64)> {
     std::fs::remove_dir_all(dir)?;
     Ok((records.len() as f64 / secs, secs))
 }
+
+/// The benchmark tenant's base currency: the generated amounts name GBP, USD or EUR, and
+/// `duckdb_dashboard.py` converts to the same base.
+const BASE_CURRENCY: &str = "EUR";
 
 /// Streams every record to kpid's Ingest, `batch` per message, converting each message
 /// to protobuf as the stream asks for it (as a client would, and without holding a second
@@ -591,6 +598,9 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
         seed: args.seed,
         records: args.records,
         attributes_and_activities: args.attributes,
+        // Some amounts in GBP and USD with their rates: the tenant's base is EUR, and
+        // DuckDB converts the same amounts (duckdb_dashboard.py, CONVERSIONS).
+        currencies: true,
         ..DemoOptions::default()
     });
     res.records = records.len();
@@ -635,6 +645,19 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     ));
     let (kpid_answer, ids) = rt.block_on(async {
         let mut clients = connect(&target).await?;
+        clients
+            .tenant
+            .update_settings(pb::UpdateSettingsRequest {
+                settings: Some(pb::TenantSettings {
+                    base_currency: BASE_CURRENCY.into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["base_currency".into()],
+                }),
+            })
+            .await
+            .context("UpdateSettings")?;
         say(format!(
             "ingesting through kpid, {} records per message",
             args.batch

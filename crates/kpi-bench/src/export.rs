@@ -20,7 +20,7 @@ use kpi_store::{Channel, DealKind, DealStatus, Record, Source, SpendCategory, Su
 pub(crate) const MAX_SCALE: u32 = 4;
 
 /// The tables, in the order `duckdb_dashboard.py` loads them, with their header.
-const TABLES: [(&str, &[&str]); 13] = [
+const TABLES: [(&str, &[&str]); 14] = [
     (
         "customers",
         &[
@@ -56,6 +56,7 @@ const TABLES: [(&str, &[&str]); 13] = [
             "kind",
             "customer_id",
             "campaign_id",
+            "currency",
         ],
     ),
     ("deal_stages", &["deal_id", "seq", "stage", "entered_at"]),
@@ -68,13 +69,25 @@ const TABLES: [(&str, &[&str]); 13] = [
             "ended_at",
             "renewal_due_at",
             "renewed",
+            "currency",
         ],
     ),
     ("mrr_changes", &["subscription_id", "seq", "at", "mrr"]),
-    ("purchases", &["id", "customer_id", "amount", "at"]),
+    (
+        "purchases",
+        &["id", "customer_id", "amount", "at", "currency"],
+    ),
     (
         "spend",
-        &["id", "at", "amount", "category", "channel", "campaign_id"],
+        &[
+            "id",
+            "at",
+            "amount",
+            "category",
+            "channel",
+            "campaign_id",
+            "currency",
+        ],
     ),
     (
         "campaigns",
@@ -106,7 +119,14 @@ const TABLES: [(&str, &[&str]); 13] = [
     ),
     (
         "quotas",
-        &["id", "owner", "period_start", "period_end", "amount"],
+        &[
+            "id",
+            "owner",
+            "period_start",
+            "period_end",
+            "amount",
+            "currency",
+        ],
     ),
     (
         "activities",
@@ -121,6 +141,7 @@ const TABLES: [(&str, &[&str]); 13] = [
             "amount",
         ],
     ),
+    ("fx_rates", &["id", "currency", "effective_at", "rate"]),
 ];
 
 fn time(t: Timestamp) -> anyhow::Result<String> {
@@ -205,7 +226,7 @@ pub(crate) fn write_csv(records: &[Record], dir: &Path) -> anyhow::Result<u64> {
         w.write_record(header)?;
         writers.push(w);
     }
-    let [customers, leads, deals, stages, subs, changes, purchases, spend, campaigns, tickets, surveys, quotas, activities] =
+    let [customers, leads, deals, stages, subs, changes, purchases, spend, campaigns, tickets, surveys, quotas, activities, fx_rates] =
         writers.as_mut_slice()
     else {
         unreachable!("one writer per table");
@@ -240,6 +261,7 @@ pub(crate) fn write_csv(records: &[Record], dir: &Path) -> anyhow::Result<u64> {
                     deal_kind(d.kind).into(),
                     opt(&d.customer_id),
                     opt(&d.campaign_id),
+                    opt(&d.currency),
                 ])?;
                 for (i, s) in d.stage_history.iter().enumerate() {
                     stages.write_record([
@@ -258,6 +280,7 @@ pub(crate) fn write_csv(records: &[Record], dir: &Path) -> anyhow::Result<u64> {
                     opt_time(s.ended_at)?,
                     opt_time(s.renewal_due_at)?,
                     s.renewed.map(|b| b.to_string()).unwrap_or_default(),
+                    opt(&s.currency),
                 ])?;
                 for (i, c) in s.mrr_changes.iter().enumerate() {
                     changes.write_record([
@@ -273,6 +296,7 @@ pub(crate) fn write_csv(records: &[Record], dir: &Path) -> anyhow::Result<u64> {
                 p.customer_id.clone(),
                 money(p.amount)?,
                 time(p.at)?,
+                opt(&p.currency),
             ])?,
             Record::Spend(s) => spend.write_record([
                 s.id.clone(),
@@ -281,6 +305,7 @@ pub(crate) fn write_csv(records: &[Record], dir: &Path) -> anyhow::Result<u64> {
                 category(s.category).into(),
                 s.channel.map(channel).unwrap_or_default().into(),
                 opt(&s.campaign_id),
+                opt(&s.currency),
             ])?,
             Record::Campaign(c) => campaigns.write_record([
                 c.id.clone(),
@@ -314,6 +339,7 @@ pub(crate) fn write_csv(records: &[Record], dir: &Path) -> anyhow::Result<u64> {
                 time(q.period_start)?,
                 time(q.period_end)?,
                 money(q.amount)?,
+                opt(&q.currency),
             ])?,
             Record::Activity(a) => activities.write_record([
                 a.id.clone(),
@@ -324,6 +350,12 @@ pub(crate) fn write_csv(records: &[Record], dir: &Path) -> anyhow::Result<u64> {
                 opt(&a.deal_id),
                 opt(&a.owner),
                 a.amount.map(money).transpose()?.unwrap_or_default(),
+            ])?,
+            Record::FxRate(r) => fx_rates.write_record([
+                r.id.clone(),
+                r.currency.clone(),
+                time(r.effective_at)?,
+                money(r.rate)?,
             ])?,
         }
     }
@@ -345,6 +377,7 @@ mod tests {
     fn writes_every_table_with_its_header_and_rows() {
         let records = generate(&DemoOptions {
             records: 2_000,
+            currencies: true,
             ..DemoOptions::default()
         });
         let dir = std::env::temp_dir().join(format!("kpi-bench-export-{}", std::process::id()));
@@ -357,7 +390,7 @@ mod tests {
         let mut lines = text.lines();
         assert_eq!(
             lines.next().unwrap(),
-            "id,owner,amount,created_at,closed_at,status,kind,customer_id,campaign_id"
+            "id,owner,amount,created_at,closed_at,status,kind,customer_id,campaign_id,currency"
         );
         assert_eq!(lines.count(), deals);
         for (name, _) in TABLES {

@@ -32,7 +32,7 @@ const MAX_CALLS: usize = 1_000_000;
 
 /// How each kind is weighted in the writer's records (deals the largest share), and the
 /// metric a read after a write of that kind computes (one that reads the kind).
-const KINDS: [(RecordKind, u32, &str); 11] = [
+const KINDS: [(RecordKind, u32, &str); 12] = [
     (RecordKind::Deal, 30, "sales.win_rate"),
     (RecordKind::Lead, 12, "sales.lead_conversion_rate"),
     (RecordKind::Customer, 10, "success.churn_rate"),
@@ -44,6 +44,8 @@ const KINDS: [(RecordKind, u32, &str); 11] = [
     (RecordKind::Spend, 5, "marketing.cac"),
     (RecordKind::Campaign, 3, "marketing.email_open_rate"),
     (RecordKind::Quota, 2, "sales.quota_attainment"),
+    // A rate converts the amounts of its currency again: revenue reads the won deals'.
+    (RecordKind::FxRate, 1, "sales.revenue"),
 ];
 
 /// Stored records kept per kind as the writer's templates.
@@ -141,6 +143,7 @@ fn with_id(record: &Record, id: String) -> Record {
         Record::SurveyResponse(x) => x.id = id,
         Record::Quota(x) => x.id = id,
         Record::Activity(x) => x.id = id,
+        Record::FxRate(x) => x.id = id,
     }
     r
 }
@@ -470,6 +473,7 @@ mod tests {
         let records = generate(&DemoOptions {
             records: 5_000,
             attributes_and_activities: true,
+            currencies: true,
             ..DemoOptions::default()
         });
         let templates = Templates::new(&records);

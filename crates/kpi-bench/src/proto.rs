@@ -20,6 +20,7 @@ mod tests {
         let records = generate(&DemoOptions {
             records: 3_000,
             attributes_and_activities: true,
+            currencies: true,
             ..DemoOptions::default()
         });
         let mut kinds = std::collections::BTreeSet::new();

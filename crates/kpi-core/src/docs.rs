@@ -18,7 +18,13 @@ pub fn render_markdown(registry: &Registry) -> String {
          an attribute is its text, its decimal normalized (`12.5`), `true` or `false`, or \
          its time in RFC 3339 (`2024-03-01T00:00:00Z`); a record without it has the value \
          `\"\"`, so the groups always add up to the ungrouped total, and the filter \
-         `attr.region = \"\"` selects the records without a region.\n",
+         `attr.region = \"\"` selects the records without a region.\n\n\
+         Money inputs (amounts, MRR, spend, quotas) are in the tenant's base currency: an \
+         amount sent in another currency is converted at the time of its own event with \
+         the latest `fx_rate` on or before it (README, \"Currencies\"), so a row's inputs \
+         are converted amounts. A value that would read an amount with no such rate is \
+         undefined, its reason naming the currency and the date \
+         (`no GBP rate on or before 2024-03-05`).\n",
     );
     let mut family = "";
     for metric in registry.metrics() {

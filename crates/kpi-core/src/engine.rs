@@ -326,7 +326,13 @@ impl<'a> Gather<'a> {
                 continue;
             }
             let value = match spec.source {
-                InputSource::Stored(m) => self.measure(m)?,
+                InputSource::Stored(m) => self.measure(m).map_err(|e| match e {
+                    MetricError::UndefinedMeasure(reason) => MetricError::UndefinedInput {
+                        input: spec.name.to_owned(),
+                        reason,
+                    },
+                    e => e,
+                })?,
                 InputSource::Metric(id) => self.metric(spec.name, id)?,
                 InputSource::Custom => continue,
             };
@@ -358,6 +364,9 @@ fn evaluate_in_scope(
                     Value::Undefined(format!("{input} is undefined: {reason}")),
                     ctx.explicit.clone(),
                 ))
+            }
+            Err(MetricError::UndefinedMeasure(reason)) => {
+                return Ok((Value::Undefined(reason), ctx.explicit.clone()))
             }
             Err(e) => return Err(e),
         }

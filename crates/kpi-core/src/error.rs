@@ -66,6 +66,11 @@ pub enum MetricError {
     /// The store could not answer.
     #[error("store: {0}")]
     Store(String),
+    /// A measure has no value here, for the reason given (a stored amount it reads could
+    /// not be converted to the base currency: `no GBP rate on or before 2024-03-05`). The
+    /// metric reading it is undefined with that reason; other rows are unaffected.
+    #[error("undefined: {0}")]
+    UndefinedMeasure(String),
     /// The request's deadline passed or it was cancelled.
     #[error("cancelled")]
     Cancelled,
@@ -135,6 +140,8 @@ impl ComputeError {
                 Self::invalid(format!("filters[{dimension}]"), reason)
             }
             MetricError::Store(msg) => Self::Store(msg),
+            // The engine makes it an undefined row; reaching here is a store failure.
+            MetricError::UndefinedMeasure(reason) => Self::Store(reason),
             MetricError::Cancelled => Self::Cancelled,
         }
     }

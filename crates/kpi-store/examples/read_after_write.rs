@@ -32,6 +32,8 @@ fn measures(kind: RecordKind) -> Vec<Measure> {
         ],
         RecordKind::Campaign => vec![Measure::EmailDelivered, Measure::EmailOpens],
         RecordKind::Quota => vec![Measure::QuotaProrated, Measure::WonAmount],
+        // A rate converts the amounts of its currency again.
+        RecordKind::FxRate => vec![Measure::WonAmount, Measure::MrrAtEnd],
     }
 }
 
@@ -48,6 +50,7 @@ fn with_id(mut record: Record, id: String) -> Record {
         Record::Ticket(r) => r.id = id,
         Record::SurveyResponse(r) => r.id = id,
         Record::Quota(r) => r.id = id,
+        Record::FxRate(r) => r.id = id,
         Record::Activity(r) => r.id = id,
     }
     record

@@ -52,6 +52,7 @@ pub(crate) fn kind_byte(kind: RecordKind) -> u8 {
         RecordKind::SurveyResponse => 0x09,
         RecordKind::Quota => 0x0A,
         RecordKind::Activity => 0x0B,
+        RecordKind::FxRate => 0x0C,
     }
 }
 
@@ -309,6 +310,7 @@ mod tests {
     #[test]
     fn values_carry_their_slot_and_first_release_values_still_decode() {
         let r = Record::Quota(crate::record::Quota {
+            currency: None,
             attributes: Default::default(),
             id: "q".into(),
             owner: "rep".into(),

@@ -19,7 +19,7 @@ use rust_decimal::Decimal;
 
 use crate::record::{
     Activity, AttributeValue, Attributes, Campaign, Channel, Customer, Deal, DealKind, DealStatus,
-    Lead, MrrChange, Purchase, Quota, Record, Source, Spend, SpendCategory, StageEntry,
+    FxRate, Lead, MrrChange, Purchase, Quota, Record, Source, Spend, SpendCategory, StageEntry,
     Subscription, SurveyKind, SurveyResponse, Ticket,
 };
 
@@ -37,6 +37,12 @@ pub struct DemoOptions {
     /// (calls, emails, meetings, demos) for every deal. Off, no record has attributes and
     /// there are no activities.
     pub attributes_and_activities: bool,
+    /// Amounts in several currencies: about a quarter of the deals, subscriptions,
+    /// purchases, spend and quotas name GBP, USD or EUR, and `fx_rate` records give GBP and
+    /// USD a rate every 30 days from a year before the span (so every amount has one).
+    /// The tenant's base currency must then be EUR. Off, no record names a currency. The
+    /// other records are the same either way.
+    pub currencies: bool,
 }
 
 impl Default for DemoOptions {
@@ -46,6 +52,7 @@ impl Default for DemoOptions {
             records: 20_000,
             end: Timestamp::from_second(1_735_689_600).expect("2025-01-01T00:00:00Z"),
             attributes_and_activities: false,
+            currencies: false,
         }
     }
 }
@@ -93,7 +100,7 @@ impl Rng {
     }
 
     /// An index drawn with the given weights.
-    fn weighted(&mut self, weights: &[u64]) -> usize {
+    pub(crate) fn weighted(&mut self, weights: &[u64]) -> usize {
         let total: u64 = weights.iter().sum();
         let mut x = self.next_u64() % total;
         for (i, w) in weights.iter().enumerate() {
@@ -133,6 +140,9 @@ pub struct DemoStream {
     next_survey: u64,
     attributes_and_activities: bool,
     next_activity: u64,
+    /// With [`DemoOptions::currencies`]: draws each amount's currency (apart from `rng`,
+    /// so the records are otherwise the same).
+    currency_rng: Option<Rng>,
 }
 
 impl std::fmt::Debug for DemoStream {
@@ -176,7 +186,13 @@ impl DemoStream {
             next_survey: 0,
             attributes_and_activities: opts.attributes_and_activities,
             next_activity: 0,
+            currency_rng: opts
+                .currencies
+                .then_some(Rng(opts.seed ^ 0x6375_7272_656E_6379)),
         };
+        if opts.currencies && opts.records > 0 {
+            s.fx_rates();
+        }
         if opts.records > 0 {
             s.fixed_records(opts.records);
         }
@@ -200,8 +216,40 @@ impl DemoStream {
         self.start + a.max(b)
     }
 
-    fn push(&mut self, r: Record) {
+    fn push(&mut self, mut r: Record) {
+        if let Some(rng) = &mut self.currency_rng {
+            let code = ["GBP", "USD", "EUR"]
+                .get(rng.weighted(&[15, 8, 4, 73]))
+                .map(|c| (*c).to_owned());
+            match &mut r {
+                Record::Deal(x) => x.currency = code,
+                Record::Subscription(x) => x.currency = code,
+                Record::Purchase(x) => x.currency = code,
+                Record::Spend(x) => x.currency = code,
+                Record::Quota(x) => x.currency = code,
+                _ => {}
+            }
+        }
         self.buffer.push_back(r);
+    }
+
+    /// GBP and USD rates (in EUR) every 30 days, from a year before the span to its end.
+    fn fx_rates(&mut self) {
+        let from = self.start - 365 * DAY;
+        for k in 0..=(SPAN_DAYS + 365) / 30 {
+            let at = from + k * 30 * DAY;
+            for (code, base, step, cycle) in [("GBP", 11500, 125, 7), ("USD", 9000, 100, 5)] {
+                self.push(Record::FxRate(FxRate {
+                    id: format!("fx-{code}-{k:03}"),
+                    currency: code.to_owned(),
+                    effective_at: ts(at),
+                    rate: Decimal::new(base + (k % cycle) * step, 4),
+                    attributes: Default::default(),
+                    // The store sets it from the tenant's base when it is written.
+                    base: None,
+                }));
+            }
+        }
     }
 
     /// A region, weighted like a European company's customers.
@@ -322,6 +370,7 @@ impl DemoStream {
                 i + 1
             );
             self.push(Record::Campaign(Campaign {
+                currency: None,
                 attributes: Default::default(),
                 id: id.clone(),
                 name,
@@ -338,6 +387,7 @@ impl DemoStream {
                 let amount = money(self.rng.range(50_000, 1_500_000));
                 let own_channel = self.rng.chance(50).then_some(channel);
                 self.push(Record::Spend(Spend {
+                    currency: None,
                     attributes: Default::default(),
                     id: format!("spend-{id}-{k}"),
                     at: ts(at),
@@ -376,6 +426,7 @@ impl DemoStream {
             ];
             for (k, (category, cents, channel)) in items.into_iter().enumerate() {
                 self.push(Record::Spend(Spend {
+                    currency: None,
                     attributes: Default::default(),
                     id: format!("spend-m{month:02}-{k}"),
                     at: ts(at),
@@ -391,6 +442,7 @@ impl DemoStream {
             for q in 0..8i64 {
                 let period_start = self.start + q * 91 * DAY + (SPAN_DAYS - 8 * 91) * DAY;
                 self.push(Record::Quota(Quota {
+                    currency: None,
                     attributes: Default::default(),
                     id: format!("quota-rep-{rep:03}-q{}", q + 1),
                     owner: format!("rep-{rep:03}"),
@@ -519,6 +571,7 @@ impl DemoStream {
         let attributes = self.deal_attributes();
         self.deal_activities(&id, &owner, customer_id.as_ref(), created, last);
         self.push(Record::Deal(Deal {
+            currency: None,
             attributes,
             id,
             owner,
@@ -644,6 +697,7 @@ impl DemoStream {
             self.next_purchase += 1;
             let amount = money(self.rng.range(5_000, 250_000));
             self.push(Record::Purchase(Purchase {
+                currency: None,
                 attributes: Default::default(),
                 id: format!("purchase-{:07}", self.next_purchase),
                 customer_id: customer_id.clone(),
@@ -733,6 +787,7 @@ impl DemoStream {
             (None, None)
         };
         self.push(Record::Subscription(Subscription {
+            currency: None,
             attributes: Default::default(),
             id: format!("sub-{:07}", self.next_sub),
             customer_id: customer_id.to_owned(),

@@ -13,6 +13,7 @@ mod attribute_columns;
 pub mod attributes;
 mod budget;
 mod codec;
+mod currency;
 mod dims;
 mod durable;
 mod error;

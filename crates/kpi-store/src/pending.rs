@@ -35,6 +35,13 @@ pub(crate) enum RowChanges {
 impl RowChanges {
     /// Applies the changes; the kinds they touched.
     pub(crate) fn apply(&self, rows: &mut Rows) -> Vec<RecordKind> {
+        let mut kinds = self.apply_rows(rows);
+        // Written exchange rates convert the amounts again.
+        kinds.extend(rows.convert_again());
+        kinds
+    }
+
+    fn apply_rows(&self, rows: &mut Rows) -> Vec<RecordKind> {
         match self {
             RowChanges::Put(puts) => puts
                 .iter()

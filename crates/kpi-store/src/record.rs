@@ -185,6 +185,10 @@ pub struct Deal {
     /// Custom attributes, by name (absent in values stored before they existed).
     #[serde(default)]
     pub attributes: Attributes,
+    /// The currency of its amounts (ISO 4217); none: the tenant's base currency (absent in
+    /// values stored before currencies existed).
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 /// A change of a subscription's MRR.
@@ -216,6 +220,10 @@ pub struct Subscription {
     /// Custom attributes, by name (absent in values stored before they existed).
     #[serde(default)]
     pub attributes: Attributes,
+    /// The currency of its amounts (ISO 4217); none: the tenant's base currency (absent in
+    /// values stored before currencies existed).
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 /// A one-time purchase (non-recurring revenue).
@@ -232,6 +240,10 @@ pub struct Purchase {
     /// Custom attributes, by name (absent in values stored before they existed).
     #[serde(default)]
     pub attributes: Attributes,
+    /// The currency of its amounts (ISO 4217); none: the tenant's base currency (absent in
+    /// values stored before currencies existed).
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 /// Money spent.
@@ -252,6 +264,10 @@ pub struct Spend {
     /// Custom attributes, by name (absent in values stored before they existed).
     #[serde(default)]
     pub attributes: Attributes,
+    /// The currency of its amounts (ISO 4217); none: the tenant's base currency (absent in
+    /// values stored before currencies existed).
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 /// A marketing campaign.
@@ -276,6 +292,10 @@ pub struct Campaign {
     /// Custom attributes, by name (absent in values stored before they existed).
     #[serde(default)]
     pub attributes: Attributes,
+    /// The currency of its amounts (ISO 4217); none: the tenant's base currency (absent in
+    /// values stored before currencies existed).
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 /// A support ticket.
@@ -334,6 +354,10 @@ pub struct Quota {
     /// Custom attributes, by name (absent in values stored before they existed).
     #[serde(default)]
     pub attributes: Attributes,
+    /// The currency of its amounts (ISO 4217); none: the tenant's base currency (absent in
+    /// values stored before currencies existed).
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 /// An activity: a call, a meeting, an email, a demo… that a rep or agent did.
@@ -358,6 +382,28 @@ pub struct Activity {
     /// Custom attributes, by name.
     #[serde(default)]
     pub attributes: Attributes,
+}
+
+/// An exchange rate: the value of one unit of a currency in the tenant's base currency,
+/// from an instant on (until the currency's next rate).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FxRate {
+    /// Id.
+    pub id: String,
+    /// The currency it values (ISO 4217).
+    pub currency: String,
+    /// From when it applies.
+    pub effective_at: Timestamp,
+    /// The value of one unit of `currency` in the base currency, > 0.
+    pub rate: Decimal,
+    /// Custom attributes, by name.
+    #[serde(default)]
+    pub attributes: Attributes,
+    /// The base currency the rate is towards: the tenant's when it was written (the store
+    /// sets it; none: no base was set). A rate towards another base than the tenant's
+    /// current one converts nothing (after a change of base, rates are sent again).
+    #[serde(default)]
+    pub base: Option<String>,
 }
 
 /// The kind of a record: the `oneof record` field name in the proto.
@@ -385,11 +431,13 @@ pub enum RecordKind {
     Quota,
     /// `activity`
     Activity,
+    /// `fx_rate`
+    FxRate,
 }
 
 impl RecordKind {
     /// Every kind.
-    pub const ALL: [RecordKind; 11] = [
+    pub const ALL: [RecordKind; 12] = [
         RecordKind::Customer,
         RecordKind::Lead,
         RecordKind::Deal,
@@ -401,6 +449,7 @@ impl RecordKind {
         RecordKind::SurveyResponse,
         RecordKind::Quota,
         RecordKind::Activity,
+        RecordKind::FxRate,
     ];
 
     /// The proto oneof field name (`survey_response`).
@@ -417,6 +466,7 @@ impl RecordKind {
             RecordKind::SurveyResponse => "survey_response",
             RecordKind::Quota => "quota",
             RecordKind::Activity => "activity",
+            RecordKind::FxRate => "fx_rate",
         }
     }
 
@@ -451,6 +501,8 @@ pub enum Record {
     Quota(Quota),
     /// An activity.
     Activity(Activity),
+    /// An exchange rate.
+    FxRate(FxRate),
 }
 
 impl Record {
@@ -468,6 +520,7 @@ impl Record {
             Record::SurveyResponse(_) => RecordKind::SurveyResponse,
             Record::Quota(_) => RecordKind::Quota,
             Record::Activity(_) => RecordKind::Activity,
+            Record::FxRate(_) => RecordKind::FxRate,
         }
     }
 
@@ -485,6 +538,7 @@ impl Record {
             Record::SurveyResponse(r) => &r.attributes,
             Record::Quota(r) => &r.attributes,
             Record::Activity(r) => &r.attributes,
+            Record::FxRate(r) => &r.attributes,
         }
     }
 
@@ -502,6 +556,22 @@ impl Record {
             Record::SurveyResponse(r) => &r.id,
             Record::Quota(r) => &r.id,
             Record::Activity(r) => &r.id,
+            Record::FxRate(r) => &r.id,
+        }
+    }
+}
+
+impl Record {
+    /// The currency the record's amounts are in, when it names one (none: the base).
+    pub fn currency(&self) -> Option<&str> {
+        match self {
+            Record::Deal(r) => r.currency.as_deref(),
+            Record::Subscription(r) => r.currency.as_deref(),
+            Record::Purchase(r) => r.currency.as_deref(),
+            Record::Spend(r) => r.currency.as_deref(),
+            Record::Campaign(r) => r.currency.as_deref(),
+            Record::Quota(r) => r.currency.as_deref(),
+            _ => None,
         }
     }
 }

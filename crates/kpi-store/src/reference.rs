@@ -17,7 +17,85 @@ use crate::record::{
     Channel, Deal, DealKind, DealStatus, Record, RecordKind, Source, Subscription,
 };
 use crate::store::Canonical;
+
 use crate::units::{nanos_between, nanos_to, DAY_NANOS, HOUR_NANOS, YEAR_NANOS};
+
+/// `records` with every amount converted to their base currency as kpid converts it, read
+/// record by record: an amount in currency `C` at time `t` times the rate of the `fx_rate`
+/// record of `C` with the greatest `(effective_at, id)` at or before `t`; none, the base
+/// or zero as it is. Also, when some amount cannot be converted, the same records with
+/// each such amount `x` (kept as sent in the first) made `2x + 1`: a measure reads an
+/// unconverted amount when its two answers differ.
+pub(crate) fn converted(records: &Canonical) -> (Canonical, Option<Canonical>) {
+    let base = records.base_currency.as_str();
+    let rates: Vec<&crate::record::FxRate> = records
+        .of_kind(RecordKind::FxRate)
+        .filter_map(|r| match r {
+            Record::FxRate(r) if r.base.as_deref().unwrap_or("") == base => Some(r),
+            _ => None,
+        })
+        .collect();
+    let convert = |amount: Decimal, currency: &Option<String>, at: Timestamp| {
+        let Some(code) = currency.as_deref() else {
+            return Some(amount);
+        };
+        if code == base || amount.is_zero() {
+            return Some(amount);
+        }
+        if base.is_empty() {
+            return None;
+        }
+        let rate = rates
+            .iter()
+            .filter(|r| r.currency == code && r.effective_at <= at)
+            .max_by(|a, b| (a.effective_at, &a.id).cmp(&(b.effective_at, &b.id)))?;
+        amount.checked_mul(rate.rate)
+    };
+    let mut low = Canonical::default();
+    low.base_currency = base.to_owned();
+    let mut high = low.clone();
+    let mut any = false;
+    // Converts one amount in both copies.
+    let mut one =
+        |low: &mut Decimal, high: &mut Decimal, currency: &Option<String>, at| match convert(
+            *low, currency, at,
+        ) {
+            Some(v) => (*low, *high) = (v, v),
+            None => {
+                any = true;
+                *high = *low * Decimal::TWO + Decimal::ONE;
+            }
+        };
+    for record in records.records() {
+        let (mut l, mut h) = (record.clone(), record.clone());
+        match (&mut l, &mut h) {
+            (Record::Deal(l), Record::Deal(h)) => {
+                let at = l.closed_at.unwrap_or(l.created_at);
+                one(&mut l.amount, &mut h.amount, &l.currency.clone(), at);
+            }
+            (Record::Purchase(l), Record::Purchase(h)) => {
+                one(&mut l.amount, &mut h.amount, &l.currency.clone(), l.at);
+            }
+            (Record::Spend(l), Record::Spend(h)) => {
+                one(&mut l.amount, &mut h.amount, &l.currency.clone(), l.at);
+            }
+            (Record::Quota(l), Record::Quota(h)) => {
+                let at = l.period_start;
+                one(&mut l.amount, &mut h.amount, &l.currency.clone(), at);
+            }
+            (Record::Subscription(l), Record::Subscription(h)) => {
+                let currency = l.currency.clone();
+                for (lc, hc) in l.mrr_changes.iter_mut().zip(h.mrr_changes.iter_mut()) {
+                    one(&mut lc.mrr, &mut hc.mrr, &currency, lc.at);
+                }
+            }
+            _ => {}
+        }
+        low.upsert(l);
+        high.upsert(h);
+    }
+    (low, any.then_some(high))
+}
 
 /// Answers measures by scanning `records`.
 pub(crate) struct Reference<'a> {
@@ -813,6 +891,8 @@ impl<'a> Reference<'a> {
                     Record::SurveyResponse(s) => take(Unit::Survey, lookup.survey(s)),
                     Record::Quota(q) => take(Unit::Quota, lookup.quota(q)),
                     Record::Activity(a) => take(Unit::Activity, lookup.activity(a)),
+                    // Rates are no unit's rows: they only convert amounts.
+                    Record::FxRate(_) => {}
                 }
             }
         }

@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use kpi_core::{Decimal, SurveyKind};
 
 use crate::attribute_columns::AttributeColumns;
+use crate::currency::{Rates, Unconverted, UnconvertedAmounts};
 use crate::dims::{channel_name, source_name};
 use crate::record::{Channel, DealKind, DealStatus, Record, RecordKind, Source, SpendCategory};
 use crate::symbols::{Interner, Sym, NONE};
@@ -98,6 +99,10 @@ pub(crate) struct DealRow {
     pub(crate) campaign: Sym,
     /// Stage (interned) and when the deal entered it, in order.
     pub(crate) stages: Box<[(Sym, PackedTime)]>,
+    /// The currency of its amount ([`NONE`]: the base); `amount` is converted.
+    pub(crate) currency: Sym,
+    /// The amount as sent, when it names a currency.
+    pub(crate) original: Option<Box<Decimal>>,
 }
 
 /// A subscription.
@@ -108,9 +113,14 @@ pub(crate) struct SubscriptionRow {
     pub(crate) customer: Sym,
     pub(crate) started_at: PackedTime,
     pub(crate) ended_at: OptionalPackedTime,
+    /// Each change's MRR, converted at the change's time.
     pub(crate) mrr_changes: Box<[(PackedTime, Decimal)]>,
     pub(crate) renewal_due_at: OptionalPackedTime,
     pub(crate) renewed: Option<bool>,
+    /// The currency of its MRR ([`NONE`]: the base).
+    pub(crate) currency: Sym,
+    /// Each change's MRR as sent, when it names a currency.
+    pub(crate) original: Option<Box<[Decimal]>>,
 }
 
 /// A one-time purchase.
@@ -119,6 +129,10 @@ pub(crate) struct PurchaseRow {
     pub(crate) customer: Sym,
     pub(crate) amount: Decimal,
     pub(crate) at: PackedTime,
+    /// The currency of its amount ([`NONE`]: the base); `amount` is converted.
+    pub(crate) currency: Sym,
+    /// The amount as sent, when it names a currency.
+    pub(crate) original: Option<Box<Decimal>>,
 }
 
 /// Money spent.
@@ -129,6 +143,10 @@ pub(crate) struct SpendRow {
     pub(crate) category: SpendCategory,
     pub(crate) channel: Option<Channel>,
     pub(crate) campaign: Sym,
+    /// The currency of its amount ([`NONE`]: the base); `amount` is converted.
+    pub(crate) currency: Sym,
+    /// The amount as sent, when it names a currency.
+    pub(crate) original: Option<Box<Decimal>>,
 }
 
 /// A campaign.
@@ -170,6 +188,22 @@ pub(crate) struct QuotaRow {
     pub(crate) period_start: Timestamp,
     pub(crate) period_end: Timestamp,
     pub(crate) amount: Decimal,
+    /// The currency of its amount ([`NONE`]: the base); `amount` is converted.
+    pub(crate) currency: Sym,
+    /// The amount as sent, when it names a currency.
+    pub(crate) original: Option<Box<Decimal>>,
+}
+
+/// An exchange rate.
+#[derive(Clone)]
+pub(crate) struct FxRateRow {
+    /// Its id: of two rates of a currency at one instant, the greatest id's wins.
+    pub(crate) id: Box<str>,
+    pub(crate) currency: Sym,
+    pub(crate) effective_at: PackedTime,
+    pub(crate) rate: Decimal,
+    /// The base currency it is towards ([`NONE`]: none was set).
+    pub(crate) base: Sym,
 }
 
 /// An activity.
@@ -180,6 +214,126 @@ pub(crate) struct ActivityRow {
     pub(crate) customer: Sym,
     pub(crate) occurred_at: PackedTime,
     pub(crate) amount: Option<Decimal>,
+}
+
+/// What converts a row's amounts: the rows with amounts implement it.
+pub(crate) trait Converted: Sized {
+    /// The kind of the row's record.
+    const KIND: RecordKind;
+    /// Converts the row's amounts with `rates`; returns those that could not be (they keep
+    /// their amount as sent, which nothing reports: every value reading them is undefined).
+    fn convert(&mut self, rates: &Rates) -> Vec<Unconverted>;
+    /// The row with its amounts converted, noting in `unconverted` (under `slot`) those
+    /// that could not be.
+    fn converted(mut self, rates: &Rates, unconverted: &mut UnconvertedAmounts, slot: u32) -> Self {
+        let missing = self.convert(rates);
+        unconverted.set(Self::KIND, slot, missing);
+        self
+    }
+    /// Whether the row's amounts equal `other`'s.
+    fn same_amounts(&self, other: &Self) -> bool;
+}
+
+/// Converts one amount counted from `from` until `until`, converted at `at`.
+fn convert_one(
+    rates: &Rates,
+    (currency, original): (Sym, Option<&Decimal>),
+    amount: &mut Decimal,
+    (at, from, until): (Timestamp, Timestamp, Option<Timestamp>),
+) -> Vec<Unconverted> {
+    let Some(original) = original else {
+        return Vec::new();
+    };
+    match rates.convert(*original, currency, at) {
+        Ok(v) => {
+            *amount = v;
+            Vec::new()
+        }
+        Err(missing) => {
+            *amount = *original;
+            vec![Unconverted {
+                currency,
+                missing,
+                at,
+                from,
+                until,
+                first: false,
+            }]
+        }
+    }
+}
+
+/// The rows with one amount: how to read its time span.
+macro_rules! converted_once {
+    ($($row:ident ($kind:ident): |$r:ident| $span:expr;)*) => {$(
+        impl Converted for $row {
+            const KIND: RecordKind = RecordKind::$kind;
+            fn convert(&mut self, rates: &Rates) -> Vec<Unconverted> {
+                let $r = &*self;
+                let span = $span;
+                convert_one(
+                    rates,
+                    (self.currency, self.original.as_deref()),
+                    &mut self.amount,
+                    span,
+                )
+            }
+            fn same_amounts(&self, other: &Self) -> bool {
+                self.amount == other.amount
+            }
+        }
+    )*};
+}
+
+converted_once! {
+    // A deal's amount is converted at its close when it closed, else at its creation.
+    DealRow (Deal): |r| (
+        r.closed_at.get().unwrap_or(r.created_at.get()),
+        r.created_at.get(),
+        r.closed_at.get(),
+    );
+    PurchaseRow (Purchase): |r| (r.at.get(), r.at.get(), Some(r.at.get()));
+    SpendRow (Spend): |r| (r.at.get(), r.at.get(), Some(r.at.get()));
+    // A quota is converted at its period's start.
+    QuotaRow (Quota): |r| (r.period_start, r.period_start, Some(r.period_end));
+}
+
+/// Each MRR change is converted at its own time; it counts until the next change (or the
+/// subscription's end).
+impl Converted for SubscriptionRow {
+    const KIND: RecordKind = RecordKind::Subscription;
+    fn convert(&mut self, rates: &Rates) -> Vec<Unconverted> {
+        let mut missing = Vec::new();
+        if let Some(original) = self.original.as_deref() {
+            let (started, ended) = (self.started_at.get(), self.ended_at.get());
+            let times: Vec<Timestamp> = self.mrr_changes.iter().map(|(t, _)| t.get()).collect();
+            for (k, ((_, mrr), sent)) in self.mrr_changes.iter_mut().zip(original).enumerate() {
+                // Until the next change or the end, whichever comes first.
+                let until = match (times.get(k + 1).copied(), ended) {
+                    (Some(next), Some(end)) => Some(next.min(end)),
+                    (next, end) => next.or(end),
+                };
+                // The first MRR counts from the start.
+                let from = if k == 0 { started } else { times[k] };
+                for mut m in convert_one(
+                    rates,
+                    (self.currency, Some(sent)),
+                    mrr,
+                    (times[k], from, until),
+                ) {
+                    m.first = k == 0;
+                    missing.push(m);
+                }
+            }
+        }
+        missing
+    }
+    fn same_amounts(&self, other: &Self) -> bool {
+        self.mrr_changes
+            .iter()
+            .zip(other.mrr_changes.iter())
+            .all(|(a, b)| a.1 == b.1)
+    }
 }
 
 /// Slots per chunk of a [`Slab`].
@@ -439,6 +593,13 @@ pub(crate) struct Rows {
     pub(crate) surveys: Arc<Slab<SurveyRow>>,
     pub(crate) quotas: Arc<Slab<QuotaRow>>,
     pub(crate) activities: Arc<Slab<ActivityRow>>,
+    pub(crate) fx_rates: Arc<Slab<FxRateRow>>,
+    /// The base currency and the rates of `fx_rates`, which the amounts are converted with.
+    rates: Rates,
+    /// Whether `fx_rates` changed since `rates` was made (see [`Rows::convert_again`]).
+    rates_changed: bool,
+    /// The amounts that could not be converted.
+    pub(crate) unconverted: UnconvertedAmounts,
     /// Per kind, the next slot never used (slots below it are used or free).
     next: [u32; RecordKind::ALL.len()],
 }
@@ -504,6 +665,10 @@ macro_rules! with_slab {
                 let $slab = with_slab!(@get $how $rows.activities);
                 $body
             }
+            RecordKind::FxRate => {
+                let $slab = with_slab!(@get $how $rows.fx_rates);
+                $body
+            }
         }
     };
 }
@@ -535,6 +700,10 @@ impl Default for Rows {
             surveys: Arc::default(),
             activities: Arc::default(),
             quotas: Arc::default(),
+            fx_rates: Arc::default(),
+            rates: Rates::default(),
+            rates_changed: false,
+            unconverted: UnconvertedAmounts::default(),
             next: [0; RecordKind::ALL.len()],
         }
     }
@@ -625,7 +794,10 @@ impl Rows {
                         .iter()
                         .map(|e| (d.intern(&e.stage), PackedTime::new(e.entered_at)))
                         .collect(),
-                },
+                    currency: d.intern_opt(x.currency.as_deref()),
+                    original: x.currency.as_ref().map(|_| Box::new(x.amount)),
+                }
+                .converted(&self.rates, &mut self.unconverted, slot),
             ),
             Record::Subscription(s) => Arc::make_mut(&mut self.subscriptions).put(
                 slot,
@@ -641,7 +813,13 @@ impl Rows {
                         .collect(),
                     renewal_due_at: OptionalPackedTime::new(s.renewal_due_at),
                     renewed: s.renewed,
-                },
+                    currency: d.intern_opt(s.currency.as_deref()),
+                    original: s
+                        .currency
+                        .as_ref()
+                        .map(|_| s.mrr_changes.iter().map(|c| c.mrr).collect()),
+                }
+                .converted(&self.rates, &mut self.unconverted, slot),
             ),
             Record::Purchase(p) => Arc::make_mut(&mut self.purchases).put(
                 slot,
@@ -649,7 +827,10 @@ impl Rows {
                     customer: ids.intern(&p.customer_id),
                     amount: p.amount,
                     at: PackedTime::new(p.at),
-                },
+                    currency: d.intern_opt(p.currency.as_deref()),
+                    original: p.currency.as_ref().map(|_| Box::new(p.amount)),
+                }
+                .converted(&self.rates, &mut self.unconverted, slot),
             ),
             Record::Spend(s) => Arc::make_mut(&mut self.spend).put(
                 slot,
@@ -659,7 +840,10 @@ impl Rows {
                     category: s.category,
                     channel: s.channel,
                     campaign: d.intern_opt(s.campaign_id.as_deref()),
-                },
+                    currency: d.intern_opt(s.currency.as_deref()),
+                    original: s.currency.as_ref().map(|_| Box::new(s.amount)),
+                }
+                .converted(&self.rates, &mut self.unconverted, slot),
             ),
             Record::Campaign(c) => Arc::make_mut(&mut self.campaigns).put(
                 slot,
@@ -699,7 +883,10 @@ impl Rows {
                     period_start: q.period_start,
                     period_end: q.period_end,
                     amount: q.amount,
-                },
+                    currency: d.intern_opt(q.currency.as_deref()),
+                    original: q.currency.as_ref().map(|_| Box::new(q.amount)),
+                }
+                .converted(&self.rates, &mut self.unconverted, slot),
             ),
             Record::Activity(a) => Arc::make_mut(&mut self.activities).put(
                 slot,
@@ -711,6 +898,19 @@ impl Rows {
                     amount: a.amount,
                 },
             ),
+            Record::FxRate(r) => {
+                Arc::make_mut(&mut self.fx_rates).put(
+                    slot,
+                    FxRateRow {
+                        id: r.id.as_str().into(),
+                        currency: d.intern(&r.currency),
+                        effective_at: PackedTime::new(r.effective_at),
+                        rate: r.rate,
+                        base: d.intern_opt(r.base.as_deref()),
+                    },
+                );
+                self.rates_changed = true;
+            }
         }
     }
 
@@ -719,12 +919,77 @@ impl Rows {
         let removed = with_slab!(self, kind, |s, mut| s.remove(slot));
         if removed {
             Arc::make_mut(&mut self.attributes[kind as usize]).remove(slot);
+            self.unconverted.set(kind, slot, Vec::new());
+            self.rates_changed |= kind == RecordKind::FxRate;
         }
         removed
     }
 
-    /// After loading rows at their slots: every hole below the highest slot is free.
+    /// Sets the base currency (`""`: none) and converts every amount again when it or the
+    /// rates changed since the amounts were converted; the kinds whose rows changed.
+    pub(crate) fn set_base_currency(&mut self, code: &str) -> Vec<RecordKind> {
+        let base = if code.is_empty() {
+            NONE
+        } else {
+            self.dims.intern(code)
+        };
+        if base != self.rates.base {
+            self.rates.base = base;
+            self.rates_changed = true;
+        }
+        self.convert_again()
+    }
+
+    /// After a write of exchange rates (or a change of base): converts again every amount
+    /// that names a currency, and returns the kinds whose rows changed (none when the
+    /// rates did not change).
+    pub(crate) fn convert_again(&mut self) -> Vec<RecordKind> {
+        if !self.rates_changed {
+            return Vec::new();
+        }
+        self.rates = Rates::of(self.rates.base, &self.fx_rates);
+        self.rates_changed = false;
+        let mut changed = Vec::new();
+        macro_rules! again {
+            ($($field:ident: $kind:ident),*) => {$(
+                let before = self.unconverted.of(RecordKind::$kind);
+                let again: Vec<(u32, _, Vec<Unconverted>)> = self
+                    .$field
+                    .slots()
+                    .filter(|(_, row)| row.currency != NONE)
+                    .filter_map(|(slot, row)| {
+                        let mut new = row.clone();
+                        let missing = new.convert(&self.rates);
+                        let same = new.same_amounts(row)
+                            && before.get(&slot).map_or(&[][..], Vec::as_slice) == missing;
+                        (!same).then_some((slot, new, missing))
+                    })
+                    .collect();
+                if !again.is_empty() {
+                    changed.push(RecordKind::$kind);
+                    let slab = Arc::make_mut(&mut self.$field);
+                    for (slot, row, missing) in again {
+                        slab.put(slot, row);
+                        self.unconverted.set(RecordKind::$kind, slot, missing);
+                    }
+                }
+            )*};
+        }
+        again!(
+            deals: Deal,
+            subscriptions: Subscription,
+            purchases: Purchase,
+            spend: Spend,
+            quotas: Quota
+        );
+        changed
+    }
+
+    /// After loading rows at their slots: every hole below the highest slot is free, and
+    /// the amounts are to be converted again with the rates loaded
+    /// ([`Rows::set_base_currency`] does it, once the tenant's settings are known).
     pub(crate) fn loaded(&mut self) {
+        self.rates_changed = true;
         for kind in RecordKind::ALL {
             let len = with_slab!(self, kind, |s, mut| {
                 s.collect_free();

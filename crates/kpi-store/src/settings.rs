@@ -136,11 +136,10 @@ impl SettingsChange {
     pub fn validate(self) -> Result<SettingsUpdate, Vec<FieldViolation>> {
         let mut violations = Vec::new();
         if let Some(code) = &self.base_currency {
-            let well_formed = code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase());
-            if !well_formed || iso_currency::Currency::from_code(code).is_none() {
+            if !crate::currency::is_iso_code(code) {
                 violations.push(FieldViolation::new(
                     "settings.base_currency",
-                    format!("`{code}` is not an ISO 4217 currency code (three uppercase letters, e.g. EUR)"),
+                    crate::currency::code_problem(code),
                 ));
             }
         }

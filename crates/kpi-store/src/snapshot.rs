@@ -17,7 +17,7 @@
 //! does not verify is an error, which the store logs before it scans sled instead.
 //!
 //! ```text
-//! file    = "kpidrows" ‖ version u32 (3) ‖ token u64 ‖ block* ‖ end
+//! file    = "kpidrows" ‖ version u32 (4) ‖ token u64 ‖ block* ‖ end
 //! block   = length u32 (1..=2^20) ‖ content bytes ‖ crc u32
 //! end     = length u32 (0) ‖ crc u32
 //! content = tenants u32 ‖ tenant*                        (cut into blocks anywhere)
@@ -43,8 +43,8 @@ use crate::attribute_columns::AttributeColumns;
 use crate::attributes::check_name;
 use crate::record::{Channel, DealKind, DealStatus, RecordKind, Source, SpendCategory};
 use crate::rows::{
-    ActivityRow, CampaignRow, CustomerRow, DealRow, Ids, LeadRow, OptionalPackedTime, PackedTime,
-    PurchaseRow, QuotaRow, Rows, Slab, SpendRow, SubscriptionRow, SurveyRow, TicketRow,
+    ActivityRow, CampaignRow, CustomerRow, DealRow, FxRateRow, Ids, LeadRow, OptionalPackedTime,
+    PackedTime, PurchaseRow, QuotaRow, Rows, Slab, SpendRow, SubscriptionRow, SurveyRow, TicketRow,
 };
 use crate::symbols::{Sym, NONE};
 
@@ -56,7 +56,9 @@ const MAGIC: &[u8; 8] = b"kpidrows";
 /// 2: checksummed blocks (version 1 files, without, are discarded: the store scans).
 /// 3: each kind's custom attributes after the rows (version 2 files, without, are
 /// discarded likewise).
-const VERSION: u32 = 3;
+/// 4: amounts with their currency and amount as sent, and the exchange rates (version 3
+/// files, without, are discarded likewise).
+const VERSION: u32 = 4;
 /// Magic, version and token.
 const HEADER: usize = 20;
 /// Most content bytes in one block.
@@ -209,6 +211,15 @@ impl<T: Snap> Snap for Option<T> {
     }
 }
 
+impl<T: Snap> Snap for Box<T> {
+    fn put(&self, w: &mut impl Write) -> io::Result<()> {
+        (**self).put(w)
+    }
+    fn get(r: &mut BlockReader) -> io::Result<Self> {
+        T::get(r).map(Box::new)
+    }
+}
+
 impl<A: Snap, B: Snap> Snap for (A, B) {
     fn put(&self, w: &mut impl Write) -> io::Result<()> {
         self.0.put(w)?;
@@ -324,18 +335,25 @@ snap_struct! {
     }
     LeadRow { refs: [campaign: OptDim], values: [created_at, converted_at, source] }
     SubscriptionRow {
-        refs: [customer: Id],
-        values: [id, started_at, ended_at, mrr_changes, renewal_due_at, renewed],
+        refs: [customer: Id, currency: OptDim],
+        values: [id, started_at, ended_at, mrr_changes, renewal_due_at, renewed, original],
     }
-    PurchaseRow { refs: [customer: Id], values: [amount, at] }
-    SpendRow { refs: [campaign: OptDim], values: [at, amount, category, channel] }
+    PurchaseRow { refs: [customer: Id, currency: OptDim], values: [amount, at, original] }
+    SpendRow {
+        refs: [campaign: OptDim, currency: OptDim],
+        values: [at, amount, category, channel, original],
+    }
     CampaignRow { refs: [id: Dim], values: [channel, started_at, delivered, opens, clicks] }
     TicketRow {
         refs: [customer: OptId, agent: Dim],
         values: [opened_at, first_response_at, resolved_at],
     }
     SurveyRow { refs: [customer: OptId], values: [kind, score, scale_max, at] }
-    QuotaRow { refs: [owner: Dim], values: [period_start, period_end, amount] }
+    QuotaRow {
+        refs: [owner: Dim, currency: OptDim],
+        values: [period_start, period_end, amount, original],
+    }
+    FxRateRow { refs: [currency: Dim, base: OptDim], values: [id, effective_at, rate] }
     ActivityRow {
         refs: [activity_type: Dim, owner: OptDim, customer: OptId],
         values: [occurred_at, amount],
@@ -355,10 +373,14 @@ impl Snap for DealRow {
             status,
             kind,
             stages,
+            currency,
+            original,
         } = self;
         owner.put(w)?;
         customer.put(w)?;
         campaign.put(w)?;
+        currency.put(w)?;
+        original.put(w)?;
         amount.put(w)?;
         created_at.put(w)?;
         closed_at.put(w)?;
@@ -371,6 +393,8 @@ impl Snap for DealRow {
             owner: Snap::get(r)?,
             customer: Snap::get(r)?,
             campaign: Snap::get(r)?,
+            currency: Snap::get(r)?,
+            original: Snap::get(r)?,
             amount: Snap::get(r)?,
             created_at: Snap::get(r)?,
             closed_at: Snap::get(r)?,
@@ -386,12 +410,14 @@ impl Refs for DealRow {
         f(Ref::Dim, self.owner);
         f(Ref::OptId, self.customer);
         f(Ref::OptDim, self.campaign);
+        f(Ref::OptDim, self.currency);
         for (stage, _) in &*self.stages {
             f(Ref::Dim, *stage);
         }
     }
     fn put_values(&self, w: &mut impl Write) -> io::Result<()> {
         self.amount.put(w)?;
+        self.original.put(w)?;
         self.created_at.put(w)?;
         self.closed_at.put(w)?;
         self.status.put(w)?;
@@ -521,6 +547,7 @@ macro_rules! for_each_slab {
         $each!(SurveyResponse, surveys);
         $each!(Quota, quotas);
         $each!(Activity, activities);
+        $each!(FxRate, fx_rates);
     };
 }
 

@@ -24,12 +24,16 @@ const EARLIEST: Timestamp = Timestamp::UNIX_EPOCH;
 /// `closed_at` is present exactly when the deal is won or lost; `mrr_changes` is
 /// non-empty, sorted by `at`, starts at or after `started_at` and has no negative MRR; a
 /// survey's `scale_max ≥ 1` and `0 ≤ score ≤ scale_max`; an activity's type is named as
-/// attributes are; a campaign's opens and clicks do
+/// attributes are; a currency, when given, is an ISO 4217 code in uppercase (`EUR`); an
+/// exchange rate names one, and its rate is above 0; a campaign's opens and clicks do
 /// not exceed `delivered`; every timestamp lies in the years 1970..=9999; custom attributes
 /// follow [`crate::attributes`]'s rules (names, at most 64, text of 1 to 256 bytes).
 pub fn validate(record: &Record) -> Result<(), String> {
     check_id(record.id())?;
     crate::attributes::check(record.attributes(), EARLIEST)?;
+    if let Some(code) = record.currency() {
+        currency("currency", code)?;
+    }
     match record {
         Record::Customer(c) => {
             time("acquired_at", c.acquired_at)?;
@@ -216,7 +220,25 @@ pub fn validate(record: &Record) -> Result<(), String> {
             opt_id("owner", &a.owner)?;
             a.amount.map_or(Ok(()), |v| amount("amount", v))
         }
+        Record::FxRate(r) => {
+            currency("currency", &r.currency)?;
+            time("effective_at", r.effective_at)?;
+            if r.rate <= Decimal::ZERO {
+                return Err(format!(
+                    "rate {} is not above 0; it is the value of one {} in the base currency",
+                    r.rate, r.currency
+                ));
+            }
+            Ok(())
+        }
     }
+}
+
+fn currency(field: &str, code: &str) -> Result<(), String> {
+    if !crate::currency::is_iso_code(code) {
+        return Err(format!("{field} {}", crate::currency::code_problem(code)));
+    }
+    Ok(())
 }
 
 fn check_id(id: &str) -> Result<(), String> {
@@ -298,6 +320,7 @@ mod tests {
 
     fn deal() -> Deal {
         Deal {
+            currency: None,
             attributes: Default::default(),
             id: "d1".into(),
             owner: "alice".into(),
@@ -323,6 +346,7 @@ mod tests {
 
     fn subscription() -> Subscription {
         Subscription {
+            currency: None,
             attributes: Default::default(),
             id: "s1".into(),
             customer_id: "c1".into(),
@@ -497,6 +521,7 @@ mod tests {
             "converted_at 2024-01-31T00:00:00Z is before created_at 2024-02-01T00:00:00Z"
         );
         let p = Purchase {
+            currency: None,
             attributes: Default::default(),
             id: "p1".into(),
             customer_id: String::new(),
@@ -514,6 +539,7 @@ mod tests {
         };
         assert_eq!(reason(Record::Purchase(p)), "amount -1 is negative");
         let s = Spend {
+            currency: None,
             attributes: Default::default(),
             id: "x1".into(),
             at: t("2024-01-01"),
@@ -528,6 +554,7 @@ mod tests {
     #[test]
     fn campaigns() {
         let c = Campaign {
+            currency: None,
             attributes: Default::default(),
             id: "k1".into(),
             name: "Spring".into(),
@@ -636,6 +663,7 @@ mod tests {
     #[test]
     fn quotas() {
         let q = Quota {
+            currency: None,
             attributes: Default::default(),
             id: "q1".into(),
             owner: "alice".into(),
@@ -673,6 +701,7 @@ mod tests {
         assert_eq!(validate(&Record::Deal(d.clone())), Ok(()));
         // The latest instant a timestamp can hold is in 9999.
         let p = Purchase {
+            currency: None,
             attributes: Default::default(),
             id: "p1".into(),
             customer_id: "c1".into(),

@@ -57,13 +57,14 @@ fn every_record_is_valid_unique_and_in_the_two_years_before_end() {
             Record::SurveyResponse(s) => s.at,
             Record::Quota(q) => q.period_start,
             Record::Activity(a) => a.occurred_at,
+            Record::FxRate(r) => r.effective_at,
         };
         assert!(start <= t && t < opts.end, "{r:?}");
     }
-    // Activities come with the open data model's variant (below).
+    // Activities and exchange rates come with their variants (below).
     for kind in RecordKind::ALL
         .into_iter()
-        .filter(|k| *k != RecordKind::Activity)
+        .filter(|k| *k != RecordKind::Activity && *k != RecordKind::FxRate)
     {
         assert!(
             per_kind.get(&kind).copied().unwrap_or(0) > 10,
@@ -80,14 +81,24 @@ fn the_open_data_variant_adds_attributes_and_activities() {
         records: 5000,
         ..DemoOptions::default()
     });
-    assert!(plain
-        .iter()
-        .all(|r| r.attributes().is_empty() && r.kind() != RecordKind::Activity));
+    assert!(plain.iter().all(|r| r.attributes().is_empty()
+        && r.currency().is_none()
+        && r.kind() != RecordKind::Activity
+        && r.kind() != RecordKind::FxRate));
     let open = generate(&DemoOptions {
         records: 5000,
         attributes_and_activities: true,
+        currencies: true,
         ..DemoOptions::default()
     });
+    // About a quarter of the deals name a currency; the rest are in the base.
+    let deals_in = |code: Option<&str>| {
+        open.iter()
+            .filter(|r| r.kind() == RecordKind::Deal && r.currency() == code)
+            .count()
+    };
+    assert!(deals_in(Some("GBP")) > 10 && deals_in(Some("USD")) > 10);
+    assert!(deals_in(None) > deals_in(Some("GBP")) * 2);
     let deals: HashSet<&str> = open
         .iter()
         .filter(|r| r.kind() == RecordKind::Deal)

@@ -69,6 +69,7 @@ fn deal(
     stages: &[(&str, &str)],
 ) -> Record {
     Record::Deal(Deal {
+        currency: None,
         attributes: Default::default(),
         id: id.into(),
         owner: owner.into(),
@@ -98,6 +99,7 @@ fn campaign(
     clicks: u64,
 ) -> Record {
     Record::Campaign(Campaign {
+        currency: None,
         attributes: Default::default(),
         id: id.into(),
         name: format!("campaign {id}"),
@@ -130,6 +132,7 @@ fn lead(
 
 fn quota(id: &str, owner: &str, start: &str, end: &str, amount: &str) -> Record {
     Record::Quota(Quota {
+        currency: None,
         attributes: Default::default(),
         id: id.into(),
         owner: owner.into(),
@@ -148,6 +151,7 @@ fn spend(
     campaign: Option<&str>,
 ) -> Record {
     Record::Spend(Spend {
+        currency: None,
         attributes: Default::default(),
         id: id.into(),
         at: t(at),
@@ -160,6 +164,7 @@ fn spend(
 
 fn purchase(id: &str, customer: &str, at: &str, amount: &str) -> Record {
     Record::Purchase(Purchase {
+        currency: None,
         attributes: Default::default(),
         id: id.into(),
         customer_id: customer.into(),
@@ -177,6 +182,7 @@ fn subscription(
     renewal: Option<(&str, Option<bool>)>,
 ) -> Record {
     Record::Subscription(Subscription {
+        currency: None,
         attributes: Default::default(),
         id: id.into(),
         customer_id: customer.into(),

@@ -10,6 +10,7 @@ use kpi_store::{Purchase, Record, RecordKey, RecordKind, Store, StoreError, DEFA
 
 fn purchase(id: &str, amount: &str) -> Record {
     Record::Purchase(Purchase {
+        currency: None,
         attributes: Default::default(),
         id: id.into(),
         customer_id: "c1".into(),

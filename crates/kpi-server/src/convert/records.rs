@@ -238,7 +238,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
     let Some(kind) = record.record else {
         return Err(
             "record: no kind set (set exactly one of customer, lead, deal, subscription, \
-             purchase, spend, campaign, ticket, survey_response, quota, activity)"
+             purchase, spend, campaign, ticket, survey_response, quota, activity, fx_rate)"
                 .to_owned(),
         );
     };
@@ -294,6 +294,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 campaign_id: optional(d.campaign_id),
                 stage_history,
                 attributes: f.attributes(d.attributes)?,
+                currency: currency(d.currency),
             })
         }
         Kind::Subscription(s) => {
@@ -318,6 +319,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 renewal_due_at: f.optional_time("renewal_due_at", s.renewal_due_at)?,
                 renewed: s.renewed,
                 attributes: f.attributes(s.attributes)?,
+                currency: currency(s.currency),
             })
         }
         Kind::Purchase(p) => {
@@ -328,6 +330,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 amount: f.decimal("amount", &p.amount)?,
                 at: f.time("at", p.at)?,
                 attributes: f.attributes(p.attributes)?,
+                currency: currency(p.currency),
             })
         }
         Kind::Spend(s) => {
@@ -351,6 +354,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 channel,
                 campaign_id: optional(s.campaign_id),
                 attributes: f.attributes(s.attributes)?,
+                currency: currency(s.currency),
             })
         }
         Kind::Campaign(c) => {
@@ -365,6 +369,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 clicks: c.clicks,
                 unsubscribes: c.unsubscribes,
                 attributes: f.attributes(c.attributes)?,
+                currency: currency(c.currency),
             })
         }
         Kind::Ticket(t) => {
@@ -400,6 +405,7 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 period_end: f.time("period_end", q.period_end)?,
                 amount: f.decimal("amount", &q.amount)?,
                 attributes: f.attributes(q.attributes)?,
+                currency: currency(q.currency),
             })
         }
         Kind::Activity(a) => {
@@ -419,7 +425,23 @@ pub(crate) fn record_from_proto(record: pb::Record) -> Result<domain::Record, St
                 attributes: f.attributes(a.attributes)?,
             })
         }
+        Kind::FxRate(r) => {
+            let f = Fields("fx_rate");
+            domain::Record::FxRate(domain::FxRate {
+                id: f.id(r.id)?,
+                currency: r.currency,
+                effective_at: f.time("effective_at", r.effective_at)?,
+                rate: f.decimal("rate", &r.rate)?,
+                attributes: f.attributes(r.attributes)?,
+                base: None,
+            })
+        }
     })
+}
+
+/// A record's currency: empty on the wire is none (the base currency).
+fn currency(code: String) -> Option<String> {
+    (!code.is_empty()).then_some(code)
 }
 
 /// Custom attributes in their wire form.
@@ -491,6 +513,7 @@ pub fn record_to_proto(record: domain::Record) -> pb::Record {
                 })
                 .collect(),
             attributes: attributes_to_proto(d.attributes),
+            currency: d.currency.unwrap_or_default(),
         }),
         domain::Record::Subscription(s) => Kind::Subscription(pb::Subscription {
             id: s.id,
@@ -508,6 +531,7 @@ pub fn record_to_proto(record: domain::Record) -> pb::Record {
             renewal_due_at: optional_time(s.renewal_due_at),
             renewed: s.renewed,
             attributes: attributes_to_proto(s.attributes),
+            currency: s.currency.unwrap_or_default(),
         }),
         domain::Record::Purchase(p) => Kind::Purchase(pb::Purchase {
             id: p.id,
@@ -515,6 +539,7 @@ pub fn record_to_proto(record: domain::Record) -> pb::Record {
             amount: p.amount.to_string(),
             at: time(p.at),
             attributes: attributes_to_proto(p.attributes),
+            currency: p.currency.unwrap_or_default(),
         }),
         domain::Record::Spend(s) => Kind::Spend(pb::Spend {
             id: s.id,
@@ -524,6 +549,7 @@ pub fn record_to_proto(record: domain::Record) -> pb::Record {
             channel: channel_to_proto(s.channel).into(),
             campaign_id: s.campaign_id,
             attributes: attributes_to_proto(s.attributes),
+            currency: s.currency.unwrap_or_default(),
         }),
         domain::Record::Campaign(c) => Kind::Campaign(pb::Campaign {
             id: c.id,
@@ -535,6 +561,7 @@ pub fn record_to_proto(record: domain::Record) -> pb::Record {
             clicks: c.clicks,
             unsubscribes: c.unsubscribes,
             attributes: attributes_to_proto(c.attributes),
+            currency: c.currency.unwrap_or_default(),
         }),
         domain::Record::Ticket(t) => Kind::Ticket(pb::Ticket {
             id: t.id,
@@ -561,6 +588,7 @@ pub fn record_to_proto(record: domain::Record) -> pb::Record {
             period_end: time(q.period_end),
             amount: q.amount.to_string(),
             attributes: attributes_to_proto(q.attributes),
+            currency: q.currency.unwrap_or_default(),
         }),
         domain::Record::Activity(a) => Kind::Activity(pb::Activity {
             id: a.id,
@@ -572,6 +600,13 @@ pub fn record_to_proto(record: domain::Record) -> pb::Record {
             owner: a.owner,
             amount: a.amount.map(|v| v.to_string()).unwrap_or_default(),
             attributes: attributes_to_proto(a.attributes),
+        }),
+        domain::Record::FxRate(r) => Kind::FxRate(pb::FxRate {
+            id: r.id,
+            currency: r.currency,
+            effective_at: time(r.effective_at),
+            rate: r.rate.to_string(),
+            attributes: attributes_to_proto(r.attributes),
         }),
     };
     pb::Record { record: Some(kind) }
@@ -598,6 +633,7 @@ mod tests {
 
     fn deal() -> pb::Deal {
         pb::Deal {
+            currency: String::new(),
             attributes: Default::default(),
             id: "d1".into(),
             owner: "alice".into(),
@@ -819,6 +855,7 @@ mod tests {
                 ..deal()
             }),
             Kind::Subscription(pb::Subscription {
+                currency: String::new(),
                 attributes: Default::default(),
                 id: "s1".into(),
                 customer_id: "c1".into(),
@@ -832,6 +869,7 @@ mod tests {
                 renewed: Some(true),
             }),
             Kind::Purchase(pb::Purchase {
+                currency: String::new(),
                 attributes: Default::default(),
                 id: "p1".into(),
                 customer_id: "c1".into(),
@@ -839,6 +877,7 @@ mod tests {
                 at: ts("2024-03-01T00:00:00Z"),
             }),
             Kind::Spend(pb::Spend {
+                currency: String::new(),
                 attributes: Default::default(),
                 id: "sp1".into(),
                 at: ts("2024-01-01T00:00:00Z"),
@@ -848,6 +887,7 @@ mod tests {
                 campaign_id: Some("cmp".into()),
             }),
             Kind::Campaign(pb::Campaign {
+                currency: String::new(),
                 attributes: Default::default(),
                 id: "cmp".into(),
                 name: "Spring".into(),
@@ -877,6 +917,7 @@ mod tests {
                 at: ts("2024-01-01T00:00:00Z"),
             }),
             Kind::Quota(pb::Quota {
+                currency: "GBP".into(),
                 attributes: Default::default(),
                 id: "q1".into(),
                 owner: "alice".into(),
@@ -893,6 +934,13 @@ mod tests {
                 deal_id: Some("d1".into()),
                 owner: Some("alice".into()),
                 amount: "120.50".into(),
+                attributes: Default::default(),
+            }),
+            Kind::FxRate(pb::FxRate {
+                id: "gbp-2024".into(),
+                currency: "GBP".into(),
+                effective_at: ts("2024-01-01T00:00:00Z"),
+                rate: "1.1650".into(),
                 attributes: Default::default(),
             }),
         ];

@@ -47,11 +47,14 @@ mod surveys;
 pub(crate) mod tests;
 mod tickets;
 mod times;
+mod unconverted;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope};
+
+use crate::currency::UnconvertedAmounts;
 
 use self::activities::ActivityIndex;
 use self::campaigns::CampaignIndex;
@@ -109,6 +112,8 @@ pub(crate) struct Index {
     classes: Arc<SubscriptionClasses>,
     /// The write counts of the rows it was built from.
     built_from: KindGenerations,
+    /// The amounts of those rows that could not be converted to the base currency.
+    unconverted: UnconvertedAmounts,
 }
 
 /// What a part declares: the unit of its rows (whose dimensions filter it), the kinds of
@@ -461,6 +466,7 @@ impl Index {
             lookups,
             classes,
             built_from: *kinds,
+            unconverted: rows.unconverted.clone(),
         }
     }
 
@@ -523,7 +529,15 @@ impl Index {
 
     /// The value of `measure` over `scope`: the sum of the shares of the parts that
     /// answer it (one part, but for new-customer revenue: won deals and purchases).
+    /// Undefined ([`MetricError::UndefinedMeasure`]) when it may read an amount that could
+    /// not be converted to the base currency ([`unconverted`]).
     pub(crate) fn measure(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
+        let value = self.read(measure, scope)?;
+        unconverted::check(&self.unconverted, measure, &scope.window, &self.syms)?;
+        Ok(value)
+    }
+
+    fn read(&self, measure: Measure, scope: &Scope) -> Result<Decimal, MetricError> {
         let f = self.resolve(&scope.filters)?;
         let w = &scope.window;
         if let Measure::Custom(declared) = measure {

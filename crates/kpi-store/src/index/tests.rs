@@ -318,8 +318,16 @@ impl<T: kpi_core::DataSource> Answers for T {
 /// Compares every measure and the values of every grouping dimension over `scopes` with
 /// the reference over `records`; a measure or group its parts cannot filter must be
 /// refused.
+///
+/// Amounts are compared converted to the records' base currency; a measure that reads an
+/// amount without a rate ([`crate::reference::converted`]) must be undefined, never a
+/// number (the index may be undefined where the reference finds no such amount read: it
+/// does not consult the filters for them), and with every amount converted, never
+/// undefined.
 pub(crate) fn compare_with_reference(fast: &dyn Answers, records: &Canonical, scopes: &[Scope]) {
-    let reference = Reference::new(records);
+    let (converted, perturbed) = crate::reference::converted(records);
+    let reference = Reference::new(&converted);
+    let perturbed = perturbed.as_ref().map(Reference::new);
     let measures = all_measures();
     // Group values ignore the window: compared once per set of filters.
     let mut grouped_filters = Vec::new();
@@ -327,11 +335,23 @@ pub(crate) fn compare_with_reference(fast: &dyn Answers, records: &Canonical, sc
         for m in &measures {
             let answer = fast.measure(*m, scope);
             if answerable(*m, &scope.filters) {
-                assert_eq!(
-                    answer.unwrap(),
-                    reference.measure(*m, scope).unwrap(),
-                    "{m:?} over {scope:?}"
-                );
+                let expected = reference.measure(*m, scope).unwrap();
+                let reads_unconverted = perturbed
+                    .as_ref()
+                    .is_some_and(|p| p.measure(*m, scope).unwrap() != expected);
+                match answer {
+                    Err(MetricError::UndefinedMeasure(reason)) => assert!(
+                        perturbed.is_some(),
+                        "{m:?} over {scope:?} undefined ({reason}) with every amount converted"
+                    ),
+                    answer => {
+                        assert!(
+                            !reads_unconverted,
+                            "{m:?} over {scope:?} reads an amount without a rate: {answer:?}"
+                        );
+                        assert_eq!(answer.unwrap(), expected, "{m:?} over {scope:?}");
+                    }
+                }
             } else {
                 assert!(
                     matches!(answer, Err(MetricError::UnsupportedDimension { .. })),
@@ -367,11 +387,9 @@ pub(crate) fn compare_with_reference(fast: &dyn Answers, records: &Canonical, sc
 
 /// Compares every measure and every dimension's values over the given scopes.
 fn compare(records: &Canonical, scopes: &[Scope]) {
-    let index = Index::build(
-        &Rows::of(records.records().cloned()),
-        &super::KindGenerations::default(),
-        None,
-    );
+    let mut rows = Rows::of(records.records().cloned());
+    rows.set_base_currency(&records.base_currency);
+    let index = Index::build(&rows, &super::KindGenerations::default(), None);
     compare_with_reference(&index, records, scopes);
 }
 
@@ -447,7 +465,11 @@ fn index_matches_the_reference_on_random_grids() {
             rng: Rng(seed * 7919 + 1),
             grid: grid.clone(),
         };
-        let records = canonical(tenant.records());
+        let mut records = tenant.records();
+        // Most seeds in several currencies (the base EUR), some without a base.
+        tenant.add_currencies(&mut records);
+        let mut records = canonical(records);
+        records.base_currency = if seed % 5 == 4 { "" } else { "EUR" }.into();
         let mut scopes = Vec::new();
         for (k, filters) in filter_sets().into_iter().enumerate() {
             // Windows between grid points (including empty ones) and one past both ends.
@@ -657,6 +679,7 @@ fn renamed(mut record: Record, copy: u64) -> Record {
         Record::SurveyResponse(r) => &mut r.id,
         Record::Quota(r) => &mut r.id,
         Record::Activity(r) => &mut r.id,
+        Record::FxRate(r) => &mut r.id,
     };
     id.push_str(&format!("~{copy}"));
     // The customers and campaigns it reads are the same copy's, so that a later upsert of
@@ -686,7 +709,7 @@ fn renamed(mut record: Record, copy: u64) -> Record {
             optional(&mut r.customer_id);
             optional(&mut r.deal_id);
         }
-        Record::Campaign(_) | Record::Quota(_) => {}
+        Record::Campaign(_) | Record::Quota(_) | Record::FxRate(_) => {}
     }
     record
 }

@@ -29,6 +29,8 @@ fn dataset() -> Vec<(&'static str, Vec<Record>)> {
         seed: 3,
         records: 2000,
         attributes_and_activities: true,
+        // Amounts with currencies, and exchange rates: every kind is in the snapshot.
+        currencies: true,
         ..DemoOptions::default()
     });
     // The demo has no activities yet: two of them, one with neither owner nor customer.

@@ -101,6 +101,8 @@ pub struct StoreStats {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Canonical {
     by_kind: [BTreeMap<String, Record>; RecordKind::ALL.len()],
+    /// The tenant's base currency (`""`: none), which the reference converts amounts to.
+    pub(crate) base_currency: String,
 }
 
 #[cfg(test)]
@@ -336,7 +338,27 @@ impl Store {
             .tenants
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(tenants.entry(tenant.to_owned()).or_default())
+        let t = Arc::clone(tenants.entry(tenant.to_owned()).or_default());
+        drop(tenants);
+        // Its amounts are converted to its base currency (settings may precede records).
+        let base = self.settings(tenant).base_currency;
+        let mut records = t.records.write().unwrap_or_else(PoisonError::into_inner);
+        let kinds = records.rows.set_base_currency(&base);
+        records.changed(kinds);
+        drop(records);
+        t
+    }
+
+    /// After a change of `tenant`'s settings: its amounts are converted to the base
+    /// currency now in effect (the kinds whose rows change are rebuilt on the next read).
+    fn settings_changed(&self, tenant: &str, settings: &TenantSettings) {
+        if let Some(t) = self.tenant(tenant) {
+            let mut records = t.records.write().unwrap_or_else(PoisonError::into_inner);
+            let kinds = records.rows.set_base_currency(&settings.base_currency);
+            if !kinds.is_empty() {
+                records.changed(kinds);
+            }
+        }
     }
 
     /// Validates each record ([`validate`]) and upserts the valid ones by (tenant, kind,
@@ -347,7 +369,12 @@ impl Store {
         check_tenant(tenant)?;
         let mut rejected = Vec::new();
         let mut valid = Vec::with_capacity(records.len());
-        for (index, record) in records.into_iter().enumerate() {
+        // A rate is towards the base currency in effect when it is written.
+        let base = self.settings(tenant).base_currency;
+        for (index, mut record) in records.into_iter().enumerate() {
+            if let Record::FxRate(r) = &mut record {
+                r.base = (!base.is_empty()).then(|| base.clone());
+            }
             match validate(&record) {
                 Ok(()) => valid.push(record),
                 Err(reason) => rejected.push(Rejected { index, reason }),
@@ -599,6 +626,7 @@ impl Store {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(tenant.to_owned(), changed.clone());
+        self.settings_changed(tenant, &changed);
         Ok(changed)
     }
 

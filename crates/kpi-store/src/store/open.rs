@@ -12,6 +12,16 @@ impl Inner {
     /// The state of a store that loaded `tenants` and their settings: writable, no write
     /// pending, no memory budget, and neither backend (the caller names its own).
     fn loaded(tenants: HashMap<String, Arc<Tenant>>, settings: SettingsByTenant) -> Inner {
+        // The amounts are converted to each tenant's base currency with its rates.
+        for (name, tenant) in &tenants {
+            let base = settings.get(name).map_or("", |s| s.base_currency.as_str());
+            let mut records = tenant
+                .records
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let kinds = records.rows.set_base_currency(base);
+            records.changed(kinds);
+        }
         Inner {
             sled: RwLock::new(None),
             tenants: RwLock::new(tenants),

@@ -129,6 +129,11 @@ impl Store {
                         }
                     }
                     Change::Settings(settings) => {
+                        // Amounts are converted to the base now in effect.
+                        let converted = records.rows.set_base_currency(&settings.base_currency);
+                        if !converted.is_empty() {
+                            records.changed(converted);
+                        }
                         self.inner
                             .settings
                             .write()
@@ -210,6 +215,12 @@ impl Store {
             generation,
             ..fresh
         };
+        // Its amounts converted to the base of the settings read with them.
+        let base = state
+            .settings
+            .as_ref()
+            .map_or("", |s| s.base_currency.as_str());
+        records.rows.set_base_currency(base);
         records.changed(RecordKind::ALL);
         let mut settings = self
             .inner

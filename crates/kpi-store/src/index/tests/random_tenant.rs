@@ -48,6 +48,48 @@ impl RandomTenant {
         a
     }
 
+    /// Gives the amounts of `records` random currencies (none, EUR, GBP, USD, now and
+    /// then CHF) and adds exchange rates: GBP from the grid's start, changing at random
+    /// points (two at one point now and then: the greatest id wins), USD only from a
+    /// random point on (earlier USD amounts have no rate), CHF never.
+    pub(crate) fn add_currencies(&mut self, records: &mut Vec<Record>) {
+        for r in records.iter_mut() {
+            let code = ["EUR", "GBP", "USD", "CHF"]
+                .get(self.rng.weighted(&[15, 30, 15, 3, 37]))
+                .map(|c| (*c).to_owned());
+            match r {
+                Record::Deal(x) => x.currency = code,
+                Record::Subscription(x) => x.currency = code,
+                Record::Purchase(x) => x.currency = code,
+                Record::Spend(x) => x.currency = code,
+                Record::Quota(x) => x.currency = code,
+                _ => {}
+            }
+        }
+        let rate = |rng: &mut Rng, id: String, currency: &str, at: Timestamp| {
+            Record::FxRate(FxRate {
+                id,
+                currency: currency.into(),
+                effective_at: at,
+                rate: Decimal::new(rng.range(5_000, 15_000), 4),
+                attributes: Default::default(),
+                base: Some("EUR".into()),
+            })
+        };
+        records.push(rate(&mut self.rng, "gbp-0".into(), "GBP", self.grid[0]));
+        for k in 1..4 {
+            let i = self.time();
+            let at = self.grid[i];
+            records.push(rate(&mut self.rng, format!("gbp-{k}"), "GBP", at));
+        }
+        let usd_from = self.time();
+        for k in 0..2 {
+            let i = self.time_from(usd_from);
+            let at = self.grid[i];
+            records.push(rate(&mut self.rng, format!("usd-{k}"), "USD", at));
+        }
+    }
+
     fn money(&mut self) -> Decimal {
         Decimal::new(self.rng.range(0, 50_000), 2)
     }
@@ -75,6 +117,7 @@ impl RandomTenant {
             let started_at = self.grid[started];
             let channel = *self.pick(&channels);
             out.push(Record::Campaign(Campaign {
+                currency: None,
                 attributes: self.attributes(),
                 id: format!("k{i}"),
                 name: format!("campaign {i}"),
@@ -137,6 +180,7 @@ impl RandomTenant {
             let campaign_id = self.id_of("k", 3);
             let amount = self.money();
             out.push(Record::Deal(Deal {
+                currency: None,
                 attributes: self.attributes(),
                 id: format!("d{i}"),
                 owner,
@@ -173,6 +217,7 @@ impl RandomTenant {
             let due = self.rng.chance(60).then(|| self.time());
             let renewed = self.rng.chance(50).then(|| self.rng.chance(50));
             out.push(Record::Subscription(Subscription {
+                currency: None,
                 attributes: self.attributes(),
                 id: format!("s{i}"),
                 customer_id: format!("c{}", self.rng.range(0, 6)),
@@ -187,6 +232,7 @@ impl RandomTenant {
             let at = self.time();
             let amount = self.money();
             out.push(Record::Purchase(Purchase {
+                currency: None,
                 attributes: self.attributes(),
                 id: format!("p{i}"),
                 customer_id: format!("c{}", self.rng.range(0, 6)),
@@ -209,6 +255,7 @@ impl RandomTenant {
             let channel = self.rng.chance(40).then(|| *self.pick(&channels));
             let campaign_id = self.id_of("k", 3);
             out.push(Record::Spend(Spend {
+                currency: None,
                 attributes: self.attributes(),
                 id: format!("x{i}"),
                 at: self.grid[at],
@@ -239,6 +286,7 @@ impl RandomTenant {
             let owner = self.pick(&["o1", "o2", "o3"]).to_string();
             let amount = self.money();
             out.push(Record::Quota(Quota {
+                currency: None,
                 attributes: self.attributes(),
                 id: format!("q{i}"),
                 owner,
