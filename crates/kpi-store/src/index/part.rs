@@ -298,8 +298,11 @@ impl<I: KindIndex> Part<I> {
     pub(crate) fn attribute_slots_changed_since(&self, earlier: &Part<I>) -> Vec<u32> {
         let mut out = Vec::new();
         let none = Column::default();
-        let dimensions: HashSet<&Dimension> =
-            self.attributes.keys().chain(earlier.attributes.keys()).collect();
+        let dimensions: HashSet<&Dimension> = self
+            .attributes
+            .keys()
+            .chain(earlier.attributes.keys())
+            .collect();
         for d in dimensions {
             if matches!(d, Dimension::Attribute(_)) {
                 let column = |part: &Part<I>| part.attributes.get(d).map(|a| a.column.clone());
