@@ -25,6 +25,7 @@ pub mod record;
 mod reference;
 mod rows;
 mod settings;
+mod slab;
 mod snapshot;
 mod store;
 mod subscription;

@@ -17,6 +17,7 @@ use crate::attribute_columns::AttributeColumns;
 use crate::currency::{Rates, Unconverted, UnconvertedAmounts};
 use crate::dims::{channel_name, source_name};
 use crate::record::{Channel, DealKind, DealStatus, Record, RecordKind, Source, SpendCategory};
+pub(crate) use crate::slab::{Slab, CHUNK};
 use crate::symbols::{Interner, Sym, NONE};
 
 /// A timestamp in 12 bytes instead of 16: seconds and nanoseconds, 4-byte aligned.
@@ -336,165 +337,6 @@ impl Converted for SubscriptionRow {
     }
 }
 
-/// Slots per chunk of a [`Slab`].
-#[cfg(not(test))]
-pub(crate) const CHUNK: usize = 4096;
-/// Small under test, so test data spans chunks.
-#[cfg(test)]
-pub(crate) const CHUNK: usize = 8;
-
-/// Rows of one kind at their slots; free slots are reused. The slots are held in chunks of
-/// [`CHUNK`], each behind an `Arc`: a copy of the slab (an index keeps one) shares the
-/// chunks, and a write copies only the chunk it changes if a copy still shares it. A chunk
-/// grows to its highest slot in use, so a small tenant holds a few slots per kind, not a
-/// whole chunk (4096 rows of each kind it has).
-#[derive(Clone)]
-pub(crate) struct Slab<T> {
-    chunks: Vec<Arc<Vec<Option<T>>>>,
-    /// One past the highest slot ever used.
-    end: usize,
-    free: Vec<u32>,
-    live: usize,
-}
-
-impl<T> Default for Slab<T> {
-    fn default() -> Self {
-        Self {
-            chunks: Vec::new(),
-            end: 0,
-            free: Vec::new(),
-            live: 0,
-        }
-    }
-}
-
-/// The chunk of a slot and the slot's place in it.
-fn chunk_of(slot: u32) -> (usize, usize) {
-    (slot as usize / CHUNK, slot as usize % CHUNK)
-}
-
-impl<T> Slab<T> {
-    /// The live rows.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.chunks.iter().flat_map(|c| c.iter()).flatten()
-    }
-
-    /// How many rows are live.
-    pub(crate) fn len(&self) -> usize {
-        self.live
-    }
-
-    /// One past the highest slot in use: every slot is below it.
-    pub(crate) fn slot_count(&self) -> usize {
-        self.end
-    }
-
-    /// The row at `slot`, if it is live.
-    pub(crate) fn get(&self, slot: u32) -> Option<&T> {
-        let (c, o) = chunk_of(slot);
-        self.chunks
-            .get(c)
-            .and_then(|c| c.get(o))
-            .and_then(Option::as_ref)
-    }
-
-    /// The row at `slot`, which must be live.
-    pub(crate) fn row(&self, slot: u32) -> &T {
-        self.get(slot).expect("a live slot")
-    }
-
-    /// The live rows with their slots.
-    pub(crate) fn slots(&self) -> impl Iterator<Item = (u32, &T)> {
-        self.chunks.iter().enumerate().flat_map(|(c, chunk)| {
-            chunk
-                .iter()
-                .enumerate()
-                .filter_map(move |(o, r)| r.as_ref().map(|r| ((c * CHUNK + o) as u32, r)))
-        })
-    }
-
-    fn occupied(&self, slot: u32) -> bool {
-        self.get(slot).is_some()
-    }
-
-    /// The chunks (by number, ascending) that differ from `earlier`'s, an earlier copy of
-    /// this slab: a write copies the chunk it changes while a copy shares it, so a chunk
-    /// still shared holds the same rows, and one that is not may hold others.
-    pub(crate) fn chunks_changed_since(&self, earlier: &Slab<T>) -> Vec<u32> {
-        (0..self.chunks.len().max(earlier.chunks.len()))
-            .filter(|c| match (self.chunks.get(*c), earlier.chunks.get(*c)) {
-                (Some(now), Some(then)) => !Arc::ptr_eq(now, then),
-                (now, then) => now.or(then).is_some_and(|chunk| !chunk.is_empty()),
-            })
-            .map(|c| c as u32)
-            .collect()
-    }
-
-    /// The slots (ascending) whose row differs from `earlier`'s (an earlier copy of this
-    /// slab): live in one only, or live in both with rows that differ. Only the chunks
-    /// changed since are compared ([`Slab::chunks_changed_since`]).
-    pub(crate) fn slots_changed_since(&self, earlier: &Slab<T>) -> Vec<u32>
-    where
-        T: PartialEq,
-    {
-        let mut out = Vec::new();
-        for c in self.chunks_changed_since(earlier) {
-            let from = c * CHUNK as u32;
-            for slot in from..from + CHUNK as u32 {
-                if self.get(slot) != earlier.get(slot) {
-                    out.push(slot);
-                }
-            }
-        }
-        out
-    }
-
-    /// Rebuilds the free list from the holes (after loading rows at their slots).
-    fn collect_free(&mut self) {
-        self.free = (0..self.end as u32)
-            .rev()
-            .filter(|s| !self.occupied(*s))
-            .collect();
-    }
-}
-
-impl<T: Clone> Slab<T> {
-    fn put(&mut self, slot: u32, row: T) {
-        let (c, o) = chunk_of(slot);
-        while self.chunks.len() <= c {
-            self.chunks.push(Arc::default());
-        }
-        self.end = self.end.max(slot as usize + 1);
-        let chunk = Arc::make_mut(&mut self.chunks[c]);
-        if chunk.len() <= o {
-            chunk.resize_with(o + 1, || None);
-        }
-        if chunk[o].replace(row).is_none() {
-            self.live += 1;
-        }
-    }
-
-    fn remove(&mut self, slot: u32) -> bool {
-        if !self.occupied(slot) {
-            return false;
-        }
-        let (c, o) = chunk_of(slot);
-        Arc::make_mut(&mut self.chunks[c])[o] = None;
-        self.live -= 1;
-        self.free.push(slot);
-        true
-    }
-
-    /// Places a row at a free slot (when loading); false when the slot is taken.
-    pub(crate) fn insert(&mut self, slot: u32, row: T) -> bool {
-        if self.occupied(slot) {
-            return false;
-        }
-        self.put(slot, row);
-        true
-    }
-}
-
 /// Customer ids interned as symbols `0..len`. The texts are kept one after another in one
 /// string (a few bytes an id) and found through a table of symbols by hash, instead of a
 /// map from boxed strings (about 60 bytes an id, 55 MB at 10M records).
@@ -724,7 +566,7 @@ impl Rows {
     /// A slot for a new row of `kind`: a free one, else the next never used. It stays
     /// reserved until [`Rows::put`] fills it or [`Rows::release`] gives it back.
     pub(crate) fn allocate(&mut self, kind: RecordKind) -> u32 {
-        let free = with_slab!(self, kind, |s, mut| s.free.pop());
+        let free = with_slab!(self, kind, |s, mut| s.reuse_free_slot());
         free.unwrap_or_else(|| {
             let n = &mut self.next[kind as usize];
             let slot = *n;
@@ -736,7 +578,7 @@ impl Rows {
     /// Gives back a slot [`Rows::allocate`] reserved and nothing filled.
     pub(crate) fn release(&mut self, kind: RecordKind, slot: u32) {
         with_slab!(self, kind, |s, mut| if !s.occupied(slot) {
-            s.free.push(slot)
+            s.mark_free(slot)
         })
     }
 
@@ -1012,33 +854,6 @@ impl Rows {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_write_copies_only_the_chunk_a_copy_shares() {
-        let mut slab: Slab<u64> = Slab::default();
-        for slot in 0..(3 * CHUNK as u32) {
-            slab.put(slot, u64::from(slot));
-        }
-        let copy = slab.clone();
-        slab.put(1, 100);
-        assert!(slab.remove(2 * CHUNK as u32));
-        assert!(!slab.remove(2 * CHUNK as u32));
-        // The copy still has what it had; the original has the writes.
-        assert_eq!((*copy.row(1), *slab.row(1)), (1, 100));
-        assert!(copy.occupied(2 * CHUNK as u32) && !slab.occupied(2 * CHUNK as u32));
-        assert_eq!((copy.len(), slab.len()), (3 * CHUNK, 3 * CHUNK - 1));
-        // Only the two written chunks were copied.
-        let shared: Vec<bool> = (0..3)
-            .map(|c| Arc::ptr_eq(&copy.chunks[c], &slab.chunks[c]))
-            .collect();
-        assert_eq!(shared, vec![false, true, false]);
-        assert_eq!(
-            slab.slots().map(|(s, _)| s).collect::<Vec<_>>(),
-            (0..3 * CHUNK as u32)
-                .filter(|s| *s != 2 * CHUNK as u32)
-                .collect::<Vec<_>>()
-        );
-    }
 
     #[test]
     fn ids_intern_once_and_load_back() {
