@@ -41,12 +41,18 @@ pub(crate) trait MeasuredKind: KindIndex<Context = Arc<Lookups>> {
     const READS: &'static [RecordKind];
     /// The row's time `time` (one of `RECORDS.times()`), if it has it.
     fn time(row: &Self::Row, time: EventTime) -> Option<Timestamp>;
-    /// The row's amount, zero without one.
-    fn amount(row: &Self::Row) -> Decimal;
+    /// The row's amount, zero without one (or for a kind without amounts).
+    fn amount(_row: &Self::Row) -> Decimal {
+        Decimal::ZERO
+    }
     /// The row's status, if its kind has one.
-    fn status(row: &Self::Row) -> Option<&'static str>;
-    /// Whether the row's type is `value`.
-    fn has_type(row: &Self::Row, names: &Interner, value: &str) -> bool;
+    fn status(_row: &Self::Row) -> Option<&'static str> {
+        None
+    }
+    /// Whether the row's type is `value` (never, for a kind without types).
+    fn has_type(_row: &Self::Row, _names: &Interner, _value: &str) -> bool {
+        false
+    }
 }
 
 /// A deal status's name, as [`MeasuredRecords::statuses`] lists it.
@@ -114,10 +120,6 @@ impl MeasuredKind for ActivityIndex {
         row.amount_or_zero()
     }
 
-    fn status(_: &ActivityRow) -> Option<&'static str> {
-        None
-    }
-
     fn has_type(row: &ActivityRow, names: &Interner, value: &str) -> bool {
         row.activity_type != NONE && names.name(row.activity_type) == value
     }
@@ -134,18 +136,6 @@ impl MeasuredKind for LeadIndex {
             _ => None,
         }
     }
-
-    fn amount(_: &LeadRow) -> Decimal {
-        Decimal::ZERO
-    }
-
-    fn status(_: &LeadRow) -> Option<&'static str> {
-        None
-    }
-
-    fn has_type(_: &LeadRow, _: &Interner, _: &str) -> bool {
-        false
-    }
 }
 
 impl MeasuredKind for PurchaseIndex {
@@ -158,14 +148,6 @@ impl MeasuredKind for PurchaseIndex {
 
     fn amount(row: &PurchaseRow) -> Decimal {
         row.amount
-    }
-
-    fn status(_: &PurchaseRow) -> Option<&'static str> {
-        None
-    }
-
-    fn has_type(_: &PurchaseRow, _: &Interner, _: &str) -> bool {
-        false
     }
 }
 
@@ -181,18 +163,6 @@ impl MeasuredKind for TicketIndex {
             _ => None,
         }
     }
-
-    fn amount(_: &TicketRow) -> Decimal {
-        Decimal::ZERO
-    }
-
-    fn status(_: &TicketRow) -> Option<&'static str> {
-        None
-    }
-
-    fn has_type(_: &TicketRow, _: &Interner, _: &str) -> bool {
-        false
-    }
 }
 
 impl MeasuredKind for SurveyIndex {
@@ -201,14 +171,6 @@ impl MeasuredKind for SurveyIndex {
 
     fn time(row: &SurveyRow, time: EventTime) -> Option<Timestamp> {
         (time == EventTime::At).then(|| row.at.get())
-    }
-
-    fn amount(_: &SurveyRow) -> Decimal {
-        Decimal::ZERO
-    }
-
-    fn status(_: &SurveyRow) -> Option<&'static str> {
-        None
     }
 
     fn has_type(row: &SurveyRow, _: &Interner, value: &str) -> bool {
