@@ -6,6 +6,12 @@
 //! snapshot a clean stop writes must be read at the next start, and never after a write
 //! followed by a crash.
 //!
+//! Every test runs on sled and, with `KPID_TEST_STORE=postgres` (`.ci/run`), on PostgreSQL:
+//! a restart then reconnects to the same database (`common::TestStore`). Those of sled's own
+//! machinery (the rows snapshot and its token, a full data directory) say that they skip
+//! there, and why; one test runs on PostgreSQL only, a writer killed while a second replica
+//! follows it.
+//!
 //! `KPID_CRASH_RUNS` (default 12) sets the number of kill/restart runs and
 //! `KPID_CRASH_SEED` the first seed; a failure names the seed of its run.
 
@@ -16,7 +22,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{customer, deal, key_of, list_all, record, ts, Kpid};
+use common::{
+    assert_same, customer, deal, every_metric, key_of, list_all, on_postgres, put_all_on, record,
+    ts, Kpid, TestStore,
+};
 use kpi_proto::kpi::v1 as pb;
 use kpi_proto::kpi::v1::records_service_client::RecordsServiceClient;
 use pb::record::Record as Kind;
@@ -64,6 +73,9 @@ struct Model {
     deleted: BTreeSet<Key>,
     /// Acknowledged RPCs, for the report.
     acks: u64,
+    /// The largest sequence an acknowledged write answered (on sled always 0): a restarted
+    /// kpid must have applied it.
+    sequence: u64,
 }
 
 type Shared = Arc<Mutex<Model>>;
@@ -137,11 +149,22 @@ async fn ingest_writer(
                 let mut m = model.lock().unwrap();
                 m.acked.extend(keys);
                 m.acks += 1;
+                m.sequence = m.sequence.max(answer.sequence);
             }
             Err(status) => return Some((Instant::now(), status)),
         }
     }
     None
+}
+
+/// The wire keys of `keys`, for DeleteRecords.
+fn record_keys(keys: &[Key]) -> Vec<pb::RecordKey> {
+    keys.iter()
+        .map(|(kind, id)| pb::RecordKey {
+            kind: kind.clone(),
+            id: id.clone(),
+        })
+        .collect()
 }
 
 /// PutRecords calls of 1–40 records; every fifth call instead deletes 1–3 of this
@@ -172,22 +195,19 @@ async fn put_writer(
                     m.acked.remove(k);
                 }
             }
-            let keys = doomed
-                .iter()
-                .map(|(kind, id)| pb::RecordKey {
-                    kind: kind.clone(),
-                    id: id.clone(),
-                })
-                .collect();
             match client
-                .delete_records(pb::DeleteRecordsRequest { keys })
+                .delete_records(pb::DeleteRecordsRequest {
+                    keys: record_keys(&doomed),
+                })
                 .await
             {
                 Ok(answer) => {
-                    assert_eq!(answer.into_inner().deleted, doomed.len() as u64);
+                    let answer = answer.into_inner();
+                    assert_eq!(answer.deleted, doomed.len() as u64);
                     let mut m = model.lock().unwrap();
                     m.deleted.extend(doomed);
                     m.acks += 1;
+                    m.sequence = m.sequence.max(answer.sequence);
                 }
                 Err(status) => return Some((Instant::now(), status)),
             }
@@ -214,6 +234,7 @@ async fn put_writer(
                 let mut m = model.lock().unwrap();
                 m.acked.extend(keys);
                 m.acks += 1;
+                m.sequence = m.sequence.max(answer.sequence);
             }
             Err(status) => return Some((Instant::now(), status)),
         }
@@ -233,9 +254,21 @@ fn records_at_open(kpid: &Kpid) -> Option<usize> {
 
 /// Checks the running server against the model: every acknowledged put present and
 /// unchanged, every acknowledged delete absent, nothing stored that was never sent, no key
-/// twice. Returns how many records are stored.
+/// twice, as many records as it loaded at start, and the last acknowledged sequence
+/// applied (a read at that `min_sequence` answers at once). Returns how many records are
+/// stored.
 async fn check(kpid: &Kpid, model: &Shared, label: &str) -> usize {
     let mut client = kpid.records().await;
+    let sequence = model.lock().unwrap().sequence;
+    // Without a deadline a sequence not reached answers UNAVAILABLE after 10 s.
+    let at_sequence = pb::ListRecordsRequest {
+        page_size: 1,
+        min_sequence: sequence,
+        ..Default::default()
+    };
+    if let Err(status) = client.list_records(at_sequence).await {
+        panic!("{label}: the acknowledged sequence {sequence} is not applied: {status:?}");
+    }
     let (stored, _) = list_all(&mut client, "", 1000).await;
     let mut present = BTreeMap::new();
     for r in stored {
@@ -344,15 +377,51 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn start(dir: &Path) -> Kpid {
+/// Starts kpid (again) on `store`: the same data directory, or the same PostgreSQL
+/// database (`--store postgres://…`), as every start before.
+fn start(store: &TestStore) -> Kpid {
+    block_in_place(|| store.start())
+}
+
+/// Starts kpid (again) on the sled data directory `dir`.
+fn start_on_sled(dir: &Path) -> Kpid {
     block_in_place(|| Kpid::start_in(dir, &[]))
+}
+
+/// Whether a test of what only sled has runs: with `KPID_TEST_STORE=postgres` it says that
+/// `test` is skipped on PostgreSQL, and `why`.
+fn runs_on_sled_only(test: &str, why: &str) -> bool {
+    if on_postgres() {
+        eprintln!("SKIPPED {test} on PostgreSQL: {why}");
+        return false;
+    }
+    true
+}
+
+/// How many records `store` holds, opened in-process while no kpid runs on it: sled's data
+/// directory, or a replica over the PostgreSQL database (on a thread of its own: the
+/// blocking PostgreSQL client runs a runtime of its own).
+fn records_opened_in_process(store: &TestStore) -> u64 {
+    let Some(url) = store.postgres_url() else {
+        let opened = kpi_store::Store::open(store.data_dir()).expect("the store opens cleanly");
+        return opened.stats().records;
+    };
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        kpi_store::Store::open_postgres(&url, kpi_store::OpenOptions::default())
+            .expect("the store opens cleanly")
+            .stats()
+            .records
+    })
+    .join()
+    .expect("the in-process open")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_loses_no_acknowledged_write() {
     let runs = env_u64("KPID_CRASH_RUNS", DEFAULT_RUNS);
     let first_seed = env_u64("KPID_CRASH_SEED", 0x6b70_6964);
-    let data = tempfile::tempdir().unwrap();
+    let store = TestStore::new();
     let model = Shared::default();
     let started = Instant::now();
     let mut done = 0;
@@ -364,7 +433,7 @@ async fn sigkill_at_random_points_loses_no_acknowledged_write() {
         let seed = first_seed + run;
         let label = format!("run {run} (KPID_CRASH_SEED={seed} KPID_CRASH_RUNS=1)");
         let mut rng = Rng(seed);
-        let mut kpid = start(data.path());
+        let mut kpid = start(&store);
         let before = check(&kpid, &model, &format!("{label}, after restart")).await;
 
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -387,12 +456,11 @@ async fn sigkill_at_random_points_loses_no_acknowledged_write() {
     }
 
     // The last kill's survivors, then a clean stop, and the store opened in-process.
-    let mut kpid = start(data.path());
+    let mut kpid = start(&store);
     let stored = check(&kpid, &model, "after the last kill").await;
     let status = block_in_place(|| kpid.terminate());
     assert!(status.success(), "{status:?}; logs:\n{}", kpid.logs());
-    let store = kpi_store::Store::open(data.path()).expect("the store opens cleanly");
-    assert_eq!(store.stats().records, stored as u64);
+    assert_eq!(records_opened_in_process(&store), stored as u64);
     let m = model.lock().unwrap();
     assert!(
         m.acks >= done,
@@ -410,10 +478,10 @@ async fn sigkill_at_random_points_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_stream_answers_in_flight_work_keeps_it_and_exits_0() {
-    let data = tempfile::tempdir().unwrap();
+    let store = TestStore::new();
     let model = Shared::default();
     let mut rng = Rng(0x7465_726d);
-    let mut kpid = start(data.path());
+    let mut kpid = start(&store);
 
     // Background traffic: an ingest and a put writer that stop at their first refusal.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -468,7 +536,7 @@ async fn sigterm_mid_stream_answers_in_flight_work_keeps_it_and_exits_0() {
     let logs = kpid.logs();
     assert!(logs.contains("store flushed"), "{logs}");
 
-    let restarted = start(data.path());
+    let restarted = start(&store);
     let stored = check(&restarted, &model, "after SIGTERM").await;
     assert!(stored >= streamed.len());
     eprintln!(
@@ -501,6 +569,31 @@ async fn put_ids(kpid: &Kpid, model: &Shared, rng: &mut Rng, prefix: &str, count
         m.acked.insert(key.clone());
         m.sent.insert(key, r);
     }
+    m.sequence = m.sequence.max(answer.sequence);
+}
+
+/// Deletes `count` of the model's acknowledged records in one call and notes it.
+async fn delete_acknowledged(kpid: &Kpid, model: &Shared, count: usize) {
+    let doomed: Vec<Key> = {
+        let m = model.lock().unwrap();
+        m.acked.iter().take(count).cloned().collect()
+    };
+    let answer = kpid
+        .records()
+        .await
+        .delete_records(pb::DeleteRecordsRequest {
+            keys: record_keys(&doomed),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.deleted, doomed.len() as u64);
+    let mut m = model.lock().unwrap();
+    for k in doomed {
+        m.acked.remove(&k);
+        m.deleted.insert(k);
+    }
+    m.sequence = m.sequence.max(answer.sequence);
 }
 
 /// The dashboard a restart must answer the same: win rate, revenue and purchases by month.
@@ -537,7 +630,7 @@ fn stop_and_reopen(mut kpid: Kpid, dir: &Path) -> Kpid {
         "{}",
         kpid.logs()
     );
-    let kpid = start(dir);
+    let kpid = start_on_sled(dir);
     assert!(
         kpid.logs().contains("loaded from its snapshot"),
         "{}",
@@ -556,7 +649,7 @@ async fn crash_and_reopen(
     label: &str,
 ) -> Kpid {
     block_in_place(|| kpid.kill9());
-    let kpid = start(dir);
+    let kpid = start_on_sled(dir);
     assert!(
         !kpid.logs().contains("loaded from its snapshot"),
         "{label}: a stale snapshot was read:\n{}",
@@ -567,15 +660,193 @@ async fn crash_and_reopen(
     kpid
 }
 
+/// Kills kpid with SIGKILL right after acknowledged writes and starts it again on the same
+/// store: every acknowledged write is there and every metric of the catalogue answers as
+/// before the kill (BatchCompute, month by month over 2024). Returns the restarted kpid and
+/// those answers.
+async fn kill_and_restart(
+    mut kpid: Kpid,
+    store: &TestStore,
+    model: &Shared,
+    label: &str,
+) -> (Kpid, pb::BatchComputeResponse) {
+    let sequence = model.lock().unwrap().sequence;
+    let before = every_metric(&kpid, sequence).await;
+    block_in_place(|| kpid.kill9());
+    let kpid = start(store);
+    check(&kpid, model, label).await;
+    let after = every_metric(&kpid, sequence).await;
+    assert_same(
+        &after,
+        &before,
+        &format!("{label}: answers after the restart"),
+    );
+    (kpid, after)
+}
+
+/// On either backend, a SIGKILL right after acknowledged puts (new keys, then new values
+/// for old keys) and right after acknowledged deletes loses none of them: the restarted
+/// kpid lists every acknowledged write, has applied the sequence the last one answered,
+/// and answers every metric as before the kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_after_acknowledged_puts_and_deletes_keeps_every_write_and_every_answer() {
+    let store = TestStore::new();
+    let model = Shared::default();
+    let mut rng = Rng(0x6163_6b73);
+    let kpid = start(&store);
+    put_ids(&kpid, &model, &mut rng, "a", 300).await;
+    let (kpid, first) = kill_and_restart(kpid, &store, &model, "after new records").await;
+
+    put_ids(&kpid, &model, &mut rng, "a", 120).await;
+    put_ids(&kpid, &model, &mut rng, "b", 80).await;
+    let (kpid, rewritten) =
+        kill_and_restart(kpid, &store, &model, "after new values for old keys").await;
+    assert_ne!(rewritten, first, "the new values change the answers");
+
+    delete_acknowledged(&kpid, &model, 60).await;
+    let (_kpid, deleted) = kill_and_restart(kpid, &store, &model, "after deletes").await;
+    assert_ne!(deleted, rewritten, "the deletes change the answers");
+}
+
+/// Kill/restart runs of the PostgreSQL replicas' crash test.
+const REPLICA_RUNS: u64 = 4;
+
+/// The default tenant's sequence in the PostgreSQL database at `url`, read once no write
+/// is in flight: its `tenant_sequences` row read FOR UPDATE waits for a transaction a
+/// killed kpid left open (which holds that row) to commit or roll back.
+fn database_sequence(url: &str) -> u64 {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+        let mut transaction = client.transaction().expect("begin");
+        let row = transaction
+            .query_opt(
+                "SELECT sequence FROM tenant_sequences WHERE tenant = $1 FOR UPDATE",
+                &[&kpi_store::DEFAULT_TENANT],
+            )
+            .expect("the tenant's sequence");
+        row.map_or(0, |row| {
+            u64::try_from(row.get::<_, i64>(0)).expect("a sequence is positive")
+        })
+    })
+    .join()
+    .expect("the sequence query")
+}
+
+/// On PostgreSQL only (`KPID_TEST_STORE=postgres`): a writer SIGKILLed mid-traffic
+/// (Ingest streams, PutRecords, deletes) while a second replica follows it, so that some
+/// writes may commit unanswered. In each run the database's sequence covers every
+/// acknowledged write; the writer, restarted on the same database, lists every acknowledged
+/// write and nothing never sent, with as many rows as the database holds; the follower,
+/// which kept running, applies every committed write, answered or not; and the restarted
+/// writer, the follower and a replica opened after answer every metric alike. At the end a
+/// kpid on sled holding what the database lists answers the same: the replicas' rows are
+/// the database's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_writer_killed_mid_traffic_restarts_with_the_databases_rows_and_replicas_agree(
+) {
+    if !on_postgres() {
+        eprintln!(
+            "SKIPPED on_postgres_a_writer_killed_mid_traffic_restarts_with_the_databases_rows_and_replicas_agree: \
+             replicas share a PostgreSQL database (KPID_TEST_STORE=postgres; .ci/run sets it)"
+        );
+        return;
+    }
+    let store = TestStore::new();
+    let url = store.postgres_url().expect("a PostgreSQL store").to_owned();
+    let model = Shared::default();
+    let mut rng = Rng(0x7265_706c);
+    let mut writer = start(&store);
+    let follower = start(&store);
+    let (mut committed, mut unanswered_runs) = (0, 0);
+    for run in 0..REPLICA_RUNS {
+        let label = format!("replica run {run}");
+        let acks_before = model.lock().unwrap().acks;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let writers = start_writers(&writer, &model, &mut rng, run, deadline).await;
+        // Mid-traffic: after two more acknowledgements, then at a random point.
+        let wait = Instant::now();
+        while model.lock().unwrap().acks < acks_before + 2 {
+            assert!(
+                wait.elapsed() < Duration::from_secs(10),
+                "{label}: no progress"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.below(MAX_KILL_DELAY_MS))).await;
+        let signalled = Instant::now();
+        block_in_place(|| writer.kill9());
+        join_writers(writers, signalled, &label).await;
+
+        committed = block_in_place(|| database_sequence(&url));
+        let acknowledged = model.lock().unwrap().sequence;
+        assert!(
+            committed >= acknowledged,
+            "{label}: the database is at sequence {committed}, below the acknowledged {acknowledged}"
+        );
+        if committed > acknowledged {
+            unanswered_runs += 1;
+        }
+        writer = start(&store);
+        check(&writer, &model, &format!("{label}, the writer restarted")).await;
+        let opened = start(&store);
+        let on_opened = every_metric(&opened, committed).await;
+        assert_same(
+            &every_metric(&writer, committed).await,
+            &on_opened,
+            &format!("{label}: the restarted writer and a replica opened after"),
+        );
+        assert_same(
+            &every_metric(&follower, committed).await,
+            &on_opened,
+            &format!("{label}: the follower and a replica opened after"),
+        );
+        eprintln!(
+            "{label}: database at sequence {committed}, acknowledged through {acknowledged}; \
+             {} acknowledged RPCs so far",
+            model.lock().unwrap().acks
+        );
+    }
+
+    // What the database lists, on sled, answers as the replicas do.
+    let (listed, _) = list_all(&mut writer.records().await, "", 1000).await;
+    assert!(!listed.is_empty());
+    let sled_dir = tempfile::tempdir().expect("temp dir");
+    let sled = start_on_sled(sled_dir.path());
+    put_all_on(&sled, &listed, false).await;
+    assert_same(
+        &every_metric(&sled, 0).await,
+        &every_metric(&follower, committed).await,
+        "a kpid on sled holding what the database lists, and the follower",
+    );
+    eprintln!(
+        "{REPLICA_RUNS} writer kills with a follower: {} records in the database at sequence \
+         {committed}; {unanswered_runs} runs left writes committed but unanswered",
+        listed.len()
+    );
+}
+
+/// Why the rows snapshot's tests run on sled only.
+const NO_ROWS_SNAPSHOT_ON_POSTGRES: &str =
+    "kpid on PostgreSQL writes no rows snapshot and keeps no snapshot token (every start \
+     loads the rows from the database); its restarts after puts and deletes are \
+     sigkill_after_acknowledged_puts_and_deletes_keeps_every_write_and_every_answer";
+
 /// The rows snapshot kpid writes when it stops is read at the next start only while it is
 /// current: the first write after it retires it, so a SIGKILL after that write reopens the
 /// store by scanning sled, with every acknowledged write and the same answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rows_snapshot_is_read_only_while_it_is_current() {
+    if !runs_on_sled_only(
+        "a_rows_snapshot_is_read_only_while_it_is_current",
+        NO_ROWS_SNAPSHOT_ON_POSTGRES,
+    ) {
+        return;
+    }
     let data = tempfile::tempdir().unwrap();
     let model = Shared::default();
     let mut rng = Rng(0x736e_6170);
-    let kpid = start(data.path());
+    let kpid = start_on_sled(data.path());
     put_ids(&kpid, &model, &mut rng, "a", 300).await;
     let before = answers(&kpid).await;
     let kpid = stop_and_reopen(kpid, data.path());
@@ -595,29 +866,7 @@ async fn a_rows_snapshot_is_read_only_while_it_is_current() {
 
     // The same with deletes.
     let kpid = stop_and_reopen(kpid, data.path());
-    let doomed: Vec<Key> = {
-        let m = model.lock().unwrap();
-        m.acked.iter().take(60).cloned().collect()
-    };
-    let keys = doomed
-        .iter()
-        .map(|(kind, id)| pb::RecordKey {
-            kind: kind.clone(),
-            id: id.clone(),
-        })
-        .collect();
-    kpid.records()
-        .await
-        .delete_records(pb::DeleteRecordsRequest { keys })
-        .await
-        .unwrap();
-    {
-        let mut m = model.lock().unwrap();
-        for k in doomed {
-            m.acked.remove(&k);
-            m.deleted.insert(k);
-        }
-    }
+    delete_acknowledged(&kpid, &model, 60).await;
     let changed = answers(&kpid).await;
     let kpid = crash_and_reopen(kpid, data.path(), &model, &changed, "after deletes").await;
 
@@ -637,10 +886,16 @@ async fn a_rows_snapshot_is_read_only_while_it_is_current() {
 /// before the stop. The clean stop after writes a good snapshot again, which is read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_rows_snapshot_is_discarded_and_sled_scanned() {
+    if !runs_on_sled_only(
+        "a_damaged_rows_snapshot_is_discarded_and_sled_scanned",
+        NO_ROWS_SNAPSHOT_ON_POSTGRES,
+    ) {
+        return;
+    }
     let data = tempfile::tempdir().unwrap();
     let model = Shared::default();
     let mut rng = Rng(0x666c_6970);
-    let mut kpid = start(data.path());
+    let mut kpid = start_on_sled(data.path());
     put_ids(&kpid, &model, &mut rng, "a", 300).await;
     let before = answers(&kpid).await;
     let (listed, _) = list_all(&mut kpid.records().await, "", 1000).await;
@@ -659,7 +914,7 @@ async fn a_damaged_rows_snapshot_is_discarded_and_sled_scanned() {
         bytes[last * i / 9] ^= 0xFF;
     }
     std::fs::write(&path, &bytes).unwrap();
-    let kpid = start(data.path());
+    let kpid = start_on_sled(data.path());
     let logs = kpid.logs();
     assert!(!logs.contains("loaded from its snapshot"), "{logs}");
     assert!(
@@ -787,10 +1042,10 @@ async fn check_calls(kpid: &Kpid, calls: &[Call], label: &str) -> (usize, usize)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_never_answers_a_committed_write_with_an_error() {
     let rounds = env_u64("KPID_SIGTERM_ROUNDS", DEFAULT_SIGTERM_ROUNDS);
-    let data = tempfile::tempdir().unwrap();
+    let store = TestStore::new();
     let mut rng = Rng(0x676f_6177);
     let started = Instant::now();
-    let mut kpid = start(data.path());
+    let mut kpid = start(&store);
     let (mut ok, mut failed, mut done) = (0, 0, 0);
     for round in 0..rounds {
         if round >= MIN_RUNS && started.elapsed() > SIGTERM_TIME_BUDGET {
@@ -826,7 +1081,7 @@ async fn sigterm_never_answers_a_committed_write_with_an_error() {
         }
         let status = block_in_place(|| kpid.wait_exit(Duration::from_secs(30)));
         assert!(status.success(), "{status:?}; logs:\n{}", kpid.logs());
-        kpid = start(data.path());
+        kpid = start(&store);
         let (o, f) = check_calls(&kpid, &calls, &format!("round {round}")).await;
         ok += o;
         failed += f;
@@ -891,11 +1146,20 @@ async fn health_of(kpid: &Kpid, service: &str) -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_writes_plainly_and_recovers_without_a_restart() {
     use tonic_health::pb::health_check_response::ServingStatus;
+    if !runs_on_sled_only(
+        "a_full_disk_refuses_writes_plainly_and_recovers_without_a_restart",
+        "the disk filled here is kpid's data directory, where sled writes and recovers \
+         (store/recovery.rs); on PostgreSQL the database server writes the records, and a \
+         database that stops taking writes is tests/replicas.rs's \
+         postgres_stopped_under_load_loses_nothing_acknowledged",
+    ) {
+        return;
+    }
     let Some(disk) = common::Tmpfs::mount(16 << 20) else {
         return;
     };
     let dir = disk.path().join("data");
-    let kpid = start(&dir);
+    let kpid = start_on_sled(&dir);
     let filler = disk.fill(3 << 19);
     let mut client = kpid.records().await;
     let mut acknowledged = 0usize;

@@ -11,7 +11,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{deal, list_all, test_postgres, Kpid, TestDatabase};
+use common::{
+    assert_same, deal, every_metric, list_all, put_all_on, test_postgres, Kpid, TestDatabase,
+};
 use kpi_proto::kpi::v1 as pb;
 use tonic::Code;
 
@@ -34,33 +36,9 @@ fn dataset() -> Vec<pb::Record> {
     .collect()
 }
 
-/// Puts `records` in batches of 500; the sequence after the last batch (each batch's is
-/// larger than the one before; on sled, every one is 0).
+/// Puts `records` on PostgreSQL in batches of 500; the sequence after the last batch.
 async fn put_all(kpid: &Kpid, records: &[pb::Record]) -> u64 {
     put_all_on(kpid, records, true).await
-}
-
-/// [`put_all`] on PostgreSQL (`postgres`) or sled.
-async fn put_all_on(kpid: &Kpid, records: &[pb::Record], postgres: bool) -> u64 {
-    let mut client = kpid.records().await;
-    let mut sequence = 0;
-    for batch in records.chunks(500) {
-        let put = client
-            .put_records(pb::PutRecordsRequest {
-                records: batch.to_vec(),
-            })
-            .await
-            .expect("PutRecords")
-            .into_inner();
-        assert!(put.rejected.is_empty(), "rejected: {:?}", put.rejected);
-        if postgres {
-            assert!(put.sequence > sequence, "sequences grow with each write");
-        } else {
-            assert_eq!(put.sequence, 0, "sled answers sequence 0");
-        }
-        sequence = put.sequence;
-    }
-    sequence
 }
 
 /// Deletes every `step`th record of `records`; the sequence after the delete.
@@ -83,101 +61,6 @@ async fn delete_some(kpid: &Kpid, records: &[pb::Record], step: usize) -> u64 {
         .into_inner();
     assert_eq!(deleted.deleted, count);
     deleted.sequence
-}
-
-/// Every metric of the catalogue, month by month over 2024, in one BatchCompute read after
-/// the replica applied `min_sequence`: the whole answer, for comparison.
-async fn every_metric(kpid: &Kpid, min_sequence: u64) -> pb::BatchComputeResponse {
-    let mut metrics = kpid.metrics().await;
-    let ids: Vec<String> = metrics
-        .list_metrics(pb::ListMetricsRequest::default())
-        .await
-        .expect("ListMetrics")
-        .into_inner()
-        .metrics
-        .into_iter()
-        .map(|m| m.id)
-        .collect();
-    assert!(ids.len() > 30, "the catalogue lists {} metrics", ids.len());
-    let answer = metrics
-        .batch_compute(pb::BatchComputeRequest {
-            start: common::ts("2024-01-01T00:00:00Z"),
-            end: common::ts("2025-01-01T00:00:00Z"),
-            granularity: pb::Granularity::Month.into(),
-            metrics: ids
-                .into_iter()
-                .map(|metric_id| pb::BatchComputeMetric {
-                    metric_id,
-                    ..Default::default()
-                })
-                .collect(),
-            min_sequence,
-            ..Default::default()
-        })
-        .await
-        .expect("BatchCompute")
-        .into_inner();
-    let answered = answer.results.iter().filter(|r| r.error.is_none()).count();
-    assert!(answered > 30, "{answered} metrics answered");
-    answer
-}
-
-/// Asserts two BatchCompute answers are equal, naming the first metric and row that differ.
-/// Values, reasons, groups and buckets must be identical; an unrounded input may differ in
-/// its last few of 28 significant digits only: a part kept as base + delta
-/// (`index/delta.rs`) adds and subtracts rounded sums, so the last digits of a prorated
-/// quota or of a total of resolution hours depend on the store's history of writes (the
-/// rounded values do not).
-fn assert_same(left: &pb::BatchComputeResponse, right: &pb::BatchComputeResponse, what: &str) {
-    assert_eq!(left.results.len(), right.results.len(), "{what}");
-    for (l, r) in left.results.iter().zip(&right.results) {
-        assert_eq!(l.metric_id, r.metric_id, "{what}");
-        assert_eq!(l.error, r.error, "{what}: {}", l.metric_id);
-        assert_eq!(l.rows.len(), r.rows.len(), "{what}: {} rows", l.metric_id);
-        for (lr, rr) in l.rows.iter().zip(&r.rows) {
-            let without_inputs = |row: &pb::Row| pb::Row {
-                inputs: Default::default(),
-                previous_inputs: Default::default(),
-                ..row.clone()
-            };
-            assert_eq!(
-                without_inputs(lr),
-                without_inputs(rr),
-                "{what}: {}",
-                l.metric_id
-            );
-            for (inputs_l, inputs_r) in [
-                (&lr.inputs, &rr.inputs),
-                (&lr.previous_inputs, &rr.previous_inputs),
-            ] {
-                let names_l: Vec<&String> = inputs_l.keys().collect();
-                let names_r: Vec<&String> = inputs_r.keys().collect();
-                assert_eq!(names_l, names_r, "{what}: {}", l.metric_id);
-                for (name, a) in inputs_l {
-                    let b = &inputs_r[name];
-                    assert!(
-                        a == b || same_but_the_last_digits(a, b),
-                        "{what}: {} input {name}: {a} vs {b} ({lr:?})",
-                        l.metric_id
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// Whether two decimals, one of 27 or more significant digits (a rounded one), agree to
-/// within one part in 10^24: their last few digits only.
-fn same_but_the_last_digits(a: &str, b: &str) -> bool {
-    let (Ok(x), Ok(y)) = (
-        a.parse::<rust_decimal::Decimal>(),
-        b.parse::<rust_decimal::Decimal>(),
-    ) else {
-        return false;
-    };
-    let digits = |d: &rust_decimal::Decimal| d.mantissa().unsigned_abs().to_string().len();
-    digits(&x).max(digits(&y)) >= 27
-        && (x - y).abs() <= x.abs().max(y.abs()) * rust_decimal::Decimal::new(1, 24)
 }
 
 /// The revenue of the deals won in 2024, read after the replica applied `min_sequence`.

@@ -39,8 +39,8 @@ pub(crate) struct Kpid {
     pub(crate) data_dir: PathBuf,
     logs: Arc<Mutex<Vec<String>>>,
     _temp: Option<tempfile::TempDir>,
-    /// Its PostgreSQL database, dropped after the server (`KPID_TEST_STORE=postgres`).
-    database: Option<TestDatabase>,
+    /// The store [`Kpid::start`] made for it, dropped after the server.
+    store: Option<TestStore>,
 }
 
 /// The variable naming the PostgreSQL server of the tests (`.ci/run` starts one:
@@ -121,6 +121,50 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Where a test's kpid keeps its records across restarts: a temporary data directory
+/// (sled), or with `KPID_TEST_STORE=postgres` ([`on_postgres`]) a fresh database of its own
+/// on the server at `KPID_TEST_POSTGRES` (kpid is given the data directory too, and leaves
+/// it alone). Every [`TestStore::start`] runs a kpid on the same records.
+pub(crate) struct TestStore {
+    dir: tempfile::TempDir,
+    database: Option<TestDatabase>,
+}
+
+impl TestStore {
+    /// A fresh store on the backend `KPID_TEST_STORE` names.
+    pub(crate) fn new() -> TestStore {
+        let database = on_postgres().then(|| {
+            let admin = std::env::var(POSTGRES_ENV).unwrap_or_else(|_| {
+                panic!("KPID_TEST_STORE=postgres needs {POSTGRES_ENV} (scripts/postgres.sh)")
+            });
+            TestDatabase::create(&admin)
+        });
+        TestStore {
+            dir: tempfile::tempdir().expect("temp dir"),
+            database,
+        }
+    }
+
+    /// The data directory kpid is given (sled's records, or unused on PostgreSQL).
+    pub(crate) fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The URL of its PostgreSQL database (`--store`), or `None` on sled.
+    pub(crate) fn postgres_url(&self) -> Option<&str> {
+        self.database.as_ref().map(|d| d.url.as_str())
+    }
+
+    /// Starts a kpid on it: the data directory, and the database when there is one.
+    pub(crate) fn start(&self) -> Kpid {
+        Kpid::start_with(self.data_dir(), &[], |command| {
+            if let Some(url) = self.postgres_url() {
+                command.args(["--store", url]);
+            }
+        })
+    }
+}
+
 /// Extracts the bound address from a ready line, text (`kpid ready addr=…`) or JSON
 /// (`"addr":"…"`).
 pub(crate) fn ready_addr(line: &str) -> Option<SocketAddr> {
@@ -135,25 +179,12 @@ pub(crate) fn ready_addr(line: &str) -> Option<SocketAddr> {
 }
 
 impl Kpid {
-    /// Starts a server on a fresh temporary data directory, or with `KPID_TEST_STORE=postgres`
-    /// on a fresh PostgreSQL database ([`on_postgres`]).
+    /// Starts a server on a fresh [`TestStore`]: a temporary data directory, or with
+    /// `KPID_TEST_STORE=postgres` a fresh PostgreSQL database ([`on_postgres`]).
     pub(crate) fn start() -> Kpid {
-        let temp = tempfile::tempdir().expect("temp dir");
-        let mut kpid = if on_postgres() {
-            let admin = std::env::var(POSTGRES_ENV).unwrap_or_else(|_| {
-                panic!("KPID_TEST_STORE=postgres needs {POSTGRES_ENV} (scripts/postgres.sh)")
-            });
-            let database = TestDatabase::create(&admin);
-            let url = database.url.clone();
-            let mut kpid = Self::start_with(temp.path(), &[], |c| {
-                c.args(["--store", &url]);
-            });
-            kpid.database = Some(database);
-            kpid
-        } else {
-            Self::start_in(temp.path(), &[])
-        };
-        kpid._temp = Some(temp);
+        let store = TestStore::new();
+        let mut kpid = store.start();
+        kpid.store = Some(store);
         kpid
     }
 
@@ -232,7 +263,7 @@ impl Kpid {
             data_dir: data_dir.to_owned(),
             logs,
             _temp: None,
-            database: None,
+            store: None,
         }
     }
 
@@ -326,8 +357,8 @@ impl Drop for Kpid {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        // After the server, which held connections to it.
-        self.database.take();
+        // After the server, which held connections to its database.
+        self.store.take();
     }
 }
 
@@ -418,6 +449,130 @@ pub(crate) fn key_of(record: &pb::Record) -> (String, String) {
         Kind::FxRate(r) => ("fx_rate", &r.id),
     };
     (kind.to_owned(), id.clone())
+}
+
+/// Puts `records` in batches of 500, every one accepted; the sequence after the last
+/// batch: on PostgreSQL (`postgres`) each batch's is larger than the one before, on sled
+/// every one is 0.
+pub(crate) async fn put_all_on(kpid: &Kpid, records: &[pb::Record], postgres: bool) -> u64 {
+    let mut client = kpid.records().await;
+    let mut sequence = 0;
+    for batch in records.chunks(500) {
+        let put = client
+            .put_records(pb::PutRecordsRequest {
+                records: batch.to_vec(),
+            })
+            .await
+            .expect("PutRecords")
+            .into_inner();
+        assert!(put.rejected.is_empty(), "rejected: {:?}", put.rejected);
+        if postgres {
+            assert!(put.sequence > sequence, "sequences grow with each write");
+        } else {
+            assert_eq!(put.sequence, 0, "sled answers sequence 0");
+        }
+        sequence = put.sequence;
+    }
+    sequence
+}
+
+/// Every metric of the catalogue, month by month over 2024, in one BatchCompute read after
+/// the replica applied `min_sequence`: the whole answer, for comparison.
+pub(crate) async fn every_metric(kpid: &Kpid, min_sequence: u64) -> pb::BatchComputeResponse {
+    let mut metrics = kpid.metrics().await;
+    let ids: Vec<String> = metrics
+        .list_metrics(pb::ListMetricsRequest::default())
+        .await
+        .expect("ListMetrics")
+        .into_inner()
+        .metrics
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert!(ids.len() > 30, "the catalogue lists {} metrics", ids.len());
+    let answer = metrics
+        .batch_compute(pb::BatchComputeRequest {
+            start: ts("2024-01-01T00:00:00Z"),
+            end: ts("2025-01-01T00:00:00Z"),
+            granularity: pb::Granularity::Month.into(),
+            metrics: ids
+                .into_iter()
+                .map(|metric_id| pb::BatchComputeMetric {
+                    metric_id,
+                    ..Default::default()
+                })
+                .collect(),
+            min_sequence,
+            ..Default::default()
+        })
+        .await
+        .expect("BatchCompute")
+        .into_inner();
+    let answered = answer.results.iter().filter(|r| r.error.is_none()).count();
+    assert!(answered > 30, "{answered} metrics answered");
+    answer
+}
+
+/// Asserts two BatchCompute answers are equal, naming the first metric and row that differ.
+/// Values, reasons, groups and buckets must be identical; an unrounded input may differ in
+/// its last few of 28 significant digits only: a part kept as base + delta
+/// (`index/delta.rs`) adds and subtracts rounded sums, so the last digits of a prorated
+/// quota or of a total of resolution hours depend on the store's history of writes (the
+/// rounded values do not).
+pub(crate) fn assert_same(
+    left: &pb::BatchComputeResponse,
+    right: &pb::BatchComputeResponse,
+    what: &str,
+) {
+    assert_eq!(left.results.len(), right.results.len(), "{what}");
+    for (l, r) in left.results.iter().zip(&right.results) {
+        assert_eq!(l.metric_id, r.metric_id, "{what}");
+        assert_eq!(l.error, r.error, "{what}: {}", l.metric_id);
+        assert_eq!(l.rows.len(), r.rows.len(), "{what}: {} rows", l.metric_id);
+        for (lr, rr) in l.rows.iter().zip(&r.rows) {
+            let without_inputs = |row: &pb::Row| pb::Row {
+                inputs: Default::default(),
+                previous_inputs: Default::default(),
+                ..row.clone()
+            };
+            assert_eq!(
+                without_inputs(lr),
+                without_inputs(rr),
+                "{what}: {}",
+                l.metric_id
+            );
+            for (inputs_l, inputs_r) in [
+                (&lr.inputs, &rr.inputs),
+                (&lr.previous_inputs, &rr.previous_inputs),
+            ] {
+                let names_l: Vec<&String> = inputs_l.keys().collect();
+                let names_r: Vec<&String> = inputs_r.keys().collect();
+                assert_eq!(names_l, names_r, "{what}: {}", l.metric_id);
+                for (name, a) in inputs_l {
+                    let b = &inputs_r[name];
+                    assert!(
+                        a == b || same_but_the_last_digits(a, b),
+                        "{what}: {} input {name}: {a} vs {b} ({lr:?})",
+                        l.metric_id
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Whether two decimals, one of 27 or more significant digits (a rounded one), agree to
+/// within one part in 10^24: their last few digits only.
+fn same_but_the_last_digits(a: &str, b: &str) -> bool {
+    let (Ok(x), Ok(y)) = (
+        a.parse::<rust_decimal::Decimal>(),
+        b.parse::<rust_decimal::Decimal>(),
+    ) else {
+        return false;
+    };
+    let digits = |d: &rust_decimal::Decimal| d.mantissa().unsigned_abs().to_string().len();
+    digits(&x).max(digits(&y)) >= 27
+        && (x - y).abs() <= x.abs().max(y.abs()) * rust_decimal::Decimal::new(1, 24)
 }
 
 /// Every stored record, following next_page_token with pages of `page_size`.
