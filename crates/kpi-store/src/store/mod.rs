@@ -1,14 +1,16 @@
-//! The store: sled for durability, and per tenant the rows in memory (`rows.rs`) plus the
-//! query index derived from them (rebuilt lazily, once per batch of writes, sharing the
-//! parts the writes did not touch), and the rows snapshot read at open (`snapshot.rs`).
-//! What a failed write leaves and how writes resume is `recovery.rs`; a tenant's records
-//! as the engine's data source, `source.rs`; the PostgreSQL backend, `pg.rs`, and how its
-//! replicas follow its change log, `replica.rs`.
+//! The store: a durable backend (`backend.rs`: sled, `sled_backend.rs`, or PostgreSQL,
+//! `postgres_backend.rs`), and per tenant, shared by both, the rows in memory (`rows.rs`)
+//! plus the query index derived from them (rebuilt lazily, once per batch of writes,
+//! sharing the parts the writes did not touch). Validation, listing pages and the memory
+//! budget are here; a tenant's records as the engine's data source, `source.rs`.
 
+mod backend;
 mod open;
 mod pg;
+mod postgres_backend;
 pub(crate) mod recovery;
 mod replica;
+mod sled_backend;
 mod source;
 #[cfg(test)]
 mod tests;
@@ -19,32 +21,18 @@ pub use self::source::TenantSource;
 #[cfg(test)]
 use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
-use self::recovery::WriteState;
+use self::backend::AnyBackend;
 use crate::budget::{self, Budget, BudgetStats, Usage};
-use crate::codec::{
-    check_tenant, decode_record, encode_record, encode_record_without_slot, kind_byte,
-    parse_page_token, record_key, split_key, tenant_prefix, token_after, value_slot,
-};
-use crate::durable::Commit;
+use crate::codec::{check_tenant, kind_of_byte, parse_page_token, token_after};
 use crate::error::StoreError;
 use crate::index::{Index, KindGenerations};
-use crate::pending::{Before, Originals, PendingWrites, RowChanges};
 use crate::record::{Record, RecordKind};
 use crate::rows::Rows;
-use crate::settings::{self, SettingsByTenant, SettingsUpdate, TenantSettings};
-use crate::snapshot;
+use crate::settings::{SettingsByTenant, SettingsUpdate, TenantSettings};
 use crate::validate::validate;
-
-/// sled's page cache. The query side answers from memory, so sled's cache only serves
-/// writes, listings and the scan at open; sled's default (1 GiB) would add up to a
-/// gigabyte of resident memory to a large store for little gain. At 10M records, 16 MiB
-/// instead of 256 MiB holds about 300 MiB less after the ingest, at the same ingest speed
-/// (BENCHMARKS.md).
-const SLED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Records per page when a listing asks for 0.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -92,7 +80,7 @@ pub struct RecordPage {
 pub struct StoreStats {
     /// Records held, over every tenant.
     pub records: u64,
-    /// Bytes sled uses on disk.
+    /// Bytes the records take on this machine's disk (sled; 0 on PostgreSQL).
     pub disk_bytes: u64,
 }
 
@@ -217,83 +205,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One opening of the sled database: a recovery from a full disk reopens it.
-#[derive(Clone)]
-struct Sled {
-    db: sled::Db,
-    /// Every record of every tenant.
-    tree: sled::Tree,
-    /// The token of the current snapshot.
-    meta: sled::Tree,
-    /// Every tenant's settings (`settings.rs`).
-    settings: sled::Tree,
-    /// The fsync'd commit point (`None` for a temporary store, which nothing outlives).
-    commit: Option<Arc<Commit>>,
-}
-
-impl Sled {
-    fn new(db: sled::Db, commit: Option<Commit>) -> Result<Sled, StoreError> {
-        Ok(Sled {
-            tree: db.open_tree("records")?,
-            meta: db.open_tree("meta")?,
-            settings: db.open_tree("settings")?,
-            db,
-            commit: commit.map(Arc::new),
-        })
-    }
-
-    /// Notes a write applied to sled, for the commit point.
-    fn wrote(&self) {
-        if let Some(commit) = &self.commit {
-            commit.wrote();
-        }
-    }
-
-    /// The commit point: sled flush plus fsync, shared by concurrent writers.
-    fn commit(&self) -> Result<(), StoreError> {
-        match &self.commit {
-            Some(commit) => commit.commit(&self.db),
-            None => {
-                self.db.flush()?;
-                Ok(())
-            }
-        }
-    }
-}
-
+/// A store: the tenants in memory, shared by both backends, and the backend.
 struct Inner {
-    /// sled's handles; `None` after a failed write poisoned them, until a recovery
-    /// reopens the database.
-    sled: RwLock<Option<Sled>>,
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
-    /// Serializes writes so sled and the in-memory records change in the same order.
-    writer: Mutex<()>,
-    /// Writes in sled whose commit has not returned: their row changes wait there.
-    pending: PendingWrites<Tenant>,
-    /// Whether writes are taken (changed under the writer lock).
-    write_state: Mutex<WriteState>,
-    /// Whether a thread retries the recovery from a full disk.
-    recovering: AtomicBool,
-    /// sled's size on disk when last read (kept while sled is closed).
-    disk_bytes: AtomicU64,
-    /// The data directory (`None` for a temporary store).
-    dir: Option<PathBuf>,
-    /// Whether `meta` names a current snapshot, which the next write must retire first.
-    snapshot_current: AtomicBool,
     /// Every tenant's settings as committed; a tenant missing has the defaults.
     settings: RwLock<SettingsByTenant>,
     /// The memory budget of the tenants' query state (`budget.rs`).
     budget: Budget,
-    /// The PostgreSQL database holding the records instead of sled (`pg.rs`); `sled` is
-    /// then `None` for good.
-    postgres: Option<pg::Postgres>,
+    /// Where the records are kept durably.
+    backend: AnyBackend,
 }
-
-/// How often a store whose disk was full tries to take writes again.
-const RECOVERY_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// The key in `meta` of the current snapshot's token.
-const SNAPSHOT_TOKEN: &[u8] = b"snapshot";
 
 /// How [`Store::open_with`] opens a store.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -306,7 +227,7 @@ pub struct OpenOptions {
     pub memory_budget: Option<u64>,
 }
 
-/// The record store: durable in sled, queried from memory. Cheap to clone; every clone is
+/// The record store: durable in sled or PostgreSQL, queried from memory. Cheap to clone; every clone is
 /// the same store.
 #[derive(Clone)]
 pub struct Store {
@@ -362,9 +283,9 @@ impl Store {
     }
 
     /// Validates each record ([`validate`]) and upserts the valid ones by (tenant, kind,
-    /// id); they are durable (sled flushed, then fsync'd: see [`Store::flush`]) before
-    /// this returns. Rejected records carry
-    /// their index in `records`. When the same key occurs twice, the later record wins.
+    /// id); they are durable (committed: see [`Store::flush`]) before this returns.
+    /// Rejected records carry their index in `records`. When the same key occurs twice,
+    /// the later record wins.
     pub fn put(&self, tenant: &str, records: Vec<Record>) -> Result<PutOutcome, StoreError> {
         check_tenant(tenant)?;
         let mut rejected = Vec::new();
@@ -381,102 +302,10 @@ impl Store {
             }
         }
         let accepted = valid.len() as u64;
-        if let Some(postgres) = &self.inner.postgres {
-            if !valid.is_empty() {
-                self.put_postgres(postgres, tenant, valid)?;
-            }
-            return Ok(PutOutcome { accepted, rejected });
-        }
         if !valid.is_empty() {
-            // Encoded outside the lock; the slot (bytes 1..5) is filled in below.
-            let mut encoded: Vec<(Vec<u8>, Vec<u8>)> = valid
-                .iter()
-                .map(|r| (record_key(tenant, r.kind(), r.id()), encode_record(r, 0)))
-                .collect();
-            let writer = lock(&self.inner.writer);
-            let sled = self.writable_sled()?;
-            self.retire_snapshot(&sled)?;
-            let t = self.tenant_or_create(tenant);
-            let slots: Vec<u32> = {
-                let mut state = t.records.write().unwrap_or_else(PoisonError::into_inner);
-                valid
-                    .iter()
-                    .map(|r| state.rows.allocate(r.kind()))
-                    .collect()
-            };
-            // One insert per record, not one sled `Batch`: a batch holds sled's exclusive
-            // lock and one epoch for all of it, which halves throughput. Queries still see
-            // the call all at once (its rows change once it is committed); after a crash
-            // an unacknowledged call may be stored in part. sled hands back the value each
-            // insert replaces, which names the slot to free.
-            let mut replaced = Vec::with_capacity(valid.len());
-            let mut before: Vec<(Vec<u8>, Before)> = Vec::with_capacity(valid.len());
-            for ((key, mut value), slot) in encoded.drain(..).zip(&slots) {
-                value[1..5].copy_from_slice(&slot.to_le_bytes());
-                let failed = match sled.tree.insert(&key, value) {
-                    Ok(old) => {
-                        let old_slot = old.as_ref().map(|v| value_slot(&key, v)).transpose();
-                        before.push((key, old));
-                        match old_slot {
-                            Ok(old_slot) => {
-                                replaced.push(old_slot.flatten());
-                                continue;
-                            }
-                            Err(e) => e,
-                        }
-                    }
-                    Err(e) => e.into(),
-                };
-                // Nothing of the call reaches the rows: its reserved slots go back.
-                let mut records = t.records.write().unwrap_or_else(PoisonError::into_inner);
-                for (record, slot) in valid.iter().zip(&slots) {
-                    records.rows.release(record.kind(), *slot);
-                }
-                drop(records);
-                return Err(self.abandon(&sled, failed, before));
-            }
-            let changes = valid
-                .into_iter()
-                .zip(slots)
-                .zip(replaced)
-                .map(|((record, slot), old)| (record, slot, old))
-                .collect();
-            let ticket = self.inner.pending.push(t, RowChanges::Put(changes), before);
-            sled.wrote();
-            // Committing outside the writer lock lets concurrent writers share one fsync;
-            // none of them returns before its batch is on disk.
-            drop(writer);
-            self.commit_through(&sled, ticket)?;
+            self.inner.backend.put(self, tenant, valid)?;
         }
         Ok(PutOutcome { accepted, rejected })
-    }
-
-    /// [`Store::put`] of valid records into PostgreSQL: one write, committed, then applied
-    /// to the rows in the tenant's sequence order (`replica.rs`).
-    fn put_postgres(
-        &self,
-        postgres: &pg::Postgres,
-        tenant: &str,
-        mut valid: Vec<Record>,
-    ) -> Result<(), StoreError> {
-        // The later of two records with one key wins (as in sled): keep only it.
-        let mut seen = std::collections::HashSet::new();
-        valid.reverse();
-        valid.retain(|r| seen.insert((r.kind(), r.id().to_owned())));
-        valid.reverse();
-        let encoded: Vec<(RecordKind, &str, Vec<u8>)> = valid
-            .iter()
-            .map(|r| (r.kind(), r.id(), encode_record_without_slot(r)))
-            .collect();
-        let t = self.tenant_or_create(tenant);
-        let committed = postgres.put(tenant, &encoded, self.applied(&t))?;
-        drop(encoded);
-        let own = pg::LoggedWrite {
-            sequence: committed.sequence,
-            changes: valid.into_iter().map(pg::Change::Upsert).collect(),
-        };
-        self.apply_own(&t, tenant, committed.missed, own);
-        Ok(())
     }
 
     /// The sequence of the tenant's last write applied to its rows.
@@ -499,77 +328,13 @@ impl Store {
     /// Whether this process applied `tenant`'s writes through `sequence` (so a read sees
     /// them); on sled, always.
     pub fn has_applied(&self, tenant: &str, sequence: u64) -> bool {
-        self.inner.postgres.is_none() || self.sequence(tenant) >= sequence
+        !self.inner.backend.sequences_writes() || self.sequence(tenant) >= sequence
     }
 
     /// Deletes records by key, durably; returns how many existed.
     pub fn delete(&self, tenant: &str, keys: &[RecordKey]) -> Result<u64, StoreError> {
         check_tenant(tenant)?;
-        if let Some(postgres) = &self.inner.postgres {
-            if keys.is_empty() {
-                return Ok(0);
-            }
-            let t = self.tenant_or_create(tenant);
-            let keys: Vec<(RecordKind, &str)> =
-                keys.iter().map(|k| (k.kind, k.id.as_str())).collect();
-            let committed = postgres.delete(tenant, &keys, self.applied(&t))?;
-            let deleted = committed.outcome.len() as u64;
-            if deleted == 0 {
-                // Nothing changed: no write, only those it had not applied.
-                self.apply_logged(&t, tenant, committed.missed);
-            } else {
-                let own = pg::LoggedWrite {
-                    sequence: committed.sequence,
-                    changes: committed
-                        .outcome
-                        .into_iter()
-                        .map(|(kind, id)| pg::Change::Delete(kind, id))
-                        .collect(),
-                };
-                self.apply_own(&t, tenant, committed.missed, own);
-            }
-            return Ok(deleted);
-        }
-        let Some(t) = self.tenant(tenant) else {
-            return Ok(0);
-        };
-        let writer = lock(&self.inner.writer);
-        let sled = self.writable_sled()?;
-        self.retire_snapshot(&sled)?;
-        let mut freed = Vec::new();
-        let mut before: Vec<(Vec<u8>, Before)> = Vec::new();
-        for k in keys {
-            let key = record_key(tenant, k.kind, &k.id);
-            let failed = match sled.tree.remove(&key) {
-                Ok(None) => continue,
-                Ok(Some(old)) => {
-                    let slot = value_slot(&key, &old);
-                    before.push((key, Some(old)));
-                    match slot {
-                        Ok(Some(slot)) => {
-                            freed.push((k.kind, slot));
-                            continue;
-                        }
-                        Ok(None) => continue,
-                        Err(e) => e,
-                    }
-                }
-                Err(e) => e.into(),
-            };
-            return Err(self.abandon(&sled, failed, before));
-        }
-        if before.is_empty() {
-            return Ok(0);
-        }
-        let removed = freed.len() as u64;
-        let ticket = self
-            .inner
-            .pending
-            .push(t, RowChanges::Delete(freed), before);
-        sled.wrote();
-        drop(writer);
-        self.commit_through(&sled, ticket)?;
-        Ok(removed)
+        self.inner.backend.delete(self, tenant, keys)
     }
 
     /// A tenant's settings (the defaults when it never changed them).
@@ -583,51 +348,15 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// Changes a tenant's settings, durably: written and committed under the writer lock
-    /// (settings change rarely, so the fsync is not shared) and refused with the same
-    /// errors as records while writes are stopped; the next request sees them. Returns
-    /// the settings now in effect.
+    /// Changes a tenant's settings, durably, refused with the same errors as records while
+    /// writes are refused; the next request sees them. Returns the settings now in effect.
     pub fn update_settings(
         &self,
         tenant: &str,
         update: &SettingsUpdate,
     ) -> Result<TenantSettings, StoreError> {
         check_tenant(tenant)?;
-        if let Some(postgres) = &self.inner.postgres {
-            // Applied to the settings the database holds (another replica may have
-            // changed them since this one applied them).
-            let t = self.tenant_or_create(tenant);
-            let committed = postgres.update_settings(
-                tenant,
-                |stored| update.applied_to(&stored.unwrap_or_default()),
-                self.applied(&t),
-            )?;
-            let own = pg::LoggedWrite {
-                sequence: committed.sequence,
-                changes: vec![pg::Change::Settings(committed.outcome.clone())],
-            };
-            self.apply_own(&t, tenant, committed.missed, own);
-            return Ok(committed.outcome);
-        }
-        let _writer = lock(&self.inner.writer);
-        let sled = self.writable_sled()?;
-        let changed = update.applied_to(&self.settings(tenant));
-        let written = settings::write(&sled.settings, tenant, &changed).and_then(|()| {
-            sled.wrote();
-            sled.commit()
-        });
-        if let Err(e) = written {
-            // What sled holds of the change is unknown: a recovery writes back the
-            // settings in memory, which it has not touched.
-            return Err(self.stop_writes(e, Originals::new()));
-        }
-        self.inner
-            .settings
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(tenant.to_owned(), changed.clone());
-        self.settings_changed(tenant, &changed);
-        Ok(changed)
+        self.inner.backend.update_settings(self, tenant, update)
     }
 
     /// Pages through a tenant's records (optionally one kind), in key order (kind, then
@@ -646,67 +375,23 @@ impl Store {
             0 => DEFAULT_PAGE_SIZE,
             n => n.min(MAX_PAGE_SIZE),
         };
-        if let Some(postgres) = &self.inner.postgres {
-            let after = if page_token.is_empty() {
-                None
-            } else {
-                let bytes = parse_page_token(page_token, kind)?;
-                let kind = crate::codec::kind_of_byte(bytes[0]).expect("checked by the parse");
-                let id = std::str::from_utf8(&bytes[1..]).expect("checked by the parse");
-                Some((kind, id.to_owned()))
-            };
-            let mut entries = postgres.list(tenant, kind, after, page_size + 1)?;
-            let more = entries.len() > page_size;
-            entries.truncate(page_size);
-            let records = entries
-                .iter()
-                .map(|(key, value)| decode_record(key, value))
-                .collect::<Result<Vec<_>, _>>()?;
-            let next_page_token = match records.last() {
-                Some(last) if more => token_after(last.kind(), last.id()),
-                _ => String::new(),
-            };
-            return Ok(RecordPage {
-                records,
-                next_page_token,
-            });
-        }
-        let mut prefix = tenant_prefix(tenant);
-        if let Some(k) = kind {
-            prefix.push(kind_byte(k));
-        }
-        let start = if page_token.is_empty() {
-            prefix.clone()
+        let after = if page_token.is_empty() {
+            None
         } else {
-            let mut start = tenant_prefix(tenant);
-            start.extend(parse_page_token(page_token, kind)?);
-            // The smallest key after the token's key.
-            start.push(0);
-            start
+            Some(parse_page_token(page_token, kind)?)
         };
-        let mut records = Vec::new();
-        let mut more = false;
-        let tree = match &*self
+        let after = after.as_deref().map(|bytes| {
+            let kind = kind_of_byte(bytes[0]).expect("checked by the parse");
+            let id = std::str::from_utf8(&bytes[1..]).expect("checked by the parse");
+            (kind, id)
+        });
+        // One record more than the page says whether another page follows.
+        let mut records = self
             .inner
-            .sled
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-        {
-            Some(sled) => sled.tree.clone(),
-            None => return Err(self.unreadable()),
-        };
-        for item in tree.range(start..) {
-            let (key, value) = item?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            if records.len() == page_size {
-                more = true;
-                break;
-            }
-            split_key(&key)?;
-            records.push(decode_record(&key, &value)?);
-        }
+            .backend
+            .list(self, tenant, kind, after, page_size + 1)?;
+        let more = records.len() > page_size;
+        records.truncate(page_size);
         let next_page_token = match records.last() {
             Some(last) if more => token_after(last.kind(), last.id()),
             _ => String::new(),
@@ -760,127 +445,49 @@ impl Store {
         index
     }
 
-    /// Makes every write so far durable: sled's flush, then (for a store on disk) the
-    /// fsync'd commit point, which sled's flush alone is not (it uses
-    /// `sync_file_range`, which survives a process crash but not a power loss).
-    /// [`Store::put`] and [`Store::delete`] do this before they return.
+    /// Makes every write so far durable: on sled, sled's flush and then (for a store on
+    /// disk) the fsync'd commit point; on PostgreSQL every acknowledged write is
+    /// committed already. [`Store::put`] and [`Store::delete`] do this before they return.
     pub fn flush(&self) -> Result<(), StoreError> {
-        if self.inner.postgres.is_some() {
-            // Every acknowledged write is committed in PostgreSQL already.
-            return Ok(());
-        }
-        let _writer = lock(&self.inner.writer);
-        let sled = self.writable_sled()?;
-        let ticket = self.inner.pending.last_ticket();
-        self.commit_through(&sled, ticket)
+        self.inner.backend.flush(self)
     }
 
-    /// Commits (see [`Sled::commit`]); then the writes up to `ticket` are durable and their
-    /// rows change. A write whose commit failed, or that a failed commit of another
-    /// discarded, answers the error that stopped writes.
-    fn commit_through(&self, sled: &Sled, ticket: u64) -> Result<(), StoreError> {
-        if let Err(e) = sled.commit() {
-            let _writer = lock(&self.inner.writer);
-            return Err(self.stop_writes(e, Originals::new()));
-        }
-        let applied = self.inner.pending.apply_through(ticket, |write| {
-            let mut records = write
-                .tenant
-                .records
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            let kinds = write.changes.apply(&mut records.rows);
-            records.changed(kinds);
-        });
-        if applied {
-            Ok(())
-        } else {
-            Err(self.refusal())
-        }
-    }
-
-    /// Writes every tenant's rows to the snapshot file that the next open reads instead of
-    /// scanning the records (kpid calls this when it stops). Commits first; the snapshot
-    /// is current until the next write. A temporary store only commits. When the file
-    /// cannot be written ([`StoreError::Snapshot`], a full disk say) every write is still
-    /// committed and no snapshot is current: the next open scans.
+    /// Saves what makes the next open fast (kpid calls this when it stops): on sled, every
+    /// tenant's rows to the snapshot file the next open reads instead of scanning the
+    /// records, current until the next write (a temporary store only commits); on
+    /// PostgreSQL, nothing. When the file cannot be written ([`StoreError::Snapshot`], a
+    /// full disk say) every write is still committed and no snapshot is current: the next
+    /// open scans.
     pub fn save_snapshot(&self) -> Result<(), StoreError> {
-        let Some(dir) = &self.inner.dir else {
-            return self.flush();
-        };
-        let _writer = lock(&self.inner.writer);
-        let sled = match self.writable_sled() {
-            Ok(sled) => sled,
-            // Every acknowledged write is durable; only the next start is slower.
-            Err(e) => return Err(StoreError::Snapshot(std::io::Error::other(e.to_string()))),
-        };
-        // Every acknowledged write is committed already; what fails here was never
-        // acknowledged.
-        self.commit_through(&sled, self.inner.pending.last_ticket())
-            .map_err(|e| StoreError::Snapshot(std::io::Error::other(e.to_string())))?;
-        if self.inner.snapshot_current.load(Ordering::SeqCst) {
-            // Nothing was written since the snapshot was loaded or saved: it is current.
-            tracing::info!("rows snapshot current: not written again");
-            return Ok(());
+        self.inner.backend.save_snapshot(self)
+    }
+
+    /// Whether the store takes writes (for health checks).
+    pub fn write_health(&self) -> WriteHealth {
+        self.inner.backend.write_health()
+    }
+
+    /// The sled backend (tests of sled's own behaviour).
+    #[cfg(test)]
+    fn sled_backend(&self) -> &sled_backend::SledBackend {
+        match &self.inner.backend {
+            AnyBackend::Sled(sled) => sled,
+            AnyBackend::Postgres(_) => panic!("a sled store"),
         }
-        let token = {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos()),
-            );
-            h.finish()
-        };
-        let tenants: Vec<(String, Arc<Tenant>)> = self
-            .inner
-            .tenants
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(n, t)| (n.clone(), Arc::clone(t)))
-            .collect();
-        let guards: Vec<_> = tenants
-            .iter()
-            .map(|(n, t)| {
-                (
-                    n.as_str(),
-                    t.records.read().unwrap_or_else(PoisonError::into_inner),
-                )
-            })
-            .collect();
-        let rows: Vec<(&str, &Rows)> = guards.iter().map(|(n, g)| (*n, &g.rows)).collect();
-        let started = std::time::Instant::now();
-        snapshot::write(dir, token, &rows).map_err(StoreError::Snapshot)?;
-        sled.meta.insert(SNAPSHOT_TOKEN, &token.to_le_bytes())?;
-        sled.wrote();
-        sled.commit()?;
-        self.inner.snapshot_current.store(true, Ordering::SeqCst);
-        tracing::info!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "rows snapshot written"
-        );
-        Ok(())
     }
 
     /// Whether the rows snapshot is current (the store was opened from it, or saved it, and
     /// nothing was written since).
     #[cfg(test)]
     pub(crate) fn snapshot_is_current(&self) -> bool {
-        self.inner.snapshot_current.load(Ordering::SeqCst)
+        self.sled_backend().snapshot_is_current()
     }
 
     /// Settings changes that reached sled and then failed with a full disk (its commit,
     /// say): writes stop, and the change was never acknowledged.
     #[cfg(test)]
     pub(crate) fn fail_settings_write(&self, written: &[(&str, &TenantSettings)]) {
-        let _writer = lock(&self.inner.writer);
-        let sled = self.writable_sled().expect("writable");
-        for (tenant, settings) in written {
-            settings::write(&sled.settings, tenant, settings).expect("written");
-        }
-        self.stop_writes(StoreError::StorageFull, Originals::new());
+        self.sled_backend().fail_settings_write(self, written);
     }
 
     /// Calls `f` with a tenant's rows (no rows when the tenant has none).
@@ -894,21 +501,6 @@ impl Store {
                 .rows),
             None => f(&Rows::default()),
         }
-    }
-
-    /// Before the first write after a snapshot was written or loaded: removes its token,
-    /// durably, so that a crash after this write cannot reopen the stale snapshot.
-    /// Call under the writer lock.
-    fn retire_snapshot(&self, sled: &Sled) -> Result<(), StoreError> {
-        if self.inner.snapshot_current.load(Ordering::SeqCst) {
-            let retired = sled.meta.remove(SNAPSHOT_TOKEN).map_err(StoreError::from);
-            sled.wrote();
-            if let Err(e) = retired.and_then(|_| sled.commit()) {
-                return Err(self.stop_writes(e, Originals::new()));
-            }
-            self.inner.snapshot_current.store(false, Ordering::SeqCst);
-        }
-        Ok(())
     }
 
     /// Records held and bytes on disk.
@@ -929,19 +521,7 @@ impl Store {
             .sum();
         StoreStats {
             records,
-            disk_bytes: match &*self
-                .inner
-                .sled
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-            {
-                Some(sled) => {
-                    let bytes = sled.db.size_on_disk().unwrap_or(0);
-                    self.inner.disk_bytes.store(bytes, Ordering::Relaxed);
-                    bytes
-                }
-                None => self.inner.disk_bytes.load(Ordering::Relaxed),
-            },
+            disk_bytes: self.inner.backend.disk_bytes(),
         }
     }
 }

@@ -1,17 +1,29 @@
-//! Opening a store: sled (from the rows snapshot when a current one verifies, else by
-//! scanning sled) or PostgreSQL, loading every tenant's records into memory, and (sled)
-//! building the large tenants' indexes in the background.
+//! Opening a store over sled (from the rows snapshot when a current one verifies, else by
+//! scanning sled), loading every tenant's records into memory, and building the large
+//! tenants' indexes in the background; and what opening either backend ends with
+//! ([`Inner::loaded`]). PostgreSQL's open is `postgres_backend.rs`.
 
+use std::path::PathBuf;
+
+use super::sled_backend::{Sled, SledBackend, SLED_CACHE_BYTES, SNAPSHOT_TOKEN};
 use super::*;
+use crate::codec::{decode_record, encode_record, split_key, value_slot};
+use crate::durable::Commit;
+use crate::settings;
+use crate::snapshot;
 
 /// Tenants of at least this many rows get their index built at open (see
 /// [`Store::warm_large_tenants`]); a smaller one's first read builds it in milliseconds.
 const WARM_AT_OPEN_ROWS: usize = 50_000;
 
 impl Inner {
-    /// The state of a store that loaded `tenants` and their settings: writable, no write
-    /// pending, no memory budget, and neither backend (the caller names its own).
-    fn loaded(tenants: HashMap<String, Arc<Tenant>>, settings: SettingsByTenant) -> Inner {
+    /// The state of a store whose `backend` loaded `tenants` and their settings: no
+    /// memory budget.
+    pub(super) fn loaded(
+        tenants: HashMap<String, Arc<Tenant>>,
+        settings: SettingsByTenant,
+        backend: AnyBackend,
+    ) -> Inner {
         // The amounts are converted to each tenant's base currency with its rates.
         for (name, tenant) in &tenants {
             let base = settings.get(name).map_or("", |s| s.base_currency.as_str());
@@ -23,18 +35,10 @@ impl Inner {
             records.changed(kinds);
         }
         Inner {
-            sled: RwLock::new(None),
             tenants: RwLock::new(tenants),
-            writer: Mutex::new(()),
-            pending: PendingWrites::default(),
-            write_state: Mutex::new(WriteState::Writable),
-            recovering: AtomicBool::new(false),
-            disk_bytes: AtomicU64::new(0),
-            dir: None,
-            snapshot_current: AtomicBool::new(false),
             settings: RwLock::new(settings),
             budget: Budget::default(),
-            postgres: None,
+            backend,
         }
     }
 }
@@ -88,46 +92,6 @@ impl Store {
     pub fn temporary() -> Result<Store, StoreError> {
         let db = sled::Config::new().temporary(true).open()?;
         Self::load(db, None, None, OpenOptions::default())
-    }
-
-    /// Opens the store over the PostgreSQL database at `url` (`postgres://user@host:port/db`):
-    /// migrates its schema (refusing one newer than this binary), loads every tenant's
-    /// records, settings and sequence into memory (in one snapshot), and starts following
-    /// the change log the other replicas write (`replica.rs`).
-    pub fn open_postgres(url: &str, options: OpenOptions) -> Result<Store, StoreError> {
-        let started = std::time::Instant::now();
-        let postgres = pg::Postgres::open(url)?;
-        let loaded = postgres.load()?;
-        let mut tenants: HashMap<String, TenantRecords> = HashMap::new();
-        replica::place_stored(&mut tenants, &loaded.records)?;
-        for (tenant, sequence) in loaded.sequences {
-            tenants.entry(tenant).or_default().sequence = sequence;
-        }
-        tracing::info!(
-            records = loaded.records.len(),
-            tenants = tenants.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "record store loaded from PostgreSQL"
-        );
-        let tenants = tenants
-            .into_iter()
-            .map(|(name, records)| {
-                let tenant = Tenant {
-                    records: RwLock::new(records),
-                    ..Tenant::default()
-                };
-                (name, Arc::new(tenant))
-            })
-            .collect();
-        let store = Store {
-            inner: Arc::new(Inner {
-                postgres: Some(postgres),
-                ..Inner::loaded(tenants, loaded.settings)
-            }),
-        };
-        store.set_memory_budget(options.memory_budget);
-        store.follow();
-        Ok(store)
     }
 
     /// Loads the records of sled `db`: from the snapshot in `dir` when it is current and
@@ -237,13 +201,13 @@ impl Store {
             .collect();
         let tenant_settings = settings::load(&db.open_tree("settings")?)?;
         drop((tree, meta));
+        let backend = SledBackend::new(Sled::new(db, commit)?, dir, snapshot_current);
         let store = Store {
-            inner: Arc::new(Inner {
-                sled: RwLock::new(Some(Sled::new(db, commit)?)),
-                dir,
-                snapshot_current: AtomicBool::new(snapshot_current),
-                ..Inner::loaded(tenants, tenant_settings)
-            }),
+            inner: Arc::new(Inner::loaded(
+                tenants,
+                tenant_settings,
+                AnyBackend::Sled(backend),
+            )),
         };
         store.set_memory_budget(options.memory_budget);
         if options.memory_budget.is_none() {

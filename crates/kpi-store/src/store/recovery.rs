@@ -18,8 +18,10 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
+use super::backend::AnyBackend;
 use super::open::open_sled_dir;
-use super::{lock, Sled, Store, RECOVERY_RETRY};
+use super::sled_backend::{Sled, SledBackend, RECOVERY_RETRY};
+use super::{lock, Store};
 use crate::durable::Commit;
 use crate::error::StoreError;
 use crate::pending::{add_originals, Before, Originals};
@@ -144,11 +146,12 @@ pub(crate) fn io_text(error: &io::Error) -> String {
     }
 }
 
-impl Store {
+impl SledBackend {
     /// A write that failed midway (under the writer lock, after changing sled as `before`
     /// says): undoes it in sled, or, when sled failed, stops writes. The error to answer.
     pub(super) fn abandon(
         &self,
+        store: &Store,
         sled: &Sled,
         error: StoreError,
         before: Vec<(Vec<u8>, Before)>,
@@ -156,7 +159,7 @@ impl Store {
         if matches!(error, StoreError::Sled(sled::Error::Io(_))) {
             let mut originals = Originals::new();
             add_originals(&mut originals, before);
-            return self.stop_writes(error, originals);
+            return self.stop_writes(store, error, originals);
         }
         // A stored value that does not decode: sled works, so the call is undone at once.
         for (key, value) in before.into_iter().rev() {
@@ -165,7 +168,7 @@ impl Store {
                 None => sled.tree.remove(&key).map(drop),
             };
             if let Err(e) = undone {
-                return self.stop_writes(e.into(), Originals::new());
+                return self.stop_writes(store, e.into(), Originals::new());
             }
         }
         error
@@ -174,9 +177,14 @@ impl Store {
     /// After a failed write (under the writer lock): discards every write not yet
     /// committed, stops writes, closes sled (which refuses everything once a write failed)
     /// and, for a full disk, starts retrying the recovery. The error to answer.
-    pub(super) fn stop_writes(&self, error: StoreError, mut originals: Originals) -> StoreError {
+    pub(super) fn stop_writes(
+        &self,
+        store: &Store,
+        error: StoreError,
+        mut originals: Originals,
+    ) -> StoreError {
         let mut discarded = Originals::new();
-        self.inner.pending.discard_all(&mut discarded, |write| {
+        self.pending.discard_all(&mut discarded, |write| {
             let mut records = write
                 .tenant
                 .records
@@ -186,22 +194,20 @@ impl Store {
         });
         // The queued writes came before the one that failed midway.
         add_originals(&mut discarded, std::mem::take(&mut originals));
-        let answer = lock(&self.inner.write_state).fail(&error, discarded);
+        let answer = lock(&self.write_state).fail(&error, discarded);
         if let Some(sled) = self
-            .inner
             .sled
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
         {
-            self.inner
-                .disk_bytes
+            self.disk_bytes
                 .store(sled.db.size_on_disk().unwrap_or(0), Ordering::Relaxed);
         }
-        match self.write_health() {
+        match lock(&self.write_state).health() {
             WriteHealth::DiskFull => {
                 tracing::error!(error = %error, "the disk is full: writes stop until space is freed; queries keep answering");
-                self.spawn_recovery();
+                self.spawn_recovery(store);
             }
             _ => {
                 tracing::error!(error = %error, "a write failed: the store refuses writes until kpid restarts; queries keep answering")
@@ -212,7 +218,7 @@ impl Store {
 
     /// The error a write answers while writes are stopped.
     pub(super) fn refusal(&self) -> StoreError {
-        match &*lock(&self.inner.write_state) {
+        match &*lock(&self.write_state) {
             WriteState::Failed { cause, .. } => WriteState::refusal(cause),
             WriteState::Writable => StoreError::Unavailable(
                 "the write was undone by a failed write before it; send it again".into(),
@@ -222,7 +228,7 @@ impl Store {
 
     /// The error a listing answers while sled is closed.
     pub(super) fn unreadable(&self) -> StoreError {
-        match &*lock(&self.inner.write_state) {
+        match &*lock(&self.write_state) {
             WriteState::Failed {
                 cause: Cause::Full, ..
             } => StoreError::Unavailable(
@@ -239,37 +245,34 @@ impl Store {
 
     /// sled's handles, when writes are taken (call under the writer lock).
     pub(super) fn writable_sled(&self) -> Result<Sled, StoreError> {
-        if let WriteState::Failed { cause, .. } = &*lock(&self.inner.write_state) {
+        if let WriteState::Failed { cause, .. } = &*lock(&self.write_state) {
             return Err(WriteState::refusal(cause));
         }
-        self.inner
-            .sled
+        self.sled
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .ok_or_else(|| self.unreadable())
     }
 
-    /// Whether the store takes writes (for health checks).
-    pub fn write_health(&self) -> WriteHealth {
-        lock(&self.inner.write_state).health()
-    }
-
-    /// Retries [`Store::recover`] in a thread until it succeeds or the store is dropped.
-    pub(super) fn spawn_recovery(&self) {
-        if self.inner.recovering.swap(true, Ordering::SeqCst) {
+    /// Retries [`SledBackend::recover`] in a thread until it succeeds or the store is dropped.
+    pub(super) fn spawn_recovery(&self, store: &Store) {
+        if self.recovering.swap(true, Ordering::SeqCst) {
             return;
         }
-        let inner = Arc::downgrade(&self.inner);
+        let inner = Arc::downgrade(&store.inner);
         let spawned = std::thread::Builder::new()
             .name("kpid-store-recovery".into())
             .spawn(move || loop {
                 std::thread::sleep(RECOVERY_RETRY);
                 let Some(inner) = inner.upgrade() else { return };
                 let store = Store { inner };
-                match store.recover() {
+                let AnyBackend::Sled(sled) = &store.inner.backend else {
+                    unreachable!("only sled stops writes")
+                };
+                match sled.recover(&store) {
                     Ok(true) => {
-                        store.inner.recovering.store(false, Ordering::SeqCst);
+                        sled.recovering.store(false, Ordering::SeqCst);
                         return;
                     }
                     Ok(false) => {}
@@ -277,7 +280,7 @@ impl Store {
                 }
             });
         if let Err(e) = spawned {
-            self.inner.recovering.store(false, Ordering::SeqCst);
+            self.recovering.store(false, Ordering::SeqCst);
             tracing::error!(error = %e, "cannot start the store's recovery thread");
         }
     }
@@ -285,9 +288,9 @@ impl Store {
     /// After a full disk: reopens sled, writes back what the failed writes replaced, and
     /// commits; then writes are taken again. Whether the store takes writes now (`false`:
     /// it never will before a restart).
-    pub(super) fn recover(&self) -> Result<bool, StoreError> {
-        let _writer = lock(&self.inner.writer);
-        let originals = match &*lock(&self.inner.write_state) {
+    pub(super) fn recover(&self, store: &Store) -> Result<bool, StoreError> {
+        let _writer = lock(&self.writer);
+        let originals = match &*lock(&self.write_state) {
             WriteState::Writable => return Ok(true),
             WriteState::Failed {
                 cause: Cause::Full,
@@ -295,7 +298,7 @@ impl Store {
             } => originals.clone(),
             WriteState::Failed { .. } => return Ok(false),
         };
-        let Some(dir) = &self.inner.dir else {
+        let Some(dir) = &self.dir else {
             return Ok(false);
         };
         let db = open_sled_dir(dir)?;
@@ -309,7 +312,7 @@ impl Store {
         // A settings change that failed may be in sled: hold only what was acknowledged.
         settings::restore(
             &sled.settings,
-            &self
+            &store
                 .inner
                 .settings
                 .read()
@@ -317,12 +320,8 @@ impl Store {
         )?;
         sled.wrote();
         sled.commit()?;
-        *self
-            .inner
-            .sled
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some(sled);
-        *lock(&self.inner.write_state) = WriteState::Writable;
+        *self.sled.write().unwrap_or_else(PoisonError::into_inner) = Some(sled);
+        *lock(&self.write_state) = WriteState::Writable;
         tracing::info!(
             restored = originals.len(),
             "disk space is back: the store takes writes again"

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::Client;
 
+use super::backend::AnyBackend;
 use super::pg::{self, Change, LoggedWrite, TenantState};
 use super::{check_key, Inner, Store, Tenant, TenantRecords};
 use crate::codec::{decode_record, split_key};
@@ -261,12 +262,10 @@ fn follow(store: Weak<Inner>) {
         let store_now = Store { inner };
         let step = notified.and_then(|tenants| {
             if client.as_ref().is_none_or(Client::is_closed) {
-                let postgres = store_now
-                    .inner
-                    .postgres
-                    .as_ref()
-                    .expect("a PostgreSQL store");
-                let mut c = postgres.connect()?;
+                let AnyBackend::Postgres(postgres) = &store_now.inner.backend else {
+                    unreachable!("only a PostgreSQL store follows a change log")
+                };
+                let mut c = postgres.database.connect()?;
                 c.batch_execute(&format!("LISTEN {}", pg::CHANNEL))
                     .map_err(pg::unavailable)?;
                 client = Some(c);
