@@ -1,5 +1,5 @@
-//! kpid's record store: CRM records kept per tenant in sled, and the in-memory query side
-//! the metrics read from.
+//! kpid's record store: CRM records kept per tenant in sled or PostgreSQL (one backend
+//! trait, `store/backend.rs`), and the in-memory query side the metrics read from.
 //!
 //! - [`Store`] validates ([`validate`]) and upserts records by (tenant, kind, id), durably;
 //!   deletes and lists them; and hands out each tenant's records as a
