@@ -38,7 +38,6 @@ pub(super) trait Backend {
     /// key order (kind, then id bytewise).
     fn list(
         &self,
-        store: &Store,
         tenant: &str,
         kind: Option<RecordKind>,
         after: Option<(RecordKind, &str)>,

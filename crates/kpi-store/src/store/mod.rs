@@ -227,8 +227,8 @@ pub struct OpenOptions {
     pub memory_budget: Option<u64>,
 }
 
-/// The record store: durable in sled or PostgreSQL, queried from memory. Cheap to clone; every clone is
-/// the same store.
+/// The record store: durable in sled or PostgreSQL, queried from memory. Cheap to clone;
+/// every clone is the same store.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -389,7 +389,7 @@ impl Store {
         let mut records = self
             .inner
             .backend
-            .list(self, tenant, kind, after, page_size + 1)?;
+            .list(tenant, kind, after, page_size + 1)?;
         let more = records.len() > page_size;
         records.truncate(page_size);
         let next_page_token = match records.last() {

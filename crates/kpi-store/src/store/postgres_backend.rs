@@ -134,7 +134,6 @@ impl Backend for PostgresBackend {
 
     fn list(
         &self,
-        _store: &Store,
         tenant: &str,
         kind: Option<RecordKind>,
         after: Option<(RecordKind, &str)>,

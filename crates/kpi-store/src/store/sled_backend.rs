@@ -312,7 +312,6 @@ impl Backend for SledBackend {
 
     fn list(
         &self,
-        _store: &Store,
         tenant: &str,
         kind: Option<RecordKind>,
         after: Option<(RecordKind, &str)>,
