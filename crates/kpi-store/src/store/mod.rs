@@ -207,6 +207,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A store: the tenants in memory, shared by both backends, and the backend.
 struct Inner {
+    /// Every tenant's rows and index, by name.
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
     /// Every tenant's settings as committed; a tenant missing has the defaults.
     settings: RwLock<SettingsByTenant>,

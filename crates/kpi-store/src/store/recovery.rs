@@ -1,4 +1,5 @@
-//! What a failed write leaves behind, and what the store needs to take writes again.
+//! What a failed write to sled leaves behind, and what the sled backend needs to take
+//! writes again.
 //!
 //! A write that fails (sled cannot write its log, or the fsync fails) poisons the sled
 //! database: sled refuses every later operation, listings included. The store then stops
