@@ -13,16 +13,21 @@
 //!   on both backends.
 //! - `settings (tenant, value)`: a tenant's settings, encoded as in sled.
 //! - `tenant_sequences (tenant, sequence)`: the sequence of the tenant's last write.
-//! - `change_log (tenant, sequence, position, kind, id, value, logged_at)`: what each write
-//!   changed, in order: an upserted record (its value), a deleted one (`value` NULL), or
-//!   the tenant's settings (`kind` 0, `id` '', the settings' value).
+//! - `change_log (tenant, sequence, kinds, ids, contents, logged_at)`: one row per write,
+//!   its changes in order as three arrays of one length: an upserted record (its kind, id
+//!   and value), a deleted one (content NULL), or the tenant's settings (kind 0, id '', the
+//!   settings' value). One row, not one per change: a write of 10 000 records adds one
+//!   index entry to the log, and its values are stored as sent, uncompressed
+//!   (`STORAGE EXTERNAL`), which halves the log's cost to a write (BENCHMARKS.md).
 //!
 //! A write is one transaction: it first bumps its tenant's row of `tenant_sequences`
 //! (which locks it until the commit), so one tenant's writes commit one at a time, each
 //! with the next sequence: a tenant's sequences are gapless and in commit order. It then
-//! changes `records` or `settings`, appends its changes to `change_log` under that
-//! sequence, and notifies `kpid_changes` with the tenant's name (delivered at the commit).
-//! A write is acknowledged only after its transaction commits.
+//! changes `records` or `settings` and appends its changes to `change_log` under that
+//! sequence, in one statement that receives the batch once (arrays of kinds, ids and
+//! values: `records` gets them unnested, the log as they are), and notifies `kpid_changes`
+//! with the tenant's name (delivered at the commit). A write is acknowledged only after
+//! its transaction commits. The write path's statements are prepared once per connection.
 //!
 //! The change log is only read by replicas catching up, from the sequence they applied;
 //! one that opens reads `records`, `settings` and `tenant_sequences` in one snapshot.
@@ -34,10 +39,11 @@
 //! version newer than this binary knows is refused. The client is the blocking `postgres`
 //! crate: the store's API is synchronous and runs on blocking threads.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use postgres::{Client, GenericClient, IsolationLevel, NoTls};
+use postgres::{Client, GenericClient, IsolationLevel, NoTls, Statement, Transaction};
 
 use crate::codec::{decode_record, kind_byte, kind_of_byte, record_key};
 use crate::error::StoreError;
@@ -80,6 +86,30 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, sequence, position)
     );
     "#,
+    // 3: the change log holds one row per write, its changes as arrays in their order
+    // (version 2's rows, one per change, are folded into them), stored uncompressed.
+    r#"
+    CREATE TABLE change_log_by_write (
+        tenant text NOT NULL,
+        sequence bigint NOT NULL,
+        kinds smallint[] NOT NULL,
+        ids text[] NOT NULL,
+        contents bytea[] NOT NULL,
+        logged_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (tenant, sequence)
+    );
+    ALTER TABLE change_log_by_write
+        ALTER ids SET STORAGE EXTERNAL,
+        ALTER contents SET STORAGE EXTERNAL;
+    INSERT INTO change_log_by_write (tenant, sequence, kinds, ids, contents, logged_at)
+        SELECT tenant, sequence, array_agg(kind ORDER BY position),
+               array_agg(id ORDER BY position), array_agg(value ORDER BY position),
+               min(logged_at)
+        FROM change_log GROUP BY tenant, sequence;
+    DROP TABLE change_log;
+    ALTER TABLE change_log_by_write RENAME TO change_log;
+    ALTER INDEX change_log_by_write_pkey RENAME TO change_log_pkey;
+    "#,
 ];
 
 /// The schema version this binary writes.
@@ -101,7 +131,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// One change a write made.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Change {
     /// A record stored (new, or replacing the one with its kind and id).
     Upsert(Record),
@@ -112,7 +142,7 @@ pub(crate) enum Change {
 }
 
 /// The changes of one write, with the tenant's sequence it committed under.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LoggedWrite {
     pub(crate) sequence: u64,
     pub(crate) changes: Vec<Change>,
@@ -143,20 +173,48 @@ pub(crate) struct Committed<T> {
 /// A connection to the database (reconnected when it drops).
 pub(crate) struct Postgres {
     config: postgres::Config,
-    client: Mutex<Option<Client>>,
+    connection: Mutex<Option<Connection>>,
+}
+
+/// An open connection, and the writes' statements prepared on it.
+struct Connection {
+    client: Client,
+    prepared: Prepared,
+}
+
+/// Statements prepared on one connection, by their SQL: prepared at the first use, so that
+/// each later call sends only its parameters (one round trip, not two).
+#[derive(Default)]
+struct Prepared(HashMap<&'static str, Statement>);
+
+impl Prepared {
+    /// The statement of `sql`, prepared on the transaction's connection when it is not yet
+    /// (a prepared statement outlives the transaction, even one rolled back).
+    fn statement(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        sql: &'static str,
+    ) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = tx.prepare(sql).map_err(unavailable)?;
+        self.0.insert(sql, statement.clone());
+        Ok(statement)
+    }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
         // The blocking client owns a small runtime, which must not be dropped on an async
         // thread (a server drops the store there): drop it on a thread of its own.
-        if let Some(client) = self
-            .client
+        if let Some(connection) = self
+            .connection
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
         {
-            let _ = std::thread::spawn(move || drop(client)).join();
+            let _ = std::thread::spawn(move || drop(connection)).join();
         }
     }
 }
@@ -186,7 +244,7 @@ impl Postgres {
         }
         let pg = Postgres {
             config,
-            client: Mutex::new(None),
+            connection: Mutex::new(None),
         };
         let started = std::time::Instant::now();
         let mut attempts = 0u64;
@@ -226,11 +284,14 @@ impl Postgres {
     /// The connection in `slot`: a new one when there is none, it closed, or `fresh`.
     fn connected<'a>(
         &self,
-        slot: &'a mut Option<Client>,
+        slot: &'a mut Option<Connection>,
         fresh: bool,
-    ) -> Result<&'a mut Client, StoreError> {
-        if fresh || slot.as_ref().is_none_or(Client::is_closed) {
-            *slot = Some(self.connect()?);
+    ) -> Result<&'a mut Connection, StoreError> {
+        if fresh || slot.as_ref().is_none_or(|c| c.client.is_closed()) {
+            *slot = Some(Connection {
+                client: self.connect()?,
+                prepared: Prepared::default(),
+            });
         }
         Ok(slot.as_mut().expect("connected"))
     }
@@ -243,12 +304,12 @@ impl Postgres {
         mut f: impl FnMut(&mut Client) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let mut slot = self
-            .client
+            .connection
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut retried = false;
         loop {
-            let c = self.connected(&mut slot, retried)?;
+            let c = &mut self.connected(&mut slot, retried)?.client;
             match f(c) {
                 Err(_) if !retried && c.is_closed() => retried = true,
                 done => return done,
@@ -256,21 +317,22 @@ impl Postgres {
         }
     }
 
-    /// Runs `f` in a transaction and commits it. A connection found closed when the
-    /// transaction begins (nothing of it sent) is replaced once; a failure after that is
-    /// the caller's (the write may or may not have committed).
+    /// Runs `f` in a transaction (with the statements prepared on its connection) and
+    /// commits it. A connection found closed when the transaction begins (nothing of it
+    /// sent) is replaced once; a failure after that is the caller's (the write may or may
+    /// not have committed).
     fn write<R>(
         &self,
-        f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<R, StoreError>,
+        f: impl FnOnce(&mut Transaction<'_>, &mut Prepared) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let mut slot = self
-            .client
+            .connection
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut retried = false;
         loop {
-            let c = self.connected(&mut slot, retried)?;
-            let mut tx = match c.transaction() {
+            let Connection { client, prepared } = self.connected(&mut slot, retried)?;
+            let mut tx = match client.transaction() {
                 Ok(tx) => tx,
                 // The server ended the connection (it restarted): nothing was sent.
                 Err(e) if !retried && (e.is_closed() || is_fatal(&e)) => {
@@ -279,7 +341,7 @@ impl Postgres {
                 }
                 Err(e) => return Err(unavailable(e)),
             };
-            let outcome = f(&mut tx)?;
+            let outcome = f(&mut tx, prepared)?;
             tx.commit().map_err(unavailable)?;
             return Ok(outcome);
         }
@@ -327,23 +389,11 @@ impl Postgres {
         let kinds: Vec<i16> = records.iter().map(|r| i16::from(kind_byte(r.0))).collect();
         let ids: Vec<&str> = records.iter().map(|r| r.1).collect();
         let values: Vec<&[u8]> = records.iter().map(|r| r.2.as_slice()).collect();
-        self.write(|tx| {
-            let sequence = next_sequence(tx, tenant)?;
-            tx.execute(
-                "WITH input AS (
-                     SELECT * FROM unnest($2::int2[], $3::text[], $4::bytea[])
-                         WITH ORDINALITY AS t(kind, id, value, position)
-                 ),
-                 upsert AS (
-                     INSERT INTO records (tenant, kind, id, value)
-                     SELECT $1::text, kind, id, value FROM input
-                     ON CONFLICT (tenant, kind, id) DO UPDATE SET value = EXCLUDED.value
-                 )
-                 INSERT INTO change_log (tenant, sequence, position, kind, id, value)
-                 SELECT $1::text, $5::int8, position, kind, id, value FROM input",
-                &[&tenant, &kinds, &ids, &values, &(sequence as i64)],
-            )
-            .map_err(unavailable)?;
+        self.write(|tx, prepared| {
+            let sequence = next_sequence(tx, prepared, tenant)?;
+            let put = prepared.statement(tx, PUT)?;
+            tx.execute(&put, &[&tenant, &kinds, &ids, &values, &(sequence as i64)])
+                .map_err(unavailable)?;
             let missed = read_log(tx, tenant, applied, sequence - 1)?;
             Ok(Committed {
                 sequence,
@@ -364,24 +414,12 @@ impl Postgres {
     ) -> Result<Committed<Vec<(RecordKind, String)>>, StoreError> {
         let kinds: Vec<i16> = keys.iter().map(|k| i16::from(kind_byte(k.0))).collect();
         let ids: Vec<&str> = keys.iter().map(|k| k.1).collect();
-        self.write(|tx| {
-            let current = current_sequence(tx, tenant)?;
+        self.write(|tx, prepared| {
+            let current = current_sequence(tx, prepared, tenant)?;
             let sequence = current + 1;
+            let delete = prepared.statement(tx, DELETE)?;
             let rows = tx
-                .query(
-                    "WITH deleted AS (
-                         DELETE FROM records r
-                         USING unnest($2::int2[], $3::text[]) AS k(kind, id)
-                         WHERE r.tenant = $1 AND r.kind = k.kind AND r.id = k.id COLLATE \"C\"
-                         RETURNING r.kind, r.id
-                     ),
-                     logged AS (
-                         INSERT INTO change_log (tenant, sequence, position, kind, id, value)
-                         SELECT $1::text, $4::int8, row_number() OVER (), kind, id, NULL FROM deleted
-                     )
-                     SELECT kind, id FROM deleted",
-                    &[&tenant, &kinds, &ids, &(sequence as i64)],
-                )
+                .query(&delete, &[&tenant, &kinds, &ids, &(sequence as i64)])
                 .map_err(unavailable)?;
             let deleted = rows
                 .iter()
@@ -395,12 +433,9 @@ impl Postgres {
                     outcome: deleted,
                 });
             }
-            tx.execute(
-                "UPDATE tenant_sequences SET sequence = $2 WHERE tenant = $1",
-                &[&tenant, &(sequence as i64)],
-            )
-            .map_err(unavailable)?;
-            notify(tx, tenant)?;
+            let advance = prepared.statement(tx, ADVANCE_SEQUENCE)?;
+            tx.execute(&advance, &[&tenant, &(sequence as i64), &CHANNEL])
+                .map_err(unavailable)?;
             let missed = read_log(tx, tenant, applied, current)?;
             Ok(Committed {
                 sequence,
@@ -419,8 +454,8 @@ impl Postgres {
         change: impl FnOnce(Option<TenantSettings>) -> TenantSettings,
         applied: u64,
     ) -> Result<Committed<TenantSettings>, StoreError> {
-        self.write(|tx| {
-            let sequence = next_sequence(tx, tenant)?;
+        self.write(|tx, prepared| {
+            let sequence = next_sequence(tx, prepared, tenant)?;
             let stored = tx
                 .query_opt("SELECT value FROM settings WHERE tenant = $1", &[&tenant])
                 .map_err(unavailable)?
@@ -433,8 +468,8 @@ impl Postgres {
                      INSERT INTO settings (tenant, value) VALUES ($1, $2)
                      ON CONFLICT (tenant) DO UPDATE SET value = EXCLUDED.value
                  )
-                 INSERT INTO change_log (tenant, sequence, position, kind, id, value)
-                 VALUES ($1, $3, 1, $4, '', $2)",
+                 INSERT INTO change_log (tenant, sequence, kinds, ids, contents)
+                 VALUES ($1, $3, ARRAY[$4::int2], ARRAY[''], ARRAY[$2::bytea])",
                 &[&tenant, &value, &(sequence as i64), &SETTINGS_KIND],
             )
             .map_err(unavailable)?;
@@ -491,42 +526,81 @@ fn snapshot(c: &mut Client) -> Result<postgres::Transaction<'_>, StoreError> {
         .map_err(unavailable)
 }
 
+/// Bumps the tenant's sequence (`$1`; locking its row until the transaction ends) and
+/// queues the notification of the write on the channel `$2`: the write's sequence.
+const NEXT_SEQUENCE: &str = "WITH bumped AS (
+         INSERT INTO tenant_sequences (tenant, sequence) VALUES ($1, 1)
+         ON CONFLICT (tenant) DO UPDATE SET sequence = tenant_sequences.sequence + 1
+         RETURNING sequence
+     )
+     SELECT sequence, pg_notify($2, $1) FROM bumped";
+
+/// The tenant's (`$1`) sequence, its row locked until the transaction ends (made at 0 when
+/// the tenant never wrote).
+const CURRENT_SEQUENCE: &str = "INSERT INTO tenant_sequences (tenant, sequence) VALUES ($1, 0)
+     ON CONFLICT (tenant) DO UPDATE SET sequence = tenant_sequences.sequence
+     RETURNING sequence";
+
+/// Sets the tenant's (`$1`, row locked) sequence to `$2` and queues the notification of the
+/// write on the channel `$3`.
+const ADVANCE_SEQUENCE: &str = "WITH advanced AS (
+         UPDATE tenant_sequences SET sequence = $2 WHERE tenant = $1
+     )
+     SELECT pg_notify($3, $1)";
+
+/// One write of records: upserts them into `records` and logs them as one row of
+/// `change_log`. The batch is sent once, as arrays (`$2` kinds, `$3` ids, `$4` values; no
+/// key twice), for tenant `$1` under the write's sequence `$5`.
+const PUT: &str = "WITH upserted AS (
+         INSERT INTO records (tenant, kind, id, value)
+         SELECT $1::text, kind, id, value
+         FROM unnest($2::int2[], $3::text[], $4::bytea[]) AS batch(kind, id, value)
+         ON CONFLICT (tenant, kind, id) DO UPDATE SET value = EXCLUDED.value
+     )
+     INSERT INTO change_log (tenant, sequence, kinds, ids, contents)
+     VALUES ($1, $5, $2, $3, $4)";
+
+/// One write of deletes: deletes tenant `$1`'s records of the keys `$2` (kinds) and `$3`
+/// (ids), logs those that existed as one row of `change_log` under the sequence `$4`
+/// (none when nothing was deleted), and returns their kinds and ids.
+const DELETE: &str = "WITH deleted AS (
+         DELETE FROM records r
+         USING unnest($2::int2[], $3::text[]) AS k(kind, id)
+         WHERE r.tenant = $1 AND r.kind = k.kind AND r.id = k.id COLLATE \"C\"
+         RETURNING r.kind, r.id
+     ),
+     logged AS (
+         INSERT INTO change_log (tenant, sequence, kinds, ids, contents)
+         SELECT $1::text, $4::int8, array_agg(kind ORDER BY kind, id),
+                array_agg(id ORDER BY kind, id), array_agg(NULL::bytea)
+         FROM deleted HAVING count(*) > 0
+     )
+     SELECT kind, id FROM deleted";
+
 /// Bumps the tenant's sequence (locking its row until the transaction ends), queues the
 /// notification of the write, and returns the write's sequence.
-fn next_sequence(tx: &mut postgres::Transaction<'_>, tenant: &str) -> Result<u64, StoreError> {
+fn next_sequence(
+    tx: &mut Transaction<'_>,
+    prepared: &mut Prepared,
+    tenant: &str,
+) -> Result<u64, StoreError> {
+    let statement = prepared.statement(tx, NEXT_SEQUENCE)?;
     let row = tx
-        .query_one(
-            "WITH bumped AS (
-                 INSERT INTO tenant_sequences (tenant, sequence) VALUES ($1, 1)
-                 ON CONFLICT (tenant) DO UPDATE SET sequence = tenant_sequences.sequence + 1
-                 RETURNING sequence
-             )
-             SELECT sequence, pg_notify($2, $1) FROM bumped",
-            &[&tenant, &CHANNEL],
-        )
+        .query_one(&statement, &[&tenant, &CHANNEL])
         .map_err(unavailable)?;
     Ok(row.get::<_, i64>(0) as u64)
 }
 
 /// The tenant's sequence, its row locked until the transaction ends (made at 0 when the
 /// tenant never wrote).
-fn current_sequence(tx: &mut postgres::Transaction<'_>, tenant: &str) -> Result<u64, StoreError> {
-    let row = tx
-        .query_one(
-            "INSERT INTO tenant_sequences (tenant, sequence) VALUES ($1, 0)
-             ON CONFLICT (tenant) DO UPDATE SET sequence = tenant_sequences.sequence
-             RETURNING sequence",
-            &[&tenant],
-        )
-        .map_err(unavailable)?;
+fn current_sequence(
+    tx: &mut Transaction<'_>,
+    prepared: &mut Prepared,
+    tenant: &str,
+) -> Result<u64, StoreError> {
+    let statement = prepared.statement(tx, CURRENT_SEQUENCE)?;
+    let row = tx.query_one(&statement, &[&tenant]).map_err(unavailable)?;
     Ok(row.get::<_, i64>(0) as u64)
-}
-
-/// Queues the notification of a write of `tenant` (sent when the transaction commits).
-fn notify(tx: &mut postgres::Transaction<'_>, tenant: &str) -> Result<(), StoreError> {
-    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &tenant])
-        .map_err(unavailable)?;
-    Ok(())
 }
 
 /// Every tenant's sequence.
@@ -563,48 +637,66 @@ pub(crate) fn read_log(
     }
     let rows = c
         .query(
-            "SELECT sequence, kind, id, value FROM change_log
+            "SELECT sequence, kinds, ids, contents FROM change_log
              WHERE tenant = $1 AND sequence > $2 AND sequence <= $3
-             ORDER BY sequence, position",
+             ORDER BY sequence",
             &[&tenant, &(after as i64), &(through as i64)],
         )
         .map_err(unavailable)?;
-    let mut writes: Vec<LoggedWrite> = Vec::new();
-    for row in &rows {
-        let sequence = row.get::<_, i64>(0) as u64;
-        let kind: i16 = row.get(1);
-        let id: String = row.get(2);
-        let value: Option<&[u8]> = row.get(3);
-        let change = match (kind, value) {
-            (SETTINGS_KIND, Some(value)) => {
-                Change::Settings(TenantSettings::decode(tenant, value)?)
+    rows.iter()
+        .map(|row| {
+            let sequence = row.get::<_, i64>(0) as u64;
+            let kinds: Vec<i16> = row.get(1);
+            let ids: Vec<String> = row.get(2);
+            let contents: Vec<Option<&[u8]>> = row.get(3);
+            if kinds.len() != ids.len() || ids.len() != contents.len() {
+                return Err(StoreError::Corrupt(format!(
+                    "the change log of tenant `{tenant}` at sequence {sequence} holds {} kinds, \
+                     {} ids and {} contents",
+                    kinds.len(),
+                    ids.len(),
+                    contents.len()
+                )));
             }
-            (kind, None) => Change::Delete(record_kind(kind)?, id),
-            (kind, Some(value)) => {
-                let kind = record_kind(kind)?;
-                let key = record_key(tenant, kind, &id);
-                let record = decode_record(&key, value)?;
-                if record.kind() != kind || record.id() != id {
-                    return Err(StoreError::Corrupt(format!(
-                        "the change log of tenant `{tenant}` at sequence {sequence} holds the {} \
-                         record {} under the key of the {} record {id}",
-                        record.kind().as_str(),
-                        record.id(),
-                        kind.as_str()
-                    )));
-                }
-                Change::Upsert(record)
+            let changes = kinds
+                .into_iter()
+                .zip(ids)
+                .zip(contents)
+                .map(|((kind, id), content)| logged_change(tenant, sequence, kind, id, content))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(LoggedWrite { sequence, changes })
+        })
+        .collect()
+}
+
+/// One change of a logged write: a settings change (kind 0), a delete (no content) or an
+/// upsert (the record's stored value, which must be of the logged kind and id).
+fn logged_change(
+    tenant: &str,
+    sequence: u64,
+    kind: i16,
+    id: String,
+    content: Option<&[u8]>,
+) -> Result<Change, StoreError> {
+    Ok(match (kind, content) {
+        (SETTINGS_KIND, Some(value)) => Change::Settings(TenantSettings::decode(tenant, value)?),
+        (kind, None) => Change::Delete(record_kind(kind)?, id),
+        (kind, Some(value)) => {
+            let kind = record_kind(kind)?;
+            let key = record_key(tenant, kind, &id);
+            let record = decode_record(&key, value)?;
+            if record.kind() != kind || record.id() != id {
+                return Err(StoreError::Corrupt(format!(
+                    "the change log of tenant `{tenant}` at sequence {sequence} holds the {} \
+                     record {} under the key of the {} record {id}",
+                    record.kind().as_str(),
+                    record.id(),
+                    kind.as_str()
+                )));
             }
-        };
-        match writes.last_mut() {
-            Some(last) if last.sequence == sequence => last.changes.push(change),
-            _ => writes.push(LoggedWrite {
-                sequence,
-                changes: vec![change],
-            }),
+            Change::Upsert(record)
         }
-    }
-    Ok(writes)
+    })
 }
 
 /// Everything of one tenant, in one snapshot.
@@ -687,4 +779,233 @@ fn migrate(c: &mut Client) -> Result<(), StoreError> {
     }
     tx.commit().map_err(unavailable)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against the PostgreSQL server of `KPID_TEST_POSTGRES` (`scripts/postgres.sh`); each
+    //! test says it skipped without one.
+
+    use super::*;
+    use crate::codec::encode_record_without_slot;
+    use crate::generate::{generate, DemoOptions};
+
+    /// A fresh database on the test server, dropped with this.
+    struct TestDatabase {
+        admin: String,
+        name: String,
+        url: String,
+    }
+
+    impl TestDatabase {
+        /// `None` (saying so) without a test server.
+        fn create(test: &str) -> Option<TestDatabase> {
+            let Ok(admin) = std::env::var("KPID_TEST_POSTGRES") else {
+                eprintln!("{test}: skipped, KPID_TEST_POSTGRES is not set (scripts/postgres.sh)");
+                return None;
+            };
+            let name = format!("kpid_unit_{}_{test}", std::process::id());
+            let base = admin
+                .rsplit_once('/')
+                .map_or(admin.as_str(), |(base, _)| base);
+            let url = format!("{base}/{name}");
+            Client::connect(&admin, NoTls)
+                .and_then(|mut c| c.batch_execute(&format!("CREATE DATABASE {name}")))
+                .expect("create the test database");
+            Some(TestDatabase { admin, name, url })
+        }
+    }
+
+    impl Drop for TestDatabase {
+        fn drop(&mut self) {
+            let dropped = Client::connect(&self.admin, NoTls).and_then(|mut c| {
+                c.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+            });
+            if let Err(e) = dropped {
+                eprintln!("dropping {}: {e}", self.name);
+            }
+        }
+    }
+
+    /// Demo records of several kinds, no key twice.
+    fn some_records(n: usize) -> Vec<Record> {
+        let records = generate(&DemoOptions {
+            records: 60,
+            ..DemoOptions::default()
+        });
+        let mut seen = std::collections::HashSet::new();
+        records
+            .into_iter()
+            .filter(|r| seen.insert((r.kind(), r.id().to_owned())))
+            .take(n)
+            .collect()
+    }
+
+    fn encoded(records: &[Record]) -> Vec<(RecordKind, &str, Vec<u8>)> {
+        records
+            .iter()
+            .map(|r| (r.kind(), r.id(), encode_record_without_slot(r)))
+            .collect()
+    }
+
+    /// A version 2 change log (one row per change, positions in any order) becomes one row
+    /// per write at the migration to version 3: the same writes, changes in position order.
+    #[test]
+    fn a_version_2_change_log_migrates_to_one_row_per_write() {
+        let Some(database) = TestDatabase::create("version_2_log") else {
+            return;
+        };
+        let mut c = Client::connect(&database.url, NoTls).expect("connect");
+        c.batch_execute(
+            "CREATE TABLE kpid_migrations (version integer PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now());
+             INSERT INTO kpid_migrations (version) VALUES (1), (2);",
+        )
+        .expect("migrations table");
+        c.batch_execute(MIGRATIONS[0]).expect("version 1");
+        c.batch_execute(MIGRATIONS[1]).expect("version 2");
+        let records = some_records(3);
+        let settings = TenantSettings {
+            base_currency: "EUR".into(),
+            ..TenantSettings::default()
+        };
+        // Write 1 puts three records (logged last position first), write 2 the settings,
+        // write 3 deletes two records.
+        let log = "INSERT INTO change_log (tenant, sequence, position, kind, id, value)
+                   VALUES ('t', $1, $2, $3, $4, $5)";
+        for (position, record) in records.iter().enumerate().rev() {
+            let kind = i16::from(kind_byte(record.kind()));
+            let value = encode_record_without_slot(record);
+            c.execute(
+                log,
+                &[&1i64, &(position as i32 + 1), &kind, &record.id(), &value],
+            )
+            .expect("log a put");
+        }
+        c.execute(
+            log,
+            &[&2i64, &1i32, &SETTINGS_KIND, &"", &settings.encode()],
+        )
+        .expect("log the settings");
+        for (position, record) in records.iter().take(2).enumerate() {
+            let kind = i16::from(kind_byte(record.kind()));
+            c.execute(
+                log,
+                &[
+                    &3i64,
+                    &(position as i32 + 1),
+                    &kind,
+                    &record.id(),
+                    &None::<Vec<u8>>,
+                ],
+            )
+            .expect("log a delete");
+        }
+        migrate(&mut c).expect("migrate to version 3");
+        let version: i32 = c
+            .query_one("SELECT max(version) FROM kpid_migrations", &[])
+            .expect("version")
+            .get(0);
+        assert_eq!(version, SCHEMA_VERSION);
+        let expected = vec![
+            LoggedWrite {
+                sequence: 1,
+                changes: records.iter().cloned().map(Change::Upsert).collect(),
+            },
+            LoggedWrite {
+                sequence: 2,
+                changes: vec![Change::Settings(settings)],
+            },
+            LoggedWrite {
+                sequence: 3,
+                changes: records[..2]
+                    .iter()
+                    .map(|r| Change::Delete(r.kind(), r.id().to_owned()))
+                    .collect(),
+            },
+        ];
+        assert_eq!(read_log(&mut c, "t", 0, 3).expect("read the log"), expected);
+        assert_eq!(
+            read_log(&mut c, "t", 1, 2).expect("read the log"),
+            expected[1..2]
+        );
+    }
+
+    /// Puts, a delete and a settings change through two connections (two replicas): each
+    /// write's sequence follows the last, the log holds every write as made, a write
+    /// returns those it had not applied, and a delete of nothing writes nothing.
+    #[test]
+    fn writes_are_logged_in_sequence_order() {
+        let Some(database) = TestDatabase::create("writes_logged") else {
+            return;
+        };
+        let a = Postgres::open(&database.url).expect("replica A");
+        let b = Postgres::open(&database.url).expect("replica B");
+        let records = some_records(5);
+        let first = a.put("t", &encoded(&records[..3]), 0).expect("put on A");
+        assert_eq!((first.sequence, first.missed.len()), (1, 0));
+        let second = b.put("t", &encoded(&records[3..]), 0).expect("put on B");
+        assert_eq!(second.sequence, 2);
+        assert_eq!(
+            second.missed,
+            vec![LoggedWrite {
+                sequence: 1,
+                changes: records[..3].iter().cloned().map(Change::Upsert).collect(),
+            }]
+        );
+        let keys: Vec<(RecordKind, &str)> = vec![
+            (records[4].kind(), records[4].id()),
+            (records[0].kind(), "no-such-id"),
+        ];
+        let deleted = a.delete("t", &keys, 1).expect("delete on A");
+        assert_eq!(deleted.sequence, 3);
+        assert_eq!(
+            deleted.outcome,
+            vec![(records[4].kind(), records[4].id().to_owned())]
+        );
+        assert_eq!(deleted.missed.len(), 1, "write 2, made on B");
+        let nothing = a
+            .delete("t", &[(records[0].kind(), "no-such-id")], 3)
+            .expect("delete of nothing");
+        assert_eq!((nothing.sequence, nothing.outcome.len()), (3, 0));
+        let settings = b
+            .update_settings(
+                "t",
+                |stored| {
+                    assert_eq!(stored, None);
+                    TenantSettings {
+                        base_currency: "USD".into(),
+                        ..TenantSettings::default()
+                    }
+                },
+                2,
+            )
+            .expect("settings on B");
+        assert_eq!(settings.sequence, 4);
+        let mut c = a.connect().expect("connect");
+        let log = read_log(&mut c, "t", 0, 10).expect("read the log");
+        let sequences: Vec<u64> = log.iter().map(|w| w.sequence).collect();
+        assert_eq!(sequences, [1, 2, 3, 4]);
+        assert_eq!(
+            log[1].changes,
+            records[3..]
+                .iter()
+                .cloned()
+                .map(Change::Upsert)
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            log[2].changes,
+            vec![Change::Delete(
+                records[4].kind(),
+                records[4].id().to_owned()
+            )]
+        );
+        assert_eq!(log[3].changes, vec![Change::Settings(settings.outcome)]);
+        assert_eq!(sequence_of(&mut c, "t").expect("sequence"), 4);
+        assert_eq!(a.list("t", None, None, 100).expect("list").len(), 4);
+    }
 }
