@@ -555,6 +555,49 @@ impl Duck {
     }
 }
 
+/// The restarts over the data directory of the stopped kpid (sled): to its first Compute,
+/// then (a second start) to its first dashboard.
+fn restarts_over_data_dir(
+    rt: &tokio::runtime::Runtime,
+    deployed: &DeployedKpid,
+    data_dir: &Path,
+    ids: &[String],
+    res: &mut Results,
+) -> anyhow::Result<()> {
+    say("restarting kpid over the stored records");
+    let restarted = rt.block_on(restart(deployed, data_dir))?;
+    res.restart_to_first_answer_s = restarted.0;
+    res.restart_peak_rss_mb = restarted.1.peak_rss_mb()?;
+    say(format!(
+        "first answer {:.2} s after the restart",
+        res.restart_to_first_answer_s
+    ));
+    restarted.1.terminate(STOP_GRACE)?;
+
+    say("restarting kpid again, first request a dashboard");
+    let restarted = rt.block_on(restart_dashboard(deployed, data_dir, ids))?;
+    res.restart_first_dashboard_s = restarted.0;
+    res.restart_peak_rss_mb = res.restart_peak_rss_mb.max(restarted.1.peak_rss_mb()?);
+    say(format!(
+        "first dashboard {:.2} s after the restart",
+        res.restart_first_dashboard_s
+    ));
+    restarted.1.terminate(STOP_GRACE)?;
+    Ok(())
+}
+
+/// The replica lag phase's plan from the command line.
+fn lag_plan(args: &RunArgs) -> crate::postgres::LagPlan {
+    crate::postgres::LagPlan {
+        writes: args
+            .lag_writes
+            .unwrap_or(if args.quick { 50 } else { 1000 })
+            .max(1),
+        records_per_write: 10,
+        interval: Duration::from_millis(20),
+    }
+}
+
 /// The whole run.
 pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     let runs = args.runs.unwrap_or(if args.quick { 3 } else { 10 });
@@ -564,6 +607,12 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let out = args.out.canonicalize()?;
+    // Declared before the servers: dropped (the database with it) after they stop.
+    let database = args
+        .store
+        .as_deref()
+        .map(crate::postgres::RunDatabase::create)
+        .transpose()?;
     let kpid = match &args.kpid {
         Some(path) => Kpid::Binary(path.clone()),
         None => Kpid::Builtin,
@@ -583,6 +632,12 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
              (--metrics-addr), the rpc span logged at info"
         ),
         ingest_batch: args.batch,
+        store: if database.is_some() {
+            "postgres"
+        } else {
+            "sled"
+        }
+        .into(),
         dashboard_runs: runs,
         rpc_calls: calls,
         compute_request: format!("{COMPUTE_METRIC}, the same window by month"),
@@ -611,12 +666,16 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
         t.elapsed()
     ));
 
-    say("inserting into a bare sled tree (one flush)");
-    (res.sled_raw_records_per_s, res.sled_raw_s) = sled_raw(&records, &out.join("sled-raw"))?;
-    say(format!(
-        "raw sled: {:.0} records/s",
-        res.sled_raw_records_per_s
-    ));
+    if database.is_some() {
+        say("PostgreSQL: no bare sled floor (the ingest is compared with COPY of the same rows)");
+    } else {
+        say("inserting into a bare sled tree (one flush)");
+        (res.sled_raw_records_per_s, res.sled_raw_s) = sled_raw(&records, &out.join("sled-raw"))?;
+        say(format!(
+            "raw sled: {:.0} records/s",
+            res.sled_raw_records_per_s
+        ));
+    }
 
     // Exported now, so the dataset is held once and dropped after the ingest.
     let csv = out.join("csv");
@@ -635,7 +694,10 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     let data_dir = out.join("kpid-data");
     let _ = std::fs::remove_dir_all(&data_dir);
     let rt = runtime()?;
-    let deployed = DeployedKpid::new(kpid.clone(), &out.join("api-keys"), BENCH_TENANT)?;
+    let mut deployed = DeployedKpid::new(kpid.clone(), &out.join("api-keys"), BENCH_TENANT)?;
+    if let Some(database) = &database {
+        deployed = deployed.on_postgres(&database.url);
+    }
     let server = deployed.start(&data_dir)?;
     let target = deployed.target(&server);
     say(format!(
@@ -666,6 +728,22 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
             ingest(&mut clients, records.clone(), args.batch).await?;
         say(format!("ingest: {:.0} records/s", res.ingest_records_per_s));
         res.ingest_peak_rss_mb = server.peak_rss_mb()?;
+        if let Some(database) = &database {
+            say("PostgreSQL: COPY of the same rows into a table of the shape of `records`");
+            let (url, rows) = (database.url.clone(), records.clone());
+            let (copy_per_s, copy_s) = tokio::task::spawn_blocking(move || {
+                crate::postgres::copy_floor(&url, BENCH_TENANT, &rows)
+            })
+            .await??;
+            res.pg_ingest_per_s = Some(res.ingest_records_per_s);
+            res.pg_copy_per_s = Some(copy_per_s);
+            res.pg_copy_s = Some(copy_s);
+            res.pg_ingest_ratio = Some(res.ingest_records_per_s / copy_per_s);
+            say(format!(
+                "COPY: {copy_per_s:.0} records/s ({copy_s:.1} s); ingest / COPY {:.2}",
+                res.ingest_records_per_s / copy_per_s
+            ));
+        }
 
         let ids: Vec<String> = clients
             .metrics
@@ -778,34 +856,44 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
             ));
             res.mixed = Some(mixed);
         }
+        if database.is_some() {
+            let plan = lag_plan(args);
+            say(format!(
+                "replica lag: a second kpid over the same database; {} writes of {} records \
+                 every {:?} on the first, each followed by a read on the second with its sequence",
+                plan.writes, plan.records_per_write, plan.interval
+            ));
+            let replica = deployed.start(&out.join("kpid-data-replica"))?;
+            let lags = crate::postgres::replica_lag(
+                &target,
+                &deployed.target(&replica),
+                &records,
+                &plan,
+            )
+            .await?;
+            replica.terminate(STOP_GRACE)?;
+            let (p50, p99) = crate::postgres::lag_percentiles(&lags);
+            res.replica_lag_writes = Some(lags.len());
+            res.replica_lag_p50_ms = Some(p50);
+            res.replica_lag_p99_ms = Some(p99);
+            say(format!("replica lag: p50 {p50:.2} ms, p99 {p99:.2} ms"));
+        }
         anyhow::Ok((answer, ids))
     })?;
     server.terminate(STOP_GRACE)?;
     res.disk_mb = disk_bytes(&data_dir) as f64 / (1024.0 * 1024.0);
 
-    say("restarting kpid over the stored records");
-    let restarted = rt.block_on(restart(&deployed, &data_dir))?;
-    res.restart_to_first_answer_s = restarted.0;
-    res.restart_peak_rss_mb = restarted.1.peak_rss_mb()?;
-    say(format!(
-        "first answer {:.2} s after the restart",
-        res.restart_to_first_answer_s
-    ));
-    restarted.1.terminate(STOP_GRACE)?;
-
-    say("restarting kpid again, first request a dashboard");
-    let restarted = rt.block_on(restart_dashboard(&deployed, &data_dir, &ids))?;
-    res.restart_first_dashboard_s = restarted.0;
-    res.restart_peak_rss_mb = res.restart_peak_rss_mb.max(restarted.1.peak_rss_mb()?);
-    say(format!(
-        "first dashboard {:.2} s after the restart",
-        res.restart_first_dashboard_s
-    ));
-    restarted.1.terminate(STOP_GRACE)?;
-    std::fs::remove_dir_all(&data_dir)?;
+    if database.is_some() {
+        say("PostgreSQL: the restarts over a data directory are skipped (a replica restarted loads the database: see the replica lag)");
+    } else {
+        restarts_over_data_dir(&rt, &deployed, &data_dir, &ids, &mut res)?;
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
 
     let tenants = args.tenants.unwrap_or(if args.quick { 20 } else { 1000 });
-    if tenants > 0 {
+    if database.is_some() && tenants > 0 {
+        say("PostgreSQL: the tenants phase is skipped (it runs on sled: run without --store)");
+    } else if tenants > 0 {
         let phase = rt.block_on(crate::tenants::run(
             &kpid,
             &out,

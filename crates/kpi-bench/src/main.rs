@@ -35,6 +35,7 @@ mod bench;
 mod compare;
 mod export;
 mod mixed;
+mod postgres;
 mod proto;
 mod report;
 mod server;
@@ -105,6 +106,9 @@ struct ServeArgs {
     /// The Prometheus endpoint, as `kpid serve --metrics-addr`.
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
+    /// A PostgreSQL URL, as `kpid serve --store` (default: sled in --data-dir).
+    #[arg(long)]
+    store: Option<String>,
 }
 
 /// What one benchmark run does.
@@ -170,6 +174,16 @@ pub(crate) struct RunArgs {
     /// Records per tenant in the tenants phase.
     #[arg(long, default_value_t = 1000)]
     pub(crate) tenant_records: usize,
+    /// Run on the PostgreSQL backend: kpid gets `--store` with a database the run creates
+    /// on this server (`postgres://user@host:port/db`, `db` any database the user may
+    /// connect to) and drops at the end. Ingest is compared with `COPY` of the same rows
+    /// into that database, and a second replica's lag is measured; the sled floor, the
+    /// restarts over a data directory and the tenants phase are skipped.
+    #[arg(long, value_name = "postgres://…")]
+    pub(crate) store: Option<String>,
+    /// Writes on replica A in the replica lag phase (default 1000; 50 in quick mode).
+    #[arg(long)]
+    pub(crate) lag_writes: Option<usize>,
 }
 
 fn default_out() -> &'static str {
@@ -188,6 +202,7 @@ fn main() -> ExitCode {
             api_keys: a.api_keys,
             memory_budget: a.memory_budget,
             metrics_addr: a.metrics_addr,
+            store: a.store,
         }),
         Some(Command::BareTonic) => server::serve_bare_tonic(),
         Some(Command::Restart(a)) => bench::restarts(&a.data_dir, a.kpid, a.runs),

@@ -124,6 +124,24 @@ pub(crate) struct Results {
     pub(crate) sled_raw_records_per_s: f64,
     /// Seconds the bare sled inserts took.
     pub(crate) sled_raw_s: f64,
+    /// The record store kpid ran on: `sled` or `postgres` (`--store`).
+    pub(crate) store: String,
+    /// On PostgreSQL: records per second through kpid's Ingest (as `ingest_records_per_s`).
+    pub(crate) pg_ingest_per_s: Option<f64>,
+    /// On PostgreSQL: records per second of one binary `COPY` of the same rows into a table
+    /// of the shape of `records`, in the same database, one transaction.
+    pub(crate) pg_copy_per_s: Option<f64>,
+    /// Seconds the `COPY` took (to its commit).
+    pub(crate) pg_copy_s: Option<f64>,
+    /// `pg_ingest_per_s / pg_copy_per_s` (target ≥ 0.5).
+    pub(crate) pg_ingest_ratio: Option<f64>,
+    /// On PostgreSQL: writes timed in the replica lag phase.
+    pub(crate) replica_lag_writes: Option<usize>,
+    /// Replica lag p50: from a write's acknowledgement on one replica to the other having
+    /// applied its sequence, in ms.
+    pub(crate) replica_lag_p50_ms: Option<f64>,
+    /// Replica lag p99, in ms.
+    pub(crate) replica_lag_p99_ms: Option<f64>,
 
     /// Metrics in the dashboard (every metric the server lists).
     pub(crate) dashboard_metrics: usize,
@@ -265,6 +283,9 @@ impl Results {
                 false,
             ));
         }
+        if let Some(ratio) = self.pg_ingest_ratio {
+            t.push(Target::new("ingest / PostgreSQL COPY", ratio, 0.5, false));
+        }
         let at_scale = self.records >= TEN_MILLION;
         let scaled = |target: Target| {
             if at_scale {
@@ -279,12 +300,14 @@ impl Results {
             1536.0,
             true,
         )));
-        t.push(scaled(Target::new(
-            "restart to first answer (s)",
-            self.restart_to_first_answer_s,
-            3.0,
-            true,
-        )));
+        if !self.on_postgres() {
+            t.push(scaled(Target::new(
+                "restart to first answer (s)",
+                self.restart_to_first_answer_s,
+                3.0,
+                true,
+            )));
+        }
         if self.dashboard_compare_ratio > 0.0 {
             t.push(Target::new(
                 "dashboard compared / uncompared",
@@ -369,6 +392,11 @@ impl Results {
         self.all_targets_met = self.all_met();
     }
 
+    /// Whether kpid ran on PostgreSQL (`--store`): no data directory to restart over.
+    fn on_postgres(&self) -> bool {
+        self.store == "postgres"
+    }
+
     /// Whether every target judged at this size holds.
     pub(crate) fn all_met(&self) -> bool {
         self.targets.iter().all(|t| t.met || !t.judged)
@@ -389,13 +417,31 @@ impl Results {
                 self.ingest_records_per_s, self.ingest_s
             ),
         );
-        row(
-            "raw sled insert, one flush",
-            format!(
-                "{:.0} records/s ({:.1} s)",
-                self.sled_raw_records_per_s, self.sled_raw_s
-            ),
-        );
+        row("record store", self.store.clone());
+        if let (Some(copy), Some(copy_s)) = (self.pg_copy_per_s, self.pg_copy_s) {
+            row(
+                "PostgreSQL COPY of the same rows, one commit",
+                format!("{copy:.0} records/s ({copy_s:.1} s)"),
+            );
+        } else {
+            row(
+                "raw sled insert, one flush",
+                format!(
+                    "{:.0} records/s ({:.1} s)",
+                    self.sled_raw_records_per_s, self.sled_raw_s
+                ),
+            );
+        }
+        if let (Some(p50), Some(p99), Some(writes)) = (
+            self.replica_lag_p50_ms,
+            self.replica_lag_p99_ms,
+            self.replica_lag_writes,
+        ) {
+            row(
+                "replica lag p50 / p99",
+                format!("{p50:.2} ms / {p99:.2} ms ({writes} writes)"),
+            );
+        }
         row(
             "dashboard kpid, first (builds the index)",
             format!("{:.1} ms", self.dashboard_first_ms_kpid),
@@ -479,18 +525,25 @@ impl Results {
                 self.peak_rss_mb, self.ingest_peak_rss_mb
             ),
         );
-        row(
-            "restart to first answer",
-            format!(
-                "{:.2} s (peak RSS {:.0} MiB)",
-                self.restart_to_first_answer_s, self.restart_peak_rss_mb
-            ),
-        );
-        row(
-            "restart to first dashboard",
-            format!("{:.2} s", self.restart_first_dashboard_s),
-        );
-        row("kpid on disk", format!("{:.0} MiB", self.disk_mb));
+        if self.on_postgres() {
+            row(
+                "restarts, kpid on disk",
+                "not measured on PostgreSQL".into(),
+            );
+        } else {
+            row(
+                "restart to first answer",
+                format!(
+                    "{:.2} s (peak RSS {:.0} MiB)",
+                    self.restart_to_first_answer_s, self.restart_peak_rss_mb
+                ),
+            );
+            row(
+                "restart to first dashboard",
+                format!("{:.2} s", self.restart_first_dashboard_s),
+            );
+            row("kpid on disk", format!("{:.0} MiB", self.disk_mb));
+        }
         if self.bare_tonic_rpc_p50_us > 0.0 {
             row(
                 "empty RPC p50 kpid / bare tonic",

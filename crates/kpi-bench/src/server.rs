@@ -255,6 +255,13 @@ impl DeployedKpid {
         })
     }
 
+    /// Its kpids keep their records in the PostgreSQL database at `url` (`--store`; the
+    /// data directory they are given stays unused).
+    pub(crate) fn on_postgres(mut self, url: &str) -> Self {
+        self.flags.extend(["--store".into(), url.to_owned()]);
+        self
+    }
+
     /// Starts kpid over the store in `data_dir`.
     pub(crate) fn start(&self, data_dir: &Path) -> anyhow::Result<Child> {
         self.kpid.start_with(data_dir, &self.flags)
@@ -314,11 +321,13 @@ pub(crate) struct ServeOptions {
     pub(crate) api_keys: Option<PathBuf>,
     pub(crate) memory_budget: Option<u64>,
     pub(crate) metrics_addr: Option<SocketAddr>,
+    /// A PostgreSQL URL (`None`: sled in `data_dir`).
+    pub(crate) store: Option<String>,
 }
 
 /// `kpi-bench serve`: what `kpid serve --addr A --data-dir D --max-message-bytes N
-/// [--api-keys F] [--memory-budget B] [--metrics-addr M]` does (the dashboard page on, as
-/// kpid's default).
+/// [--api-keys F] [--memory-budget B] [--metrics-addr M] [--store URL]` does (the
+/// dashboard page on, as kpid's default).
 pub(crate) fn serve_kpid(options: ServeOptions) -> anyhow::Result<()> {
     let ServeOptions {
         addr,
@@ -327,6 +336,7 @@ pub(crate) fn serve_kpid(options: ServeOptions) -> anyhow::Result<()> {
         api_keys,
         memory_budget,
         metrics_addr,
+        store,
     } = options;
     init_logging();
     let api_keys = match api_keys {
@@ -351,11 +361,17 @@ pub(crate) fn serve_kpid(options: ServeOptions) -> anyhow::Result<()> {
                 memory_budget,
                 ..OpenOptions::default()
             };
-            let store = tokio::task::spawn_blocking(move || Store::open_with(&dir, options))
-                .await?
-                .with_context(|| {
-                    format!("cannot open the record store in {}", data_dir.display())
-                })?;
+            let store = tokio::task::spawn_blocking(move || match store {
+                Some(url) => Store::open_postgres(&url, options),
+                None => Store::open_with(&dir, options),
+            })
+            .await?
+            .with_context(|| {
+                format!(
+                    "cannot open the record store (data dir {})",
+                    data_dir.display()
+                )
+            })?;
             tracing::info!(records = store.stats().records, "record store open");
             anyhow::Ok(store)
         };

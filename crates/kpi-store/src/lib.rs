@@ -38,7 +38,7 @@ pub use error::StoreError;
 pub use index::filtering_dimensions;
 pub use record::*;
 pub use settings::{SettingsChange, SettingsUpdate, TenantSettings};
-pub use store::WriteHealth;
+pub use store::{postgres_records_row, WriteHealth};
 pub use store::{
     OpenOptions, PutOutcome, RecordKey, RecordPage, Rejected, Store, StoreStats, TenantSource,
     DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,

@@ -15,6 +15,7 @@ mod source;
 #[cfg(test)]
 mod tests;
 
+pub use self::pg::records_row as postgres_records_row;
 pub use self::recovery::WriteHealth;
 pub use self::source::TenantSource;
 

@@ -45,7 +45,9 @@ use std::time::Duration;
 
 use postgres::{Client, GenericClient, IsolationLevel, NoTls, Statement, Transaction};
 
-use crate::codec::{decode_record, kind_byte, kind_of_byte, record_key};
+use crate::codec::{
+    decode_record, encode_record_without_slot, kind_byte, kind_of_byte, record_key,
+};
 use crate::error::StoreError;
 use crate::record::{Record, RecordKind};
 use crate::settings::{SettingsByTenant, TenantSettings};
@@ -512,6 +514,15 @@ impl Postgres {
     }
 }
 
+/// The `kind` and `value` of `record`'s row in `records`, as a write stores them: for a
+/// benchmark writing the same rows another way (kpi-bench's `COPY` floor).
+pub fn records_row(record: &Record) -> (i16, Vec<u8>) {
+    (
+        i16::from(kind_byte(record.kind())),
+        encode_record_without_slot(record),
+    )
+}
+
 /// Whether the server ended the connection with the error (a shutdown, say).
 fn is_fatal(e: &postgres::Error) -> bool {
     e.as_db_error().is_some_and(|db| db.severity() == "FATAL")
@@ -787,7 +798,6 @@ mod tests {
     //! test says it skipped without one.
 
     use super::*;
-    use crate::codec::encode_record_without_slot;
     use crate::generate::{generate, DemoOptions};
 
     /// A fresh database on the test server, dropped with this.
