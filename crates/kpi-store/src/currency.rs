@@ -184,7 +184,7 @@ mod tests {
             ("r3", gbp, "2024-03-01T00:00:00Z", "1.30"),
         ];
         for (slot, (id, currency, t, rate)) in rows.into_iter().enumerate() {
-            assert!(slab.insert(
+            slab.put(
                 slot as u32,
                 FxRateRow {
                     id: id.into(),
@@ -192,8 +192,8 @@ mod tests {
                     effective_at: PackedTime::new(at(t)),
                     rate: d(rate),
                     base: eur,
-                }
-            ));
+                },
+            );
         }
         let rates = Rates::of(eur, &slab);
         let c = |currency, t| rates.convert(d("100"), currency, at(t));

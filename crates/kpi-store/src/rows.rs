@@ -397,7 +397,13 @@ impl Ids {
     /// any order; `None` if they are not.
     pub(crate) fn load(mut entries: Vec<(Box<str>, Sym)>) -> Option<Self> {
         entries.sort_unstable_by_key(|(_, sym)| *sym);
-        let mut ids = Ids::default();
+        // Sized once: no rehash or regrowth while millions of ids are interned.
+        let mut ids = Ids {
+            text: String::with_capacity(entries.iter().map(|(id, _)| id.len()).sum()),
+            ends: Vec::with_capacity(entries.len()),
+            table: hashbrown::HashTable::with_capacity(entries.len()),
+            ..Ids::default()
+        };
         for (i, (id, sym)) in entries.iter().enumerate() {
             if *sym as usize != i || ids.intern(id) != *sym {
                 return None;

@@ -130,10 +130,84 @@ impl<T> Slab<T> {
 
     /// Rebuilds the free list from the holes (after loading rows at their slots).
     pub(crate) fn collect_free(&mut self) {
-        self.free = (0..self.end as u32)
+        let end = self.end;
+        self.free = self
+            .chunks
+            .iter()
+            .enumerate()
             .rev()
-            .filter(|s| !self.occupied(*s))
+            .flat_map(|(c, chunk)| {
+                (0..CHUNK)
+                    .rev()
+                    .map(move |o| (c * CHUNK + o, chunk.get(o).is_some_and(Option::is_some)))
+            })
+            .filter(|&(slot, live)| slot < end && !live)
+            .map(|(slot, _)| slot as u32)
             .collect();
+    }
+}
+
+/// Builds a [`Slab`] from rows given in ascending slot order (when loading a snapshot):
+/// each chunk is filled in place, sized once, before it goes behind its `Arc`, instead of
+/// [`Slab::put`]'s check of the `Arc` and growth of the chunk row by row.
+pub(crate) struct AscendingSlab<T> {
+    chunks: Vec<Arc<Vec<Option<T>>>>,
+    /// The chunk being filled (number `chunks.len()`).
+    filling: Vec<Option<T>>,
+    /// One past the last slot pushed.
+    end: usize,
+    /// Rows pushed.
+    live: usize,
+    /// Rows still to come, as announced: what a new chunk makes room for.
+    coming: usize,
+}
+
+impl<T> AscendingSlab<T> {
+    /// A builder for `rows` rows.
+    pub(crate) fn new(rows: usize) -> Self {
+        Self {
+            chunks: Vec::new(),
+            filling: Vec::new(),
+            end: 0,
+            live: 0,
+            coming: rows,
+        }
+    }
+
+    /// One past the last slot pushed: the next slot must be at least this.
+    pub(crate) fn end(&self) -> usize {
+        self.end
+    }
+
+    /// Puts `row` at `slot`, which must be at least [`AscendingSlab::end`].
+    pub(crate) fn push(&mut self, slot: u32, row: T) {
+        assert!(slot as usize >= self.end, "slots ascend");
+        let (c, o) = chunk_of(slot);
+        while self.chunks.len() < c {
+            let full = std::mem::take(&mut self.filling);
+            self.chunks.push(Arc::new(full));
+        }
+        if self.filling.capacity() == 0 {
+            self.filling = Vec::with_capacity(CHUNK.min(o + self.coming));
+        }
+        self.filling.resize_with(o, || None);
+        self.filling.push(Some(row));
+        self.end = slot as usize + 1;
+        self.live += 1;
+        self.coming = self.coming.saturating_sub(1);
+    }
+
+    /// The slab, its free list empty (see [`Slab::collect_free`]).
+    pub(crate) fn finish(mut self) -> Slab<T> {
+        if !self.filling.is_empty() {
+            self.chunks.push(Arc::new(self.filling));
+        }
+        Slab {
+            chunks: self.chunks,
+            end: self.end,
+            free: Vec::new(),
+            live: self.live,
+        }
     }
 }
 
@@ -165,20 +239,33 @@ impl<T: Clone> Slab<T> {
         self.free.push(slot);
         true
     }
-
-    /// Places a row at a free slot (when loading); false when the slot is taken.
-    pub(crate) fn insert(&mut self, slot: u32, row: T) -> bool {
-        if self.occupied(slot) {
-            return false;
-        }
-        self.put(slot, row);
-        true
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascending_slots_build_the_slab_puts_build() {
+        // Holes inside a chunk, a whole chunk skipped, a last chunk partly filled.
+        let slots: Vec<u32> = (0..5 * CHUNK as u32)
+            .filter(|s| s % 3 != 1 && !(CHUNK as u32..2 * CHUNK as u32).contains(s))
+            .collect();
+        let mut put: Slab<u64> = Slab::default();
+        let mut ascending = AscendingSlab::new(slots.len());
+        for &slot in &slots {
+            put.put(slot, u64::from(slot) * 7);
+            ascending.push(slot, u64::from(slot) * 7);
+        }
+        let built = ascending.finish();
+        assert_eq!(
+            (built.len(), built.slot_count()),
+            (put.len(), put.slot_count())
+        );
+        let rows = |s: &Slab<u64>| s.slots().map(|(slot, r)| (slot, *r)).collect::<Vec<_>>();
+        assert_eq!(rows(&built), rows(&put));
+        assert!(!built.occupied(CHUNK as u32) && built.occupied(2 * CHUNK as u32 + 2));
+    }
 
     #[test]
     fn a_write_copies_only_the_chunk_a_copy_shares() {

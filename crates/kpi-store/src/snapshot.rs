@@ -46,6 +46,7 @@ use crate::rows::{
     ActivityRow, CampaignRow, CustomerRow, DealRow, FxRateRow, Ids, LeadRow, OptionalPackedTime,
     PackedTime, PurchaseRow, QuotaRow, Rows, Slab, SpendRow, SubscriptionRow, SurveyRow, TicketRow,
 };
+use crate::slab::AscendingSlab;
 use crate::symbols::{Sym, NONE};
 
 mod blocks;
@@ -238,8 +239,8 @@ impl<T: Snap> Snap for Box<[T]> {
     }
     fn get(r: &mut BlockReader) -> io::Result<Self> {
         let n = get_count(r, "list items")?;
-        // Lists are short (stages, MRR changes): grown as read, never sized by the file.
-        let mut v = Vec::new();
+        // Lists are short (stages, MRR changes): room for a few, never sized by the file.
+        let mut v = Vec::with_capacity((n as usize).min(8));
         for _ in 0..n {
             v.push(T::get(r)?);
         }
@@ -495,23 +496,23 @@ fn put_slab<T: Snap>(slab: &Slab<T>, w: &mut impl Write) -> io::Result<()> {
 }
 
 /// Reads a slab's rows, `(dims, ids)` the sizes of the tenant's tables.
-fn get_slab<T: Snap + Refs + Clone>(
-    slab: &mut Slab<T>,
+fn get_slab<T: Snap + Refs>(
     kind: RecordKind,
     (dims, ids): (usize, usize),
     r: &mut BlockReader,
-) -> io::Result<()> {
+) -> io::Result<Slab<T>> {
     let kind = kind.as_str();
     let n = get_count(r, &format!("{kind} rows"))?;
     let most = u64::from(n) * SLOTS_PER_ROW + SPARE_SLOTS;
-    // The least slot the next row may have: slots ascend.
-    let mut least = 0u64;
+    // `n` is bounded by the bytes left: the builder's first chunk is at most `CHUNK` rows.
+    let mut slab = AscendingSlab::new(n as usize);
     for _ in 0..n {
         let slot = u32::get(r)?;
-        if u64::from(slot) < least {
+        // Slots ascend (so none comes twice).
+        if (slot as usize) < slab.end() {
             return Err(invalid(format!(
                 "{kind} slot {slot} follows slot {}",
-                least - 1
+                slab.end() - 1
             )));
         }
         if u64::from(slot) >= most {
@@ -519,18 +520,15 @@ fn get_slab<T: Snap + Refs + Clone>(
                 "{kind} slot {slot}: {n} rows may not span more than {most} slots"
             )));
         }
-        least = u64::from(slot) + 1;
         let row = T::get(r)?;
         if !refs_hold(&row, dims, ids) {
             return Err(invalid(format!(
                 "the {kind} row at slot {slot} names a dimension value or customer id the tenant does not have"
             )));
         }
-        if !slab.insert(slot, row) {
-            return Err(invalid(format!("{kind} slot {slot} twice")));
-        }
+        slab.push(slot, row);
     }
-    Ok(())
+    Ok(slab.finish())
 }
 
 /// Calls `$each!(kind, field)` for every record kind and its slab in `Rows`.
@@ -638,7 +636,7 @@ fn get_rows(r: &mut BlockReader) -> io::Result<Rows> {
     let tables = (rows.dims.names().len(), rows.customer_ids.len());
     macro_rules! get {
         ($kind:ident, $slab:ident) => {
-            get_slab(Arc::make_mut(&mut rows.$slab), RecordKind::$kind, tables, r)?
+            rows.$slab = Arc::new(get_slab(RecordKind::$kind, tables, r)?)
         };
     }
     for_each_slab!(get);
