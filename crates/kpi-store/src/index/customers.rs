@@ -79,14 +79,14 @@ impl CustomerContext {
     }
 }
 
-/// The slots of `base`'s customers that read differently through `now` than through the
-/// context `base` reads through: those whose campaign's channel changed since, or whose
+/// The slots of `base`'s customers that read differently through `now` than through
+/// `then` (an earlier context): those whose campaign's channel changed since, or whose
 /// first MRR may have (their earliest subscription, or its row, changed).
 pub(crate) fn changed_through_context(
     base: &Part<CustomerIndex>,
+    then: &CustomerContext,
     now: &CustomerContext,
 ) -> Vec<u32> {
-    let then = &base.context;
     let campaigns = now.lookups.channels_changed_since(&then.lookups);
     let mut slots = if campaigns.is_empty() {
         Vec::new()

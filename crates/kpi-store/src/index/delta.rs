@@ -2,11 +2,13 @@
 //! the rows of its time, which it keeps) plus a *delta*: the base's rows that writes have
 //! since removed or replaced, and the rows written since, each an index of a few rows.
 //!
-//! Rows are compared slot by slot in the chunks changed since the base
+//! Rows are compared slot by slot in the chunks changed since the previous index
 //! ([`Slab::slots_changed_since`]: a write copies the chunk of rows it changes, so every
-//! chunk the base still shares is unchanged): a row that differs, or its record's custom
-//! attributes, is counted as removed (the base's) and added (today's); a record written
-//! again unchanged changes nothing.
+//! chunk the previous index still shares is unchanged), and the slots of the previous
+//! index's delta stay in it ([`LayeredPart::changed_since`]): a row that differs, or its
+//! record's custom attributes, is counted as removed (the base's) and added (today's); a
+//! record written again unchanged changes nothing. So an index after a write costs what
+//! that write changed, not what every write since the base did.
 //!
 //! - A measure additive over rows (a count or sum over a window, a point-in-time count or
 //!   sum: each row adds its own share, read through the same context) is
@@ -130,18 +132,21 @@ where
 {
     /// The part over `current` (today's part, nothing built), as `previous`'s base (or the
     /// fold of it, when done) plus a delta: the rows that differ from the base's, and those
-    /// `inherited` lists given the base (record slots of rows that read other records that
-    /// changed since: [`super::dependents`]). The base keeps reading through its own
-    /// context, the delta's added rows through `current`'s.
+    /// `inherited` lists given the base and an earlier context (record slots of the base's
+    /// rows that read other records changed since that context: [`super::dependents`]).
+    /// The base keeps reading through its own context, the delta's added rows through
+    /// `current`'s. Only what changed since `previous` is compared
+    /// ([`LayeredPart::changed_since`]).
     pub(crate) fn next(
         previous: &LayeredPart<I>,
         current: Part<I>,
-        inherited: &dyn Fn(&Part<I>) -> Vec<u32>,
+        inherited: &dyn Fn(&Part<I>, &I::Context) -> Vec<u32>,
     ) -> Self {
         let (base, fold) = previous.next_base();
-        let mut changed = current.rows.slots_changed_since(&base.rows);
-        changed.extend(current.attribute_slots_changed_since(&base));
-        changed.extend(inherited(&base));
+        let (mut changed, since) = previous.changed_since(&base);
+        changed.extend(current.rows.slots_changed_since(&since.rows));
+        changed.extend(current.attribute_slots_changed_since(since));
+        changed.extend(inherited(&base, &since.context));
         changed.sort_unstable();
         changed.dedup();
         let live = |rows: &Slab<R>| {
@@ -163,6 +168,22 @@ impl<I: KindIndex> LayeredPart<I> {
         match self.fold.done.get() {
             Some(folded) => (Arc::clone(folded), Arc::default()),
             None => (Arc::clone(&self.base), Arc::clone(&self.fold)),
+        }
+    }
+
+    /// What a part over `base` (this part's next base: [`LayeredPart::next_base`]) starts
+    /// its delta from: the record slots already changed since `base`, and the part whose
+    /// rows and context the writes since are compared with: this part's added rows (today's
+    /// rows and context, when it is `base` plus a delta), else `base` itself. So each index
+    /// compares only what changed since the previous one, not since its base: a slot in the
+    /// delta stays there (its removed and added rows cancel out if it was written back),
+    /// and a row outside it reads the same through the base's context as through the latest.
+    pub(crate) fn changed_since<'a>(&'a self, base: &'a Arc<Part<I>>) -> (Vec<u32>, &'a Part<I>) {
+        match &self.delta {
+            Some(delta) if Arc::ptr_eq(base, &self.base) => {
+                (delta.changed.slots.clone(), &delta.added)
+            }
+            _ => (Vec::new(), base),
         }
     }
 
@@ -490,6 +511,56 @@ mod tests {
         assert_eq!((delta.removed.len(), delta.added.len()), (1, 1));
         let fresh = Index::build(&rows, &kinds, None);
         assert_eq!(leads_created(&third), leads_created(&fresh));
+    }
+
+    /// Leads created in each window between two consecutive grid times.
+    fn leads_by_window(index: &Index) -> Vec<Decimal> {
+        grid()
+            .windows(2)
+            .map(|w| {
+                let window = Window::new(w[0], w[1]).unwrap();
+                let scope = Scope::new(window);
+                index.measure(Measure::LeadsCreated, &scope).unwrap()
+            })
+            .collect()
+    }
+
+    /// Successive writes over one base: each index compares only what changed since the
+    /// previous one and keeps the previous delta's slots, so it answers as an index built
+    /// anew; a record written back as its base had it stays in the delta, its removed and
+    /// added rows cancelling out.
+    #[test]
+    fn successive_writes_keep_one_base_and_the_earlier_slots() {
+        let records = leads(5 * CHUNK);
+        let moved = |slot: usize, at: usize| {
+            let mut record = records[slot].clone();
+            if let Record::Lead(lead) = &mut record {
+                lead.created_at = grid()[at];
+            }
+            record
+        };
+        let far = 2 * CHUNK + 7;
+        let writes = [
+            (3, moved(3, 6)),
+            (far, moved(far, 1)),
+            (3, records[3].clone()),
+        ];
+        let mut rows = Rows::of(records.iter().cloned());
+        let mut kinds = KindGenerations::default();
+        let first = Index::build(&rows, &kinds, None);
+        let mut previous = Index::build(&rows, &kinds, Some(&first));
+        for (slot, record) in writes {
+            rows.put(slot as u32, &record);
+            kinds[RecordKind::Lead as usize] += 1;
+            let next = Index::build(&rows, &kinds, Some(&previous));
+            assert!(Arc::ptr_eq(&next.leads.base, &first.leads.base));
+            let fresh = Index::build(&rows, &kinds, None);
+            assert_eq!(leads_by_window(&next), leads_by_window(&fresh));
+            previous = next;
+        }
+        let delta = previous.leads.delta.as_ref().expect("a delta");
+        assert_eq!(delta.changed.slots, [3, far as u32]);
+        assert_eq!((delta.removed.len(), delta.added.len()), (2, 2));
     }
 
     /// A delta past half its base (and a few chunks) is not kept: the part is built anew.

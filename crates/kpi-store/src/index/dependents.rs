@@ -74,13 +74,14 @@ impl RowKey {
 }
 
 /// No record slots: for parts whose rows read nothing that other kinds' writes change.
-pub(crate) fn nothing_inherited<I: KindIndex>(_: &Part<I>) -> Vec<u32> {
+pub(crate) fn nothing_inherited<I: KindIndex>(_: &Part<I>, _: &I::Context) -> Vec<u32> {
     Vec::new()
 }
 
 /// The record slots of `base`'s rows that read differently through `now` than through
-/// `then` (the lookups `base` reads through): those of a customer or a campaign's channel
-/// that changed since.
+/// `then` (the lookups `base` reads through, or later ones): those of a customer or a
+/// campaign's channel that changed since. A row written since `base` is not listed
+/// (it is in the delta already).
 pub(crate) fn changed_through_lookups<I: KindIndex>(
     base: &Part<I>,
     then: &Lookups,

@@ -307,7 +307,8 @@ impl Index {
         // The part `$field` of `$module` (which declares `READS`) over today's rows
         // (`$now`, made only when needed): shared when none of its kinds changed, else the
         // previous part's base plus the delta of the rows written since and of those
-        // `$inherited` lists given the base (rows reading other records changed since).
+        // `$inherited` lists given the base and the previous index's context (rows
+        // reading other records changed since).
         macro_rules! layered {
             ($field:ident, $module:ident, $now:expr, $inherited:expr) => {
                 match prev {
@@ -330,7 +331,9 @@ impl Index {
                         Arc::clone(&lookups),
                         &rows.attributes[RecordKind::$kind as usize],
                     ),
-                    |base: &Part<_>| changed_through_lookups(base, &base.context, &lookups)
+                    |base: &Part<_>, then: &Arc<Lookups>| changed_through_lookups(
+                        base, then, &lookups
+                    )
                 )
             };
         }
@@ -381,7 +384,9 @@ impl Index {
                     context.clone(),
                     &rows.attributes[RecordKind::Customer as usize],
                 ),
-                |base: &Part<_>| customers::changed_through_context(base, &context)
+                |base: &Part<_>, then: &CustomerContext| {
+                    customers::changed_through_context(base, then, &context)
+                }
             );
             let spend = through_lookups!(spend, Spend, Spend);
             let campaigns = layered!(
@@ -414,8 +419,7 @@ impl Index {
                     context.clone(),
                     &rows.attributes[RecordKind::Subscription as usize],
                 ),
-                |base: &Part<SubscriptionIndex>| {
-                    let then = &base.context;
+                |base: &Part<SubscriptionIndex>, then: &SubscriptionContext| {
                     let mut slots = changed_through_lookups(base, &then.lookups, &lookups);
                     slots.extend(classes.slots_changed_since(&then.classes));
                     slots

@@ -284,9 +284,11 @@ where
 {
     let (base, fold) = previous.next_base();
     // The deals that differ, whose custom attributes do, or that read a customer or a
-    // campaign's channel that does.
-    let then = &base.context;
-    let mut changed = context.deals.slots_changed_since(&then.deals);
+    // campaign's channel that does: those of the previous delta, and those that changed
+    // since the previous index (its added entries read through its context).
+    let (mut changed, since) = previous.changed_since(&base);
+    let then = &since.context;
+    changed.extend(context.deals.slots_changed_since(&then.deals));
     if !Arc::ptr_eq(&context.deal_attributes, &then.deal_attributes) {
         changed.extend(
             context
