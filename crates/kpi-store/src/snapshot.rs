@@ -17,13 +17,20 @@
 //! does not verify is an error, which the store logs before it scans sled instead.
 //!
 //! ```text
-//! file    = "kpidrows" ‖ version u32 (4) ‖ token u64 ‖ block* ‖ end
+//! file    = "kpidrows" ‖ version u32 (5; 4 is still read) ‖ token u64 ‖ block* ‖ end
 //! block   = length u32 (1..=2^20) ‖ content bytes ‖ crc u32
 //! end     = length u32 (0) ‖ crc u32
 //! content = tenants u32 ‖ tenant*                        (cut into blocks anywhere)
 //! tenant  = name ‖ dimension values (count u32 ‖ str*) ‖ customer ids (count u32 ‖ (str ‖ u32)*)
-//!           ‖ per record kind: live rows (count u32 ‖ (slot u32 ‖ row)*, slots ascending)
+//!           ‖ per record kind: length u64 (bytes of the rows that follow; not in version 4)
+//!             ‖ live rows (count u32 ‖ (slot u32 ‖ row)*, slots ascending)
+//!           ‖ per record kind: custom attributes
 //! ```
+//!
+//! The lengths let two threads decode: a kind's rows of [`SECOND_THREAD_BYTES`] or more are
+//! read as bytes (their blocks checked first, as always) and decoded by a second thread
+//! while the first reads and decodes on; one such kind at a time, so the bytes held besides
+//! the rows are at most one kind's.
 //!
 //! A crc is the CRC-32 (IEEE, `crc32fast`: about 10 GB/s with PCLMULQDQ) of every byte of
 //! the file before it. Integers are little-endian; a string is its length (u32) and UTF-8
@@ -59,9 +66,20 @@ const MAGIC: &[u8; 8] = b"kpidrows";
 /// discarded likewise).
 /// 4: amounts with their currency and amount as sent, and the exchange rates (version 3
 /// files, without, are discarded likewise).
-const VERSION: u32 = 4;
+/// 5: each kind's rows preceded by their length in bytes, so a second thread can decode a
+/// large kind while the first reads on (version 4 files, without, are still read).
+const VERSION: u32 = 5;
+/// The oldest version still read.
+const OLDEST_READ: u32 = 4;
 /// Magic, version and token.
 const HEADER: usize = 20;
+/// A kind's rows of at least this many bytes are decoded by a second thread (one kind at a
+/// time, so at most one such section is held as bytes besides the rows).
+#[cfg(not(test))]
+const SECOND_THREAD_BYTES: u64 = 4 << 20;
+/// Small under test, so the tests' snapshots use the second thread.
+#[cfg(test)]
+const SECOND_THREAD_BYTES: u64 = 64;
 /// Most content bytes in one block.
 #[cfg(not(test))]
 const BLOCK: usize = 1 << 20;
@@ -84,7 +102,7 @@ fn invalid(why: impl Into<String>) -> io::Error {
 
 /// A count read from the file: at most the bytes that remain (each thing counted takes at
 /// least one).
-fn get_count(r: &mut BlockReader, what: &str) -> io::Result<u32> {
+fn get_count(r: &mut impl ContentSource, what: &str) -> io::Result<u32> {
     let n = u32::get(r)?;
     if u64::from(n) > r.remaining() {
         return Err(invalid(format!(
@@ -95,10 +113,29 @@ fn get_count(r: &mut BlockReader, what: &str) -> io::Result<u32> {
     Ok(n)
 }
 
+/// What values are decoded from: the file's checked blocks ([`BlockReader`]), or the bytes
+/// of one section read from them ahead, which a second thread decodes.
+trait ContentSource: Read {
+    /// At most how many content bytes follow.
+    fn remaining(&self) -> u64;
+}
+
+impl ContentSource for BlockReader {
+    fn remaining(&self) -> u64 {
+        BlockReader::remaining(self)
+    }
+}
+
+impl ContentSource for &[u8] {
+    fn remaining(&self) -> u64 {
+        self.len() as u64
+    }
+}
+
 /// A value with a binary form.
 trait Snap: Sized {
     fn put(&self, w: &mut impl Write) -> io::Result<()>;
-    fn get(r: &mut BlockReader) -> io::Result<Self>;
+    fn get(r: &mut impl ContentSource) -> io::Result<Self>;
 }
 
 macro_rules! snap_int {
@@ -107,7 +144,7 @@ macro_rules! snap_int {
             fn put(&self, w: &mut impl Write) -> io::Result<()> {
                 w.write_all(&self.to_le_bytes())
             }
-            fn get(r: &mut BlockReader) -> io::Result<Self> {
+            fn get(r: &mut impl ContentSource) -> io::Result<Self> {
                 let mut b = [0u8; std::mem::size_of::<$t>()];
                 r.read_exact(&mut b)?;
                 Ok(<$t>::from_le_bytes(b))
@@ -121,7 +158,7 @@ impl Snap for bool {
     fn put(&self, w: &mut impl Write) -> io::Result<()> {
         u8::from(*self).put(w)
     }
-    fn get(r: &mut BlockReader) -> io::Result<Self> {
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
         match u8::get(r)? {
             0 => Ok(false),
             1 => Ok(true),
@@ -135,7 +172,7 @@ impl Snap for Decimal {
         w.write_all(&self.serialize())
     }
     /// Only the bytes a decimal serializes to (no unused flag bits, a scale of at most 28).
-    fn get(r: &mut BlockReader) -> io::Result<Self> {
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
         let mut b = [0u8; 16];
         r.read_exact(&mut b)?;
         let d = Decimal::deserialize(b);
@@ -151,7 +188,7 @@ impl Snap for Timestamp {
         self.as_second().put(w)?;
         self.subsec_nanosecond().put(w)
     }
-    fn get(r: &mut BlockReader) -> io::Result<Self> {
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
         let (s, n) = (i64::get(r)?, i32::get(r)?);
         Timestamp::new(s, n).map_err(|e| invalid(e.to_string()))
     }
@@ -162,7 +199,7 @@ impl Snap for PackedTime {
     fn put(&self, w: &mut impl Write) -> io::Result<()> {
         self.get().put(w)
     }
-    fn get(r: &mut BlockReader) -> io::Result<Self> {
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
         Timestamp::get(r).map(PackedTime::new)
     }
 }
@@ -172,7 +209,7 @@ impl Snap for OptionalPackedTime {
     fn put(&self, w: &mut impl Write) -> io::Result<()> {
         self.get().put(w)
     }
-    fn get(r: &mut BlockReader) -> io::Result<Self> {
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
         Option::<Timestamp>::get(r).map(OptionalPackedTime::new)
     }
 }
@@ -183,7 +220,7 @@ impl Snap for Box<str> {
         len.put(w)?;
         w.write_all(self.as_bytes())
     }
-    fn get(r: &mut BlockReader) -> io::Result<Self> {
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
         let len = get_count(r, "bytes of a string")?;
         let mut b = vec![0u8; len as usize];
         r.read_exact(&mut b)?;
@@ -203,7 +240,7 @@ impl<T: Snap> Snap for Option<T> {
             }
         }
     }
-    fn get(r: &mut BlockReader) -> io::Result<Self> {
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
         Ok(if bool::get(r)? {
             Some(T::get(r)?)
         } else {
@@ -216,7 +253,7 @@ impl<T: Snap> Snap for Box<T> {
     fn put(&self, w: &mut impl Write) -> io::Result<()> {
         (**self).put(w)
     }
-    fn get(r: &mut BlockReader) -> io::Result<Self> {
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
         T::get(r).map(Box::new)
     }
 }
@@ -226,7 +263,7 @@ impl<A: Snap, B: Snap> Snap for (A, B) {
         self.0.put(w)?;
         self.1.put(w)
     }
-    fn get(r: &mut BlockReader) -> io::Result<Self> {
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
         Ok((A::get(r)?, B::get(r)?))
     }
 }
@@ -237,7 +274,7 @@ impl<T: Snap> Snap for Box<[T]> {
         len.put(w)?;
         self.iter().try_for_each(|x| x.put(w))
     }
-    fn get(r: &mut BlockReader) -> io::Result<Self> {
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
         let n = get_count(r, "list items")?;
         // Lists are short (stages, MRR changes): room for a few, never sized by the file.
         let mut v = Vec::with_capacity((n as usize).min(8));
@@ -256,7 +293,7 @@ macro_rules! snap_enum {
                 let i = $all.iter().position(|x| x == self).expect("every variant is listed");
                 (i as u8).put(w)
             }
-            fn get(r: &mut BlockReader) -> io::Result<Self> {
+            fn get(r: &mut impl ContentSource) -> io::Result<Self> {
                 let i = u8::get(r)? as usize;
                 $all.get(i).copied().ok_or_else(|| invalid(format!("bad {} {i}", stringify!($t))))
             }
@@ -312,7 +349,7 @@ macro_rules! snap_struct {
                 $( $v.put(w)?; )*
                 Ok(())
             }
-            fn get(r: &mut BlockReader) -> io::Result<Self> {
+            fn get(r: &mut impl ContentSource) -> io::Result<Self> {
                 $( let $s = Snap::get(r)?; )*
                 $( let $v = Snap::get(r)?; )*
                 Ok($t { $($s,)* $($v,)* })
@@ -389,7 +426,7 @@ impl Snap for DealRow {
         kind.put(w)?;
         stages.put(w)
     }
-    fn get(r: &mut BlockReader) -> io::Result<Self> {
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
         Ok(DealRow {
             owner: Snap::get(r)?,
             customer: Snap::get(r)?,
@@ -499,7 +536,7 @@ fn put_slab<T: Snap>(slab: &Slab<T>, w: &mut impl Write) -> io::Result<()> {
 fn get_slab<T: Snap + Refs>(
     kind: RecordKind,
     (dims, ids): (usize, usize),
-    r: &mut BlockReader,
+    r: &mut impl ContentSource,
 ) -> io::Result<Slab<T>> {
     let kind = kind.as_str();
     let n = get_count(r, &format!("{kind} rows"))?;
@@ -549,7 +586,21 @@ macro_rules! for_each_slab {
     };
 }
 
-fn put_rows(rows: &Rows, w: &mut impl Write) -> io::Result<()> {
+/// Counts the bytes written to it (a kind's section length, before the section).
+struct ByteCount(u64);
+
+impl Write for ByteCount {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.0 += data.len() as u64;
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes one tenant's rows; `sectioned` (version 5) puts each kind's length before it.
+fn put_rows(rows: &Rows, sectioned: bool, w: &mut impl Write) -> io::Result<()> {
     let names = rows.dims.names();
     (names.len() as u32).put(w)?;
     names
@@ -562,9 +613,14 @@ fn put_rows(rows: &Rows, w: &mut impl Write) -> io::Result<()> {
         sym.put(w)
     })?;
     macro_rules! put {
-        ($kind:ident, $slab:ident) => {
+        ($kind:ident, $slab:ident) => {{
+            if sectioned {
+                let mut length = ByteCount(0);
+                put_slab(&rows.$slab, &mut length)?;
+                length.0.put(w)?;
+            }
             put_slab(&rows.$slab, w)?
-        };
+        }};
     }
     for_each_slab!(put);
     rows.attributes
@@ -616,7 +672,80 @@ fn get_attributes(rows: &mut Rows, kind: RecordKind, r: &mut BlockReader) -> io:
     Ok(())
 }
 
-fn get_rows(r: &mut BlockReader) -> io::Result<Rows> {
+/// Puts a kind's rows decoded by the second thread in their place.
+type Placed = Box<dyn FnOnce(&mut Rows) + Send>;
+
+/// Reads every kind's rows, each preceded by its length (version 5): a large kind's bytes
+/// are read (their blocks checked) and handed to a second thread to decode while this one
+/// reads on, when that thread is idle; every other kind is decoded here. Either way the
+/// rows must fill exactly the length the file gives.
+fn get_sections(rows: &mut Rows, tables: (usize, usize), r: &mut BlockReader) -> io::Result<()> {
+    std::thread::scope(|scope| {
+        let mut second: Option<std::thread::ScopedJoinHandle<'_, io::Result<Placed>>> = None;
+        let place = |handle: std::thread::ScopedJoinHandle<'_, io::Result<Placed>>,
+                     rows: &mut Rows| {
+            let placed = handle
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e))?;
+            placed(rows);
+            io::Result::Ok(())
+        };
+        let read = (|| {
+            macro_rules! get {
+                ($kind:ident, $slab:ident) => {{
+                    let kind = RecordKind::$kind;
+                    let length = u64::get(r)?;
+                    if length > r.remaining() {
+                        return Err(invalid(format!(
+                            "{length} bytes of {} rows, with {} bytes left",
+                            kind.as_str(),
+                            r.remaining()
+                        )));
+                    }
+                    let idle = second.as_ref().is_none_or(|h| h.is_finished());
+                    if length >= SECOND_THREAD_BYTES && idle {
+                        if let Some(handle) = second.take() {
+                            place(handle, rows)?;
+                        }
+                        let mut bytes = vec![0; length as usize];
+                        r.read_exact(&mut bytes)?;
+                        second = Some(scope.spawn(move || {
+                            let mut section = &bytes[..];
+                            let slab = get_slab(kind, tables, &mut section)?;
+                            if !section.is_empty() {
+                                return Err(section_overrun(kind, length));
+                            }
+                            Ok(Box::new(move |rows: &mut Rows| rows.$slab = Arc::new(slab))
+                                as Placed)
+                        }));
+                    } else {
+                        let before = r.position();
+                        rows.$slab = Arc::new(get_slab(kind, tables, r)?);
+                        if r.position() - before != length {
+                            return Err(section_overrun(kind, length));
+                        }
+                    }
+                }};
+            }
+            for_each_slab!(get);
+            Ok(())
+        })();
+        // The second thread's error first: its section is the earlier in the file.
+        if let Some(handle) = second.take() {
+            place(handle, rows)?;
+        }
+        read
+    })
+}
+
+fn section_overrun(kind: RecordKind, length: u64) -> io::Error {
+    invalid(format!(
+        "the {} rows do not take the {length} bytes their section gives",
+        kind.as_str()
+    ))
+}
+
+fn get_rows(r: &mut BlockReader, sectioned: bool) -> io::Result<Rows> {
     let mut rows = Rows::default();
     for i in 0..get_count(r, "dimension values")? {
         let name = Box::<str>::get(r)?;
@@ -634,12 +763,16 @@ fn get_rows(r: &mut BlockReader) -> io::Result<Rows> {
     rows.customer_ids =
         Ids::load(ids).ok_or_else(|| invalid("customer ids are not 0..n, each once"))?;
     let tables = (rows.dims.names().len(), rows.customer_ids.len());
-    macro_rules! get {
-        ($kind:ident, $slab:ident) => {
-            rows.$slab = Arc::new(get_slab(RecordKind::$kind, tables, r)?)
-        };
+    if sectioned {
+        get_sections(&mut rows, tables, r)?;
+    } else {
+        macro_rules! get {
+            ($kind:ident, $slab:ident) => {
+                rows.$slab = Arc::new(get_slab(RecordKind::$kind, tables, r)?)
+            };
+        }
+        for_each_slab!(get);
     }
-    for_each_slab!(get);
     for kind in RecordKind::ALL {
         get_attributes(&mut rows, kind, r)?;
     }
@@ -706,7 +839,7 @@ pub(crate) fn differing_kinds(a: &Rows, b: &Rows) -> Vec<RecordKind> {
 /// and the directory fsync'd).
 pub(crate) fn write(dir: &Path, token: u64, tenants: &[(&str, &Rows)]) -> io::Result<()> {
     let tmp = dir.join(format!("{FILE}.tmp"));
-    let written = write_to(&tmp, token, tenants);
+    let written = write_to(&tmp, token, tenants, VERSION);
     if written.is_err() {
         // A full disk, say: leave no partial file behind.
         let _ = std::fs::remove_file(&tmp);
@@ -716,17 +849,18 @@ pub(crate) fn write(dir: &Path, token: u64, tenants: &[(&str, &Rows)]) -> io::Re
     File::open(dir)?.sync_all()
 }
 
-fn write_to(tmp: &Path, token: u64, tenants: &[(&str, &Rows)]) -> io::Result<()> {
+/// Writes a snapshot in format `version` (older than [`VERSION`] only under test).
+fn write_to(tmp: &Path, token: u64, tenants: &[(&str, &Rows)], version: u32) -> io::Result<()> {
     let file = File::create(tmp)?;
     let mut header = Vec::with_capacity(HEADER);
     header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&VERSION.to_le_bytes());
+    header.extend_from_slice(&version.to_le_bytes());
     header.extend_from_slice(&token.to_le_bytes());
     let mut w = BlockWriter::new(&file, &header)?;
     (tenants.len() as u32).put(&mut w)?;
     for (name, rows) in tenants {
         Box::<str>::from(*name).put(&mut w)?;
-        put_rows(rows, &mut w)?;
+        put_rows(rows, version >= 5, &mut w)?;
     }
     w.finish()?;
     file.sync_all()
@@ -798,9 +932,9 @@ fn read_from(file: Box<dyn Read>, len: u64, token: Option<u64>) -> io::Result<(u
         return Err(invalid("not a rows snapshot (its first bytes are wrong)"));
     }
     let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
+    if !(OLDEST_READ..=VERSION).contains(&version) {
         return Err(invalid(format!(
-            "format version {version}; this kpid reads version {VERSION}"
+            "format version {version}; this kpid reads versions {OLDEST_READ} to {VERSION}"
         )));
     }
     // The first block's checksum covers the header: the token is as written.
@@ -819,7 +953,7 @@ fn read_from(file: Box<dyn Read>, len: u64, token: Option<u64>) -> io::Result<(u
         if !names.insert(name.clone()) {
             return Err(invalid(format!("tenant {name:?} twice")));
         }
-        tenants.push((name, get_rows(&mut r)?));
+        tenants.push((name, get_rows(&mut r, version >= 5)?));
     }
     r.finish()?;
     Ok((found, tenants))

@@ -82,6 +82,8 @@ pub(super) struct BlockReader {
     next_at: u64,
     /// Whether the end was read.
     ended: bool,
+    /// Content bytes handed out so far.
+    position: u64,
 }
 
 impl BlockReader {
@@ -105,6 +107,7 @@ impl BlockReader {
             unread: len - HEADER as u64,
             next_at: HEADER as u64,
             ended: false,
+            position: 0,
         };
         Ok((header, reader))
     }
@@ -155,6 +158,11 @@ impl BlockReader {
         Ok(!self.ended)
     }
 
+    /// How many content bytes were read.
+    pub(super) fn position(&self) -> u64 {
+        self.position
+    }
+
     /// At most how many content bytes follow.
     pub(super) fn remaining(&self) -> u64 {
         (self.end - self.pos) as u64 + self.unread
@@ -202,6 +210,7 @@ impl Read for BlockReader {
         let n = buf.len().min(self.end - self.pos);
         buf[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
         self.pos += n;
+        self.position += n as u64;
         Ok(n)
     }
 
@@ -210,6 +219,7 @@ impl Read for BlockReader {
         if self.end - self.pos >= buf.len() {
             buf.copy_from_slice(&self.block[self.pos..self.pos + buf.len()]);
             self.pos += buf.len();
+            self.position += buf.len() as u64;
             return Ok(());
         }
         self.read_exact_across(buf)

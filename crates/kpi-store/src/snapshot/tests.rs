@@ -556,6 +556,9 @@ fn huge_lengths_and_slots_are_refused_before_anything_is_allocated() {
         for _ in 0..ids {
             at += 4 + u32_at(&content, at) as usize + 4;
         }
+        // The customers' section length (u64), then their count.
+        let section_at = at;
+        at += 8;
         assert!(u32_at(&content, at) > 0, "no customer rows");
         let mut altered = content.clone();
         set(&mut altered, at, u32::MAX);
@@ -570,6 +573,21 @@ fn huge_lengths_and_slots_are_refused_before_anything_is_allocated() {
             "customer slot",
             snapshot_of(&header, &altered),
             "may not span",
+        ));
+        let mut altered = content.clone();
+        set(&mut altered, section_at, u32::MAX);
+        cases.push((
+            "customer section length",
+            snapshot_of(&header, &altered),
+            "bytes of customer rows",
+        ));
+        let mut altered = content.clone();
+        let length = u32_at(&content, section_at);
+        set(&mut altered, section_at, length + 1);
+        cases.push((
+            "customer section length one long",
+            snapshot_of(&header, &altered),
+            "do not take",
         ));
     }
     // A block length, raw (its checksum is never reached).
@@ -657,6 +675,57 @@ fn verify_snapshot_serves_the_scanned_rows_when_they_differ() {
         dir.path(),
         &db,
         "verified",
+        true,
+    );
+}
+
+/// A version 4 snapshot (each kind's rows without their length before them) is still read,
+/// to the same rows as the version 5 one, and served.
+#[test]
+fn a_version_4_snapshot_is_still_read() {
+    let (dir, db, bytes, token) = saved_store();
+    let truth = scanned(&db);
+    let truth_answers = answers(&truth);
+    let token_value = u64::from_le_bytes(token.as_ref().try_into().unwrap());
+    let read = |bytes: &[u8]| {
+        super::read_from(
+            Box::new(std::io::Cursor::new(bytes.to_vec())),
+            bytes.len() as u64,
+            Some(token_value),
+        )
+        .expect("the snapshot reads")
+        .1
+    };
+    let tenants = read(&bytes);
+    let old = tempfile::tempdir().unwrap();
+    let path = old.path().join("v4");
+    let borrowed: Vec<(&str, &super::Rows)> =
+        tenants.iter().map(|(n, r)| (n.as_str(), r)).collect();
+    super::write_to(&path, token_value, &borrowed, 4).unwrap();
+    let v4 = std::fs::read(&path).unwrap();
+    assert_eq!(u32::from_le_bytes(v4[8..12].try_into().unwrap()), 4);
+    assert!(v4.len() < bytes.len(), "version 4 has no section lengths");
+    let again = read(&v4);
+    assert_eq!(again.len(), tenants.len());
+    for ((name, rows), (name_again, rows_again)) in tenants.iter().zip(&again) {
+        assert_eq!(name, name_again);
+        assert!(
+            super::differing_kinds(rows, rows_again).is_empty(),
+            "{name}"
+        );
+    }
+    let store = open_with_snapshot(dir.path(), &db, &token, &v4, OpenOptions::default());
+    assert!(
+        store.snapshot_is_current(),
+        "the version 4 snapshot was not read"
+    );
+    check_against(
+        &store,
+        &truth,
+        &truth_answers,
+        dir.path(),
+        &db,
+        "version 4",
         true,
     );
 }
