@@ -79,6 +79,10 @@ impl ChangedSlots {
 /// Makes the part over every current row (nothing built in it).
 pub(crate) type MakeCurrent<I> = Box<dyn Fn() -> Part<I> + Send + Sync>;
 
+/// Lists the record slots of a base's rows (the part given) that read other records
+/// changed since an earlier context (the context given): [`super::dependents`].
+pub(crate) type Inherited<'a, I> = &'a dyn Fn(&Part<I>, &<I as KindIndex>::Context) -> Vec<u32>;
+
 /// What changed since the base: its rows removed or replaced, the rows added, and the
 /// part over every current row (made on first use).
 struct Delta<I: KindIndex> {
@@ -140,7 +144,7 @@ where
     pub(crate) fn next(
         previous: &LayeredPart<I>,
         current: Part<I>,
-        inherited: &dyn Fn(&Part<I>, &I::Context) -> Vec<u32>,
+        inherited: Inherited<'_, I>,
     ) -> Self {
         let (base, fold) = previous.next_base();
         let (mut changed, since) = previous.changed_since(&base);
