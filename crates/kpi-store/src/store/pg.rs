@@ -28,6 +28,9 @@
 //! values: `records` gets them unnested, the log as they are), and notifies `kpid_changes`
 //! with the tenant's name (delivered at the commit). A write is acknowledged only after
 //! its transaction commits. The write path's statements are prepared once per connection.
+//! A put first tries a plain insert of its records (an ingest's keys are new), which skips
+//! the per-row probe of `ON CONFLICT`; if a key exists, that insert is rolled back to a
+//! savepoint and the batch upserted, in the same transaction.
 //!
 //! The change log is only read by replicas catching up, from the sequence they applied;
 //! one that opens reads `records`, `settings` and `tenant_sequences` in one snapshot.
@@ -393,9 +396,24 @@ impl Postgres {
         let values: Vec<&[u8]> = records.iter().map(|r| r.2.as_slice()).collect();
         self.write(|tx, prepared| {
             let sequence = next_sequence(tx, prepared, tenant)?;
-            let put = prepared.statement(tx, PUT)?;
-            tx.execute(&put, &[&tenant, &kinds, &ids, &values, &(sequence as i64)])
+            let sequence_param = sequence as i64;
+            let params: [&(dyn postgres::types::ToSql + Sync); 5] =
+                [&tenant, &kinds, &ids, &values, &sequence_param];
+            // New keys first, without the probe of `ON CONFLICT`; when a key exists, that
+            // insert is undone to the savepoint and the batch upserted.
+            tx.batch_execute("SAVEPOINT new_keys")
                 .map_err(unavailable)?;
+            let insert = prepared.statement(tx, INSERT_NEW)?;
+            match tx.execute(&insert, &params) {
+                Ok(_) => {}
+                Err(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT new_keys")
+                        .map_err(unavailable)?;
+                    let put = prepared.statement(tx, PUT)?;
+                    tx.execute(&put, &params).map_err(unavailable)?;
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
             let missed = read_log(tx, tenant, applied, sequence - 1)?;
             Ok(Committed {
                 sequence,
@@ -567,6 +585,17 @@ const PUT: &str = "WITH upserted AS (
          SELECT $1::text, kind, id, value
          FROM unnest($2::int2[], $3::text[], $4::bytea[]) AS batch(kind, id, value)
          ON CONFLICT (tenant, kind, id) DO UPDATE SET value = EXCLUDED.value
+     )
+     INSERT INTO change_log (tenant, sequence, kinds, ids, contents)
+     VALUES ($1, $5, $2, $3, $4)";
+
+/// [`PUT`] for keys none of which exists: a plain insert (a unique violation when one
+/// does), which does not probe each key before inserting it as `ON CONFLICT` does (that
+/// probe costs as much as the insert: BENCHMARKS.md).
+const INSERT_NEW: &str = "WITH inserted AS (
+         INSERT INTO records (tenant, kind, id, value)
+         SELECT $1::text, kind, id, value
+         FROM unnest($2::int2[], $3::text[], $4::bytea[]) AS batch(kind, id, value)
      )
      INSERT INTO change_log (tenant, sequence, kinds, ids, contents)
      VALUES ($1, $5, $2, $3, $4)";
@@ -942,6 +971,39 @@ mod tests {
             read_log(&mut c, "t", 1, 2).expect("read the log"),
             expected[1..2]
         );
+    }
+
+    /// A put whose keys partly exist (the plain insert of new keys fails, and the batch
+    /// is upserted instead) replaces the existing row's value and adds the new one, in one
+    /// write.
+    #[test]
+    fn a_put_of_existing_keys_upserts() {
+        let Some(database) = TestDatabase::create("put_existing") else {
+            return;
+        };
+        let a = Postgres::open(&database.url).expect("open");
+        let (customer, deal, lead) = (RecordKind::Customer, RecordKind::Deal, RecordKind::Lead);
+        let first = vec![
+            (customer, "c1", b"\x01one".to_vec()),
+            (deal, "d1", b"\x01two".to_vec()),
+        ];
+        assert_eq!(a.put("t", &first, 0).expect("first put").sequence, 1);
+        let second = vec![
+            (lead, "l1", b"\x01three".to_vec()),
+            (deal, "d1", b"\x01four".to_vec()),
+        ];
+        assert_eq!(a.put("t", &second, 1).expect("second put").sequence, 2);
+        let rows = a.list("t", None, None, 10).expect("list");
+        let values: Vec<&[u8]> = rows.iter().map(|(_, value)| value.as_slice()).collect();
+        // Key order: customer (0x01), lead (0x02), deal (0x03).
+        assert_eq!(values, [b"\x01one".as_slice(), b"\x01three", b"\x01four"]);
+        let mut c = a.connect().expect("connect");
+        let logged: i64 = c
+            .query_one("SELECT count(*) FROM change_log WHERE tenant = 't'", &[])
+            .expect("count")
+            .get(0);
+        assert_eq!(logged, 2);
+        assert_eq!(sequence_of(&mut c, "t").expect("sequence"), 2);
     }
 
     /// Puts, a delete and a settings change through two connections (two replicas): each
