@@ -515,10 +515,11 @@ pub(crate) async fn every_metric(kpid: &Kpid, min_sequence: u64) -> pb::BatchCom
 
 /// Asserts two BatchCompute answers are equal, naming the first metric and row that differ.
 /// Values, reasons, groups and buckets must be identical; an unrounded input may differ in
-/// its last few of 28 significant digits only: a part kept as base + delta
-/// (`index/delta.rs`) adds and subtracts rounded sums, so the last digits of a prorated
-/// quota or of a total of resolution hours depend on the store's history of writes (the
-/// rounded values do not).
+/// its last few of 28 significant digits only: a prorated quota is a sum of rounded
+/// fractions, one per quota, added in the order of the process's rows, which differs
+/// between replicas and after a restart (the rounded values do not). Totals of durations
+/// are whole nanoseconds divided once (`kpi-store` `units::duration_unit`), so they agree
+/// to the last digit.
 pub(crate) fn assert_same(
     left: &pb::BatchComputeResponse,
     right: &pb::BatchComputeResponse,

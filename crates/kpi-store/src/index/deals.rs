@@ -18,7 +18,7 @@ use super::sums::{DecimalSums, IntegerSums};
 use crate::record::{DealKind, DealStatus, RecordKind};
 use crate::rows::{DealRow, Slab};
 use crate::symbols::{Sym, NONE};
-use crate::units::{nanos_between, nanos_to, DAY_NANOS};
+use crate::units::{nanos_between, nanos_decimal};
 
 /// The kinds the deal part reads: deals, and the customers and campaigns they inherit
 /// dimensions and acquisitions from.
@@ -275,7 +275,7 @@ pub(crate) fn measure(
             let nanos = s.int_sum(&index.won, won(), &index.won_cycle, |e| {
                 s.row(e).cycle_nanos()
             });
-            nanos_to(nanos, DAY_NANOS)?
+            nanos_decimal(nanos)?
         }
         Measure::ClosingReps => count(s.distinct(
             &other().closed,

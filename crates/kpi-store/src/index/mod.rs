@@ -598,6 +598,10 @@ impl Index {
                 .measure(measure, |exits| stages::measure(exits, measure, w, &f))
         })?;
         assert!(answered, "no part answers {measure:?}");
+        if let Some(unit) = crate::units::duration_unit(measure) {
+            // The parts summed whole nanoseconds; the one division.
+            value = crate::units::in_unit(value, unit)?;
+        }
         Ok(value.normalize())
     }
 

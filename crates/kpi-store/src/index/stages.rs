@@ -21,7 +21,7 @@ use crate::attribute_columns::AttributeColumns;
 use crate::dims::Unit;
 use crate::rows::{DealRow, Slab};
 use crate::symbols::Sym;
-use crate::units::{nanos_between, nanos_to, DAY_NANOS};
+use crate::units::{nanos_between, nanos_decimal};
 
 /// Whether the stage exits answer `measure`.
 pub(crate) fn exits_answer(measure: Measure) -> bool {
@@ -355,7 +355,7 @@ pub(crate) fn measure(
         let nanos = s.int_sum(&s.index.exits, r, &s.index.nanos, |e| {
             s.context.stage_nanos(s.row(e))
         });
-        nanos_to(nanos, DAY_NANOS)?
+        nanos_decimal(nanos)?
     })
 }
 

@@ -14,7 +14,7 @@ use super::sums::IntegerSums;
 use crate::record::RecordKind;
 use crate::rows::{Slab, TicketRow};
 use crate::symbols::{Sym, NONE};
-use crate::units::{nanos_between, nanos_to, HOUR_NANOS};
+use crate::units::{nanos_between, nanos_decimal};
 
 /// The kinds the ticket part reads: tickets, and their customers (through the lookups
 /// only).
@@ -150,7 +150,7 @@ pub(crate) fn measure(
                 Measure::TicketsResolved | Measure::TicketsResponded => count(s.count(ev, r)),
                 _ => {
                     let nanos = s.int_sum(ev, r, sums, |e| s.row(e).wait_nanos(resolved));
-                    nanos_to(nanos, HOUR_NANOS)?
+                    nanos_decimal(nanos)?
                 }
             }
         }
