@@ -1,5 +1,8 @@
 //! `kpi.v1.RecordsService`: upserts, deletes and lists the tenant's records in the store.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use kpi_core::FieldViolation;
 use kpi_proto::kpi::v1 as pb;
 use kpi_proto::kpi::v1::records_service_server::RecordsService;
@@ -59,6 +62,13 @@ impl RecordsApi {
         records: Vec<pb::Record>,
         offset: u64,
     ) -> Result<Stored, Status> {
+        let converted = self.convert(records).await?;
+        self.store_batch(tenant, converted, offset).await
+    }
+
+    /// Checks a batch's size and converts its records to the store's (on the blocking
+    /// pool): the first half of [`RecordsApi::put`].
+    async fn convert(&self, records: Vec<pb::Record>) -> Result<Converted, Status> {
         if records.len() > self.max_records_per_request {
             return Err(invalid_argument(
                 "too many records in one request",
@@ -74,23 +84,44 @@ impl RecordsApi {
             ));
         }
         if records.is_empty() {
-            return Ok(Stored::default());
+            return Ok(Converted::default());
         }
-        let store = self.store.clone();
-        let tenant = tenant.clone();
         blocking(move || {
-            let mut rejected = Vec::new();
-            let mut valid = Vec::with_capacity(records.len());
-            let mut positions = Vec::with_capacity(records.len());
+            let mut converted = Converted {
+                valid: Vec::with_capacity(records.len()),
+                positions: Vec::with_capacity(records.len()),
+                rejected: Vec::new(),
+            };
             for (i, record) in records.into_iter().enumerate() {
                 match record_from_proto(record) {
                     Ok(record) => {
-                        positions.push((i, record.kind().as_str()));
-                        valid.push(record);
+                        converted.positions.push((i, record.kind().as_str()));
+                        converted.valid.push(record);
                     }
-                    Err(reason) => rejected.push((i, reason)),
+                    Err(reason) => converted.rejected.push((i, reason)),
                 }
             }
+            converted
+        })
+        .await
+    }
+
+    /// Upserts a converted batch (on the blocking pool): the second half of
+    /// [`RecordsApi::put`].
+    async fn store_batch(
+        &self,
+        tenant: &Tenant,
+        converted: Converted,
+        offset: u64,
+    ) -> Result<Stored, Status> {
+        let Converted {
+            valid,
+            positions,
+            mut rejected,
+        } = converted;
+        let store = self.store.clone();
+        let tenant = tenant.clone();
+        blocking(move || {
             let mut accepted = 0;
             if !valid.is_empty() {
                 let outcome = store.put(tenant.as_str(), valid).map_err(store_status)?;
@@ -123,6 +154,15 @@ impl RecordsApi {
     }
 }
 
+/// A batch converted to the store's records: the valid ones with their positions in the
+/// batch and kinds, and the positions that failed conversion with the reason.
+#[derive(Debug, Default)]
+struct Converted {
+    valid: Vec<kpi_store::Record>,
+    positions: Vec<(usize, &'static str)>,
+    rejected: Vec<(usize, String)>,
+}
+
 #[tonic::async_trait]
 impl RecordsService for RecordsApi {
     async fn ingest(
@@ -133,11 +173,33 @@ impl RecordsService for RecordsApi {
         let mut stream = request.into_inner();
         let mut total = Stored::default();
         let mut offset = 0u64;
-        while let Some(message) = stream.message().await? {
-            let count = message.records.len() as u64;
-            let stored = self.put(&tenant, message.records, offset).await?;
-            total.accepted += stored.accepted;
-            total.rejected.extend(stored.rejected);
+        // One message is stored while the next is received and converted: the two halves
+        // of `put` overlap, and messages are still stored one at a time, in order, each
+        // only once the one before it is durable (a failure stores nothing after it).
+        let mut storing: Option<Pin<Box<dyn Future<Output = Result<Stored, Status>> + Send + '_>>> =
+            None;
+        loop {
+            let next = async {
+                let Some(message) = stream.message().await? else {
+                    return Ok(None);
+                };
+                let count = message.records.len() as u64;
+                Ok::<_, Status>(Some((self.convert(message.records).await?, count)))
+            };
+            let next = match storing.take() {
+                Some(previous) => {
+                    let (stored, next) = tokio::join!(previous, next);
+                    let stored = stored?;
+                    total.accepted += stored.accepted;
+                    total.rejected.extend(stored.rejected);
+                    next?
+                }
+                None => next.await?,
+            };
+            let Some((converted, count)) = next else {
+                break;
+            };
+            storing = Some(Box::pin(self.store_batch(&tenant, converted, offset)));
             offset += count;
             record("records", offset);
         }
