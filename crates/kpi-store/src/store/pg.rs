@@ -17,8 +17,9 @@
 //!   its changes in order as three arrays of one length: an upserted record (its kind, id
 //!   and value), a deleted one (content NULL), or the tenant's settings (kind 0, id '', the
 //!   settings' value). One row, not one per change: a write of 10 000 records adds one
-//!   index entry to the log, and its values are stored as sent, uncompressed
-//!   (`STORAGE EXTERNAL`), which halves the log's cost to a write (BENCHMARKS.md).
+//!   index entry to the log, which halves the log's cost to a write; its ids and values
+//!   are compressed with lz4 (migration 4; pglz, the default, cost more CPU than it saved,
+//!   and a server without lz4 keeps them uncompressed; BENCHMARKS.md).
 //!
 //! A write is one transaction: it first bumps its tenant's row of `tenant_sequences`
 //! (which locks it until the commit), so one tenant's writes commit one at a time, each
@@ -114,6 +115,22 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE change_log;
     ALTER TABLE change_log_by_write RENAME TO change_log;
     ALTER INDEX change_log_by_write_pkey RENAME TO change_log_pkey;
+    "#,
+    // 4: the change log's ids and values compressed with lz4 where the server has it
+    // (a server built without lz4, or older than PostgreSQL 14, keeps them uncompressed:
+    // the log reads the same).
+    r#"
+    DO $$
+    BEGIN
+        ALTER TABLE change_log
+            ALTER ids SET STORAGE EXTENDED,
+            ALTER contents SET STORAGE EXTENDED,
+            ALTER ids SET COMPRESSION lz4,
+            ALTER contents SET COMPRESSION lz4;
+    EXCEPTION WHEN feature_not_supported OR syntax_error THEN
+        NULL;
+    END
+    $$;
     "#,
 ];
 
