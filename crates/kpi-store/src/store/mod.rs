@@ -23,7 +23,8 @@ pub use self::source::TenantSource;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, TryLockError};
 
 use self::backend::AnyBackend;
 use crate::budget::{self, Budget, BudgetStats, Usage};
@@ -147,30 +148,124 @@ impl TenantRecords {
 #[derive(Default)]
 struct Tenant {
     records: RwLock<TenantRecords>,
-    /// The index and the generation it was built from (`None` before the first read, and
-    /// once the memory budget released it).
-    index: Mutex<Option<(u64, Arc<Index>)>>,
+    /// The index last published: the generation and sequence of the rows it was built
+    /// from, and the index (`None` before the first read, and once the memory budget
+    /// released it).
+    index: Mutex<Option<Published>>,
+    /// Held while an index is built, so builds run one at a time (see [`Tenant::index`]).
+    building: Mutex<()>,
+    /// When it was last read, in milliseconds of [`since_start`]: a write builds the index
+    /// of a tenant read in the last [`READ_RECENTLY_MS`] before it answers.
+    read_at: AtomicU64,
+    /// The generation of the rows of the last write acknowledged without an index built
+    /// for it (its tenant not read recently): no reader reads a published index older.
+    acknowledged_unbuilt: AtomicU64,
     /// When it was last read and what its index is counted as (`budget.rs`).
     usage: Usage,
 }
 
+/// An index and the rows it was built from.
+#[derive(Clone)]
+struct Published {
+    generation: u64,
+    sequence: u64,
+    index: Arc<Index>,
+}
+
+/// A tenant read this recently has its index built by each write, before the write is
+/// acknowledged, so its next reader finds it built.
+const READ_RECENTLY_MS: u64 = 2_000;
+
+/// Milliseconds since the first call.
+fn since_start() -> u64 {
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
 impl Tenant {
-    /// The index of the current records, built now if a write happened since the last
-    /// build (or the budget released it), and whether that build took the tenants' query
-    /// state over the memory budget. Concurrent readers wait for one build.
+    /// The index a read sees, built now if none is published or the rows changed since
+    /// (and no build runs), and whether a build took the tenants' query state over the
+    /// memory budget.
+    ///
+    /// A reader never waits for another's build: while one runs (a writer's, before it
+    /// acknowledges, or another reader's) it reads the index published last when that
+    /// holds every write acknowledged — a write is acknowledged only once an index
+    /// holding it is published, or after it marked itself `acknowledged_unbuilt`
+    /// ([`Tenant::refresh`]). On PostgreSQL a change that carries a new sequence is the
+    /// exception: a reader may be waiting for that sequence (another replica's write),
+    /// so it waits for the build.
     fn index(&self, budget: &Budget) -> (Arc<Index>, bool) {
         budget.read(&self.usage);
-        let mut slot = lock(&self.index);
-        let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some((generation, index)) = slot.as_ref() {
-            if *generation == records.generation {
-                return (Arc::clone(index), false);
+        self.read_at.store(since_start(), Ordering::Relaxed);
+        let (generation, sequence) = {
+            let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
+            (records.generation, records.sequence)
+        };
+        if let Some(published) = lock(&self.index).as_ref() {
+            let current = published.generation == generation;
+            let building = matches!(self.building.try_lock(), Err(TryLockError::WouldBlock));
+            let holds_acknowledged =
+                published.generation >= self.acknowledged_unbuilt.load(Ordering::SeqCst);
+            if current || (building && holds_acknowledged && published.sequence == sequence) {
+                return (Arc::clone(&published.index), false);
             }
         }
-        let prev = slot.as_ref().map(|(_, index)| Arc::clone(index));
-        let index = Arc::new(Index::build(&records.rows, &records.kinds, prev.as_deref()));
-        *slot = Some((records.generation, Arc::clone(&index)));
-        let over_budget = budget.charge(&self.usage, budget::estimate(records.rows.len()));
+        let _building = lock(&self.building);
+        self.build(budget)
+    }
+
+    /// After a write changed its rows, before the write is acknowledged: when it was read
+    /// in the last [`READ_RECENTLY_MS`] and has an index, builds the index of the rows now
+    /// (readers meanwhile read the one published: see [`Tenant::index`]); whether that
+    /// took the query state over the memory budget.
+    fn refresh(&self, budget: &Budget) -> bool {
+        if lock(&self.index).is_none() {
+            return false;
+        }
+        let read_at = self.read_at.load(Ordering::Relaxed);
+        if since_start().saturating_sub(read_at) > READ_RECENTLY_MS {
+            let generation = self
+                .records
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .generation;
+            self.acknowledged_unbuilt
+                .fetch_max(generation, Ordering::SeqCst);
+            return false;
+        }
+        let _building = lock(&self.building);
+        self.build(budget).1
+    }
+
+    /// Builds and publishes the index of the rows now, from the one published (unless it
+    /// is current). The caller holds `building`.
+    fn build(&self, budget: &Budget) -> (Arc<Index>, bool) {
+        let previous = lock(&self.index).clone();
+        let (published, rows) = {
+            let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(previous) = &previous {
+                if previous.generation == records.generation {
+                    return (Arc::clone(&previous.index), false);
+                }
+            }
+            let prev = previous.as_ref().map(|p| &*p.index);
+            let index = Arc::new(Index::build(&records.rows, &records.kinds, prev));
+            let published = Published {
+                generation: records.generation,
+                sequence: records.sequence,
+                index,
+            };
+            (published, records.rows.len())
+        };
+        // The rows' lock is not held here: a reader takes it before the index's.
+        let index = Arc::clone(&published.index);
+        let mut slot = lock(&self.index);
+        *slot = Some(published);
+        let over_budget = budget.charge(&self.usage, budget::estimate(rows));
+        drop(slot);
         if index.large() {
             // The parts this read needs are built as it reads them; the others meanwhile.
             // It stops early once nothing else holds the index (a write replaced it).
@@ -306,6 +401,7 @@ impl Store {
         let accepted = valid.len() as u64;
         if !valid.is_empty() {
             self.inner.backend.put(self, tenant, valid)?;
+            self.refresh(tenant);
         }
         Ok(PutOutcome { accepted, rejected })
     }
@@ -336,7 +432,9 @@ impl Store {
     /// Deletes records by key, durably; returns how many existed.
     pub fn delete(&self, tenant: &str, keys: &[RecordKey]) -> Result<u64, StoreError> {
         check_tenant(tenant)?;
-        self.inner.backend.delete(self, tenant, keys)
+        let deleted = self.inner.backend.delete(self, tenant, keys)?;
+        self.refresh(tenant);
+        Ok(deleted)
     }
 
     /// A tenant's settings (the defaults when it never changed them).
@@ -358,7 +456,9 @@ impl Store {
         update: &SettingsUpdate,
     ) -> Result<TenantSettings, StoreError> {
         check_tenant(tenant)?;
-        self.inner.backend.update_settings(self, tenant, update)
+        let settings = self.inner.backend.update_settings(self, tenant, update)?;
+        self.refresh(tenant);
+        Ok(settings)
     }
 
     /// Pages through a tenant's records (optionally one kind), in key order (kind, then
@@ -430,21 +530,37 @@ impl Store {
     /// The index `tenant` reads; over the budget, releases the least recently read
     /// tenants' (never `tenant`'s).
     fn index_of(&self, tenant: &Arc<Tenant>) -> Arc<Index> {
-        let budget = &self.inner.budget;
-        let (index, over_budget) = tenant.index(budget);
+        let (index, over_budget) = tenant.index(&self.inner.budget);
         if over_budget {
-            let candidates: Vec<(u64, Arc<Tenant>)> = self
-                .inner
-                .tenants
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .values()
-                .filter(|t| !Arc::ptr_eq(t, tenant) && t.usage.charged() > 0)
-                .map(|t| (t.usage.last_read(), Arc::clone(t)))
-                .collect();
-            budget.release(candidates, |t| t.release_index(budget));
+            self.release_others(tenant);
         }
         index
+    }
+
+    /// After a write to `tenant` (before it is acknowledged): its index built now if it
+    /// is being read ([`Tenant::refresh`]).
+    fn refresh(&self, tenant: &str) {
+        if let Some(t) = self.tenant(tenant) {
+            if t.refresh(&self.inner.budget) {
+                self.release_others(&t);
+            }
+        }
+    }
+
+    /// Over the budget: releases the least recently read tenants' indexes, never
+    /// `tenant`'s.
+    fn release_others(&self, tenant: &Arc<Tenant>) {
+        let budget = &self.inner.budget;
+        let candidates: Vec<(u64, Arc<Tenant>)> = self
+            .inner
+            .tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|t| !Arc::ptr_eq(t, tenant) && t.usage.charged() > 0)
+            .map(|t| (t.usage.last_read(), Arc::clone(t)))
+            .collect();
+        budget.release(candidates, |t| t.release_index(budget));
     }
 
     /// Makes every write so far durable: on sled, sled's flush and then (for a store on

@@ -503,3 +503,69 @@ fn a_full_disk_changes_nothing_visible_and_writes_resume() {
     expected = model.records().cloned().collect();
     assert_eq!(listed(&store, "t"), expected, "a restart shows the same");
 }
+
+/// A write to a tenant being read builds its index before it is acknowledged; while a
+/// build runs, a reader reads the index published last instead of waiting — which holds
+/// every acknowledged write, never the one still being built.
+#[test]
+fn readers_do_not_wait_for_a_build_and_see_every_acknowledged_write() {
+    use kpi_core::{DataSource, Measure, Window};
+    let store = crate::Store::temporary().unwrap();
+    let at = |d: &str| format!("{d}T00:00:00Z").parse::<jiff::Timestamp>().unwrap();
+    let deal = |id: &str| {
+        Record::Deal(Deal {
+            id: id.into(),
+            owner: "alice".into(),
+            amount: "100".parse().unwrap(),
+            created_at: at("2024-01-02"),
+            closed_at: Some(at("2024-01-10")),
+            status: DealStatus::Won,
+            kind: DealKind::NewBusiness,
+            customer_id: None,
+            campaign_id: None,
+            stage_history: Vec::new(),
+            attributes: Default::default(),
+            currency: None,
+        })
+    };
+    let scope = Scope::new(Window::new(at("2024-01-01"), at("2024-02-01")).unwrap());
+    let won = |store: &crate::Store| {
+        store
+            .source("t")
+            .measure(Measure::DealsWon, &scope)
+            .unwrap()
+    };
+    store.put("t", vec![deal("d1")]).unwrap();
+    assert_eq!(won(&store), 1.into());
+    // Read just now: the next write publishes an index holding it before it returns.
+    store.put("t", vec![deal("d2")]).unwrap();
+    let t = store.tenant("t").unwrap();
+    let generation = |t: &super::Tenant| t.records.read().unwrap().generation;
+    let published = |t: &super::Tenant| super::lock(&t.index).as_ref().unwrap().generation;
+    assert_eq!(published(&t), generation(&t));
+    assert_eq!(won(&store), 2.into());
+    // A build runs (held here); a write meanwhile applies its rows and waits to build.
+    let building = super::lock(&t.building);
+    let before = generation(&t);
+    let writer = {
+        let (store, d3) = (store.clone(), deal("d3"));
+        std::thread::spawn(move || store.put("t", vec![d3]).unwrap())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while generation(&t) == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the write never applied"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // The write is not acknowledged (its build waits): a reader reads the index
+    // published, without d3, and does not wait.
+    assert!(!writer.is_finished());
+    assert_eq!(won(&store), 2.into());
+    drop(building);
+    writer.join().unwrap();
+    // Acknowledged: every reader sees it.
+    assert_eq!(published(&t), generation(&t));
+    assert_eq!(won(&store), 3.into());
+}
