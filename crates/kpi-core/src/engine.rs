@@ -166,6 +166,15 @@ impl DataSource for MemoSource<'_> {
     ) -> Result<Vec<String>, MetricError> {
         self.inner.group_values(dimension, scope, measures)
     }
+
+    fn cohort_periods(
+        &self,
+        scope: &Scope,
+        measures: &[Measure],
+        period_of: &dyn Fn(Timestamp) -> Result<Window, MetricError>,
+    ) -> Result<BTreeSet<Timestamp>, MetricError> {
+        self.inner.cohort_periods(scope, measures, period_of)
+    }
 }
 
 /// A source that answers 1 to every measure and records which were read: the measures
@@ -804,25 +813,28 @@ impl Registry {
     ) -> Result<Vec<BTreeMap<Dimension, String>>, ComputeError> {
         let mut groups = vec![BTreeMap::new()];
         for dim in group_by {
-            let mut values = source
-                .group_values(*dim, base, measures)
-                .map_err(ComputeError::from_metric)?;
-            if let (Dimension::Cohort, Some(c)) = (dim, cohorts) {
-                // The store lists its customers' acquisition instants; a group is a period.
-                let mut periods = BTreeSet::new();
-                for at in &values {
-                    let at: Timestamp = at.parse().map_err(|e| {
-                        ComputeError::from_metric(MetricError::Store(format!(
-                            "acquisition instant `{at}`: {e}"
-                        )))
-                    })?;
-                    periods.insert(c.period_of(at)?.start);
+            let values = match (dim, cohorts) {
+                // A group is a cohort period: the store cuts its customers' acquisition
+                // instants into the request's periods.
+                (Dimension::Cohort, Some(c)) => {
+                    let period_of = |at: Timestamp| {
+                        c.period_of(at)
+                            .map_err(|e| MetricError::UnsupportedDimension {
+                                dimension: Dimension::Cohort.name(),
+                                reason: format!("the cohort of an acquisition at {at}: {e}"),
+                            })
+                    };
+                    source
+                        .cohort_periods(base, measures, &period_of)
+                        .map_err(ComputeError::from_metric)?
+                        .into_iter()
+                        .map(|start| c.label(&Window { start, end: start }))
+                        .collect()
                 }
-                values = periods
-                    .into_iter()
-                    .map(|start| c.label(&Window { start, end: start }))
-                    .collect();
-            }
+                _ => source
+                    .group_values(*dim, base, measures)
+                    .map_err(ComputeError::from_metric)?,
+            };
             groups = groups
                 .into_iter()
                 .flat_map(|g| {

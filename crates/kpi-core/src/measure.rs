@@ -7,12 +7,13 @@
 //! `at_end = at_start − churned in W + acquired in W − (acquired and churned in W)`, and a
 //! customer acquired at exactly `start` is "acquired in W", not "active at start".
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::custom_measure::CustomMeasure;
 use crate::descriptor::Dimension;
 use crate::error::MetricError;
 use crate::window::Window;
+use jiff::Timestamp;
 use rust_decimal::Decimal;
 
 /// Spend categories, as a set (bit `i` = `SpendCategories::NAMES[i]`).
@@ -255,4 +256,26 @@ pub trait DataSource: Sync {
         scope: &Scope,
         measures: &[Measure],
     ) -> Result<Vec<String>, MetricError>;
+
+    /// The cohort periods of the customers of the tenant's records that `measures` read
+    /// (every record with a customer when empty) and that match the scope's filters: the
+    /// starts of the windows `period_of` puts their acquisition instants in, sorted. The
+    /// default cuts every distinct instant [`DataSource::group_values`] lists for
+    /// [`Dimension::Cohort`]; a store holding its rows sorted by acquisition cuts one
+    /// instant a period.
+    fn cohort_periods(
+        &self,
+        scope: &Scope,
+        measures: &[Measure],
+        period_of: &dyn Fn(Timestamp) -> Result<Window, MetricError>,
+    ) -> Result<BTreeSet<Timestamp>, MetricError> {
+        let mut periods = BTreeSet::new();
+        for at in self.group_values(Dimension::Cohort, scope, measures)? {
+            let at: Timestamp = at
+                .parse()
+                .map_err(|e| MetricError::Store(format!("acquisition instant `{at}`: {e}")))?;
+            periods.insert(period_of(at)?.start);
+        }
+        Ok(periods)
+    }
 }

@@ -75,13 +75,7 @@ impl<I: KindIndex> CohortPartitions<I> {
             }
         };
         Some(self.partitions[slot].get_or_init(|| {
-            let sorted = self.by_acquisition.get_or_init(|| {
-                let mut sorted: Vec<(Timestamp, u32)> = positions
-                    .filter_map(|i| acquired::<I>(context, rows.row(i)).map(|t| (t, i)))
-                    .collect();
-                sorted.sort_unstable();
-                sorted
-            });
+            let sorted = self.by_acquisition(context, rows, positions);
             let from = sorted.partition_point(|(t, _)| *t < w.start);
             let to = sorted.partition_point(|(t, _)| *t < w.end);
             let mut subset: Vec<u32> = sorted[from..to].iter().map(|(_, i)| *i).collect();
@@ -90,6 +84,49 @@ impl<I: KindIndex> CohortPartitions<I> {
             (subset, index)
         }))
     }
+
+    /// The rows among `positions` (of `rows`, read through `context`) whose customer has
+    /// an acquisition instant, by that instant (sorted once, on first use).
+    pub(crate) fn by_acquisition(
+        &self,
+        context: &I::Context,
+        rows: &I::Table,
+        positions: impl Iterator<Item = u32>,
+    ) -> &[(Timestamp, u32)] {
+        self.by_acquisition.get_or_init(|| {
+            let mut sorted: Vec<(Timestamp, u32)> = positions
+                .filter_map(|i| acquired::<I>(context, rows.row(i)).map(|t| (t, i)))
+                .collect();
+            sorted.sort_unstable();
+            sorted
+        })
+    }
+}
+
+/// Cuts an acquisition instant into its cohort's period (the engine's, in the request's
+/// time zone and the tenant's calendar).
+pub(crate) type PeriodOf<'a> = &'a dyn Fn(Timestamp) -> Result<Window, MetricError>;
+
+/// A cohort period's start, and how many rows' customers were acquired in it.
+pub(crate) type PeriodRows = (Timestamp, usize);
+
+/// The periods of `sorted` (ascending by the instant `at` reads), each with how many of
+/// them it holds: one cut and one binary search a period, not a cut an instant.
+pub(crate) fn cut<T>(
+    sorted: &[T],
+    at: impl Fn(&T) -> Timestamp,
+    period_of: PeriodOf<'_>,
+) -> Result<Vec<PeriodRows>, MetricError> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let w = period_of(at(&sorted[i]))?;
+        // At least the instant cut, should a period not hold it.
+        let end = (i + sorted[i..].partition_point(|x| at(x) < w.end)).max(i + 1);
+        out.push((w.start, end - i));
+        i = end;
+    }
+    Ok(out)
 }
 
 /// The window of a cohort filter's value, as the engine encodes it.
@@ -100,14 +137,10 @@ pub(crate) fn window(value: &str) -> Result<Window, MetricError> {
     })
 }
 
-/// The sorted distinct acquisition instants (RFC 3339) of the customers of the rows that
-/// `measures` read (every unit whose rows have a customer when empty) matching `f`.
-pub(crate) fn group_values(
-    index: &Index,
-    f: &ResolvedFilters,
-    measures: &[Measure],
-) -> Result<Vec<String>, MetricError> {
-    let mut units: Vec<Unit> = if measures.is_empty() {
+/// The units whose rows `measures` read (every unit whose rows have a customer when
+/// empty), each once; an error for a unit whose rows have no customer.
+fn units_read(measures: &[Measure]) -> Result<Vec<Unit>, MetricError> {
+    let read: Vec<Unit> = if measures.is_empty() {
         PARTS
             .iter()
             .map(|p| p.unit)
@@ -120,26 +153,95 @@ pub(crate) fn group_values(
             .map(|p| PARTS[p].unit)
             .collect()
     };
-    units.dedup();
-    let mut out = BTreeSet::new();
-    for unit in units {
-        match unit {
-            Unit::Deal => index.deals.acquisitions(f, &mut out)?,
-            Unit::StageExit => index.stages().exits.acquisitions(f, &mut out)?,
-            Unit::StageStay => index.stages().stays.acquisitions(f, &mut out)?,
-            Unit::Customer => index.customers.acquisitions(f, &mut out)?,
-            Unit::Purchase => index.purchases.acquisitions(f, &mut out)?,
-            Unit::Subscription => index.subscriptions.acquisitions(f, &mut out)?,
-            Unit::Ticket => index.tickets.acquisitions(f, &mut out)?,
-            Unit::Survey => index.surveys.acquisitions(f, &mut out)?,
-            Unit::Activity => index.activities.acquisitions(f, &mut out)?,
-            Unit::Quota | Unit::Lead | Unit::Spend | Unit::Campaign => {
-                return Err(MetricError::UnsupportedDimension {
-                    dimension: Dimension::Cohort.name(),
-                    reason: format!("{} records have no customer", unit.name()),
-                })
-            }
+    let mut units = Vec::new();
+    for unit in read {
+        if !units.contains(&unit) {
+            units.push(unit);
         }
     }
-    Ok(out.into_iter().map(|t| t.to_string()).collect())
+    if let Some(unit) = units.iter().find(|u| !u.has_customer()) {
+        return Err(MetricError::UnsupportedDimension {
+            dimension: Dimension::Cohort.name(),
+            reason: format!("{} records have no customer", unit.name()),
+        });
+    }
+    Ok(units)
+}
+
+/// Runs `$read` on the index's part of `$unit` (bound to `$part`), a unit with customers.
+macro_rules! with_part_of {
+    ($index:expr, $unit:expr, |$part:ident| $read:expr) => {
+        match $unit {
+            Unit::Deal => {
+                let $part = &$index.deals;
+                $read
+            }
+            Unit::StageExit => {
+                let $part = &$index.stages().exits;
+                $read
+            }
+            Unit::StageStay => {
+                let $part = &$index.stages().stays;
+                $read
+            }
+            Unit::Customer => {
+                let $part = &$index.customers;
+                $read
+            }
+            Unit::Purchase => {
+                let $part = &$index.purchases;
+                $read
+            }
+            Unit::Subscription => {
+                let $part = &$index.subscriptions;
+                $read
+            }
+            Unit::Ticket => {
+                let $part = &$index.tickets;
+                $read
+            }
+            Unit::Survey => {
+                let $part = &$index.surveys;
+                $read
+            }
+            Unit::Activity => {
+                let $part = &$index.activities;
+                $read
+            }
+            Unit::Quota | Unit::Lead | Unit::Spend | Unit::Campaign => {
+                unreachable!("{} records have no customer", $unit.name())
+            }
+        }
+    };
+}
+
+/// The sorted distinct acquisition instants (RFC 3339) of the customers of the rows that
+/// `measures` read (every unit whose rows have a customer when empty) matching `f`.
+pub(crate) fn group_values(
+    index: &Index,
+    f: &ResolvedFilters,
+    measures: &[Measure],
+) -> Result<Vec<String>, MetricError> {
+    let mut instants = Vec::new();
+    for unit in units_read(measures)? {
+        with_part_of!(index, unit, |part| part.acquisitions(f, &mut instants)?);
+    }
+    let distinct: BTreeSet<Timestamp> = instants.into_iter().collect();
+    Ok(distinct.into_iter().map(|t| t.to_string()).collect())
+}
+
+/// The starts of the cohort periods (`period_of`) of the customers of the rows that
+/// `measures` read (as for [`group_values`]) matching `f`, sorted.
+pub(crate) fn periods(
+    index: &Index,
+    f: &ResolvedFilters,
+    measures: &[Measure],
+    period_of: PeriodOf<'_>,
+) -> Result<BTreeSet<Timestamp>, MetricError> {
+    let mut out = BTreeSet::new();
+    for unit in units_read(measures)? {
+        let periods = with_part_of!(index, unit, |part| part.cohort_periods(f, period_of)?);
+        out.extend(periods.into_iter().map(|(start, _)| start));
+    }
+    Ok(out)
 }

@@ -22,13 +22,14 @@
 //!   changes, so one request reads one state. A delta larger than half the base (and a
 //!   few chunks) is folded at once: the part is built anew on its next read.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError};
 
+use super::cohort::{PeriodOf, PeriodRows};
 use super::dependents::RowKey;
 use super::part::{KindIndex, Part, ResolvedFilters, Warm};
 use super::sums::add;
@@ -362,18 +363,47 @@ impl<I: KindIndex> LayeredPart<I> {
 }
 
 impl<I: KindIndex> LayeredPart<I> {
-    /// Adds to `out` the acquisition times of the customers of the current rows matching
+    /// Adds to `out` the acquisition instants of the customers of the current rows matching
     /// `filters` ([`Part::acquisitions`], for cohort groups): read from the part over every
     /// current row when there is a delta.
     pub(crate) fn acquisitions(
         &self,
         filters: &ResolvedFilters,
-        out: &mut BTreeSet<Timestamp>,
+        out: &mut Vec<Timestamp>,
     ) -> Result<(), MetricError> {
         match &self.delta {
             None => self.base.acquisitions(filters, out),
             Some(delta) => delta.current().acquisitions(filters, out),
         }
+    }
+
+    /// The cohort periods of the customers of the current rows matching `filters`, each
+    /// with how many rows it holds ([`Part::cohort_periods`]): a row counts alone, so with
+    /// a delta a period's rows are the base's less the removed plus the added, and the
+    /// part over every current row is never built for it.
+    pub(crate) fn cohort_periods(
+        &self,
+        filters: &ResolvedFilters,
+        period_of: PeriodOf<'_>,
+    ) -> Result<Vec<PeriodRows>, MetricError> {
+        let base = self.base.cohort_periods(filters, period_of)?;
+        let Some(delta) = &self.delta else {
+            return Ok(base);
+        };
+        let mut rows: BTreeMap<Timestamp, isize> = BTreeMap::new();
+        for (part, sign) in [(&delta.removed, -1), (&delta.added, 1)] {
+            for (start, n) in part.cohort_periods(filters, period_of)? {
+                *rows.entry(start).or_default() += sign * n as isize;
+            }
+        }
+        for (start, n) in base {
+            *rows.entry(start).or_default() += n as isize;
+        }
+        Ok(rows
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(start, n)| (start, n as usize))
+            .collect())
     }
 
     /// Lists the base's dependents now ([`Part::dependents`]), as the warm-up does.

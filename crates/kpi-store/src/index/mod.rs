@@ -49,9 +49,10 @@ mod tickets;
 mod times;
 mod unconverted;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, OnceLock};
 
+use jiff::Timestamp;
 use kpi_core::{Decimal, Dimension, Measure, MetricError, Scope};
 
 use crate::currency::UnconvertedAmounts;
@@ -603,6 +604,19 @@ impl Index {
             value = crate::units::in_unit(value, unit)?;
         }
         Ok(value.normalize())
+    }
+
+    /// The starts of the cohort periods (`period_of`) of the customers of the records
+    /// the parts answering `measures` read (every part with customers when none) and
+    /// matching the scope's filters, sorted ([`kpi_core::DataSource::cohort_periods`]).
+    pub(crate) fn cohort_periods(
+        &self,
+        scope: &Scope,
+        measures: &[Measure],
+        period_of: cohort::PeriodOf<'_>,
+    ) -> Result<BTreeSet<Timestamp>, MetricError> {
+        let f = self.resolve(&scope.filters)?;
+        cohort::periods(self, &f, measures, period_of)
     }
 
     /// The sorted distinct values of `dimension` among the records of the parts that

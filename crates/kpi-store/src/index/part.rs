@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use jiff::Timestamp;
 use kpi_core::{AttributeName, Decimal, Dimension, MetricError, Window};
 
-use super::cohort::{CohortPartition, CohortPartitions};
+use super::cohort::{CohortPartition, CohortPartitions, PeriodOf, PeriodRows};
 use super::dependents::{RowKey, SlotsByKey};
 use super::events::{EventList, HasRow};
 use super::lookups::Lookups;
@@ -634,22 +634,23 @@ impl<I: KindIndex> Part<I> {
 }
 
 impl<I: KindIndex> Part<I> {
-    /// Adds to `out` when the customers of the rows matching `filters` were acquired: the
-    /// `cohort` dimension's values, before the engine cuts them into periods. An error when
-    /// the unit's rows have no customer.
+    /// Adds to `out` the acquisition instants of the customers of its rows matching
+    /// `filters` (a row's each time, unsorted); an error when a filter's dimension is not
+    /// carried.
     pub(crate) fn acquisitions(
         &self,
         filters: &ResolvedFilters,
-        out: &mut std::collections::BTreeSet<Timestamp>,
+        out: &mut Vec<Timestamp>,
     ) -> Result<(), MetricError> {
         self.check_carried(Dimension::Cohort)?;
         if filters.is_empty() {
             // Every row: no index needed (a part over every current row after a write
             // builds none for this).
             for i in self.positions() {
-                if let Some(at) = super::cohort::acquired::<I>(&self.context, self.rows.row(i)) {
-                    out.insert(at);
-                }
+                out.extend(super::cohort::acquired::<I>(
+                    &self.context,
+                    self.rows.row(i),
+                ));
             }
             return Ok(());
         }
@@ -658,12 +659,35 @@ impl<I: KindIndex> Part<I> {
         };
         for row in sel.subset_rows() {
             if sel.ok(row) {
-                if let Some(at) = super::cohort::acquired::<I>(&self.context, self.rows.row(row)) {
-                    out.insert(at);
-                }
+                out.extend(super::cohort::acquired::<I>(
+                    &self.context,
+                    self.rows.row(row),
+                ));
             }
         }
         Ok(())
+    }
+
+    /// The cohort periods (`period_of`) of the customers of its rows matching `filters`,
+    /// each with how many rows it holds, ascending. With no filter, from its rows sorted by
+    /// acquisition (kept for cohort filters too: [`CohortPartitions`]).
+    pub(crate) fn cohort_periods(
+        &self,
+        filters: &ResolvedFilters,
+        period_of: PeriodOf<'_>,
+    ) -> Result<Vec<PeriodRows>, MetricError> {
+        self.check_carried(Dimension::Cohort)?;
+        if filters.is_empty() {
+            let sorted = self
+                .cohorts
+                .get_or_init(|| Box::new(CohortPartitions::new()))
+                .by_acquisition(&self.context, &self.rows, self.positions());
+            return super::cohort::cut(sorted, |(t, _)| *t, period_of);
+        }
+        let mut instants = Vec::new();
+        self.acquisitions(filters, &mut instants)?;
+        instants.sort_unstable();
+        super::cohort::cut(&instants, |t| *t, period_of)
     }
 }
 

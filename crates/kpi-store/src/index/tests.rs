@@ -283,6 +283,12 @@ pub(crate) trait Answers {
         scope: &Scope,
         measures: &[Measure],
     ) -> Result<Vec<String>, MetricError>;
+    fn cohort_periods(
+        &self,
+        scope: &Scope,
+        measures: &[Measure],
+        period_of: &dyn Fn(Timestamp) -> Result<kpi_core::Window, MetricError>,
+    ) -> Result<std::collections::BTreeSet<Timestamp>, MetricError>;
 }
 
 impl Answers for Index {
@@ -298,6 +304,15 @@ impl Answers for Index {
     ) -> Result<Vec<String>, MetricError> {
         Index::group_values(self, dimension, scope, measures)
     }
+
+    fn cohort_periods(
+        &self,
+        scope: &Scope,
+        measures: &[Measure],
+        period_of: &dyn Fn(Timestamp) -> Result<kpi_core::Window, MetricError>,
+    ) -> Result<std::collections::BTreeSet<Timestamp>, MetricError> {
+        Index::cohort_periods(self, scope, measures, period_of)
+    }
 }
 
 impl<T: kpi_core::DataSource> Answers for T {
@@ -312,6 +327,15 @@ impl<T: kpi_core::DataSource> Answers for T {
         measures: &[Measure],
     ) -> Result<Vec<String>, MetricError> {
         kpi_core::DataSource::group_values(self, dimension, scope, measures)
+    }
+
+    fn cohort_periods(
+        &self,
+        scope: &Scope,
+        measures: &[Measure],
+        period_of: &dyn Fn(Timestamp) -> Result<kpi_core::Window, MetricError>,
+    ) -> Result<std::collections::BTreeSet<Timestamp>, MetricError> {
+        kpi_core::DataSource::cohort_periods(self, scope, measures, period_of)
     }
 }
 
@@ -369,9 +393,17 @@ pub(crate) fn compare_with_reference(fast: &dyn Answers, records: &Canonical, sc
                 grouped.insert(dim, String::new());
                 let values = fast.group_values(dim, scope, &set);
                 if set.iter().all(|m| answerable(*m, &grouped)) {
+                    let expected = reference.group_values(dim, scope, &set);
+                    if dim == Dimension::Cohort {
+                        assert_eq!(
+                            fast.cohort_periods(scope, &set, &thirteen_days).unwrap(),
+                            periods_of(&expected),
+                            "cohort periods for {set:?} over {scope:?}"
+                        );
+                    }
                     assert_eq!(
                         values.unwrap(),
-                        reference.group_values(dim, scope, &set),
+                        expected,
                         "values of {dim} for {set:?} over {scope:?}"
                     );
                 } else {
@@ -383,6 +415,26 @@ pub(crate) fn compare_with_reference(fast: &dyn Answers, records: &Canonical, sc
             }
         }
     }
+}
+
+/// A cohort period for the tests: the 13 days from the Unix epoch holding `t`, a length no
+/// calendar period has, so cutting sorted instants cannot lean on months.
+fn thirteen_days(t: Timestamp) -> Result<kpi_core::Window, MetricError> {
+    const SECONDS: i64 = 13 * 86_400;
+    let start = t.as_second().div_euclid(SECONDS) * SECONDS;
+    let at = |s: i64| Timestamp::from_second(s).map_err(|e| MetricError::Store(e.to_string()));
+    Ok(kpi_core::Window {
+        start: at(start)?,
+        end: at(start + SECONDS)?,
+    })
+}
+
+/// The [`thirteen_days`] periods of acquisition instants listed as `cohort` values.
+fn periods_of(instants: &[String]) -> std::collections::BTreeSet<Timestamp> {
+    instants
+        .iter()
+        .map(|at| thirteen_days(at.parse().unwrap()).unwrap().start)
+        .collect()
 }
 
 /// Compares every measure and every dimension's values over the given scopes.

@@ -1,9 +1,12 @@
 //! One tenant's records as the [`DataSource`] the engine reads: one index snapshot per
 //! request, taken at its first read.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
-use kpi_core::{DataSource, Decimal, Dimension, Measure, MetricError, Scope};
+use jiff::Timestamp;
+
+use kpi_core::{DataSource, Decimal, Dimension, Measure, MetricError, Scope, Window};
 
 use super::Tenant;
 use crate::index::{Index, KindGenerations};
@@ -51,5 +54,14 @@ impl DataSource for TenantSource {
         measures: &[Measure],
     ) -> Result<Vec<String>, MetricError> {
         self.index().group_values(dimension, scope, measures)
+    }
+
+    fn cohort_periods(
+        &self,
+        scope: &Scope,
+        measures: &[Measure],
+        period_of: &dyn Fn(Timestamp) -> Result<Window, MetricError>,
+    ) -> Result<BTreeSet<Timestamp>, MetricError> {
+        self.index().cohort_periods(scope, measures, period_of)
     }
 }
