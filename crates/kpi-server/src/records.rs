@@ -6,7 +6,7 @@ use std::pin::Pin;
 use kpi_core::FieldViolation;
 use kpi_proto::kpi::v1 as pb;
 use kpi_proto::kpi::v1::records_service_server::RecordsService;
-use kpi_store::{RecordKey, Store, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use kpi_store::{RecordKey, Store, Unapplied, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{tenant_of, Tenant};
@@ -63,7 +63,8 @@ impl RecordsApi {
         offset: u64,
     ) -> Result<Stored, Status> {
         let converted = self.convert(records).await?;
-        self.store_batch(tenant, converted, offset).await
+        let (stored, _) = self.store_batch(tenant, converted, offset, None, false).await?;
+        Ok(stored)
     }
 
     /// Checks a batch's size and converts its records to the store's (on the blocking
@@ -107,13 +108,18 @@ impl RecordsApi {
     }
 
     /// Upserts a converted batch (on the blocking pool): the second half of
-    /// [`RecordsApi::put`].
+    /// [`RecordsApi::put`]. `chained` (a stream's batch): the write is left for the next
+    /// batch to apply, which applies `previous` while it is written
+    /// ([`Store::put_chained`]), and comes back with what is left to apply; else it is
+    /// applied before this returns.
     async fn store_batch(
         &self,
         tenant: &Tenant,
         converted: Converted,
         offset: u64,
-    ) -> Result<Stored, Status> {
+        previous: Option<Unapplied>,
+        chained: bool,
+    ) -> Result<(Stored, Option<Unapplied>), Status> {
         let Converted {
             valid,
             positions,
@@ -123,8 +129,16 @@ impl RecordsApi {
         let tenant = tenant.clone();
         blocking(move || {
             let mut accepted = 0;
+            let mut unapplied = previous;
             if !valid.is_empty() {
-                let outcome = store.put(tenant.as_str(), valid).map_err(store_status)?;
+                let (outcome, written) = store
+                    .put_chained(tenant.as_str(), valid, unapplied.take())
+                    .map_err(store_status)?;
+                if chained {
+                    unapplied = Some(written);
+                } else {
+                    store.apply(written);
+                }
                 accepted = outcome.accepted;
                 for r in outcome.rejected {
                     let (position, kind) = positions.get(r.index).copied().ok_or_else(|| {
@@ -139,7 +153,7 @@ impl RecordsApi {
                 }
             }
             rejected.sort_by_key(|(i, _)| *i);
-            Ok(Stored {
+            let stored = Stored {
                 accepted,
                 rejected: rejected
                     .into_iter()
@@ -148,9 +162,19 @@ impl RecordsApi {
                         reason,
                     })
                     .collect(),
-            })
+            };
+            Ok((stored, unapplied))
         })
         .await?
+    }
+
+    /// Applies what a stream's last batch left (on the blocking pool).
+    async fn apply(&self, unapplied: Option<Unapplied>) -> Result<(), Status> {
+        let Some(unapplied) = unapplied else {
+            return Ok(());
+        };
+        let store = self.store.clone();
+        blocking(move || store.apply(unapplied)).await
     }
 }
 
@@ -173,11 +197,16 @@ impl RecordsService for RecordsApi {
         let mut stream = request.into_inner();
         let mut total = Stored::default();
         let mut offset = 0u64;
-        // One message is stored while the next is received and converted: the two halves
-        // of `put` overlap, and messages are still stored one at a time, in order, each
-        // only once the one before it is durable (a failure stores nothing after it).
-        let mut storing: Option<Pin<Box<dyn Future<Output = Result<Stored, Status>> + Send + '_>>> =
-            None;
+        // One message is stored while the next is received and converted, and the one
+        // before it is applied to the rows while it is written ([`Store::put_chained`]):
+        // messages are still written one at a time, in order, each only once the one before
+        // it is durable (a failure stores nothing after it), and every message written is
+        // applied before the call returns, even a failing one.
+        type Storing<'a> = Pin<
+            Box<dyn Future<Output = Result<(Stored, Option<Unapplied>), Status>> + Send + 'a>,
+        >;
+        let mut storing: Option<Storing<'_>> = None;
+        let mut unapplied: Option<Unapplied> = None;
         loop {
             let next = async {
                 let Some(message) = stream.message().await? else {
@@ -189,20 +218,35 @@ impl RecordsService for RecordsApi {
             let next = match storing.take() {
                 Some(previous) => {
                     let (stored, next) = tokio::join!(previous, next);
-                    let stored = stored?;
+                    let (stored, left) = stored?;
+                    unapplied = left;
                     total.accepted += stored.accepted;
                     total.rejected.extend(stored.rejected);
-                    next?
+                    next
                 }
-                None => next.await?,
+                None => next.await,
+            };
+            let next = match next {
+                Ok(next) => next,
+                Err(status) => {
+                    self.apply(unapplied).await?;
+                    return Err(status);
+                }
             };
             let Some((converted, count)) = next else {
                 break;
             };
-            storing = Some(Box::pin(self.store_batch(&tenant, converted, offset)));
+            storing = Some(Box::pin(self.store_batch(
+                &tenant,
+                converted,
+                offset,
+                unapplied.take(),
+                true,
+            )));
             offset += count;
             record("records", offset);
         }
+        self.apply(unapplied).await?;
         tracing::info!(
             records = offset,
             accepted = total.accepted,

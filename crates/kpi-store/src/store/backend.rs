@@ -4,13 +4,14 @@
 //! (`postgres_backend.rs`), and [`AnyBackend`], the one a store was opened with.
 //!
 //! A write method makes the write durable, then applies its row changes through the shared
-//! `RowChanges` before it returns. When they become visible is the backend's: on sled once
+//! `RowChanges` before it returns (a put leaves that to [`Store::apply`], so a stream's
+//! next batch is written while the one before is applied). When they become visible is the backend's: on sled once
 //! a commit (shared by concurrent writers) covers the write (`pending.rs`); on PostgreSQL
 //! in the tenant's sequence order, with the other replicas' writes (`replica.rs`).
 
 use super::postgres_backend::PostgresBackend;
 use super::sled_backend::SledBackend;
-use super::{RecordKey, Store, WriteHealth};
+use super::{RecordKey, Store, Unapplied, WriteHealth};
 use crate::error::StoreError;
 use crate::record::{Record, RecordKind};
 use crate::settings::{SettingsUpdate, TenantSettings};
@@ -19,8 +20,16 @@ use crate::settings::{SettingsUpdate, TenantSettings};
 /// the store the backend belongs to: its tenants' rows and settings in memory.
 pub(super) trait Backend {
     /// Upserts `records` of `tenant` (valid, at least one; of two with one key the later
-    /// wins), durably, and applies them to the tenant's rows.
-    fn put(&self, store: &Store, tenant: &str, records: Vec<Record>) -> Result<(), StoreError>;
+    /// wins), durably; what is left to apply them to the tenant's rows ([`Store::apply`]).
+    /// `after`: the tenant's sequence of a write of this process that is applied before
+    /// this one (the previous batch of a stream), else the one its rows reached is read.
+    fn put(
+        &self,
+        store: &Store,
+        tenant: &str,
+        records: Vec<Record>,
+        after: Option<u64>,
+    ) -> Result<Unapplied, StoreError>;
 
     /// Deletes records by key, durably, and frees their rows; how many existed.
     fn delete(&self, store: &Store, tenant: &str, keys: &[RecordKey]) -> Result<u64, StoreError>;

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, TryLockError};
 
 use self::backend::AnyBackend;
+use self::pg::LoggedWrite;
 use crate::budget::{self, Budget, BudgetStats, Usage};
 use crate::codec::{check_tenant, kind_of_byte, parse_page_token, token_after};
 use crate::error::StoreError;
@@ -57,6 +58,49 @@ pub struct PutOutcome {
     pub accepted: u64,
     /// The records that were not, with why.
     pub rejected: Vec<Rejected>,
+}
+
+/// A write durable in the store that reads do not see yet ([`Store::put_chained`]);
+/// [`Store::apply`] applies it. Dropped unapplied, it is applied by the tenant's next
+/// write or (PostgreSQL) the change log's follower, since it is committed.
+#[derive(Default)]
+#[must_use = "reads see the write once it is applied: pass it to Store::apply"]
+pub struct Unapplied {
+    /// The tenant written (empty: nothing was).
+    tenant: String,
+    /// On PostgreSQL, the write as the change log holds it, and those before it this
+    /// process had not applied (read in its transaction).
+    logged: Option<LoggedOwn>,
+}
+
+/// A write this process committed to the change log, to apply in the tenant's order.
+struct LoggedOwn {
+    tenant: Arc<Tenant>,
+    missed: Vec<LoggedWrite>,
+    own: LoggedWrite,
+}
+
+impl Unapplied {
+    /// A write of `tenant` applied already, but for its index (sled).
+    fn applied(tenant: &str) -> Self {
+        Self {
+            tenant: tenant.to_owned(),
+            logged: None,
+        }
+    }
+
+    /// A committed write of `tenant` to apply after `missed`.
+    fn logged(tenant: &str, logged: LoggedOwn) -> Self {
+        Self {
+            tenant: tenant.to_owned(),
+            logged: Some(logged),
+        }
+    }
+
+    /// The tenant sequence the write committed under (PostgreSQL).
+    fn sequence(&self) -> Option<u64> {
+        self.logged.as_ref().map(|l| l.own.sequence)
+    }
 }
 
 /// A record a put did not store.
@@ -380,10 +424,49 @@ impl Store {
     }
 
     /// Validates each record ([`validate`]) and upserts the valid ones by (tenant, kind,
-    /// id); they are durable (committed: see [`Store::flush`]) before this returns.
-    /// Rejected records carry their index in `records`. When the same key occurs twice,
-    /// the later record wins.
+    /// id); they are durable (committed: see [`Store::flush`]) and applied to the rows
+    /// reads see before this returns. Rejected records carry their index in `records`.
+    /// When the same key occurs twice, the later record wins.
     pub fn put(&self, tenant: &str, records: Vec<Record>) -> Result<PutOutcome, StoreError> {
+        let (outcome, unapplied) = self.put_chained(tenant, records, None)?;
+        self.apply(unapplied);
+        Ok(outcome)
+    }
+
+    /// [`Store::put`] for one of a stream of batches (Ingest): the batch is durable when
+    /// this returns, but reads see it only once it is applied — by the next batch's call
+    /// (`previous`, applied while this batch is validated and written: the two overlap) or
+    /// by [`Store::apply`]. `previous` is applied even when this batch fails. On sled a
+    /// write is applied as it is acknowledged, and what is left for `apply` is only the
+    /// index built ahead of the readers ([`Tenant::refresh`]).
+    pub fn put_chained(
+        &self,
+        tenant: &str,
+        records: Vec<Record>,
+        previous: Option<Unapplied>,
+    ) -> Result<(PutOutcome, Unapplied), StoreError> {
+        std::thread::scope(|scope| {
+            // The change log is read from the previous batch's write on: it is applied
+            // before this one (here, first), and reading the tenant's applied sequence
+            // would wait for that apply.
+            let after = previous
+                .as_ref()
+                .filter(|p| p.tenant == tenant)
+                .and_then(Unapplied::sequence);
+            if let Some(previous) = previous {
+                scope.spawn(|| self.apply(previous));
+            }
+            self.write(tenant, records, after)
+        })
+    }
+
+    /// Validates `records` and writes the valid ones durably (not yet applied).
+    fn write(
+        &self,
+        tenant: &str,
+        records: Vec<Record>,
+        after: Option<u64>,
+    ) -> Result<(PutOutcome, Unapplied), StoreError> {
         check_tenant(tenant)?;
         let mut rejected = Vec::new();
         let mut valid = Vec::with_capacity(records.len());
@@ -399,11 +482,24 @@ impl Store {
             }
         }
         let accepted = valid.len() as u64;
-        if !valid.is_empty() {
-            self.inner.backend.put(self, tenant, valid)?;
-            self.refresh(tenant);
+        let unapplied = if valid.is_empty() {
+            Unapplied::default()
+        } else {
+            self.inner.backend.put(self, tenant, valid, after)?
+        };
+        Ok((PutOutcome { accepted, rejected }, unapplied))
+    }
+
+    /// Applies a write [`Store::put_chained`] made durable to the rows reads see (and
+    /// builds the index of a tenant being read: [`Tenant::refresh`]).
+    pub fn apply(&self, unapplied: Unapplied) {
+        let Unapplied { tenant, logged } = unapplied;
+        if let Some(logged) = logged {
+            self.apply_own(&logged.tenant, &tenant, logged.missed, logged.own);
         }
-        Ok(PutOutcome { accepted, rejected })
+        if !tenant.is_empty() {
+            self.refresh(&tenant);
+        }
     }
 
     /// The sequence of the tenant's last write applied to its rows.

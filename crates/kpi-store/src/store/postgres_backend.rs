@@ -9,7 +9,10 @@ use std::sync::{Arc, RwLock};
 
 use super::backend::{AnyBackend, Backend};
 use super::pg::{Change, LoggedWrite, Postgres};
-use super::{replica, Inner, OpenOptions, RecordKey, Store, Tenant, TenantRecords, WriteHealth};
+use super::{
+    replica, Inner, LoggedOwn, OpenOptions, RecordKey, Store, Tenant, TenantRecords, Unapplied,
+    WriteHealth,
+};
 use crate::codec::{decode_record, encode_record_without_slot};
 use crate::error::StoreError;
 use crate::record::{Record, RecordKind};
@@ -62,9 +65,15 @@ impl Store {
 }
 
 impl Backend for PostgresBackend {
-    /// One write, committed, then applied to the rows in the tenant's sequence order
-    /// (`replica.rs`).
-    fn put(&self, store: &Store, tenant: &str, mut records: Vec<Record>) -> Result<(), StoreError> {
+    /// One write, committed; applied to the rows in the tenant's sequence order
+    /// (`replica.rs`) by [`Store::apply`].
+    fn put(
+        &self,
+        store: &Store,
+        tenant: &str,
+        mut records: Vec<Record>,
+        after: Option<u64>,
+    ) -> Result<Unapplied, StoreError> {
         // The later of two records with one key wins (as in sled): keep only it.
         let mut seen = std::collections::HashSet::new();
         records.reverse();
@@ -75,14 +84,21 @@ impl Backend for PostgresBackend {
             .map(|r| (r.kind(), r.id(), encode_record_without_slot(r)))
             .collect();
         let t = store.tenant_or_create(tenant);
-        let committed = self.database.put(tenant, &encoded, store.applied(&t))?;
+        let after = after.unwrap_or_else(|| store.applied(&t));
+        let committed = self.database.put(tenant, &encoded, after)?;
         drop(encoded);
         let own = LoggedWrite {
             sequence: committed.sequence,
             changes: records.into_iter().map(Change::Upsert).collect(),
         };
-        store.apply_own(&t, tenant, committed.missed, own);
-        Ok(())
+        Ok(Unapplied::logged(
+            tenant,
+            LoggedOwn {
+                tenant: t,
+                missed: committed.missed,
+                own,
+            },
+        ))
     }
 
     fn delete(&self, store: &Store, tenant: &str, keys: &[RecordKey]) -> Result<u64, StoreError> {

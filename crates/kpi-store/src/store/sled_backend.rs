@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use super::backend::Backend;
 use super::recovery::WriteState;
-use super::{lock, RecordKey, Store, Tenant, WriteHealth};
+use super::{lock, RecordKey, Store, Tenant, Unapplied, WriteHealth};
 use crate::codec::{
     decode_record, encode_record, kind_byte, record_key, split_key, tenant_prefix, value_slot,
 };
@@ -177,7 +177,13 @@ impl SledBackend {
 impl Backend for SledBackend {
     /// Inserts each record with the slot reserved for its row (sled hands back the value
     /// it replaces, which names the slot to free), then commits outside the writer lock.
-    fn put(&self, store: &Store, tenant: &str, records: Vec<Record>) -> Result<(), StoreError> {
+    fn put(
+        &self,
+        store: &Store,
+        tenant: &str,
+        records: Vec<Record>,
+        _after: Option<u64>,
+    ) -> Result<Unapplied, StoreError> {
         // Encoded outside the lock; the slot (bytes 1..5) is filled in below.
         let mut encoded: Vec<(Vec<u8>, Vec<u8>)> = records
             .iter()
@@ -236,7 +242,8 @@ impl Backend for SledBackend {
         // Committing outside the writer lock lets concurrent writers share one fsync;
         // none of them returns before its batch is on disk.
         drop(writer);
-        self.commit_through(store, &sled, ticket)
+        self.commit_through(store, &sled, ticket)?;
+        Ok(Unapplied::applied(tenant))
     }
 
     fn delete(&self, store: &Store, tenant: &str, keys: &[RecordKey]) -> Result<u64, StoreError> {
