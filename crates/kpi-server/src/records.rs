@@ -6,7 +6,7 @@ use std::pin::Pin;
 use kpi_core::FieldViolation;
 use kpi_proto::kpi::v1 as pb;
 use kpi_proto::kpi::v1::records_service_server::RecordsService;
-use kpi_store::{RecordKey, Store, Unapplied, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use kpi_store::{PreparedPut, RecordKey, Store, Unapplied, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{tenant_of, Tenant};
@@ -62,14 +62,19 @@ impl RecordsApi {
         records: Vec<pb::Record>,
         offset: u64,
     ) -> Result<Stored, Status> {
-        let converted = self.convert(records).await?;
-        let (stored, _) = self.store_batch(tenant, converted, offset, None, false).await?;
+        let converted = self.convert(tenant, records).await?;
+        let (stored, _) = self.store_batch(converted, offset, None, false).await?;
         Ok(stored)
     }
 
-    /// Checks a batch's size and converts its records to the store's (on the blocking
-    /// pool): the first half of [`RecordsApi::put`].
-    async fn convert(&self, records: Vec<pb::Record>) -> Result<Converted, Status> {
+    /// Checks a batch's size, converts its records to the store's and prepares them
+    /// ([`Store::prepare`]: validated and encoded), on the blocking pool: the first half
+    /// of [`RecordsApi::put`].
+    async fn convert(
+        &self,
+        tenant: &Tenant,
+        records: Vec<pb::Record>,
+    ) -> Result<Converted, Status> {
         if records.len() > self.max_records_per_request {
             return Err(invalid_argument(
                 "too many records in one request",
@@ -87,52 +92,72 @@ impl RecordsApi {
         if records.is_empty() {
             return Ok(Converted::default());
         }
+        let store = self.store.clone();
+        let tenant = tenant.clone();
         blocking(move || {
-            let mut converted = Converted {
-                valid: Vec::with_capacity(records.len()),
-                positions: Vec::with_capacity(records.len()),
-                rejected: Vec::new(),
-            };
+            let mut valid = Vec::with_capacity(records.len());
+            let mut positions = Vec::with_capacity(records.len());
+            let mut rejected = Vec::new();
             for (i, record) in records.into_iter().enumerate() {
                 match record_from_proto(record) {
                     Ok(record) => {
-                        converted.positions.push((i, record.kind().as_str()));
-                        converted.valid.push(record);
+                        positions.push((i, record.kind().as_str()));
+                        valid.push(record);
                     }
-                    Err(reason) => converted.rejected.push((i, reason)),
+                    Err(reason) => rejected.push((i, reason)),
                 }
             }
-            converted
+            if valid.is_empty() {
+                return Ok(Converted {
+                    prepared: None,
+                    rejected,
+                });
+            }
+            let prepared = store
+                .prepare(tenant.as_str(), valid)
+                .map_err(store_status)?;
+            for r in &prepared.outcome().rejected {
+                let (position, kind) = positions.get(r.index).copied().ok_or_else(|| {
+                    Status::internal(format!(
+                        "the store rejected record {} of a batch of {}",
+                        r.index,
+                        positions.len()
+                    ))
+                })?;
+                // The store's reasons name the field; say which kind of record too.
+                rejected.push((position, format!("{kind}: {}", r.reason)));
+            }
+            Ok(Converted {
+                prepared: Some(prepared),
+                rejected,
+            })
         })
-        .await
+        .await?
     }
 
-    /// Upserts a converted batch (on the blocking pool): the second half of
+    /// Writes a prepared batch (on the blocking pool): the second half of
     /// [`RecordsApi::put`]. `chained` (a stream's batch): the write is left for the next
     /// batch to apply, which applies `previous` while it is written
     /// ([`Store::put_chained`]), and comes back with what is left to apply; else it is
     /// applied before this returns.
     async fn store_batch(
         &self,
-        tenant: &Tenant,
         converted: Converted,
         offset: u64,
         previous: Option<Unapplied>,
         chained: bool,
     ) -> Result<(Stored, Option<Unapplied>), Status> {
         let Converted {
-            valid,
-            positions,
+            prepared,
             mut rejected,
         } = converted;
         let store = self.store.clone();
-        let tenant = tenant.clone();
         blocking(move || {
             let mut accepted = 0;
             let mut unapplied = previous;
-            if !valid.is_empty() {
+            if let Some(prepared) = prepared {
                 let (outcome, written) = store
-                    .put_chained(tenant.as_str(), valid, unapplied.take())
+                    .put_chained(prepared, unapplied.take())
                     .map_err(store_status)?;
                 if chained {
                     unapplied = Some(written);
@@ -140,17 +165,6 @@ impl RecordsApi {
                     store.apply(written);
                 }
                 accepted = outcome.accepted;
-                for r in outcome.rejected {
-                    let (position, kind) = positions.get(r.index).copied().ok_or_else(|| {
-                        Status::internal(format!(
-                            "the store rejected record {} of a batch of {}",
-                            r.index,
-                            positions.len()
-                        ))
-                    })?;
-                    // The store's reasons name the field; say which kind of record too.
-                    rejected.push((position, format!("{kind}: {}", r.reason)));
-                }
             }
             rejected.sort_by_key(|(i, _)| *i);
             let stored = Stored {
@@ -178,12 +192,12 @@ impl RecordsApi {
     }
 }
 
-/// A batch converted to the store's records: the valid ones with their positions in the
-/// batch and kinds, and the positions that failed conversion with the reason.
+/// A batch converted to the store's records and prepared for its write (none when no
+/// record is valid), and the positions that failed conversion or validation with the
+/// reason.
 #[derive(Debug, Default)]
 struct Converted {
-    valid: Vec<kpi_store::Record>,
-    positions: Vec<(usize, &'static str)>,
+    prepared: Option<PreparedPut>,
     rejected: Vec<(usize, String)>,
 }
 
@@ -202,9 +216,8 @@ impl RecordsService for RecordsApi {
         // messages are still written one at a time, in order, each only once the one before
         // it is durable (a failure stores nothing after it), and every message written is
         // applied before the call returns, even a failing one.
-        type Storing<'a> = Pin<
-            Box<dyn Future<Output = Result<(Stored, Option<Unapplied>), Status>> + Send + 'a>,
-        >;
+        type Storing<'a> =
+            Pin<Box<dyn Future<Output = Result<(Stored, Option<Unapplied>), Status>> + Send + 'a>>;
         let mut storing: Option<Storing<'_>> = None;
         let mut unapplied: Option<Unapplied> = None;
         loop {
@@ -213,7 +226,7 @@ impl RecordsService for RecordsApi {
                     return Ok(None);
                 };
                 let count = message.records.len() as u64;
-                Ok::<_, Status>(Some((self.convert(message.records).await?, count)))
+                Ok::<_, Status>(Some((self.convert(&tenant, message.records).await?, count)))
             };
             let next = match storing.take() {
                 Some(previous) => {
@@ -237,7 +250,6 @@ impl RecordsService for RecordsApi {
                 break;
             };
             storing = Some(Box::pin(self.store_batch(
-                &tenant,
                 converted,
                 offset,
                 unapplied.take(),

@@ -40,8 +40,8 @@ pub use record::*;
 pub use settings::{SettingsChange, SettingsUpdate, TenantSettings};
 pub use store::{postgres_records_row, WriteHealth};
 pub use store::{
-    OpenOptions, PutOutcome, RecordKey, RecordPage, Rejected, Store, StoreStats, TenantSource, Unapplied,
-    DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+    OpenOptions, PreparedPut, PutOutcome, RecordKey, RecordPage, Rejected, Store, StoreStats,
+    TenantSource, Unapplied, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 pub use validate::{validate, MAX_ID_BYTES};
 

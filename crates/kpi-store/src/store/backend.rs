@@ -19,15 +19,22 @@ use crate::settings::{SettingsUpdate, TenantSettings};
 /// Where a store keeps its records, settings and (PostgreSQL) the change log. `store` is
 /// the store the backend belongs to: its tenants' rows and settings in memory.
 pub(super) trait Backend {
-    /// Upserts `records` of `tenant` (valid, at least one; of two with one key the later
-    /// wins), durably; what is left to apply them to the tenant's rows ([`Store::apply`]).
-    /// `after`: the tenant's sequence of a write of this process that is applied before
-    /// this one (the previous batch of a stream), else the one its rows reached is read.
+    /// Encodes each of `records` (valid) as the backend stores it, ahead of the write
+    /// ([`Store::prepare`]); drops first the earlier of two records with one key when the
+    /// write needs each key once.
+    fn encode(&self, records: &mut Vec<Record>) -> Vec<Vec<u8>>;
+
+    /// Upserts `records` of `tenant` (at least one, `encoded` by [`Backend::encode`]; of
+    /// two with one key the later wins), durably; what is left to apply them to the
+    /// tenant's rows ([`Store::apply`]). `after`: the tenant's sequence of a write of this
+    /// process that is applied before this one (the previous batch of a stream), else the
+    /// one its rows reached is read.
     fn put(
         &self,
         store: &Store,
         tenant: &str,
         records: Vec<Record>,
+        encoded: Vec<Vec<u8>>,
         after: Option<u64>,
     ) -> Result<Unapplied, StoreError>;
 

@@ -60,6 +60,18 @@ pub struct PutOutcome {
     pub rejected: Vec<Rejected>,
 }
 
+/// A batch validated and encoded for the store, not yet written ([`Store::prepare`]).
+#[derive(Debug)]
+pub struct PreparedPut {
+    tenant: String,
+    /// What the put comes to once written.
+    outcome: PutOutcome,
+    /// The valid records (of two with one key, only the later where the backend needs it).
+    records: Vec<Record>,
+    /// Each record as the backend stores it ([`backend::Backend::encode`]).
+    encoded: Vec<Vec<u8>>,
+}
+
 /// A write durable in the store that reads do not see yet ([`Store::put_chained`]);
 /// [`Store::apply`] applies it. Dropped unapplied, it is applied by the tenant's next
 /// write or (PostgreSQL) the change log's follower, since it is committed.
@@ -78,6 +90,14 @@ struct LoggedOwn {
     tenant: Arc<Tenant>,
     missed: Vec<LoggedWrite>,
     own: LoggedWrite,
+}
+
+impl PreparedPut {
+    /// What the put comes to once written: the records accepted and those rejected, by
+    /// their index in the batch prepared.
+    pub fn outcome(&self) -> &PutOutcome {
+        &self.outcome
+    }
 }
 
 impl Unapplied {
@@ -428,45 +448,15 @@ impl Store {
     /// reads see before this returns. Rejected records carry their index in `records`.
     /// When the same key occurs twice, the later record wins.
     pub fn put(&self, tenant: &str, records: Vec<Record>) -> Result<PutOutcome, StoreError> {
-        let (outcome, unapplied) = self.put_chained(tenant, records, None)?;
+        let (outcome, unapplied) = self.put_chained(self.prepare(tenant, records)?, None)?;
         self.apply(unapplied);
         Ok(outcome)
     }
 
-    /// [`Store::put`] for one of a stream of batches (Ingest): the batch is durable when
-    /// this returns, but reads see it only once it is applied — by the next batch's call
-    /// (`previous`, applied while this batch is validated and written: the two overlap) or
-    /// by [`Store::apply`]. `previous` is applied even when this batch fails. On sled a
-    /// write is applied as it is acknowledged, and what is left for `apply` is only the
-    /// index built ahead of the readers ([`Tenant::refresh`]).
-    pub fn put_chained(
-        &self,
-        tenant: &str,
-        records: Vec<Record>,
-        previous: Option<Unapplied>,
-    ) -> Result<(PutOutcome, Unapplied), StoreError> {
-        std::thread::scope(|scope| {
-            // The change log is read from the previous batch's write on: it is applied
-            // before this one (here, first), and reading the tenant's applied sequence
-            // would wait for that apply.
-            let after = previous
-                .as_ref()
-                .filter(|p| p.tenant == tenant)
-                .and_then(Unapplied::sequence);
-            if let Some(previous) = previous {
-                scope.spawn(|| self.apply(previous));
-            }
-            self.write(tenant, records, after)
-        })
-    }
-
-    /// Validates `records` and writes the valid ones durably (not yet applied).
-    fn write(
-        &self,
-        tenant: &str,
-        records: Vec<Record>,
-        after: Option<u64>,
-    ) -> Result<(PutOutcome, Unapplied), StoreError> {
+    /// The first half of [`Store::put`]: validates each record and encodes the valid ones
+    /// as the store keeps them, writing nothing (so a stream prepares its next batch
+    /// while the one before is written). A rate's base currency is the one in effect now.
+    pub fn prepare(&self, tenant: &str, records: Vec<Record>) -> Result<PreparedPut, StoreError> {
         check_tenant(tenant)?;
         let mut rejected = Vec::new();
         let mut valid = Vec::with_capacity(records.len());
@@ -482,12 +472,52 @@ impl Store {
             }
         }
         let accepted = valid.len() as u64;
-        let unapplied = if valid.is_empty() {
-            Unapplied::default()
-        } else {
-            self.inner.backend.put(self, tenant, valid, after)?
-        };
-        Ok((PutOutcome { accepted, rejected }, unapplied))
+        let encoded = self.inner.backend.encode(&mut valid);
+        Ok(PreparedPut {
+            tenant: tenant.to_owned(),
+            outcome: PutOutcome { accepted, rejected },
+            records: valid,
+            encoded,
+        })
+    }
+
+    /// The second half of [`Store::put`], for one of a stream of batches (Ingest): the
+    /// batch is durable when this returns, but reads see it only once it is applied — by
+    /// the next batch's call (`previous`, applied while this batch is written: the two
+    /// overlap) or by [`Store::apply`]. `previous` is applied even when this batch fails.
+    /// On sled a write is applied as it is acknowledged, and what is left for `apply` is
+    /// only the index built ahead of the readers ([`Tenant::refresh`]).
+    pub fn put_chained(
+        &self,
+        prepared: PreparedPut,
+        previous: Option<Unapplied>,
+    ) -> Result<(PutOutcome, Unapplied), StoreError> {
+        let PreparedPut {
+            tenant,
+            outcome,
+            records,
+            encoded,
+        } = prepared;
+        std::thread::scope(|scope| {
+            // The change log is read from the previous batch's write on: it is applied
+            // before this one (here, first), and reading the tenant's applied sequence
+            // would wait for that apply.
+            let after = previous
+                .as_ref()
+                .filter(|p| p.tenant == tenant)
+                .and_then(Unapplied::sequence);
+            if let Some(previous) = previous {
+                scope.spawn(|| self.apply(previous));
+            }
+            let unapplied = if records.is_empty() {
+                Unapplied::default()
+            } else {
+                self.inner
+                    .backend
+                    .put(self, &tenant, records, encoded, after)?
+            };
+            Ok((outcome, unapplied))
+        })
     }
 
     /// Applies a write [`Store::put_chained`] made durable to the rows reads see (and

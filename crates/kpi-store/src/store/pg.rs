@@ -405,12 +405,12 @@ impl Postgres {
     pub(crate) fn put(
         &self,
         tenant: &str,
-        records: &[(RecordKind, &str, Vec<u8>)],
+        records: &[(RecordKind, &str, impl AsRef<[u8]>)],
         applied: u64,
     ) -> Result<Committed<()>, StoreError> {
         let kinds: Vec<i16> = records.iter().map(|r| i16::from(kind_byte(r.0))).collect();
         let ids: Vec<&str> = records.iter().map(|r| r.1).collect();
-        let values: Vec<&[u8]> = records.iter().map(|r| r.2.as_slice()).collect();
+        let values: Vec<&[u8]> = records.iter().map(|r| r.2.as_ref()).collect();
         self.write(|tx, prepared| {
             let sequence = next_sequence(tx, prepared, tenant)?;
             let sequence_param = sequence as i64;

@@ -65,23 +65,35 @@ impl Store {
 }
 
 impl Backend for PostgresBackend {
+    /// Each key once (the later record wins, as in sled), without the row slot.
+    fn encode(&self, records: &mut Vec<Record>) -> Vec<Vec<u8>> {
+        let mut seen = std::collections::HashSet::new();
+        let mut keep: Vec<bool> = records
+            .iter()
+            .rev()
+            .map(|r| seen.insert((r.kind(), r.id())))
+            .collect();
+        drop(seen);
+        keep.reverse();
+        let mut keep = keep.into_iter();
+        records.retain(|_| keep.next().unwrap_or(true));
+        records.iter().map(encode_record_without_slot).collect()
+    }
+
     /// One write, committed; applied to the rows in the tenant's sequence order
     /// (`replica.rs`) by [`Store::apply`].
     fn put(
         &self,
         store: &Store,
         tenant: &str,
-        mut records: Vec<Record>,
+        records: Vec<Record>,
+        encoded: Vec<Vec<u8>>,
         after: Option<u64>,
     ) -> Result<Unapplied, StoreError> {
-        // The later of two records with one key wins (as in sled): keep only it.
-        let mut seen = std::collections::HashSet::new();
-        records.reverse();
-        records.retain(|r| seen.insert((r.kind(), r.id().to_owned())));
-        records.reverse();
-        let encoded: Vec<(RecordKind, &str, Vec<u8>)> = records
+        let encoded: Vec<(RecordKind, &str, &[u8])> = records
             .iter()
-            .map(|r| (r.kind(), r.id(), encode_record_without_slot(r)))
+            .zip(&encoded)
+            .map(|(r, value)| (r.kind(), r.id(), value.as_slice()))
             .collect();
         let t = store.tenant_or_create(tenant);
         let after = after.unwrap_or_else(|| store.applied(&t));

@@ -175,6 +175,12 @@ impl SledBackend {
 }
 
 impl Backend for SledBackend {
+    /// With slot 0: the write fills in the slot it reserves. Every record, in order (the
+    /// write's inserts make the later of one key win).
+    fn encode(&self, records: &mut Vec<Record>) -> Vec<Vec<u8>> {
+        records.iter().map(|r| encode_record(r, 0)).collect()
+    }
+
     /// Inserts each record with the slot reserved for its row (sled hands back the value
     /// it replaces, which names the slot to free), then commits outside the writer lock.
     fn put(
@@ -182,12 +188,14 @@ impl Backend for SledBackend {
         store: &Store,
         tenant: &str,
         records: Vec<Record>,
+        values: Vec<Vec<u8>>,
         _after: Option<u64>,
     ) -> Result<Unapplied, StoreError> {
-        // Encoded outside the lock; the slot (bytes 1..5) is filled in below.
+        // Keyed outside the lock; the slot (bytes 1..5) is filled in below.
         let mut encoded: Vec<(Vec<u8>, Vec<u8>)> = records
             .iter()
-            .map(|r| (record_key(tenant, r.kind(), r.id()), encode_record(r, 0)))
+            .zip(values)
+            .map(|(r, value)| (record_key(tenant, r.kind(), r.id()), value))
             .collect();
         let writer = lock(&self.writer);
         let sled = self.writable_sled()?;
