@@ -30,8 +30,9 @@
 //! with the tenant's name (delivered at the commit). A write is acknowledged only after
 //! its transaction commits. The write path's statements are prepared once per connection.
 //! A put first tries a plain insert of its records (an ingest's keys are new), which skips
-//! the per-row probe of `ON CONFLICT`; if a key exists, that insert is rolled back to a
-//! savepoint and the batch upserted, in the same transaction.
+//! the per-row probe of `ON CONFLICT` (a batch of 256 records or more is copied in with a
+//! binary `COPY`, which also skips the executor's work per row); if a key exists, that
+//! insert is rolled back to a savepoint and the batch upserted, in the same transaction.
 //!
 //! The change log is only read by replicas catching up, from the sequence they applied;
 //! one that opens reads `records`, `settings` and `tenant_sequences` in one snapshot.
@@ -420,9 +421,18 @@ impl Postgres {
             // insert is undone to the savepoint and the batch upserted.
             tx.batch_execute("SAVEPOINT new_keys")
                 .map_err(unavailable)?;
-            let insert = prepared.statement(tx, INSERT_NEW)?;
-            match tx.execute(&insert, &params) {
-                Ok(_) => {}
+            let inserted = if records.len() >= COPY_FROM_ROWS {
+                // A large batch is copied in, as the binary `COPY` a bulk load uses, and
+                // logged by a statement of its own.
+                let log = prepared.statement(tx, LOG_PUT)?;
+                copy_new(tx, tenant, &kinds, &ids, &values)
+                    .and_then(|()| tx.execute(&log, &params).map(|_| ()))
+            } else {
+                let insert = prepared.statement(tx, INSERT_NEW)?;
+                tx.execute(&insert, &params).map(|_| ())
+            };
+            match inserted {
+                Ok(()) => {}
                 Err(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => {
                     tx.batch_execute("ROLLBACK TO SAVEPOINT new_keys")
                         .map_err(unavailable)?;
@@ -616,6 +626,36 @@ const INSERT_NEW: &str = "WITH inserted AS (
      )
      INSERT INTO change_log (tenant, sequence, kinds, ids, contents)
      VALUES ($1, $5, $2, $3, $4)";
+
+/// Logs one write of records (`$2` kinds, `$3` ids, `$4` values) of tenant `$1` under the
+/// sequence `$5` as [`INSERT_NEW`] does, for a batch [`copy_new`] inserted.
+const LOG_PUT: &str = "INSERT INTO change_log (tenant, sequence, kinds, ids, contents)
+     VALUES ($1, $5, $2, $3, $4)";
+
+/// Batches of at least this many records are inserted with [`copy_new`] (a `COPY` costs a
+/// round trip more than [`INSERT_NEW`], and saves the executor's work per row).
+const COPY_FROM_ROWS: usize = 256;
+
+/// Inserts the records (kinds, ids and values, in step) of `tenant` with a binary `COPY`
+/// into `records`: a unique violation when a key exists, as [`INSERT_NEW`].
+fn copy_new(
+    tx: &mut Transaction<'_>,
+    tenant: &str,
+    kinds: &[i16],
+    ids: &[&str],
+    values: &[&[u8]],
+) -> Result<(), postgres::Error> {
+    use postgres::binary_copy::BinaryCopyInWriter;
+    use postgres::types::Type;
+    let sink = tx.copy_in("COPY records (tenant, kind, id, value) FROM STDIN BINARY")?;
+    let mut writer =
+        BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::INT2, Type::TEXT, Type::BYTEA]);
+    for ((kind, id), value) in kinds.iter().zip(ids).zip(values) {
+        writer.write(&[&tenant, kind, id, value])?;
+    }
+    writer.finish()?;
+    Ok(())
+}
 
 /// One write of deletes: deletes tenant `$1`'s records of the keys `$2` (kinds) and `$3`
 /// (ids), logs those that existed as one row of `change_log` under the sequence `$4`
@@ -1021,6 +1061,44 @@ mod tests {
             .get(0);
         assert_eq!(logged, 2);
         assert_eq!(sequence_of(&mut c, "t").expect("sequence"), 2);
+    }
+
+    /// A batch large enough to be copied in ([`COPY_FROM_ROWS`]) whose last key exists is
+    /// upserted: nothing of the failed copy remains, every key is stored once with the
+    /// later value, and the write is logged once.
+    #[test]
+    fn a_copied_batch_with_an_existing_key_upserts() {
+        let Some(database) = TestDatabase::create("copy_existing") else {
+            return;
+        };
+        let a = Postgres::open(&database.url).expect("open");
+        let n = COPY_FROM_ROWS + 10;
+        let ids: Vec<String> = (0..2 * n).map(|i| format!("c{i:05}")).collect();
+        let batch = |from: usize, value: &[u8]| -> Vec<(RecordKind, &str, Vec<u8>)> {
+            ids[from..from + n]
+                .iter()
+                .map(|id| (RecordKind::Customer, id.as_str(), value.to_vec()))
+                .collect()
+        };
+        assert_eq!(
+            a.put("t", &batch(0, b"\x01old"), 0)
+                .expect("copied")
+                .sequence,
+            1
+        );
+        // Keys n - 1 .. 2n - 1: the first exists.
+        let second = batch(n - 1, b"\x01new");
+        assert_eq!(a.put("t", &second, 1).expect("upserted").sequence, 2);
+        let rows = a.list("t", None, None, 10 * n).expect("list");
+        assert_eq!(rows.len(), 2 * n - 1);
+        let new = rows.iter().filter(|(_, value)| value == b"\x01new").count();
+        assert_eq!(new, n, "the second batch's keys hold its value");
+        let mut c = a.connect().expect("connect");
+        let logged: i64 = c
+            .query_one("SELECT count(*) FROM change_log WHERE tenant = 't'", &[])
+            .expect("count")
+            .get(0);
+        assert_eq!(logged, 2);
     }
 
     /// Puts, a delete and a settings change through two connections (two replicas): each
