@@ -1054,17 +1054,24 @@ mod tests {
         let values: Vec<&[u8]> = rows.iter().map(|(_, value)| value.as_slice()).collect();
         // Key order: customer (0x01), lead (0x02), deal (0x03).
         assert_eq!(values, [b"\x01one".as_slice(), b"\x01three", b"\x01four"]);
+        assert_eq!(logged_writes(&a, "t"), 2);
         let mut c = a.connect().expect("connect");
-        let logged: i64 = c
-            .query_one("SELECT count(*) FROM change_log WHERE tenant = 't'", &[])
-            .expect("count")
-            .get(0);
-        assert_eq!(logged, 2);
         assert_eq!(sequence_of(&mut c, "t").expect("sequence"), 2);
     }
 
-    /// A batch large enough to be copied in ([`COPY_FROM_ROWS`]) whose last key exists is
-    /// upserted: nothing of the failed copy remains, every key is stored once with the
+    /// How many writes of `tenant` the change log holds.
+    fn logged_writes(database: &Postgres, tenant: &str) -> i64 {
+        let mut c = database.connect().expect("connect");
+        c.query_one(
+            "SELECT count(*) FROM change_log WHERE tenant = $1",
+            &[&tenant],
+        )
+        .expect("count")
+        .get(0)
+    }
+
+    /// A batch large enough to be copied in ([`COPY_FROM_ROWS`]) one of whose keys exists
+    /// is upserted: nothing of the failed copy remains, every key is stored once with the
     /// later value, and the write is logged once.
     #[test]
     fn a_copied_batch_with_an_existing_key_upserts() {
@@ -1086,19 +1093,19 @@ mod tests {
                 .sequence,
             1
         );
-        // Keys n - 1 .. 2n - 1: the first exists.
-        let second = batch(n - 1, b"\x01new");
+        // Keys n .. 2n - 1, then n - 1, which exists: the copy fails at its last row.
+        let mut second = batch(n, b"\x01new")[..n - 1].to_vec();
+        second.push((
+            RecordKind::Customer,
+            ids[n - 1].as_str(),
+            b"\x01new".to_vec(),
+        ));
         assert_eq!(a.put("t", &second, 1).expect("upserted").sequence, 2);
         let rows = a.list("t", None, None, 10 * n).expect("list");
         assert_eq!(rows.len(), 2 * n - 1);
         let new = rows.iter().filter(|(_, value)| value == b"\x01new").count();
         assert_eq!(new, n, "the second batch's keys hold its value");
-        let mut c = a.connect().expect("connect");
-        let logged: i64 = c
-            .query_one("SELECT count(*) FROM change_log WHERE tenant = 't'", &[])
-            .expect("count")
-            .get(0);
-        assert_eq!(logged, 2);
+        assert_eq!(logged_writes(&a, "t"), 2);
     }
 
     /// Puts, a delete and a settings change through two connections (two replicas): each
