@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
 use self::backend::AnyBackend;
 use self::pg::LoggedWrite;
@@ -218,6 +218,9 @@ struct Tenant {
     index: Mutex<Option<Published>>,
     /// Held while an index is built, so builds run one at a time (see [`Tenant::index`]).
     building: Mutex<()>,
+    /// The sequence of its rows (`TenantRecords::sequence`), read without their lock: a
+    /// reader never waits for a write applying its rows.
+    sequence: AtomicU64,
     /// When it was last read, in milliseconds of [`since_start`]: a write builds the index
     /// of a tenant read in the last [`READ_RECENTLY_MS`] before it answers.
     read_at: AtomicU64,
@@ -250,30 +253,41 @@ fn since_start() -> u64 {
 }
 
 impl Tenant {
-    /// The index a read sees, built now if none is published or the rows changed since
-    /// (and no build runs), and whether a build took the tenants' query state over the
-    /// memory budget.
+    /// A tenant holding `records` (opened from the store).
+    fn new(records: TenantRecords) -> Self {
+        Tenant {
+            sequence: AtomicU64::new(records.sequence),
+            records: RwLock::new(records),
+            ..Tenant::default()
+        }
+    }
+
+    /// Notes that its rows reached `sequence` (the caller holds the rows' write lock).
+    fn set_sequence(&self, records: &mut TenantRecords, sequence: u64) {
+        records.sequence = sequence;
+        self.sequence.store(sequence, Ordering::SeqCst);
+    }
+
+    /// The index a read sees: the one published, when it holds every write acknowledged;
+    /// else built now (after the build running, if one is), and whether that build took
+    /// the tenants' query state over the memory budget.
     ///
-    /// A reader never waits for another's build: while one runs (a writer's, before it
-    /// acknowledges, or another reader's) it reads the index published last when that
-    /// holds every write acknowledged — a write is acknowledged only once an index
-    /// holding it is published, or after it marked itself `acknowledged_unbuilt`
-    /// ([`Tenant::refresh`]). On PostgreSQL a change that carries a new sequence is the
-    /// exception: a reader may be waiting for that sequence (another replica's write),
-    /// so it waits for the build.
+    /// A write is acknowledged only once an index holding it is published
+    /// ([`Tenant::refresh`], before it answers), or after it marked itself
+    /// `acknowledged_unbuilt` (its tenant not read recently): so the index published holds
+    /// every acknowledged write unless its generation is below that mark. A reader takes
+    /// neither the rows' lock nor the build's on that path: it never waits for a write
+    /// applying its rows or for a build, and a write not yet acknowledged may be missing
+    /// from what it reads. On PostgreSQL the rows' sequence must be the index's too: a
+    /// reader may be waiting for a sequence (another replica's write), so it waits for
+    /// the build bringing it.
     fn index(&self, budget: &Budget) -> (Arc<Index>, bool) {
         budget.read(&self.usage);
         self.read_at.store(since_start(), Ordering::Relaxed);
-        let (generation, sequence) = {
-            let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
-            (records.generation, records.sequence)
-        };
         if let Some(published) = lock(&self.index).as_ref() {
-            let current = published.generation == generation;
-            let building = matches!(self.building.try_lock(), Err(TryLockError::WouldBlock));
             let holds_acknowledged =
                 published.generation >= self.acknowledged_unbuilt.load(Ordering::SeqCst);
-            if current || (building && holds_acknowledged && published.sequence == sequence) {
+            if holds_acknowledged && published.sequence == self.sequence.load(Ordering::SeqCst) {
                 return (Arc::clone(&published.index), false);
             }
         }
@@ -534,10 +548,7 @@ impl Store {
 
     /// The sequence of the tenant's last write applied to its rows.
     fn applied(&self, t: &Tenant) -> u64 {
-        t.records
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .sequence
+        t.sequence.load(Ordering::SeqCst)
     }
 
     /// The sequence of `tenant`'s last write this process applied to its rows and

@@ -191,13 +191,7 @@ impl Store {
         };
         let tenants = tenants
             .into_iter()
-            .map(|(name, records)| {
-                let tenant = Tenant {
-                    records: RwLock::new(records),
-                    ..Tenant::default()
-                };
-                (name, Arc::new(tenant))
-            })
+            .map(|(name, records)| (name, Arc::new(Tenant::new(records))))
             .collect();
         let tenant_settings = settings::load(&db.open_tree("settings")?)?;
         drop((tree, meta));

@@ -5,7 +5,7 @@
 //! writes it had not applied yet; the follower thread applies the rest (`replica.rs`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use super::backend::{AnyBackend, Backend};
 use super::pg::{Change, LoggedWrite, Postgres};
@@ -46,13 +46,7 @@ impl Store {
         );
         let tenants = tenants
             .into_iter()
-            .map(|(name, records)| {
-                let tenant = Tenant {
-                    records: RwLock::new(records),
-                    ..Tenant::default()
-                };
-                (name, Arc::new(tenant))
-            })
+            .map(|(name, records)| (name, Arc::new(Tenant::new(records))))
             .collect();
         let backend = AnyBackend::Postgres(PostgresBackend { database });
         let store = Store {

@@ -146,7 +146,7 @@ impl Store {
             // Each change took its own slot: the puts and the deletes touch distinct rows.
             let mut kinds = RowChanges::Put(puts).apply(&mut records.rows);
             kinds.extend(RowChanges::Delete(deletes).apply(&mut records.rows));
-            records.sequence = write.sequence;
+            t.set_sequence(records, write.sequence);
             if !kinds.is_empty() {
                 records.changed(kinds);
             }
@@ -212,10 +212,10 @@ impl Store {
         }
         let generation = records.generation;
         *records = TenantRecords {
-            sequence: state.sequence,
             generation,
             ..fresh
         };
+        t.set_sequence(&mut records, state.sequence);
         // Its amounts converted to the base of the settings read with them.
         let base = state
             .settings
