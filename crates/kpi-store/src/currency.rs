@@ -14,10 +14,12 @@
 //! reason naming the currency and the date (`index/unconverted.rs`).
 //!
 //! The rows hold converted amounts, so the index reads them as any other amount; they are
-//! converted when a row is written and again when the rates or the base currency change
-//! (only the rows with a currency, and only the kinds whose rows changed are rebuilt).
+//! converted when a row is written and again when the rates or the base currency change:
+//! after a write of rates, only the amounts the new rates convert otherwise ([`Moved`]: of
+//! a currency whose rates differ, at or after the first instant they differ), and only the
+//! kinds whose rows changed are rebuilt.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -46,6 +48,32 @@ pub(crate) struct Rates {
     pub(crate) base: Sym,
     /// Per currency, its rates sorted by effective time.
     by_currency: HashMap<Sym, Vec<(Timestamp, Decimal)>>,
+}
+
+/// Which amounts a change of rates converts otherwise ([`Rates::moved_since`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Moved {
+    /// Every amount naming a currency (the base currency changed).
+    Every,
+    /// Per currency, the amounts converted at or after the instant given: before it, the
+    /// latest rate on or before any instant is the same (none: no amount moved).
+    From(HashMap<Sym, Timestamp>),
+}
+
+impl Moved {
+    /// Whether no amount moved.
+    pub(crate) fn is_nothing(&self) -> bool {
+        matches!(self, Moved::From(from) if from.is_empty())
+    }
+
+    /// Whether an amount in `currency` converted at `at` (the latest of a row's instants)
+    /// may have moved.
+    pub(crate) fn moves(&self, currency: Sym, at: Timestamp) -> bool {
+        match self {
+            Moved::Every => true,
+            Moved::From(from) => from.get(&currency).is_some_and(|first| at >= *first),
+        }
+    }
 }
 
 /// Why an amount could not be converted.
@@ -86,6 +114,40 @@ impl Rates {
             })
             .collect();
         Rates { base, by_currency }
+    }
+
+    /// Which amounts these rates convert otherwise than `before` did: per currency, from
+    /// the first position at which its two lists of rates differ (in time or in rate),
+    /// the earlier of the two instants there; every amount when the base differs.
+    pub(crate) fn moved_since(&self, before: &Rates) -> Moved {
+        if self.base != before.base {
+            return Moved::Every;
+        }
+        let currencies: HashSet<Sym> = self
+            .by_currency
+            .keys()
+            .chain(before.by_currency.keys())
+            .copied()
+            .collect();
+        let mut from = HashMap::new();
+        for currency in currencies {
+            let (now, then) = (self.rates_of(currency), before.rates_of(currency));
+            let same = now.iter().zip(then).take_while(|(a, b)| a == b).count();
+            let first = [now.get(same), then.get(same)]
+                .into_iter()
+                .flatten()
+                .map(|(at, _)| *at)
+                .min();
+            if let Some(first) = first {
+                from.insert(currency, first);
+            }
+        }
+        Moved::From(from)
+    }
+
+    /// The rates of `currency`, sorted by effective time.
+    fn rates_of(&self, currency: Sym) -> &[(Timestamp, Decimal)] {
+        self.by_currency.get(&currency).map_or(&[], Vec::as_slice)
     }
 
     /// `amount` in `currency` ([`NONE`]: the base) at instant `at`, in the base currency.
@@ -220,6 +282,86 @@ mod tests {
             rates.convert(Decimal::MAX, gbp, at("2025-01-01T00:00:00Z")),
             Err(Missing::Overflow)
         );
+    }
+
+    /// Rates of `(id, currency, time, rate)` towards `base`.
+    fn rates_of(base: Sym, rows: &[(&str, Sym, &str, &str)]) -> Rates {
+        let mut slab = Slab::default();
+        for (slot, (id, currency, t, rate)) in rows.iter().enumerate() {
+            slab.put(
+                slot as u32,
+                FxRateRow {
+                    id: (*id).into(),
+                    currency: *currency,
+                    effective_at: PackedTime::new(at(t)),
+                    rate: d(rate),
+                    base,
+                },
+            );
+        }
+        Rates::of(base, &slab)
+    }
+
+    /// A change of rates moves the amounts of the currencies whose rates differ, from the
+    /// first instant they differ; a rate sent again (under any id) moves nothing.
+    #[test]
+    fn a_change_of_rates_moves_the_amounts_after_its_first_difference() {
+        let (eur, gbp, usd) = (1, 2, 3);
+        let before = [
+            ("g1", gbp, "2024-01-01T00:00:00Z", "1.10"),
+            ("g2", gbp, "2024-03-01T00:00:00Z", "1.20"),
+            ("u1", usd, "2024-02-01T00:00:00Z", "0.90"),
+        ];
+        let then = rates_of(eur, &before);
+        let moved = |rows: &[(&str, Sym, &str, &str)]| rates_of(eur, rows).moved_since(&then);
+        // The same rate again, under another id: nothing moves.
+        let mut again = before.to_vec();
+        again.push(("g2-again", gbp, "2024-03-01T00:00:00Z", "1.20"));
+        assert!(moved(&again).is_nothing());
+        // A GBP rate from February: GBP amounts from February on.
+        let mut february = before.to_vec();
+        february.push(("g3", gbp, "2024-02-01T00:00:00Z", "1.15"));
+        let m = moved(&february);
+        assert_eq!(m, Moved::From([(gbp, at("2024-02-01T00:00:00Z"))].into()));
+        assert!(!m.moves(gbp, at("2024-01-31T23:59:59Z")));
+        assert!(
+            m.moves(gbp, at("2024-02-01T00:00:00Z")) && m.moves(gbp, at("2025-01-01T00:00:00Z"))
+        );
+        assert!(!m.moves(usd, at("2025-01-01T00:00:00Z")));
+        // The March rate changed: from March; USD's only rate deleted: every USD amount
+        // from its time (earlier ones had no rate before either).
+        let changed = [
+            ("g1", gbp, "2024-01-01T00:00:00Z", "1.10"),
+            ("g2", gbp, "2024-03-01T00:00:00Z", "1.25"),
+        ];
+        assert_eq!(
+            moved(&changed),
+            Moved::From(
+                [
+                    (gbp, at("2024-03-01T00:00:00Z")),
+                    (usd, at("2024-02-01T00:00:00Z"))
+                ]
+                .into()
+            )
+        );
+        // Another base: every amount.
+        assert_eq!(rates_of(usd, &before).moved_since(&then), Moved::Every);
+        // Each moved set converts, at every instant, exactly where the two rates differ.
+        let m = moved(&february);
+        let now = rates_of(eur, &february);
+        for t in [
+            "2023-12-01",
+            "2024-01-15",
+            "2024-02-01",
+            "2024-02-15",
+            "2024-04-01",
+        ] {
+            let t = at(&format!("{t}T00:00:00Z"));
+            for c in [gbp, usd] {
+                let differs = now.convert(d("100"), c, t) != then.convert(d("100"), c, t);
+                assert!(!differs || m.moves(c, t), "{c} at {t}");
+            }
+        }
     }
 
     #[test]

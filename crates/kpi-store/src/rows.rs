@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use kpi_core::{Decimal, SurveyKind};
 
 use crate::attribute_columns::AttributeColumns;
-use crate::currency::{Rates, Unconverted, UnconvertedAmounts};
+use crate::currency::{Moved, Rates, Unconverted, UnconvertedAmounts};
 use crate::dims::{channel_name, source_name};
 use crate::record::{Channel, DealKind, DealStatus, Record, RecordKind, Source, SpendCategory};
 pub(crate) use crate::slab::{Slab, CHUNK};
@@ -233,6 +233,21 @@ pub(crate) trait Converted: Sized {
     }
     /// Whether the row's amounts equal `other`'s.
     fn same_amounts(&self, other: &Self) -> bool;
+    /// The latest instant one of its amounts is converted at (a change of rates before
+    /// it may move the row's amounts; after it, none).
+    fn last_converted_at(&self) -> Timestamp;
+}
+
+/// Which amounts [`Rows::convert_again`] converts again: ordered, the later the more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Reconvert {
+    /// None: the rates did not change.
+    Nothing,
+    /// Those the rates written convert otherwise ([`Rates::moved_since`]).
+    RatesWritten,
+    /// Every amount naming a currency: the base changed, or the rows were loaded (their
+    /// amounts converted with rates not known here).
+    Every,
 }
 
 /// Converts one amount counted from `from` until `until`, converted at `at`.
@@ -281,6 +296,10 @@ macro_rules! converted_once {
             }
             fn same_amounts(&self, other: &Self) -> bool {
                 self.amount == other.amount
+            }
+            fn last_converted_at(&self) -> Timestamp {
+                let $r = self;
+                $span.0
             }
         }
     )*};
@@ -334,6 +353,13 @@ impl Converted for SubscriptionRow {
             .iter()
             .zip(other.mrr_changes.iter())
             .all(|(a, b)| a.1 == b.1)
+    }
+    fn last_converted_at(&self) -> Timestamp {
+        self.mrr_changes
+            .iter()
+            .map(|(t, _)| t.get())
+            .max()
+            .unwrap_or(Timestamp::MIN)
     }
 }
 
@@ -444,8 +470,8 @@ pub(crate) struct Rows {
     pub(crate) fx_rates: Arc<Slab<FxRateRow>>,
     /// The base currency and the rates of `fx_rates`, which the amounts are converted with.
     rates: Rates,
-    /// Whether `fx_rates` changed since `rates` was made (see [`Rows::convert_again`]).
-    rates_changed: bool,
+    /// Which amounts to convert again at the next [`Rows::convert_again`].
+    reconvert: Reconvert,
     /// The amounts that could not be converted.
     pub(crate) unconverted: UnconvertedAmounts,
     /// Per kind, the next slot never used (slots below it are used or free).
@@ -550,7 +576,7 @@ impl Default for Rows {
             quotas: Arc::default(),
             fx_rates: Arc::default(),
             rates: Rates::default(),
-            rates_changed: false,
+            reconvert: Reconvert::Nothing,
             unconverted: UnconvertedAmounts::default(),
             next: [0; RecordKind::ALL.len()],
         }
@@ -757,7 +783,7 @@ impl Rows {
                         base: d.intern_opt(r.base.as_deref()),
                     },
                 );
-                self.rates_changed = true;
+                self.reconvert = self.reconvert.max(Reconvert::RatesWritten);
             }
         }
     }
@@ -768,7 +794,9 @@ impl Rows {
         if removed {
             Arc::make_mut(&mut self.attributes[kind as usize]).remove(slot);
             self.unconverted.set(kind, slot, Vec::new());
-            self.rates_changed |= kind == RecordKind::FxRate;
+            if kind == RecordKind::FxRate {
+                self.reconvert = self.reconvert.max(Reconvert::RatesWritten);
+            }
         }
         removed
     }
@@ -783,20 +811,31 @@ impl Rows {
         };
         if base != self.rates.base {
             self.rates.base = base;
-            self.rates_changed = true;
+            self.reconvert = Reconvert::Every;
         }
         self.convert_again()
     }
 
-    /// After a write of exchange rates (or a change of base): converts again every amount
-    /// that names a currency, and returns the kinds whose rows changed (none when the
-    /// rates did not change).
+    /// After a write of exchange rates (or a change of base, or a load): converts again the
+    /// amounts the rates now convert otherwise ([`Rates::moved_since`]; every amount naming
+    /// a currency after a change of base or a load), and returns the kinds whose rows
+    /// changed (none when the rates did not change).
     pub(crate) fn convert_again(&mut self) -> Vec<RecordKind> {
-        if !self.rates_changed {
+        let every = match std::mem::replace(&mut self.reconvert, Reconvert::Nothing) {
+            Reconvert::Nothing => return Vec::new(),
+            Reconvert::RatesWritten => false,
+            Reconvert::Every => true,
+        };
+        let rates = Rates::of(self.rates.base, &self.fx_rates);
+        let moved = if every {
+            Moved::Every
+        } else {
+            rates.moved_since(&self.rates)
+        };
+        self.rates = rates;
+        if moved.is_nothing() {
             return Vec::new();
         }
-        self.rates = Rates::of(self.rates.base, &self.fx_rates);
-        self.rates_changed = false;
         let mut changed = Vec::new();
         macro_rules! again {
             ($($field:ident: $kind:ident),*) => {$(
@@ -804,7 +843,9 @@ impl Rows {
                 let again: Vec<(u32, _, Vec<Unconverted>)> = self
                     .$field
                     .slots()
-                    .filter(|(_, row)| row.currency != NONE)
+                    .filter(|(_, row)| {
+                        row.currency != NONE && moved.moves(row.currency, row.last_converted_at())
+                    })
                     .filter_map(|(slot, row)| {
                         let mut new = row.clone();
                         let missing = new.convert(&self.rates);
@@ -837,7 +878,7 @@ impl Rows {
     /// the amounts are to be converted again with the rates loaded
     /// ([`Rows::set_base_currency`] does it, once the tenant's settings are known).
     pub(crate) fn loaded(&mut self) {
-        self.rates_changed = true;
+        self.reconvert = Reconvert::Every;
         for kind in RecordKind::ALL {
             let len = with_slab!(self, kind, |s, mut| {
                 s.collect_free();

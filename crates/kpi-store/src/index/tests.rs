@@ -705,6 +705,22 @@ impl WrittenRows {
         self.model.upsert(record);
     }
 
+    /// Sets the base currency, converting every amount to it.
+    fn set_base_currency(&mut self, code: &str) {
+        for k in self.rows.set_base_currency(code) {
+            self.kinds[k as usize] += 1;
+        }
+        self.model.base_currency = code.into();
+    }
+
+    /// After writes, as the store applies them (`RowChanges::apply`): the amounts the
+    /// rates written convert otherwise are converted again.
+    fn convert_again(&mut self) {
+        for k in self.rows.convert_again() {
+            self.kinds[k as usize] += 1;
+        }
+    }
+
     /// Deletes the record of `kind` and `id`.
     fn delete(&mut self, kind: RecordKind, id: &str) {
         let slot = self.slots.remove(&(kind, id.to_owned())).expect("a record");
@@ -772,7 +788,9 @@ fn renamed(mut record: Record, copy: u64) -> Record {
 /// customer or campaign written, and now and then folded by the background warm-up), and
 /// after every write every measure, with filters, and every dimension's values equal the
 /// reference's over the records written so far. Rows read the customers and campaigns of
-/// their own copy, which later upserts change.
+/// their own copy, which later upserts change. From the second seed on, amounts are in
+/// several currencies and rates are written too: each write of rates converts again only
+/// the amounts they convert otherwise.
 #[test]
 fn writes_interleaved_with_reads_keep_every_answer_exact() {
     let grid = grid();
@@ -783,28 +801,37 @@ fn writes_interleaved_with_reads_keep_every_answer_exact() {
         // Several random tenants' records under distinct ids, so each part spans many
         // chunks of rows (of 8 under test); then those of as many others under the same ids (upserts) and
         // others (inserts).
+        let currencies = seed > 0;
         let copies = |seed: u64| -> Vec<Record> {
             (0..COPIES)
                 .flat_map(|copy| {
-                    RandomTenant {
+                    let mut tenant = RandomTenant {
                         rng: Rng(seed * 31 + copy * 1009 + 7),
                         grid: grid.clone(),
+                    };
+                    let mut records = tenant.records();
+                    if currencies {
+                        tenant.add_currencies(&mut records);
                     }
-                    .records()
-                    .into_iter()
-                    // One tenant's quotas only: prorating many quotas sums fractions
-                    // whose last digit the index and the reference round apart.
-                    .filter(move |r| copy == 0 || r.kind() != RecordKind::Quota)
-                    .map(move |r| renamed(r, copy))
+                    records
+                        .into_iter()
+                        // One tenant's quotas only: prorating many quotas sums fractions
+                        // whose last digit the index and the reference round apart.
+                        .filter(move |r| copy == 0 || r.kind() != RecordKind::Quota)
+                        .map(move |r| renamed(r, copy))
                 })
                 .collect()
         };
         let first = copies(seed);
         let mut later = copies(seed + 1000);
+        if currencies {
+            written.set_base_currency("EUR");
+        }
         for r in first {
             assert_eq!(validate(&r), Ok(()), "{r:?}");
             written.put(r);
         }
+        written.convert_again();
         let mut index = Index::build(&written.rows, &written.kinds, None);
         compare_with_reference(&index, &written.model, &scopes);
         for round in 0..14 {
@@ -835,6 +862,7 @@ fn writes_interleaved_with_reads_keep_every_answer_exact() {
                     written.put(r);
                 }
             }
+            written.convert_again();
             index = Index::build(&written.rows, &written.kinds, Some(&index));
             // Read before or after the background warm-up (which folds large deltas).
             if rng.chance(40) {
