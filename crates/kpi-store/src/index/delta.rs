@@ -319,10 +319,14 @@ impl<I: KindIndex> LayeredPart<I> {
         let by_key = self.base.positions_by(key);
         let mut value = read(&self.base)?;
         for (k, (removed, added)) in changed {
+            // Only whether the key counts before and after matters: with `at_least +
+            // removed` rows counted in the base it counts both times, so counting stops
+            // there (a rep's closed deals are many; one in the window is enough).
             let before = by_key
                 .get(k)
                 .iter()
                 .filter(|i| counted(&self.base, **i))
+                .take(at_least + removed)
                 .count();
             let after = before + added - removed;
             let one = |n: usize| Decimal::from(u8::from(n >= at_least));
