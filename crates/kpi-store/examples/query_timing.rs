@@ -1,7 +1,10 @@
 //! Times the store at scale: loading a generated dataset, building the query index, and
-//! answering measures, unfiltered and filtered.
+//! answering measures, unfiltered and filtered; then, with WRITES, the same measures again
+//! once that many records were written in batches of 25 (the first records again, from
+//! another seed: upserts that change rows, customers among them), so every part read is a
+//! base plus a delta (`index/delta.rs`).
 //!
-//! `cargo run -p kpi-store --release --example query_timing -- 1000000`
+//! `cargo run -p kpi-store --release --example query_timing -- 1000000 [WRITES]`
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +17,10 @@ fn main() {
         .nth(1)
         .map(|s| s.parse().expect("a record count"))
         .unwrap_or(1_000_000);
+    let writes: usize = std::env::args()
+        .nth(2)
+        .map(|s| s.parse().expect("a count of records to write"))
+        .unwrap_or(0);
     let opts = DemoOptions {
         records,
         ..DemoOptions::default()
@@ -101,29 +108,65 @@ fn main() {
             max: 10,
         },
     ];
-    println!(
-        "{:<40} {:>12} {:>12} {:>12}",
-        "measure (µs per call)", "all", "owner", "owner+segment"
-    );
-    for m in measures {
-        let time = |scope: &Scope| {
-            // The first read of a filter builds that dimension's partitions.
-            source.measure(m, scope).unwrap();
-            let n = 200;
-            let t = Instant::now();
-            for _ in 0..n {
-                std::hint::black_box(source.measure(m, scope).unwrap());
-            }
-            t.elapsed() / n
-        };
-        let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let table = |source: &kpi_store::TenantSource| {
         println!(
-            "{:<40} {:>12.1} {:>12.1} {:>12.1}",
-            format!("{m:?}").chars().take(40).collect::<String>(),
-            us(time(&plain)),
-            us(time(&by_owner)),
-            us(time(&two))
+            "{:<40} {:>12} {:>12} {:>12}",
+            "measure (µs per call)", "all", "owner", "owner+segment"
         );
+        let mut total = Duration::ZERO;
+        for m in measures {
+            // None: the measure's records cannot carry a filter's dimension.
+            let time = |scope: &Scope| {
+                // The first read of a filter builds that dimension's partitions.
+                source.measure(m, scope).ok()?;
+                let n = 200;
+                let t = Instant::now();
+                for _ in 0..n {
+                    std::hint::black_box(source.measure(m, scope).unwrap());
+                }
+                Some(t.elapsed() / n)
+            };
+            let us = |d: Option<Duration>| {
+                d.map_or("—".to_owned(), |d| {
+                    format!("{:.1}", d.as_secs_f64() * 1e6)
+                })
+            };
+            let times = [time(&plain), time(&by_owner), time(&two)];
+            total += times.iter().flatten().sum::<Duration>();
+            println!(
+                "{:<40} {:>12} {:>12} {:>12}",
+                format!("{m:?}").chars().take(40).collect::<String>(),
+                us(times[0]),
+                us(times[1]),
+                us(times[2])
+            );
+        }
+        println!("every measure and scope once: {total:.2?}");
+    };
+    table(&source);
+    if writes > 0 {
+        let again = DemoOptions {
+            seed: opts.seed + 1,
+            ..opts
+        };
+        let t = Instant::now();
+        let mut batch = Vec::with_capacity(25);
+        for r in stream(&again).take(writes) {
+            batch.push(r);
+            if batch.len() == 25 {
+                store
+                    .put("default", std::mem::take(&mut batch))
+                    .expect("put");
+            }
+        }
+        store.put("default", batch).expect("put");
+        println!(
+            "{writes} records written in batches of 25 in {:.2?}",
+            t.elapsed()
+        );
+        let source = store.source("default");
+        source.measure(Measure::DealsWon, &plain).unwrap();
+        table(&source);
     }
     let t = Instant::now();
     let owners = source

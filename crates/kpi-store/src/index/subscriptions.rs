@@ -47,7 +47,6 @@ pub(crate) fn answers(measure: Measure) -> bool {
 /// A subscription's MRR history, read per the module doc of `crate::subscription`
 /// (worked out from the store's row while the index is built, not kept).
 pub(crate) struct SubscriptionHistory {
-    pub(crate) customer: Sym,
     pub(crate) started: Timestamp,
     pub(crate) first_mrr: Decimal,
     /// What its start is (see [`StartClass`]).
@@ -73,7 +72,6 @@ impl SubscriptionHistory {
             prev = *mrr;
         }
         SubscriptionHistory {
-            customer: s.customer,
             started: s.started_at.get(),
             first_mrr: s.mrr_changes[0].1,
             class,
@@ -136,31 +134,41 @@ impl SubscriptionHistory {
             .chain(changes)
             .chain(end)
     }
+}
 
-    /// The intervals `(a, b]` (`b` none: still open) in which its MRR is above 0.
-    fn paying(&self) -> Vec<(Timestamp, Option<Timestamp>)> {
-        let mut out = Vec::new();
-        let mut open: Option<Timestamp> = None;
-        let steps = std::iter::once((self.started, self.first_mrr))
-            .chain(self.changes.iter().map(|(at, _, next)| (*at, *next)))
-            .chain(self.end.map(|(at, _)| (at, Decimal::ZERO)));
-        for (at, mrr) in steps {
-            match (open, mrr > Decimal::ZERO) {
-                (None, true) => open = Some(at),
-                (Some(a), false) => {
-                    if a < at {
-                        out.push((a, Some(at)));
-                    }
-                    open = None;
+/// The intervals `(a, b]` (`b` none: still open) in which the MRR of `s` is above 0, in
+/// order: from its start, through its changes before its end, to its end (read from the
+/// row as they are listed: nothing is collected).
+fn paying(s: &SubscriptionRow) -> impl Iterator<Item = (Timestamp, Option<Timestamp>)> + '_ {
+    let end = crate::subscription::end_of(s);
+    let steps = std::iter::once((s.started_at.get(), s.mrr_changes[0].1))
+        .chain(
+            s.mrr_changes
+                .iter()
+                .skip(1)
+                .map(|(at, mrr)| (at.get(), *mrr))
+                .take_while(move |(at, _)| end.is_none_or(|e| *at < e)),
+        )
+        .chain(end.map(|at| (at, Decimal::ZERO)));
+    let mut open: Option<Timestamp> = None;
+    // `None` after the last step: the interval still open, if one is.
+    steps
+        .map(Some)
+        .chain(std::iter::once(None))
+        .filter_map(move |step| match step {
+            Some((at, mrr)) => match (open, mrr > Decimal::ZERO) {
+                (None, true) => {
+                    open = Some(at);
+                    None
                 }
-                _ => {}
-            }
-        }
-        if let Some(a) = open {
-            out.push((a, None));
-        }
-        out
-    }
+                (Some(a), false) => {
+                    open = None;
+                    (a < at).then_some((a, Some(at)))
+                }
+                _ => None,
+            },
+            None => open.take().map(|a| (a, None)),
+        })
 }
 
 /// What subscriptions are as a whole, which depends on the subscriptions alone (so an
@@ -439,10 +447,10 @@ impl KindIndex for SubscriptionIndex {
         let mut intervals: Vec<(Sym, PackedTime, OptionalPackedTime, u32)> =
             Vec::with_capacity(subset.len());
         for r in subset {
-            let h = history(*r);
-            intervals.extend(h.paying().into_iter().map(|(a, b)| {
+            let row = rows.row(*r);
+            intervals.extend(paying(row).map(|(a, b)| {
                 (
-                    h.customer,
+                    row.customer,
                     PackedTime::new(a),
                     OptionalPackedTime::new(b),
                     *r,
@@ -563,12 +571,14 @@ pub(crate) fn paying_customers(
         RowKey::Customer,
         1,
         |p, i| {
-            let history = SubscriptionHistory::of(p.rows.row(i), p.context.classes.start_class(i));
-            let paying = history
-                .paying()
-                .into_iter()
-                .any(|(a, b)| a < w.end && b.is_none_or(|b| b >= w.end));
-            paying && p.matches(i, f)
+            let row = p.rows.row(i);
+            // Its paying intervals lie between its start and its end (at or before
+            // `ended_at`): one starting at or after the window's end, or ended before it,
+            // has none reaching it.
+            if row.started_at.get() >= w.end || row.ended_at.get().is_some_and(|e| e < w.end) {
+                return false;
+            }
+            paying(row).any(|(a, b)| a < w.end && b.is_none_or(|b| b >= w.end)) && p.matches(i, f)
         },
     )
 }
