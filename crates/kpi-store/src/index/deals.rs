@@ -10,7 +10,7 @@ use super::blocked::Blocked;
 use super::count;
 use super::delta::LayeredPart;
 use super::dependents::RowKey;
-use super::events::{previous_same, rows_by_time, EventList};
+use super::events::{previous_same, rows_by_time, EventList, HasRow};
 use super::lookups::{by_acquisition, ByCustomers, Lookups, NewCustomerSales};
 use super::parallel::{join, PARALLEL_ROWS};
 use super::part::{KindIndex, Part, ResolvedFilters};
@@ -389,12 +389,26 @@ pub(crate) fn distinct(
 ) -> Result<Decimal, MetricError> {
     let closed_in = |d: &DealRow| d.closed_at.get().is_some_and(|t| w.contains(t));
     let read = |p: &Part<DealIndex>| self::measure(p, measure, w, f);
+    // The deals closed in `w` (upsells won in `w`) matching `f`: of those, the counted.
+    let candidates = |p: &Part<DealIndex>| {
+        let Some(s) = p.select(f)? else {
+            return Ok(Vec::new());
+        };
+        let events = match measure {
+            Measure::ClosingReps => &s.lazy(&s.index.other, DealsClosedAndCreated::build).closed,
+            _ => &s.index.upsell,
+        };
+        Ok(events.items[events.range(w)]
+            .iter()
+            .map(HasRow::row)
+            .collect())
+    };
     if measure == Measure::ClosingReps {
-        part.distinct(read, RowKey::Owner, 1, |p, i| {
+        part.distinct(read, RowKey::Owner, 1, candidates, |p, i| {
             closed_in(p.rows.row(i)) && p.matches(i, f)
         })
     } else {
-        part.distinct(read, RowKey::Customer, 1, |p, i| {
+        part.distinct(read, RowKey::Customer, 1, candidates, |p, i| {
             let d = p.rows.row(i);
             d.won() && d.upsell() && d.customer != NONE && closed_in(d) && p.matches(i, f)
         })

@@ -289,12 +289,16 @@ impl<I: KindIndex> LayeredPart<I> {
     /// A count of distinct keys ([`RowKey`]) among the rows `counted` says count, a key
     /// counting when at least `at_least` of its rows do; `read` reads it from a part.
     /// With a delta: the base's count, corrected for the keys of the delta's counted rows,
-    /// whose rows are counted one by one (the base's through its rows by key).
+    /// whose rows are counted one by one (the base's through its rows by key). Of the
+    /// delta's parts, only the positions `candidates` lists are checked: every row that
+    /// may count (those of the window's events, through the part's own index), not every
+    /// row written since the base.
     pub(crate) fn distinct(
         &self,
         read: impl Fn(&Part<I>) -> Result<Decimal, MetricError>,
         key: RowKey,
         at_least: usize,
+        candidates: impl Fn(&Part<I>) -> Result<Vec<u32>, MetricError>,
         counted: impl Fn(&Part<I>, u32) -> bool,
     ) -> Result<Decimal, MetricError> {
         let Some(delta) = &self.delta else {
@@ -303,7 +307,7 @@ impl<I: KindIndex> LayeredPart<I> {
         // Per key of the delta's counted rows: (removed, added) rows counted.
         let mut changed: HashMap<Sym, (usize, usize)> = HashMap::new();
         for (part, added) in [(&delta.removed, false), (&delta.added, true)] {
-            for i in part.positions().filter(|i| counted(part, *i)) {
+            for i in candidates(part)?.into_iter().filter(|i| counted(part, *i)) {
                 let n = changed.entry(part.key_of(i, key)).or_default();
                 if added {
                     n.1 += 1;

@@ -10,7 +10,7 @@ use super::blocked::Blocked;
 use super::count;
 use super::delta::LayeredPart;
 use super::dependents::RowKey;
-use super::events::{previous_same, rows_by_time, EventList};
+use super::events::{previous_same, rows_by_time, EventList, HasRow};
 use super::lookups::{by_acquisition, ByCustomers, Lookups, NewCustomerSales};
 use super::part::{KindIndex, Part, ResolvedFilters};
 use super::sums::DecimalSums;
@@ -213,6 +213,14 @@ pub(crate) fn buyers(
         |p| self::measure(p, measure, w, f),
         RowKey::Customer,
         at_least,
+        // The purchases in `w` matching `f`: of those, the counted.
+        |p| {
+            let Some(s) = p.select(f)? else {
+                return Ok(Vec::new());
+            };
+            let at = &s.index.at;
+            Ok(at.items[at.range(w)].iter().map(HasRow::row).collect())
+        },
         |p, i| w.contains(p.rows.row(i).at.get()) && p.matches(i, f),
     )
 }

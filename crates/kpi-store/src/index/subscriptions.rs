@@ -570,6 +570,8 @@ pub(crate) fn paying_customers(
         |p| self::measure(p, measure, w, f),
         RowKey::Customer,
         1,
+        // No list by paying time: every row written since the base is checked.
+        |p| Ok(p.positions().collect()),
         |p, i| {
             let row = p.rows.row(i);
             // Its paying intervals lie between its start and its end (at or before
