@@ -12,6 +12,20 @@ use kpi_core::{DataSource, Dimension, Measure, Scope, SpendCategories, SurveyKin
 use kpi_store::generate::{stream, DemoOptions};
 use kpi_store::Store;
 
+/// Puts `records` in the tenant `default`, `size` at a time.
+fn put_in_batches(store: &Store, records: impl Iterator<Item = kpi_store::Record>, size: usize) {
+    let mut batch = Vec::with_capacity(size);
+    for r in records {
+        batch.push(r);
+        if batch.len() == size {
+            store
+                .put("default", std::mem::take(&mut batch))
+                .expect("put");
+        }
+    }
+    store.put("default", batch).expect("put");
+}
+
 fn main() {
     let records: usize = std::env::args()
         .nth(1)
@@ -28,16 +42,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("kpid-query-timing-{}", std::process::id()));
     let store = Store::open(&dir).expect("a store in a temporary directory");
     let started = Instant::now();
-    let mut batch = Vec::with_capacity(20_000);
-    for r in stream(&opts) {
-        batch.push(r);
-        if batch.len() == 20_000 {
-            store
-                .put("default", std::mem::take(&mut batch))
-                .expect("put");
-        }
-    }
-    store.put("default", batch).expect("put");
+    put_in_batches(&store, stream(&opts), 20_000);
     println!(
         "generated and stored {} records in {:.2?}",
         store.stats().records,
@@ -150,16 +155,7 @@ fn main() {
             ..opts
         };
         let t = Instant::now();
-        let mut batch = Vec::with_capacity(25);
-        for r in stream(&again).take(writes) {
-            batch.push(r);
-            if batch.len() == 25 {
-                store
-                    .put("default", std::mem::take(&mut batch))
-                    .expect("put");
-            }
-        }
-        store.put("default", batch).expect("put");
+        put_in_batches(&store, stream(&again).take(writes), 25);
         println!(
             "{writes} records written in batches of 25 in {:.2?}",
             t.elapsed()
