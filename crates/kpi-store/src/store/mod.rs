@@ -184,8 +184,8 @@ impl Canonical {
 
 /// A tenant's rows plus a counter bumped on every change. Mirrors what sled holds durably:
 /// every change is applied to sled first, then here once a commit covers it, in the order
-/// of the writes (`pending.rs`); on PostgreSQL, the tenant's change log through `sequence`
-/// (`replica.rs`).
+/// of the writes (`pending.rs`); on PostgreSQL, the tenant's change log through its
+/// sequence (`Tenant::sequence`, `replica.rs`).
 #[derive(Default)]
 struct TenantRecords {
     rows: Rows,
@@ -194,8 +194,6 @@ struct TenantRecords {
     kinds: KindGenerations,
     /// On PostgreSQL, the slot of each record's row (empty on sled).
     slots: replica::RecordSlots,
-    /// On PostgreSQL, the sequence of the last write of the tenant applied (0 on sled).
-    sequence: u64,
 }
 
 impl TenantRecords {
@@ -218,8 +216,10 @@ struct Tenant {
     index: Mutex<Option<Published>>,
     /// Held while an index is built, so builds run one at a time (see [`Tenant::index`]).
     building: Mutex<()>,
-    /// The sequence of its rows (`TenantRecords::sequence`), read without their lock: a
-    /// reader never waits for a write applying its rows.
+    /// On PostgreSQL, the sequence of the last write of the tenant applied to its rows (0
+    /// on sled). Changed only with the rows, under their write lock
+    /// ([`Tenant::set_sequence`]), and read without it: a reader never waits for a write
+    /// applying its rows.
     sequence: AtomicU64,
     /// When it was last read, in milliseconds of [`since_start`]: a write builds the index
     /// of a tenant read in the last [`READ_RECENTLY_MS`] before it answers.
@@ -253,18 +253,22 @@ fn since_start() -> u64 {
 }
 
 impl Tenant {
-    /// A tenant holding `records` (opened from the store).
-    fn new(records: TenantRecords) -> Self {
+    /// A tenant holding `records` (opened from the store), applied through `sequence`.
+    fn new(records: TenantRecords, sequence: u64) -> Self {
         Tenant {
-            sequence: AtomicU64::new(records.sequence),
+            sequence: AtomicU64::new(sequence),
             records: RwLock::new(records),
             ..Tenant::default()
         }
     }
 
-    /// Notes that its rows reached `sequence` (the caller holds the rows' write lock).
-    fn set_sequence(&self, records: &mut TenantRecords, sequence: u64) {
-        records.sequence = sequence;
+    /// The sequence of the last write applied to its rows ([`Tenant::sequence`]).
+    fn applied(&self) -> u64 {
+        self.sequence.load(Ordering::SeqCst)
+    }
+
+    /// Notes that its rows reached `sequence`; the caller holds their write lock (`_rows`).
+    fn set_sequence(&self, _rows: &mut TenantRecords, sequence: u64) {
         self.sequence.store(sequence, Ordering::SeqCst);
     }
 
@@ -287,7 +291,7 @@ impl Tenant {
         if let Some(published) = lock(&self.index).as_ref() {
             let holds_acknowledged =
                 published.generation >= self.acknowledged_unbuilt.load(Ordering::SeqCst);
-            if holds_acknowledged && published.sequence == self.sequence.load(Ordering::SeqCst) {
+            if holds_acknowledged && published.sequence == self.applied() {
                 return (Arc::clone(&published.index), false);
             }
         }
@@ -333,7 +337,7 @@ impl Tenant {
             let index = Arc::new(Index::build(&records.rows, &records.kinds, prev));
             let published = Published {
                 generation: records.generation,
-                sequence: records.sequence,
+                sequence: self.applied(),
                 index,
             };
             (published, records.rows.len())
@@ -546,18 +550,13 @@ impl Store {
         }
     }
 
-    /// The sequence of the tenant's last write applied to its rows.
-    fn applied(&self, t: &Tenant) -> u64 {
-        t.sequence.load(Ordering::SeqCst)
-    }
-
     /// The sequence of `tenant`'s last write this process applied to its rows and
     /// settings. On PostgreSQL it numbers the writes of the tenant's change log, shared by
     /// every replica; every write this process acknowledges is applied before its call
     /// returns, so read right after a write it covers that write. On sled it is 0: one
     /// process serves the records, and every write is visible once acknowledged.
     pub fn sequence(&self, tenant: &str) -> u64 {
-        self.tenant(tenant).map_or(0, |t| self.applied(&t))
+        self.tenant(tenant).map_or(0, |t| t.applied())
     }
 
     /// Whether this process applied `tenant`'s writes through `sequence` (so a read sees

@@ -191,7 +191,7 @@ impl Store {
         };
         let tenants = tenants
             .into_iter()
-            .map(|(name, records)| (name, Arc::new(Tenant::new(records))))
+            .map(|(name, records)| (name, Arc::new(Tenant::new(records, 0))))
             .collect();
         let tenant_settings = settings::load(&db.open_tree("settings")?)?;
         drop((tree, meta));

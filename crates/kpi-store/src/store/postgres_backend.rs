@@ -35,8 +35,9 @@ impl Store {
         let loaded = database.load()?;
         let mut tenants: HashMap<String, TenantRecords> = HashMap::new();
         replica::place_stored(&mut tenants, &loaded.records)?;
-        for (tenant, sequence) in loaded.sequences {
-            tenants.entry(tenant).or_default().sequence = sequence;
+        let sequences: HashMap<String, u64> = loaded.sequences.into_iter().collect();
+        for tenant in sequences.keys() {
+            tenants.entry(tenant.clone()).or_default();
         }
         tracing::info!(
             records = loaded.records.len(),
@@ -46,7 +47,10 @@ impl Store {
         );
         let tenants = tenants
             .into_iter()
-            .map(|(name, records)| (name, Arc::new(Tenant::new(records))))
+            .map(|(name, records)| {
+                let sequence = sequences.get(&name).copied().unwrap_or(0);
+                (name, Arc::new(Tenant::new(records, sequence)))
+            })
             .collect();
         let backend = AnyBackend::Postgres(PostgresBackend { database });
         let store = Store {
@@ -90,7 +94,7 @@ impl Backend for PostgresBackend {
             .map(|(r, value)| (r.kind(), r.id(), value.as_slice()))
             .collect();
         let t = store.tenant_or_create(tenant);
-        let after = after.unwrap_or_else(|| store.applied(&t));
+        let after = after.unwrap_or_else(|| t.applied());
         let committed = self.database.put(tenant, &encoded, after)?;
         drop(encoded);
         let own = LoggedWrite {
@@ -113,7 +117,7 @@ impl Backend for PostgresBackend {
         }
         let t = store.tenant_or_create(tenant);
         let keys: Vec<(RecordKind, &str)> = keys.iter().map(|k| (k.kind, k.id.as_str())).collect();
-        let committed = self.database.delete(tenant, &keys, store.applied(&t))?;
+        let committed = self.database.delete(tenant, &keys, t.applied())?;
         let deleted = committed.outcome.len() as u64;
         if deleted == 0 {
             // Nothing changed: no write, only those it had not applied.
@@ -144,7 +148,7 @@ impl Backend for PostgresBackend {
         let committed = self.database.update_settings(
             tenant,
             |stored| update.applied_to(&stored.unwrap_or_default()),
-            store.applied(&t),
+            t.applied(),
         )?;
         let own = LoggedWrite {
             sequence: committed.sequence,

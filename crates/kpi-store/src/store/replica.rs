@@ -108,10 +108,10 @@ impl Store {
     pub(super) fn apply_logged(&self, t: &Tenant, tenant: &str, writes: Vec<LoggedWrite>) -> bool {
         let mut records = t.records.write().unwrap_or_else(PoisonError::into_inner);
         for write in writes {
-            if write.sequence <= records.sequence {
+            if write.sequence <= t.applied() {
                 continue;
             }
-            if write.sequence != records.sequence + 1 {
+            if write.sequence != t.applied() + 1 {
                 return false;
             }
             let records = &mut *records;
@@ -179,11 +179,7 @@ impl Store {
     fn catch_up(&self, c: &mut Client, tenant: &str, target: u64) -> Result<(), StoreError> {
         let t = self.tenant_or_create(tenant);
         loop {
-            let applied = t
-                .records
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .sequence;
+            let applied = t.applied();
             if applied >= target {
                 return Ok(());
             }
@@ -207,7 +203,7 @@ impl Store {
         place_stored(&mut loaded, &state.records)?;
         let fresh = loaded.remove(tenant).unwrap_or_default();
         let mut records = t.records.write().unwrap_or_else(PoisonError::into_inner);
-        if state.sequence <= records.sequence {
+        if state.sequence <= t.applied() {
             return Ok(());
         }
         let generation = records.generation;
