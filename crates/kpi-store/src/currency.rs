@@ -237,7 +237,6 @@ mod tests {
     #[test]
     fn the_latest_rate_on_or_before_the_time_converts() {
         let (eur, gbp, usd) = (1, 2, 3);
-        let mut slab = Slab::default();
         let rows = [
             ("r1", gbp, "2024-01-01T00:00:00Z", "1.10"),
             ("r2", gbp, "2024-02-01T00:00:00Z", "1.20"),
@@ -245,19 +244,7 @@ mod tests {
             ("r4", gbp, "2024-03-01T00:00:00Z", "1.40"),
             ("r3", gbp, "2024-03-01T00:00:00Z", "1.30"),
         ];
-        for (slot, (id, currency, t, rate)) in rows.into_iter().enumerate() {
-            slab.put(
-                slot as u32,
-                FxRateRow {
-                    id: id.into(),
-                    currency,
-                    effective_at: PackedTime::new(at(t)),
-                    rate: d(rate),
-                    base: eur,
-                },
-            );
-        }
-        let rates = Rates::of(eur, &slab);
+        let rates = rates_from(eur, eur, &rows);
         let c = |currency, t| rates.convert(d("100"), currency, at(t));
         assert_eq!(c(gbp, "2024-01-31T23:59:59Z"), Ok(d("110.00")));
         assert_eq!(c(gbp, "2024-02-01T00:00:00Z"), Ok(d("120.00")));
@@ -269,11 +256,11 @@ mod tests {
         assert_eq!(c(NONE, "2000-01-01T00:00:00Z"), Ok(d("100")));
         // Rates towards another base convert nothing.
         assert_eq!(
-            Rates::of(usd, &slab).convert(d("1"), gbp, at("2025-01-01T00:00:00Z")),
+            rates_from(eur, usd, &rows).convert(d("1"), gbp, at("2025-01-01T00:00:00Z")),
             Err(Missing::Rate)
         );
         // Without a base, a currency cannot be converted.
-        let no_base = Rates::of(NONE, &slab);
+        let no_base = rates_from(eur, NONE, &rows);
         assert_eq!(
             no_base.convert(d("1"), gbp, at("2025-01-01T00:00:00Z")),
             Err(Missing::Base)
@@ -284,8 +271,9 @@ mod tests {
         );
     }
 
-    /// Rates of `(id, currency, time, rate)` towards `base`.
-    fn rates_of(base: Sym, rows: &[(&str, Sym, &str, &str)]) -> Rates {
+    /// The rates, with base `base`, of the rows `(id, currency, time, rate)` written
+    /// towards `towards`.
+    fn rates_from(towards: Sym, base: Sym, rows: &[(&str, Sym, &str, &str)]) -> Rates {
         let mut slab = Slab::default();
         for (slot, (id, currency, t, rate)) in rows.iter().enumerate() {
             slab.put(
@@ -295,7 +283,7 @@ mod tests {
                     currency: *currency,
                     effective_at: PackedTime::new(at(t)),
                     rate: d(rate),
-                    base,
+                    base: towards,
                 },
             );
         }
@@ -312,8 +300,9 @@ mod tests {
             ("g2", gbp, "2024-03-01T00:00:00Z", "1.20"),
             ("u1", usd, "2024-02-01T00:00:00Z", "0.90"),
         ];
-        let then = rates_of(eur, &before);
-        let moved = |rows: &[(&str, Sym, &str, &str)]| rates_of(eur, rows).moved_since(&then);
+        let then = rates_from(eur, eur, &before);
+        let moved =
+            |rows: &[(&str, Sym, &str, &str)]| rates_from(eur, eur, rows).moved_since(&then);
         // The same rate again, under another id: nothing moves.
         let mut again = before.to_vec();
         again.push(("g2-again", gbp, "2024-03-01T00:00:00Z", "1.20"));
@@ -345,10 +334,13 @@ mod tests {
             )
         );
         // Another base: every amount.
-        assert_eq!(rates_of(usd, &before).moved_since(&then), Moved::Every);
+        assert_eq!(
+            rates_from(usd, usd, &before).moved_since(&then),
+            Moved::Every
+        );
         // Each moved set converts, at every instant, exactly where the two rates differ.
         let m = moved(&february);
-        let now = rates_of(eur, &february);
+        let now = rates_from(eur, eur, &february);
         for t in [
             "2023-12-01",
             "2024-01-15",

@@ -783,7 +783,7 @@ impl Rows {
                         base: d.intern_opt(r.base.as_deref()),
                     },
                 );
-                self.reconvert = self.reconvert.max(Reconvert::RatesWritten);
+                self.rates_written();
             }
         }
     }
@@ -795,10 +795,16 @@ impl Rows {
             Arc::make_mut(&mut self.attributes[kind as usize]).remove(slot);
             self.unconverted.set(kind, slot, Vec::new());
             if kind == RecordKind::FxRate {
-                self.reconvert = self.reconvert.max(Reconvert::RatesWritten);
+                self.rates_written();
             }
         }
         removed
+    }
+
+    /// Notes a write of rates: the next [`Rows::convert_again`] converts again what they
+    /// move (unless it converts every amount anyway).
+    fn rates_written(&mut self) {
+        self.reconvert = self.reconvert.max(Reconvert::RatesWritten);
     }
 
     /// Sets the base currency (`""`: none) and converts every amount again when it or the
@@ -821,16 +827,14 @@ impl Rows {
     /// a currency after a change of base or a load), and returns the kinds whose rows
     /// changed (none when the rates did not change).
     pub(crate) fn convert_again(&mut self) -> Vec<RecordKind> {
-        let every = match std::mem::replace(&mut self.reconvert, Reconvert::Nothing) {
-            Reconvert::Nothing => return Vec::new(),
-            Reconvert::RatesWritten => false,
-            Reconvert::Every => true,
-        };
+        let reconvert = std::mem::replace(&mut self.reconvert, Reconvert::Nothing);
+        if reconvert == Reconvert::Nothing {
+            return Vec::new();
+        }
         let rates = Rates::of(self.rates.base, &self.fx_rates);
-        let moved = if every {
-            Moved::Every
-        } else {
-            rates.moved_since(&self.rates)
+        let moved = match reconvert {
+            Reconvert::Every => Moved::Every,
+            _ => rates.moved_since(&self.rates),
         };
         self.rates = rates;
         if moved.is_nothing() {
