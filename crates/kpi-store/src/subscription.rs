@@ -44,17 +44,25 @@ pub(crate) fn end_of(s: &SubscriptionRow) -> Option<Timestamp> {
 /// The time the subscription held as a row pays from (see the module doc), if it ever
 /// has an MRR above 0 in effect.
 pub(crate) fn paid_from_of(s: &SubscriptionRow) -> Option<Timestamp> {
-    let end = end_of(s);
-    let steps = std::iter::once((s.started_at.get(), s.mrr_changes[0].1)).chain(
-        s.mrr_changes
-            .iter()
-            .skip(1)
-            .map(|(at, mrr)| (at.get(), *mrr)),
-    );
-    steps
-        .take_while(|(at, _)| end.is_none_or(|e| *at < e))
+    levels_of(s, end_of(s))
         .find(|(_, mrr)| *mrr > Decimal::ZERO)
         .map(|(at, _)| at)
+}
+
+/// The MRR levels of the subscription held as a row, as (from when, MRR), in order: its
+/// first MRR from its start, then each change, all before `end` (its end: [`end_of`]).
+pub(crate) fn levels_of(
+    s: &SubscriptionRow,
+    end: Option<Timestamp>,
+) -> impl Iterator<Item = (Timestamp, Decimal)> + '_ {
+    std::iter::once((s.started_at.get(), s.mrr_changes[0].1))
+        .chain(
+            s.mrr_changes
+                .iter()
+                .skip(1)
+                .map(|(at, mrr)| (at.get(), *mrr)),
+        )
+        .take_while(move |(at, _)| end.is_none_or(|e| *at < e))
 }
 
 /// The earlier of `ended_at` and the first change (after the starting MRR) to 0.

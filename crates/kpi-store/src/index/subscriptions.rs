@@ -141,15 +141,7 @@ impl SubscriptionHistory {
 /// row as they are listed: nothing is collected).
 fn paying(s: &SubscriptionRow) -> impl Iterator<Item = (Timestamp, Option<Timestamp>)> + '_ {
     let end = crate::subscription::end_of(s);
-    let steps = std::iter::once((s.started_at.get(), s.mrr_changes[0].1))
-        .chain(
-            s.mrr_changes
-                .iter()
-                .skip(1)
-                .map(|(at, mrr)| (at.get(), *mrr))
-                .take_while(move |(at, _)| end.is_none_or(|e| *at < e)),
-        )
-        .chain(end.map(|at| (at, Decimal::ZERO)));
+    let steps = crate::subscription::levels_of(s, end).chain(end.map(|at| (at, Decimal::ZERO)));
     let mut open: Option<Timestamp> = None;
     // `None` after the last step: the interval still open, if one is.
     steps
