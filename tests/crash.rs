@@ -1075,7 +1075,13 @@ async fn sigterm_never_answers_a_committed_write_with_an_error() {
         for writer in writers {
             let written = tokio::time::timeout(Duration::from_secs(30), writer)
                 .await
-                .unwrap_or_else(|_| panic!("round {round}: a writer did not stop"))
+                .unwrap_or_else(|_| {
+                    // What the server did after the signal says where it hung.
+                    panic!(
+                        "round {round}: a writer did not stop within 30 s of SIGTERM; kpid's logs:\n{}",
+                        kpid.logs()
+                    )
+                })
                 .unwrap_or_else(|e| panic!("round {round}: a writer failed: {e}"));
             calls.extend(written);
         }

@@ -568,9 +568,18 @@ fn restarts_over_data_dir(
     let restarted = rt.block_on(restart(deployed, data_dir))?;
     res.restart_to_first_answer_s = restarted.0;
     res.restart_peak_rss_mb = restarted.1.peak_rss_mb()?;
+    res.restart_ready_s = restarted.1.ready_after.as_secs_f64();
+    // What kpid's log says of its open so far (sled may still be opening behind a
+    // current snapshot).
+    let logged: Vec<String> = ["sled_ms", "snapshot_ms"]
+        .into_iter()
+        .filter_map(|f| restarted.1.log_field(f).map(|v| format!("{f}={v}")))
+        .collect();
     say(format!(
-        "first answer {:.2} s after the restart",
-        res.restart_to_first_answer_s
+        "first answer {:.2} s after the restart (ready after {:.2} s; logged so far: {})",
+        res.restart_to_first_answer_s,
+        res.restart_ready_s,
+        logged.join(" ")
     ));
     restarted.1.terminate(STOP_GRACE)?;
 

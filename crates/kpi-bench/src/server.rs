@@ -35,6 +35,8 @@ pub(crate) struct Child {
     child: std::process::Child,
     /// The address from its ready line.
     pub(crate) addr: SocketAddr,
+    /// From the spawn to its ready line.
+    pub(crate) ready_after: Duration,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -50,6 +52,7 @@ pub(crate) fn ready_addr(line: &str, marker: &str) -> Option<SocketAddr> {
 impl Child {
     /// Starts `program args…` and waits for the stderr line containing `marker`.
     pub(crate) fn spawn(program: &Path, args: &[String], marker: &str) -> anyhow::Result<Child> {
+        let spawned = Instant::now();
         let mut child = Command::new(program)
             .args(args)
             .env("RUST_LOG", "info")
@@ -97,7 +100,24 @@ impl Child {
                 }
             }
         };
-        Ok(Child { child, addr, logs })
+        Ok(Child {
+            child,
+            addr,
+            ready_after: spawned.elapsed(),
+            logs,
+        })
+    }
+
+    /// The value of `field` (`sled_ms`, say) in the last of its log lines (kept so far)
+    /// that has it, as the text format writes it (`field=value`).
+    pub(crate) fn log_field(&self, field: &str) -> Option<String> {
+        let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        let prefix = format!("{field}=");
+        logs.iter().rev().find_map(|line| {
+            line.split_whitespace()
+                .find_map(|word| word.strip_prefix(&prefix))
+                .map(str::to_owned)
+        })
     }
 
     /// Its process id.

@@ -5,6 +5,7 @@
 //! budget are here; a tenant's records as the engine's data source, `source.rs`.
 
 mod backend;
+pub(crate) mod current_marker;
 mod open;
 mod pg;
 mod postgres_backend;

@@ -5,7 +5,8 @@
 
 use std::path::PathBuf;
 
-use super::sled_backend::{Sled, SledBackend, SLED_CACHE_BYTES, SNAPSHOT_TOKEN};
+use super::current_marker;
+use super::sled_backend::{snapshot_token, Sled, SledBackend, SLED_CACHE_BYTES, SNAPSHOT_TOKEN};
 use super::*;
 use crate::codec::{decode_record, encode_record, split_key, value_slot};
 use crate::durable::Commit;
@@ -57,6 +58,11 @@ impl Store {
     /// takes to read), then kept only if sled names it current.
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Store, StoreError> {
         let path: &Path = path.as_ref();
+        if !options.verify_snapshot {
+            if let Some(store) = Self::open_before_sled(path, &options)? {
+                return Ok(store);
+            }
+        }
         let started = std::time::Instant::now();
         let (db, early) = std::thread::scope(|s| {
             let early = s.spawn(|| snapshot::read_early(path));
@@ -77,15 +83,115 @@ impl Store {
             (db, early)
         });
         let db = db?;
-        // Absolute, so the commit point does not depend on the working directory.
-        let dir = std::fs::canonicalize(path).map_err(|e| {
-            StoreError::Sled(sled::Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("{}: {e}", path.display()),
-            )))
-        })?;
+        let dir = canonical(path)?;
         let commit = Commit::open(&dir)?;
         Self::load_with(db, Some(commit), Some(dir), options, Some(early))
+    }
+
+    /// The store from the rows snapshot when the current-snapshot marker names it
+    /// (`current_marker.rs`), answering queries at once while sled opens on a thread of its
+    /// own (writes and listings wait for it); `None` when there is no such marker, or the
+    /// snapshot does not verify (the marker is then removed and the store opens as before).
+    fn open_before_sled(path: &Path, options: &OpenOptions) -> Result<Option<Store>, StoreError> {
+        let started = std::time::Instant::now();
+        let discard = |why: &dyn std::fmt::Display| {
+            tracing::warn!(reason = %why, "the current-snapshot marker is not used: opening sled first");
+            let _ = current_marker::remove(path);
+        };
+        let marker = match current_marker::read(path) {
+            Ok(Some(marker)) => marker,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                discard(&e);
+                return Ok(None);
+            }
+        };
+        if current_marker::LogFile::of(path).ok() != Some(marker.log) {
+            discard(&"sled's log changed since it was written");
+            return Ok(None);
+        }
+        let tenants = match snapshot::read(path, marker.token) {
+            Ok(Some(tenants)) => tenants,
+            Ok(None) => {
+                discard(&"no rows snapshot");
+                return Ok(None);
+            }
+            Err(e) => {
+                discard(&e);
+                return Ok(None);
+            }
+        };
+        let dir = canonical(path)?;
+        let tenants = snapshot_records(tenants);
+        tracing::info!(
+            records = tenants.values().map(|t| t.rows.len()).sum::<usize>(),
+            tenants = tenants.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "record store loaded from its snapshot, which the current-snapshot marker names; sled opens meanwhile (writes and listings wait for it)"
+        );
+        let tenants = serving(tenants);
+        let backend = SledBackend::opening(dir.clone());
+        let thread_dir = dir.clone();
+        let store = Store {
+            inner: Arc::new(Inner::loaded(
+                tenants,
+                marker.settings,
+                AnyBackend::Sled(backend),
+            )),
+        };
+        store.set_memory_budget(options.memory_budget);
+        // The large tenants warm once sled has opened, leaving the cores meanwhile to sled
+        // and to the first queries.
+        let warm = options.memory_budget.is_none();
+        let weak = Arc::downgrade(&store.inner);
+        let token = marker.token;
+        let spawned = std::thread::Builder::new()
+            .name("kpid-sled-open".into())
+            .spawn(move || {
+                let opened = Self::open_sled_behind(&thread_dir, token);
+                tracing::info!(
+                    sled_ms = started.elapsed().as_millis() as u64,
+                    ok = opened.is_ok(),
+                    "sled opened behind the current snapshot"
+                );
+                if let Some(inner) = weak.upgrade() {
+                    Store { inner }.sled_opened(opened, warm);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot open sled on a thread of its own: opening it first");
+            store.sled_opened(Self::open_sled_behind(&dir, token), warm);
+        }
+        Ok(Some(store))
+    }
+
+    /// Sled opened (or failed to) behind a store opened by [`Store::open_before_sled`]:
+    /// the waiting writes go on, and the large tenants warm when `warm`.
+    fn sled_opened(&self, opened: Result<Sled, StoreError>, warm: bool) {
+        if let AnyBackend::Sled(backend) = &self.inner.backend {
+            backend.open_done(opened);
+        }
+        if warm {
+            self.warm_large_tenants();
+        }
+    }
+
+    /// Opens sled in `dir` behind rows read from the snapshot `token` names: its commit
+    /// point, and a check that sled names that snapshot current too (it always does: the
+    /// marker is removed before the token; if not, writes are refused and the marker goes,
+    /// so the next start scans).
+    fn open_sled_behind(dir: &Path, token: u64) -> Result<Sled, StoreError> {
+        let db = open_sled_dir(dir)?;
+        let commit = Commit::open(dir)?;
+        let sled = Sled::new(db, Some(commit))?;
+        let held = snapshot_token(&sled.meta)?;
+        if held != Some(token) {
+            let _ = current_marker::remove(dir);
+            return Err(StoreError::Corrupt(format!(
+                "sled names snapshot {held:?} current, the marker {token}: the rows read may not be sled's"
+            )));
+        }
+        Ok(sled)
     }
 
     /// A store in a temporary sled database, removed when dropped (for tests).
@@ -116,10 +222,7 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let tree = db.open_tree("records")?;
         let meta = db.open_tree("meta")?;
-        let token = meta
-            .get(SNAPSHOT_TOKEN)?
-            .and_then(|v| <[u8; 8]>::try_from(&*v).ok())
-            .map(u64::from_le_bytes);
+        let token = snapshot_token(&meta)?;
         let started = std::time::Instant::now();
         let snapshot = match (&dir, token) {
             (Some(dir), Some(token)) => match early {
@@ -154,19 +257,9 @@ impl Store {
         let snapshot_current = snapshot.is_some();
         let tenants = match snapshot {
             Some(tenants) => {
-                let tenants: HashMap<String, TenantRecords> = tenants
-                    .into_iter()
-                    .map(|(name, rows)| {
-                        let records = TenantRecords {
-                            rows,
-                            ..TenantRecords::default()
-                        };
-                        (name, records)
-                    })
-                    .collect();
-                let count: usize = tenants.values().map(|t| t.rows.len()).sum();
+                let tenants = snapshot_records(tenants);
                 tracing::info!(
-                    records = count,
+                    records = tenants.values().map(|t| t.rows.len()).sum::<usize>(),
                     tenants = tenants.len(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "record store loaded from its snapshot"
@@ -189,10 +282,7 @@ impl Store {
                 }
             }
         };
-        let tenants = tenants
-            .into_iter()
-            .map(|(name, records)| (name, Arc::new(Tenant::new(records, 0))))
-            .collect();
+        let tenants = serving(tenants);
         let tenant_settings = settings::load(&db.open_tree("settings")?)?;
         drop((tree, meta));
         let backend = SledBackend::new(Sled::new(db, commit)?, dir, snapshot_current);
@@ -362,6 +452,38 @@ impl Store {
         }
         tenants == 0
     }
+}
+
+/// Each tenant's records as a snapshot holds them: rows only, nothing applied yet.
+fn snapshot_records(tenants: Vec<(String, Rows)>) -> HashMap<String, TenantRecords> {
+    tenants
+        .into_iter()
+        .map(|(name, rows)| {
+            let records = TenantRecords {
+                rows,
+                ..TenantRecords::default()
+            };
+            (name, records)
+        })
+        .collect()
+}
+
+/// The tenants, ready to serve, from their records (sled writes carry no sequence).
+fn serving(tenants: HashMap<String, TenantRecords>) -> HashMap<String, Arc<Tenant>> {
+    tenants
+        .into_iter()
+        .map(|(name, records)| (name, Arc::new(Tenant::new(records, 0))))
+        .collect()
+}
+
+/// `path` made absolute, so the commit point does not depend on the working directory.
+fn canonical(path: &Path) -> Result<PathBuf, StoreError> {
+    std::fs::canonicalize(path).map_err(|e| {
+        StoreError::Sled(sled::Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", path.display()),
+        )))
+    })
 }
 
 /// sled opened on `dir` with kpid's settings.

@@ -246,6 +246,7 @@ impl SledBackend {
 
     /// sled's handles, when writes are taken (call under the writer lock).
     pub(super) fn writable_sled(&self) -> Result<Sled, StoreError> {
+        self.opened.wait();
         if let WriteState::Failed { cause, .. } = &*lock(&self.write_state) {
             return Err(WriteState::refusal(cause));
         }

@@ -6,10 +6,11 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 
 use super::backend::Backend;
-use super::recovery::WriteState;
+use super::current_marker;
+use super::recovery::{Cause, WriteState};
 use super::{lock, RecordKey, Store, Tenant, Unapplied, WriteHealth};
 use crate::codec::{
     decode_record, encode_record, kind_byte, record_key, split_key, tenant_prefix, value_slot,
@@ -34,6 +35,14 @@ pub(super) const RECOVERY_RETRY: std::time::Duration = std::time::Duration::from
 
 /// The key in `meta` of the current snapshot's token.
 pub(super) const SNAPSHOT_TOKEN: &[u8] = b"snapshot";
+
+/// The token of the snapshot `meta` names current, if any.
+pub(super) fn snapshot_token(meta: &sled::Tree) -> Result<Option<u64>, StoreError> {
+    Ok(meta
+        .get(SNAPSHOT_TOKEN)?
+        .and_then(|v| <[u8; 8]>::try_from(&*v).ok())
+        .map(u64::from_le_bytes))
+}
 
 /// One opening of the sled database: a recovery from a full disk reopens it.
 #[derive(Clone)]
@@ -98,13 +107,61 @@ pub(super) struct SledBackend {
     pub(super) dir: Option<PathBuf>,
     /// Whether `meta` names a current snapshot, which the next write must retire first.
     pub(super) snapshot_current: AtomicBool,
+    /// Whether sled has opened: a start that answers queries from a current snapshot
+    /// before (`current_marker.rs`) makes writes and listings wait for it.
+    pub(super) opened: Opened,
+}
+
+/// A latch set once sled has opened (or failed to).
+pub(super) struct Opened {
+    done: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Opened {
+    fn new(done: bool) -> Opened {
+        Opened {
+            done: Mutex::new(done),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// Returns once sled has opened (or failed to).
+    pub(super) fn wait(&self) {
+        let mut done = lock(&self.done);
+        while !*done {
+            done = self
+                .changed
+                .wait(done)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Sled has opened (or failed to): wakes every waiter.
+    pub(super) fn set(&self) {
+        *lock(&self.done) = true;
+        self.changed.notify_all();
+    }
 }
 
 impl SledBackend {
     /// The backend over an opened sled database, writable, no write pending.
     pub(super) fn new(sled: Sled, dir: Option<PathBuf>, snapshot_current: bool) -> SledBackend {
+        SledBackend::with(Some(sled), dir, snapshot_current)
+    }
+
+    /// The backend of a store whose rows came from the current snapshot in `dir` while
+    /// sled still opens: writes and listings wait until [`SledBackend::open_done`] gives it
+    /// sled (or why it failed to open).
+    pub(super) fn opening(dir: PathBuf) -> SledBackend {
+        SledBackend::with(None, Some(dir), true)
+    }
+
+    /// Opened when given `sled`, else waiting for it.
+    fn with(sled: Option<Sled>, dir: Option<PathBuf>, snapshot_current: bool) -> SledBackend {
         SledBackend {
-            sled: RwLock::new(Some(sled)),
+            opened: Opened::new(sled.is_some()),
+            sled: RwLock::new(sled),
             writer: Mutex::new(()),
             pending: PendingWrites::default(),
             write_state: Mutex::new(WriteState::Writable),
@@ -113,6 +170,24 @@ impl SledBackend {
             dir,
             snapshot_current: AtomicBool::new(snapshot_current),
         }
+    }
+
+    /// Sled opened for a backend made by [`SledBackend::opening`] (`Err`: it did not, and
+    /// writes are refused until a restart); the waiting writes and listings go on.
+    pub(super) fn open_done(&self, sled: Result<Sled, StoreError>) {
+        match sled {
+            Ok(sled) => {
+                *self.sled.write().unwrap_or_else(PoisonError::into_inner) = Some(sled);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sled did not open: queries answer from the rows snapshot, writes are refused until kpid restarts");
+                *lock(&self.write_state) = WriteState::Failed {
+                    cause: Cause::Io(e.to_string()),
+                    originals: Originals::new(),
+                };
+            }
+        }
+        self.opened.set();
     }
 
     /// Commits (see [`Sled::commit`]); then the writes up to `ticket` are durable and their
@@ -144,6 +219,10 @@ impl SledBackend {
     /// Call under the writer lock.
     fn retire_snapshot(&self, store: &Store, sled: &Sled) -> Result<(), StoreError> {
         if self.snapshot_current.load(Ordering::SeqCst) {
+            // The marker first: a start must never read it once the token is gone.
+            if let Err(e) = self.remove_marker() {
+                return Err(self.stop_writes(store, e, Originals::new()));
+            }
             let retired = sled.meta.remove(SNAPSHOT_TOKEN).map_err(StoreError::from);
             sled.wrote();
             if let Err(e) = retired.and_then(|_| sled.commit()) {
@@ -152,6 +231,29 @@ impl SledBackend {
             self.snapshot_current.store(false, Ordering::SeqCst);
         }
         Ok(())
+    }
+
+    /// Writes the current-snapshot marker for the committed snapshot `token`, with the
+    /// settings in memory (call under the writer lock, so they are sled's); a failure only
+    /// makes the next start open sled first.
+    fn write_marker(&self, store: &Store, dir: &std::path::Path, token: u64) {
+        let settings = store
+            .inner
+            .settings
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Err(e) = current_marker::write(dir, token, &settings) {
+            tracing::warn!(error = %e, "the current-snapshot marker was not written: the next start opens sled first");
+        }
+    }
+
+    /// Removes the current-snapshot marker, durably (before anything that makes it false).
+    fn remove_marker(&self) -> Result<(), StoreError> {
+        match &self.dir {
+            Some(dir) => current_marker::remove(dir).map_err(|e| StoreError::Sled(e.into())),
+            None => Ok(()),
+        }
     }
 
     /// Whether the rows snapshot is current (the store was opened from it, or saved it, and
@@ -305,6 +407,10 @@ impl Backend for SledBackend {
     ) -> Result<TenantSettings, StoreError> {
         let _writer = lock(&self.writer);
         let sled = self.writable_sled()?;
+        // The marker holds the settings: it goes first.
+        if let Err(e) = self.remove_marker() {
+            return Err(self.stop_writes(store, e, Originals::new()));
+        }
         let changed = update.applied_to(&store.settings(tenant));
         let written = settings::write(&sled.settings, tenant, &changed).and_then(|()| {
             sled.wrote();
@@ -345,6 +451,7 @@ impl Backend for SledBackend {
                 start
             }
         };
+        self.opened.wait();
         let tree = match &*self.sled.read().unwrap_or_else(PoisonError::into_inner) {
             Some(sled) => sled.tree.clone(),
             None => return Err(self.unreadable()),
@@ -393,6 +500,9 @@ impl Backend for SledBackend {
         if self.snapshot_current.load(Ordering::SeqCst) {
             // Nothing was written since the snapshot was loaded or saved: it is current.
             tracing::info!("rows snapshot current: not written again");
+            if let Some(token) = snapshot_token(&sled.meta)? {
+                self.write_marker(store, dir, token);
+            }
             return Ok(());
         }
         let token = {
@@ -433,6 +543,7 @@ impl Backend for SledBackend {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "rows snapshot written"
         );
+        self.write_marker(store, dir, token);
         Ok(())
     }
 
