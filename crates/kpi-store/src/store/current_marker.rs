@@ -173,9 +173,11 @@ mod tests {
         assert_eq!(read(dir.path()).expect("no marker"), None);
         std::fs::write(dir.path().join("db"), b"a log").expect("a log file");
         let mut settings = SettingsByTenant::new();
-        let mut acme = TenantSettings::default();
-        acme.base_currency = "EUR".into();
-        acme.fiscal_year_start_month = 4;
+        let acme = TenantSettings {
+            base_currency: "EUR".into(),
+            fiscal_year_start_month: 4,
+            ..TenantSettings::default()
+        };
         settings.insert("acme".into(), acme);
         settings.insert("b".into(), TenantSettings::default());
         write(dir.path(), 42, &settings).expect("written");
