@@ -122,14 +122,8 @@ impl Store {
             }
         };
         let dir = canonical(path)?;
-        let tenants = snapshot_records(tenants);
-        tracing::info!(
-            records = tenants.values().map(|t| t.rows.len()).sum::<usize>(),
-            tenants = tenants.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "record store loaded from its snapshot, which the current-snapshot marker names; sled opens meanwhile (writes and listings wait for it)"
-        );
-        let tenants = serving(tenants);
+        // Named by the marker: sled opens meanwhile (writes and listings wait for it).
+        let tenants = serving(snapshot_records(tenants, started, true));
         let backend = SledBackend::opening(dir.clone());
         let thread_dir = dir.clone();
         let store = Store {
@@ -256,16 +250,7 @@ impl Store {
         };
         let snapshot_current = snapshot.is_some();
         let tenants = match snapshot {
-            Some(tenants) => {
-                let tenants = snapshot_records(tenants);
-                tracing::info!(
-                    records = tenants.values().map(|t| t.rows.len()).sum::<usize>(),
-                    tenants = tenants.len(),
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "record store loaded from its snapshot"
-                );
-                tenants
-            }
+            Some(tenants) => snapshot_records(tenants, started, false),
             None => {
                 if token.is_some() {
                     // A token without its snapshot: retire it.
@@ -454,9 +439,14 @@ impl Store {
     }
 }
 
-/// Each tenant's records as a snapshot holds them: rows only, nothing applied yet.
-fn snapshot_records(tenants: Vec<(String, Rows)>) -> HashMap<String, TenantRecords> {
-    tenants
+/// Each tenant's records as a snapshot holds them (rows only, nothing applied yet), logged
+/// with the time since `started` and whether they are read `before_sled` has opened.
+fn snapshot_records(
+    tenants: Vec<(String, Rows)>,
+    started: std::time::Instant,
+    before_sled: bool,
+) -> HashMap<String, TenantRecords> {
+    let tenants: HashMap<String, TenantRecords> = tenants
         .into_iter()
         .map(|(name, rows)| {
             let records = TenantRecords {
@@ -465,7 +455,15 @@ fn snapshot_records(tenants: Vec<(String, Rows)>) -> HashMap<String, TenantRecor
             };
             (name, records)
         })
-        .collect()
+        .collect();
+    tracing::info!(
+        records = tenants.values().map(|t| t.rows.len()).sum::<usize>(),
+        tenants = tenants.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        before_sled,
+        "record store loaded from its snapshot"
+    );
+    tenants
 }
 
 /// The tenants, ready to serve, from their records (sled writes carry no sequence).
