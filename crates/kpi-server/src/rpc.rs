@@ -1,7 +1,7 @@
 //! What every handler shares: blocking work (sled, the compute engine) run off the async
-//! workers (a Compute without a deadline in place, handing the worker's other tasks
-//! over), inside the RPC's span, and the fields a handler records on that span (the `rpc`
-//! span itself is opened by the observability layer).
+//! workers (a Compute without a deadline in place, handing the worker's other tasks over
+//! only when the store starts long work), inside the RPC's span, and the fields a handler
+//! records on that span (the `rpc` span itself is opened by the observability layer).
 
 use tonic::Status;
 use tracing::Span;
@@ -20,13 +20,15 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 /// Runs a computation (the engine's answer to one Compute): in place on this async worker
 /// when no deadline races the request (`raced` false: nothing may abandon the handler
-/// midway) and the runtime is multi-threaded, through `block_in_place`, which hands this
-/// worker's other tasks to another thread while the work runs; else on the blocking pool
-/// as [`blocking`] does. In place, no thread hand-off sits on the answer's path: the
-/// blocking pool costs two cross-thread wake-ups (the pool's thread, then the worker
-/// awaiting it), which on a busy two-core machine cost as much as a warm Compute itself.
-/// A computation that turns out long (the first read building the index) holds only this
-/// thread; a caller leaving meanwhile no longer stops it between rows.
+/// midway) and the runtime is multi-threaded; else on the blocking pool as [`blocking`]
+/// does. In place, no thread hand-off sits on a warm answer's path: the blocking pool
+/// costs two cross-thread wake-ups (the pool's thread, then the worker awaiting it), and
+/// `block_in_place` one (a thread taking over this worker's other tasks), each of which on
+/// a busy two-core machine costs about as much as a warm Compute itself. Work the store
+/// announces as long (building the index, or what a part builds on its first read:
+/// `kpi_store::with_long_work_runner`) goes through `block_in_place`, so a cold
+/// computation holds only this thread; a caller leaving meanwhile no longer stops it
+/// between rows.
 pub(crate) async fn compute<T: Send + 'static>(
     raced: bool,
     work: impl FnOnce() -> T + Send + 'static,
@@ -36,7 +38,12 @@ pub(crate) async fn compute<T: Send + 'static>(
     if raced || !multi_threaded {
         return blocking(work).await;
     }
-    Ok(tokio::task::block_in_place(work))
+    Ok(kpi_store::with_long_work_runner(hand_over_worker, work))
+}
+
+/// Runs `work` after handing this async worker's other tasks to another thread.
+fn hand_over_worker(work: &mut dyn FnMut()) {
+    tokio::task::block_in_place(work)
 }
 
 /// Records `value` as `field` of the current RPC's span (a no-op outside one).

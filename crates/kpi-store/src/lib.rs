@@ -19,6 +19,7 @@ mod durable;
 mod error;
 pub mod generate;
 mod index;
+mod long_work;
 mod pending;
 pub mod record;
 #[cfg(test)]
@@ -36,6 +37,7 @@ mod validate;
 pub use budget::{estimate as query_state_estimate, BudgetStats};
 pub use error::StoreError;
 pub use index::filtering_dimensions;
+pub use long_work::{with_long_work_runner, LongWorkRunner};
 pub use record::*;
 pub use settings::{SettingsChange, SettingsUpdate, TenantSettings};
 pub use store::{postgres_records_row, WriteHealth};

@@ -18,6 +18,7 @@ use kpi_core::{Dimension, Measure, MetricError, Window};
 use super::part::{KindIndex, ResolvedFilters, RowTable};
 use super::{readers, Index, PARTS};
 use crate::dims::Unit;
+use crate::long_work::GetOrBuild as _;
 
 /// When the customer of `row` was acquired (`None`: it has none, or it is not stored).
 pub(crate) fn acquired<I: KindIndex>(context: &I::Context, row: &I::Row) -> Option<Timestamp> {
@@ -74,7 +75,7 @@ impl<I: KindIndex> CohortPartitions<I> {
                 None => return None,
             }
         };
-        Some(self.partitions[slot].get_or_init(|| {
+        Some(self.partitions[slot].get_or_build(|| {
             let sorted = self.by_acquisition(context, rows, positions);
             let from = sorted.partition_point(|(t, _)| *t < w.start);
             let to = sorted.partition_point(|(t, _)| *t < w.end);
@@ -93,7 +94,7 @@ impl<I: KindIndex> CohortPartitions<I> {
         rows: &I::Table,
         positions: impl Iterator<Item = u32>,
     ) -> &[(Timestamp, u32)] {
-        self.by_acquisition.get_or_init(|| {
+        self.by_acquisition.get_or_build(|| {
             let mut sorted: Vec<(Timestamp, u32)> = positions
                 .filter_map(|i| acquired::<I>(context, rows.row(i)).map(|t| (t, i)))
                 .collect();

@@ -33,6 +33,7 @@ use super::cohort::{PeriodOf, PeriodRows};
 use super::dependents::RowKey;
 use super::part::{KindIndex, Part, ResolvedFilters, Warm};
 use super::sums::add;
+use crate::long_work::GetOrBuild as _;
 use crate::rows::{Slab, CHUNK};
 use crate::symbols::{Sym, NONE};
 
@@ -101,7 +102,8 @@ impl<I: KindIndex> Delta<I> {
     }
 
     fn current(&self) -> &Arc<Part<I>> {
-        self.current.get_or_init(|| Arc::new((self.make_current)()))
+        self.current
+            .get_or_build(|| Arc::new((self.make_current)()))
     }
 }
 

@@ -9,6 +9,7 @@ use kpi_core::{Decimal, Dimension, Measure, Window};
 
 use super::blocked::Blocked;
 use crate::attribute_columns::AttributeColumns;
+use crate::long_work;
 use crate::record::{Channel, Source};
 use crate::rows::{CustomerRow, Slab};
 use crate::symbols::{Sym, NONE};
@@ -214,16 +215,26 @@ impl<T> Default for ByCustomers<T> {
 impl<T> ByCustomers<T> {
     /// What `build` derives through `lookups`, built now unless it was through these lookups.
     pub(crate) fn get(&self, lookups: &Arc<Lookups>, build: impl FnOnce() -> T) -> Arc<T> {
-        let mut cell = self.cell.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((of, v)) = &*cell {
-            // The weak reference keeps the lookups' allocation, so its address is theirs.
-            if std::ptr::eq(of.as_ptr(), Arc::as_ptr(lookups)) {
-                return Arc::clone(v);
-            }
+        let built = || self.cell.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(v) = Self::through(&built(), lookups) {
+            return v;
         }
-        let v = Arc::new(build());
-        *cell = Some((Arc::downgrade(lookups), Arc::clone(&v)));
-        v
+        long_work::run(|| {
+            let mut cell = built();
+            if let Some(v) = Self::through(&cell, lookups) {
+                return v;
+            }
+            let v = Arc::new(build());
+            *cell = Some((Arc::downgrade(lookups), Arc::clone(&v)));
+            v
+        })
+    }
+
+    /// What `cell` holds if it was built through `lookups`.
+    fn through(cell: &Option<(Weak<Lookups>, Arc<T>)>, lookups: &Arc<Lookups>) -> Option<Arc<T>> {
+        let (of, v) = cell.as_ref()?;
+        // The weak reference keeps the lookups' allocation, so its address is theirs.
+        std::ptr::eq(of.as_ptr(), Arc::as_ptr(lookups)).then(|| Arc::clone(v))
     }
 }
 

@@ -78,6 +78,7 @@ use self::sums::add;
 use self::surveys::SurveyIndex;
 use self::tickets::TicketIndex;
 use crate::dims::{channel_name, source_name, Unit};
+use crate::long_work::GetOrBuild as _;
 use crate::record::{Channel, RecordKind, Source};
 use crate::rows::Rows;
 use crate::symbols::{Interner, NONE};
@@ -483,7 +484,7 @@ impl Index {
     /// The stage exits and stays, their entries listed now if they were not yet.
     fn stages(&self) -> &StageParts {
         self.stages
-            .get_or_init(|| Arc::new(StageParts::list(&self.stage_context)))
+            .get_or_build(|| Arc::new(StageParts::list(&self.stage_context)))
     }
 
     /// Builds every part's index now, one after the other (each is otherwise built by the

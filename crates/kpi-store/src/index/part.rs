@@ -15,6 +15,7 @@ use super::lookups::Lookups;
 use super::sums::{add, DecimalSums, IntegerSums};
 use crate::attribute_columns::{AttributeColumns, Column};
 use crate::dims::{dim_index, Unit, NDIMS};
+use crate::long_work::GetOrBuild as _;
 use crate::rows::{Slab, EMPTY};
 use crate::symbols::{Sym, NONE};
 
@@ -268,7 +269,7 @@ impl<I: KindIndex> Part<I> {
 
     /// The positions of its rows by `key`, listed now if they were not yet.
     pub(crate) fn positions_by(&self, key: RowKey) -> &SlotsByKey {
-        self.by_key[key as usize].get_or_init(|| {
+        self.by_key[key as usize].get_or_build(|| {
             Arc::new(SlotsByKey::new(|| {
                 self.positions()
                     .map(|i| (key.of::<I>(&self.context, self.rows.row(i)), i))
@@ -336,7 +337,7 @@ impl<I: KindIndex> Part<I> {
 
     /// The index over every row, built now if it was not yet.
     pub(crate) fn all(&self) -> &I {
-        self.all.get_or_init(|| {
+        self.all.get_or_build(|| {
             let subset: Vec<u32> = self.positions().collect();
             Arc::new(I::build(&self.context, &self.rows, &subset))
         })
@@ -585,7 +586,7 @@ impl<I: KindIndex> Part<I> {
 
     fn partition(&self, d: Dimension) -> &Partition<I> {
         let (parts, _) = self.cells(d).expect("a dimension some row has");
-        parts.get_or_init(|| Arc::new(self.build_partition(d)))
+        parts.get_or_build(|| Arc::new(self.build_partition(d)))
     }
 
     /// Adds to `out` the values of dimension `d` among the rows matching `filters`; an
@@ -607,7 +608,7 @@ impl<I: KindIndex> Part<I> {
             };
             // The values alone: a partition (an index per value) is built only when a
             // query reads one.
-            let values = distinct.get_or_init(|| {
+            let values = distinct.get_or_build(|| {
                 Arc::new(match parts.get() {
                     Some(p) => p.keys().copied().collect(),
                     None => self
@@ -699,7 +700,7 @@ impl<'a, I: KindIndex> Selection<'a, I> {
         cell: &'a OnceLock<T>,
         build: impl FnOnce(&I::Context, &I::Table, &[u32]) -> T,
     ) -> &'a T {
-        cell.get_or_init(|| match self.subset {
+        cell.get_or_build(|| match self.subset {
             Some(subset) => build(self.context, self.rows, subset),
             None => {
                 let all: Vec<u32> = self.part.positions().collect();

@@ -296,8 +296,10 @@ impl Tenant {
                 return (Arc::clone(&published.index), false);
             }
         }
-        let _building = lock(&self.building);
-        self.build(budget)
+        crate::long_work::run(|| {
+            let _building = lock(&self.building);
+            self.build(budget)
+        })
     }
 
     /// After a write changed its rows, before the write is acknowledged: when it was read
@@ -669,7 +671,8 @@ impl Store {
     fn index_of(&self, tenant: &Arc<Tenant>) -> Arc<Index> {
         let (index, over_budget) = tenant.index(&self.inner.budget);
         if over_budget {
-            self.release_others(tenant);
+            // Dropping a large index takes a while.
+            crate::long_work::run(|| self.release_others(tenant));
         }
         index
     }

@@ -1,6 +1,7 @@
 //! The store against the reference reading: random upserts, deletes and reopens (by scan
 //! and from the snapshot), first-release values migrated, writes of one kind at a time, a
-//! snapshot that cannot be written, and a disk that really fills.
+//! snapshot that cannot be written, a disk that really fills, and which reads announce long
+//! work.
 
 use kpi_core::Scope;
 
@@ -568,4 +569,73 @@ fn readers_do_not_wait_for_a_build_and_see_every_acknowledged_write() {
     // Acknowledged: every reader sees it.
     assert_eq!(published(&t), generation(&t));
     assert_eq!(won(&store), 3.into());
+}
+
+/// A read that builds (the tenant's index, or a dimension's partition on its first read)
+/// announces it as long work to the query's runner; a read of what is built announces
+/// nothing, so a server computing in place hands its worker over only for cold reads.
+#[test]
+fn only_reads_that_build_announce_long_work() {
+    use std::cell::Cell;
+
+    use kpi_core::{DataSource, Dimension, Measure, Window};
+    thread_local! {
+        static ANNOUNCED: Cell<u32> = const { Cell::new(0) };
+    }
+    fn counting(work: &mut dyn FnMut()) {
+        ANNOUNCED.set(ANNOUNCED.get() + 1);
+        work();
+    }
+    let store = crate::Store::temporary().unwrap();
+    let at = |d: &str| format!("{d}T00:00:00Z").parse::<jiff::Timestamp>().unwrap();
+    let deals = ["alice", "bob", "alice"]
+        .iter()
+        .enumerate()
+        .map(|(i, owner)| {
+            Record::Deal(Deal {
+                id: format!("d{i}"),
+                owner: (*owner).into(),
+                amount: "100".parse().unwrap(),
+                created_at: at("2024-01-02"),
+                closed_at: Some(at("2024-01-10")),
+                status: DealStatus::Won,
+                kind: DealKind::NewBusiness,
+                customer_id: None,
+                campaign_id: None,
+                stage_history: Vec::new(),
+                attributes: Default::default(),
+                currency: None,
+            })
+        });
+    store.put("t", deals.collect()).unwrap();
+    let whole = Scope::new(Window::new(at("2024-01-01"), at("2024-02-01")).unwrap());
+    let mut alice = whole.clone();
+    alice.filters.insert(Dimension::Owner, "alice".into());
+    // Each read is a request of its own: a source of its own, under the runner.
+    let read = |scope: &Scope| {
+        crate::with_long_work_runner(counting, || {
+            ANNOUNCED.set(0);
+            let won = store.source("t").measure(Measure::DealsWon, scope).unwrap();
+            (won, ANNOUNCED.get())
+        })
+    };
+    let (won, announced) = read(&whole);
+    assert_eq!(won, 3.into());
+    assert!(announced >= 1, "the first read builds the index");
+    assert_eq!(read(&whole), (3.into(), 0), "a warm read builds nothing");
+    let (won, announced) = read(&alice);
+    assert_eq!(won, 2.into());
+    assert!(
+        announced >= 1,
+        "the first read by owner builds its partition"
+    );
+    assert_eq!(read(&alice), (2.into(), 0));
+    // Without a runner (a blocking thread, a tool) the work just runs.
+    assert_eq!(
+        store
+            .source("t")
+            .measure(Measure::DealsWon, &alice)
+            .unwrap(),
+        2.into()
+    );
 }
