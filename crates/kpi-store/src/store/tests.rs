@@ -505,31 +505,42 @@ fn a_full_disk_changes_nothing_visible_and_writes_resume() {
     assert_eq!(listed(&store, "t"), expected, "a restart shows the same");
 }
 
+/// January 2024.
+fn january() -> kpi_core::Window {
+    kpi_core::Window::new(
+        "2024-01-01T00:00:00Z".parse().unwrap(),
+        "2024-02-01T00:00:00Z".parse().unwrap(),
+    )
+    .unwrap()
+}
+
+/// A new-business deal of 100 won by `owner` on 2024-01-10.
+fn january_win(id: &str, owner: &str) -> Record {
+    Record::Deal(Deal {
+        id: id.into(),
+        owner: owner.into(),
+        amount: "100".parse().unwrap(),
+        created_at: "2024-01-02T00:00:00Z".parse().unwrap(),
+        closed_at: Some("2024-01-10T00:00:00Z".parse().unwrap()),
+        status: DealStatus::Won,
+        kind: DealKind::NewBusiness,
+        customer_id: None,
+        campaign_id: None,
+        stage_history: Vec::new(),
+        attributes: Default::default(),
+        currency: None,
+    })
+}
+
 /// A write to a tenant being read builds its index before it is acknowledged; while a
 /// build runs, a reader reads the index published last instead of waiting — which holds
 /// every acknowledged write, never the one still being built.
 #[test]
 fn readers_do_not_wait_for_a_build_and_see_every_acknowledged_write() {
-    use kpi_core::{DataSource, Measure, Window};
+    use kpi_core::{DataSource, Measure};
     let store = crate::Store::temporary().unwrap();
-    let at = |d: &str| format!("{d}T00:00:00Z").parse::<jiff::Timestamp>().unwrap();
-    let deal = |id: &str| {
-        Record::Deal(Deal {
-            id: id.into(),
-            owner: "alice".into(),
-            amount: "100".parse().unwrap(),
-            created_at: at("2024-01-02"),
-            closed_at: Some(at("2024-01-10")),
-            status: DealStatus::Won,
-            kind: DealKind::NewBusiness,
-            customer_id: None,
-            campaign_id: None,
-            stage_history: Vec::new(),
-            attributes: Default::default(),
-            currency: None,
-        })
-    };
-    let scope = Scope::new(Window::new(at("2024-01-01"), at("2024-02-01")).unwrap());
+    let deal = |id: &str| january_win(id, "alice");
+    let scope = Scope::new(january());
     let won = |store: &crate::Store| {
         store
             .source("t")
@@ -578,7 +589,7 @@ fn readers_do_not_wait_for_a_build_and_see_every_acknowledged_write() {
 fn only_reads_that_build_announce_long_work() {
     use std::cell::Cell;
 
-    use kpi_core::{DataSource, Dimension, Measure, Window};
+    use kpi_core::{DataSource, Dimension, Measure};
     thread_local! {
         static ANNOUNCED: Cell<u32> = const { Cell::new(0) };
     }
@@ -587,28 +598,12 @@ fn only_reads_that_build_announce_long_work() {
         work();
     }
     let store = crate::Store::temporary().unwrap();
-    let at = |d: &str| format!("{d}T00:00:00Z").parse::<jiff::Timestamp>().unwrap();
     let deals = ["alice", "bob", "alice"]
         .iter()
         .enumerate()
-        .map(|(i, owner)| {
-            Record::Deal(Deal {
-                id: format!("d{i}"),
-                owner: (*owner).into(),
-                amount: "100".parse().unwrap(),
-                created_at: at("2024-01-02"),
-                closed_at: Some(at("2024-01-10")),
-                status: DealStatus::Won,
-                kind: DealKind::NewBusiness,
-                customer_id: None,
-                campaign_id: None,
-                stage_history: Vec::new(),
-                attributes: Default::default(),
-                currency: None,
-            })
-        });
+        .map(|(i, owner)| january_win(&format!("d{i}"), owner));
     store.put("t", deals.collect()).unwrap();
-    let whole = Scope::new(Window::new(at("2024-01-01"), at("2024-02-01")).unwrap());
+    let whole = Scope::new(january());
     let mut alice = whole.clone();
     alice.filters.insert(Dimension::Owner, "alice".into());
     // Each read is a request of its own: a source of its own, under the runner.
