@@ -1,6 +1,6 @@
 //! Work on a query's path that may take long — building a tenant's index, or what a part
-//! builds on its first read (its event lists, a dimension's partition, a cohort's rows) —
-//! announced to whoever runs the query. A server that computes in place on an async
+//! of at least [`LONG_WORK_ROWS`] rows builds on its first read (its event lists, a
+//! dimension's partition, a cohort's rows) — announced to whoever runs the query. A server that computes in place on an async
 //! worker passes a runner ([`with_long_work_runner`]) that hands the worker's other tasks
 //! over before such work starts (tokio's `block_in_place`), so a warm query pays no
 //! hand-over and a cold one holds only its own thread. Without a runner (blocking threads,
@@ -8,6 +8,13 @@
 
 use std::cell::Cell;
 use std::sync::OnceLock;
+
+/// Work over fewer rows than this is short whatever it does (a delta part's index after a
+/// write, a small tenant's): handing a worker over would cost more than the work.
+#[cfg(not(test))]
+pub(crate) const LONG_WORK_ROWS: usize = 50_000;
+#[cfg(test)]
+pub(crate) const LONG_WORK_ROWS: usize = 2;
 
 /// Runs long work (the closure it is given) so that it may block the calling thread.
 pub type LongWorkRunner = fn(&mut dyn FnMut());
@@ -33,9 +40,13 @@ pub fn with_long_work_runner<T>(runner: LongWorkRunner, query: impl FnOnce() -> 
     query()
 }
 
-/// Runs `work`, which may take long, through the current query's runner if it has one.
-/// Long work it does in turn runs directly: the runner has already been told.
-pub(crate) fn run<T>(work: impl FnOnce() -> T) -> T {
+/// Runs `work` over `rows` rows: when they are [`LONG_WORK_ROWS`] or more, through the
+/// current query's runner if it has one. Long work it does in turn runs directly: the
+/// runner has already been told.
+pub(crate) fn run<T>(rows: usize, work: impl FnOnce() -> T) -> T {
+    if rows < LONG_WORK_ROWS {
+        return work();
+    }
     let Some(runner) = RUNNER.take() else {
         return work();
     };
@@ -50,17 +61,17 @@ pub(crate) fn run<T>(work: impl FnOnce() -> T) -> T {
     out.expect("a long-work runner runs the work it is given")
 }
 
-/// A cell built on first use, whose building is long work (see [`run`]).
+/// A cell built on first use, from rows (long work when they are many: see [`run`]).
 pub(crate) trait GetOrBuild<T> {
-    /// Its value, built by `build` if it has none yet.
-    fn get_or_build(&self, build: impl FnOnce() -> T) -> &T;
+    /// Its value, built by `build` from `rows` rows if it has none yet.
+    fn get_or_build(&self, rows: usize, build: impl FnOnce() -> T) -> &T;
 }
 
 impl<T> GetOrBuild<T> for OnceLock<T> {
-    fn get_or_build(&self, build: impl FnOnce() -> T) -> &T {
+    fn get_or_build(&self, rows: usize, build: impl FnOnce() -> T) -> &T {
         match self.get() {
             Some(value) => value,
-            None => run(|| self.get_or_init(build)),
+            None => run(rows, || self.get_or_init(build)),
         }
     }
 }
@@ -83,30 +94,33 @@ mod tests {
     #[test]
     fn long_work_goes_through_the_runner_once_and_only_inside_the_query() {
         let cell = OnceLock::new();
-        assert_eq!(run(|| 1), 1, "no runner: the work just runs");
+        let many = LONG_WORK_ROWS;
+        assert_eq!(run(many, || 1), 1, "no runner: the work just runs");
         let value = with_long_work_runner(counting, || {
-            let first = *cell.get_or_build(|| run(|| 7));
-            let again = *cell.get_or_build(|| unreachable!("built once"));
-            (first, again)
+            let short = run(many - 1, || 5);
+            assert_eq!(RAN.get(), 0, "work over few rows is short");
+            let first = *cell.get_or_build(many, || run(many, || 7));
+            let again = *cell.get_or_build(many, || unreachable!("built once"));
+            (short, first, again)
         });
-        assert_eq!(value, (7, 7));
+        assert_eq!(value, (5, 7, 7));
         assert_eq!(
             RAN.get(),
             1,
             "the nested work ran directly; the built cell needs none"
         );
-        run(|| ());
+        run(many, || ());
         assert_eq!(RAN.get(), 1, "the runner is gone with its query");
     }
 
     #[test]
     fn a_panicking_query_leaves_no_runner_behind() {
         let panicked = std::panic::catch_unwind(|| {
-            with_long_work_runner(counting, || run(|| panic!("in the work")))
+            with_long_work_runner(counting, || run(LONG_WORK_ROWS, || panic!("in the work")))
         });
         assert!(panicked.is_err());
         RAN.set(0);
-        run(|| ());
+        run(LONG_WORK_ROWS, || ());
         assert_eq!(RAN.get(), 0);
     }
 }

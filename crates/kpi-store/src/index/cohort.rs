@@ -64,7 +64,7 @@ impl<I: KindIndex> CohortPartitions<I> {
         w: Window,
         context: &I::Context,
         rows: &I::Table,
-        positions: impl Iterator<Item = u32>,
+        (count, positions): (usize, impl Iterator<Item = u32>),
     ) -> Option<&CohortPartition<I>> {
         let slot = {
             let mut slots = self.slots.lock().expect("not poisoned");
@@ -75,8 +75,8 @@ impl<I: KindIndex> CohortPartitions<I> {
                 None => return None,
             }
         };
-        Some(self.partitions[slot].get_or_build(|| {
-            let sorted = self.by_acquisition(context, rows, positions);
+        Some(self.partitions[slot].get_or_build(count, || {
+            let sorted = self.by_acquisition(context, rows, (count, positions));
             let from = sorted.partition_point(|(t, _)| *t < w.start);
             let to = sorted.partition_point(|(t, _)| *t < w.end);
             let mut subset: Vec<u32> = sorted[from..to].iter().map(|(_, i)| *i).collect();
@@ -92,9 +92,9 @@ impl<I: KindIndex> CohortPartitions<I> {
         &self,
         context: &I::Context,
         rows: &I::Table,
-        positions: impl Iterator<Item = u32>,
+        (count, positions): (usize, impl Iterator<Item = u32>),
     ) -> &[(Timestamp, u32)] {
-        self.by_acquisition.get_or_build(|| {
+        self.by_acquisition.get_or_build(count, || {
             let mut sorted: Vec<(Timestamp, u32)> = positions
                 .filter_map(|i| acquired::<I>(context, rows.row(i)).map(|t| (t, i)))
                 .collect();

@@ -240,9 +240,10 @@ impl KindIndex for DealIndex {
                     .get_or_init(|| DealsClosedAndCreated::build(lookups, rows, subset))
             },
             || {
-                self.won_by_acquisition.get(lookups, || {
-                    DealIndex::by_acquisition(lookups, rows, &self.won)
-                })
+                self.won_by_acquisition
+                    .get(lookups, self.won.items.len(), || {
+                        DealIndex::by_acquisition(lookups, rows, &self.won)
+                    })
             },
         );
     }
@@ -354,9 +355,12 @@ fn new_customer_revenue(
     let fast = s
         .all()
         .then(|| {
-            let blocked = s.index.won_by_acquisition.get(s.context, || {
-                DealIndex::by_acquisition(s.context, s.rows, won)
-            });
+            let blocked = s
+                .index
+                .won_by_acquisition
+                .get(s.context, won.items.len(), || {
+                    DealIndex::by_acquisition(s.context, s.rows, won)
+                });
             blocked.sum(sales.column(), won.range(w), from, to, |i| {
                 let d = s.row(&won.items[i]);
                 let (acquired, marketing) = d.customer_acquired(s.context);

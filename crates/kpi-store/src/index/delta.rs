@@ -33,7 +33,7 @@ use super::cohort::{PeriodOf, PeriodRows};
 use super::dependents::RowKey;
 use super::part::{KindIndex, Part, ResolvedFilters, Warm};
 use super::sums::add;
-use crate::long_work::GetOrBuild as _;
+use crate::long_work::{GetOrBuild as _, LONG_WORK_ROWS};
 use crate::rows::{Slab, CHUNK};
 use crate::symbols::{Sym, NONE};
 
@@ -102,8 +102,9 @@ impl<I: KindIndex> Delta<I> {
     }
 
     fn current(&self) -> &Arc<Part<I>> {
+        // The current part is as large as the base.
         self.current
-            .get_or_build(|| Arc::new((self.make_current)()))
+            .get_or_build(LONG_WORK_ROWS, || Arc::new((self.make_current)()))
     }
 }
 

@@ -213,13 +213,19 @@ impl<T> Default for ByCustomers<T> {
 }
 
 impl<T> ByCustomers<T> {
-    /// What `build` derives through `lookups`, built now unless it was through these lookups.
-    pub(crate) fn get(&self, lookups: &Arc<Lookups>, build: impl FnOnce() -> T) -> Arc<T> {
+    /// What `build` derives (from `rows` rows) through `lookups`, built now unless it was
+    /// through these lookups.
+    pub(crate) fn get(
+        &self,
+        lookups: &Arc<Lookups>,
+        rows: usize,
+        build: impl FnOnce() -> T,
+    ) -> Arc<T> {
         let built = || self.cell.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(v) = Self::through(&built(), lookups) {
             return v;
         }
-        long_work::run(|| {
+        long_work::run(rows, || {
             let mut cell = built();
             if let Some(v) = Self::through(&cell, lookups) {
                 return v;

@@ -483,8 +483,9 @@ impl Index {
 
     /// The stage exits and stays, their entries listed now if they were not yet.
     fn stages(&self) -> &StageParts {
-        self.stages
-            .get_or_build(|| Arc::new(StageParts::list(&self.stage_context)))
+        self.stages.get_or_build(self.deals.len(), || {
+            Arc::new(StageParts::list(&self.stage_context))
+        })
     }
 
     /// Builds every part's index now, one after the other (each is otherwise built by the

@@ -269,7 +269,7 @@ impl<I: KindIndex> Part<I> {
 
     /// The positions of its rows by `key`, listed now if they were not yet.
     pub(crate) fn positions_by(&self, key: RowKey) -> &SlotsByKey {
-        self.by_key[key as usize].get_or_build(|| {
+        self.by_key[key as usize].get_or_build(self.len(), || {
             Arc::new(SlotsByKey::new(|| {
                 self.positions()
                     .map(|i| (key.of::<I>(&self.context, self.rows.row(i)), i))
@@ -337,7 +337,7 @@ impl<I: KindIndex> Part<I> {
 
     /// The index over every row, built now if it was not yet.
     pub(crate) fn all(&self) -> &I {
-        self.all.get_or_build(|| {
+        self.all.get_or_build(self.len(), || {
             let subset: Vec<u32> = self.positions().collect();
             Arc::new(I::build(&self.context, &self.rows, &subset))
         })
@@ -357,6 +357,11 @@ impl<I: KindIndex> Part<I> {
             Some(positions) => Box::new(positions.iter().copied()),
             None => self.rows.positions(),
         }
+    }
+
+    /// How many rows there are, and their positions.
+    fn counted_positions(&self) -> (usize, impl Iterator<Item = u32> + '_) {
+        (self.len(), self.positions())
     }
 
     /// The part over the rows at `positions` (ascending, among its own) alone, with the
@@ -581,12 +586,12 @@ impl<I: KindIndex> Part<I> {
     fn cohort_partition(&self, w: Window) -> Option<&CohortPartition<I>> {
         self.cohorts
             .get_or_init(|| Box::new(CohortPartitions::new()))
-            .get(w, &self.context, &self.rows, self.positions())
+            .get(w, &self.context, &self.rows, self.counted_positions())
     }
 
     fn partition(&self, d: Dimension) -> &Partition<I> {
         let (parts, _) = self.cells(d).expect("a dimension some row has");
-        parts.get_or_build(|| Arc::new(self.build_partition(d)))
+        parts.get_or_build(self.len(), || Arc::new(self.build_partition(d)))
     }
 
     /// Adds to `out` the values of dimension `d` among the rows matching `filters`; an
@@ -608,7 +613,7 @@ impl<I: KindIndex> Part<I> {
             };
             // The values alone: a partition (an index per value) is built only when a
             // query reads one.
-            let values = distinct.get_or_build(|| {
+            let values = distinct.get_or_build(self.len(), || {
                 Arc::new(match parts.get() {
                     Some(p) => p.keys().copied().collect(),
                     None => self
@@ -682,7 +687,7 @@ impl<I: KindIndex> Part<I> {
             let sorted = self
                 .cohorts
                 .get_or_init(|| Box::new(CohortPartitions::new()))
-                .by_acquisition(&self.context, &self.rows, self.positions());
+                .by_acquisition(&self.context, &self.rows, self.counted_positions());
             return super::cohort::cut(sorted, |(t, _)| *t, period_of);
         }
         let mut instants = Vec::new();
@@ -700,7 +705,8 @@ impl<'a, I: KindIndex> Selection<'a, I> {
         cell: &'a OnceLock<T>,
         build: impl FnOnce(&I::Context, &I::Table, &[u32]) -> T,
     ) -> &'a T {
-        cell.get_or_build(|| match self.subset {
+        let rows = self.subset.map_or_else(|| self.part.len(), <[u32]>::len);
+        cell.get_or_build(rows, || match self.subset {
             Some(subset) => build(self.context, self.rows, subset),
             None => {
                 let all: Vec<u32> = self.part.positions().collect();

@@ -101,7 +101,7 @@ impl KindIndex for PurchaseIndex {
     }
 
     fn warm(&self, lookups: &Arc<Lookups>, rows: &Self::Table, _: &[u32]) {
-        self.by_acquisition.get(lookups, || {
+        self.by_acquisition.get(lookups, self.at.items.len(), || {
             PurchaseIndex::by_acquisition(lookups, rows, &self.at)
         });
     }
@@ -171,7 +171,7 @@ fn new_customer_revenue(
     let fast = s
         .all()
         .then(|| {
-            let blocked = s.index.by_acquisition.get(s.context, || {
+            let blocked = s.index.by_acquisition.get(s.context, at.items.len(), || {
                 PurchaseIndex::by_acquisition(s.context, s.rows, at)
             });
             blocked.sum(sales.column(), at.range(w), from, to, |i| {

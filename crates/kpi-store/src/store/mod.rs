@@ -296,7 +296,9 @@ impl Tenant {
                 return (Arc::clone(&published.index), false);
             }
         }
-        crate::long_work::run(|| {
+        // Long work whatever the size: a tenant's first build, or one a write left to its
+        // next read (counting the rows would take the lock a reader never waits for).
+        crate::long_work::run(crate::long_work::LONG_WORK_ROWS, || {
             let _building = lock(&self.building);
             self.build(budget)
         })
@@ -672,7 +674,9 @@ impl Store {
         let (index, over_budget) = tenant.index(&self.inner.budget);
         if over_budget {
             // Dropping a large index takes a while.
-            crate::long_work::run(|| self.release_others(tenant));
+            crate::long_work::run(crate::long_work::LONG_WORK_ROWS, || {
+                self.release_others(tenant)
+            });
         }
         index
     }
