@@ -25,9 +25,9 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// costs two cross-thread wake-ups (the pool's thread, then the worker awaiting it), and
 /// `block_in_place` one (a thread taking over this worker's other tasks), each of which on
 /// a busy two-core machine costs about as much as a warm Compute itself. Work the store
-/// announces as long (building the index, or what a part builds on its first read:
-/// `kpi_store::with_long_work_runner`) goes through `block_in_place`, so a cold
-/// computation holds only this thread; a caller leaving meanwhile no longer stops it
+/// announces as long (building the index, or what a part of 50 000 rows or more builds on
+/// its first read: `kpi_store::with_long_work_runner`) goes through `block_in_place`, so a
+/// cold computation holds only this thread; a caller leaving meanwhile no longer stops it
 /// between rows.
 pub(crate) async fn compute<T: Send + 'static>(
     raced: bool,

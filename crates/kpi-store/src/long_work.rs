@@ -1,10 +1,10 @@
 //! Work on a query's path that may take long — building a tenant's index, or what a part
 //! of at least [`LONG_WORK_ROWS`] rows builds on its first read (its event lists, a
-//! dimension's partition, a cohort's rows) — announced to whoever runs the query. A server that computes in place on an async
-//! worker passes a runner ([`with_long_work_runner`]) that hands the worker's other tasks
-//! over before such work starts (tokio's `block_in_place`), so a warm query pays no
-//! hand-over and a cold one holds only its own thread. Without a runner (blocking threads,
-//! tests, tools) the work just runs.
+//! dimension's partition, a cohort's rows) — announced to whoever runs the query. A server
+//! that computes in place on an async worker passes a runner ([`with_long_work_runner`])
+//! that hands the worker's other tasks over before such work starts (tokio's
+//! `block_in_place`), so a warm query pays no hand-over and a cold one holds only its own
+//! thread. Without a runner (blocking threads, tests, tools) the work just runs.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
