@@ -17,7 +17,7 @@ use crate::attribute_columns::AttributeColumns;
 use crate::currency::{Moved, Rates, Unconverted, UnconvertedAmounts};
 use crate::dims::{channel_name, source_name};
 use crate::record::{Channel, DealKind, DealStatus, Record, RecordKind, Source, SpendCategory};
-pub(crate) use crate::slab::{Slab, CHUNK};
+pub(crate) use crate::slab::Slab;
 use crate::symbols::{Interner, Sym, NONE};
 
 /// A timestamp in 12 bytes instead of 16: seconds and nanoseconds, 4-byte aligned.

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-/// Slots per chunk of a [`Slab`].
+/// Slots per chunk of a [`Slab`]: what a write copies of a chunk an index still shares
+/// (BENCHMARKS.md, "Slab chunks" has what the size costs a write).
 #[cfg(not(test))]
-pub(crate) const CHUNK: usize = 4096;
+pub(crate) const CHUNK: usize = 1024;
 /// Small under test, so test data spans chunks.
 #[cfg(test)]
 pub(crate) const CHUNK: usize = 8;
@@ -15,7 +16,7 @@ pub(crate) const CHUNK: usize = 8;
 /// [`CHUNK`], each behind an `Arc`: a copy of the slab (an index keeps one) shares the
 /// chunks, and a write copies only the chunk it changes if a copy still shares it. A chunk
 /// grows to its highest slot in use, so a small tenant holds a few slots per kind, not a
-/// whole chunk (4096 rows of each kind it has).
+/// whole chunk (1024 rows of each kind it has).
 #[derive(Clone)]
 pub(crate) struct Slab<T> {
     chunks: Vec<Arc<Vec<Option<T>>>>,

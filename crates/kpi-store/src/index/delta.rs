@@ -34,7 +34,9 @@ use super::dependents::RowKey;
 use super::part::{KindIndex, Part, ResolvedFilters, Warm};
 use super::sums::add;
 use crate::long_work::{GetOrBuild as _, LONG_WORK_ROWS};
-use crate::rows::{Slab, CHUNK};
+use crate::rows::Slab;
+#[cfg(test)]
+use crate::slab::CHUNK;
 use crate::symbols::{Sym, NONE};
 
 /// The share of the base's rows past which the delta is folded in the background.
@@ -42,6 +44,10 @@ const FOLD_FRACTION: usize = 32;
 
 /// Rows a delta may cover beyond half its base's before the part is built anew at once
 /// (a tenant too small to be warmed in the background folds there).
+#[cfg(not(test))]
+const REBUILD_SLACK: usize = 16_384;
+/// Small under test, as the slab's chunks are, so test data reaches it.
+#[cfg(test)]
 const REBUILD_SLACK: usize = 4 * CHUNK;
 
 /// Whether `measure` is a sum over rows of what each row alone contributes (given the
