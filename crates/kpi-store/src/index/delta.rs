@@ -33,7 +33,6 @@ use super::cohort::{PeriodOf, PeriodRows};
 use super::dependents::RowKey;
 use super::part::{KindIndex, Part, ResolvedFilters, Warm};
 use super::sums::add;
-use crate::long_work::{GetOrBuild as _, LONG_WORK_ROWS};
 use crate::rows::Slab;
 #[cfg(test)]
 use crate::slab::CHUNK;
@@ -108,9 +107,8 @@ impl<I: KindIndex> Delta<I> {
     }
 
     fn current(&self) -> &Arc<Part<I>> {
-        // The current part is as large as the base.
-        self.current
-            .get_or_build(LONG_WORK_ROWS, || Arc::new((self.make_current)()))
+        // Making it builds nothing but a stage part's entry list (long work of its own).
+        self.current.get_or_init(|| Arc::new((self.make_current)()))
     }
 }
 

@@ -19,6 +19,7 @@ use super::part::{KindIndex, Part, ResolvedFilters, RowTable};
 use super::sums::{DecimalSums, IntegerSums};
 use crate::attribute_columns::AttributeColumns;
 use crate::dims::Unit;
+use crate::long_work::GetOrBuild as _;
 use crate::rows::{DealRow, Slab};
 use crate::symbols::Sym;
 use crate::units::{nanos_between, nanos_decimal};
@@ -327,7 +328,7 @@ where
     );
     let (context, every) = (context.clone(), Arc::clone(every));
     let make_current = Box::new(move || {
-        let list = every.get_or_init(|| every_entry(&context));
+        let list = every.get_or_build(context.deals.len(), || every_entry(&context));
         Part::new(
             unit,
             Arc::clone(list),
