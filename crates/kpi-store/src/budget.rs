@@ -85,6 +85,11 @@ impl Budget {
             .store(limit.map_or(0, |l| l.max(1)), Ordering::Relaxed);
     }
 
+    /// Whether a budget is set.
+    pub(crate) fn limited(&self) -> bool {
+        self.limit.load(Ordering::Relaxed) > 0
+    }
+
     /// Notes a read of the tenant of `usage`.
     pub(crate) fn read(&self, usage: &Usage) {
         let now = self.clock.fetch_add(1, Ordering::Relaxed) + 1;

@@ -56,9 +56,9 @@ use crate::rows::{
 use crate::slab::AscendingSlab;
 use crate::symbols::{Sym, NONE};
 
-mod blocks;
+pub(crate) mod blocks;
 
-use self::blocks::{BlockReader, BlockWriter};
+pub(crate) use self::blocks::{BlockReader, BlockWriter};
 
 const MAGIC: &[u8; 8] = b"kpidrows";
 /// 2: checksummed blocks (version 1 files, without, are discarded: the store scans).
@@ -72,7 +72,7 @@ const VERSION: u32 = 5;
 /// The oldest version still read.
 const OLDEST_READ: u32 = 4;
 /// Magic, version and token.
-const HEADER: usize = 20;
+pub(crate) const HEADER: usize = 20;
 /// A kind's rows of at least this many bytes are decoded by a second thread (one kind at a
 /// time, so at most one such section is held as bytes besides the rows).
 #[cfg(not(test))]
@@ -96,13 +96,13 @@ const SPARE_SLOTS: u64 = 1 << 20;
 /// The file's name in the data directory.
 pub(crate) const FILE: &str = "rows.snapshot";
 
-fn invalid(why: impl Into<String>) -> io::Error {
+pub(crate) fn invalid(why: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, why.into())
 }
 
 /// A count read from the file: at most the bytes that remain (each thing counted takes at
 /// least one).
-fn get_count(r: &mut impl ContentSource, what: &str) -> io::Result<u32> {
+pub(crate) fn get_count(r: &mut impl ContentSource, what: &str) -> io::Result<u32> {
     let n = u32::get(r)?;
     if u64::from(n) > r.remaining() {
         return Err(invalid(format!(
@@ -115,7 +115,7 @@ fn get_count(r: &mut impl ContentSource, what: &str) -> io::Result<u32> {
 
 /// What values are decoded from: the file's checked blocks ([`BlockReader`]), or the bytes
 /// of one section read from them ahead, which a second thread decodes.
-trait ContentSource: Read {
+pub(crate) trait ContentSource: Read {
     /// At most how many content bytes follow.
     fn remaining(&self) -> u64;
 }
@@ -132,10 +132,23 @@ impl ContentSource for &[u8] {
     }
 }
 
-/// A value with a binary form.
-trait Snap: Sized {
+/// A value with a binary form (the rows snapshot's, and the index image's:
+/// `index/image.rs`).
+pub(crate) trait Snap: Sized {
     fn put(&self, w: &mut impl Write) -> io::Result<()>;
     fn get(r: &mut impl ContentSource) -> io::Result<Self>;
+    /// Writes `values` one after the other (integers: as one run of bytes).
+    fn put_many(values: &[Self], w: &mut impl Write) -> io::Result<()> {
+        values.iter().try_for_each(|v| v.put(w))
+    }
+    /// Reads `n` values written by [`Snap::put_many`].
+    fn get_many(r: &mut impl ContentSource, n: usize) -> io::Result<Vec<Self>> {
+        let mut v = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            v.push(Self::get(r)?);
+        }
+        Ok(v)
+    }
 }
 
 macro_rules! snap_int {
@@ -149,10 +162,37 @@ macro_rules! snap_int {
                 r.read_exact(&mut b)?;
                 Ok(<$t>::from_le_bytes(b))
             }
+            fn put_many(values: &[Self], w: &mut impl Write) -> io::Result<()> {
+                const SIZE: usize = std::mem::size_of::<$t>();
+                let mut bytes = Vec::with_capacity(values.len().min(1 << 16) * SIZE);
+                for chunk in values.chunks(1 << 16) {
+                    bytes.clear();
+                    chunk.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+                    w.write_all(&bytes)?;
+                }
+                Ok(())
+            }
+            fn get_many(r: &mut impl ContentSource, n: usize) -> io::Result<Vec<Self>> {
+                const SIZE: usize = std::mem::size_of::<$t>();
+                if (n as u64).saturating_mul(SIZE as u64) > r.remaining() {
+                    return Err(invalid(format!("{n} values, with {} bytes left", r.remaining())));
+                }
+                let mut v = Vec::with_capacity(n);
+                let mut bytes = vec![0u8; n.min(1 << 16) * SIZE];
+                while v.len() < n {
+                    let take = (n - v.len()).min(1 << 16);
+                    let bytes = &mut bytes[..take * SIZE];
+                    r.read_exact(bytes)?;
+                    v.extend(bytes.chunks_exact(SIZE).map(|b| {
+                        <$t>::from_le_bytes(b.try_into().expect("chunks of the size"))
+                    }));
+                }
+                Ok(v)
+            }
         }
     )*};
 }
-snap_int!(u8, u32, u64, i32, i64);
+snap_int!(u8, u32, u64, i32, i64, i128);
 
 impl Snap for bool {
     fn put(&self, w: &mut impl Write) -> io::Result<()> {
@@ -267,6 +307,131 @@ impl<A: Snap, B: Snap> Snap for (A, B) {
         Ok((A::get(r)?, B::get(r)?))
     }
 }
+
+/// A long list (the index image's event lists and sums): its length, then its values
+/// ([`Snap::put_many`]: integers as one run of bytes).
+impl<T: Snap> Snap for Vec<T> {
+    fn put(&self, w: &mut impl Write) -> io::Result<()> {
+        (self.len() as u64).put(w)?;
+        T::put_many(self, w)
+    }
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
+        let n = u64::get(r)?;
+        if n > r.remaining() {
+            return Err(invalid(format!(
+                "{n} list items, with {} bytes left",
+                r.remaining()
+            )));
+        }
+        T::get_many(r, n as usize)
+    }
+}
+
+impl Snap for usize {
+    fn put(&self, w: &mut impl Write) -> io::Result<()> {
+        (*self as u64).put(w)
+    }
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
+        usize::try_from(u64::get(r)?).map_err(|_| invalid("a size beyond this machine's"))
+    }
+}
+
+/// Written as the optional value: built or not.
+impl<T: Snap> Snap for std::sync::OnceLock<T> {
+    fn put(&self, w: &mut impl Write) -> io::Result<()> {
+        match self.get() {
+            None => false.put(w),
+            Some(v) => {
+                true.put(w)?;
+                v.put(w)
+            }
+        }
+    }
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
+        let cell = std::sync::OnceLock::new();
+        if let Some(v) = Option::<T>::get(r)? {
+            let _ = cell.set(v);
+        }
+        Ok(cell)
+    }
+}
+
+impl<T: Snap> Snap for Arc<T> {
+    fn put(&self, w: &mut impl Write) -> io::Result<()> {
+        (**self).put(w)
+    }
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
+        T::get(r).map(Arc::new)
+    }
+}
+
+impl<T> Snap for std::marker::PhantomData<T> {
+    fn put(&self, _: &mut impl Write) -> io::Result<()> {
+        Ok(())
+    }
+    fn get(_: &mut impl ContentSource) -> io::Result<Self> {
+        Ok(std::marker::PhantomData)
+    }
+}
+
+/// A map as its length and its entries, in no particular order.
+impl<K: Snap + Eq + std::hash::Hash, V: Snap> Snap for std::collections::HashMap<K, V> {
+    fn put(&self, w: &mut impl Write) -> io::Result<()> {
+        (self.len() as u32).put(w)?;
+        self.iter().try_for_each(|(k, v)| {
+            k.put(w)?;
+            v.put(w)
+        })
+    }
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
+        let n = get_count(r, "map entries")?;
+        let mut map = Self::with_capacity((n as usize).min(1 << 16));
+        for _ in 0..n {
+            let k = K::get(r)?;
+            if map.insert(k, V::get(r)?).is_some() {
+                return Err(invalid("a map's key twice"));
+            }
+        }
+        Ok(map)
+    }
+}
+
+impl<K: Snap + Eq + std::hash::Hash> Snap for HashSet<K> {
+    fn put(&self, w: &mut impl Write) -> io::Result<()> {
+        (self.len() as u32).put(w)?;
+        self.iter().try_for_each(|k| k.put(w))
+    }
+    fn get(r: &mut impl ContentSource) -> io::Result<Self> {
+        let n = get_count(r, "set members")?;
+        let mut set = Self::with_capacity((n as usize).min(1 << 16));
+        for _ in 0..n {
+            if !set.insert(K::get(r)?) {
+                return Err(invalid("a set's member twice"));
+            }
+        }
+        Ok(set)
+    }
+}
+
+/// A struct as its fields in order; the fields listed after `else` are not written and
+/// start out as their default (what is built on first use, or bound to a context).
+macro_rules! snap_fields {
+    ($t:ty { $($field:ident),* $(,)? } $(else { $($default:ident),* })?) => {
+        impl $crate::snapshot::Snap for $t {
+            fn put(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+                $($crate::snapshot::Snap::put(&self.$field, w)?;)*
+                Ok(())
+            }
+            fn get(r: &mut impl $crate::snapshot::ContentSource) -> std::io::Result<Self> {
+                Ok(Self {
+                    $($field: $crate::snapshot::Snap::get(r)?,)*
+                    $($($default: Default::default(),)*)?
+                })
+            }
+        }
+    };
+}
+pub(crate) use snap_fields;
 
 impl<T: Snap> Snap for Box<[T]> {
     fn put(&self, w: &mut impl Write) -> io::Result<()> {

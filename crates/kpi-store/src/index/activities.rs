@@ -91,3 +91,6 @@ pub(crate) fn measure(
         _ => unreachable!("activities::measure is called with the measures activities answer only"),
     })
 }
+
+crate::snapshot::snap_fields!(ActivityIndex { occurred, amount });
+super::image::imaged_as_written!(ActivityIndex);

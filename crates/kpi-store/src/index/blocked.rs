@@ -10,9 +10,9 @@ use super::sums::{add, overflow, DecimalSums};
 
 /// Positions per block of [`Blocked`] (tiny under test, so small datasets span blocks).
 #[cfg(not(test))]
-const BLOCK: usize = 256;
+pub(super) const BLOCK: usize = 256;
 #[cfg(test)]
-const BLOCK: usize = 4;
+pub(super) const BLOCK: usize = 4;
 
 /// A range of events cut at block boundaries: per whole block, the positions of the
 /// matching keys in its sorted keys; and the partial ranges at both ends.
@@ -285,5 +285,37 @@ mod tests {
         );
         assert_eq!(b.count(0..3, Some(Timestamp::MAX), None, key), 1);
         assert_eq!(b.count(0..3, None, Some(Timestamp::MAX), key), 2);
+    }
+}
+
+crate::snapshot::snap_fields!(Keys<i64> { sorted });
+crate::snapshot::snap_fields!(Keys<i128> { sorted });
+
+/// In the index image (`image.rs`): a tag and the keys, then the sums.
+impl crate::snapshot::Snap for Blocked {
+    fn put(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        match &self.keys {
+            KeyColumn::Narrow(keys) => {
+                0u8.put(w)?;
+                keys.put(w)?;
+            }
+            KeyColumn::Wide(keys) => {
+                1u8.put(w)?;
+                keys.put(w)?;
+            }
+        }
+        self.sums.put(w)
+    }
+    fn get(r: &mut impl crate::snapshot::ContentSource) -> std::io::Result<Self> {
+        use crate::snapshot::{invalid, Snap};
+        let keys = match u8::get(r)? {
+            0 => KeyColumn::Narrow(Snap::get(r)?),
+            1 => KeyColumn::Wide(Snap::get(r)?),
+            tag => return Err(invalid(format!("bad block keys form {tag}"))),
+        };
+        Ok(Self {
+            keys,
+            sums: Snap::get(r)?,
+        })
     }
 }

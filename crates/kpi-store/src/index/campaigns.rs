@@ -131,3 +131,11 @@ mod tests {
         assert!(after.deals.layered_on(&before.deals));
     }
 }
+
+crate::snapshot::snap_fields!(CampaignIndex {
+    email,
+    delivered,
+    opens,
+    clicks
+});
+super::image::imaged_as_written!(CampaignIndex);

@@ -366,3 +366,15 @@ mod tests {
         assert!(std::sync::Arc::ptr_eq(&after.campaigns, &before.campaigns));
     }
 }
+
+crate::snapshot::snap_fields!(CustomerIndex {
+    acquired,
+    acquired_by_churn,
+    with_first_mrr,
+    first_mrr,
+    marketing,
+    churned,
+    churned_by_acquisition,
+    tenure,
+});
+super::image::imaged_as_written!(CustomerIndex);

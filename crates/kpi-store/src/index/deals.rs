@@ -418,3 +418,47 @@ pub(crate) fn distinct(
         })
     }
 }
+
+crate::snapshot::snap_fields!(DealIndex {
+    won,
+    won_amount,
+    won_cycle,
+    won_campaign_amount,
+    won_email_amount,
+    lost,
+    upsell,
+    upsell_prev_customer,
+    other,
+} else { won_by_acquisition });
+
+crate::snapshot::snap_fields!(DealsClosedAndCreated {
+    closed,
+    closed_prev_owner,
+    closed_amount,
+    created,
+    created_amount,
+});
+
+/// The won deals by acquisition are kept when built through the part's own lookups.
+impl super::image::Imaged for DealIndex {
+    fn put_image(
+        &self,
+        lookups: &Arc<Lookups>,
+        w: &mut impl std::io::Write,
+    ) -> std::io::Result<()> {
+        use crate::snapshot::Snap as _;
+        self.put(w)?;
+        self.won_by_acquisition.built_through(lookups).put(w)
+    }
+    fn get_image(
+        lookups: &Arc<Lookups>,
+        r: &mut impl crate::snapshot::ContentSource,
+    ) -> std::io::Result<Self> {
+        use crate::snapshot::Snap;
+        let index = Self::get(r)?;
+        if let Some(built) = Snap::get(r)? {
+            index.won_by_acquisition.set_through(lookups, built);
+        }
+        Ok(index)
+    }
+}

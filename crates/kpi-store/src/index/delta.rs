@@ -183,6 +183,36 @@ impl<I: KindIndex> LayeredPart<I> {
         }
     }
 
+    /// The part over every current row, with what this part built, for the index image:
+    /// its base when it has no delta (a row outside a delta reads the same through the
+    /// base as now), else the part over every current row, built now as a fold builds it.
+    pub(crate) fn settled(&self) -> Arc<Part<I>> {
+        let Some(delta) = &self.delta else {
+            return Arc::clone(&self.base);
+        };
+        let current = delta.current();
+        current.warm();
+        current.build_partitions_like(&self.base);
+        Arc::clone(current)
+    }
+
+    /// Reads into its base (a part over every row, as a first build makes it) what the
+    /// index image holds of it.
+    pub(crate) fn restore_image(
+        &self,
+        r: &mut impl crate::snapshot::ContentSource,
+    ) -> std::io::Result<()>
+    where
+        I: super::image::Imaged,
+    {
+        if self.delta.is_some() {
+            return Err(crate::snapshot::invalid(
+                "an image read into a part with a delta",
+            ));
+        }
+        self.base.restore_image(r)
+    }
+
     /// What a part over `base` (this part's next base: [`LayeredPart::next_base`]) starts
     /// its delta from: the record slots already changed since `base`, and the part whose
     /// rows and context the writes since are compared with: this part's added rows (today's
@@ -451,6 +481,17 @@ impl<I: KindIndex> LayeredPart<I> {
     /// Whether it is `previous`'s base plus a delta.
     pub(crate) fn layered_on(&self, previous: &LayeredPart<I>) -> bool {
         self.delta.is_some() && Arc::ptr_eq(&self.base, &previous.base)
+    }
+
+    /// Whether it has a delta.
+    pub(crate) fn has_delta(&self) -> bool {
+        self.delta.is_some()
+    }
+
+    /// Whether its base's index over every row is built, and how many partitions of
+    /// built-in dimensions the base has built.
+    pub(crate) fn base_built(&self) -> (bool, usize) {
+        (self.base.has_all(), self.base.built_partitions().len())
     }
 }
 

@@ -115,3 +115,20 @@ pub(crate) fn rows_by_time(
         rows_subset.iter().filter_map(|r| time(*r).map(|t| (t, *r))),
     )
 }
+
+impl<T: crate::snapshot::Snap> crate::snapshot::Snap for EventList<T> {
+    fn put(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        self.times.put(w)?;
+        self.items.put(w)
+    }
+    fn get(r: &mut impl crate::snapshot::ContentSource) -> std::io::Result<Self> {
+        use crate::snapshot::Snap;
+        let (times, items): (Times, Vec<T>) = (Snap::get(r)?, Snap::get(r)?);
+        if times.len() != items.len() {
+            return Err(crate::snapshot::invalid(
+                "an event list's times and items differ in number",
+            ));
+        }
+        Ok(Self { times, items })
+    }
+}

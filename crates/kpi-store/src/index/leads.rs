@@ -100,3 +100,9 @@ pub(crate) fn measure(
         _ => unreachable!("leads::measure is called with the measures leads answer only"),
     })
 }
+
+crate::snapshot::snap_fields!(LeadIndex {
+    created,
+    created_by_conversion
+});
+super::image::imaged_as_written!(LeadIndex);

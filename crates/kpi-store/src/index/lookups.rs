@@ -236,6 +236,20 @@ impl<T> ByCustomers<T> {
         })
     }
 
+    /// What it holds if it was built through `lookups` (for the index image).
+    pub(crate) fn built_through(&self, lookups: &Arc<Lookups>) -> Option<Arc<T>> {
+        Self::through(
+            &self.cell.lock().unwrap_or_else(PoisonError::into_inner),
+            lookups,
+        )
+    }
+
+    /// Holds `value`, built through `lookups` (read back from the index image).
+    pub(crate) fn set_through(&self, lookups: &Arc<Lookups>, value: Arc<T>) {
+        *self.cell.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Arc::downgrade(lookups), value));
+    }
+
     /// What `cell` holds if it was built through `lookups`.
     fn through(cell: &Option<(Weak<Lookups>, Arc<T>)>, lookups: &Arc<Lookups>) -> Option<Arc<T>> {
         let (of, v) = cell.as_ref()?;

@@ -153,6 +153,9 @@ macro_rules! with_parts {
     };
 }
 
+// After `with_parts!`, which it reads.
+pub(crate) mod image;
+
 macro_rules! declarations {
     ($(($module:ident, $unit:ident)),*) => {
         &[

@@ -29,6 +29,8 @@ pub(crate) trait RowTable: Send + Sync {
     fn positions(&self) -> Box<dyn Iterator<Item = u32> + '_>;
     /// How many rows there are.
     fn count(&self) -> usize;
+    /// Whether `i` is the position of a row.
+    fn holds(&self, i: u32) -> bool;
 }
 
 /// Rows converted for the index, at positions `0..len`.
@@ -46,6 +48,10 @@ impl<R: Send + Sync> RowTable for Vec<R> {
     fn count(&self) -> usize {
         self.len()
     }
+
+    fn holds(&self, i: u32) -> bool {
+        (i as usize) < self.len()
+    }
 }
 
 /// The store's own rows, at their slots (read in place, not copied).
@@ -62,6 +68,10 @@ impl<R: Send + Sync> RowTable for Slab<R> {
 
     fn count(&self) -> usize {
         self.len()
+    }
+
+    fn holds(&self, i: u32) -> bool {
+        self.get(i).is_some()
     }
 }
 
@@ -127,7 +137,7 @@ impl ResolvedFilters {
 }
 
 /// Per value of one dimension: the rows having it, and the index over them.
-type Partition<I> = HashMap<Sym, (Vec<u32>, I)>;
+pub(crate) type Partition<I> = HashMap<Sym, (Vec<u32>, I)>;
 
 /// A dimension's partition, built on first use.
 type PartitionCell<I> = OnceLock<Arc<Partition<I>>>;
@@ -398,6 +408,49 @@ impl<I: KindIndex> Part<I> {
             warmed: OnceLock::new(),
             cohorts: OnceLock::new(),
         }
+    }
+
+    /// The partitions of built-in dimensions built so far, by position in [`NDIMS`] order
+    /// (for the index image).
+    pub(crate) fn built_partitions(&self) -> Vec<(usize, &Partition<I>)> {
+        let built = self.parts.iter().enumerate();
+        built
+            .filter_map(|(d, cell)| cell.get().map(|p| (d, &**p)))
+            .collect()
+    }
+
+    /// The value lists of built-in dimensions listed so far (for the index image).
+    pub(crate) fn listed_values(&self) -> Vec<(usize, &HashSet<Sym>)> {
+        let listed = self.distinct.iter().enumerate();
+        listed
+            .filter_map(|(d, cell)| cell.get().map(|v| (d, &**v)))
+            .collect()
+    }
+
+    /// Whether `positions` ascend and each is one of its rows.
+    pub(crate) fn holds_ascending(&self, positions: &[u32]) -> bool {
+        positions.windows(2).all(|w| w[0] < w[1])
+            && positions.iter().all(|p| self.rows.holds(*p))
+            && self.only.is_none()
+    }
+
+    /// Takes an index over every row, partitions and value lists read back from the index
+    /// image (by position in [`NDIMS`] order), as built and warmed: what a read built
+    /// meanwhile stays.
+    pub(crate) fn restore(
+        &self,
+        all: I,
+        partitions: Vec<(usize, Partition<I>)>,
+        values: Vec<(usize, HashSet<Sym>)>,
+    ) {
+        let _ = self.all.set(Arc::new(all));
+        for (d, partition) in partitions {
+            let _ = self.parts[d].set(Arc::new(partition));
+        }
+        for (d, values) in values {
+            let _ = self.distinct[d].set(Arc::new(values));
+        }
+        let _ = self.warmed.set(());
     }
 
     /// Whether the index over every row is built.

@@ -130,3 +130,6 @@ mod tests {
         assert!(after.quotas.layered_on(&before.quotas));
     }
 }
+
+crate::snapshot::snap_fields!(QuotaIndex { by_start, max_end });
+super::image::imaged_as_written!(QuotaIndex);

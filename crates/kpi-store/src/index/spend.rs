@@ -168,3 +168,10 @@ mod tests {
         assert!(std::sync::Arc::ptr_eq(&after.deals, &before.deals));
     }
 }
+
+crate::snapshot::snap_fields!(SpendIndex {
+    at,
+    by_category,
+    campaign
+});
+super::image::imaged_as_written!(SpendIndex);

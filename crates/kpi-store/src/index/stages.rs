@@ -244,19 +244,27 @@ impl StageParts {
     pub(crate) fn list(context: &StageContext) -> Self {
         let list = every_entry(context);
         StageParts {
-            exits: LayeredPart::built(Part::new(
-                Unit::StageExit,
-                Arc::clone(&list),
-                context.clone(),
-                &context.deal_attributes,
-            )),
-            stays: LayeredPart::built(Part::new(
-                Unit::StageStay,
-                list,
-                context.clone(),
-                &context.deal_attributes,
-            )),
+            exits: LayeredPart::built(Self::part(context, Unit::StageExit, &list)),
+            stays: LayeredPart::built(Self::part(context, Unit::StageStay, &list)),
         }
+    }
+
+    /// The part of `unit` (stage exits or stays) over `entries` read through `context`;
+    /// nothing built.
+    pub(crate) fn part<I>(
+        context: &StageContext,
+        unit: Unit,
+        entries: &Arc<Vec<StageEntryRef>>,
+    ) -> Part<I>
+    where
+        I: KindIndex<Row = StageEntryRef, Table = Vec<StageEntryRef>, Context = StageContext>,
+    {
+        Part::new(
+            unit,
+            Arc::clone(entries),
+            context.clone(),
+            &context.deal_attributes,
+        )
     }
 
     /// The entries of the deals of `context`, whose deals, customers or campaigns changed
@@ -403,3 +411,13 @@ pub(crate) fn open_in_stage(
         }
     })
 }
+
+crate::snapshot::snap_fields!(StageEntryRef { deal, position });
+crate::snapshot::snap_fields!(StageExitIndex { exits, nanos });
+crate::snapshot::snap_fields!(StageStayIndex {
+    from,
+    from_amount,
+    until,
+    until_amount
+});
+super::image::imaged_as_written!(StageExitIndex, StageStayIndex);

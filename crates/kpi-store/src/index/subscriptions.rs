@@ -608,3 +608,18 @@ mod tests {
         assert!(!after.classes.relisted.is_empty());
     }
 }
+
+crate::snapshot::snap_fields!(MrrMoves { ev, amounts, sums });
+crate::snapshot::snap_fields!(SubscriptionIndex {
+    deltas,
+    new,
+    expansion,
+    reactivation,
+    contraction,
+    churn,
+    due,
+    renewed,
+    paying_from,
+    paying_until,
+});
+super::image::imaged_as_written!(SubscriptionIndex);

@@ -171,3 +171,18 @@ pub(crate) fn measure(
         ),
     })
 }
+
+crate::snapshot::snap_fields!(SurveyKindIndex { at, score, groups });
+
+impl crate::snapshot::Snap for SurveyIndex {
+    fn put(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        self.kinds.iter().try_for_each(|k| k.put(w))
+    }
+    fn get(r: &mut impl crate::snapshot::ContentSource) -> std::io::Result<Self> {
+        use crate::snapshot::Snap;
+        Ok(Self {
+            kinds: [Snap::get(r)?, Snap::get(r)?, Snap::get(r)?],
+        })
+    }
+}
+super::image::imaged_as_written!(SurveyIndex);

@@ -675,11 +675,11 @@ pub(crate) fn grid_scopes(grid: &[Timestamp]) -> Vec<Scope> {
 /// A tenant's rows written record by record as the store writes them (a slot per
 /// record, freed by a delete), with the write counts of each kind and the model the
 /// reference reads.
-struct WrittenRows {
-    rows: Rows,
-    kinds: super::KindGenerations,
+pub(crate) struct WrittenRows {
+    pub(crate) rows: Rows,
+    pub(crate) kinds: super::KindGenerations,
     slots: std::collections::HashMap<(RecordKind, String), u32>,
-    model: Canonical,
+    pub(crate) model: Canonical,
 }
 
 impl WrittenRows {
@@ -722,7 +722,7 @@ impl WrittenRows {
     }
 
     /// Deletes the record of `kind` and `id`.
-    fn delete(&mut self, kind: RecordKind, id: &str) {
+    pub(crate) fn delete(&mut self, kind: RecordKind, id: &str) {
         let slot = self.slots.remove(&(kind, id.to_owned())).expect("a record");
         assert!(self.rows.remove(kind, slot));
         self.kinds[kind as usize] += 1;
@@ -874,7 +874,7 @@ fn writes_interleaved_with_reads_keep_every_answer_exact() {
 }
 
 /// A random tenant's records in [`COPIES`] copies (each part spans many chunks), written.
-fn copies_written(seed: u64) -> WrittenRows {
+pub(crate) fn copies_written(seed: u64) -> WrittenRows {
     let mut written = WrittenRows::new();
     for copy in 0..COPIES {
         let records = RandomTenant {

@@ -157,3 +157,10 @@ pub(crate) fn measure(
         _ => unreachable!("tickets::measure is called with the measures tickets answer only"),
     })
 }
+
+crate::snapshot::snap_fields!(TicketTimes { ev, nanos });
+crate::snapshot::snap_fields!(TicketIndex {
+    resolved,
+    responded
+});
+super::image::imaged_as_written!(TicketIndex);

@@ -5,10 +5,10 @@ use jiff::Timestamp;
 
 /// Times per stretch of a [`Times::Packed`] list.
 #[cfg(not(test))]
-const TIME_STRIDE: usize = 64;
+pub(super) const TIME_STRIDE: usize = 64;
 /// Small under test, so short lists span stretches.
 #[cfg(test)]
-const TIME_STRIDE: usize = 4;
+pub(super) const TIME_STRIDE: usize = 4;
 
 /// The units a packed time list may count in, coarsest first (seconds, milliseconds,
 /// microseconds, nanoseconds).
@@ -32,6 +32,15 @@ pub(crate) enum Times {
 }
 
 impl Times {
+    /// How many times there are.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Times::Packed { off, .. } => off.len(),
+            Times::Nanos(nanos) => nanos.len(),
+            Times::Full(times) => times.len(),
+        }
+    }
+
     /// Sorted `times`, narrow when every one fits.
     pub(crate) fn new(times: Vec<Timestamp>) -> Self {
         let nanos: Option<Vec<i64>> = times
@@ -191,5 +200,44 @@ mod tests {
                 );
             }
         }
+    }
+}
+
+/// In the index image (`image.rs`): a tag, then the form's lists.
+impl crate::snapshot::Snap for Times {
+    fn put(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        match self {
+            Times::Packed { unit, base, off } => {
+                0u8.put(w)?;
+                unit.put(w)?;
+                base.put(w)?;
+                off.put(w)
+            }
+            Times::Nanos(nanos) => {
+                1u8.put(w)?;
+                nanos.put(w)
+            }
+            Times::Full(times) => {
+                2u8.put(w)?;
+                times.put(w)
+            }
+        }
+    }
+    fn get(r: &mut impl crate::snapshot::ContentSource) -> std::io::Result<Self> {
+        use crate::snapshot::{invalid, Snap};
+        let times = match u8::get(r)? {
+            0 => {
+                let unit = i64::get(r)?;
+                let (base, off): (Vec<i64>, Vec<u32>) = (Snap::get(r)?, Snap::get(r)?);
+                if !TIME_UNITS.contains(&unit) || base.len() != off.len().div_ceil(TIME_STRIDE) {
+                    return Err(invalid("packed times that do not fit together"));
+                }
+                Times::Packed { unit, base, off }
+            }
+            1 => Times::Nanos(Snap::get(r)?),
+            2 => Times::Full(Snap::get(r)?),
+            tag => return Err(invalid(format!("bad times form {tag}"))),
+        };
+        Ok(times)
     }
 }

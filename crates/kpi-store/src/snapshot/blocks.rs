@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use super::{invalid, BLOCK, HEADER};
 
 /// Cuts what is written into checksummed blocks.
-pub(super) struct BlockWriter<W: Write> {
+pub(crate) struct BlockWriter<W: Write> {
     out: W,
     /// The block being filled: room for its length, then its content.
     block: Vec<u8>,
@@ -17,7 +17,7 @@ pub(super) struct BlockWriter<W: Write> {
 }
 
 impl<W: Write> BlockWriter<W> {
-    pub(super) fn new(mut out: W, header: &[u8]) -> io::Result<Self> {
+    pub(crate) fn new(mut out: W, header: &[u8]) -> io::Result<Self> {
         out.write_all(header)?;
         let mut crc = crc32fast::Hasher::new();
         crc.update(header);
@@ -40,7 +40,7 @@ impl<W: Write> BlockWriter<W> {
     }
 
     /// Writes the last block and the end; hands back the output.
-    pub(super) fn finish(mut self) -> io::Result<W> {
+    pub(crate) fn finish(mut self) -> io::Result<W> {
         if self.block.len() > 4 {
             self.emit()?;
         }
@@ -67,7 +67,7 @@ impl<W: Write> Write for BlockWriter<W> {
 
 /// Reads the content of checksummed blocks, checking each block's CRC before handing out
 /// any of its bytes.
-pub(super) struct BlockReader {
+pub(crate) struct BlockReader {
     file: Box<dyn Read>,
     /// The CRC of every byte read so far.
     crc: crc32fast::Hasher,
@@ -88,7 +88,7 @@ pub(super) struct BlockReader {
 
 impl BlockReader {
     /// Reads the header of a file of `len` bytes.
-    pub(super) fn start(mut file: Box<dyn Read>, len: u64) -> io::Result<([u8; HEADER], Self)> {
+    pub(crate) fn start(mut file: Box<dyn Read>, len: u64) -> io::Result<([u8; HEADER], Self)> {
         if len < HEADER as u64 {
             return Err(invalid(format!(
                 "truncated: {len} bytes, shorter than a header"
@@ -169,7 +169,7 @@ impl BlockReader {
     }
 
     /// Checks that the content was read to its end and the file ends there.
-    pub(super) fn finish(&mut self) -> io::Result<()> {
+    pub(crate) fn finish(&mut self) -> io::Result<()> {
         if self.pos < self.end || self.next_block()? {
             return Err(invalid(format!(
                 "content after the last tenant, in the block before byte {}",

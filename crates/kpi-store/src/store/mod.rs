@@ -6,6 +6,7 @@
 
 mod backend;
 pub(crate) mod current_marker;
+mod index_image;
 mod open;
 mod pg;
 mod postgres_backend;
@@ -327,9 +328,26 @@ impl Tenant {
         self.build(budget).1
     }
 
+    /// How many rows it has.
+    fn rows_len(&self) -> usize {
+        self.records
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .rows
+            .len()
+    }
+
     /// Builds and publishes the index of the rows now, from the one published (unless it
     /// is current). The caller holds `building`.
     fn build(&self, budget: &Budget) -> (Arc<Index>, bool) {
+        self.build_then(budget, |_| {})
+    }
+
+    /// [`Tenant::build`], and `then` given the index published (when it is new) before
+    /// it warms: a new index's parts are built by the warm-up only after `then` (which
+    /// reads the index image into it: `store/index_image.rs`); readers meanwhile read it
+    /// and build what they read.
+    fn build_then(&self, budget: &Budget, then: impl FnOnce(&Index)) -> (Arc<Index>, bool) {
         let previous = lock(&self.index).clone();
         let (published, rows) = {
             let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
@@ -353,6 +371,7 @@ impl Tenant {
         *slot = Some(published);
         let over_budget = budget.charge(&self.usage, budget::estimate(rows));
         drop(slot);
+        then(&index);
         if index.large() {
             // The parts this read needs are built as it reads them; the others meanwhile.
             // It stops early once nothing else holds the index (a write replaced it).

@@ -15,7 +15,7 @@ use crate::snapshot;
 
 /// Tenants of at least this many rows get their index built at open (see
 /// [`Store::warm_large_tenants`]); a smaller one's first read builds it in milliseconds.
-const WARM_AT_OPEN_ROWS: usize = 50_000;
+pub(super) const WARM_AT_OPEN_ROWS: usize = 50_000;
 
 impl Inner {
     /// The state of a store whose `backend` loaded `tenants` and their settings: no
@@ -135,8 +135,13 @@ impl Store {
         };
         store.set_memory_budget(options.memory_budget);
         // The large tenants warm once sled has opened, leaving the cores meanwhile to sled
-        // and to the first queries.
-        let warm = options.memory_budget.is_none();
+        // and to the first queries; but at once when an index image of these rows is
+        // there to read (reading it costs a fraction of building).
+        let mut warm = options.memory_budget.is_none();
+        if warm && crate::index::image::token_of(&dir) == Some(marker.token) {
+            store.warm_large_tenants(Some((dir.clone(), marker.token)));
+            warm = false;
+        }
         let weak = Arc::downgrade(&store.inner);
         let token = marker.token;
         let spawned = std::thread::Builder::new()
@@ -166,7 +171,7 @@ impl Store {
             backend.open_done(opened);
         }
         if warm {
-            self.warm_large_tenants();
+            self.warm_large_tenants(None);
         }
     }
 
@@ -258,8 +263,10 @@ impl Store {
                     db.flush()?;
                 }
                 if let Some(dir) = &dir {
-                    // A stale snapshot is never read again: free its space.
+                    // A stale snapshot (and the index image over it) is never read again:
+                    // free its space.
                     let _ = std::fs::remove_file(dir.join(snapshot::FILE));
+                    let _ = std::fs::remove_file(dir.join(crate::index::image::FILE));
                 }
                 match scanned {
                     Some(rows) => rows,
@@ -270,6 +277,10 @@ impl Store {
         let tenants = serving(tenants);
         let tenant_settings = settings::load(&db.open_tree("settings")?)?;
         drop((tree, meta));
+        let image = match (&dir, token) {
+            (Some(dir), Some(token)) if snapshot_current => Some((dir.clone(), token)),
+            _ => None,
+        };
         let backend = SledBackend::new(Sled::new(db, commit)?, dir, snapshot_current);
         let store = Store {
             inner: Arc::new(Inner::loaded(
@@ -280,7 +291,7 @@ impl Store {
         };
         store.set_memory_budget(options.memory_budget);
         if options.memory_budget.is_none() {
-            store.warm_large_tenants();
+            store.warm_large_tenants(image);
         }
         Ok(store)
     }
@@ -291,25 +302,19 @@ impl Store {
     /// or being built. A read arriving first builds what it reads itself (a part both
     /// reach is built once). Holds the store only while it builds (a dropped store stops
     /// it); not with a memory budget, under which nothing is built before it is read.
-    fn warm_large_tenants(&self) {
+    /// With `image` (a data directory and the token of the rows snapshot loaded), what
+    /// the index image there holds is read first (`store/index_image.rs`).
+    fn warm_large_tenants(&self, image: Option<(PathBuf, u64)>) {
         let mut large: Vec<(usize, Arc<Tenant>)> = self
             .inner
             .tenants
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .map(|t| {
-                let rows = t
-                    .records
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .rows
-                    .len();
-                (rows, Arc::clone(t))
-            })
+            .map(|t| (t.rows_len(), Arc::clone(t)))
             .filter(|(rows, _)| *rows >= WARM_AT_OPEN_ROWS)
             .collect();
-        if large.is_empty() {
+        if large.is_empty() && image.is_none() {
             return;
         }
         large.sort_by_key(|(rows, _)| std::cmp::Reverse(*rows));
@@ -317,6 +322,9 @@ impl Store {
         let spawned = std::thread::Builder::new()
             .name("kpid-warm-at-open".into())
             .spawn(move || {
+                if let (Some((dir, token)), Some(inner)) = (image, store.upgrade()) {
+                    Store { inner }.read_index_image(&dir, token);
+                }
                 for (rows, tenant) in large {
                     let Some(inner) = store.upgrade() else { return };
                     let started = std::time::Instant::now();

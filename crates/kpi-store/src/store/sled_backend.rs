@@ -502,6 +502,7 @@ impl Backend for SledBackend {
             tracing::info!("rows snapshot current: not written again");
             if let Some(token) = snapshot_token(&sled.meta)? {
                 self.write_marker(store, dir, token);
+                store.write_index_image(dir, token);
             }
             return Ok(());
         }
@@ -544,6 +545,8 @@ impl Backend for SledBackend {
             "rows snapshot written"
         );
         self.write_marker(store, dir, token);
+        drop(guards);
+        store.write_index_image(dir, token);
         Ok(())
     }
 

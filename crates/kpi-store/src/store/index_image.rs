@@ -1,0 +1,190 @@
+//! The index image at the store's level (the format is `index/image.rs`): the large
+//! tenants' indexes written after the rows snapshot when kpid stops, and read back into
+//! their first indexes when it opens over that snapshot, before they warm.
+
+use std::path::Path;
+use std::time::Instant;
+
+use super::*;
+use crate::index::image::{self, ImageReader};
+
+/// Tenants of at least this many rows have their index written to the image: those whose
+/// index is built at open (`store/open.rs`); under test every tenant, so small stores
+/// read theirs back.
+#[cfg(not(test))]
+const IMAGED_ROWS: usize = super::open::WARM_AT_OPEN_ROWS;
+#[cfg(test)]
+const IMAGED_ROWS: usize = 1;
+
+impl Store {
+    /// Writes the image of the indexes of the tenants of at least [`IMAGED_ROWS`] rows over the rows of snapshot `token` in `dir` (each index brought up to date and
+    /// every part over every current row: a part holding a delta is built anew), unless
+    /// the image there is of `token` already. Not under a memory budget (nothing is read
+    /// back under one). Failures are logged: only the next start is slower.
+    pub(super) fn write_index_image(&self, dir: &Path, token: u64) {
+        if self.inner.budget.limited() {
+            return;
+        }
+        if image::token_of(dir) == Some(token) {
+            tracing::info!("index image current: not written again");
+            return;
+        }
+        let started = Instant::now();
+        let large: Vec<(String, Arc<Tenant>)> = self
+            .inner
+            .tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(_, t)| t.rows_len() >= IMAGED_ROWS)
+            .map(|(n, t)| (n.clone(), Arc::clone(t)))
+            .collect();
+        if large.is_empty() {
+            // An image of other rows is never read: free its space.
+            let _ = std::fs::remove_file(dir.join(image::FILE));
+            return;
+        }
+        let indexes: Vec<(&str, Arc<Index>)> = large
+            .iter()
+            .map(|(n, t)| (n.as_str(), self.index_of(t)))
+            .collect();
+        let refs: Vec<(&str, &Index)> = indexes.iter().map(|(n, i)| (*n, &**i)).collect();
+        match image::write(dir, token, &refs) {
+            Ok(()) => tracing::info!(
+                tenants = refs.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "index image written"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write the index image: the next start builds the indexes")
+            }
+        }
+    }
+
+    /// Reads the index image in `dir`, when it is over the rows of snapshot `token` (the
+    /// one loaded), into each tenant's first index as it is published. A tenant the image
+    /// lacks, or whose image does not verify, is built as before; an image of other rows
+    /// is removed.
+    pub(super) fn read_index_image(&self, dir: &Path, token: u64) {
+        let started = Instant::now();
+        let mut reader = match ImageReader::open(dir, token) {
+            Ok(Some(reader)) => reader,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(reason = %e, "the index image is not read: removing it; the indexes are built");
+                let _ = std::fs::remove_file(dir.join(image::FILE));
+                return;
+            }
+        };
+        loop {
+            let name = match reader.next_tenant() {
+                Ok(Some(name)) => name,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(reason = %e, "the index image does not verify: the rest is built");
+                    break;
+                }
+            };
+            let Some(tenant) = self.tenant(&name) else {
+                tracing::warn!(tenant = %name, "the index image names a tenant the rows lack: the rest is built");
+                break;
+            };
+            let tenant_started = Instant::now();
+            let _building = lock(&tenant.building);
+            let mut restored = None;
+            let (index, _) = tenant.build_then(&self.inner.budget, |index| {
+                restored = Some(reader.restore(index));
+            });
+            // An index a read published first takes what the image holds too.
+            let restored = restored.unwrap_or_else(|| reader.restore(&index));
+            if let Err(e) = restored {
+                tracing::warn!(tenant = %name, reason = %e, "the index image does not verify: the rest is built");
+                break;
+            }
+            tracing::info!(
+                tenant = %name,
+                elapsed_ms = tenant_started.elapsed().as_millis() as u64,
+                "a tenant's index read from the index image"
+            );
+        }
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "index image read"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::generate::Rng;
+    use crate::index::tests::{compare_with_reference, grid, grid_scopes, RandomTenant};
+
+    /// The parts of `tenant`'s published index, once every one is built (waiting up to 20
+    /// s for the image's reader, a background thread).
+    fn built_parts(store: &Store, tenant: &str) -> Vec<(bool, usize)> {
+        let t = store.tenant(tenant).expect("a tenant");
+        for _ in 0..2000 {
+            if let Some(published) = lock(&t.index).as_ref() {
+                let built = published.index.built_parts();
+                if built.iter().all(|(all, _)| *all) {
+                    return built;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the index was not read from the image");
+    }
+
+    /// A store that saves its snapshot writes its tenants' index image beside it (of the
+    /// snapshot's token); opened again, the tenant's first index is read from it before
+    /// any read (every part and the partitions the last run built) and answers as the
+    /// reference does. After a write the next stop writes an image of the new snapshot.
+    #[test]
+    fn a_reopened_store_reads_its_indexes_from_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let scopes = grid_scopes(&grid());
+        let mut tenant = RandomTenant {
+            rng: Rng(41),
+            grid: grid(),
+        };
+        let records = tenant.records();
+        let model = crate::index::tests::canonical(records.clone());
+        let store = Store::open(dir.path()).unwrap();
+        store.put("t", records).unwrap();
+        compare_with_reference(&store.source("t"), &model, &scopes);
+        let built_before = {
+            let t = store.tenant("t").unwrap();
+            let published = lock(&t.index).clone().unwrap();
+            published.index.built_parts()
+        };
+        store.save_snapshot().unwrap();
+        let token = image::token_of(dir.path()).expect("an image written");
+        drop(store);
+
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.snapshot_is_current());
+        let expected: Vec<(bool, usize)> = built_before.iter().map(|(_, p)| (true, *p)).collect();
+        assert!(expected.iter().any(|(_, partitions)| *partitions > 0));
+        assert_eq!(built_parts(&store, "t"), expected);
+        compare_with_reference(&store.source("t"), &model, &scopes);
+        // Nothing written: the image stays as it is.
+        store.save_snapshot().unwrap();
+        assert_eq!(image::token_of(dir.path()), Some(token));
+
+        let deal = model
+            .of_kind(crate::record::RecordKind::Deal)
+            .next()
+            .unwrap();
+        let key = crate::RecordKey {
+            kind: deal.kind(),
+            id: deal.id().to_owned(),
+        };
+        assert_eq!(store.delete("t", &[key]).unwrap(), 1);
+        store.save_snapshot().unwrap();
+        let next = image::token_of(dir.path()).expect("an image written");
+        assert_ne!(next, token, "an image of the new snapshot");
+    }
+}
