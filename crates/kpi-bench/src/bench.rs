@@ -571,7 +571,7 @@ fn restarts_over_data_dir(
     res.restart_ready_s = restarted.1.ready_after.as_secs_f64();
     // What kpid's log says of its open so far (sled may still be opening behind a
     // current snapshot).
-    let logged: Vec<String> = ["sled_ms", "snapshot_ms"]
+    let logged: Vec<String> = ["sled_ms", "snapshot_ms", "reason"]
         .into_iter()
         .filter_map(|f| restarted.1.log_field(f).map(|v| format!("{f}={v}")))
         .collect();
@@ -889,7 +889,11 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok((answer, ids))
     })?;
-    server.terminate(STOP_GRACE)?;
+    res.stop_s = server.terminate(STOP_GRACE)?.as_secs_f64();
+    say(format!(
+        "kpid stopped in {:.2} s (rows snapshot and index image written)",
+        res.stop_s
+    ));
     res.disk_mb = disk_bytes(&data_dir) as f64 / (1024.0 * 1024.0);
 
     if database.is_some() {

@@ -216,6 +216,9 @@ pub(crate) struct Results {
     pub(crate) restart_peak_rss_mb: f64,
     /// kpid's store on disk, in MiB.
     pub(crate) disk_mb: f64,
+    /// Seconds from SIGTERM to kpid's exit after the phases (the rows snapshot and, on
+    /// sled, the index image written).
+    pub(crate) stop_s: f64,
     /// Seconds from starting kpid over the stored records to its first dashboard answer
     /// (a second restart, whose first request is the dashboard).
     pub(crate) restart_first_dashboard_s: f64,
@@ -545,6 +548,10 @@ impl Results {
                 format!("{:.2} s", self.restart_first_dashboard_s),
             );
             row("kpid on disk", format!("{:.0} MiB", self.disk_mb));
+            row(
+                "stop (snapshot, index image)",
+                format!("{:.2} s", self.stop_s),
+            );
         }
         if self.bare_tonic_rpc_p50_us > 0.0 {
             row(

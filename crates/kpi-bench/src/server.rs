@@ -140,8 +140,10 @@ impl Child {
         status_kib(self.pid(), "VmRSS:").map(|kib| kib as f64 / 1024.0)
     }
 
-    /// Sends SIGTERM and waits (at most `grace`) for a clean exit; kills it after that.
-    pub(crate) fn terminate(mut self, grace: Duration) -> anyhow::Result<()> {
+    /// Sends SIGTERM and waits (at most `grace`) for a clean exit, which it times; kills
+    /// it after that.
+    pub(crate) fn terminate(mut self, grace: Duration) -> anyhow::Result<Duration> {
+        let sent_at = Instant::now();
         let pid = self.pid().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status();
         if !sent.is_ok_and(|s| s.success()) {
@@ -159,7 +161,7 @@ impl Child {
                             .join("\n")
                     );
                 }
-                return Ok(());
+                return Ok(sent_at.elapsed());
             }
             if Instant::now() > deadline {
                 self.child.kill()?;

@@ -414,7 +414,7 @@ where
 
     match opened? {
         Some(store) => {
-            match tokio::task::spawn_blocking(move || store.save_snapshot()).await? {
+            match tokio::task::spawn_blocking(move || store.close()).await? {
                 Ok(()) => {}
                 // Everything is committed; only the next start is slower (it scans).
                 Err(StoreError::Snapshot(e)) => tracing::warn!(

@@ -66,6 +66,12 @@ pub(super) trait Backend {
     /// Saves what makes the next open faster (sled: the rows snapshot), after a flush.
     fn save_snapshot(&self, store: &Store) -> Result<(), StoreError>;
 
+    /// [`Backend::save_snapshot`], then closes the durable layer: writes are refused after
+    /// it (kpid's stop).
+    fn close(&self, store: &Store) -> Result<(), StoreError> {
+        self.save_snapshot(store)
+    }
+
     /// Whether writes are numbered by a tenant sequence that a read may wait for (the
     /// change log several replicas share); otherwise every sequence is 0 and a write is
     /// visible once acknowledged.

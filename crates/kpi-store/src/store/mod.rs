@@ -743,6 +743,13 @@ impl Store {
         self.inner.backend.save_snapshot(self)
     }
 
+    /// [`Store::save_snapshot`], then closes the store: writes are refused after it, reads
+    /// go on (kpid calls this when it stops). On sled, the current-snapshot marker is
+    /// written once sled is closed, so it notes sled's log as the next start finds it.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.inner.backend.close(self)
+    }
+
     /// Whether the store takes writes (for health checks).
     pub fn write_health(&self) -> WriteHealth {
         self.inner.backend.write_health()

@@ -233,6 +233,76 @@ impl SledBackend {
         Ok(())
     }
 
+    /// Commits, then saves every tenant's rows to the snapshot (unless it is current) and
+    /// the index image beside it: the token of the snapshot now current (`None`: a
+    /// temporary store, which only commits).
+    fn snapshot_saved(&self, store: &Store) -> Result<Option<u64>, StoreError> {
+        let Some(dir) = &self.dir else {
+            self.flush(store)?;
+            return Ok(None);
+        };
+        let _writer = lock(&self.writer);
+        let sled = match self.writable_sled() {
+            Ok(sled) => sled,
+            // Every acknowledged write is durable; only the next start is slower.
+            Err(e) => return Err(StoreError::Snapshot(std::io::Error::other(e.to_string()))),
+        };
+        // Every acknowledged write is committed already; what fails here was never
+        // acknowledged.
+        self.commit_through(store, &sled, self.pending.last_ticket())
+            .map_err(|e| StoreError::Snapshot(std::io::Error::other(e.to_string())))?;
+        if self.snapshot_current.load(Ordering::SeqCst) {
+            // Nothing was written since the snapshot was loaded or saved: it is current.
+            tracing::info!("rows snapshot current: not written again");
+            let token = snapshot_token(&sled.meta)?;
+            if let Some(token) = token {
+                store.write_index_image(dir, token);
+            }
+            return Ok(token);
+        }
+        let token = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            h.finish()
+        };
+        let tenants: Vec<(String, Arc<Tenant>)> = store
+            .inner
+            .tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(n, t)| (n.clone(), Arc::clone(t)))
+            .collect();
+        let guards: Vec<_> = tenants
+            .iter()
+            .map(|(n, t)| {
+                (
+                    n.as_str(),
+                    t.records.read().unwrap_or_else(PoisonError::into_inner),
+                )
+            })
+            .collect();
+        let rows: Vec<(&str, &Rows)> = guards.iter().map(|(n, g)| (*n, &g.rows)).collect();
+        let started = std::time::Instant::now();
+        snapshot::write(dir, token, &rows).map_err(StoreError::Snapshot)?;
+        sled.meta.insert(SNAPSHOT_TOKEN, &token.to_le_bytes())?;
+        sled.wrote();
+        sled.commit()?;
+        self.snapshot_current.store(true, Ordering::SeqCst);
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "rows snapshot written"
+        );
+        drop(guards);
+        store.write_index_image(dir, token);
+        Ok(Some(token))
+    }
+
     /// Writes the current-snapshot marker for the committed snapshot `token`, with the
     /// settings in memory (call under the writer lock, so they are sled's); a failure only
     /// makes the next start open sled first.
@@ -484,69 +554,33 @@ impl Backend for SledBackend {
     /// ([`StoreError::Snapshot`], a full disk say) every write is still committed and no
     /// snapshot is current: the next open scans.
     fn save_snapshot(&self, store: &Store) -> Result<(), StoreError> {
-        let Some(dir) = &self.dir else {
-            return self.flush(store);
-        };
-        let _writer = lock(&self.writer);
-        let sled = match self.writable_sled() {
-            Ok(sled) => sled,
-            // Every acknowledged write is durable; only the next start is slower.
-            Err(e) => return Err(StoreError::Snapshot(std::io::Error::other(e.to_string()))),
-        };
-        // Every acknowledged write is committed already; what fails here was never
-        // acknowledged.
-        self.commit_through(store, &sled, self.pending.last_ticket())
-            .map_err(|e| StoreError::Snapshot(std::io::Error::other(e.to_string())))?;
-        if self.snapshot_current.load(Ordering::SeqCst) {
-            // Nothing was written since the snapshot was loaded or saved: it is current.
-            tracing::info!("rows snapshot current: not written again");
-            if let Some(token) = snapshot_token(&sled.meta)? {
-                self.write_marker(store, dir, token);
-                store.write_index_image(dir, token);
-            }
-            return Ok(());
+        if let (Some(token), Some(dir)) = (self.snapshot_saved(store)?, &self.dir) {
+            self.write_marker(store, dir, token);
         }
-        let token = {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos()),
-            );
-            h.finish()
+        Ok(())
+    }
+
+    /// The rows snapshot saved, then sled closed (its background threads, which may still
+    /// clean its log, stopped), then the current-snapshot marker written: it notes sled's
+    /// log as it stays.
+    fn close(&self, store: &Store) -> Result<(), StoreError> {
+        let token = self.snapshot_saved(store)?;
+        let _writer = lock(&self.writer);
+        *lock(&self.write_state) = WriteState::Failed {
+            cause: Cause::Io("the store is closed".into()),
+            originals: Originals::new(),
         };
-        let tenants: Vec<(String, Arc<Tenant>)> = store
-            .inner
-            .tenants
-            .read()
+        let closing = self
+            .sled
+            .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(n, t)| (n.clone(), Arc::clone(t)))
-            .collect();
-        let guards: Vec<_> = tenants
-            .iter()
-            .map(|(n, t)| {
-                (
-                    n.as_str(),
-                    t.records.read().unwrap_or_else(PoisonError::into_inner),
-                )
-            })
-            .collect();
-        let rows: Vec<(&str, &Rows)> = guards.iter().map(|(n, g)| (*n, &g.rows)).collect();
-        let started = std::time::Instant::now();
-        snapshot::write(dir, token, &rows).map_err(StoreError::Snapshot)?;
-        sled.meta.insert(SNAPSHOT_TOKEN, &token.to_le_bytes())?;
-        sled.wrote();
-        sled.commit()?;
-        self.snapshot_current.store(true, Ordering::SeqCst);
-        tracing::info!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "rows snapshot written"
-        );
-        self.write_marker(store, dir, token);
-        drop(guards);
-        store.write_index_image(dir, token);
+            .take();
+        drop(closing);
+        // A write since the snapshot retired its token: no marker then.
+        let current = self.snapshot_current.load(Ordering::SeqCst);
+        if let (Some(token), Some(dir), true) = (token, &self.dir, current) {
+            self.write_marker(store, dir, token);
+        }
         Ok(())
     }
 
