@@ -571,7 +571,7 @@ fn restarts_over_data_dir(
     res.restart_ready_s = restarted.1.ready_after.as_secs_f64();
     // What kpid's log says of its open so far (sled may still be opening behind a
     // current snapshot).
-    let logged: Vec<String> = ["sled_ms", "snapshot_ms", "reason"]
+    let logged: Vec<String> = ["sled_ms", "snapshot_ms", "image_ms", "reason"]
         .into_iter()
         .filter_map(|f| restarted.1.log_field(f).map(|v| format!("{f}={v}")))
         .collect();
@@ -587,9 +587,15 @@ fn restarts_over_data_dir(
     let restarted = rt.block_on(restart_dashboard(deployed, data_dir, ids))?;
     res.restart_first_dashboard_s = restarted.0;
     res.restart_peak_rss_mb = res.restart_peak_rss_mb.max(restarted.1.peak_rss_mb()?);
+    let logged: Vec<String> = ["sled_ms", "snapshot_ms", "image_ms", "reason"]
+        .into_iter()
+        .filter_map(|f| restarted.1.log_field(f).map(|v| format!("{f}={v}")))
+        .collect();
     say(format!(
-        "first dashboard {:.2} s after the restart",
-        res.restart_first_dashboard_s
+        "first dashboard {:.2} s after the restart (ready after {:.2} s; logged so far: {})",
+        res.restart_first_dashboard_s,
+        restarted.1.ready_after.as_secs_f64(),
+        logged.join(" ")
     ));
     restarted.1.terminate(STOP_GRACE)?;
     Ok(())
@@ -901,7 +907,9 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     } else {
         restarts_over_data_dir(&rt, &deployed, &data_dir, &ids, &mut res)?;
     }
-    let _ = std::fs::remove_dir_all(&data_dir);
+    if !args.keep_data {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
 
     let tenants = args.tenants.unwrap_or(if args.quick { 20 } else { 1000 });
     if database.is_some() && tenants > 0 {

@@ -167,6 +167,10 @@ pub(crate) struct RunArgs {
     /// Skip the mixed phase.
     #[arg(long)]
     pub(crate) no_mixed: bool,
+    /// Keep kpid's data directory (`OUT/kpid-data`)
+    /// after the run, for `kpi-bench restart --data-dir OUT/kpid-data`.
+    #[arg(long)]
+    pub(crate) keep_data: bool,
     /// Tenants of the tenants phase, each with its API key (default 1000; 20 in quick
     /// mode; the figure is 10000; 0 skips the phase).
     #[arg(long)]

@@ -104,6 +104,96 @@ impl<I: KindIndex> CohortPartitions<I> {
     }
 }
 
+impl<I: super::image::Imaged> CohortPartitions<I> {
+    /// Writes, for the index image, the rows by acquisition (when sorted) and the
+    /// partition of each window built so far.
+    pub(crate) fn put_image(
+        &self,
+        context: &I::Context,
+        w: &mut impl std::io::Write,
+    ) -> std::io::Result<()> {
+        use crate::snapshot::Snap as _;
+        match self.by_acquisition.get() {
+            None => false.put(w)?,
+            Some(sorted) => {
+                true.put(w)?;
+                sorted.put(w)?;
+            }
+        }
+        let slots = self.slots.lock().expect("not poisoned");
+        let built: Vec<(&Window, &CohortPartition<I>)> = slots
+            .iter()
+            .filter_map(|(window, slot)| self.partitions[*slot].get().map(|p| (window, p)))
+            .collect();
+        (built.len() as u32).put(w)?;
+        for (window, (positions, index)) in built {
+            window.start.put(w)?;
+            window.end.put(w)?;
+            positions.put(w)?;
+            index.put_image(context, w)?;
+        }
+        Ok(())
+    }
+
+    /// Reads what [`CohortPartitions::put_image`] wrote, the rows of each list checked by
+    /// `holds` (whether each position is a row of the part).
+    pub(crate) fn get_image(
+        context: &I::Context,
+        holds: impl Fn(&mut dyn Iterator<Item = u32>) -> bool,
+        r: &mut impl crate::snapshot::ContentSource,
+    ) -> std::io::Result<Self> {
+        use crate::snapshot::{invalid, Snap};
+        let read = Self::new();
+        if let Some(sorted) = Option::<Vec<(Timestamp, u32)>>::get(r)? {
+            let ascending = sorted.windows(2).all(|p| p[0].0 <= p[1].0);
+            if !ascending || !holds(&mut sorted.iter().map(|(_, i)| *i)) {
+                return Err(invalid(
+                    "rows by acquisition that are not the part's, or not sorted",
+                ));
+            }
+            let _ = read.by_acquisition.set(sorted);
+        }
+        let n = crate::snapshot::get_count(r, "cohort windows")? as usize;
+        if n > KEPT_COHORTS {
+            return Err(invalid(format!("{n} cohort windows kept")));
+        }
+        let mut slots = read.slots.lock().expect("not poisoned");
+        for slot in 0..n {
+            let (start, end) = (Timestamp::get(r)?, Timestamp::get(r)?);
+            let window = Window::new(start, end).map_err(|e| invalid(e.to_string()))?;
+            let positions: Vec<u32> = Snap::get(r)?;
+            if !positions.windows(2).all(|p| p[0] < p[1]) || !holds(&mut positions.iter().copied())
+            {
+                return Err(invalid("a cohort's rows are not the part's"));
+            }
+            let index = I::get_image(context, r)?;
+            if slots.insert(window, slot).is_some() {
+                return Err(invalid("a cohort window twice"));
+            }
+            let _ = read.partitions[slot].set((positions, index));
+        }
+        drop(slots);
+        Ok(read)
+    }
+}
+
+impl<I: KindIndex> CohortPartitions<I> {
+    /// The windows whose partitions are built.
+    pub(crate) fn built_windows(&self) -> Vec<Window> {
+        let slots = self.slots.lock().expect("not poisoned");
+        slots
+            .iter()
+            .filter(|(_, slot)| self.partitions[**slot].get().is_some())
+            .map(|(w, _)| *w)
+            .collect()
+    }
+
+    /// Whether its rows by acquisition are sorted.
+    pub(crate) fn has_by_acquisition(&self) -> bool {
+        self.by_acquisition.get().is_some()
+    }
+}
+
 /// Cuts an acquisition instant into its cohort's period (the engine's, in the request's
 /// time zone and the tenant's calendar).
 pub(crate) type PeriodOf<'a> = &'a dyn Fn(Timestamp) -> Result<Window, MetricError>;

@@ -196,6 +196,11 @@ impl<I: KindIndex> LayeredPart<I> {
         Arc::clone(current)
     }
 
+    /// How many partitions of built-in dimensions its base has built.
+    pub(crate) fn base_partitions(&self) -> usize {
+        self.base.built_partitions().len()
+    }
+
     /// Reads into its base (a part over every row, as a first build makes it) what the
     /// index image holds of it.
     pub(crate) fn restore_image(
@@ -489,9 +494,16 @@ impl<I: KindIndex> LayeredPart<I> {
     }
 
     /// Whether its base's index over every row is built, and how many partitions of
-    /// built-in dimensions the base has built.
+    /// built-in dimensions and cohorts the base has built.
     pub(crate) fn base_built(&self) -> (bool, usize) {
-        (self.base.has_all(), self.base.built_partitions().len())
+        let cohorts = self
+            .base
+            .built_cohorts()
+            .map_or(0, |c| c.built_windows().len());
+        (
+            self.base.has_all(),
+            self.base.built_partitions().len() + cohorts,
+        )
     }
 }
 

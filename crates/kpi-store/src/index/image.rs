@@ -20,6 +20,8 @@
 //! part    = rows u64 ‖ the index over every row (`Imaged`)
 //!           ‖ partitions u32 ‖ (dimension u32 ‖ values u32 ‖ (value u32 ‖ positions ‖ index)*)*
 //!           ‖ value lists u32 ‖ (dimension u32 ‖ values)*
+//!           ‖ cohorts present bool ‖ [rows by acquisition (optional)
+//!             ‖ windows u32 ‖ (start ‖ end ‖ positions ‖ index)*]
 //! ```
 
 use std::fs::File;
@@ -27,6 +29,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use super::cohort::CohortPartitions;
 use super::delta::LayeredPart;
 use super::part::{KindIndex, Part};
 use super::stages::{StageEntryRef, StageParts};
@@ -126,8 +129,14 @@ fn header(token: u64) -> Vec<u8> {
     header
 }
 
+/// Whether the image in `dir` is one this build reads over the rows snapshot `token`.
+pub(crate) fn is_current(dir: &Path, token: u64) -> bool {
+    matches!(ImageReader::open(dir, token), Ok(Some(_)))
+}
+
 /// The token of the rows snapshot the image in `dir` was built over (`None`: no image, or
-/// not one this build reads).
+/// not of this format).
+#[cfg(test)]
 pub(crate) fn token_of(dir: &Path) -> Option<u64> {
     let mut bytes = [0u8; HEADER];
     let mut file = File::open(dir.join(FILE)).ok()?;
@@ -185,11 +194,38 @@ impl ImageReader {
     /// Fills `index` (built over the rows the image was, nothing else built yet, or some
     /// parts built by reads meanwhile) with what the image holds of the tenant just named.
     pub(crate) fn restore(&mut self, index: &Index) -> io::Result<()> {
-        index.restore_image(&mut self.r)
+        index.restore_image(&mut self.r)?;
+        index.partitions_from_image.store(
+            index.partitions_built(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(())
     }
 }
 
 impl Index {
+    /// How many partitions of built-in dimensions its parts' bases have built.
+    fn partitions_built(&self) -> usize {
+        macro_rules! each {
+            ($(($module:ident, $unit:ident)),*) => {
+                0 $(+ self.$module.base_partitions())*
+            };
+        }
+        let stages = self.stages.get().map_or(0, |stages| {
+            stages.exits.base_partitions() + stages.stays.base_partitions()
+        });
+        with_parts!(each) + stages
+    }
+
+    /// Whether it built partitions beyond those it read from the index image (or read
+    /// none): an image written now would hold more.
+    pub(crate) fn built_beyond_image(&self) -> bool {
+        let read = self
+            .partitions_from_image
+            .load(std::sync::atomic::Ordering::Relaxed);
+        read == 0 || self.partitions_built() > read
+    }
+
     /// Writes what every part built, each part first brought over every current row
     /// ([`super::delta::LayeredPart::settled`]: a part with a delta is built anew, with
     /// the partitions its base had).
@@ -230,6 +266,19 @@ impl Index {
         if !bool::get(r)? {
             return Ok(());
         }
+        // Read as the stage parts' initializer: a read of them meanwhile waits.
+        super::image::fill_from_image(
+            &self.stages,
+            || self.read_stage_parts(r).map(Arc::new),
+            || Arc::new(StageParts::list(&self.stage_context)),
+        )
+    }
+}
+
+impl Index {
+    /// The stage parts as [`Index::put_image`] wrote them: their entries (each checked
+    /// against its deal's history) and what each part built.
+    fn read_stage_parts(&self, r: &mut impl ContentSource) -> io::Result<StageParts> {
         let deals = &self.stage_context.deals;
         let entries = |r: &mut _| -> io::Result<Arc<Vec<StageEntryRef>>> {
             let entries: Vec<StageEntryRef> = Snap::get(r)?;
@@ -253,12 +302,10 @@ impl Index {
         };
         let stays = StageParts::part(&self.stage_context, Unit::StageStay, &stay_entries);
         stays.restore_image(r)?;
-        // A read that listed the entries meanwhile keeps its own.
-        let _ = self.stages.set(Arc::new(StageParts {
+        Ok(StageParts {
             exits: LayeredPart::built(exits),
             stays: LayeredPart::built(stays),
-        }));
-        Ok(())
+        })
     }
 }
 
@@ -287,11 +334,17 @@ impl<I: Imaged> Part<I> {
             (d as u32).put(w)?;
             values.put(w)?;
         }
-        Ok(())
+        match self.built_cohorts() {
+            None => false.put(w),
+            Some(cohorts) => {
+                true.put(w)?;
+                cohorts.put_image(&self.context, w)
+            }
+        }
     }
 
     /// Reads what [`Part::put_image`] wrote into this part (over the same rows); what a
-    /// read built meanwhile is kept.
+    /// read built meanwhile is kept, and a read meanwhile waits for what is being read.
     pub(crate) fn restore_image(&self, r: &mut impl ContentSource) -> io::Result<()> {
         let rows = usize::get(r)?;
         if rows != self.len() {
@@ -300,31 +353,63 @@ impl<I: Imaged> Part<I> {
                 self.len()
             )));
         }
-        let all = I::get_image(&self.context, r)?;
-        let mut partitions = Vec::new();
+        self.restore_all(|| I::get_image(&self.context, r))?;
         for _ in 0..crate::snapshot::get_count(r, "partitions")? {
             let d = dimension(r)?;
-            let n = crate::snapshot::get_count(r, "partition values")?;
-            let mut partition = std::collections::HashMap::with_capacity(n as usize);
-            for _ in 0..n {
-                let value = u32::get(r)?;
-                let positions: Vec<u32> = Snap::get(r)?;
-                if !self.holds_ascending(&positions) {
-                    return Err(invalid("a partition's rows are not the part's"));
+            self.restore_partition(d, || {
+                let n = crate::snapshot::get_count(r, "partition values")?;
+                let mut partition = std::collections::HashMap::with_capacity(n as usize);
+                for _ in 0..n {
+                    let value = u32::get(r)?;
+                    let positions: Vec<u32> = Snap::get(r)?;
+                    if !self.holds_ascending(&positions) {
+                        return Err(invalid("a partition's rows are not the part's"));
+                    }
+                    let index = I::get_image(&self.context, r)?;
+                    if partition.insert(value, (positions, index)).is_some() {
+                        return Err(invalid("a partition's value twice"));
+                    }
                 }
-                let index = I::get_image(&self.context, r)?;
-                if partition.insert(value, (positions, index)).is_some() {
-                    return Err(invalid("a partition's value twice"));
-                }
-            }
-            partitions.push((d, partition));
+                Ok(partition)
+            })?;
         }
-        let mut values = Vec::new();
         for _ in 0..crate::snapshot::get_count(r, "value lists")? {
-            values.push((dimension(r)?, Snap::get(r)?));
+            let d = dimension(r)?;
+            self.restore_values(d, Snap::get(r)?);
         }
-        self.restore(all, partitions, values);
+        if bool::get(r)? {
+            self.restore_cohorts(|| {
+                CohortPartitions::get_image(&self.context, |p| self.holds_each(p), r)
+            })?;
+        }
+        self.restored();
         Ok(())
+    }
+}
+
+/// Fills `cell` with what `read` reads from the index image, running it as the cell's
+/// initializer so that readers wait for it rather than build the same. When the cell is
+/// set already (a read built it first), `read` still runs, to pass its bytes, and its
+/// value is dropped. When `read` fails, `build` fills the cell (readers are waiting) and
+/// the error is returned.
+pub(crate) fn fill_from_image<T>(
+    cell: &OnceLock<T>,
+    read: impl FnOnce() -> io::Result<T>,
+    build: impl FnOnce() -> T,
+) -> io::Result<()> {
+    let mut read = Some(read);
+    let mut failed = None;
+    cell.get_or_init(|| {
+        let read = read.take().expect("read once");
+        read().unwrap_or_else(|e| {
+            failed = Some(e);
+            build()
+        })
+    });
+    match (read, failed) {
+        (Some(read), _) => read().map(drop),
+        (None, Some(e)) => Err(e),
+        (None, None) => Ok(()),
     }
 }
 

@@ -116,6 +116,9 @@ pub(crate) struct Index {
     built_from: KindGenerations,
     /// The amounts of those rows that could not be converted to the base currency.
     unconverted: UnconvertedAmounts,
+    /// How many partitions it read from the index image (`image.rs`): a stop writes the
+    /// image again only when it built more.
+    partitions_from_image: std::sync::atomic::AtomicUsize,
 }
 
 /// What a part declares: the unit of its rows (whose dimensions filter it), the kinds of
@@ -476,6 +479,7 @@ impl Index {
             classes,
             built_from: *kinds,
             unconverted: rows.unconverted.clone(),
+            partitions_from_image: Default::default(),
         }
     }
 

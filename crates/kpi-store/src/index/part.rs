@@ -2,6 +2,7 @@
 //! index per value of each dimension; and the selection a query reads from a part.
 
 use std::collections::{HashMap, HashSet};
+use std::io;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
@@ -429,27 +430,75 @@ impl<I: KindIndex> Part<I> {
 
     /// Whether `positions` ascend and each is one of its rows.
     pub(crate) fn holds_ascending(&self, positions: &[u32]) -> bool {
-        positions.windows(2).all(|w| w[0] < w[1])
-            && positions.iter().all(|p| self.rows.holds(*p))
-            && self.only.is_none()
+        positions.windows(2).all(|w| w[0] < w[1]) && self.holds_each(&mut positions.iter().copied())
     }
 
-    /// Takes an index over every row, partitions and value lists read back from the index
-    /// image (by position in [`NDIMS`] order), as built and warmed: what a read built
-    /// meanwhile stays.
-    pub(crate) fn restore(
+    /// Takes the index over every row `read` reads (from the index image) unless one is
+    /// built: readers meanwhile wait for it rather than build it too
+    /// ([`super::image::fill_from_image`]).
+    pub(crate) fn restore_all(&self, read: impl FnOnce() -> io::Result<I>) -> io::Result<()> {
+        super::image::fill_from_image(
+            &self.all,
+            || read().map(Arc::new),
+            || {
+                let subset: Vec<u32> = self.positions().collect();
+                Arc::new(I::build(&self.context, &self.rows, &subset))
+            },
+        )
+    }
+
+    /// Takes the partition of built-in dimension `d` (by position in [`NDIMS`] order)
+    /// `read` reads, as [`Part::restore_all`] does.
+    pub(crate) fn restore_partition(
         &self,
-        all: I,
-        partitions: Vec<(usize, Partition<I>)>,
-        values: Vec<(usize, HashSet<Sym>)>,
-    ) {
-        let _ = self.all.set(Arc::new(all));
-        for (d, partition) in partitions {
-            let _ = self.parts[d].set(Arc::new(partition));
+        d: usize,
+        read: impl FnOnce() -> io::Result<Partition<I>>,
+    ) -> io::Result<()> {
+        super::image::fill_from_image(
+            &self.parts[d],
+            || read().map(Arc::new),
+            || Arc::new(self.build_partition(Dimension::ALL[d])),
+        )
+    }
+
+    /// Takes the values of built-in dimension `d` read from the index image, unless
+    /// listed; and notes, once everything is read, that it is warm.
+    pub(crate) fn restore_values(&self, d: usize, values: HashSet<Sym>) {
+        let _ = self.distinct[d].set(Arc::new(values));
+    }
+
+    /// Takes the cohort partitions `read` reads, as [`Part::restore_all`] does.
+    pub(crate) fn restore_cohorts(
+        &self,
+        read: impl FnOnce() -> io::Result<CohortPartitions<I>>,
+    ) -> io::Result<()> {
+        super::image::fill_from_image(
+            &self.cohorts,
+            || read().map(Box::new),
+            || Box::new(CohortPartitions::new()),
+        )
+    }
+
+    /// Its cohort partitions, when some were read.
+    pub(crate) fn built_cohorts(&self) -> Option<&CohortPartitions<I>> {
+        self.cohorts.get().map(|c| &**c)
+    }
+
+    /// Whether each position is one of its rows.
+    pub(crate) fn holds_each(&self, positions: &mut dyn Iterator<Item = u32>) -> bool {
+        if self.only.is_some() {
+            return false;
         }
-        for (d, values) in values {
-            let _ = self.distinct[d].set(Arc::new(values));
+        for p in positions {
+            if !self.rows.holds(p) {
+                return false;
+            }
         }
+        true
+    }
+
+    /// Notes that what the index builds on first use was read from the index image.
+    pub(crate) fn restored(&self) {
         let _ = self.warmed.set(());
     }
 
@@ -468,6 +517,17 @@ impl<I: KindIndex> Part<I> {
         for (d, a) in &other.attributes {
             if a.parts.get().is_some() && self.attributes.contains_key(d) {
                 self.partition(*d);
+            }
+        }
+        if let Some(cohorts) = other.cohorts.get() {
+            if cohorts.has_by_acquisition() {
+                let cohorts = self
+                    .cohorts
+                    .get_or_init(|| Box::new(CohortPartitions::new()));
+                cohorts.by_acquisition(&self.context, &self.rows, self.counted_positions());
+            }
+            for w in cohorts.built_windows() {
+                self.cohort_partition(w);
             }
         }
     }

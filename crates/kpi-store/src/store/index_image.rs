@@ -25,10 +25,6 @@ impl Store {
         if self.inner.budget.limited() {
             return;
         }
-        if image::token_of(dir) == Some(token) {
-            tracing::info!("index image current: not written again");
-            return;
-        }
         let started = Instant::now();
         let large: Vec<(String, Arc<Tenant>)> = self
             .inner
@@ -48,6 +44,11 @@ impl Store {
             .iter()
             .map(|(n, t)| (n.as_str(), self.index_of(t)))
             .collect();
+        let built_beyond = indexes.iter().any(|(_, index)| index.built_beyond_image());
+        if !built_beyond && image::is_current(dir, token) {
+            tracing::info!("index image current: not written again");
+            return;
+        }
         let refs: Vec<(&str, &Index)> = indexes.iter().map(|(n, i)| (*n, &**i)).collect();
         match image::write(dir, token, &refs) {
             Ok(()) => tracing::info!(
@@ -108,7 +109,7 @@ impl Store {
             );
         }
         tracing::info!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            image_ms = started.elapsed().as_millis() as u64,
             "index image read"
         );
     }

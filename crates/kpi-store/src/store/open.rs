@@ -138,7 +138,7 @@ impl Store {
         // and to the first queries; but at once when an index image of these rows is
         // there to read (reading it costs a fraction of building).
         let mut warm = options.memory_budget.is_none();
-        if warm && crate::index::image::token_of(&dir) == Some(marker.token) {
+        if warm && crate::index::image::is_current(&dir, marker.token) {
             store.warm_large_tenants(Some((dir.clone(), marker.token)));
             warm = false;
         }
