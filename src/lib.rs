@@ -262,6 +262,20 @@ struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     dashboard: bool,
+    /// Write the index image when kpid stops and read it when it starts (on by default;
+    /// `--index-image false` turns it off): a tenant of 50 000 rows or more then answers
+    /// its first dashboard after a restart from its index as it was, instead of building
+    /// it. The stop takes longer (the parts written since they were last built are built
+    /// then), and the file is about the size of the rows snapshot.
+    #[arg(
+        long,
+        env = "KPID_INDEX_IMAGE",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    index_image: bool,
     /// Load the generated demo dataset (see `kpid demo`) into the store before serving.
     #[arg(long)]
     demo: bool,
@@ -432,6 +446,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let options = OpenOptions {
             verify_snapshot: args.verify_snapshot,
             memory_budget: args.memory_budget.map(|b| b.0),
+            no_index_image: !args.index_image,
         };
         let store = match args.store.clone() {
             StoreBackend::Sled => {
@@ -832,6 +847,23 @@ mod tests {
         assert!(verify(&["kpid", "serve", "--verify-snapshot"]));
         assert!(verify(&["kpid", "demo", "--verify-snapshot"]));
         assert!(parse(&["kpid", "serve", "--verify-snapshot=maybe"]).is_err());
+    }
+
+    #[test]
+    fn the_index_image_is_on_unless_turned_off() {
+        let image = |argv: &[&str]| {
+            let (cli, _) = parse(argv).unwrap();
+            match cli.command {
+                Command::Serve(args) => args.index_image,
+                other => panic!("not serve: {other:?}"),
+            }
+        };
+        if std::env::var_os("KPID_INDEX_IMAGE").is_none() {
+            assert!(image(&["kpid", "serve"]));
+        }
+        assert!(!image(&["kpid", "serve", "--index-image", "false"]));
+        assert!(image(&["kpid", "serve", "--index-image", "true"]));
+        assert!(parse(&["kpid", "serve", "--index-image", "maybe"]).is_err());
     }
 
     #[test]

@@ -713,7 +713,7 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     if let Some(database) = &database {
         deployed = deployed.on_postgres(&database.url);
     }
-    let server = deployed.start(&data_dir)?;
+    let mut server = deployed.start(&data_dir)?;
     let target = deployed.target(&server);
     say(format!(
         "kpid (pid {}) listening on {}",
@@ -895,10 +895,15 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok((answer, ids))
     })?;
-    res.stop_s = server.terminate(STOP_GRACE)?.as_secs_f64();
+    res.stop_s = server.stop(STOP_GRACE)?.as_secs_f64();
+    let logged: Vec<String> = ["snapshot_write_ms", "settle_ms", "image_write_ms"]
+        .into_iter()
+        .filter_map(|f| server.log_field(f).map(|v| format!("{f}={v}")))
+        .collect();
     say(format!(
-        "kpid stopped in {:.2} s (rows snapshot and index image written)",
-        res.stop_s
+        "kpid stopped in {:.2} s (rows snapshot and index image written: {})",
+        res.stop_s,
+        logged.join(" ")
     ));
     res.disk_mb = disk_bytes(&data_dir) as f64 / (1024.0 * 1024.0);
 

@@ -143,6 +143,11 @@ impl Child {
     /// Sends SIGTERM and waits (at most `grace`) for a clean exit, which it times; kills
     /// it after that.
     pub(crate) fn terminate(mut self, grace: Duration) -> anyhow::Result<Duration> {
+        self.stop(grace)
+    }
+
+    /// [`Child::terminate`], keeping what it logged ([`Child::log_field`]).
+    pub(crate) fn stop(&mut self, grace: Duration) -> anyhow::Result<Duration> {
         let sent_at = Instant::now();
         let pid = self.pid().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status();

@@ -212,6 +212,38 @@ impl Blocked {
     }
 }
 
+crate::snapshot::snap_fields!(Keys<i64> { sorted });
+crate::snapshot::snap_fields!(Keys<i128> { sorted });
+
+/// In the index image (`image.rs`): a tag and the keys, then the sums.
+impl crate::snapshot::Snap for Blocked {
+    fn put(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        match &self.keys {
+            KeyColumn::Narrow(keys) => {
+                0u8.put(w)?;
+                keys.put(w)?;
+            }
+            KeyColumn::Wide(keys) => {
+                1u8.put(w)?;
+                keys.put(w)?;
+            }
+        }
+        self.sums.put(w)
+    }
+    fn get(r: &mut impl crate::snapshot::ContentSource) -> std::io::Result<Self> {
+        use crate::snapshot::{invalid, Snap};
+        let keys = match u8::get(r)? {
+            0 => KeyColumn::Narrow(Snap::get(r)?),
+            1 => KeyColumn::Wide(Snap::get(r)?),
+            tag => return Err(invalid(format!("bad block keys form {tag}"))),
+        };
+        Ok(Self {
+            keys,
+            sums: Snap::get(r)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,37 +317,5 @@ mod tests {
         );
         assert_eq!(b.count(0..3, Some(Timestamp::MAX), None, key), 1);
         assert_eq!(b.count(0..3, None, Some(Timestamp::MAX), key), 2);
-    }
-}
-
-crate::snapshot::snap_fields!(Keys<i64> { sorted });
-crate::snapshot::snap_fields!(Keys<i128> { sorted });
-
-/// In the index image (`image.rs`): a tag and the keys, then the sums.
-impl crate::snapshot::Snap for Blocked {
-    fn put(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
-        match &self.keys {
-            KeyColumn::Narrow(keys) => {
-                0u8.put(w)?;
-                keys.put(w)?;
-            }
-            KeyColumn::Wide(keys) => {
-                1u8.put(w)?;
-                keys.put(w)?;
-            }
-        }
-        self.sums.put(w)
-    }
-    fn get(r: &mut impl crate::snapshot::ContentSource) -> std::io::Result<Self> {
-        use crate::snapshot::{invalid, Snap};
-        let keys = match u8::get(r)? {
-            0 => KeyColumn::Narrow(Snap::get(r)?),
-            1 => KeyColumn::Wide(Snap::get(r)?),
-            tag => return Err(invalid(format!("bad block keys form {tag}"))),
-        };
-        Ok(Self {
-            keys,
-            sums: Snap::get(r)?,
-        })
     }
 }

@@ -104,6 +104,14 @@ pub(crate) fn measure(
     })
 }
 
+crate::snapshot::snap_fields!(CampaignIndex {
+    email,
+    delivered,
+    opens,
+    clicks
+});
+super::image::imaged_as_written!(CampaignIndex);
+
 #[cfg(test)]
 mod tests {
     use crate::index::tests::after_one_write;
@@ -131,11 +139,3 @@ mod tests {
         assert!(after.deals.layered_on(&before.deals));
     }
 }
-
-crate::snapshot::snap_fields!(CampaignIndex {
-    email,
-    delivered,
-    opens,
-    clicks
-});
-super::image::imaged_as_written!(CampaignIndex);

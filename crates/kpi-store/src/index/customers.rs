@@ -341,6 +341,18 @@ pub(crate) fn mean(
     mean_of(measure, part.sums(|p| mean_parts(p, measure, w, f))?)
 }
 
+crate::snapshot::snap_fields!(CustomerIndex {
+    acquired,
+    acquired_by_churn,
+    with_first_mrr,
+    first_mrr,
+    marketing,
+    churned,
+    churned_by_acquisition,
+    tenure,
+});
+super::image::imaged_as_written!(CustomerIndex);
+
 #[cfg(test)]
 mod tests {
     use crate::index::tests::after_one_write;
@@ -366,15 +378,3 @@ mod tests {
         assert!(std::sync::Arc::ptr_eq(&after.campaigns, &before.campaigns));
     }
 }
-
-crate::snapshot::snap_fields!(CustomerIndex {
-    acquired,
-    acquired_by_churn,
-    with_first_mrr,
-    first_mrr,
-    marketing,
-    churned,
-    churned_by_acquisition,
-    tenure,
-});
-super::image::imaged_as_written!(CustomerIndex);

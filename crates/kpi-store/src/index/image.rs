@@ -31,7 +31,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::cohort::CohortPartitions;
 use super::delta::LayeredPart;
-use super::part::{KindIndex, Part};
+use super::part::{KindIndex, Part, Warm as _};
 use super::stages::{StageEntryRef, StageParts};
 use super::Index;
 use crate::dims::Unit;
@@ -226,6 +226,36 @@ impl Index {
         read == 0 || self.partitions_built() > read
     }
 
+    /// Brings every part over every current row ([`super::delta::LayeredPart::settled`]),
+    /// building what [`Index::put_image`] would, two parts at a time (at a stop nothing
+    /// else runs); the deals and their stage parts, the largest, first.
+    pub(crate) fn settle(&self) {
+        type Settle<'a> = Box<dyn Fn() + Send + Sync + 'a>;
+        macro_rules! each {
+            ($(($module:ident, $unit:ident)),*) => {
+                vec![$(Box::new(|| self.$module.settled().warm()) as Settle<'_>),*]
+            };
+        }
+        let mut work = with_parts!(each);
+        if let Some(stages) = self.stages.get() {
+            let exits: Settle<'_> = Box::new(|| stages.exits.settled().warm());
+            let stays: Settle<'_> = Box::new(|| stages.stays.settled().warm());
+            work.splice(1..1, [exits, stays]);
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let run = || {
+            while let Some(settle) =
+                work.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+            {
+                settle();
+            }
+        };
+        std::thread::scope(|scope| {
+            scope.spawn(run);
+            run();
+        });
+    }
+
     /// Writes what every part built, each part first brought over every current row
     /// ([`super::delta::LayeredPart::settled`]: a part with a delta is built anew, with
     /// the partitions its base had).
@@ -313,7 +343,6 @@ impl<I: Imaged> Part<I> {
     /// Writes its index over every row (built now if it was not, with what it builds on
     /// first use) and the partitions and value lists built so far.
     pub(crate) fn put_image(&self, w: &mut impl Write) -> io::Result<()> {
-        use super::part::Warm as _;
         self.warm();
         self.len().put(w)?;
         self.all().put_image(&self.context, w)?;

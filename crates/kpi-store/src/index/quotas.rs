@@ -113,6 +113,9 @@ fn quota_prorated(
     Ok(total)
 }
 
+crate::snapshot::snap_fields!(QuotaIndex { by_start, max_end });
+super::image::imaged_as_written!(QuotaIndex);
+
 #[cfg(test)]
 mod tests {
     use crate::index::tests::after_one_write;
@@ -130,6 +133,3 @@ mod tests {
         assert!(after.quotas.layered_on(&before.quotas));
     }
 }
-
-crate::snapshot::snap_fields!(QuotaIndex { by_start, max_end });
-super::image::imaged_as_written!(QuotaIndex);

@@ -150,6 +150,13 @@ fn spend_in(
     )
 }
 
+crate::snapshot::snap_fields!(SpendIndex {
+    at,
+    by_category,
+    campaign
+});
+super::image::imaged_as_written!(SpendIndex);
+
 #[cfg(test)]
 mod tests {
     use crate::index::tests::after_one_write;
@@ -168,10 +175,3 @@ mod tests {
         assert!(std::sync::Arc::ptr_eq(&after.deals, &before.deals));
     }
 }
-
-crate::snapshot::snap_fields!(SpendIndex {
-    at,
-    by_category,
-    campaign
-});
-super::image::imaged_as_written!(SpendIndex);

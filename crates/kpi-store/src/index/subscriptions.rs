@@ -577,6 +577,21 @@ pub(crate) fn paying_customers(
     )
 }
 
+crate::snapshot::snap_fields!(MrrMoves { ev, amounts, sums });
+crate::snapshot::snap_fields!(SubscriptionIndex {
+    deltas,
+    new,
+    expansion,
+    reactivation,
+    contraction,
+    churn,
+    due,
+    renewed,
+    paying_from,
+    paying_until,
+});
+super::image::imaged_as_written!(SubscriptionIndex);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,18 +623,3 @@ mod tests {
         assert!(!after.classes.relisted.is_empty());
     }
 }
-
-crate::snapshot::snap_fields!(MrrMoves { ev, amounts, sums });
-crate::snapshot::snap_fields!(SubscriptionIndex {
-    deltas,
-    new,
-    expansion,
-    reactivation,
-    contraction,
-    churn,
-    due,
-    renewed,
-    paying_from,
-    paying_until,
-});
-super::image::imaged_as_written!(SubscriptionIndex);

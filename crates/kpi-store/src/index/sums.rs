@@ -223,6 +223,72 @@ pub(crate) fn add(acc: Decimal, x: Decimal) -> Result<Decimal, MetricError> {
     acc.checked_add(x).ok_or_else(overflow)
 }
 
+/// In the index image (`image.rs`): the stride, a tag, then the form's sums.
+impl crate::snapshot::Snap for DecimalSums {
+    fn put(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        self.stride.put(w)?;
+        match &self.form {
+            DecimalSumsForm::Small { scale, p } => {
+                0u8.put(w)?;
+                scale.put(w)?;
+                p.put(w)
+            }
+            DecimalSumsForm::Wide(p) => {
+                1u8.put(w)?;
+                p.put(w)
+            }
+            DecimalSumsForm::Inexact => 2u8.put(w),
+        }
+    }
+    fn get(r: &mut impl crate::snapshot::ContentSource) -> std::io::Result<Self> {
+        use crate::snapshot::{invalid, Snap};
+        let stride = usize::get(r)?;
+        if stride != 1 && stride != SUM_STRIDE {
+            return Err(invalid(format!("sums kept every {stride}")));
+        }
+        let form = match u8::get(r)? {
+            0 => DecimalSumsForm::Small {
+                scale: u32::get(r)?,
+                p: Snap::get(r)?,
+            },
+            1 => DecimalSumsForm::Wide(Snap::get(r)?),
+            2 => DecimalSumsForm::Inexact,
+            tag => return Err(invalid(format!("bad sums form {tag}"))),
+        };
+        Ok(Self { stride, form })
+    }
+}
+
+/// In the index image (`image.rs`): a tag, then the column.
+impl crate::snapshot::Snap for DecimalColumn {
+    fn put(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        match self {
+            DecimalColumn::Small { scale, v } => {
+                0u8.put(w)?;
+                scale.put(w)?;
+                v.put(w)
+            }
+            DecimalColumn::Wide(v) => {
+                1u8.put(w)?;
+                v.put(w)
+            }
+        }
+    }
+    fn get(r: &mut impl crate::snapshot::ContentSource) -> std::io::Result<Self> {
+        use crate::snapshot::{invalid, Snap};
+        match u8::get(r)? {
+            0 => Ok(DecimalColumn::Small {
+                scale: u32::get(r)?,
+                v: Snap::get(r)?,
+            }),
+            1 => Ok(DecimalColumn::Wide(Snap::get(r)?)),
+            tag => Err(invalid(format!("bad decimal column form {tag}"))),
+        }
+    }
+}
+
+crate::snapshot::snap_fields!(IntegerSums { p });
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,69 +402,3 @@ mod tests {
         }
     }
 }
-
-/// In the index image (`image.rs`): the stride, a tag, then the form's sums.
-impl crate::snapshot::Snap for DecimalSums {
-    fn put(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
-        self.stride.put(w)?;
-        match &self.form {
-            DecimalSumsForm::Small { scale, p } => {
-                0u8.put(w)?;
-                scale.put(w)?;
-                p.put(w)
-            }
-            DecimalSumsForm::Wide(p) => {
-                1u8.put(w)?;
-                p.put(w)
-            }
-            DecimalSumsForm::Inexact => 2u8.put(w),
-        }
-    }
-    fn get(r: &mut impl crate::snapshot::ContentSource) -> std::io::Result<Self> {
-        use crate::snapshot::{invalid, Snap};
-        let stride = usize::get(r)?;
-        if stride != 1 && stride != SUM_STRIDE {
-            return Err(invalid(format!("sums kept every {stride}")));
-        }
-        let form = match u8::get(r)? {
-            0 => DecimalSumsForm::Small {
-                scale: u32::get(r)?,
-                p: Snap::get(r)?,
-            },
-            1 => DecimalSumsForm::Wide(Snap::get(r)?),
-            2 => DecimalSumsForm::Inexact,
-            tag => return Err(invalid(format!("bad sums form {tag}"))),
-        };
-        Ok(Self { stride, form })
-    }
-}
-
-/// In the index image (`image.rs`): a tag, then the column.
-impl crate::snapshot::Snap for DecimalColumn {
-    fn put(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
-        match self {
-            DecimalColumn::Small { scale, v } => {
-                0u8.put(w)?;
-                scale.put(w)?;
-                v.put(w)
-            }
-            DecimalColumn::Wide(v) => {
-                1u8.put(w)?;
-                v.put(w)
-            }
-        }
-    }
-    fn get(r: &mut impl crate::snapshot::ContentSource) -> std::io::Result<Self> {
-        use crate::snapshot::{invalid, Snap};
-        match u8::get(r)? {
-            0 => Ok(DecimalColumn::Small {
-                scale: u32::get(r)?,
-                v: Snap::get(r)?,
-            }),
-            1 => Ok(DecimalColumn::Wide(Snap::get(r)?)),
-            tag => Err(invalid(format!("bad decimal column form {tag}"))),
-        }
-    }
-}
-
-crate::snapshot::snap_fields!(IntegerSums { p });

@@ -131,6 +131,45 @@ pub(super) fn from_nanos(n: i64) -> Timestamp {
     Timestamp::from_nanosecond(i128::from(n)).expect("stored from a timestamp")
 }
 
+/// In the index image (`image.rs`): a tag, then the form's lists.
+impl crate::snapshot::Snap for Times {
+    fn put(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        match self {
+            Times::Packed { unit, base, off } => {
+                0u8.put(w)?;
+                unit.put(w)?;
+                base.put(w)?;
+                off.put(w)
+            }
+            Times::Nanos(nanos) => {
+                1u8.put(w)?;
+                nanos.put(w)
+            }
+            Times::Full(times) => {
+                2u8.put(w)?;
+                times.put(w)
+            }
+        }
+    }
+    fn get(r: &mut impl crate::snapshot::ContentSource) -> std::io::Result<Self> {
+        use crate::snapshot::{invalid, Snap};
+        let times = match u8::get(r)? {
+            0 => {
+                let unit = i64::get(r)?;
+                let (base, off): (Vec<i64>, Vec<u32>) = (Snap::get(r)?, Snap::get(r)?);
+                if !TIME_UNITS.contains(&unit) || base.len() != off.len().div_ceil(TIME_STRIDE) {
+                    return Err(invalid("packed times that do not fit together"));
+                }
+                Times::Packed { unit, base, off }
+            }
+            1 => Times::Nanos(Snap::get(r)?),
+            2 => Times::Full(Snap::get(r)?),
+            tag => return Err(invalid(format!("bad times form {tag}"))),
+        };
+        Ok(times)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,44 +239,5 @@ mod tests {
                 );
             }
         }
-    }
-}
-
-/// In the index image (`image.rs`): a tag, then the form's lists.
-impl crate::snapshot::Snap for Times {
-    fn put(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
-        match self {
-            Times::Packed { unit, base, off } => {
-                0u8.put(w)?;
-                unit.put(w)?;
-                base.put(w)?;
-                off.put(w)
-            }
-            Times::Nanos(nanos) => {
-                1u8.put(w)?;
-                nanos.put(w)
-            }
-            Times::Full(times) => {
-                2u8.put(w)?;
-                times.put(w)
-            }
-        }
-    }
-    fn get(r: &mut impl crate::snapshot::ContentSource) -> std::io::Result<Self> {
-        use crate::snapshot::{invalid, Snap};
-        let times = match u8::get(r)? {
-            0 => {
-                let unit = i64::get(r)?;
-                let (base, off): (Vec<i64>, Vec<u32>) = (Snap::get(r)?, Snap::get(r)?);
-                if !TIME_UNITS.contains(&unit) || base.len() != off.len().div_ceil(TIME_STRIDE) {
-                    return Err(invalid("packed times that do not fit together"));
-                }
-                Times::Packed { unit, base, off }
-            }
-            1 => Times::Nanos(Snap::get(r)?),
-            2 => Times::Full(Snap::get(r)?),
-            tag => return Err(invalid(format!("bad times form {tag}"))),
-        };
-        Ok(times)
     }
 }

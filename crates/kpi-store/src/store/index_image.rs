@@ -17,12 +17,22 @@ const IMAGED_ROWS: usize = super::open::WARM_AT_OPEN_ROWS;
 const IMAGED_ROWS: usize = 1;
 
 impl Store {
+    /// Whether the index image is written when the store closes; off removes the one in
+    /// `dir` (its reads of it are over by then: none is read when off).
+    pub(super) fn set_index_image(&self, on: bool, dir: &Path) {
+        self.inner.index_image.store(on, Ordering::Relaxed);
+        if !on {
+            let _ = std::fs::remove_file(dir.join(image::FILE));
+        }
+    }
+
     /// Writes the image of the indexes of the tenants of at least [`IMAGED_ROWS`] rows over the rows of snapshot `token` in `dir` (each index brought up to date and
     /// every part over every current row: a part holding a delta is built anew), unless
     /// the image there is of `token` already. Not under a memory budget (nothing is read
-    /// back under one). Failures are logged: only the next start is slower.
+    /// back under one), nor when turned off ([`OpenOptions::no_index_image`]). Failures
+    /// are logged: only the next start is slower.
     pub(super) fn write_index_image(&self, dir: &Path, token: u64) {
-        if self.inner.budget.limited() {
+        if self.inner.budget.limited() || !self.inner.index_image.load(Ordering::Relaxed) {
             return;
         }
         let started = Instant::now();
@@ -49,11 +59,16 @@ impl Store {
             tracing::info!("index image current: not written again");
             return;
         }
+        // Every part over every current row first (long for parts written since they
+        // were built), then the writing.
+        indexes.iter().for_each(|(_, index)| index.settle());
+        let settled = started.elapsed();
         let refs: Vec<(&str, &Index)> = indexes.iter().map(|(n, i)| (*n, &**i)).collect();
         match image::write(dir, token, &refs) {
             Ok(()) => tracing::info!(
                 tenants = refs.len(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
+                settle_ms = settled.as_millis() as u64,
+                image_write_ms = (started.elapsed() - settled).as_millis() as u64,
                 "index image written"
             ),
             Err(e) => {
@@ -175,17 +190,33 @@ mod tests {
         store.save_snapshot().unwrap();
         assert_eq!(image::token_of(dir.path()), Some(token));
 
-        let deal = model
+        let deal_id = model
             .of_kind(crate::record::RecordKind::Deal)
             .next()
-            .unwrap();
+            .unwrap()
+            .id()
+            .to_owned();
         let key = crate::RecordKey {
-            kind: deal.kind(),
-            id: deal.id().to_owned(),
+            kind: crate::record::RecordKind::Deal,
+            id: deal_id.clone(),
         };
         assert_eq!(store.delete("t", &[key]).unwrap(), 1);
         store.save_snapshot().unwrap();
         let next = image::token_of(dir.path()).expect("an image written");
         assert_ne!(next, token, "an image of the new snapshot");
+        drop(store);
+
+        // Turned off: the image there is removed, and none is written.
+        let off = crate::OpenOptions {
+            no_index_image: true,
+            ..crate::OpenOptions::default()
+        };
+        let store = Store::open_with(dir.path(), off).unwrap();
+        assert!(!dir.path().join(image::FILE).exists());
+        let mut model = model;
+        assert!(model.remove(crate::record::RecordKind::Deal, &deal_id));
+        compare_with_reference(&store.source("t"), &model, &scopes);
+        store.save_snapshot().unwrap();
+        assert!(!dir.path().join(image::FILE).exists());
     }
 }

@@ -415,6 +415,8 @@ struct Inner {
     settings: RwLock<SettingsByTenant>,
     /// The memory budget of the tenants' query state (`budget.rs`).
     budget: Budget,
+    /// Whether the index image is written when the store closes (`index_image.rs`).
+    index_image: std::sync::atomic::AtomicBool,
     /// Where the records are kept durably.
     backend: AnyBackend,
 }
@@ -428,6 +430,9 @@ pub struct OpenOptions {
     pub verify_snapshot: bool,
     /// The memory budget of the tenants' query state, in bytes ([`Store::set_memory_budget`]).
     pub memory_budget: Option<u64>,
+    /// Neither read the index image at open nor write it when closing (it is removed):
+    /// a shorter stop, and the first reads after a start build the indexes.
+    pub no_index_image: bool,
 }
 
 /// The record store: durable in sled or PostgreSQL, queried from memory. Cheap to clone;

@@ -39,6 +39,7 @@ impl Inner {
             tenants: RwLock::new(tenants),
             settings: RwLock::new(settings),
             budget: Budget::default(),
+            index_image: std::sync::atomic::AtomicBool::new(true),
             backend,
         }
     }
@@ -137,8 +138,9 @@ impl Store {
         // The large tenants warm once sled has opened, leaving the cores meanwhile to sled
         // and to the first queries; but at once when an index image of these rows is
         // there to read (reading it costs a fraction of building).
+        store.set_index_image(!options.no_index_image, &dir);
         let mut warm = options.memory_budget.is_none();
-        if warm && crate::index::image::is_current(&dir, marker.token) {
+        if warm && !options.no_index_image && crate::index::image::is_current(&dir, marker.token) {
             store.warm_large_tenants(Some((dir.clone(), marker.token)));
             warm = false;
         }
@@ -278,9 +280,12 @@ impl Store {
         let tenant_settings = settings::load(&db.open_tree("settings")?)?;
         drop((tree, meta));
         let image = match (&dir, token) {
-            (Some(dir), Some(token)) if snapshot_current => Some((dir.clone(), token)),
+            (Some(dir), Some(token)) if snapshot_current && !options.no_index_image => {
+                Some((dir.clone(), token))
+            }
             _ => None,
         };
+        let image_dir = dir.clone();
         let backend = SledBackend::new(Sled::new(db, commit)?, dir, snapshot_current);
         let store = Store {
             inner: Arc::new(Inner::loaded(
@@ -290,6 +295,9 @@ impl Store {
             )),
         };
         store.set_memory_budget(options.memory_budget);
+        if let Some(dir) = &image_dir {
+            store.set_index_image(!options.no_index_image, dir);
+        }
         if options.memory_budget.is_none() {
             store.warm_large_tenants(image);
         }

@@ -295,7 +295,7 @@ impl SledBackend {
         sled.commit()?;
         self.snapshot_current.store(true, Ordering::SeqCst);
         tracing::info!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            snapshot_write_ms = started.elapsed().as_millis() as u64,
             "rows snapshot written"
         );
         drop(guards);
