@@ -1003,14 +1003,24 @@ pub(crate) fn differing_kinds(a: &Rows, b: &Rows) -> Vec<RecordKind> {
 /// Writes the snapshot of `tenants` to `dir`, durably (a temporary file, fsync'd, renamed,
 /// and the directory fsync'd).
 pub(crate) fn write(dir: &Path, token: u64, tenants: &[(&str, &Rows)]) -> io::Result<()> {
-    let tmp = dir.join(format!("{FILE}.tmp"));
-    let written = write_to(&tmp, token, tenants, VERSION);
+    replace_durably(dir, FILE, |tmp| write_to(tmp, token, tenants, VERSION))
+}
+
+/// Replaces file `name` in `dir` by what `write` writes (and syncs) to the temporary path it
+/// is given: renamed over `name` once written, then the directory synced; on an error (a
+/// full disk, say) no partial file is left behind and `name` is as it was.
+pub(crate) fn replace_durably(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&Path) -> io::Result<()>,
+) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let written = write(&tmp);
     if written.is_err() {
-        // A full disk, say: leave no partial file behind.
         let _ = std::fs::remove_file(&tmp);
         return written;
     }
-    std::fs::rename(&tmp, dir.join(FILE))?;
+    std::fs::rename(&tmp, dir.join(name))?;
     File::open(dir)?.sync_all()
 }
 

@@ -439,26 +439,4 @@ crate::snapshot::snap_fields!(DealsClosedAndCreated {
     created_amount,
 });
 
-/// The won deals by acquisition are kept when built through the part's own lookups.
-impl super::image::Imaged for DealIndex {
-    fn put_image(
-        &self,
-        lookups: &Arc<Lookups>,
-        w: &mut impl std::io::Write,
-    ) -> std::io::Result<()> {
-        use crate::snapshot::Snap as _;
-        self.put(w)?;
-        self.won_by_acquisition.built_through(lookups).put(w)
-    }
-    fn get_image(
-        lookups: &Arc<Lookups>,
-        r: &mut impl crate::snapshot::ContentSource,
-    ) -> std::io::Result<Self> {
-        use crate::snapshot::Snap;
-        let index = Self::get(r)?;
-        if let Some(built) = Snap::get(r)? {
-            index.won_by_acquisition.set_through(lookups, built);
-        }
-        Ok(index)
-    }
-}
+super::image::imaged_with_sales_by_acquisition!(DealIndex, won_by_acquisition);

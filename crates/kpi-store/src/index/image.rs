@@ -72,6 +72,37 @@ macro_rules! imaged_as_written {
 }
 pub(crate) use imaged_as_written;
 
+/// [`Imaged`] for an index read through `Arc<Lookups>` whose field `$by` holds sales by
+/// their customer's acquisition (`ByCustomers`): its other fields as written, then `$by`
+/// when it was derived through the part's own lookups.
+macro_rules! imaged_with_sales_by_acquisition {
+    ($t:ty, $by:ident) => {
+        impl $crate::index::image::Imaged for $t {
+            fn put_image(
+                &self,
+                lookups: &std::sync::Arc<$crate::index::lookups::Lookups>,
+                w: &mut impl std::io::Write,
+            ) -> std::io::Result<()> {
+                use $crate::snapshot::Snap as _;
+                self.put(w)?;
+                self.$by.built_through(lookups).put(w)
+            }
+            fn get_image(
+                lookups: &std::sync::Arc<$crate::index::lookups::Lookups>,
+                r: &mut impl $crate::snapshot::ContentSource,
+            ) -> std::io::Result<Self> {
+                use $crate::snapshot::Snap;
+                let index = Self::get(r)?;
+                if let Some(built) = Snap::get(r)? {
+                    index.$by.set_through(lookups, built);
+                }
+                Ok(index)
+            }
+        }
+    };
+}
+pub(crate) use imaged_with_sales_by_acquisition;
+
 /// What identifies this build: the length and CRC-32 of the running executable (an
 /// image is read only by the build that wrote it); `None` when it cannot be read.
 fn build_fingerprint() -> Option<u64> {
@@ -99,9 +130,8 @@ pub(crate) fn write(dir: &Path, token: u64, tenants: &[(&str, &Index)]) -> io::R
             "the executable cannot be read to fingerprint it",
         ));
     };
-    let tmp = dir.join(format!("{FILE}.tmp"));
-    let written = (|| {
-        let file = File::create(&tmp)?;
+    crate::snapshot::replace_durably(dir, FILE, |tmp| {
+        let file = File::create(tmp)?;
         let mut w = BlockWriter::new(&file, &header(token))?;
         build.put(&mut w)?;
         strides().iter().try_for_each(|s| s.put(&mut w))?;
@@ -112,13 +142,7 @@ pub(crate) fn write(dir: &Path, token: u64, tenants: &[(&str, &Index)]) -> io::R
         }
         w.finish()?;
         file.sync_all()
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-        return written;
-    }
-    std::fs::rename(&tmp, dir.join(FILE))?;
-    File::open(dir)?.sync_all()
+    })
 }
 
 fn header(token: u64) -> Vec<u8> {

@@ -227,26 +227,4 @@ pub(crate) fn buyers(
 
 crate::snapshot::snap_fields!(PurchaseIndex { at, amount, prev, prev2 } else { by_acquisition });
 
-/// The purchases by acquisition are kept when built through the part's own lookups.
-impl super::image::Imaged for PurchaseIndex {
-    fn put_image(
-        &self,
-        lookups: &Arc<Lookups>,
-        w: &mut impl std::io::Write,
-    ) -> std::io::Result<()> {
-        use crate::snapshot::Snap as _;
-        self.put(w)?;
-        self.by_acquisition.built_through(lookups).put(w)
-    }
-    fn get_image(
-        lookups: &Arc<Lookups>,
-        r: &mut impl crate::snapshot::ContentSource,
-    ) -> std::io::Result<Self> {
-        use crate::snapshot::Snap;
-        let index = Self::get(r)?;
-        if let Some(built) = Snap::get(r)? {
-            index.by_acquisition.set_through(lookups, built);
-        }
-        Ok(index)
-    }
-}
+super::image::imaged_with_sales_by_acquisition!(PurchaseIndex, by_acquisition);

@@ -85,18 +85,11 @@ pub(crate) fn write(dir: &Path, token: u64, settings: &SettingsByTenant) -> io::
     }
     let crc = crc32fast::hash(&bytes);
     bytes.extend_from_slice(&crc.to_le_bytes());
-    let tmp = dir.join(format!("{FILE}.tmp"));
-    let written = (|| {
-        let mut file = File::create(&tmp)?;
+    crate::snapshot::replace_durably(dir, FILE, |tmp| {
+        let mut file = File::create(tmp)?;
         file.write_all(&bytes)?;
         file.sync_all()
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-        return written;
-    }
-    std::fs::rename(&tmp, dir.join(FILE))?;
-    File::open(dir)?.sync_all()
+    })
 }
 
 /// Removes the marker durably (the directory fsync'd when there was one).
