@@ -1,5 +1,5 @@
 //! The index image: what a tenant's index built (each part's index over every row, its
-//! partitions by dimension and their values, the stage entries), written beside the rows
+//! partitions by dimension and their values, its cohorts, the stage entries), written beside the rows
 //! snapshot when kpid stops and read back when it starts, so the first dashboard after a
 //! restart reads indexes instead of building them.
 //!
