@@ -130,6 +130,11 @@ pub(crate) fn write(dir: &Path, token: u64, tenants: &[(&str, &Index)]) -> io::R
             "the executable cannot be read to fingerprint it",
         ));
     };
+    write_as(dir, token, tenants, build)
+}
+
+/// [`write`], as the build `build` fingerprints.
+fn write_as(dir: &Path, token: u64, tenants: &[(&str, &Index)], build: u64) -> io::Result<()> {
     crate::snapshot::replace_durably(dir, FILE, |tmp| {
         let file = File::create(tmp)?;
         let mut w = BlockWriter::new(&file, &header(token))?;
@@ -579,6 +584,15 @@ mod tests {
             ImageReader::open(dir.path(), 8).is_err(),
             "another snapshot's rows"
         );
+
+        // Another build's: refused before anything is read.
+        let build = build_fingerprint().unwrap();
+        write_as(dir.path(), 7, &[("t", &index)], build ^ 1).unwrap();
+        let refused = ImageReader::open(dir.path(), 7).err().expect("refused");
+        assert!(refused.to_string().contains("another build"), "{refused}");
+        assert!(!is_current(dir.path(), 7));
+        write(dir.path(), 7, &[("t", &index)]).unwrap();
+        assert!(is_current(dir.path(), 7));
 
         // Other rows: a part's row count differs.
         let other = copies_written(4);
