@@ -78,10 +78,12 @@ impl Store {
     }
 
     /// Reads the index image in `dir`, when it is over the rows of snapshot `token` (the
-    /// one loaded), into each tenant's first index as it is published. A tenant the image
-    /// lacks, or whose image does not verify, is built as before; an image of other rows
+    /// one loaded, each tenant's at generation `loaded`), into each tenant's first index
+    /// as it is published, when that index is over those rows. A tenant the image lacks,
+    /// one written meanwhile (its first index is over other rows) and the tenants after
+    /// it, or an image that does not verify, are built as before; an image of other rows
     /// is removed.
-    pub(super) fn read_index_image(&self, dir: &Path, token: u64) {
+    pub(super) fn read_index_image(&self, dir: &Path, token: u64, loaded: &HashMap<String, u64>) {
         let started = Instant::now();
         let mut reader = match ImageReader::open(dir, token) {
             Ok(Some(reader)) => reader,
@@ -107,12 +109,23 @@ impl Store {
             };
             let tenant_started = Instant::now();
             let _building = lock(&tenant.building);
+            let as_loaded = loaded.get(&name).copied();
             let mut restored = None;
-            let (index, _) = tenant.build_then(&self.inner.budget, |index| {
-                restored = Some(reader.restore(index));
+            let (index, _) = tenant.build_then(&self.inner.budget, |index, generation| {
+                if Some(generation) == as_loaded {
+                    restored = Some(reader.restore(index));
+                }
             });
-            // An index a read published first takes what the image holds too.
-            let restored = restored.unwrap_or_else(|| reader.restore(&index));
+            // An index a read published first, over the rows as loaded, takes what the
+            // image holds too.
+            let restored = restored.unwrap_or_else(|| {
+                if tenant.published_generation() != as_loaded {
+                    return Err(std::io::Error::other(
+                        "written since it opened: its index is over other rows",
+                    ));
+                }
+                reader.restore(&index)
+            });
             if let Err(e) = restored {
                 tracing::warn!(tenant = %name, reason = %e, "the index image does not verify: the rest is built");
                 break;
@@ -152,6 +165,62 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         panic!("the index was not read from the image");
+    }
+
+    /// An image is read only into an index over the rows as loaded: after a write (here
+    /// between the open and the read), the tenant's index is built from its rows and
+    /// answers as the reference does, nothing read from the image.
+    #[test]
+    fn an_image_is_not_read_into_rows_written_since_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let scopes = grid_scopes(&grid());
+        let records = RandomTenant {
+            rng: Rng(43),
+            grid: grid(),
+        }
+        .records();
+        let mut model = crate::index::tests::canonical(records.clone());
+        let store = Store::open(dir.path()).unwrap();
+        store.put("t", records).unwrap();
+        compare_with_reference(&store.source("t"), &model, &scopes);
+        store.save_snapshot().unwrap();
+        let token = image::token_of(dir.path()).expect("an image written");
+        let kept = dir.path().join("kept.image");
+        std::fs::copy(dir.path().join(image::FILE), &kept).unwrap();
+        drop(store);
+
+        // Opened without reading it; the image put back, then a write, then the read.
+        let off = crate::OpenOptions {
+            no_index_image: true,
+            ..crate::OpenOptions::default()
+        };
+        let store = Store::open_with(dir.path(), off).unwrap();
+        let loaded = HashMap::from([("t".to_owned(), store.tenant("t").unwrap().generation())]);
+        std::fs::copy(&kept, dir.path().join(image::FILE)).unwrap();
+        // Every deal's amount changed: as many rows as the image's, other sums.
+        let deals: Vec<crate::record::Record> = model
+            .of_kind(crate::record::RecordKind::Deal)
+            .cloned()
+            .map(|r| match r {
+                crate::record::Record::Deal(mut d) => {
+                    d.amount += kpi_core::Decimal::ONE;
+                    crate::record::Record::Deal(d)
+                }
+                other => other,
+            })
+            .collect();
+        for d in &deals {
+            model.upsert(d.clone());
+        }
+        store.put("t", deals).unwrap();
+        store.read_index_image(dir.path(), token, &loaded);
+        let t = store.tenant("t").unwrap();
+        let published = lock(&t.index).clone().expect("an index published");
+        assert!(
+            published.index.built_parts().iter().all(|(all, _)| !*all),
+            "nothing read from the image"
+        );
+        compare_with_reference(&store.source("t"), &model, &scopes);
     }
 
     /// A store that saves its snapshot writes its tenants' index image beside it (of the

@@ -328,6 +328,19 @@ impl Tenant {
         self.build(budget).1
     }
 
+    /// The generation of its rows (a count of the writes applied to them).
+    fn generation(&self) -> u64 {
+        self.records
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation
+    }
+
+    /// The generation of the rows its published index was built from.
+    fn published_generation(&self) -> Option<u64> {
+        lock(&self.index).as_ref().map(|p| p.generation)
+    }
+
     /// How many rows it has.
     fn rows_len(&self) -> usize {
         self.records
@@ -340,14 +353,14 @@ impl Tenant {
     /// Builds and publishes the index of the rows now, from the one published (unless it
     /// is current). The caller holds `building`.
     fn build(&self, budget: &Budget) -> (Arc<Index>, bool) {
-        self.build_then(budget, |_| {})
+        self.build_then(budget, |_, _| {})
     }
 
-    /// [`Tenant::build`], and `then` given the index published (when it is new) before
-    /// it warms: a new index's parts are built by the warm-up only after `then` (which
-    /// reads the index image into it: `store/index_image.rs`); readers meanwhile read it
-    /// and build what they read.
-    fn build_then(&self, budget: &Budget, then: impl FnOnce(&Index)) -> (Arc<Index>, bool) {
+    /// [`Tenant::build`], and `then` given the index published (when it is new) and the
+    /// generation of the rows it was built from, before it warms: a new index's parts are
+    /// built by the warm-up only after `then` (which reads the index image into it:
+    /// `store/index_image.rs`); readers meanwhile read it and build what they read.
+    fn build_then(&self, budget: &Budget, then: impl FnOnce(&Index, u64)) -> (Arc<Index>, bool) {
         let previous = lock(&self.index).clone();
         let (published, rows) = {
             let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
@@ -367,11 +380,12 @@ impl Tenant {
         };
         // The rows' lock is not held here: a reader takes it before the index's.
         let index = Arc::clone(&published.index);
+        let generation = published.generation;
         let mut slot = lock(&self.index);
         *slot = Some(published);
         let over_budget = budget.charge(&self.usage, budget::estimate(rows));
         drop(slot);
-        then(&index);
+        then(&index, generation);
         if index.large() {
             // The parts this read needs are built as it reads them; the others meanwhile.
             // It stops early once nothing else holds the index (a write replaced it).

@@ -326,12 +326,25 @@ impl Store {
             return;
         }
         large.sort_by_key(|(rows, _)| std::cmp::Reverse(*rows));
+        // The image holds indexes over the rows as loaded: each tenant's generation now,
+        // before the store is shared and any write applied.
+        let loaded: HashMap<String, u64> = match &image {
+            None => HashMap::new(),
+            Some(_) => self
+                .inner
+                .tenants
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|(name, t)| (name.clone(), t.generation()))
+                .collect(),
+        };
         let store = Arc::downgrade(&self.inner);
         let spawned = std::thread::Builder::new()
             .name("kpid-warm-at-open".into())
             .spawn(move || {
                 if let (Some((dir, token)), Some(inner)) = (image, store.upgrade()) {
-                    Store { inner }.read_index_image(&dir, token);
+                    Store { inner }.read_index_image(&dir, token, &loaded);
                 }
                 for (rows, tenant) in large {
                     let Some(inner) = store.upgrade() else { return };
