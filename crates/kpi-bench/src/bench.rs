@@ -557,6 +557,10 @@ impl Duck {
 
 /// The restarts over the data directory of the stopped kpid (sled): to its first Compute,
 /// then (a second start) to its first dashboard.
+/// What a restarted kpid logs of its open: sled's and the snapshot's times (side by side),
+/// the index image's read, and why the current-snapshot marker was not used, if it was not.
+const RESTART_LOG_FIELDS: &[&str] = &["sled_ms", "snapshot_ms", "image_ms", "reason"];
+
 fn restarts_over_data_dir(
     rt: &tokio::runtime::Runtime,
     deployed: &DeployedKpid,
@@ -570,16 +574,11 @@ fn restarts_over_data_dir(
     res.restart_peak_rss_mb = restarted.1.peak_rss_mb()?;
     res.restart_ready_s = restarted.1.ready_after.as_secs_f64();
     // What kpid's log says of its open so far (sled may still be opening behind a
-    // current snapshot).
-    let logged: Vec<String> = ["sled_ms", "snapshot_ms", "image_ms", "reason"]
-        .into_iter()
-        .filter_map(|f| restarted.1.log_field(f).map(|v| format!("{f}={v}")))
-        .collect();
+    // current snapshot), and why it did not use the current-snapshot marker if it did not.
+    let logged = restarted.1.logged(RESTART_LOG_FIELDS);
     say(format!(
         "first answer {:.2} s after the restart (ready after {:.2} s; logged so far: {})",
-        res.restart_to_first_answer_s,
-        res.restart_ready_s,
-        logged.join(" ")
+        res.restart_to_first_answer_s, res.restart_ready_s, logged
     ));
     restarted.1.terminate(STOP_GRACE)?;
 
@@ -587,15 +586,12 @@ fn restarts_over_data_dir(
     let restarted = rt.block_on(restart_dashboard(deployed, data_dir, ids))?;
     res.restart_first_dashboard_s = restarted.0;
     res.restart_peak_rss_mb = res.restart_peak_rss_mb.max(restarted.1.peak_rss_mb()?);
-    let logged: Vec<String> = ["sled_ms", "snapshot_ms", "image_ms", "reason"]
-        .into_iter()
-        .filter_map(|f| restarted.1.log_field(f).map(|v| format!("{f}={v}")))
-        .collect();
+    let logged = restarted.1.logged(RESTART_LOG_FIELDS);
     say(format!(
         "first dashboard {:.2} s after the restart (ready after {:.2} s; logged so far: {})",
         res.restart_first_dashboard_s,
         restarted.1.ready_after.as_secs_f64(),
-        logged.join(" ")
+        logged
     ));
     restarted.1.terminate(STOP_GRACE)?;
     Ok(())
@@ -896,14 +892,10 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
         anyhow::Ok((answer, ids))
     })?;
     res.stop_s = server.stop(STOP_GRACE)?.as_secs_f64();
-    let logged: Vec<String> = ["snapshot_write_ms", "settle_ms", "image_write_ms"]
-        .into_iter()
-        .filter_map(|f| server.log_field(f).map(|v| format!("{f}={v}")))
-        .collect();
+    let logged = server.logged(&["snapshot_write_ms", "settle_ms", "image_write_ms"]);
     say(format!(
         "kpid stopped in {:.2} s (rows snapshot and index image written: {})",
-        res.stop_s,
-        logged.join(" ")
+        res.stop_s, logged
     ));
     res.disk_mb = disk_bytes(&data_dir) as f64 / (1024.0 * 1024.0);
 

@@ -120,6 +120,15 @@ impl Child {
         })
     }
 
+    /// `field=value` for each of `fields` its log has ([`Child::log_field`]), space-separated.
+    pub(crate) fn logged(&self, fields: &[&str]) -> String {
+        let logged: Vec<String> = fields
+            .iter()
+            .filter_map(|f| self.log_field(f).map(|v| format!("{f}={v}")))
+            .collect();
+        logged.join(" ")
+    }
+
     /// Its process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()

@@ -36,15 +36,8 @@ impl Store {
             return;
         }
         let started = Instant::now();
-        let large: Vec<(String, Arc<Tenant>)> = self
-            .inner
-            .tenants
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|(_, t)| t.rows_len() >= IMAGED_ROWS)
-            .map(|(n, t)| (n.clone(), Arc::clone(t)))
-            .collect();
+        let mut large = self.tenants();
+        large.retain(|(_, t)| t.rows_len() >= IMAGED_ROWS);
         if large.is_empty() {
             // An image of other rows is never read: free its space.
             let _ = std::fs::remove_file(dir.join(image::FILE));

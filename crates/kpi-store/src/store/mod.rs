@@ -463,6 +463,16 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
+    /// Every tenant with its name, as listed now (the list's lock is not kept).
+    fn tenants(&self) -> Vec<(String, Arc<Tenant>)> {
+        let tenants = self.inner.tenants.read();
+        let tenants = tenants.unwrap_or_else(PoisonError::into_inner);
+        tenants
+            .iter()
+            .map(|(n, t)| (n.clone(), Arc::clone(t)))
+            .collect()
+    }
+
     fn tenant(&self, tenant: &str) -> Option<Arc<Tenant>> {
         self.inner
             .tenants

@@ -313,13 +313,10 @@ impl Store {
     /// With `image` (a data directory and the token of the rows snapshot loaded), what
     /// the index image there holds is read first (`store/index_image.rs`).
     fn warm_large_tenants(&self, image: Option<(PathBuf, u64)>) {
-        let mut large: Vec<(usize, Arc<Tenant>)> = self
-            .inner
-            .tenants
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .map(|t| (t.rows_len(), Arc::clone(t)))
+        let tenants = self.tenants();
+        let mut large: Vec<(usize, Arc<Tenant>)> = tenants
+            .iter()
+            .map(|(_, t)| (t.rows_len(), Arc::clone(t)))
             .filter(|(rows, _)| *rows >= WARM_AT_OPEN_ROWS)
             .collect();
         if large.is_empty() && image.is_none() {
@@ -328,17 +325,10 @@ impl Store {
         large.sort_by_key(|(rows, _)| std::cmp::Reverse(*rows));
         // The image holds indexes over the rows as loaded: each tenant's generation now,
         // before the store is shared and any write applied.
-        let loaded: HashMap<String, u64> = match &image {
-            None => HashMap::new(),
-            Some(_) => self
-                .inner
-                .tenants
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .map(|(name, t)| (name.clone(), t.generation()))
-                .collect(),
-        };
+        let loaded: HashMap<String, u64> = tenants
+            .iter()
+            .map(|(name, t)| (name.clone(), t.generation()))
+            .collect();
         let store = Arc::downgrade(&self.inner);
         let spawned = std::thread::Builder::new()
             .name("kpid-warm-at-open".into())

@@ -270,14 +270,7 @@ impl SledBackend {
             );
             h.finish()
         };
-        let tenants: Vec<(String, Arc<Tenant>)> = store
-            .inner
-            .tenants
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(n, t)| (n.clone(), Arc::clone(t)))
-            .collect();
+        let tenants = store.tenants();
         let guards: Vec<_> = tenants
             .iter()
             .map(|(n, t)| {
